@@ -1,0 +1,290 @@
+// LAPACK backend of the dense kernels (OpenBLAS's BLAS and LAPACK), and the
+// dispatch between backends. Compiled without LAPACK, every call falls back to
+// the reference backend.
+#include <stdexcept>
+#include <string>
+
+#include "linalg/dense_kernels.h"
+#include "linalg/dense_kernels_internal.h"
+
+#ifndef COMPRESSM_WITH_LAPACK
+#define COMPRESSM_WITH_LAPACK 0
+#endif
+
+#if COMPRESSM_WITH_LAPACK
+// Fortran interfaces; hidden CHARACTER lengths come last.
+extern "C" {
+using fcomplex = std::complex<double>;
+void zherk_(const char* uplo, const char* trans, const int* n, const int* k, const double* alpha,
+            const fcomplex* a, const int* lda, const double* beta, fcomplex* c, const int* ldc,
+            size_t, size_t);
+void zgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k,
+            const fcomplex* alpha, const fcomplex* a, const int* lda, const fcomplex* b,
+            const int* ldb, const fcomplex* beta, fcomplex* c, const int* ldc, size_t, size_t);
+void ztrmm_(const char* side, const char* uplo, const char* transa, const char* diag,
+            const int* m, const int* n, const fcomplex* alpha, const fcomplex* a, const int* lda,
+            fcomplex* b, const int* ldb, size_t, size_t, size_t, size_t);
+void dbdsvdx_(const char* uplo, const char* jobz, const char* range, const int* n, const double* d,
+              const double* e, const double* vl, const double* vu, const int* il, const int* iu,
+              int* ns, double* s, double* z, const int* ldz, double* work, int* iwork, int* info,
+              size_t, size_t, size_t);
+void zpotrf_(const char* uplo, const int* n, fcomplex* a, const int* lda, int* info, size_t);
+void zpstrf_(const char* uplo, const int* n, fcomplex* a, const int* lda, int* piv, int* rank,
+             const double* tol, double* work, int* info, size_t);
+void zgebrd_(const int* m, const int* n, fcomplex* a, const int* lda, double* d, double* e,
+             fcomplex* tauq, fcomplex* taup, fcomplex* work, const int* lwork, int* info);
+void dbdsdc_(const char* uplo, const char* compq, const int* n, double* d, double* e, double* u,
+             const int* ldu, double* vt, const int* ldvt, double* q, int* iq, double* work,
+             int* iwork, int* info, size_t, size_t);
+void zunmbr_(const char* vect, const char* side, const char* trans, const int* m, const int* n,
+             const int* k, const fcomplex* a, const int* lda, const fcomplex* tau, fcomplex* c,
+             const int* ldc, fcomplex* work, const int* lwork, int* info, size_t, size_t, size_t);
+void zgeev_(const char* jobvl, const char* jobvr, const int* n, fcomplex* a, const int* lda,
+            fcomplex* w, fcomplex* vl, const int* ldvl, fcomplex* vr, const int* ldvr,
+            fcomplex* work, const int* lwork, double* rwork, int* info, size_t, size_t);
+void openblas_set_num_threads(int);
+}
+#endif
+
+namespace compressm::linalg {
+
+bool lapack_available() { return COMPRESSM_WITH_LAPACK != 0; }
+Backend default_backend() { return lapack_available() ? Backend::Lapack : Backend::Reference; }
+const char* backend_name(Backend backend) {
+  return backend == Backend::Lapack ? "lapack" : "reference";
+}
+
+void set_dense_kernel_threads(int threads) {
+#if COMPRESSM_WITH_LAPACK
+  openblas_set_num_threads(threads);
+#else
+  (void)threads;
+#endif
+}
+
+#if COMPRESSM_WITH_LAPACK
+namespace lapack {
+namespace {
+
+int to_int(Eigen::Index n) { return static_cast<int>(n); }
+
+void check_info(int info, const char* routine) {
+  if (info != 0)
+    throw std::runtime_error(std::string(routine) + " failed with info = " + std::to_string(info));
+}
+
+// zherk fills one triangle; mirror it so callers get a full Hermitian matrix.
+MatrixXc herk(const MatrixXc& a, char trans) {
+  const int n = to_int(trans == 'N' ? a.rows() : a.cols());
+  const int k = to_int(trans == 'N' ? a.cols() : a.rows());
+  MatrixXc x = MatrixXc::Zero(n, n);
+  if (n == 0 || k == 0) return x;
+  const double one = 1.0, zero = 0.0;
+  const int lda = std::max(1, to_int(a.rows()));
+  zherk_("L", &trans, &n, &k, &one, a.data(), &lda, &zero, x.data(), &n, 1, 1);
+  x.triangularView<Eigen::StrictlyUpper>() = x.adjoint();
+  return x;
+}
+
+void zgemm_check_square(const MatrixXc& l, int m) {
+  if (l.rows() != m || l.cols() != m)
+    throw std::invalid_argument("lower_triangular_multiply: factor is not square of matching size");
+}
+
+}  // namespace
+
+MatrixXc gram_rows(const MatrixXc& a) { return herk(a, 'N'); }
+MatrixXc gram_columns(const MatrixXc& a) { return herk(a, 'C'); }
+
+MatrixXc multiply(const MatrixXc& a, bool adjoint_a, const MatrixXc& b) {
+  const int m = to_int(adjoint_a ? a.cols() : a.rows());
+  const int k = to_int(adjoint_a ? a.rows() : a.cols());
+  const int n = to_int(b.cols());
+  MatrixXc c = MatrixXc::Zero(m, n);
+  if (m == 0 || n == 0 || k == 0) return c;
+  const fcomplex one(1.0), zero(0.0);
+  const int lda = std::max(1, to_int(a.rows())), ldb = std::max(1, to_int(b.rows()));
+  zgemm_(adjoint_a ? "C" : "N", "N", &m, &n, &k, &one, a.data(), &lda, b.data(), &ldb, &zero,
+         c.data(), &m, 1, 1);
+  return c;
+}
+
+MatrixXc lower_triangular_multiply(const MatrixXc& l, bool adjoint_l, const MatrixXc& b) {
+  MatrixXc c = b;
+  const int m = to_int(b.rows()), n = to_int(b.cols());
+  if (m == 0 || n == 0) return c;
+  const fcomplex one(1.0);
+  zgemm_check_square(l, m);
+  ztrmm_("L", "L", adjoint_l ? "C" : "N", "N", &m, &n, &one, l.data(), &m, c.data(), &m, 1, 1, 1,
+         1);
+  return c;
+}
+
+GramianFactor psd_factor(const MatrixXc& p) {
+  const int n = to_int(p.rows());
+  int info = 0;
+  MatrixXc l = p;
+  if (n > 0) zpotrf_("L", &n, l.data(), &n, &info, 1);
+  if (info == 0) {
+    l.triangularView<Eigen::StrictlyUpper>().setZero();
+    return {std::move(l), false};
+  }
+  // Semidefinite: pivoted Cholesky stops at the numerical rank (tol < 0 asks
+  // for LAPACK's default N * eps * max(diag)).
+  l = p;
+  std::vector<int> piv(n);
+  std::vector<double> work(2 * static_cast<size_t>(n));
+  int rank = 0;
+  const double tol = -1.0;
+  zpstrf_("L", &n, l.data(), &n, piv.data(), &rank, &tol, work.data(), &info, 1);
+  if (info < 0) check_info(info, "zpstrf");
+  GramianFactor factor;
+  factor.pivoted = true;
+  factor.L = MatrixXc::Zero(n, rank);
+  for (int c = 0; c < rank; ++c)
+    for (int r = c; r < n; ++r) factor.L(piv[r] - 1, c) = l(r, c);
+  return factor;
+}
+
+// Bidiagonalisation (zgebrd, the O(n^3) part), all singular values of the real
+// bidiagonal (dbdsdc), then only the `vectors` leading singular vectors are
+// taken back through the Householder reflectors (zunmbr): M = Q B P^H,
+// B = Ub S Vb^T  =>  U = Q [Ub; 0],  V = P Vb.
+PartialSvd partial_svd(const MatrixXc& m_in, const VectorCountRule& vectors) {
+  if (m_in.rows() < m_in.cols()) {  // work on M^H so that rows >= cols
+    PartialSvd t = partial_svd(m_in.adjoint(), vectors);
+    std::swap(t.U, t.V);
+    return t;
+  }
+  MatrixXc a = m_in;
+  const int m = to_int(a.rows()), n = to_int(a.cols());
+  PartialSvd out;
+  if (n == 0) {
+    out.singular_values = VectorXd::Zero(0);
+    const Eigen::Index k = vectors(out.singular_values);
+    if (k != 0) throw std::invalid_argument("partial_svd: vector count out of range");
+    out.U = MatrixXc::Zero(m, 0);
+    out.V = MatrixXc::Zero(0, 0);
+    return out;
+  }
+  VectorXd d(n), e(std::max(1, n - 1));
+  VectorXc tauq(n), taup(n);
+  int info = 0, lwork = -1;
+  fcomplex query;
+  zgebrd_(&m, &n, a.data(), &m, d.data(), e.data(), tauq.data(), taup.data(), &query, &lwork,
+          &info);
+  lwork = static_cast<int>(query.real());
+  VectorXc work(std::max(1, lwork));
+  zgebrd_(&m, &n, a.data(), &m, d.data(), e.data(), tauq.data(), taup.data(), work.data(), &lwork,
+          &info);
+  check_info(info, "zgebrd");
+
+  // Singular values first (O(n^2)); the rule then says how many vectors.
+  std::vector<int> iwork(8 * static_cast<size_t>(n));
+  double unused = 0.0;
+  int iunused = 0, one = 1;
+  {
+    VectorXd dv = d, ev = e;
+    std::vector<double> rwork(4 * static_cast<size_t>(n));
+    dbdsdc_("U", "N", &n, dv.data(), ev.data(), &unused, &one, &unused, &one, &unused, &iunused,
+            rwork.data(), iwork.data(), &info, 1, 1);
+    check_info(info, "dbdsdc");
+    out.singular_values = dv;  // descending
+  }
+  const Eigen::Index want = vectors(out.singular_values);
+  if (want < 0 || want > n) throw std::invalid_argument("partial_svd: vector count out of range");
+  if (want == 0) {
+    out.U = MatrixXc::Zero(m, 0);
+    out.V = MatrixXc::Zero(n, 0);
+    return out;
+  }
+  // Leading k singular vectors of the bidiagonal only (bisection and inverse
+  // iteration on its Golub-Kahan tridiagonal form): Z = [Ub; Vb].
+  const int k = to_int(want);
+  int found = 0;
+  const int il = 1, ldz = 2 * n;
+  VectorXd s(n);
+  MatrixXd z(2 * n, k + 1);  // dbdsvdx needs one spare column
+  std::vector<double> rwork(14 * static_cast<size_t>(n));
+  std::vector<int> iwork12(12 * static_cast<size_t>(n));
+  dbdsvdx_("U", "V", "I", &n, d.data(), e.data(), &unused, &unused, &il, &k, &found, s.data(),
+           z.data(), &ldz, rwork.data(), iwork12.data(), &info, 1, 1, 1);
+  check_info(info, "dbdsvdx");
+  if (found != k) throw std::runtime_error("dbdsvdx returned " + std::to_string(found) +
+                                           " vectors, expected " + std::to_string(k));
+  out.U = MatrixXc::Zero(m, k);
+  out.U.topRows(n) = z.topLeftCorner(n, k).cast<Complex>();
+  out.V = z.block(n, 0, n, k).cast<Complex>();
+  lwork = -1;
+  zunmbr_("Q", "L", "N", &m, &k, &n, a.data(), &m, tauq.data(), out.U.data(), &m, &query, &lwork,
+          &info, 1, 1, 1);
+  int lwork_q = static_cast<int>(query.real());
+  zunmbr_("P", "L", "N", &n, &k, &m, a.data(), &m, taup.data(), out.V.data(), &n, &query, &lwork,
+          &info, 1, 1, 1);
+  lwork = std::max({1, lwork_q, static_cast<int>(query.real())});
+  work.resize(lwork);
+  zunmbr_("Q", "L", "N", &m, &k, &n, a.data(), &m, tauq.data(), out.U.data(), &m, work.data(),
+          &lwork, &info, 1, 1, 1);
+  check_info(info, "zunmbr(Q)");
+  zunmbr_("P", "L", "N", &n, &k, &m, a.data(), &m, taup.data(), out.V.data(), &n, work.data(),
+          &lwork, &info, 1, 1, 1);
+  check_info(info, "zunmbr(P)");
+  return out;
+}
+
+EigenDecomposition eigen_decomposition(const MatrixXc& a_in) {
+  MatrixXc a = a_in;
+  const int n = to_int(a.rows());
+  EigenDecomposition out{VectorXc(n), MatrixXc(n, n)};
+  if (n == 0) return out;
+  int info = 0, lwork = -1, one = 1;
+  fcomplex query, vl_unused;
+  std::vector<double> rwork(2 * static_cast<size_t>(n));
+  zgeev_("N", "V", &n, a.data(), &n, out.values.data(), &vl_unused, &one, out.vectors.data(), &n,
+         &query, &lwork, rwork.data(), &info, 1, 1);
+  lwork = std::max(1, static_cast<int>(query.real()));
+  VectorXc work(lwork);
+  zgeev_("N", "V", &n, a.data(), &n, out.values.data(), &vl_unused, &one, out.vectors.data(), &n,
+         work.data(), &lwork, rwork.data(), &info, 1, 1);
+  check_info(info, "zgeev");
+  out.vectors.colwise().normalize();
+  return out;
+}
+
+}  // namespace lapack
+#endif
+
+// Dispatch. Without LAPACK in the build, Backend::Lapack means the reference.
+#if COMPRESSM_WITH_LAPACK
+#define COMPRESSM_DISPATCH(call) \
+  return backend == Backend::Lapack ? lapack::call : reference::call
+#else
+#define COMPRESSM_DISPATCH(call) \
+  (void)backend;                 \
+  return reference::call
+#endif
+
+MatrixXc gram_rows(const MatrixXc& a, Backend backend) { COMPRESSM_DISPATCH(gram_rows(a)); }
+MatrixXc gram_columns(const MatrixXc& a, Backend backend) { COMPRESSM_DISPATCH(gram_columns(a)); }
+MatrixXc multiply(const MatrixXc& a, bool adjoint_a, const MatrixXc& b, Backend backend) {
+  COMPRESSM_DISPATCH(multiply(a, adjoint_a, b));
+}
+MatrixXc lower_triangular_multiply(const MatrixXc& l, bool adjoint_l, const MatrixXc& b,
+                                   Backend backend) {
+  COMPRESSM_DISPATCH(lower_triangular_multiply(l, adjoint_l, b));
+}
+GramianFactor psd_factor(const MatrixXc& p, Backend backend) { COMPRESSM_DISPATCH(psd_factor(p)); }
+PartialSvd partial_svd(const MatrixXc& m, const VectorCountRule& vectors, Backend backend) {
+  COMPRESSM_DISPATCH(partial_svd(m, vectors));
+}
+PartialSvd partial_svd(const MatrixXc& m, Eigen::Index vectors, Backend backend) {
+  if (vectors < 0 || vectors > std::min(m.rows(), m.cols()))
+    throw std::invalid_argument("partial_svd: vector count out of range");
+  return partial_svd(m, [vectors](const VectorXd&) { return vectors; }, backend);
+}
+EigenDecomposition eigen_decomposition(const MatrixXc& a, Backend backend) {
+  COMPRESSM_DISPATCH(eigen_decomposition(a));
+}
+#undef COMPRESSM_DISPATCH
+
+}  // namespace compressm::linalg

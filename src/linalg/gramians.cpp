@@ -1,0 +1,86 @@
+#include "linalg/gramians.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "linalg/dense_kernels.h"
+
+namespace compressm::linalg {
+namespace {
+
+void require_stable(const VectorXc& lambda, const char* what) {
+  for (Eigen::Index i = 0; i < lambda.size(); ++i) {
+    if (!(std::abs(lambda[i]) < 1.0))
+      throw std::invalid_argument(std::string(what) + ": eigenvalue " + std::to_string(i) +
+                                  " has modulus " + std::to_string(std::abs(lambda[i])) +
+                                  " >= 1, the Gramian does not exist");
+  }
+}
+
+// X_ij = G_ij / (1 - a_i conj(b_j)): the Stein equation X = D_a X D_b^H + G
+// solved entrywise, which is exact for diagonal systems.
+// 1/z as conj(z)/|z|^2: |1 - a_i conj(b_j)| >= 1 - |a_i||b_j| > 0, so no
+// overflow guard is needed and the loop avoids the slow library division.
+MatrixXc divide_by_stein_kernel(MatrixXc g, const VectorXc& a, const VectorXc& b) {
+  for (Eigen::Index j = 0; j < g.cols(); ++j) {
+    const Complex bj = std::conj(b[j]);
+    for (Eigen::Index i = 0; i < g.rows(); ++i) {
+      const Complex z = 1.0 - a[i] * bj;
+      g(i, j) *= std::conj(z) / std::norm(z);
+    }
+  }
+  return g;
+}
+
+}  // namespace
+
+MatrixXc controllability_gramian(const DiagonalSystem& system) {
+  require_stable(system.lambda, "controllability_gramian");
+  return divide_by_stein_kernel(gram_rows(system.B), system.lambda, system.lambda);
+}
+
+MatrixXc observability_gramian(const DiagonalSystem& system) {
+  require_stable(system.lambda, "observability_gramian");
+  const VectorXc conj_lambda = system.lambda.conjugate();
+  return divide_by_stein_kernel(gram_columns(system.C), conj_lambda, conj_lambda);
+}
+
+MatrixXc solve_stein(const MatrixXc& a, const MatrixXc& f) {
+  const Eigen::Index n = a.rows();
+  if (a.cols() != n || f.rows() != n || f.cols() != n)
+    throw std::invalid_argument("solve_stein: A and F must be square and of equal size");
+  const SchurForm schur = complex_schur(a);
+  const MatrixXc& t = schur.T;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    if (!(std::abs(t(i, i)) < 1.0))
+      throw std::invalid_argument("solve_stein: A has an eigenvalue of modulus " +
+                                  std::to_string(std::abs(t(i, i))) + " >= 1");
+  }
+  // Y = T Y T^H + F~, column j from the last:
+  //   (I - conj(t_jj) T) y_j = f~_j + T * sum_{l>j} y_l conj(t_jl)
+  const MatrixXc ft = schur.Z.adjoint() * f * schur.Z;
+  MatrixXc y = MatrixXc::Zero(n, n);
+  MatrixXc lhs(n, n);
+  for (Eigen::Index j = n - 1; j >= 0; --j) {
+    VectorXc rhs = ft.col(j);
+    if (j + 1 < n) {
+      const VectorXc s = y.rightCols(n - j - 1) * t.row(j).tail(n - j - 1).adjoint();
+      rhs.noalias() += t * s;
+    }
+    lhs = -std::conj(t(j, j)) * t;
+    lhs.diagonal().array() += 1.0;
+    y.col(j) = lhs.triangularView<Eigen::Upper>().solve(rhs);
+  }
+  MatrixXc x = schur.Z * y * schur.Z.adjoint();
+  return 0.5 * (x + x.adjoint());  // exact solution is Hermitian for Hermitian F
+}
+
+MatrixXc controllability_gramian(const DenseSystem& system) {
+  return solve_stein(system.A, gram_rows(system.B));
+}
+
+MatrixXc observability_gramian(const DenseSystem& system) {
+  return solve_stein(system.A.adjoint(), gram_columns(system.C));
+}
+
+}  // namespace compressm::linalg

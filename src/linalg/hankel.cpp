@@ -1,0 +1,53 @@
+#include "linalg/hankel.h"
+
+#include <stdexcept>
+
+#include "linalg/dense_kernels_internal.h"
+#include "linalg/gramians.h"
+#include "linalg/stopwatch.h"
+
+namespace compressm::linalg {
+namespace {
+Eigen::Index no_vectors(const VectorXd&) { return 0; }
+}  // namespace
+
+SquareRootBalancing square_root_balancing(const MatrixXc& p, const MatrixXc& q,
+                                          const VectorCountRule& vectors, Backend backend) {
+  const Eigen::Index n = p.rows();
+  SquareRootBalancing out;
+  Stopwatch watch;
+  out.Lc = psd_factor(p, backend);
+  out.Lo = psd_factor(q, backend);
+  out.timing.factor_ms = watch.lap_ms();
+  // M = Lo^H Lc {rank_o, rank_c}; its singular values are the HSVs. Every
+  // state outside the controllable or observable subspace adds a zero HSV.
+  const MatrixXc m = factor_multiply(out.Lo, /*adjoint_f=*/true, out.Lc.L, backend);
+  out.timing.product_ms = watch.lap_ms();
+  const Eigen::Index available = std::min(m.rows(), m.cols());
+  auto padded = [n, available](const VectorXd& s) {
+    VectorXd hsv = VectorXd::Zero(n);
+    hsv.head(available) = s.cwiseMax(0.0);
+    return hsv;
+  };
+  PartialSvd svd = partial_svd(
+      m, [&](const VectorXd& s) { return std::min(vectors(padded(s)), available); }, backend);
+  out.hsv = padded(svd.singular_values);
+  out.timing.svd_ms = watch.lap_ms();
+  out.U = std::move(svd.U);
+  out.V = std::move(svd.V);
+  return out;
+}
+
+VectorXd hankel_singular_values(const DiagonalSystem& system, Backend backend) {
+  return square_root_balancing(controllability_gramian(system), observability_gramian(system),
+                               no_vectors, backend)
+      .hsv;
+}
+
+VectorXd hankel_singular_values(const DenseSystem& system, Backend backend) {
+  return square_root_balancing(controllability_gramian(system), observability_gramian(system),
+                               no_vectors, backend)
+      .hsv;
+}
+
+}  // namespace compressm::linalg

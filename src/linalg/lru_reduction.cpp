@@ -1,0 +1,78 @@
+#include "linalg/lru_reduction.h"
+
+#include <stdexcept>
+#include <string>
+
+#include "linalg/balanced_truncation.h"
+#include "linalg/gramians.h"
+#include "linalg/hankel.h"
+#include "linalg/rank_selection.h"
+#include "linalg/stopwatch.h"
+
+namespace compressm::linalg {
+namespace {
+
+void fail(const std::string& message) { throw std::invalid_argument(message); }
+
+}  // namespace
+
+void validate_diagonal_system(const DiagonalSystem& s) {
+  const Eigen::Index n = s.lambda.size(), h = s.B.cols();
+  if (n == 0) fail("the system has no states (N = 0)");
+  if (h == 0) fail("the system has no inputs (H = 0)");
+  if (s.B.rows() != n)
+    fail("B has " + std::to_string(s.B.rows()) + " rows but lambda has " + std::to_string(n) +
+         " entries");
+  if (s.C.cols() != n)
+    fail("C has " + std::to_string(s.C.cols()) + " columns but lambda has " + std::to_string(n) +
+         " entries");
+  if (s.D.size() != 0 && s.D.size() != s.C.rows())
+    fail("D has " + std::to_string(s.D.size()) + " entries but C has " +
+         std::to_string(s.C.rows()) + " rows");
+  if (!s.lambda.allFinite()) fail("lambda has non-finite entries");
+  if (!s.B.allFinite()) fail("B has non-finite entries");
+  if (!s.C.allFinite()) fail("C has non-finite entries");
+  if (!s.D.allFinite()) fail("D has non-finite entries");
+  for (Eigen::Index i = 0; i < n; ++i)
+    if (!(std::abs(s.lambda[i]) < 1.0))
+      fail("lambda[" + std::to_string(i) + "] has modulus " + std::to_string(std::abs(s.lambda[i])) +
+           " >= 1 (unstable)");
+}
+
+LruReduction reduce_diagonal_system(const DiagonalSystem& system, const RankRule& rule,
+                                    Backend backend) {
+  validate_diagonal_system(system);
+  const Eigen::Index n = system.state_dim();
+  if (rule.kind == RankRule::Kind::FixedRank && (rule.rank < 1 || rule.rank > n))
+    fail("rank " + std::to_string(rule.rank) + " outside [1, " + std::to_string(n) + "]");
+
+  LruReduction out;
+  out.old_dim = n;
+  BalancedTruncation truncation = balanced_truncation(system, rule, backend);
+  out.balance_timing = truncation.timing;
+  out.hsv = truncation.hsv;
+  if (truncation.requested_rank == n) {  // nothing to truncate: keep the layer as it is
+    out.rank = n;
+    out.reduced = system;
+    out.kept_energy = out.hsv.sum();
+    return out;
+  }
+  if (truncation.rank != truncation.requested_rank)
+    out.guards.push_back({"rank_lowered", "requested rank " +
+                                              std::to_string(truncation.requested_rank) +
+                                              " exceeds the numerical rank; kept " +
+                                              std::to_string(truncation.rank)});
+  out.rank = truncation.rank;
+  out.kept_energy = kept_energy(out.hsv, out.rank);
+  out.discarded_energy = discarded_energy(out.hsv, out.rank);
+  out.hinf_bound = truncation.hinf_bound;
+
+  Stopwatch watch;
+  DiagonalReduction diagonal = rediagonalise(truncation.reduced, system.D, backend);
+  out.reduced = std::move(diagonal.system);
+  out.guards.insert(out.guards.end(), diagonal.guards.begin(), diagonal.guards.end());
+  out.diagonalise_ms = watch.lap_ms();
+  return out;
+}
+
+}  // namespace compressm::linalg

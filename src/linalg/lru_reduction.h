@@ -1,0 +1,34 @@
+// One whole reduction of one LRU layer: HSVs -> rank -> balanced truncation ->
+// re-diagonalisation. This is what `compressm reduce` and the trainer call.
+#pragma once
+
+#include "linalg/balanced_truncation.h"
+#include "linalg/dense_kernels.h"
+#include "linalg/rank_selection.h"
+#include "linalg/types.h"
+
+namespace compressm::linalg {
+
+struct LruReduction {
+  VectorXd hsv;                    // {N}, descending
+  Eigen::Index old_dim = 0;
+  Eigen::Index rank = 0;           // new state dimension
+  double kept_energy = 0.0;        // sum of kept HSVs
+  double discarded_energy = 0.0;   // sum of discarded HSVs
+  double hinf_bound = 0.0;         // 2 * discarded_energy
+  DiagonalSystem reduced;          // re-diagonalised, D copied
+  std::vector<GuardEvent> guards;  // every numerical guard that fired
+  BalancedTruncation::Timing balance_timing;  // Gramians, factors, SVD, projection
+  double diagonalise_ms = 0.0;  // eigen-decomposition of A_r and change of basis
+};
+
+// Validates the system (finite, |lambda| < 1, consistent shapes; throws
+// std::invalid_argument naming the problem), selects the rank by `rule`, and
+// reduces. A rank equal to N returns the system unchanged.
+LruReduction reduce_diagonal_system(const DiagonalSystem& system, const RankRule& rule,
+                                    Backend backend = default_backend());
+
+// Throws std::invalid_argument with a message naming the first problem found.
+void validate_diagonal_system(const DiagonalSystem& system);
+
+}  // namespace compressm::linalg

@@ -1,0 +1,108 @@
+// Balanced truncation: structure, exactness on decoupled systems, backend
+// parity, and the re-diagonalisation guards.
+#include <gtest/gtest.h>
+
+#include "linalg/balanced_truncation.h"
+#include "linalg/frequency_response.h"
+#include "linalg/gramians.h"
+#include "linalg/hankel.h"
+#include "linalg/lru_reduction.h"
+#include "support/random_systems.h"
+
+namespace compressm::linalg {
+namespace {
+
+double markov_difference(const std::vector<MatrixXd>& a, const std::vector<MatrixXd>& b) {
+  double diff = 0.0, scale = 0.0;
+  for (size_t k = 0; k < a.size(); ++k) {
+    diff = std::max(diff, (a[k] - b[k]).cwiseAbs().maxCoeff());
+    scale = std::max(scale, b[k].cwiseAbs().maxCoeff());
+  }
+  return diff / scale;
+}
+
+TEST(BalancedTruncation, FullOrderReproducesTheSystem) {
+  std::mt19937_64 rng(31);
+  const DiagonalSystem s = testing::random_system(rng, 10, 3);
+  const BalancedTruncation t = balanced_truncation(s, 10);
+  EXPECT_EQ(t.rank, 10);
+  EXPECT_EQ(t.hinf_bound, 0.0);
+  const DenseSystem d{s.lambda.asDiagonal().toDenseMatrix(), s.B, s.C};
+  EXPECT_LT(markov_difference(real_markov_parameters(t.reduced, 64), real_markov_parameters(d, 64)),
+            1e-11);
+}
+
+TEST(BalancedTruncation, FullOrderRealisationIsBalanced) {
+  // Projecting with every balanced state gives P = Q = diag(HSVs).
+  std::mt19937_64 rng(32);
+  const DiagonalSystem s = testing::random_system(rng, 12, 2, testing::SystemKind::Standard, 0.5,
+                                                  0.9);
+  const BalancedTruncation t = balanced_truncation(s, 12);
+  const MatrixXc sigma = t.hsv.cast<Complex>().asDiagonal();
+  EXPECT_LT((controllability_gramian(t.reduced) - sigma).norm() / t.hsv[0], 1e-10);
+  EXPECT_LT((observability_gramian(t.reduced) - sigma).norm() / t.hsv[0], 1e-10);
+}
+
+TEST(BalancedTruncation, BackendsAgree) {
+  if (!lapack_available()) GTEST_SKIP();
+  std::mt19937_64 rng(33);
+  const DiagonalSystem s = testing::random_system(rng, 30, 4);
+  const BalancedTruncation fast = balanced_truncation(s, RankRule::energy(0.9), Backend::Lapack);
+  const BalancedTruncation ref = balanced_truncation(s, RankRule::energy(0.9), Backend::Reference);
+  EXPECT_EQ(fast.rank, ref.rank);
+  EXPECT_LT((fast.hsv - ref.hsv).norm() / ref.hsv.norm(), 1e-13);
+  EXPECT_LT(markov_difference(real_markov_parameters(fast.reduced, 64),
+                              real_markov_parameters(ref.reduced, 64)),
+            1e-10);
+}
+
+TEST(BalancedTruncation, ZeroSystemGivesZeroOneStateSystem) {
+  std::mt19937_64 rng(34);
+  DiagonalSystem s = testing::random_system(rng, 5, 2);
+  s.B.setZero();
+  const LruReduction r = reduce_diagonal_system(s, RankRule::fixed(3));
+  EXPECT_EQ(r.rank, 1);
+  EXPECT_EQ(r.hsv.norm(), 0.0);
+  EXPECT_EQ(r.reduced.B.norm(), 0.0);
+  EXPECT_LT(std::abs(r.reduced.lambda[0]), 1.0);
+}
+
+TEST(BalancedTruncation, RankAboveNumericalRankIsLoweredAndReported) {
+  std::mt19937_64 rng(35);
+  DiagonalSystem s = testing::random_system(rng, 8, 1);
+  s.B.topRows(4).setZero();  // only 4 controllable states
+  const LruReduction r = reduce_diagonal_system(s, RankRule::fixed(6));
+  EXPECT_EQ(r.rank, 4);
+  ASSERT_FALSE(r.guards.empty());
+  EXPECT_EQ(r.guards[0].guard, "rank_lowered");
+  EXPECT_LE(hinf_error(s, r.reduced), 1e-10);
+}
+
+TEST(Rediagonalise, JordanBlockIsSeparatedAndReported) {
+  // A_r = [[0.5, 1], [0, 0.5]] is defective: no eigenvector basis exists.
+  DenseSystem d{MatrixXc(2, 2), MatrixXc(2, 1), MatrixXc(1, 2)};
+  d.A << 0.5, 1.0, 0.0, 0.5;
+  d.B << 0.3, 1.0;
+  d.C << 1.0, 0.2;
+  const DiagonalReduction r = rediagonalise(d, VectorXd::Zero(1));
+  ASSERT_FALSE(r.guards.empty());
+  EXPECT_EQ(r.guards[0].guard, "nearly_defective");
+  EXPECT_TRUE(r.system.lambda.allFinite() && r.system.B.allFinite() && r.system.C.allFinite());
+  // The perturbation is small: Markov parameters stay close.
+  EXPECT_LT(markov_difference(real_markov_parameters(r.system, 64), real_markov_parameters(d, 64)),
+            1e-5);
+}
+
+TEST(Rediagonalise, DiagonalisableMatrixIsExact) {
+  std::mt19937_64 rng(36);
+  const DiagonalSystem s = testing::random_system(rng, 6, 2);
+  const MatrixXc v = MatrixXc::Random(6, 6) + 3.0 * MatrixXc::Identity(6, 6);
+  const DenseSystem d{v * s.lambda.asDiagonal() * v.inverse(), v * s.B, s.C * v.inverse()};
+  const DiagonalReduction r = rediagonalise(d, s.D);
+  EXPECT_TRUE(r.guards.empty());
+  EXPECT_LT(markov_difference(real_markov_parameters(r.system, 64), real_markov_parameters(s, 64)),
+            1e-12);
+}
+
+}  // namespace
+}  // namespace compressm::linalg

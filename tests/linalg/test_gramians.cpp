@@ -1,0 +1,63 @@
+// Gramians: closed forms for diagonal systems against the dense Stein solver,
+// and the Stein solver against its defining equation.
+#include <gtest/gtest.h>
+
+#include "linalg/gramians.h"
+#include "support/random_systems.h"
+
+namespace compressm::linalg {
+namespace {
+
+using testing::random_system;
+
+DenseSystem dense_of(const DiagonalSystem& s) { return {s.lambda.asDiagonal().toDenseMatrix(), s.B, s.C}; }
+
+TEST(Gramians, ClosedFormSolvesSteinEquation) {
+  std::mt19937_64 rng(11);
+  const DiagonalSystem s = random_system(rng, 20, 3);
+  const MatrixXc p = controllability_gramian(s);
+  const MatrixXc a = s.lambda.asDiagonal();
+  EXPECT_LT((a * p * a.adjoint() + s.B * s.B.adjoint() - p).norm() / p.norm(), 1e-13);
+  const MatrixXc q = observability_gramian(s);
+  EXPECT_LT((a.adjoint() * q * a + s.C.adjoint() * s.C - q).norm() / q.norm(), 1e-13);
+}
+
+TEST(Gramians, DenseSolverMatchesClosedForm) {
+  std::mt19937_64 rng(12);
+  const DiagonalSystem s = random_system(rng, 16, 2);
+  EXPECT_LT((controllability_gramian(dense_of(s)) - controllability_gramian(s)).norm() /
+                controllability_gramian(s).norm(),
+            1e-11);
+  EXPECT_LT((observability_gramian(dense_of(s)) - observability_gramian(s)).norm() /
+                observability_gramian(s).norm(),
+            1e-11);
+}
+
+TEST(Gramians, SteinSolverOnNonNormalMatrix) {
+  std::mt19937_64 rng(13);
+  std::normal_distribution<double> normal;
+  const int n = 15;
+  MatrixXc a(n, n), f(n, n);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      a(i, j) = Complex(normal(rng), normal(rng));
+      f(i, j) = Complex(normal(rng), normal(rng));
+    }
+  f = f * f.adjoint();
+  a *= 0.9 / Eigen::ComplexEigenSolver<MatrixXc>(a, false).eigenvalues().cwiseAbs().maxCoeff();
+  const MatrixXc x = solve_stein(a, f);
+  EXPECT_LT((a * x * a.adjoint() + f - x).norm() / x.norm(), 1e-12);
+  EXPECT_LT((x - x.adjoint()).norm(), 1e-12 * x.norm());
+}
+
+TEST(Gramians, UnstableSystemsAreRejected) {
+  std::mt19937_64 rng(14);
+  DiagonalSystem s = random_system(rng, 4, 2);
+  s.lambda[2] = Complex(1.0, 0.0);
+  EXPECT_THROW(controllability_gramian(s), std::invalid_argument);
+  EXPECT_THROW(observability_gramian(s), std::invalid_argument);
+  EXPECT_THROW(solve_stein(dense_of(s).A, MatrixXc::Identity(4, 4)), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace compressm::linalg
