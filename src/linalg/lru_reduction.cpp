@@ -51,6 +51,7 @@ LruReduction reduce_diagonal_system(const DiagonalSystem& system, const RankRule
   BalancedTruncation truncation = balanced_truncation(system, rule, backend);
   out.balance_timing = truncation.timing;
   out.hsv = truncation.hsv;
+  out.requested_rank = truncation.requested_rank;
   if (truncation.requested_rank == n) {  // nothing to truncate: keep the layer as it is
     out.rank = n;
     out.reduced = system;

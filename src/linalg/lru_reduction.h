@@ -12,7 +12,8 @@ namespace compressm::linalg {
 struct LruReduction {
   VectorXd hsv;                    // {N}, descending
   Eigen::Index old_dim = 0;
-  Eigen::Index rank = 0;           // new state dimension
+  Eigen::Index requested_rank = 0; // what the rule asked for
+  Eigen::Index rank = 0;           // new state dimension (lower if HSVs were zero)
   double kept_energy = 0.0;        // sum of kept HSVs
   double discarded_energy = 0.0;   // sum of discarded HSVs
   double hinf_bound = 0.0;         // 2 * discarded_energy

@@ -1,0 +1,31 @@
+// The `compressm` subcommands. Each one registers its flags on the parent app
+// (add_*_command) and, once parsing succeeded, runs (run_*) and returns an exit
+// status; input problems are thrown (io::InputError, UsageError) and mapped to
+// exit codes in main.cpp.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
+namespace compressm::cli {
+
+struct HsvOptions {
+  std::string system_path;
+  bool json = false;
+};
+CLI::App* add_hsv_command(CLI::App& app, HsvOptions& options);
+int run_hsv(const HsvOptions& options);
+
+struct ReduceOptions {
+  std::string system_path;
+  std::string out_path;
+  std::optional<double> tol;  // fraction of HSV energy kept, (0, 1]
+  std::optional<long> rank;   // fixed order, [1, N)
+  int hinf_grid = 2048;       // uniform frequency points for the H-inf error
+  bool json = false;
+};
+CLI::App* add_reduce_command(CLI::App& app, ReduceOptions& options);
+int run_reduce(const ReduceOptions& options);
+
+}  // namespace compressm::cli

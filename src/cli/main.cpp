@@ -1,0 +1,86 @@
+// `compressm`: one tool, one subcommand per task (DESIGN.md §7).
+// This file only dispatches and maps failures to exit codes:
+//   0 success, 2 bad input or usage (one line on stderr), 1 internal failure.
+#include <CLI/CLI.hpp>
+#include <exception>
+
+#include "cli/cli_common.h"
+#include "cli/commands.h"
+#include "io/system_json.h"
+
+#ifndef COMPRESSM_VERSION
+#define COMPRESSM_VERSION "unknown"
+#endif
+
+namespace {
+
+using namespace compressm::cli;
+
+// Runs a subcommand; every exception becomes one stderr line and an exit code.
+template <typename Command>
+int run_guarded(Command&& command) {
+  try {
+    return command();
+  } catch (const compressm::io::InputError& e) {
+    report_error(e.what());
+    return kExitBadInput;
+  } catch (const UsageError& e) {
+    report_error(e.what());
+    return kExitBadInput;
+  } catch (const std::invalid_argument& e) {
+    // The core's way of rejecting an input it cannot handle.
+    report_error(e.what());
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    report_error(std::string("internal error: ") + e.what());
+    return kExitInternal;
+  } catch (...) {
+    report_error("internal error: unknown exception");
+    return kExitInternal;
+  }
+}
+
+// CLI11 reports a mistyped subcommand only as "A subcommand is required";
+// name the word the user typed instead.
+void check_subcommand_name(const CLI::App& app, int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-') return;
+  std::string known;
+  for (const CLI::App* command : app.get_subcommands([](const CLI::App*) { return true; })) {
+    if (command->check_name(argv[1])) return;
+    known += (known.empty() ? "" : ", ") + command->get_name();
+  }
+  throw UsageError(std::string("unknown subcommand '") + argv[1] + "' (expected one of: " + known +
+                   "; see --help)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"compressm: in-training compression of LRU state-space models", "compressm"};
+  app.set_version_flag("--version", std::string("compressm ") + COMPRESSM_VERSION);
+  app.require_subcommand(1);
+
+  HsvOptions hsv_options;
+  ReduceOptions reduce_options;
+  CLI::App* hsv = add_hsv_command(app, hsv_options);
+  CLI::App* reduce = add_reduce_command(app, reduce_options);
+
+  try {
+    check_subcommand_name(app, argc, argv);
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);  // --help / --version: printed on stdout, exit 0
+  } catch (const UsageError& e) {
+    report_error(e.what());
+    return kExitBadInput;
+  } catch (const CLI::ParseError& e) {
+    // CLI11's own report adds a second "Run with --help" line; keep it to one.
+    report_error(std::string(e.what()) + " (see --help)");
+    return kExitBadInput;
+  }
+
+  if (*hsv) return run_guarded([&] { return run_hsv(hsv_options); });
+  if (*reduce) return run_guarded([&] { return run_reduce(reduce_options); });
+  report_error("no subcommand given (see --help)");
+  return kExitBadInput;
+}

@@ -1,0 +1,82 @@
+#include "io/atomic_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <string>
+
+#include "io/system_json.h"
+
+namespace compressm::io {
+namespace {
+
+namespace fs = std::filesystem;
+
+[[noreturn]] void fail(const fs::path& path, const std::string& what, int error) {
+  throw InputError(path.string() + ": cannot write file (" + what + ": " +
+                   std::strerror(error) + ")");
+}
+
+// Creates a fresh, hidden temporary file next to `path`; O_EXCL guarantees we
+// never clobber another writer's temporary file. Mode 0666 minus the umask,
+// as an ordinary new file would get.
+int create_temporary(const fs::path& path, fs::path& temporary) {
+  static std::atomic<unsigned> counter{0};
+  const fs::path directory = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    temporary = directory / ("." + path.filename().string() + ".tmp." +
+                             std::to_string(::getpid()) + "." + std::to_string(counter++));
+    const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    if (fd >= 0 || errno != EEXIST) return fd;
+  }
+  errno = EEXIST;
+  return -1;
+}
+
+bool write_all(int fd, const std::string& contents) {
+  const char* data = contents.data();
+  size_t left = contents.size();
+  while (left > 0) {
+    const ssize_t written = ::write(fd, data, left);
+    if (written < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    data += written;
+    left -= static_cast<size_t>(written);
+  }
+  return true;
+}
+
+}  // namespace
+
+void write_file_atomically(const fs::path& path, const std::string& contents) {
+  if (path.empty() || !path.has_filename()) fail(path, "not a file name", EINVAL);
+  fs::path temporary;
+  const int fd = create_temporary(path, temporary);
+  if (fd < 0) fail(path, "create temporary file", errno);
+
+  // fsync before rename: otherwise a crash could leave the new name pointing
+  // at an empty file on some file systems.
+  const char* step = "write";
+  bool ok = write_all(fd, contents) && ::fsync(fd) == 0;
+  int error = errno;
+  if (::close(fd) != 0 && ok) {
+    ok = false;
+    error = errno;
+  }
+  if (ok && ::rename(temporary.c_str(), path.c_str()) != 0) {
+    ok = false;
+    error = errno;
+    step = "rename";
+  }
+  if (!ok) {
+    ::unlink(temporary.c_str());
+    fail(path, step, error);
+  }
+}
+
+}  // namespace compressm::io

@@ -1,0 +1,134 @@
+// `compressm hsv` and `compressm reduce` on golden systems: the happy paths.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <nlohmann/json.hpp>
+
+#include "cli_runner.h"
+#include "io/system_json.h"
+#include "support/random_systems.h"
+
+namespace {
+
+using compressm::testing::golden_path;
+using compressm::testing::read_text;
+using compressm::testing::run_cli;
+using compressm::testing::TempDir;
+using nlohmann::json;
+
+json golden(const std::string& name) { return json::parse(read_text(golden_path(name))); }
+
+TEST(CliHsv, JsonMatchesGoldenHsv) {
+  const auto result = run_cli({"hsv", "--system", golden_path("lru_case_100.json"), "--json"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  const json doc = json::parse(result.out);  // exactly one document, nothing else
+  const json expected = golden("lru_case_100.json")["hsv_sorted_desc"];
+  ASSERT_EQ(doc["n"].get<int>(), 8);
+  ASSERT_EQ(doc["hsv"].size(), expected.size());
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const double want = expected[i].get<double>();
+    EXPECT_NEAR(doc["hsv"][i].get<double>(), want, 1e-8 * std::abs(want)) << "hsv[" << i << "]";
+  }
+}
+
+TEST(CliHsv, HumanTableHasOneRowPerState) {
+  const auto result = run_cli({"hsv", "--system", golden_path("lru_case_100.json")});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_NE(result.out.find("N = 8"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("cumulative energy"), std::string::npos) << result.out;
+  // title + header + 8 rows; the last row holds all the energy.
+  EXPECT_EQ(std::count(result.out.begin(), result.out.end(), '\n'), 10) << result.out;
+  EXPECT_NE(result.out.find("1.000000000000\n"), std::string::npos) << result.out;
+}
+
+TEST(CliReduce, EnergyToleranceOnGoldenCase) {
+  TempDir dir;
+  const std::string system = golden_path("lru_case_100.json");
+  const std::string out = (dir / "reduced.json").string();
+  const auto result = run_cli({"reduce", "--system", system, "--tol", "0.9", "--out", out, "--json"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  const json doc = json::parse(result.out);
+  EXPECT_EQ(doc["rank"].get<int>(), 7);
+  EXPECT_EQ(doc["n"].get<int>(), 8);
+  const double error = doc["hinf_error"].get<double>();
+  const double bound = doc["hinf_bound"].get<double>();
+  EXPECT_GT(error, 0.0);
+  EXPECT_LE(error, bound * (1.0 + 1e-6));
+  EXPECT_LT(doc["max_abs_eig"].get<double>(), 1.0);
+  // Eigenvalues do not depend on the basis, so they match the reference's.
+  const json reference = golden("lru_case_100.json")["reductions"][0];
+  EXPECT_NEAR(doc["max_abs_eig"].get<double>(), reference["max_abs_eig_reduced"].get<double>(), 1e-6);
+
+  const auto full = compressm::io::read_system_json(system);
+  const auto reduced = compressm::io::read_system_json(out);
+  EXPECT_EQ(reduced.state_dim(), 7);
+  EXPECT_EQ(reduced.input_dim(), full.input_dim());
+  EXPECT_EQ(reduced.output_dim(), full.output_dim());
+  EXPECT_EQ(reduced.D, full.D);  // feed-through copied, never reduced
+  EXPECT_EQ(reduced.lambda.cwiseAbs().maxCoeff(), doc["max_abs_eig"].get<double>());
+}
+
+TEST(CliReduce, FixedRankAndHumanSummary) {
+  TempDir dir;
+  const std::string out = (dir / "reduced.json").string();
+  const auto result = run_cli({"reduce", "--system", golden_path("lru_case_101.json"), "--rank", "3",
+                               "--out", out, "--hinf-grid", "512"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_NE(result.out.find("16 -> 3"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("H-inf error"), std::string::npos) << result.out;
+  EXPECT_NE(result.out.find("guards"), std::string::npos) << result.out;
+  EXPECT_EQ(compressm::io::read_system_json(out).state_dim(), 3);
+}
+
+TEST(CliReduce, ReplacesAnExistingOutputFile) {
+  TempDir dir;
+  const auto out = dir.write("reduced.json", "previous run");
+  const auto result = run_cli({"reduce", "--system", golden_path("lru_case_100.json"), "--rank", "4",
+                               "--out", out.string(), "--json"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(compressm::io::read_system_json(out).state_dim(), 4);
+}
+
+// The edge cases of DESIGN.md §2 (|mu| near 1, zero phases, repeated
+// eigenvalues, states with no energy) end to end: the tool must succeed and
+// write a stable system that reads back, within the H-inf bound.
+TEST(CliReduce, HardSystemsGiveStableReadableOutput) {
+  TempDir dir;
+  std::mt19937_64 rng(2024);
+  for (int k = 0; k < compressm::testing::kSystemKindCount; ++k) {
+    const auto kind = static_cast<compressm::testing::SystemKind>(k);
+    SCOPED_TRACE(compressm::testing::kind_name(kind));
+    const auto system = dir / (std::string(compressm::testing::kind_name(kind)) + ".json");
+    const auto out = dir / "reduced.json";
+    compressm::io::write_system_json(compressm::testing::random_system(rng, 24, 3, kind), system);
+    const auto result = run_cli({"reduce", "--system", system.string(), "--tol", "0.95", "--out",
+                                 out.string(), "--hinf-grid", "256", "--json"});
+    ASSERT_EQ(result.status, 0) << result.err;
+    EXPECT_EQ(result.err.find("exceeds"), std::string::npos) << result.err;
+    const json doc = json::parse(result.out);
+    EXPECT_LT(doc["max_abs_eig"].get<double>(), 1.0);
+    EXPECT_LE(doc["hinf_error"].get<double>(), doc["hinf_bound"].get<double>() * (1.0 + 1e-6) + 1e-9);
+    EXPECT_EQ(compressm::io::read_system_json(out).state_dim(), doc["rank"].get<int>());
+  }
+}
+
+TEST(CliHelp, EverySubcommandHasHelp) {
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"--help"}, {"hsv", "--help"}, {"reduce", "--help"}}) {
+    const auto result = run_cli(args);
+    EXPECT_EQ(result.status, 0) << args[0];
+    EXPECT_NE(result.out.find("--"), std::string::npos) << result.out;
+    EXPECT_TRUE(result.err.empty()) << result.err;
+  }
+  EXPECT_NE(run_cli({"reduce", "--help"}).out.find("--tol"), std::string::npos);
+  EXPECT_NE(run_cli({"hsv", "--help"}).out.find("--system"), std::string::npos);
+}
+
+TEST(CliHelp, Version) {
+  const auto result = run_cli({"--version"});
+  EXPECT_EQ(result.status, 0);
+  EXPECT_EQ(result.out.rfind("compressm ", 0), 0u) << result.out;
+}
+
+}  // namespace
