@@ -1,0 +1,102 @@
+#include "nn/lru_layer.h"
+
+#include <cmath>
+
+#include "nn/diagonal_scan_function.h"
+
+namespace compressm::nn {
+namespace {
+
+torch::Tensor to_tensor(const Eigen::MatrixXd& m) {
+  // Eigen is column-major; build row-major {rows, cols} float32.
+  torch::Tensor t = torch::empty({m.rows(), m.cols()}, torch::kDouble);
+  auto a = t.accessor<double, 2>();
+  for (Eigen::Index i = 0; i < m.rows(); ++i)
+    for (Eigen::Index j = 0; j < m.cols(); ++j) a[i][j] = m(i, j);
+  return t.to(torch::kFloat);
+}
+
+torch::Tensor to_tensor(const Eigen::VectorXd& v) {
+  return torch::from_blob(const_cast<double*>(v.data()), {v.size()}, torch::kDouble)
+      .to(torch::kFloat);
+}
+
+Eigen::MatrixXd to_matrix(const torch::Tensor& t) {
+  const torch::Tensor d = t.detach().to(torch::kDouble).contiguous();
+  Eigen::MatrixXd m(d.size(0), d.size(1));
+  auto a = d.accessor<double, 2>();
+  for (int64_t i = 0; i < d.size(0); ++i)
+    for (int64_t j = 0; j < d.size(1); ++j) m(i, j) = a[i][j];
+  return m;
+}
+
+Eigen::VectorXd to_vector(const torch::Tensor& t) {
+  const torch::Tensor d = t.detach().to(torch::kDouble).contiguous();
+  return Eigen::Map<const Eigen::VectorXd>(d.data_ptr<double>(), d.size(0));
+}
+
+}  // namespace
+
+LruLayerImpl::LruLayerImpl(int64_t n, int64_t h, LruInit init) {
+  // |lambda|^2 ~ U[r_min^2, r_max^2], arg ~ U[0, max_phase], gamma = sqrt(1 - |lambda|^2)
+  const torch::Tensor radius_sq =
+      init.r_min * init.r_min + torch::rand({n}) * (init.r_max * init.r_max - init.r_min * init.r_min);
+  const torch::Tensor phase = init.max_phase * torch::rand({n});
+  nu_log = register_parameter("nu_log", torch::log(-0.5 * torch::log(radius_sq)));
+  theta_log = register_parameter("theta_log", torch::log(phase));
+  gamma_log = register_parameter("gamma_log", torch::log(torch::sqrt(1.0 - radius_sq)));
+  B_re = register_parameter("B_re", torch::randn({n, h}) / std::sqrt(2.0 * h));
+  B_im = register_parameter("B_im", torch::randn({n, h}) / std::sqrt(2.0 * h));
+  C_re = register_parameter("C_re", torch::randn({h, n}) / std::sqrt(double(n)));
+  C_im = register_parameter("C_im", torch::randn({h, n}) / std::sqrt(double(n)));
+  D = register_parameter("D", torch::randn({h}));
+}
+
+torch::Tensor LruLayerImpl::forward(const torch::Tensor& u) {
+  const int64_t n = state_dim(), h = hidden_dim();
+  const torch::Tensor lambda =
+      torch::exp(torch::complex(-torch::exp(nu_log), torch::exp(theta_log)));
+  // Input projection as one real GEMM: W_in {N*2, H} rows (re, im) interleaved,
+  // so the output {B, L, N, 2} is a complex {B, L, N} view without a copy.
+  const torch::Tensor gamma = torch::exp(gamma_log).unsqueeze(1);
+  const torch::Tensor w_in = torch::stack({gamma * B_re, gamma * B_im}, 1).reshape({2 * n, h});
+  const torch::Tensor bu = torch::view_as_complex(
+      torch::matmul(u, w_in.t()).reshape({u.size(0), u.size(1), n, 2}));
+  const torch::Tensor x = diagonal_scan(lambda, bu);
+  // Output projection Re(C x) = C_re x_re - C_im x_im, one GEMM on the real view.
+  const torch::Tensor w_out = torch::stack({C_re, -C_im}, 2).reshape({h, 2 * n});
+  const torch::Tensor y = torch::matmul(torch::view_as_real(x).reshape({u.size(0), u.size(1), 2 * n}),
+                                        w_out.t());
+  return y + D * u;
+}
+
+linalg::DiagonalSystem LruLayerImpl::to_system() const {
+  linalg::LruParameters p;
+  p.nu_log = to_vector(nu_log);
+  p.theta_log = to_vector(theta_log);
+  p.gamma_log = to_vector(gamma_log);
+  p.B_re = to_matrix(B_re);
+  p.B_im = to_matrix(B_im);
+  p.C_re = to_matrix(C_re);
+  p.C_im = to_matrix(C_im);
+  p.D = to_vector(D);
+  return linalg::lru_to_system(p);
+}
+
+void LruLayerImpl::load_parameters(const linalg::LruParameters& p) {
+  torch::NoGradGuard no_grad;
+  auto replace = [this](const char* name, torch::Tensor& field, torch::Tensor value) {
+    field = value.set_requires_grad(true);
+    parameters_[name] = field;  // OrderedDict entry keeps the registration order
+  };
+  replace("nu_log", nu_log, to_tensor(p.nu_log));
+  replace("theta_log", theta_log, to_tensor(p.theta_log));
+  replace("gamma_log", gamma_log, to_tensor(p.gamma_log));
+  replace("B_re", B_re, to_tensor(p.B_re));
+  replace("B_im", B_im, to_tensor(p.B_im));
+  replace("C_re", C_re, to_tensor(p.C_re));
+  replace("C_im", C_im, to_tensor(p.C_im));
+  replace("D", D, to_tensor(p.D));
+}
+
+}  // namespace compressm::nn

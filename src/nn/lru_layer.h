@@ -1,0 +1,43 @@
+// The LRU layer (DESIGN.md §1), parameters named as the reference so that a
+// reduction can replace them:
+//   lambda = exp(-exp(nu_log) + i exp(theta_log))
+//   x_k = lambda .* x_{k-1} + diag(exp(gamma_log)) (B_re + i B_im) u_k
+//   y_k = Re((C_re + i C_im) x_k) + D .* u_k
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/types.h>
+
+#include "linalg/lru_parameters.h"
+#include "linalg/types.h"
+
+namespace compressm::nn {
+
+struct LruInit {
+  double r_min = 0.9, r_max = 0.999, max_phase = 6.28;
+};
+
+class LruLayerImpl : public torch::nn::Module {
+ public:
+  LruLayerImpl(int64_t state_dim, int64_t hidden_dim, LruInit init = {});
+
+  // u {B, L, H} float32 -> y {B, L, H}
+  torch::Tensor forward(const torch::Tensor& u);
+
+  int64_t state_dim() const { return nu_log.size(0); }
+  int64_t hidden_dim() const { return D.size(0); }
+
+  // The layer as a complex diagonal system in double precision (for HSVs).
+  linalg::DiagonalSystem to_system() const;
+  // Replaces every SSM parameter by `p` (new state dimension allowed); the
+  // tensors are new, so optimiser state must be re-attached by the caller.
+  void load_parameters(const linalg::LruParameters& p);
+
+  torch::Tensor nu_log, theta_log, gamma_log;  // {N}
+  torch::Tensor B_re, B_im;                    // {N, H}
+  torch::Tensor C_re, C_im;                    // {H, N}
+  torch::Tensor D;                             // {H}
+};
+TORCH_MODULE(LruLayer);
+
+}  // namespace compressm::nn
