@@ -1,0 +1,75 @@
+#include "nn/lru_model.h"
+
+#include <torch/nn/functional/activation.h>
+
+namespace compressm::nn {
+
+LruBlockImpl::LruBlockImpl(int64_t n, int64_t h, double drop_rate, LruInit init) {
+  norm = register_module("norm", torch::nn::BatchNorm1d(torch::nn::BatchNorm1dOptions(h).affine(false)));
+  lru = register_module("lru", LruLayer(n, h, init));
+  glu_value = register_module("glu_value", torch::nn::Linear(h, h));
+  glu_gate = register_module("glu_gate", torch::nn::Linear(h, h));
+  dropout = register_module("dropout", torch::nn::Dropout(drop_rate));
+}
+
+torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) {
+  // BatchNorm1d normalises dim 1 over (batch, time): {B, L, H} -> {B, H, L} and back.
+  torch::Tensor z = norm(x.transpose(1, 2)).transpose(1, 2);
+  z = dropout(torch::gelu(lru(z)));
+  z = dropout(glu_value(z) * torch::sigmoid(glu_gate(z)));
+  return x + z;
+}
+
+LruModelImpl::LruModelImpl(const LruModelOptions& o) : options_(o) {
+  if (o.vocab_size > 0)
+    embedding = register_module("embedding", torch::nn::Embedding(o.vocab_size, o.hidden_dim));
+  else
+    encoder = register_module("encoder", torch::nn::Linear(o.input_dim, o.hidden_dim));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t b = 0; b < o.num_blocks; ++b)
+    blocks->push_back(LruBlock(o.state_dim, o.hidden_dim, o.drop_rate, o.init));
+  head = register_module("head", torch::nn::Linear(o.hidden_dim, o.num_classes));
+}
+
+torch::Tensor LruModelImpl::forward(const torch::Tensor& x) {
+  torch::Tensor h = options_.vocab_size > 0 ? embedding(x) : encoder(x);
+  for (const auto& block : *blocks) h = block->as<LruBlock>()->forward(h);
+  return head(h.mean(1));
+}
+
+std::vector<LruLayer> LruModelImpl::lru_layers() const {
+  std::vector<LruLayer> layers;
+  for (const auto& block : *blocks) layers.push_back(block->as<LruBlock>()->lru);
+  return layers;
+}
+
+std::vector<int64_t> LruModelImpl::state_dims() const {
+  std::vector<int64_t> dims;
+  for (const auto& layer : lru_layers()) dims.push_back(layer->state_dim());
+  return dims;
+}
+
+bool is_ssm_parameter(const std::string& name) {
+  for (const char* suffix : {"nu_log", "theta_log", "gamma_log", "B_re", "B_im"}) {
+    const std::string s = std::string(".") + suffix;
+    if (name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0)
+      return true;
+  }
+  return false;
+}
+
+std::vector<torch::Tensor> LruModelImpl::ssm_parameters() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& item : named_parameters())
+    if (is_ssm_parameter(item.key())) out.push_back(item.value());
+  return out;
+}
+
+std::vector<torch::Tensor> LruModelImpl::other_parameters() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& item : named_parameters())
+    if (!is_ssm_parameter(item.key())) out.push_back(item.value());
+  return out;
+}
+
+}  // namespace compressm::nn

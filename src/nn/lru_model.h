@@ -1,0 +1,67 @@
+// LRU block and the sequence classifier built from it (DESIGN.md §1):
+//   block: BatchNorm (no affine) -> LRU -> GELU -> dropout -> GLU -> dropout -> + residual
+//   model: encoder (Linear, or Embedding for tokens) -> blocks -> mean over time -> Linear
+#pragma once
+
+#include <torch/nn/module.h>
+#include <torch/nn/modules/batchnorm.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/modules/dropout.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+
+#include "nn/lru_layer.h"
+
+namespace compressm::nn {
+
+class LruBlockImpl : public torch::nn::Module {
+ public:
+  LruBlockImpl(int64_t state_dim, int64_t hidden_dim, double drop_rate, LruInit init);
+  torch::Tensor forward(const torch::Tensor& x);  // {B, L, H} -> {B, L, H}
+
+  torch::nn::BatchNorm1d norm{nullptr};
+  LruLayer lru{nullptr};
+  torch::nn::Linear glu_value{nullptr}, glu_gate{nullptr};
+  torch::nn::Dropout dropout{nullptr};
+};
+TORCH_MODULE(LruBlock);
+
+struct LruModelOptions {
+  int64_t input_dim = 1;    // channels per time step (ignored with a vocabulary)
+  int64_t vocab_size = 0;   // > 0: token inputs through an Embedding
+  int64_t num_classes = 10;
+  int64_t num_blocks = 1;
+  int64_t state_dim = 256;  // N
+  int64_t hidden_dim = 8;   // H
+  double drop_rate = 0.0;
+  LruInit init;
+};
+
+class LruModelImpl : public torch::nn::Module {
+ public:
+  explicit LruModelImpl(const LruModelOptions& options);
+  // x {B, L, input_dim} float (or {B, L} int64 tokens) -> logits {B, num_classes}
+  torch::Tensor forward(const torch::Tensor& x);
+
+  std::vector<LruLayer> lru_layers() const;
+  std::vector<int64_t> state_dims() const;
+  const LruModelOptions& options() const { return options_; }
+
+  // Parameters of the SSM group (nu_log, theta_log, gamma_log, B_re, B_im):
+  // lr * ssm_lr_factor, no weight decay. Everything else is `other_parameters`.
+  std::vector<torch::Tensor> ssm_parameters() const;
+  std::vector<torch::Tensor> other_parameters() const;
+
+ private:
+  LruModelOptions options_;
+  torch::nn::Linear encoder{nullptr};
+  torch::nn::Embedding embedding{nullptr};
+  torch::nn::ModuleList blocks{nullptr};
+  torch::nn::Linear head{nullptr};
+};
+TORCH_MODULE(LruModel);
+
+// True for the parameter names of the SSM group.
+bool is_ssm_parameter(const std::string& name);
+
+}  // namespace compressm::nn
