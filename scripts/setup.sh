@@ -9,11 +9,14 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   cmake ninja-build g++ pkg-config
   libeigen3-dev nlohmann-json3-dev libcli11-dev        # core, io, CLI
+  libyaml-cpp-dev                                       # config files
   libopenblas-dev libopenblas0-pthread libopenblas-pthread-dev  # BLAS/LAPACK fast path
   libtorch-dev libopenblas0-pthread                     # LibTorch (training engine)
   libgtest-dev libgmock-dev libbenchmark-dev            # tests and benchmarks
   libslicot-dev gfortran                                # SLICOT oracle tests
   python3 python3-numpy python3-scipy python3-mpmath    # oracle and baseline scripts
+  zlib1g-dev                                            # data readers (gzip)
+  dataset-fashion-mnist python3-sklearn                 # real datasets: sfmnist, digits
 )
 
 missing=()

@@ -1,0 +1,65 @@
+#include "data/dataset.h"
+
+#include <algorithm>
+
+#include "data/cifar10.h"
+#include "data/digits.h"
+#include "data/mnist_idx.h"
+
+namespace compressm::data {
+namespace {
+
+const std::vector<std::string>& supported_names() {
+  static const std::vector<std::string> names = {"smnist", "sfmnist", "scifar", "digits"};
+  return names;
+}
+
+std::string joined(const std::vector<std::string>& names) {
+  std::string text;
+  for (const std::string& name : names) text += (text.empty() ? "" : ", ") + name;
+  return text;
+}
+
+bool contains(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+void check_supported(const std::string& name) {
+  if (!contains(dataset_names(), name)) {
+    throw DataError("unknown dataset \"" + name + "\" (valid: " + joined(dataset_names()) + ")");
+  }
+  if (!contains(supported_names(), name)) {
+    throw DataError("dataset \"" + name + "\" is not supported yet (supported: " + joined(supported_names()) + ")");
+  }
+}
+
+}  // namespace
+
+const std::vector<std::string>& dataset_names() {
+  static const std::vector<std::string> names = {"smnist", "sfmnist", "scifar", "digits",
+                                                 "listops", "imdb", "aan", "pathfinder"};
+  return names;
+}
+
+std::string default_data_dir(const std::string& name) {
+  if (name == "smnist") return "data/mnist";
+  if (name == "sfmnist") return "/usr/share/datasets/fashion-mnist";
+  if (name == "scifar") return "data/cifar-10-batches-bin";
+  if (name == "digits") return "/usr/lib/python3/dist-packages/sklearn/datasets/data";
+  if (name == "listops") return "data/lra_release/listops-1000";
+  if (name == "imdb") return "data/imdb";
+  if (name == "aan") return "data/lra_release/tsv_data";
+  if (name == "pathfinder") return "data/lra_release/pathfinder32";
+  check_supported(name);  // throws: unknown name
+  return {};
+}
+
+Splits load_dataset(const std::string& name, const std::string& data_dir, uint64_t seed) {
+  check_supported(name);
+  const std::filesystem::path dir = data_dir.empty() ? default_data_dir(name) : data_dir;
+  if (name == "smnist" || name == "sfmnist") return load_mnist(dir, seed);
+  if (name == "scifar") return load_cifar10(dir, seed);
+  return load_digits(dir, seed);
+}
+
+}  // namespace compressm::data

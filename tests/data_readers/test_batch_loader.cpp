@@ -1,0 +1,197 @@
+// BatchLoader: epoch coverage, determinism, exact resumption, shutdown with
+// an unconsumed queue, prefetch; SequentialBatches for evaluation.
+#include "data/batch_loader.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+#include <thread>
+
+namespace {
+
+using compressm::data::Batch;
+using compressm::data::BatchLoader;
+using compressm::data::Dataset;
+using compressm::data::LoaderOptions;
+using compressm::data::LoaderState;
+using compressm::data::SequentialBatches;
+
+// Example i has inputs {i, i + 0.5} (seq_len 2, one channel) and label i % 10.
+Dataset numbered(int64_t count) {
+  Dataset d;
+  d.seq_len = 2;
+  d.channels = 1;
+  d.num_classes = 10;
+  for (int64_t i = 0; i < count; ++i) {
+    d.inputs.push_back(static_cast<float>(i));
+    d.inputs.push_back(static_cast<float>(i) + 0.5f);
+    d.labels.push_back(static_cast<int32_t>(i % 10));
+  }
+  return d;
+}
+
+// The example ids of a batch, checking inputs and labels agree.
+std::vector<int64_t> ids(const Batch& batch) {
+  std::vector<int64_t> out;
+  EXPECT_EQ(batch.inputs.size(), static_cast<size_t>(batch.size * 2));
+  for (int64_t k = 0; k < batch.size; ++k) {
+    const int64_t i = static_cast<int64_t>(batch.inputs[k * 2]);
+    EXPECT_EQ(batch.inputs[k * 2 + 1], i + 0.5f);
+    EXPECT_EQ(batch.labels[k], i % 10);
+    out.push_back(i);
+  }
+  return out;
+}
+
+std::vector<std::vector<int64_t>> take(BatchLoader& loader, int count) {
+  std::vector<std::vector<int64_t>> out;
+  for (int b = 0; b < count; ++b) out.push_back(ids(loader.next()));
+  return out;
+}
+
+LoaderOptions options(int64_t batch_size, uint64_t seed, bool drop_last) {
+  LoaderOptions o;
+  o.batch_size = batch_size;
+  o.seed = seed;
+  o.drop_last = drop_last;
+  return o;
+}
+
+TEST(BatchLoader, EachEpochCoversEveryExampleOnce) {
+  const Dataset d = numbered(23);
+  BatchLoader loader(d, options(5, 1, /*drop_last=*/false));
+  EXPECT_EQ(loader.batches_per_epoch(), 5);
+  std::vector<int64_t> previous;
+  for (int64_t epoch = 0; epoch < 3; ++epoch) {
+    std::vector<int64_t> seen;
+    for (int b = 0; b < 5; ++b) {
+      const std::vector<int64_t> batch = ids(loader.next());
+      EXPECT_EQ(batch.size(), b < 4 ? 5u : 3u);
+      seen.insert(seen.end(), batch.begin(), batch.end());
+    }
+    EXPECT_EQ(loader.state(), (LoaderState{epoch + 1, 0}));
+    EXPECT_NE(seen, previous);  // a new order each epoch
+    previous = seen;
+    std::sort(seen.begin(), seen.end());
+    for (int64_t i = 0; i < 23; ++i) EXPECT_EQ(seen[i], i);
+  }
+}
+
+TEST(BatchLoader, DropLastSkipsThePartialBatch) {
+  const Dataset d = numbered(23);
+  BatchLoader loader(d, options(5, 1, true));
+  EXPECT_EQ(loader.batches_per_epoch(), 4);
+  std::vector<int64_t> seen;
+  for (int b = 0; b < 4; ++b) {
+    const std::vector<int64_t> batch = ids(loader.next());
+    ASSERT_EQ(batch.size(), 5u);
+    seen.insert(seen.end(), batch.begin(), batch.end());
+  }
+  EXPECT_EQ(loader.state(), (LoaderState{1, 0}));
+  std::sort(seen.begin(), seen.end());
+  EXPECT_EQ(std::unique(seen.begin(), seen.end()), seen.end());
+}
+
+TEST(BatchLoader, DeterministicForASeed) {
+  const Dataset d = numbered(40);
+  BatchLoader a(d, options(6, 3, true)), b(d, options(6, 3, true)), c(d, options(6, 4, true));
+  const auto from_a = take(a, 20), from_b = take(b, 20), from_c = take(c, 20);
+  EXPECT_EQ(from_a, from_b);
+  EXPECT_NE(from_a, from_c);
+}
+
+TEST(BatchLoader, ResumingFromAStateGivesTheSameBatches) {
+  const Dataset d = numbered(23);
+  for (bool drop_last : {true, false}) {
+    BatchLoader reference(d, options(5, 8, drop_last));
+    std::vector<LoaderState> states = {reference.state()};
+    std::vector<std::vector<int64_t>> batches;
+    for (int b = 0; b < 16; ++b) {
+      batches.push_back(ids(reference.next()));
+      states.push_back(reference.state());
+    }
+    for (int k = 0; k < 8; ++k) {
+      SCOPED_TRACE("drop_last " + std::to_string(drop_last) + ", resume after " + std::to_string(k));
+      LoaderOptions resumed_options = options(5, 8, drop_last);
+      resumed_options.start = states[k];
+      BatchLoader resumed(d, resumed_options);
+      EXPECT_EQ(resumed.state(), states[k]);
+      for (int b = k; b < 16; ++b) {
+        ASSERT_EQ(ids(resumed.next()), batches[b]);
+        ASSERT_EQ(resumed.state(), states[b + 1]);
+      }
+    }
+  }
+}
+
+TEST(BatchLoader, StartStateIsNormalised) {
+  const Dataset d = numbered(23);
+  LoaderOptions o = options(5, 1, true);
+  o.start = {2, 21};  // fewer than a full batch left
+  EXPECT_EQ(BatchLoader(d, o).state(), (LoaderState{3, 0}));
+  o.drop_last = false;
+  EXPECT_EQ(BatchLoader(d, o).state(), (LoaderState{2, 21}));
+  o.start = {2, 23};
+  EXPECT_EQ(BatchLoader(d, o).state(), (LoaderState{3, 0}));
+}
+
+TEST(BatchLoader, DestructorDoesNotHangWithAnUnconsumedQueue) {
+  const Dataset d = numbered(100);
+  for (int consumed : {0, 1, 3}) {
+    LoaderOptions o = options(4, 1, true);
+    o.prefetch = 2;
+    BatchLoader loader(d, o);
+    for (int b = 0; b < consumed; ++b) loader.next();
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the queue fill
+  }  // each destructor must return
+  SUCCEED();
+}
+
+TEST(BatchLoader, PrefetchHidesLoadingBehindSlowCompute) {
+  const Dataset d = numbered(2000);
+  BatchLoader loader(d, options(50, 1, true));
+  const int batches = 40;
+  const auto sleep = std::chrono::milliseconds(5);
+  for (int b = 0; b < batches; ++b) {
+    loader.next();
+    std::this_thread::sleep_for(sleep);  // "compute"
+  }
+  // Only a loose bound: the consumer waited less than it computed.
+  EXPECT_LT(loader.wait_seconds(), batches * 0.005);
+  EXPECT_GE(loader.wait_seconds(), 0.0);
+}
+
+TEST(BatchLoader, RejectsInvalidOptions) {
+  const Dataset d = numbered(10);
+  EXPECT_THROW(BatchLoader(Dataset{}, options(2, 0, false)), std::invalid_argument);
+  EXPECT_THROW(BatchLoader(d, options(0, 0, false)), std::invalid_argument);
+  EXPECT_THROW(BatchLoader(d, options(11, 0, true)), std::invalid_argument);
+  LoaderOptions o = options(2, 0, false);
+  o.prefetch = 0;
+  EXPECT_THROW(BatchLoader(d, o), std::invalid_argument);
+  o = options(2, 0, false);
+  o.start = {0, 11};
+  EXPECT_THROW(BatchLoader(d, o), std::invalid_argument);
+  Dataset broken = numbered(10);
+  broken.inputs.pop_back();
+  EXPECT_THROW(BatchLoader(broken, options(2, 0, false)), std::invalid_argument);
+  BatchLoader fine(d, options(11, 0, false));  // one partial batch per epoch
+  EXPECT_EQ(ids(fine.next()).size(), 10u);
+}
+
+TEST(SequentialBatches, InOrderWithAPartialLastBatch) {
+  const Dataset d = numbered(23);
+  const SequentialBatches batches(d, 5);
+  ASSERT_EQ(batches.num_batches(), 5);
+  int64_t next = 0;
+  for (int64_t b = 0; b < batches.num_batches(); ++b) {
+    for (int64_t i : ids(batches.batch(b))) EXPECT_EQ(i, next++);
+  }
+  EXPECT_EQ(next, 23);
+  EXPECT_THROW(batches.batch(5), std::out_of_range);
+  EXPECT_THROW(SequentialBatches(d, 0), std::invalid_argument);
+}
+
+}  // namespace
