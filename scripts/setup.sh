@@ -15,6 +15,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev            # tests and benchmarks
   libslicot-dev gfortran                                # SLICOT oracle tests
   python3 python3-numpy python3-scipy python3-mpmath    # oracle and baseline scripts
+  python3-torch                                         # PyTorch eager baseline (bench/)
   zlib1g-dev                                            # data readers (gzip)
   dataset-fashion-mnist python3-sklearn                 # real datasets: sfmnist, digits
 )
