@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace compressm::cli {
 
@@ -27,5 +28,12 @@ struct ReduceOptions {
 };
 CLI::App* add_reduce_command(CLI::App& app, ReduceOptions& options);
 int run_reduce(const ReduceOptions& options);
+
+struct ConfigOptions {
+  std::string config_path;
+  std::vector<std::string> overrides;  // --set section.key=value, in order
+};
+CLI::App* add_config_command(CLI::App& app, ConfigOptions& options);
+int run_config(const ConfigOptions& options);
 
 }  // namespace compressm::cli

@@ -6,6 +6,7 @@
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
+#include "config/config.h"
 #include "io/system_json.h"
 
 #ifndef COMPRESSM_VERSION
@@ -25,6 +26,9 @@ int run_guarded(Command&& command) {
     report_error(e.what());
     return kExitBadInput;
   } catch (const UsageError& e) {
+    report_error(e.what());
+    return kExitBadInput;
+  } catch (const compressm::config::ConfigError& e) {
     report_error(e.what());
     return kExitBadInput;
   } catch (const std::invalid_argument& e) {
@@ -64,6 +68,8 @@ int main(int argc, char** argv) {
   ReduceOptions reduce_options;
   CLI::App* hsv = add_hsv_command(app, hsv_options);
   CLI::App* reduce = add_reduce_command(app, reduce_options);
+  ConfigOptions config_options;
+  CLI::App* config = add_config_command(app, config_options);
 
   try {
     check_subcommand_name(app, argc, argv);
@@ -81,6 +87,7 @@ int main(int argc, char** argv) {
 
   if (*hsv) return run_guarded([&] { return run_hsv(hsv_options); });
   if (*reduce) return run_guarded([&] { return run_reduce(reduce_options); });
+  if (*config) return run_guarded([&] { return run_config(config_options); });
   report_error("no subcommand given (see --help)");
   return kExitBadInput;
 }
