@@ -24,7 +24,8 @@ Eigen::Index rank_for_fraction(Eigen::Index state_dim, double fraction) {
   if (!(fraction >= 0.0 && fraction < 1.0))
     throw std::invalid_argument("reduction fraction must be in [0, 1), got " +
                                 std::to_string(fraction));
-  const auto r = static_cast<Eigen::Index>(std::lround(state_dim * (1.0 - fraction)));
+  // floor, as the reference's int(N * (1 - f))
+  const auto r = static_cast<Eigen::Index>(std::floor(state_dim * (1.0 - fraction)));
   return std::max<Eigen::Index>(1, std::min(r, state_dim));
 }
 

@@ -12,7 +12,7 @@ namespace compressm::linalg {
 Eigen::Index rank_for_energy(const VectorXd& hsv_descending, double energy_kept);
 
 // Rank after shrinking by `fraction` of the current dimension (mode `fixed`):
-// r = max(1, round(N * (1 - fraction))).
+// r = max(1, floor(N * (1 - fraction))), as the reference.
 Eigen::Index rank_for_fraction(Eigen::Index state_dim, double fraction);
 
 // The 5% gate: a block is reduced only if r < 0.95 * N.

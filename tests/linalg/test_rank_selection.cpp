@@ -39,6 +39,7 @@ TEST(RankSelection, FivePercentGate) {
 TEST(RankSelection, FractionRule) {
   EXPECT_EQ(rank_for_fraction(100, 0.1), 90);
   EXPECT_EQ(rank_for_fraction(3, 0.9), 1);
+  EXPECT_EQ(rank_for_fraction(45, 0.1), 40);  // floor(40.5), as int() in the reference
   EXPECT_THROW(rank_for_fraction(10, 1.0), std::invalid_argument);
 }
 
