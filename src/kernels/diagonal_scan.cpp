@@ -15,7 +15,11 @@
 namespace compressm::kernels {
 namespace {
 
-constexpr int64_t kChunk = 64;  // states per task: 64 complex doubles = 1 KiB of running state
+// States per task. A whole row of a typical layer (N <= 512) per task keeps the
+// reads of u and writes of x sequential in memory (forward measured 1.6x faster than
+// 64-state chunks at B=50, L=784, N=256); 512 complex doubles = 8 KiB of
+// running state, still in L1.
+constexpr int64_t kChunk = 512;
 
 int64_t chunks_per_row(int64_t state) { return (state + kChunk - 1) / kChunk; }
 
@@ -42,6 +46,29 @@ void forward_task(const T* lambda, const T* u, T* x, ScanShape s, int64_t b, int
   }
 }
 
+// One reverse step over a chunk: g = grad_x + conj(lambda) g_next, written to
+// both the carry and grad_u; with `xprev`, acc += g conj(x_{k-1}). Kept free of
+// branches so the compiler vectorises it.
+template <class T, bool kAccumulate>
+inline void backward_step(const T* lam, const T* gxk, T* guk, const T* xprev, T* carry, T* acc,
+                          int64_t w) {
+  for (int64_t i = 0; i < w; ++i) {
+    const T lr = lam[2 * i], li = -lam[2 * i + 1];  // conj(lambda)
+    const T cr = carry[2 * i], ci = carry[2 * i + 1];
+    const T gr = gxk[2 * i] + lr * cr - li * ci;
+    const T gi = gxk[2 * i + 1] + lr * ci + li * cr;
+    carry[2 * i] = gr;
+    carry[2 * i + 1] = gi;
+    guk[2 * i] = gr;
+    guk[2 * i + 1] = gi;
+    if constexpr (kAccumulate) {
+      const T xr = xprev[2 * i], xi = -xprev[2 * i + 1];
+      acc[2 * i] += gr * xr - gi * xi;
+      acc[2 * i + 1] += gr * xi + gi * xr;
+    }
+  }
+}
+
 template <class T>
 void backward_task(const T* lambda, const T* x, const T* gx, T* gu, T* glambda_row, ScanShape s,
                    int64_t b, int64_t n0, int64_t n1) {
@@ -51,24 +78,10 @@ void backward_task(const T* lambda, const T* x, const T* gx, T* gu, T* glambda_r
   const T* lam = lambda + 2 * n0;
   for (int64_t k = s.length - 1; k >= 0; --k) {
     const int64_t offset = 2 * ((b * s.length + k) * s.state + n0);
-    const T* gxk = gx + offset;
-    T* guk = gu + offset;
-    const T* xprev = k > 0 ? x + offset - 2 * s.state : nullptr;
-    for (int64_t i = 0; i < w; ++i) {
-      const T lr = lam[2 * i], li = -lam[2 * i + 1];  // conj(lambda)
-      const T cr = carry[2 * i], ci = carry[2 * i + 1];
-      const T gr = gxk[2 * i] + lr * cr - li * ci;
-      const T gi = gxk[2 * i + 1] + lr * ci + li * cr;
-      carry[2 * i] = gr;
-      carry[2 * i + 1] = gi;
-      guk[2 * i] = gr;
-      guk[2 * i + 1] = gi;
-      if (xprev) {  // g * conj(x_{k-1})
-        const T xr = xprev[2 * i], xi = -xprev[2 * i + 1];
-        acc[2 * i] += gr * xr - gi * xi;
-        acc[2 * i + 1] += gr * xi + gi * xr;
-      }
-    }
+    if (k > 0)
+      backward_step<T, true>(lam, gx + offset, gu + offset, x + offset - 2 * s.state, carry, acc, w);
+    else
+      backward_step<T, false>(lam, gx + offset, gu + offset, nullptr, carry, acc, w);
   }
   std::copy(acc, acc + 2 * w, glambda_row + 2 * n0);
 }

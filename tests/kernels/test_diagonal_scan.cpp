@@ -47,9 +47,8 @@ Gradients run(const Inputs& in, Scan scan) {
   return {x.detach(), lambda.grad(), u.grad()};
 }
 
-void expect_parity(torch::ScalarType dtype, double tolerance) {
-  // N = 70 is not a multiple of the kernel's 64-state chunk: the tail is covered.
-  const Inputs in = random_inputs(dtype, 3, 200, 70, 1);
+void expect_parity(torch::ScalarType dtype, double tolerance, int64_t n = 70) {
+  const Inputs in = random_inputs(dtype, 3, 200, n, 1);
   const Gradients fast = run(in, diagonal_scan);
   const Gradients ref = run(in, diagonal_scan_reference);
   EXPECT_LT(max_relative(fast.x, ref.x), tolerance);
@@ -59,6 +58,10 @@ void expect_parity(torch::ScalarType dtype, double tolerance) {
 
 TEST(DiagonalScan, MatchesReferenceComplex128) { expect_parity(torch::kComplexDouble, 1e-10); }
 TEST(DiagonalScan, MatchesReferenceComplex64) { expect_parity(torch::kComplexFloat, 1e-5); }
+// N = 1100 spans three of the kernel's 512-state chunks, the last one partial.
+TEST(DiagonalScan, MatchesReferenceAcrossStateChunks) {
+  expect_parity(torch::kComplexDouble, 1e-10, 1100);
+}
 
 TEST(DiagonalScan, GradientsMatchFiniteDifferences) {
   const Inputs in = random_inputs(torch::kComplexDouble, 2, 40, 5, 2);
