@@ -13,8 +13,11 @@ LruBlockImpl::LruBlockImpl(int64_t n, int64_t h, double drop_rate, LruInit init)
 }
 
 torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) {
-  // BatchNorm1d normalises dim 1 over (batch, time): {B, L, H} -> {B, H, L} and back.
-  torch::Tensor z = norm(x.transpose(1, 2)).transpose(1, 2);
+  // Statistics over (batch, time) per channel: BatchNorm1d on the {B*L, H} view,
+  // which keeps everything contiguous (the {B, H, L} transpose was 3x slower
+  // and sent the next matmul down the batched-GEMM path).
+  const auto shape = x.sizes();
+  torch::Tensor z = norm(x.reshape({shape[0] * shape[1], shape[2]})).view(shape);
   z = dropout(torch::gelu(lru(z)));
   z = dropout(glu_value(z) * torch::sigmoid(glu_gate(z)));
   return x + z;
