@@ -44,25 +44,43 @@ DenseSystem zero_system(Eigen::Index inputs, Eigen::Index outputs, Complex pole)
   return {MatrixXc::Constant(1, 1, pole), MatrixXc::Zero(1, inputs), MatrixXc::Zero(outputs, 1)};
 }
 
+// Gramian factors, with the time of each stage for the benchmark breakdown.
+std::pair<GramianFactor, GramianFactor> timed_factors(const DiagonalSystem& system,
+                                                      Backend backend,
+                                                      BalancedTruncation::Timing& timing) {
+  Stopwatch watch;
+  const MatrixXc p = controllability_gramian(system);
+  const MatrixXc q = observability_gramian(system);
+  timing.gramians_ms = watch.lap_ms();
+  std::pair<GramianFactor, GramianFactor> factors{psd_factor(p, backend), psd_factor(q, backend)};
+  timing.factor_ms = watch.lap_ms();
+  return factors;
+}
+
+std::pair<GramianFactor, GramianFactor> timed_factors(const DenseSystem& system, Backend backend,
+                                                      BalancedTruncation::Timing& timing) {
+  Stopwatch watch;
+  auto factors = gramian_factors(system, backend);  // Hammarling: no Gramian is formed
+  timing.factor_ms = watch.lap_ms();
+  return factors;
+}
+
 template <class System, class ApplyA>
 BalancedTruncation truncate(const System& system, const MatrixXc& b_in, const MatrixXc& c_out,
                             const RankRule& rule, ApplyA apply_a, Complex fallback_pole,
                             Backend backend) {
   BalancedTruncation out;
+  auto [lc, lo] = timed_factors(system, backend, out.timing);
   Stopwatch watch;
-  const MatrixXc p = controllability_gramian(system);
-  const MatrixXc q = observability_gramian(system);
-  out.timing.gramians_ms = watch.lap_ms();
   // The rule picks r from the HSVs inside the SVD, before any vector is formed.
   const SquareRootBalancing balancing = square_root_balancing(
-      p, q,
+      std::move(lc), std::move(lo),
       [&](const VectorXd& hsv) {
         out.requested_rank = select_rank(rule, hsv);
         return std::min(out.requested_rank, numerical_rank(hsv));
       },
       backend);
   watch.lap_ms();
-  out.timing.factor_ms = balancing.timing.factor_ms;
   out.timing.product_ms = balancing.timing.product_ms;
   out.timing.svd_ms = balancing.timing.svd_ms;
   out.hsv = balancing.hsv;

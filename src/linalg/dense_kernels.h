@@ -31,8 +31,8 @@ MatrixXc gram_columns(const MatrixXc& a, Backend backend = default_backend());
 // Cholesky with diagonal pivoting (LAPACK xPSTRF) and stops at the numerical
 // rank, so states with no energy never produce NaN.
 struct GramianFactor {
-  MatrixXc L;              // {N, rank}
-  bool pivoted = false;    // true when the semidefinite fallback was used
+  MatrixXc L;                     // {N, rank}
+  bool lower_triangular = false;  // square lower triangular (plain Cholesky)
   Eigen::Index rank() const { return L.cols(); }
 };
 GramianFactor psd_factor(const MatrixXc& p, Backend backend = default_backend());

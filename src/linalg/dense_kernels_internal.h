@@ -13,11 +13,11 @@ MatrixXc multiply(const MatrixXc& a, bool adjoint_a, const MatrixXc& b,
 MatrixXc lower_triangular_multiply(const MatrixXc& l, bool adjoint_l, const MatrixXc& b,
                                    Backend backend = default_backend());
 
-// op(F) * B for a Gramian factor: triangular when the factor is unpivoted.
+// op(F) * B for a Gramian factor, with half the work when it is triangular.
 inline MatrixXc factor_multiply(const GramianFactor& f, bool adjoint_f, const MatrixXc& b,
                                 Backend backend = default_backend()) {
-  return f.pivoted ? multiply(f.L, adjoint_f, b, backend)
-                   : lower_triangular_multiply(f.L, adjoint_f, b, backend);
+  return f.lower_triangular ? lower_triangular_multiply(f.L, adjoint_f, b, backend)
+                            : multiply(f.L, adjoint_f, b, backend);
 }
 
 #define COMPRESSM_DENSE_KERNELS(ns)                                           \

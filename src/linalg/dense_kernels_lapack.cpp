@@ -123,7 +123,7 @@ GramianFactor psd_factor(const MatrixXc& p) {
   if (n > 0) zpotrf_("L", &n, l.data(), &n, &info, 1);
   if (info == 0) {
     l.triangularView<Eigen::StrictlyUpper>().setZero();
-    return {std::move(l), false};
+    return {std::move(l), true};
   }
   // Semidefinite: pivoted Cholesky stops at the numerical rank (tol < 0 asks
   // for LAPACK's default N * eps * max(diag)).
@@ -135,7 +135,7 @@ GramianFactor psd_factor(const MatrixXc& p) {
   zpstrf_("L", &n, l.data(), &n, piv.data(), &rank, &tol, work.data(), &info, 1);
   if (info < 0) check_info(info, "zpstrf");
   GramianFactor factor;
-  factor.pivoted = true;
+  factor.lower_triangular = false;
   factor.L = MatrixXc::Zero(n, rank);
   for (int c = 0; c < rank; ++c)
     for (int r = c; r < n; ++r) factor.L(piv[r] - 1, c) = l(r, c);

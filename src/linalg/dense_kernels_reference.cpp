@@ -64,7 +64,7 @@ GramianFactor pivoted_cholesky(const MatrixXc& p) {
     ++rank;
   }
   GramianFactor factor;
-  factor.pivoted = true;
+  factor.lower_triangular = false;
   factor.L = MatrixXc::Zero(n, rank);
   for (Eigen::Index c = 0; c < rank; ++c)
     for (Eigen::Index r = c; r < n; ++r) factor.L(perm[r], c) = a(r, c);
@@ -75,7 +75,7 @@ GramianFactor psd_factor(const MatrixXc& p) {
   Eigen::LLT<MatrixXc> llt(p);
   if (llt.info() == Eigen::Success) {
     MatrixXc l = llt.matrixL();
-    if (l.diagonal().real().minCoeff() > 0.0 && l.allFinite()) return {std::move(l), false};
+    if (l.diagonal().real().minCoeff() > 0.0 && l.allFinite()) return {std::move(l), true};
   }
   return pivoted_cholesky(p);
 }

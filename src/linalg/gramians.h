@@ -23,4 +23,14 @@ MatrixXc solve_stein(const MatrixXc& a, const MatrixXc& f);
 MatrixXc controllability_gramian(const DenseSystem& system);
 MatrixXc observability_gramian(const DenseSystem& system);
 
+// Factors of the dense Gramians computed directly by Hammarling's method
+// (stein_factor.cpp), never forming P or Q: P = L L^H, Q = L L^H, L {N, N}.
+// Small HSVs keep their relative accuracy, which forming P and Q loses.
+MatrixXc controllability_factor(const DenseSystem& system);
+MatrixXc observability_factor(const DenseSystem& system);
+
+// X = S^H X S + R^H R for upper triangular S with |s_kk| < 1 and any R {m, n}:
+// the upper triangular U with X = U^H U.
+MatrixXc stein_upper_factor(const MatrixXc& s, const MatrixXc& r);
+
 }  // namespace compressm::linalg

@@ -13,12 +13,22 @@ Eigen::Index no_vectors(const VectorXd&) { return 0; }
 
 SquareRootBalancing square_root_balancing(const MatrixXc& p, const MatrixXc& q,
                                           const VectorCountRule& vectors, Backend backend) {
-  const Eigen::Index n = p.rows();
+  Stopwatch watch;
+  GramianFactor lc = psd_factor(p, backend);
+  GramianFactor lo = psd_factor(q, backend);
+  const double factor_ms = watch.lap_ms();
+  SquareRootBalancing out = square_root_balancing(std::move(lc), std::move(lo), vectors, backend);
+  out.timing.factor_ms = factor_ms;
+  return out;
+}
+
+SquareRootBalancing square_root_balancing(GramianFactor lc, GramianFactor lo,
+                                          const VectorCountRule& vectors, Backend backend) {
+  const Eigen::Index n = lc.L.rows();
   SquareRootBalancing out;
   Stopwatch watch;
-  out.Lc = psd_factor(p, backend);
-  out.Lo = psd_factor(q, backend);
-  out.timing.factor_ms = watch.lap_ms();
+  out.Lc = std::move(lc);
+  out.Lo = std::move(lo);
   // M = Lo^H Lc {rank_o, rank_c}; its singular values are the HSVs. Every
   // state outside the controllable or observable subspace adds a zero HSV.
   const MatrixXc m = factor_multiply(out.Lo, /*adjoint_f=*/true, out.Lc.L, backend);
@@ -45,9 +55,19 @@ VectorXd hankel_singular_values(const DiagonalSystem& system, Backend backend) {
 }
 
 VectorXd hankel_singular_values(const DenseSystem& system, Backend backend) {
-  return square_root_balancing(controllability_gramian(system), observability_gramian(system),
-                               no_vectors, backend)
-      .hsv;
+  auto [lc, lo] = gramian_factors(system, backend);
+  return square_root_balancing(std::move(lc), std::move(lo), no_vectors, backend).hsv;
+}
+
+std::pair<GramianFactor, GramianFactor> gramian_factors(const DiagonalSystem& system,
+                                                        Backend backend) {
+  return {psd_factor(controllability_gramian(system), backend),
+          psd_factor(observability_gramian(system), backend)};
+}
+
+std::pair<GramianFactor, GramianFactor> gramian_factors(const DenseSystem& system, Backend) {
+  return {GramianFactor{controllability_factor(system), false},
+          GramianFactor{observability_factor(system), false}};
 }
 
 }  // namespace compressm::linalg

@@ -12,7 +12,7 @@ namespace compressm::linalg {
 // HSVs of states that are uncontrollable or unobservable are exactly 0.
 struct SquareRootBalancing {
   VectorXd hsv;  // {N}, descending, >= 0, never NaN
-  GramianFactor Lc;  // {N, rank_c}, lower triangular unless pivoted
+  GramianFactor Lc;  // {N, rank_c}
   GramianFactor Lo;  // {N, rank_o}
   MatrixXc U;    // {rank_o, vectors}: leading left singular vectors
   MatrixXc V;    // {rank_c, vectors}: leading right singular vectors
@@ -29,6 +29,18 @@ struct SquareRootBalancing {
 SquareRootBalancing square_root_balancing(const MatrixXc& p, const MatrixXc& q,
                                           const VectorCountRule& vectors,
                                           Backend backend = default_backend());
+
+// The same from factors P = Lc Lc^H, Q = Lo Lo^H computed some other way.
+SquareRootBalancing square_root_balancing(GramianFactor lc, GramianFactor lo,
+                                          const VectorCountRule& vectors,
+                                          Backend backend = default_backend());
+
+// Factors of the Gramians: closed form + Cholesky for diagonal systems,
+// Hammarling's direct factors for dense ones.
+std::pair<GramianFactor, GramianFactor> gramian_factors(const DiagonalSystem& system,
+                                                        Backend backend = default_backend());
+std::pair<GramianFactor, GramianFactor> gramian_factors(const DenseSystem& system,
+                                                        Backend backend = default_backend());
 
 // HSVs in descending order, length N.
 VectorXd hankel_singular_values(const DiagonalSystem& system,

@@ -61,3 +61,45 @@ TEST(Gramians, UnstableSystemsAreRejected) {
 
 }  // namespace
 }  // namespace compressm::linalg
+
+namespace compressm::linalg {
+namespace {
+
+// Hammarling's direct factors against the formed Gramians.
+TEST(SteinFactor, FactorsReproduceTheGramians) {
+  std::mt19937_64 rng(15);
+  std::normal_distribution<double> normal;
+  const int n = 12;
+  MatrixXc a(n, n), b(n, 2), c(3, n);
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j < n; ++j) a(i, j) = Complex(normal(rng), normal(rng));
+    for (int j = 0; j < 2; ++j) b(i, j) = Complex(normal(rng), normal(rng));
+    for (int j = 0; j < 3; ++j) c(j, i) = Complex(normal(rng), normal(rng));
+  }
+  a *= 0.95 / Eigen::ComplexEigenSolver<MatrixXc>(a, false).eigenvalues().cwiseAbs().maxCoeff();
+  const DenseSystem s{a, b, c};
+  const MatrixXc lc = controllability_factor(s), lo = observability_factor(s);
+  const MatrixXc p = controllability_gramian(s), q = observability_gramian(s);
+  EXPECT_LT((lc * lc.adjoint() - p).norm() / p.norm(), 1e-12);
+  EXPECT_LT((lo * lo.adjoint() - q).norm() / q.norm(), 1e-12);
+}
+
+TEST(SteinFactor, UpperFactorSolvesTheEquation) {
+  std::mt19937_64 rng(16);
+  std::normal_distribution<double> normal;
+  const int n = 9;
+  MatrixXc s = MatrixXc::Zero(n, n), r(2, n);
+  for (int i = 0; i < n; ++i) {
+    s(i, i) = std::polar(0.3 + 0.069 * i, 0.7 * i);
+    for (int j = i + 1; j < n; ++j) s(i, j) = 0.3 * Complex(normal(rng), normal(rng));
+    for (int j = 0; j < 2; ++j) r(j, i) = Complex(normal(rng), normal(rng));
+  }
+  r.col(3).setZero();  // a state without direct input energy
+  const MatrixXc u = stein_upper_factor(s, r);
+  EXPECT_TRUE(u.isUpperTriangular());
+  const MatrixXc x = u.adjoint() * u;
+  EXPECT_LT((s.adjoint() * x * s + r.adjoint() * r - x).norm() / x.norm(), 1e-13);
+}
+
+}  // namespace
+}  // namespace compressm::linalg
