@@ -36,4 +36,21 @@ struct ConfigOptions {
 CLI::App* add_config_command(CLI::App& app, ConfigOptions& options);
 int run_config(const ConfigOptions& options);
 
+// train / eval exist only in builds with LibTorch (COMPRESSM_WITH_TORCH).
+struct TrainOptions {
+  std::string config_path;             // required unless resuming
+  std::vector<std::string> overrides;  // --set section.key=value, in order
+  std::string out_dir;                 // new run folder (empty or absent)
+  std::string resume_dir;              // run folder to continue
+};
+CLI::App* add_train_command(CLI::App& app, TrainOptions& options);
+int run_train(const TrainOptions& options);
+
+struct EvalOptions {
+  std::string checkpoint_dir;  // checkpoint folder, or run folder (its final model)
+  bool json = false;
+};
+CLI::App* add_eval_command(CLI::App& app, EvalOptions& options);
+int run_eval(const EvalOptions& options);
+
 }  // namespace compressm::cli

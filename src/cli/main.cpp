@@ -70,6 +70,12 @@ int main(int argc, char** argv) {
   CLI::App* reduce = add_reduce_command(app, reduce_options);
   ConfigOptions config_options;
   CLI::App* config = add_config_command(app, config_options);
+#ifdef COMPRESSM_WITH_TORCH
+  TrainOptions train_options;
+  CLI::App* train = add_train_command(app, train_options);
+  EvalOptions eval_options;
+  CLI::App* eval = add_eval_command(app, eval_options);
+#endif
 
   try {
     check_subcommand_name(app, argc, argv);
@@ -88,6 +94,10 @@ int main(int argc, char** argv) {
   if (*hsv) return run_guarded([&] { return run_hsv(hsv_options); });
   if (*reduce) return run_guarded([&] { return run_reduce(reduce_options); });
   if (*config) return run_guarded([&] { return run_config(config_options); });
+#ifdef COMPRESSM_WITH_TORCH
+  if (*train) return run_guarded([&] { return run_train(train_options); });
+  if (*eval) return run_guarded([&] { return run_eval(eval_options); });
+#endif
   report_error("no subcommand given (see --help)");
   return kExitBadInput;
 }

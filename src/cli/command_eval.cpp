@@ -1,0 +1,52 @@
+// `compressm eval --checkpoint DIR [--json]`: test accuracy of a checkpoint
+// (a checkpoint folder, or a run folder meaning its final model; DESIGN.md §7).
+#include <cstdio>
+#include <iostream>
+
+#include "cli/cli_common.h"
+#include "cli/commands.h"
+#include "config/config.h"
+#include "data/dataset.h"
+#include "training/checkpoint.h"
+#include "training/model_evaluation.h"
+#include "training/runtime_setup.h"
+#include "training/trainer.h"
+
+namespace compressm::cli {
+namespace fs = std::filesystem;
+
+CLI::App* add_eval_command(CLI::App& app, EvalOptions& options) {
+  CLI::App* command = app.add_subcommand("eval", "Test accuracy of a trained model");
+  command->add_option("--checkpoint", options.checkpoint_dir, "Checkpoint folder, or a run folder (its final model)")
+      ->required();
+  command->add_flag("--json", options.json, R"(Print {"accuracy": a, "n": count} on stdout)");
+  return command;
+}
+
+int run_eval(const EvalOptions& options) {
+  const fs::path folder = training::resolve_checkpoint(options.checkpoint_dir);
+  const training::CheckpointContents contents = training::read_checkpoint(folder);
+  const config::Config config = config::parse_config(contents.config_yaml, (folder / "config.yaml").string());
+  training::configure_runtime(config.threads);
+  data::Splits splits;
+  try {
+    splits = data::load_dataset(std::string(config::to_string(config.dataset)), config.data_dir,
+                                static_cast<uint64_t>(config.seed));
+  } catch (const data::DataError& e) {
+    throw io::InputError(e.what());
+  }
+  nn::LruModel model(training::model_options(config, splits.train.channels, splits.train.num_classes));
+  training::restore_model(model, contents, folder);
+  const training::Accuracy result = training::evaluate_accuracy(model, splits.test, config.training.batch_size);
+  if (options.json) {
+    print_json({{"accuracy", result.accuracy}, {"n", result.count}});
+  } else {
+    char line[128];
+    std::snprintf(line, sizeof line, "test accuracy %.4f%% (%lld of %lld)", 100 * result.accuracy,
+                  static_cast<long long>(result.correct), static_cast<long long>(result.count));
+    std::cout << line << "  " << folder.string() << "\n";
+  }
+  return kExitSuccess;
+}
+
+}  // namespace compressm::cli

@@ -1,0 +1,266 @@
+#include "training/checkpoint.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+namespace compressm::training {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr char kMagic[8] = {'C', 'S', 'M', 'T', 'N', 'S', '0', '1'};
+
+int dtype_code(torch::ScalarType type) {
+  switch (type) {
+    case torch::kFloat: return 0;
+    case torch::kDouble: return 1;
+    case torch::kLong: return 2;
+    case torch::kByte: return 3;
+    default: throw std::logic_error("checkpoint: unsupported tensor dtype");
+  }
+}
+
+torch::ScalarType dtype_of(int code) {
+  switch (code) {
+    case 0: return torch::kFloat;
+    case 1: return torch::kDouble;
+    case 2: return torch::kLong;
+    case 3: return torch::kByte;
+    default: throw std::invalid_argument("unknown dtype code " + std::to_string(code));
+  }
+}
+
+template <typename T>
+void put(std::string& out, T value) {
+  out.append(reinterpret_cast<const char*>(&value), sizeof value);
+}
+
+// Bounds-checked reader over the bytes of a tensor file.
+class Reader {
+ public:
+  Reader(const std::string& bytes, const std::string& source) : bytes_(bytes), source_(source) {}
+  template <typename T>
+  T get() {
+    T value;
+    std::memcpy(&value, take(sizeof value), sizeof value);
+    return value;
+  }
+  const char* take(size_t size) {
+    if (size > bytes_.size() - offset_) throw CheckpointError(source_ + ": truncated tensor data");
+    const char* at = bytes_.data() + offset_;
+    offset_ += size;
+    return at;
+  }
+  bool done() const { return offset_ == bytes_.size(); }
+
+ private:
+  const std::string& bytes_;
+  const std::string& source_;
+  size_t offset_ = 0;
+};
+
+// The optimizer keys its state by the parameter's TensorImpl address (LibTorch 1.13).
+std::string optimizer_key(const torch::Tensor& parameter) {
+  return c10::guts::to_string(parameter.unsafeGetTensorImpl());
+}
+
+}  // namespace
+
+std::string encode_tensors(const NamedTensors& tensors) {
+  std::string out(kMagic, sizeof kMagic);
+  put<uint64_t>(out, tensors.size());
+  for (const auto& [name, tensor] : tensors) {
+    const torch::Tensor t = tensor.contiguous();
+    put<uint32_t>(out, static_cast<uint32_t>(name.size()));
+    out += name;
+    put<uint8_t>(out, static_cast<uint8_t>(dtype_code(t.scalar_type())));
+    put<uint32_t>(out, static_cast<uint32_t>(t.dim()));
+    for (int64_t size : t.sizes()) put<int64_t>(out, size);
+    const uint64_t nbytes = t.numel() * t.element_size();
+    put<uint64_t>(out, nbytes);
+    out.append(static_cast<const char*>(t.data_ptr()), nbytes);
+  }
+  return out;
+}
+
+NamedTensors decode_tensors(const std::string& bytes, const std::string& source) {
+  Reader in(bytes, source);
+  if (std::memcmp(in.take(sizeof kMagic), kMagic, sizeof kMagic) != 0)
+    throw CheckpointError(source + ": not a compressm tensor file");
+  const uint64_t count = in.get<uint64_t>();
+  NamedTensors tensors;
+  for (uint64_t i = 0; i < count; ++i) {
+    const uint32_t name_size = in.get<uint32_t>();
+    std::string name(in.take(name_size), name_size);
+    torch::ScalarType type;
+    try {
+      type = dtype_of(in.get<uint8_t>());
+    } catch (const std::invalid_argument& e) {
+      throw CheckpointError(source + ": tensor '" + name + "': " + e.what());
+    }
+    const uint32_t rank = in.get<uint32_t>();
+    if (rank > 8) throw CheckpointError(source + ": tensor '" + name + "': rank " + std::to_string(rank));
+    std::vector<int64_t> sizes(rank);
+    int64_t numel = 1;
+    for (auto& size : sizes) {
+      size = in.get<int64_t>();
+      if (size < 0 || size > (int64_t{1} << 40)) throw CheckpointError(source + ": tensor '" + name + "': bad size");
+      numel *= size;
+    }
+    const uint64_t nbytes = in.get<uint64_t>();
+    const uint64_t expected = static_cast<uint64_t>(numel) * c10::elementSize(type);
+    if (nbytes != expected) throw CheckpointError(source + ": tensor '" + name + "': byte count does not match its shape");
+    torch::Tensor t = torch::empty(sizes, torch::TensorOptions().dtype(type));
+    std::memcpy(t.data_ptr(), in.take(nbytes), nbytes);
+    tensors.emplace_back(std::move(name), std::move(t));
+  }
+  if (!in.done()) throw CheckpointError(source + ": trailing bytes after the last tensor");
+  return tensors;
+}
+
+CheckpointContents capture_checkpoint(const nn::LruModel& model, const torch::optim::AdamW& optimizer,
+                                      nlohmann::json state, std::string config_yaml) {
+  torch::NoGradGuard no_grad;
+  CheckpointContents contents;
+  for (const auto& item : model->named_parameters())
+    contents.model_tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU).clone());
+  for (const auto& item : model->named_buffers())
+    contents.model_tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU).clone());
+
+  const auto& states = optimizer.state();
+  for (const auto& item : model->named_parameters()) {
+    const auto found = states.find(optimizer_key(item.value()));
+    if (found == states.end()) continue;  // no step taken yet
+    const auto& s = static_cast<const torch::optim::AdamWParamState&>(*found->second);
+    contents.optimizer_tensors.emplace_back(item.key() + "/exp_avg", s.exp_avg().to(torch::kCPU).clone());
+    contents.optimizer_tensors.emplace_back(item.key() + "/exp_avg_sq", s.exp_avg_sq().to(torch::kCPU).clone());
+    contents.optimizer_tensors.emplace_back(item.key() + "/step", torch::tensor({s.step()}, torch::kLong));
+  }
+  {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> generator_lock(generator.mutex());
+    contents.optimizer_tensors.emplace_back("rng/cpu", generator.get_state().clone());
+  }
+  contents.state = std::move(state);
+  contents.config_yaml = std::move(config_yaml);
+  return contents;
+}
+
+void write_checkpoint(const CheckpointContents& contents, const fs::path& destination) {
+  const fs::path parent = destination.parent_path();
+  fs::create_directories(parent);
+  const fs::path staged = parent / ("." + destination.filename().string() + ".partial");
+  fs::remove_all(staged);
+  fs::create_directory(staged);
+  write_synced_file(staged / "model.bin", encode_tensors(contents.model_tensors));
+  write_synced_file(staged / "optimizer.bin", encode_tensors(contents.optimizer_tensors));
+  write_synced_file(staged / "state.json", contents.state.dump(1) + "\n");
+  write_synced_file(staged / "config.yaml", contents.config_yaml);
+  write_manifest(staged);
+  publish_folder(staged, destination);
+}
+
+CheckpointContents read_checkpoint(const fs::path& folder) {
+  verify_manifest(folder);
+  CheckpointContents contents;
+  const fs::path model_path = folder / "model.bin";
+  const fs::path optimizer_path = folder / "optimizer.bin";
+  const fs::path state_path = folder / "state.json";
+  contents.model_tensors = decode_tensors(read_checkpoint_file(model_path), model_path.string());
+  contents.optimizer_tensors = decode_tensors(read_checkpoint_file(optimizer_path), optimizer_path.string());
+  try {
+    contents.state = nlohmann::json::parse(read_checkpoint_file(state_path));
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(state_path.string() + ": malformed JSON (" + e.what() + ")");
+  }
+  contents.config_yaml = read_checkpoint_file(folder / "config.yaml");
+  return contents;
+}
+
+void restore_model(nn::LruModel& model, const CheckpointContents& contents, const fs::path& folder) {
+  const std::string source = (folder / "model.bin").string();
+  std::map<std::string, torch::Tensor> saved(contents.model_tensors.begin(), contents.model_tensors.end());
+  torch::NoGradGuard no_grad;
+  auto copy_into = [&](const std::string& name, torch::Tensor target) {
+    const auto found = saved.find(name);
+    if (found == saved.end()) throw CheckpointError(source + ": no tensor '" + name + "'");
+    if (found->second.sizes() != target.sizes() || found->second.scalar_type() != target.scalar_type())
+      throw CheckpointError(source + ": tensor '" + name + "' has another shape or dtype than the model's");
+    target.copy_(found->second);
+  };
+  for (auto& item : model->named_parameters()) copy_into(item.key(), item.value());
+  for (auto& item : model->named_buffers()) copy_into(item.key(), item.value());
+}
+
+void restore_optimizer(torch::optim::AdamW& optimizer, const nn::LruModel& model,
+                       const CheckpointContents& contents, const fs::path& folder) {
+  const std::string source = (folder / "optimizer.bin").string();
+  std::map<std::string, torch::Tensor> saved(contents.optimizer_tensors.begin(), contents.optimizer_tensors.end());
+  auto& states = optimizer.state();
+  for (const auto& item : model->named_parameters()) {
+    const auto avg = saved.find(item.key() + "/exp_avg");
+    const auto avg_sq = saved.find(item.key() + "/exp_avg_sq");
+    const auto step = saved.find(item.key() + "/step");
+    if (avg == saved.end() && avg_sq == saved.end() && step == saved.end()) continue;
+    if (avg == saved.end() || avg_sq == saved.end() || step == saved.end() ||
+        avg->second.sizes() != item.value().sizes() || avg_sq->second.sizes() != item.value().sizes() ||
+        step->second.numel() != 1)
+      throw CheckpointError(source + ": incomplete or mismatched AdamW state for '" + item.key() + "'");
+    auto state = std::make_unique<torch::optim::AdamWParamState>();
+    state->step(step->second.item<int64_t>());
+    state->exp_avg(avg->second.to(item.value().device()).clone());
+    state->exp_avg_sq(avg_sq->second.to(item.value().device()).clone());
+    states[optimizer_key(item.value())] = std::move(state);
+  }
+  const auto rng = saved.find("rng/cpu");
+  if (rng == saved.end()) throw CheckpointError(source + ": no generator state 'rng/cpu'");
+  try {
+    auto generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> generator_lock(generator.mutex());
+    generator.set_state(rng->second);
+  } catch (const c10::Error& e) {
+    throw CheckpointError(source + ": bad generator state");
+  }
+}
+
+fs::path checkpoint_folder(const fs::path& run_dir, int64_t step) {
+  char name[32];
+  std::snprintf(name, sizeof name, "step_%06lld", static_cast<long long>(step));
+  return run_dir / "checkpoints" / name;
+}
+
+fs::path final_folder(const fs::path& run_dir) { return run_dir / "final"; }
+
+fs::path latest_checkpoint(const fs::path& run_dir) {
+  if (fs::exists(final_folder(run_dir) / "manifest.json")) return final_folder(run_dir);
+  fs::path best;
+  long long best_step = -1;
+  const fs::path folder = run_dir / "checkpoints";
+  if (fs::is_directory(folder)) {
+    for (const auto& entry : fs::directory_iterator(folder)) {
+      const std::string name = entry.path().filename().string();
+      if (!entry.is_directory() || name.rfind("step_", 0) != 0) continue;
+      char* end = nullptr;
+      const long long step = std::strtoll(name.c_str() + 5, &end, 10);
+      if (end == name.c_str() + 5 || *end != '\0') continue;
+      if (step > best_step) best_step = step, best = entry.path();
+    }
+  }
+  if (best_step < 0) throw CheckpointError(run_dir.string() + ": no checkpoint to resume from");
+  return best;
+}
+
+fs::path resolve_checkpoint(const fs::path& dir) {
+  if (!fs::is_directory(dir)) throw CheckpointError(dir.string() + ": no such folder");
+  if (fs::exists(dir / "manifest.json")) return dir;
+  if (fs::is_directory(final_folder(dir))) return final_folder(dir);
+  throw CheckpointError(dir.string() + ": neither a checkpoint folder (no manifest.json) nor a finished run (no final/)");
+}
+
+}  // namespace compressm::training

@@ -1,0 +1,32 @@
+#include "training/model_evaluation.h"
+
+#include <torch/torch.h>
+
+namespace compressm::training {
+
+torch::Tensor batch_inputs(data::Batch& batch) {
+  return torch::from_blob(batch.inputs.data(), {batch.size, batch.seq_len, batch.channels}, torch::kFloat);
+}
+
+torch::Tensor batch_labels(const data::Batch& batch) {
+  return torch::from_blob(const_cast<int32_t*>(batch.labels.data()), {batch.size}, torch::kInt).to(torch::kLong);
+}
+
+Accuracy evaluate_accuracy(nn::LruModel& model, const data::Dataset& split, int64_t batch_size) {
+  const bool was_training = model->is_training();
+  model->eval();
+  torch::NoGradGuard no_grad;
+  Accuracy result;
+  const data::SequentialBatches batches(split, batch_size);
+  for (int64_t i = 0; i < batches.num_batches(); ++i) {
+    data::Batch batch = batches.batch(i);
+    const torch::Tensor logits = model->forward(batch_inputs(batch));
+    result.correct += logits.argmax(1).eq(batch_labels(batch)).sum().item<int64_t>();
+    result.count += batch.size;
+  }
+  result.accuracy = result.count > 0 ? static_cast<double>(result.correct) / result.count : 0.0;
+  model->train(was_training);
+  return result;
+}
+
+}  // namespace compressm::training

@@ -1,0 +1,60 @@
+// What a run has measured so far: one record per evaluation, the best model's
+// metrics, and the training sums since the last evaluation. Saved in every
+// checkpoint (so a resumed run continues them exactly) and written as the run
+// folder's metrics.json and curve.csv (DESIGN.md §3). No LibTorch here.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace compressm::training {
+
+struct EvalRecord {
+  int64_t step = 0;              // training steps done when evaluated
+  double loss = 0;               // mean training loss since the previous evaluation
+  double train_accuracy = 0;     // training accuracy since the previous evaluation
+  double val_accuracy = 0;
+  // Test accuracy of the best-validation model as of this evaluation: the test
+  // split is only measured when val accuracy improves (the reference's rule).
+  double test_accuracy = 0;
+  std::vector<int64_t> state_dims;  // N per block
+  double elapsed_s = 0;          // wall time since the run started (across resumes)
+};
+
+struct RunHistory {
+  std::vector<EvalRecord> evals;
+  double best_val_accuracy = -1;  // -1: nothing evaluated yet
+  double best_test_accuracy = 0;
+  int64_t best_step = -1;
+  // Sums over the training steps since the last evaluation.
+  double loss_sum = 0;
+  int64_t correct_sum = 0;
+  int64_t example_sum = 0;
+  int64_t batch_sum = 0;
+
+  // Exact round trip (nlohmann prints doubles in shortest round-trip form).
+  nlohmann::json to_json() const;
+  // Throws std::invalid_argument for a document of the wrong shape.
+  static RunHistory from_json(const nlohmann::json& document);
+};
+
+struct RunTotals {
+  std::vector<int64_t> final_state_dims;
+  double final_test_accuracy = 0;  // the final model's test accuracy (what `eval` reports)
+  double wall_time_s = 0;
+  double data_wait_fraction = 0;   // share of step time spent waiting for batches
+};
+
+// metrics.json: steps, train_accuracy, val_accuracy, test_accuracy (a list per
+// evaluation), best_test_accuracy, best_step, final_state_dims,
+// reduction_history (empty until reductions exist), final_test_accuracy,
+// wall_time_s, data_wait_fraction.
+nlohmann::ordered_json metrics_json(const RunHistory& history, const RunTotals& totals);
+
+// curve.csv: header `step,loss,train_acc,val_acc,test_acc,state_dims,elapsed_s`,
+// one row per evaluation; state_dims joined with ';'.
+std::string curve_csv(const RunHistory& history);
+
+}  // namespace compressm::training

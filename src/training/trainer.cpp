@@ -1,0 +1,223 @@
+#include "training/trainer.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+
+#include "io/atomic_file.h"
+#include "training/checkpoint.h"
+#include "training/checkpoint_writer.h"
+#include "training/learning_rate_schedule.h"
+#include "training/model_evaluation.h"
+
+namespace compressm::training {
+namespace fs = std::filesystem;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+constexpr size_t kSsmGroup = 0, kOtherGroup = 1;
+
+}  // namespace
+
+nn::LruModelOptions model_options(const config::Config& config, int64_t input_dim, int64_t num_classes) {
+  nn::LruModelOptions o;
+  o.input_dim = input_dim;
+  o.num_classes = num_classes;
+  o.num_blocks = config.model.num_blocks;
+  o.state_dim = config.model.state_dim;
+  o.hidden_dim = config.model.hidden_dim;
+  o.drop_rate = config.model.drop_rate;
+  o.init.r_min = config.model.r_min;
+  o.init.r_max = config.model.r_max;
+  o.init.max_phase = config.model.max_phase;
+  return o;
+}
+
+Trainer::Trainer(const config::Config& config, const data::Splits& splits, TrainerOptions options)
+    : config_(config), splits_(splits), options_(std::move(options)) {
+  torch::manual_seed(static_cast<uint64_t>(config_.seed));
+  model_ = nn::LruModel(model_options(config_, splits_.train.channels, splits_.train.num_classes));
+  rebuild_optimizer();
+  if (options_.log)
+    progress_ = std::make_unique<ProgressReporter>(*options_.log, options_.log_is_terminal, config_.training.num_steps);
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::rebuild_optimizer() {
+  const auto& t = config_.training;
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(model_->ssm_parameters(), std::make_unique<torch::optim::AdamWOptions>(
+                                                    torch::optim::AdamWOptions(t.lr * t.ssm_lr_factor).weight_decay(0.0)));
+  groups.emplace_back(model_->other_parameters(), std::make_unique<torch::optim::AdamWOptions>(
+                                                      torch::optim::AdamWOptions(t.lr).weight_decay(t.weight_decay)));
+  // Keep the moments of parameters that survive (same tensors).
+  std::unique_ptr<torch::optim::AdamW> old = std::move(optimizer_);
+  optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(t.lr));
+  if (old) {
+    for (auto& [key, state] : old->state())
+      if (state) optimizer_->state()[key] = state->clone();
+  }
+}
+
+void Trainer::set_learning_rates() {
+  const auto& t = config_.training;
+  auto& groups = optimizer_->param_groups();
+  const double ssm_peak = t.lr * t.ssm_lr_factor;
+  static_cast<torch::optim::AdamWOptions&>(groups[kSsmGroup].options())
+      .lr(scheduled_learning_rate(ssm_peak, step_, t.num_steps, t.use_warmup_cosine));
+  static_cast<torch::optim::AdamWOptions&>(groups[kOtherGroup].options())
+      .lr(scheduled_learning_rate(t.lr, step_, t.num_steps, t.use_warmup_cosine));
+}
+
+void Trainer::restore(const fs::path& checkpoint) {
+  const CheckpointContents contents = read_checkpoint(checkpoint);
+  const std::string state_source = (checkpoint / "state.json").string();
+  try {
+    const nlohmann::json& s = contents.state;
+    if (s.at("state_dims").get<std::vector<int64_t>>() != model_->state_dims())
+      throw CheckpointError(state_source + ": state dimensions differ from the config's (reduced checkpoints are not resumable yet)");
+    restore_model(model_, contents, checkpoint);
+    restore_optimizer(*optimizer_, model_, contents, checkpoint);
+    step_ = s.at("step").get<int64_t>();
+    loader_state_.epoch = s.at("loader").at("epoch").get<int64_t>();
+    loader_state_.position = s.at("loader").at("position").get<int64_t>();
+    history_ = RunHistory::from_json(s.at("history"));
+    elapsed_before_ = s.at("elapsed_s").get<double>();
+    data_wait_before_ = s.at("data_wait_s").get<double>();
+    loop_before_ = s.at("loop_s").get<double>();
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(state_source + ": " + e.what());
+  } catch (const std::invalid_argument& e) {
+    throw CheckpointError(state_source + ": " + e.what());
+  }
+  if (step_ < 0 || step_ > config_.training.num_steps)
+    throw CheckpointError(state_source + ": step " + std::to_string(step_) + " outside the run's " +
+                          std::to_string(config_.training.num_steps) + " steps");
+}
+
+nlohmann::json Trainer::checkpoint_state(double elapsed_s, double data_wait_s, double loop_s) const {
+  return {{"step", step_},
+          {"loader", {{"epoch", loader_state_.epoch}, {"position", loader_state_.position}}},
+          {"state_dims", model_->state_dims()},
+          {"history", history_.to_json()},
+          {"elapsed_s", elapsed_s},
+          {"data_wait_s", data_wait_s},
+          {"loop_s", loop_s}};
+}
+
+void Trainer::write_curve() const {
+  if (!options_.run_dir.empty()) io::write_file_atomically(options_.run_dir / "curve.csv", curve_csv(history_));
+}
+
+void Trainer::evaluate_and_record(double elapsed_s, double steps_per_second) {
+  const int64_t batch_size = config_.training.batch_size;
+  EvalRecord record;
+  record.step = step_;
+  record.loss = history_.batch_sum > 0 ? history_.loss_sum / history_.batch_sum : 0.0;
+  record.train_accuracy =
+      history_.example_sum > 0 ? static_cast<double>(history_.correct_sum) / history_.example_sum : 0.0;
+  record.val_accuracy = evaluate_accuracy(model_, splits_.val, batch_size).accuracy;
+  if (record.val_accuracy > history_.best_val_accuracy) {
+    history_.best_val_accuracy = record.val_accuracy;
+    history_.best_test_accuracy = evaluate_accuracy(model_, splits_.test, batch_size).accuracy;
+    history_.best_step = step_;
+  }
+  record.test_accuracy = history_.best_test_accuracy;
+  record.state_dims = model_->state_dims();
+  record.elapsed_s = elapsed_s;
+  history_.evals.push_back(record);
+  history_.loss_sum = 0;
+  history_.correct_sum = history_.example_sum = history_.batch_sum = 0;
+  if (progress_) progress_->evaluation(record, steps_per_second);
+  write_curve();
+}
+
+RunTotals Trainer::run() {
+  const auto& t = config_.training;
+  const std::string config_yaml = config::to_yaml(config_);
+  CheckpointWriter writer;
+  data::LoaderOptions loader_options;
+  loader_options.batch_size = t.batch_size;
+  loader_options.seed = static_cast<uint64_t>(config_.seed);
+  loader_options.drop_last = true;
+  loader_options.start = loader_state_;
+  data::BatchLoader loader(splits_.train, loader_options);
+
+  const Clock::time_point start = Clock::now();
+  const int64_t first_step = step_;
+  double last_val = history_.evals.empty() ? -1.0 : history_.evals.back().val_accuracy;
+  auto steps_per_second = [&] {
+    const double s = seconds_since(start);
+    return s > 0 ? (step_ - first_step) / s : 0.0;
+  };
+
+  model_->train();
+  while (step_ < t.num_steps) {
+    set_learning_rates();
+    data::Batch batch = loader.next();
+    loader_state_ = loader.state();
+    const torch::Tensor logits = model_->forward(batch_inputs(batch));
+    const torch::Tensor labels = batch_labels(batch);
+    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels);
+    optimizer_->zero_grad();
+    loss.backward();
+    optimizer_->step();
+    ++step_;
+
+    const double loss_value = loss.item<double>();
+    const int64_t correct = logits.argmax(1).eq(labels).sum().item<int64_t>();
+    history_.loss_sum += loss_value;
+    history_.correct_sum += correct;
+    history_.example_sum += batch.size;
+    history_.batch_sum += 1;
+    if (options_.after_step) options_.after_step(step_, *this);
+    if (progress_)
+      progress_->step(step_, loss_value, static_cast<double>(correct) / batch.size, last_val, model_->state_dims(),
+                      steps_per_second());
+
+    if (step_ % t.eval_steps == 0 || step_ == t.num_steps) {
+      evaluate_and_record(elapsed_before_ + seconds_since(start), steps_per_second());
+      last_val = history_.evals.back().val_accuracy;
+    }
+    if (!options_.run_dir.empty() && config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0 &&
+        step_ < t.num_steps) {
+      const double loop_s = seconds_since(start);
+      writer.submit(capture_checkpoint(model_, *optimizer_,
+                                       checkpoint_state(elapsed_before_ + loop_s, data_wait_before_ + loader.wait_seconds(),
+                                                        loop_before_ + loop_s),
+                                       config_yaml),
+                    checkpoint_folder(options_.run_dir, step_));
+    }
+  }
+  if (progress_) progress_->finish();
+
+  const double loop_s = seconds_since(start);
+  RunTotals totals;
+  totals.final_state_dims = model_->state_dims();
+  totals.final_test_accuracy = evaluate_accuracy(model_, splits_.test, t.batch_size).accuracy;
+  totals.wall_time_s = elapsed_before_ + seconds_since(start);
+  const double total_loop = loop_before_ + loop_s;
+  totals.data_wait_fraction = total_loop > 0 ? (data_wait_before_ + loader.wait_seconds()) / total_loop : 0.0;
+  if (!options_.run_dir.empty()) {
+    writer.submit(capture_checkpoint(model_, *optimizer_,
+                                     checkpoint_state(totals.wall_time_s, data_wait_before_ + loader.wait_seconds(),
+                                                      total_loop),
+                                     config_yaml),
+                  final_folder(options_.run_dir));
+    writer.finish();
+    write_curve();
+    io::write_file_atomically(options_.run_dir / "metrics.json", metrics_json(history_, totals).dump(2) + "\n");
+  }
+  if (options_.log)
+    ProgressReporter::print_summary(*options_.log, history_, totals, step_, steps_per_second());
+  return totals;
+}
+
+}  // namespace compressm::training

@@ -1,0 +1,94 @@
+// The LRU training engine: builds the model from the config, trains it with
+// AdamW (SSM group at lr * ssm_lr_factor without weight decay, DESIGN.md §1),
+// evaluates, keeps the run folder up to date and checkpoints so a killed run
+// resumes to exactly the metrics of an uninterrupted one.
+//
+// Run folder:
+//   config.yaml            the effective config (written by the caller)
+//   curve.csv              one row per evaluation (rewritten after each)
+//   metrics.json           written at the end (run_history.h)
+//   checkpoints/step_NNNNNN/  every checkpoint_every steps (checkpoint.h)
+//   final/                 the final model and state
+//
+// Determinism (CPU): the model is initialised from torch::manual_seed(seed),
+// batches come from the seeded BatchLoader, dropout draws from LibTorch's
+// default CPU generator whose state every checkpoint saves; with the same
+// thread count the resumed run repeats the uninterrupted one bit for bit.
+#pragma once
+
+#include <torch/optim/adamw.h>
+
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <memory>
+
+#include "config/config.h"
+#include "data/batch_loader.h"
+#include "data/dataset.h"
+#include "nn/lru_model.h"
+#include "training/progress_reporter.h"
+#include "training/run_history.h"
+
+namespace compressm::training {
+
+class Trainer;
+
+struct TrainerOptions {
+  std::filesystem::path run_dir;    // empty: keep nothing on disk (tests)
+  std::ostream* log = &std::cerr;   // progress and the final summary; nullptr = quiet
+  bool log_is_terminal = false;     // redraw the progress line in place
+  // Called after every optimiser step with the number of steps done. The
+  // in-training reduction (reduction.mode != none) plugs in here: it may
+  // replace LRU parameters (LruLayer::load_parameters) and must then call
+  // Trainer::rebuild_optimizer(); it must draw randomness only from the
+  // default generator so that checkpoints capture it.
+  std::function<void(int64_t steps_done, Trainer& trainer)> after_step;
+};
+
+// Model options for `config` on a dataset with `input_dim` channels and `num_classes` classes.
+nn::LruModelOptions model_options(const config::Config& config, int64_t input_dim, int64_t num_classes);
+
+class Trainer {
+ public:
+  // Builds the model (seeded) and the optimiser. `splits` must outlive the trainer.
+  Trainer(const config::Config& config, const data::Splits& splits, TrainerOptions options);
+  ~Trainer();
+
+  // Continues from a checkpoint folder of a run with the same config. Throws
+  // CheckpointError for a damaged or mismatched checkpoint.
+  void restore(const std::filesystem::path& checkpoint);
+
+  // Trains until training.num_steps, then measures the final model on the test
+  // split, writes final/ and metrics.json. Returns the totals.
+  RunTotals run();
+
+  // Re-creates AdamW's two parameter groups after the parameters changed
+  // (a reduction); moments of replaced parameters start from zero.
+  void rebuild_optimizer();
+
+  nn::LruModel& model() { return model_; }
+  torch::optim::AdamW& optimizer() { return *optimizer_; }
+  const RunHistory& history() const { return history_; }
+  int64_t steps_done() const { return step_; }
+
+ private:
+  void set_learning_rates();
+  void evaluate_and_record(double elapsed_s, double steps_per_second);
+  nlohmann::json checkpoint_state(double elapsed_s, double data_wait_s, double loop_s) const;
+  void write_curve() const;
+
+  config::Config config_;
+  const data::Splits& splits_;
+  TrainerOptions options_;
+  nn::LruModel model_{nullptr};
+  std::unique_ptr<torch::optim::AdamW> optimizer_;
+  RunHistory history_;
+  int64_t step_ = 0;
+  data::LoaderState loader_state_;
+  // Totals carried over from before a resume.
+  double elapsed_before_ = 0, data_wait_before_ = 0, loop_before_ = 0;
+  std::unique_ptr<ProgressReporter> progress_;
+};
+
+}  // namespace compressm::training

@@ -1,0 +1,229 @@
+// `compressm train` / `compressm eval` as a user runs them: the run folder,
+// kill -9 and resume to identical metrics, damaged checkpoints, eval --json.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "cli/cli_runner.h"
+#include "data/dataset.h"
+#include "support/temp_dir.h"
+
+namespace compressm::testing {
+namespace {
+namespace fs = std::filesystem;
+
+const std::string kConfigPath = std::string(COMPRESSM_SOURCE_DIR) + "/tests/training/digits_train.yaml";
+// 300 steps, evaluation every 50, checkpoints every 75 (not a multiple of
+// eval_steps, so a checkpoint falls between evaluations).
+const std::vector<std::string> kShortRun = {"--set", "training.num_steps=300", "--set", "training.eval_steps=50",
+                                            "--set", "checkpoint_every=75"};
+
+bool digits_available() {
+  const std::string dir = data::default_data_dir("digits");
+  return fs::exists(dir + "/digits.csv.gz") || fs::exists(dir + "/digits.csv");
+}
+
+std::vector<std::string> train_args(const fs::path& out) {
+  std::vector<std::string> args = {"train", "--config", kConfigPath, "--out", out.string()};
+  args.insert(args.end(), kShortRun.begin(), kShortRun.end());
+  return args;
+}
+
+nlohmann::json read_json(const fs::path& path) { return nlohmann::json::parse(read_text(path)); }
+
+bool is_one_error_line(const std::string& err) {
+  return err.rfind("compressm: error: ", 0) == 0 && err.find('\n') == err.size() - 1;
+}
+
+// The columns of curve.csv that do not depend on timing (all but elapsed_s).
+std::string curve_without_time(const fs::path& path) {
+  std::string text = read_text(path), out;
+  size_t start = 0;
+  while (start < text.size()) {
+    const size_t end = text.find('\n', start);
+    const std::string line = text.substr(start, end - start);
+    out += line.substr(0, line.rfind(',')) + "\n";
+    start = end == std::string::npos ? text.size() : end + 1;
+  }
+  return out;
+}
+
+// One uninterrupted run shared by the tests of this file (it takes seconds).
+class TrainCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!digits_available()) return;
+    dir_ = new TempDir();
+    result_ = new CliResult(run_cli(train_args(run())));
+  }
+  static void TearDownTestSuite() {
+    delete result_;
+    delete dir_;
+  }
+  void SetUp() override {
+    if (!digits_available()) GTEST_SKIP() << "scikit-learn's digits not installed (python3-sklearn)";
+    ASSERT_EQ(result_->status, 0) << result_->err;
+  }
+  static fs::path run() { return dir_->path() / "run"; }
+  static TempDir* dir_;
+  static CliResult* result_;
+};
+TempDir* TrainCli::dir_ = nullptr;
+CliResult* TrainCli::result_ = nullptr;
+
+TEST_F(TrainCli, WritesTheRunFolder) {
+  for (const char* name : {"config.yaml", "metrics.json", "curve.csv", "final/manifest.json", "final/model.bin",
+                           "final/optimizer.bin", "final/state.json", "checkpoints/step_000075/manifest.json",
+                           "checkpoints/step_000225/manifest.json"})
+    EXPECT_TRUE(fs::exists(run() / name)) << name;
+  EXPECT_FALSE(fs::exists(run() / "checkpoints/step_000300"));  // the last step is final/
+  const nlohmann::json m = read_json(run() / "metrics.json");
+  for (const char* key : {"steps", "train_accuracy", "val_accuracy", "test_accuracy", "best_test_accuracy",
+                          "best_step", "final_state_dims", "reduction_history", "wall_time_s", "data_wait_fraction"})
+    EXPECT_TRUE(m.contains(key)) << key;
+  EXPECT_EQ(m["steps"], nlohmann::json({50, 100, 150, 200, 250, 300}));
+  EXPECT_EQ(m["val_accuracy"].size(), 6u);
+  EXPECT_EQ(m["final_state_dims"], nlohmann::json({64}));
+  EXPECT_TRUE(m["reduction_history"].empty());
+  const std::string curve = read_text(run() / "curve.csv");
+  EXPECT_EQ(curve.substr(0, curve.find('\n')), "step,loss,train_acc,val_acc,test_acc,state_dims,elapsed_s");
+  EXPECT_NE(result_->err.find("best test"), std::string::npos) << result_->err;  // the summary table
+}
+
+TEST_F(TrainCli, RefusesToOverwriteANonEmptyRunFolder) {
+  const CliResult again = run_cli(train_args(run()));
+  EXPECT_EQ(again.status, 2);
+  EXPECT_TRUE(is_one_error_line(again.err)) << again.err;
+  EXPECT_NE(again.err.find("--out"), std::string::npos) << again.err;
+}
+
+TEST_F(TrainCli, KilledAndResumedRunEndsWithExactlyTheSameMetrics) {
+  TempDir dir;
+  const fs::path killed = dir / "killed";
+  std::vector<std::string> args = train_args(killed);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // Quiet child: the progress goes nowhere.
+    freopen("/dev/null", "w", stderr);
+    std::vector<char*> argv = {const_cast<char*>(COMPRESSM_CLI_PATH)};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(COMPRESSM_CLI_PATH, argv.data());
+    _exit(127);
+  }
+  // SIGKILL as soon as the first checkpoint is published.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(killed / "checkpoints/step_000075") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  kill(child, SIGKILL);
+  int status = 0;
+  waitpid(child, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before it could be killed";
+  ASSERT_TRUE(fs::exists(killed / "checkpoints/step_000075/manifest.json"));
+  ASSERT_FALSE(fs::exists(killed / "final"));
+
+  const CliResult resumed = run_cli({"train", "--resume", killed.string()});
+  ASSERT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("resuming"), std::string::npos) << resumed.err;
+
+  nlohmann::json a = read_json(run() / "metrics.json");
+  nlohmann::json b = read_json(killed / "metrics.json");
+  for (const char* timing : {"wall_time_s", "data_wait_fraction"}) {
+    a.erase(timing);
+    b.erase(timing);
+  }
+  EXPECT_EQ(a, b) << "uninterrupted:\n" << a.dump(1) << "\nresumed:\n" << b.dump(1);
+  EXPECT_EQ(curve_without_time(run() / "curve.csv"), curve_without_time(killed / "curve.csv"));
+  // The final models are the same bit for bit.
+  EXPECT_EQ(read_text(run() / "final/model.bin"), read_text(killed / "final/model.bin"));
+}
+
+TEST_F(TrainCli, EvalJsonMatchesTheRunsFinalTestAccuracy) {
+  const CliResult eval = run_cli({"eval", "--checkpoint", run().string(), "--json"});
+  ASSERT_EQ(eval.status, 0) << eval.err;
+  const nlohmann::json doc = nlohmann::json::parse(eval.out);  // exactly one document
+  ASSERT_TRUE(doc.is_object());
+  EXPECT_EQ(doc.size(), 2u);
+  ASSERT_TRUE(doc.contains("accuracy") && doc.contains("n"));
+  EXPECT_EQ(doc["n"].get<int>(), 360);
+  const nlohmann::json metrics = read_json(run() / "metrics.json");
+  EXPECT_EQ(doc["accuracy"].get<double>(), metrics["final_test_accuracy"].get<double>());
+
+  // A checkpoint folder works too; its accuracy is in [0, 1].
+  const CliResult mid = run_cli({"eval", "--checkpoint", (run() / "checkpoints/step_000150").string(), "--json"});
+  ASSERT_EQ(mid.status, 0) << mid.err;
+  const double accuracy = nlohmann::json::parse(mid.out)["accuracy"].get<double>();
+  EXPECT_GE(accuracy, 0.0);
+  EXPECT_LE(accuracy, 1.0);
+
+  const CliResult text = run_cli({"eval", "--checkpoint", run().string()});
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("test accuracy"), std::string::npos) << text.out;
+}
+
+// Copies the run, lets `damage` break the copy, and expects `args` (with
+// RUN replaced by the copy) to exit 2 with one line naming `file`.
+void expect_clear_error(const fs::path& source, const std::function<void(const fs::path&)>& damage,
+                        const std::vector<std::string>& args, const std::string& file) {
+  TempDir dir;
+  const fs::path copy = dir / "copy";
+  fs::copy(source, copy, fs::copy_options::recursive);
+  damage(copy);
+  std::vector<std::string> resolved;
+  for (const auto& a : args) resolved.push_back(a == "RUN" ? copy.string() : a);
+  const CliResult result = run_cli(resolved);
+  EXPECT_EQ(result.status, 2) << result.err;
+  EXPECT_TRUE(is_one_error_line(result.err)) << result.err;
+  EXPECT_NE(result.err.find(file), std::string::npos) << result.err;
+  EXPECT_TRUE(result.out.empty()) << result.out;
+}
+
+void truncate_file(const fs::path& path) { fs::resize_file(path, fs::file_size(path) / 2); }
+
+void flip_byte(const fs::path& path) {
+  std::string bytes = read_text(path);
+  bytes[bytes.size() / 2] ^= 0x40;
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+TEST_F(TrainCli, DamagedCheckpointsAreBadInputNotCrashes) {
+  const std::vector<std::string> eval = {"eval", "--checkpoint", "RUN", "--json"};
+  expect_clear_error(run(), [](const fs::path& r) { truncate_file(r / "final/model.bin"); }, eval, "model.bin");
+  expect_clear_error(run(), [](const fs::path& r) { flip_byte(r / "final/model.bin"); }, eval, "model.bin");
+  expect_clear_error(run(), [](const fs::path& r) { fs::remove(r / "final/optimizer.bin"); }, eval, "optimizer.bin");
+  expect_clear_error(run(), [](const fs::path& r) { fs::remove(r / "final/manifest.json"); }, eval, "manifest.json");
+  expect_clear_error(run(), [](const fs::path& r) { truncate_file(r / "final/manifest.json"); }, eval,
+                     "manifest.json");
+  expect_clear_error(run(), [](const fs::path& r) { fs::remove_all(r / "final"); }, eval, "final");
+
+  // Resume picks the latest checkpoint (step 225 once final/ is gone) and checks it.
+  const std::vector<std::string> resume = {"train", "--resume", "RUN"};
+  expect_clear_error(
+      run(),
+      [](const fs::path& r) {
+        fs::remove_all(r / "final");
+        flip_byte(r / "checkpoints/step_000225/state.json");
+      },
+      resume, "step_000225/state.json");
+  expect_clear_error(
+      run(),
+      [](const fs::path& r) {
+        fs::remove_all(r / "final");
+        truncate_file(r / "checkpoints/step_000225/optimizer.bin");
+      },
+      resume, "step_000225/optimizer.bin");
+  expect_clear_error(run(), [](const fs::path& r) { fs::remove_all(r / "checkpoints"), fs::remove_all(r / "final"); },
+                     resume, "no checkpoint");
+}
+
+}  // namespace
+}  // namespace compressm::testing
