@@ -82,7 +82,7 @@ MatrixXc herk(const MatrixXc& a, char trans) {
   return x;
 }
 
-void zgemm_check_square(const MatrixXc& l, int m) {
+void require_square_factor(const MatrixXc& l, int m) {
   if (l.rows() != m || l.cols() != m)
     throw std::invalid_argument("lower_triangular_multiply: factor is not square of matching size");
 }
@@ -110,7 +110,7 @@ MatrixXc lower_triangular_multiply(const MatrixXc& l, bool adjoint_l, const Matr
   const int m = to_int(b.rows()), n = to_int(b.cols());
   if (m == 0 || n == 0) return c;
   const fcomplex one(1.0);
-  zgemm_check_square(l, m);
+  require_square_factor(l, m);
   ztrmm_("L", "L", adjoint_l ? "C" : "N", "N", &m, &n, &one, l.data(), &m, c.data(), &m, 1, 1, 1,
          1);
   return c;

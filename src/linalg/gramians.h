@@ -1,6 +1,8 @@
 // Controllability and observability Gramians of discrete-time systems.
 #pragma once
 
+#include <utility>
+
 #include "linalg/types.h"
 
 namespace compressm::linalg {
@@ -28,6 +30,8 @@ MatrixXc observability_gramian(const DenseSystem& system);
 // Small HSVs keep their relative accuracy, which forming P and Q loses.
 MatrixXc controllability_factor(const DenseSystem& system);
 MatrixXc observability_factor(const DenseSystem& system);
+// Both, sharing one Schur form of A: {controllability, observability}.
+std::pair<MatrixXc, MatrixXc> gramian_factor_pair(const DenseSystem& system);
 
 // X = S^H X S + R^H R for upper triangular S with |s_kk| < 1 and any R {m, n}:
 // the upper triangular U with X = U^H U.

@@ -66,8 +66,8 @@ std::pair<GramianFactor, GramianFactor> gramian_factors(const DiagonalSystem& sy
 }
 
 std::pair<GramianFactor, GramianFactor> gramian_factors(const DenseSystem& system, Backend) {
-  return {GramianFactor{controllability_factor(system), false},
-          GramianFactor{observability_factor(system), false}};
+  auto [lc, lo] = gramian_factor_pair(system);
+  return {GramianFactor{std::move(lc), false}, GramianFactor{std::move(lo), false}};
 }
 
 }  // namespace compressm::linalg

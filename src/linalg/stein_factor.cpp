@@ -11,6 +11,7 @@
 
 #include "linalg/dense_kernels.h"
 #include "linalg/gramians.h"
+#include "linalg/stability.h"
 
 namespace compressm::linalg {
 namespace {
@@ -86,35 +87,40 @@ MatrixXc stein_upper_factor(const MatrixXc& s, const MatrixXc& r_in) {
 
 namespace {
 
-void check_square_stable(const MatrixXc& t, const char* what) {
-  for (Eigen::Index i = 0; i < t.rows(); ++i)
-    if (!(std::abs(t(i, i)) < 1.0))
-      throw std::invalid_argument(std::string(what) + ": A has an eigenvalue of modulus " +
-                                  std::to_string(std::abs(t(i, i))) + " >= 1");
+// P = A P A^H + B B^H, A = Z T Z^H. With J the index reversal, X = J Z^H P Z J
+// solves X = S^H X S + R^H R for S = J T^H J (upper) and R = B^H Z J;
+// then P = Z J U^H U J Z^H, so L = Z J U^H.
+MatrixXc controllability_factor(const SchurForm& schur, const MatrixXc& b) {
+  const MatrixXc s = schur.T.adjoint().colwise().reverse().rowwise().reverse();
+  const MatrixXc r = (b.adjoint() * schur.Z).rowwise().reverse();
+  return schur.Z * stein_upper_factor(s, r).adjoint().colwise().reverse();
+}
+
+// Q = A^H Q A + C^H C: with Q~ = Z^H Q Z, Q~ = T^H Q~ T + (C Z)^H (C Z), and
+// Q = Z U^H U Z^H, so L = Z U^H.
+MatrixXc observability_factor(const SchurForm& schur, const MatrixXc& c) {
+  return schur.Z * stein_upper_factor(schur.T, c * schur.Z).adjoint();
+}
+
+SchurForm stable_schur(const MatrixXc& a, const char* what) {
+  SchurForm schur = complex_schur(a);
+  require_stable(schur.T.diagonal(), what);
+  return schur;
 }
 
 }  // namespace
 
 MatrixXc controllability_factor(const DenseSystem& system) {
-  // P = A P A^H + B B^H, A = Z T Z^H. With J the index reversal, X = J Z^H P Z J
-  // solves X = S^H X S + R^H R for S = J T^H J (upper) and R = B^H Z J.
-  const SchurForm schur = complex_schur(system.A);
-  check_square_stable(schur.T, "controllability_factor");
-  const Eigen::Index n = schur.T.rows();
-  const MatrixXc s = schur.T.adjoint().colwise().reverse().rowwise().reverse();
-  const MatrixXc r = (system.B.adjoint() * schur.Z).rowwise().reverse();
-  const MatrixXc u = stein_upper_factor(s, r);
-  // P = Z J U^H U J Z^H  =>  L = Z J U^H
-  (void)n;
-  return schur.Z * u.adjoint().colwise().reverse();
+  return controllability_factor(stable_schur(system.A, "controllability_factor"), system.B);
 }
 
 MatrixXc observability_factor(const DenseSystem& system) {
-  // Q = A^H Q A + C^H C: with Q~ = Z^H Q Z, Q~ = T^H Q~ T + (C Z)^H (C Z).
-  const SchurForm schur = complex_schur(system.A);
-  check_square_stable(schur.T, "observability_factor");
-  const MatrixXc u = stein_upper_factor(schur.T, system.C * schur.Z);
-  return schur.Z * u.adjoint();  // Q = Z U^H U Z^H
+  return observability_factor(stable_schur(system.A, "observability_factor"), system.C);
+}
+
+std::pair<MatrixXc, MatrixXc> gramian_factor_pair(const DenseSystem& system) {
+  const SchurForm schur = stable_schur(system.A, "gramian_factors");  // one Schur form for both
+  return {controllability_factor(schur, system.B), observability_factor(schur, system.C)};
 }
 
 }  // namespace compressm::linalg
