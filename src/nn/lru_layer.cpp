@@ -2,8 +2,6 @@
 
 #include <cmath>
 
-#include "nn/diagonal_scan_function.h"
-
 namespace compressm::nn {
 namespace {
 
@@ -52,23 +50,15 @@ LruLayerImpl::LruLayerImpl(int64_t n, int64_t h, LruInit init) {
   D = register_parameter("D", torch::randn({h}));
 }
 
-torch::Tensor LruLayerImpl::forward(const torch::Tensor& u) {
-  const int64_t n = state_dim(), h = hidden_dim();
-  const torch::Tensor lambda =
-      torch::exp(torch::complex(-torch::exp(nu_log), torch::exp(theta_log)));
-  // Input projection as one real GEMM: W_in {N*2, H} rows (re, im) interleaved,
-  // so the output {B, L, N, 2} is a complex {B, L, N} view without a copy.
+LruLayerInputs LruLayerImpl::inputs(const torch::Tensor& u) const {
+  const torch::Tensor radius = torch::exp(-torch::exp(nu_log)), phase = torch::exp(theta_log);
   const torch::Tensor gamma = torch::exp(gamma_log).unsqueeze(1);
-  const torch::Tensor w_in = torch::stack({gamma * B_re, gamma * B_im}, 1).reshape({2 * n, h});
-  const torch::Tensor bu = torch::view_as_complex(
-      torch::matmul(u, w_in.t()).reshape({u.size(0), u.size(1), n, 2}));
-  const torch::Tensor x = diagonal_scan(lambda, bu);
-  // Output projection Re(C x) = C_re x_re - C_im x_im, one GEMM on the real view.
-  const torch::Tensor w_out = torch::stack({C_re, -C_im}, 2).reshape({h, 2 * n});
-  const torch::Tensor y = torch::matmul(torch::view_as_real(x).reshape({u.size(0), u.size(1), 2 * n}),
-                                        w_out.t());
-  return y + D * u;
+  return {radius * torch::cos(phase), radius * torch::sin(phase), gamma * B_re, gamma * B_im, C_re, C_im, D, u};
 }
+
+torch::Tensor LruLayerImpl::forward(const torch::Tensor& u) { return lru_layer(inputs(u)); }
+
+torch::Tensor LruLayerImpl::forward_unfused(const torch::Tensor& u) { return lru_layer_unfused(inputs(u)); }
 
 linalg::DiagonalSystem LruLayerImpl::to_system() const {
   linalg::LruParameters p;

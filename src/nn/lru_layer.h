@@ -10,6 +10,7 @@
 
 #include "linalg/lru_parameters.h"
 #include "linalg/types.h"
+#include "nn/lru_layer_function.h"
 
 namespace compressm::nn {
 
@@ -21,8 +22,13 @@ class LruLayerImpl : public torch::nn::Module {
  public:
   LruLayerImpl(int64_t state_dim, int64_t hidden_dim, LruInit init = {});
 
-  // u {B, L, H} float32 -> y {B, L, H}
+  // u {B, L, H} -> y {B, L, H} (the parameters' dtype), by the fused kernel.
   torch::Tensor forward(const torch::Tensor& u);
+  // The same through LibTorch GEMMs and the diagonal-scan op: the reference.
+  torch::Tensor forward_unfused(const torch::Tensor& u);
+  // lambda = exp(-exp(nu_log)) (cos + i sin)(exp(theta_log)),
+  // Bt = exp(gamma_log) (B_re + i B_im): the parameterisation, through autograd.
+  LruLayerInputs inputs(const torch::Tensor& u) const;
 
   int64_t state_dim() const { return nu_log.size(0); }
   int64_t hidden_dim() const { return D.size(0); }

@@ -1,0 +1,147 @@
+// Register-tiled matrix products on small, cache-resident, zero-padded blocks:
+// the three shapes the fused LRU layer needs per time chunk. Written with
+// GCC/Clang vector extensions (one 64-byte vector = 16 floats or 8 doubles;
+// lowered to AVX-512, AVX2 or SSE by the compiler), no intrinsics.
+//
+// Layout conventions: row-major, every row length `s` (the long dimension) a
+// multiple of the vector width, every short dimension (`rows`, `k`) a multiple
+// of kTile. Callers pad with zeros.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+namespace compressm::kernels::small_gemm {
+
+template <class T>
+struct Vec;
+template <>
+struct Vec<float> {
+  typedef float type __attribute__((vector_size(64)));
+  static constexpr int64_t width = 16;
+};
+template <>
+struct Vec<double> {
+  typedef double type __attribute__((vector_size(64)));
+  static constexpr int64_t width = 8;
+};
+
+// Rows and short-dimension entries per register tile.
+constexpr int64_t kTile = 4;
+
+template <class T>
+inline typename Vec<T>::type load(const T* p) {
+  typename Vec<T>::type v;
+  std::memcpy(&v, p, sizeof v);  // one unaligned vector load
+  return v;
+}
+template <class T>
+inline void store(T* p, typename Vec<T>::type v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// out {rows, s} = a {rows, k} (leading dim lda) x m {k, s}.
+// Tile: 4 rows x 4 vectors (16 accumulators); per k, 4 loads + 4 broadcasts.
+template <class T>
+void expand(const T* a, int64_t lda, const T* m, T* out, int64_t rows, int64_t k, int64_t s) {
+  using V = typename Vec<T>::type;
+  constexpr int64_t W = Vec<T>::width;
+  for (int64_t r = 0; r < rows; r += kTile) {
+    int64_t j = 0;
+    for (; j + 4 * W <= s; j += 4 * W) {
+      V acc[kTile][4] = {};
+      for (int64_t q = 0; q < k; ++q) {
+        const V m0 = load(m + q * s + j), m1 = load(m + q * s + j + W);
+        const V m2 = load(m + q * s + j + 2 * W), m3 = load(m + q * s + j + 3 * W);
+        for (int64_t i = 0; i < kTile; ++i) {
+          const T ai = a[(r + i) * lda + q];
+          acc[i][0] += ai * m0;
+          acc[i][1] += ai * m1;
+          acc[i][2] += ai * m2;
+          acc[i][3] += ai * m3;
+        }
+      }
+      for (int64_t i = 0; i < kTile; ++i)
+        for (int64_t c = 0; c < 4; ++c) store(out + (r + i) * s + j + c * W, acc[i][c]);
+    }
+    for (; j < s; j += W) {
+      V acc[kTile] = {};
+      for (int64_t q = 0; q < k; ++q) {
+        const V m0 = load(m + q * s + j);
+        for (int64_t i = 0; i < kTile; ++i) acc[i] += a[(r + i) * lda + q] * m0;
+      }
+      for (int64_t i = 0; i < kTile; ++i) store(out + (r + i) * s + j, acc[i]);
+    }
+  }
+}
+
+template <class T>
+inline T sum_lanes(typename Vec<T>::type v) {
+  T total = 0;
+  for (int64_t l = 0; l < Vec<T>::width; ++l) total += v[l];
+  return total;
+}
+
+// out {rows, k} (leading dim ldo) = x {rows, s} x m {k, s}^T.
+// Tile: 4 rows x 4 outputs, 16 lane-wise partial sums reduced at the end.
+template <class T>
+void contract(const T* x, const T* m, T* out, int64_t ldo, int64_t rows, int64_t k, int64_t s) {
+  using V = typename Vec<T>::type;
+  constexpr int64_t W = Vec<T>::width;
+  for (int64_t r = 0; r < rows; r += kTile) {
+    for (int64_t q = 0; q < k; q += kTile) {
+      V acc[kTile][kTile] = {};
+      for (int64_t j = 0; j < s; j += W) {
+        V mv[kTile];
+        for (int64_t c = 0; c < kTile; ++c) mv[c] = load(m + (q + c) * s + j);
+        for (int64_t i = 0; i < kTile; ++i) {
+          const V xv = load(x + (r + i) * s + j);
+          for (int64_t c = 0; c < kTile; ++c) acc[i][c] += xv * mv[c];
+        }
+      }
+      for (int64_t i = 0; i < kTile; ++i)
+        for (int64_t c = 0; c < kTile; ++c) out[(r + i) * ldo + q + c] = sum_lanes<T>(acc[i][c]);
+    }
+  }
+}
+
+// m {k, s} += a {rows, k}^T (leading dim lda) x x {rows, s}: a sum over rows
+// of outer products. Tile: 4 rows of m x 4 vectors held in registers.
+template <class T>
+void accumulate_outer(const T* a, int64_t lda, const T* x, T* m, int64_t rows, int64_t k,
+                      int64_t s) {
+  using V = typename Vec<T>::type;
+  constexpr int64_t W = Vec<T>::width;
+  for (int64_t q = 0; q < k; q += kTile) {
+    int64_t j = 0;
+    for (; j + 4 * W <= s; j += 4 * W) {
+      V acc[kTile][4];
+      for (int64_t i = 0; i < kTile; ++i)
+        for (int64_t c = 0; c < 4; ++c) acc[i][c] = load(m + (q + i) * s + j + c * W);
+      for (int64_t t = 0; t < rows; ++t) {
+        const V x0 = load(x + t * s + j), x1 = load(x + t * s + j + W);
+        const V x2 = load(x + t * s + j + 2 * W), x3 = load(x + t * s + j + 3 * W);
+        for (int64_t i = 0; i < kTile; ++i) {
+          const T ai = a[t * lda + q + i];
+          acc[i][0] += ai * x0;
+          acc[i][1] += ai * x1;
+          acc[i][2] += ai * x2;
+          acc[i][3] += ai * x3;
+        }
+      }
+      for (int64_t i = 0; i < kTile; ++i)
+        for (int64_t c = 0; c < 4; ++c) store(m + (q + i) * s + j + c * W, acc[i][c]);
+    }
+    for (; j < s; j += W) {
+      V acc[kTile];
+      for (int64_t i = 0; i < kTile; ++i) acc[i] = load(m + (q + i) * s + j);
+      for (int64_t t = 0; t < rows; ++t) {
+        const V x0 = load(x + t * s + j);
+        for (int64_t i = 0; i < kTile; ++i) acc[i] += a[t * lda + q + i] * x0;
+      }
+      for (int64_t i = 0; i < kTile; ++i) store(m + (q + i) * s + j, acc[i]);
+    }
+  }
+}
+
+}  // namespace compressm::kernels::small_gemm

@@ -1,0 +1,135 @@
+#include "nn/lru_layer_function.h"
+
+#include <torch/autograd.h>
+
+#include "kernels/lru_layer_kernel.h"
+#include "nn/diagonal_scan_function.h"
+
+namespace compressm::nn {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+kernels::LruShape shape_of(const torch::Tensor& u, const torch::Tensor& lambda) {
+  return {u.size(0), u.size(1), lambda.size(0), u.size(2)};
+}
+
+// Order of the tensors in the autograd op, its saved list and its gradients.
+tensor_list as_list(const LruLayerInputs& in) {
+  return {in.lambda_re, in.lambda_im, in.B_re, in.B_im, in.C_re, in.C_im, in.D, in.u};
+}
+
+template <class T>
+kernels::LruWeights<T> weights_of(const tensor_list& t) {
+  return {t[0].data_ptr<T>(), t[1].data_ptr<T>(), t[2].data_ptr<T>(), t[3].data_ptr<T>(),
+          t[4].data_ptr<T>(), t[5].data_ptr<T>(), t[6].data_ptr<T>()};
+}
+
+// y = layer(u); fills `checkpoints` when defined.
+torch::Tensor run_forward(const tensor_list& t, torch::Tensor checkpoints) {
+  const torch::Tensor& u = t[7];
+  torch::Tensor y = torch::empty_like(u);
+  const kernels::LruShape shape = shape_of(u, t[0]);
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "lru_layer_forward", [&] {
+    kernels::lru_layer_forward(weights_of<scalar_t>(t), u.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
+                               checkpoints.defined() ? checkpoints.data_ptr<scalar_t>() : nullptr, shape);
+  });
+  return y;
+}
+
+tensor_list run_backward(const tensor_list& t, const torch::Tensor& checkpoints, const torch::Tensor& grad_y) {
+  tensor_list grads;
+  for (const torch::Tensor& x : t) grads.push_back(torch::empty_like(x));
+  AT_DISPATCH_FLOATING_TYPES(grad_y.scalar_type(), "lru_layer_backward", [&] {
+    const kernels::LruGradients<scalar_t> g{
+        grads[0].data_ptr<scalar_t>(), grads[1].data_ptr<scalar_t>(), grads[2].data_ptr<scalar_t>(),
+        grads[3].data_ptr<scalar_t>(), grads[4].data_ptr<scalar_t>(), grads[5].data_ptr<scalar_t>(),
+        grads[6].data_ptr<scalar_t>(), grads[7].data_ptr<scalar_t>()};
+    kernels::lru_layer_backward(weights_of<scalar_t>(t), t[7].data_ptr<scalar_t>(),
+                                checkpoints.data_ptr<scalar_t>(), grad_y.data_ptr<scalar_t>(), g,
+                                shape_of(t[7], t[0]));
+  });
+  return grads;
+}
+
+struct LruLayerFunction : public torch::autograd::Function<LruLayerFunction> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& lambda_re, const torch::Tensor& lambda_im,
+                               const torch::Tensor& B_re, const torch::Tensor& B_im, const torch::Tensor& C_re,
+                               const torch::Tensor& C_im, const torch::Tensor& D, const torch::Tensor& u) {
+    const tensor_list t{lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u};
+    torch::Tensor checkpoints = torch::empty({kernels::lru_checkpoint_size(shape_of(u, lambda_re))}, u.options());
+    torch::Tensor y = run_forward(t, checkpoints);
+    tensor_list saved = t;
+    saved.push_back(checkpoints);
+    ctx->save_for_backward(saved);
+    return y;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
+    tensor_list saved = ctx->get_saved_variables();
+    const torch::Tensor checkpoints = saved.back();
+    saved.pop_back();
+    return run_backward(saved, checkpoints, grad_outputs[0].contiguous());
+  }
+};
+
+// Validation at the boundary; the kernel itself checks nothing.
+void check_arguments(const LruLayerInputs& in) {
+  const torch::Tensor& u = in.u;
+  TORCH_CHECK(u.dim() == 3 && u.size(0) > 0 && u.size(1) > 0 && u.size(2) > 0,
+              "lru_layer: u must be a non-empty {B, L, H}, got ", u.sizes());
+  TORCH_CHECK(u.scalar_type() == torch::kFloat || u.scalar_type() == torch::kDouble,
+              "lru_layer: u must be float32 or float64, got ", u.scalar_type());
+  const int64_t n = in.lambda_re.dim() == 1 ? in.lambda_re.size(0) : -1, h = u.size(2);
+  TORCH_CHECK(n > 0, "lru_layer: lambda_re must be a non-empty {N}, got ", in.lambda_re.sizes());
+  const auto expect = [&](const torch::Tensor& t, c10::IntArrayRef sizes, const char* name) {
+    TORCH_CHECK(t.sizes() == sizes, "lru_layer: ", name, " must be ", sizes, ", got ", t.sizes());
+    TORCH_CHECK(t.scalar_type() == u.scalar_type(), "lru_layer: ", name, " must have u's dtype");
+    TORCH_CHECK(t.device().is_cpu(), "lru_layer: the CPU kernel needs CPU tensors (", name, ")");
+  };
+  expect(in.lambda_re, {n}, "lambda_re");
+  expect(in.lambda_im, {n}, "lambda_im");
+  expect(in.B_re, {n, h}, "B_re");
+  expect(in.B_im, {n, h}, "B_im");
+  expect(in.C_re, {h, n}, "C_re");
+  expect(in.C_im, {h, n}, "C_im");
+  expect(in.D, {h}, "D");
+  expect(u, u.sizes(), "u");
+}
+
+bool any_requires_grad(const tensor_list& t) {
+  for (const torch::Tensor& x : t)
+    if (x.requires_grad()) return true;
+  return false;
+}
+
+}  // namespace
+
+torch::Tensor lru_layer(const LruLayerInputs& in) {
+  check_arguments(in);
+  tensor_list t = as_list(in);
+  for (torch::Tensor& x : t) x = x.contiguous();
+  if (!torch::GradMode::is_enabled() || !any_requires_grad(t)) return run_forward(t, torch::Tensor());
+  return LruLayerFunction::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]);
+}
+
+torch::Tensor lru_layer_unfused(const LruLayerInputs& in) {
+  check_arguments(in);
+  const torch::Tensor& u = in.u;
+  const int64_t n = in.lambda_re.size(0), h = u.size(2);
+  const torch::Tensor lambda = torch::complex(in.lambda_re, in.lambda_im);
+  // Input projection as one real GEMM: W_in {N*2, H} rows (re, im) interleaved,
+  // so the output {B, L, N, 2} is a complex {B, L, N} view without a copy.
+  const torch::Tensor w_in = torch::stack({in.B_re, in.B_im}, 1).reshape({2 * n, h});
+  const torch::Tensor bu =
+      torch::view_as_complex(torch::matmul(u, w_in.t()).reshape({u.size(0), u.size(1), n, 2}));
+  const torch::Tensor x = diagonal_scan(lambda, bu);
+  // Output projection Re(C x) = C_re x_re - C_im x_im, one GEMM on the real view.
+  const torch::Tensor w_out = torch::stack({in.C_re, -in.C_im}, 2).reshape({h, 2 * n});
+  const torch::Tensor y =
+      torch::matmul(torch::view_as_real(x).reshape({u.size(0), u.size(1), 2 * n}), w_out.t());
+  return y + in.D * u;
+}
+
+}  // namespace compressm::nn

@@ -1,0 +1,161 @@
+// The fused LRU layer op against the unfused LibTorch composition (values and
+// the gradients of all eight inputs), against finite differences, and through
+// the layer module's parameterisation.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "linalg/lru_parameters.h"
+#include "nn/lru_layer.h"
+#include "nn/lru_layer_function.h"
+
+namespace compressm::nn {
+namespace {
+
+struct Case {
+  int64_t batch, length, state, hidden;
+};
+
+// |lambda| in [0.5, 0.999] (long memory, as in a trained LRU); dL/dy = upstream.
+struct Problem {
+  LruLayerInputs in;
+  torch::Tensor upstream;
+};
+
+Problem random_problem(torch::ScalarType dtype, Case c, uint64_t seed) {
+  torch::manual_seed(seed);
+  const auto o = torch::TensorOptions().dtype(dtype);
+  const torch::Tensor radius = 0.5 + 0.499 * torch::rand({c.state}, o);
+  const torch::Tensor phase = 6.283 * torch::rand({c.state}, o);
+  Problem p;
+  p.in = {radius * torch::cos(phase),           radius * torch::sin(phase),
+          torch::randn({c.state, c.hidden}, o), torch::randn({c.state, c.hidden}, o),
+          torch::randn({c.hidden, c.state}, o), torch::randn({c.hidden, c.state}, o),
+          torch::randn({c.hidden}, o),          torch::randn({c.batch, c.length, c.hidden}, o)};
+  p.upstream = torch::randn({c.batch, c.length, c.hidden}, o);
+  return p;
+}
+
+std::vector<torch::Tensor> as_list(const LruLayerInputs& in) {
+  return {in.lambda_re, in.lambda_im, in.B_re, in.B_im, in.C_re, in.C_im, in.D, in.u};
+}
+
+// y, then dL/d of each input for L = sum(upstream .* y).
+template <class Op>
+std::vector<torch::Tensor> evaluate(const Problem& p, Op op) {
+  std::vector<torch::Tensor> leaves;
+  for (const torch::Tensor& t : as_list(p.in)) leaves.push_back(t.clone().requires_grad_(true));
+  const LruLayerInputs in{leaves[0], leaves[1], leaves[2], leaves[3], leaves[4], leaves[5], leaves[6], leaves[7]};
+  const torch::Tensor y = op(in);
+  (y * p.upstream).sum().backward();
+  std::vector<torch::Tensor> out{y.detach()};
+  for (const torch::Tensor& t : leaves) out.push_back(t.grad());
+  return out;
+}
+
+// Relative to the largest reference entry (dL/dlambda is exactly 0 when L = 1).
+double max_relative(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), 1e-30);
+}
+
+const char* const kNames[] = {"y", "lambda_re", "lambda_im", "B_re", "B_im", "C_re", "C_im", "D", "u"};
+
+void expect_parity(torch::ScalarType dtype, Case c, double tolerance) {
+  const Problem p = random_problem(dtype, c, 11);
+  const auto fused = evaluate(p, lru_layer);
+  const auto unfused = evaluate(p, lru_layer_unfused);
+  for (size_t i = 0; i < fused.size(); ++i)
+    EXPECT_LT(max_relative(fused[i], unfused[i]), tolerance)
+        << kNames[i] << " at B=" << c.batch << " L=" << c.length << " N=" << c.state << " H=" << c.hidden;
+}
+
+// Lengths that are not a multiple of the kernel's 32-step chunk, N and H that
+// are not multiples of its vector width and tile, and the degenerate sizes.
+const Case kCases[] = {{3, 77, 20, 5}, {1, 40, 1, 1}, {2, 33, 70, 3}, {2, 1, 9, 8}, {4, 64, 1, 6}, {1, 31, 33, 1}};
+
+TEST(LruLayerFunction, MatchesUnfusedFloat64) {
+  for (const Case& c : kCases) expect_parity(torch::kDouble, c, 1e-10);
+}
+
+TEST(LruLayerFunction, MatchesUnfusedFloat32) {
+  for (const Case& c : kCases) expect_parity(torch::kFloat, c, 1e-5);
+  expect_parity(torch::kFloat, {2, 100, 256, 8}, 1e-5);  // the sMNIST layer's N and H
+}
+
+TEST(LruLayerFunction, GradientsMatchFiniteDifferences) {
+  const Problem p = random_problem(torch::kDouble, {2, 37, 6, 3}, 5);
+  const auto g = evaluate(p, lru_layer);
+  const double h = 1e-6;
+  const auto loss_at = [&](const std::vector<torch::Tensor>& t) {
+    const LruLayerInputs in{t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]};
+    return (lru_layer(in) * p.upstream).sum().item<double>();
+  };
+  for (size_t which = 0; which < 8; ++which) {
+    const int64_t numel = as_list(p.in)[which].numel();
+    for (int64_t e : {int64_t(0), numel / 2, numel - 1}) {
+      auto plus = as_list(p.in), minus = as_list(p.in);
+      plus[which] = plus[which].clone(), minus[which] = minus[which].clone();
+      plus[which].view(-1)[e] += h;
+      minus[which].view(-1)[e] -= h;
+      const double fd = (loss_at(plus) - loss_at(minus)) / (2 * h);
+      const double analytic = g[which + 1].view(-1)[e].item<double>();
+      EXPECT_NEAR(fd, analytic, 1e-6 * std::max(1.0, std::abs(analytic))) << kNames[which + 1] << " " << e;
+    }
+  }
+}
+
+TEST(LruLayerFunction, ResultDoesNotDependOnThreadCount) {
+  const Problem p = random_problem(torch::kDouble, {5, 50, 17, 4}, 3);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto one = evaluate(p, lru_layer);
+  at::set_num_threads(2);
+  const auto two = evaluate(p, lru_layer);
+  at::set_num_threads(threads);
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(torch::equal(one[i], two[i])) << kNames[i];
+}
+
+TEST(LruLayerFunction, WithoutGradientTheForwardIsTheSame) {
+  const Problem p = random_problem(torch::kFloat, {2, 45, 12, 3}, 4);
+  const torch::Tensor with_grad = evaluate(p, lru_layer)[0];
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(lru_layer(p.in), with_grad));
+}
+
+// The module's parameterisation (nu_log, theta_log, gamma_log ...) through both paths.
+TEST(LruLayerFunction, LayerGradientsMatchUnfused) {
+  torch::manual_seed(8);
+  LruLayer layer(24, 5);
+  layer->to(torch::kDouble);
+  const torch::Tensor u = torch::randn({3, 41, 5}, torch::kDouble).requires_grad_(true);
+  const torch::Tensor upstream = torch::randn({3, 41, 5}, torch::kDouble);
+  const auto run = [&](bool fused) {
+    layer->zero_grad();
+    if (u.grad().defined()) u.mutable_grad().zero_();
+    const torch::Tensor y = fused ? layer->forward(u) : layer->forward_unfused(u);
+    (y * upstream).sum().backward();
+    std::vector<torch::Tensor> out{y.detach(), u.grad().clone()};
+    for (const auto& item : layer->named_parameters()) out.push_back(item.value().grad().clone());
+    return out;
+  };
+  const auto fused = run(true), unfused = run(false);
+  for (size_t i = 0; i < fused.size(); ++i) EXPECT_LT(max_relative(fused[i], unfused[i]), 1e-10) << i;
+}
+
+TEST(LruLayerFunction, BadArgumentsAreRejected) {
+  Problem p = random_problem(torch::kFloat, {2, 5, 4, 3}, 1);
+  LruLayerInputs wrong = p.in;
+  wrong.B_re = torch::zeros({4, 2});
+  EXPECT_THROW(lru_layer(wrong), c10::Error);
+  wrong = p.in;
+  wrong.C_im = torch::zeros({3, 4}, torch::kDouble);
+  EXPECT_THROW(lru_layer(wrong), c10::Error);
+  wrong = p.in;
+  wrong.u = torch::zeros({2, 0, 3});
+  EXPECT_THROW(lru_layer(wrong), c10::Error);
+  wrong = p.in;
+  wrong.u = torch::zeros({2, 5, 3}, torch::kInt);
+  EXPECT_THROW(lru_layer(wrong), c10::Error);
+}
+
+}  // namespace
+}  // namespace compressm::nn
