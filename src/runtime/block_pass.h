@@ -1,0 +1,37 @@
+// One LRU block advanced over a run of time steps, the arithmetic shared by the
+// whole-sequence forward pass (runs of kChunkSteps) and streaming (runs of 1):
+//
+//   z = BatchNorm(h)  (running statistics)        h {H, T}, column t = step t
+//   x_k = lambda .* x_{k-1} + Bt z_k              x {N} complex, carried across runs
+//   y = Re(C x) + D .* z
+//   h += (Wv g + bv) .* sigmoid(Wg g + bg),  g = GELU(y)  (exact erf; dropout off)
+#pragma once
+
+#include <Eigen/Core>
+
+#include "runtime/model_file.h"
+
+namespace compressm::runtime {
+
+// Steps per run in the whole-sequence pass: the {N, T} state block stays in cache.
+inline constexpr Eigen::Index kChunkSteps = 128;
+
+// Recurrent state of one block, x = re + i im.
+struct BlockState {
+  VectorF re, im;  // {N}
+};
+
+// Buffers reused from run to run, so a streaming step does not allocate.
+struct BlockScratch {
+  MatrixF z;             // {H, T} normalised input
+  MatrixF x_re, x_im;    // {N, T} Bt z, then the states x_k
+  MatrixF y, gate;       // {H, T}
+};
+
+// Advances `state` over the columns of `h` and replaces h by the block output.
+void run_block(const BlockWeights& w, Eigen::Ref<MatrixF> h, BlockState& state, BlockScratch& scratch);
+
+// Fresh zero state of block `w`.
+BlockState zero_state(const BlockWeights& w);
+
+}  // namespace compressm::runtime

@@ -1,0 +1,105 @@
+#include "runtime/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+namespace compressm::runtime {
+
+Model Model::load(const std::filesystem::path& path) {
+  return Model(model_weights(read_safetensors(path), path.string()));
+}
+
+void Model::encode(const float* inputs, int64_t first, Eigen::Ref<MatrixF> h) const {
+  const Architecture& a = weights_.architecture;
+  const Eigen::Index steps = h.cols();
+  if (a.vocab_size == 0) {
+    // Row-major {T, input_dim} is column-major {input_dim, T}: h = W u + b.
+    const Eigen::Map<const MatrixF> u(inputs + first * a.input_dim, a.input_dim, steps);
+    h.noalias() = weights_.encoder_weight * u;
+    h.colwise() += weights_.encoder_bias;
+    return;
+  }
+  for (Eigen::Index t = 0; t < steps; ++t) {
+    const float token = inputs[first + t];
+    if (!(token >= 0 && token < static_cast<float>(a.vocab_size) && token == std::floor(token)))
+      throw std::invalid_argument("step " + std::to_string(first + t) + ": token id " + std::to_string(token) +
+                                  " is not an integer in [0, " + std::to_string(a.vocab_size) + ")");
+    h.col(t) = weights_.embedding.col(static_cast<Eigen::Index>(token));
+  }
+}
+
+VectorF Model::head(const VectorF& pooled) const {
+  return weights_.head_weight * pooled + weights_.head_bias;
+}
+
+VectorF Model::classify(const float* inputs, int64_t length) const {
+  if (length < 1) throw std::invalid_argument("a sequence needs at least one step");
+  const Architecture& a = weights_.architecture;
+  std::vector<BlockState> states;
+  for (const BlockWeights& w : weights_.blocks) states.push_back(zero_state(w));
+  BlockScratch scratch;
+  MatrixF h(a.hidden_dim, std::min<int64_t>(length, kChunkSteps));  // {H, T}
+  Eigen::VectorXd sum = Eigen::VectorXd::Zero(a.hidden_dim);     // sum over time of the last block's output
+  // Chunk by chunk through every block: the states carry over between chunks.
+  for (int64_t first = 0; first < length; first += kChunkSteps) {
+    const Eigen::Index steps = std::min<int64_t>(kChunkSteps, length - first);
+    auto chunk = h.leftCols(steps);
+    encode(inputs, first, chunk);
+    for (size_t b = 0; b < weights_.blocks.size(); ++b) run_block(weights_.blocks[b], chunk, states[b], scratch);
+    sum += chunk.rowwise().sum().cast<double>();
+  }
+  return head((sum / static_cast<double>(length)).cast<float>());
+}
+
+int32_t argmax(const VectorF& logits) {
+  Eigen::Index best = 0;
+  for (Eigen::Index i = 1; i < logits.size(); ++i)
+    if (logits[i] > logits[best]) best = i;
+  return static_cast<int32_t>(best);
+}
+
+VectorF softmax(const VectorF& logits) {
+  const float largest = logits[argmax(logits)];  // (GCC 12 warns inside Eigen's AVX-512 maxCoeff)
+  const VectorF e = (logits.array() - largest).exp();
+  return e / e.sum();
+}
+
+std::vector<int32_t> predict_classes(const Model& model, const float* inputs, int64_t count, int64_t length,
+                                     int threads) {
+  std::vector<int32_t> classes(static_cast<size_t>(std::max<int64_t>(count, 0)));
+  const int64_t stride = length * model.architecture().input_dim;
+  // Sequences are independent: thread i takes sequences i, i + threads, ...
+  auto work = [&](int64_t first, int64_t step) {
+    for (int64_t s = first; s < count; s += step)
+      classes[static_cast<size_t>(s)] = argmax(model.classify(inputs + s * stride, length));
+  };
+  const int n = static_cast<int>(std::clamp<int64_t>(threads, 1, std::max<int64_t>(count, 1)));
+  std::vector<std::thread> pool;
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+  for (int i = 1; i < n; ++i)
+    pool.emplace_back([&, i] {
+      try {
+        work(i, n);
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(failure_mutex);
+        failure = std::current_exception();
+      }
+    });
+  try {
+    work(0, n);
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(failure_mutex);
+    failure = std::current_exception();
+  }
+  for (auto& t : pool) t.join();
+  if (failure) std::rethrow_exception(failure);
+  return classes;
+}
+
+}  // namespace compressm::runtime
