@@ -30,7 +30,7 @@ using small_gemm::kTile;
 
 // Time steps per chunk: the chunk's states (kChunk x s) stay in L2 (64 KiB
 // for N = 256 in float32) between the projections and the scan.
-constexpr int64_t kChunk = 32;
+constexpr int64_t kChunk = 16;
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 int64_t chunk_count(int64_t length) { return (length + kChunk - 1) / kChunk; }

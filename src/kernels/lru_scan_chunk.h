@@ -26,8 +26,9 @@ void scan_block_forward(const T* lambda, T* state, T* x, int64_t len, int64_t n,
   for (int64_t t = 0; t < len; ++t) {
     T* row = x + t * 2 * n + j;
     for (int b = 0; b < kBlock; ++b) {
-      const V nr = lr[b] * pr[b] - li[b] * pi[b] + load(row + b * W);
-      const V ni = lr[b] * pi[b] + li[b] * pr[b] + load(row + n + b * W);
+      // Two dependent multiply-adds per step (not three): (v - li pi) + lr pr.
+      const V nr = (load(row + b * W) - li[b] * pi[b]) + lr[b] * pr[b];
+      const V ni = (load(row + n + b * W) + li[b] * pr[b]) + lr[b] * pi[b];
       pr[b] = nr, pi[b] = ni;
       store(row + b * W, nr), store(row + n + b * W, ni);
     }

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 namespace compressm::kernels::small_gemm {
 
@@ -75,15 +76,51 @@ void expand(const T* a, int64_t lda, const T* m, T* out, int64_t rows, int64_t k
   }
 }
 
+// Transposed reduction: W vectors in, one vector out whose lane l is the sum
+// of all lanes of input bitreverse(l). Each level adds the two halves of every
+// lane group of a pair of vectors into one vector (two shuffles and one add),
+// log2(W) levels in all: W - 1 folds instead of W horizontal sums.
+constexpr int fold_lane(int64_t width, int64_t half, bool upper, int64_t lane) {
+  const int64_t pos = lane % (2 * half), group = lane / (2 * half);
+  return static_cast<int>(group * 2 * half + pos % half + (upper ? half : 0) + (pos >= half ? width : 0));
+}
+
+template <class T, int64_t kHalf, size_t... kLane>
+inline typename Vec<T>::type fold(typename Vec<T>::type x, typename Vec<T>::type y,
+                                  std::index_sequence<kLane...>) {
+  constexpr int64_t W = Vec<T>::width;
+  return __builtin_shufflevector(x, y, fold_lane(W, kHalf, false, kLane)...) +
+         __builtin_shufflevector(x, y, fold_lane(W, kHalf, true, kLane)...);
+}
+
+template <class T, int64_t kHalf>
+inline void fold_level(typename Vec<T>::type* v, int64_t count) {
+  for (int64_t i = 0; i < count / 2; ++i)
+    v[i] = fold<T, kHalf>(v[2 * i], v[2 * i + 1], std::make_index_sequence<Vec<T>::width>());
+  if constexpr (kHalf > 1) fold_level<T, kHalf / 2>(v, count / 2);
+}
+
+constexpr int64_t bit_reverse(int64_t value, int64_t width) {
+  int64_t out = 0;
+  for (int64_t bit = 1; bit < width; bit *= 2, value /= 2) out = out * 2 + value % 2;
+  return out;
+}
+
+// sums[o] = total of the lanes of acc[o], o < kTile * kTile.
 template <class T>
-inline T sum_lanes(typename Vec<T>::type v) {
-  T total = 0;
-  for (int64_t l = 0; l < Vec<T>::width; ++l) total += v[l];
-  return total;
+inline void sum_lanes(const typename Vec<T>::type* acc, T* sums) {
+  constexpr int64_t W = Vec<T>::width;
+  for (int64_t g = 0; g < kTile * kTile; g += W) {
+    typename Vec<T>::type v[W];
+    for (int64_t l = 0; l < W; ++l) v[l] = acc[g + bit_reverse(l, W)];
+    fold_level<T, W / 2>(v, W);
+    store(sums + g, v[0]);
+  }
 }
 
 // out {rows, k} (leading dim ldo) = x {rows, s} x m {k, s}^T.
-// Tile: 4 rows x 4 outputs, 16 lane-wise partial sums reduced at the end.
+// Tile: 4 rows x 4 outputs, 16 lane-wise partial sums reduced at the end
+// (kTile * kTile must be a multiple of the vector width: 16 floats, 8 doubles).
 template <class T>
 void contract(const T* x, const T* m, T* out, int64_t ldo, int64_t rows, int64_t k, int64_t s) {
   using V = typename Vec<T>::type;
@@ -99,8 +136,10 @@ void contract(const T* x, const T* m, T* out, int64_t ldo, int64_t rows, int64_t
           for (int64_t c = 0; c < kTile; ++c) acc[i][c] += xv * mv[c];
         }
       }
+      T sums[kTile * kTile];
+      sum_lanes<T>(&acc[0][0], sums);
       for (int64_t i = 0; i < kTile; ++i)
-        for (int64_t c = 0; c < kTile; ++c) out[(r + i) * ldo + q + c] = sum_lanes<T>(acc[i][c]);
+        for (int64_t c = 0; c < kTile; ++c) out[(r + i) * ldo + q + c] = sums[i * kTile + c];
     }
   }
 }
