@@ -10,7 +10,7 @@
 #include "training/checkpoint.h"
 #include "training/model_evaluation.h"
 #include "training/runtime_setup.h"
-#include "training/trainer.h"
+#include "training/trained_model.h"
 
 namespace compressm::cli {
 namespace fs = std::filesystem;
@@ -24,9 +24,9 @@ CLI::App* add_eval_command(CLI::App& app, EvalOptions& options) {
 }
 
 int run_eval(const EvalOptions& options) {
-  const fs::path folder = training::resolve_checkpoint(options.checkpoint_dir);
-  const training::CheckpointContents contents = training::read_checkpoint(folder);
-  const config::Config config = config::parse_config(contents.config_yaml, (folder / "config.yaml").string());
+  training::TrainedModel trained = training::load_trained_model(options.checkpoint_dir);
+  const config::Config& config = trained.config;
+  const fs::path& folder = trained.folder;
   training::configure_runtime(config.threads);
   data::Splits splits;
   try {
@@ -35,8 +35,11 @@ int run_eval(const EvalOptions& options) {
   } catch (const data::DataError& e) {
     throw io::InputError(e.what());
   }
-  nn::LruModel model(training::model_options(config, splits.train.channels, splits.train.num_classes));
-  training::restore_model(model, contents, folder);
+  if ((trained.model->options().vocab_size == 0 && trained.model->options().input_dim != splits.train.channels) ||
+      trained.model->options().num_classes != splits.train.num_classes)
+    throw io::InputError((folder / "model.bin").string() + ": the model does not fit dataset " +
+                         std::string(config::to_string(config.dataset)) + " (input width or class count differs)");
+  nn::LruModel& model = trained.model;
   const training::Accuracy result = training::evaluate_accuracy(model, splits.test, config.training.batch_size);
   if (options.json) {
     print_json({{"accuracy", result.accuracy}, {"n", result.count}});

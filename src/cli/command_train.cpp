@@ -71,9 +71,6 @@ int run_train(const TrainOptions& options) {
   const config::Config config = run_config_for(options, notes);
   for (const std::string& note : notes) report_warning(note);
   if (config.device != config::Device::kCpu) throw UsageError("device: only cpu training is implemented yet");
-  if (config.reduction.mode != config::ReductionMode::kNone)
-    report_warning("reduction.mode " + std::string(config::to_string(config.reduction.mode)) +
-                   ": in-training reduction is not implemented yet; training without reductions");
   training::configure_runtime(config.threads);
 
   const fs::path run_dir = options.resume_dir.empty() ? fs::path(options.out_dir) : fs::path(options.resume_dir);

@@ -9,7 +9,7 @@
 //   training:  {num_steps, batch_size, lr, weight_decay, ssm_lr_factor,
 //               use_warmup_cosine, eval_steps, precision}
 //   reduction: {mode, selection, tol, red_start, red_end, red_interval, hsv_interval,
-//               reduction_fraction, performance_tolerance, method}
+//               reduction_fraction, performance_tolerance, method, optimizer_state}
 //   seed, threads, device, checkpoint_every
 //
 // Defaults are the reference's effective ones (scripts/train.py), so a key left
@@ -49,6 +49,11 @@ enum class Selection { kLargest, kSmallest, kRandom };
 // The reference's balanced-truncation transformation: matrix square roots of the
 // Gramians ("sqrtm") or their Cholesky factors ("chol").
 enum class TruncationMethod { kSqrtm, kChol };
+// What happens to AdamW's moments of the LRU tensors a reduction replaces:
+// reset (start from zero, step count kept) or slice (keep the moments of the
+// first r states, as the reference; exact only for `random`, which keeps
+// diagonal modes in their own basis). See docs/compression.md.
+enum class OptimizerStatePolicy { kReset, kSlice };
 
 // YAML spelling of each value ("smnist", "cuda", "bf16", "pragmatic", ...).
 std::string_view to_string(Dataset value);
@@ -57,6 +62,7 @@ std::string_view to_string(Precision value);
 std::string_view to_string(ReductionMode value);
 std::string_view to_string(Selection value);
 std::string_view to_string(TruncationMethod value);
+std::string_view to_string(OptimizerStatePolicy value);
 
 struct ModelConfig {
   int num_blocks = 6;        // LRU blocks, >= 1
@@ -94,6 +100,7 @@ struct ReductionConfig {
   double reduction_fraction = 0.1;   // fixed/pragmatic: N -> max(1, floor(N (1 - f))), (0, 1)
   double performance_tolerance = 0.02;  // pragmatic: allowed val accuracy drop, [0, 1]
   TruncationMethod method = TruncationMethod::kSqrtm;
+  OptimizerStatePolicy optimizer_state = OptimizerStatePolicy::kReset;  // ours
 };
 
 struct Config {

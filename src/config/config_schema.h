@@ -46,6 +46,7 @@ void for_each_field(ConfigT& c, Visitor&& visit) {
   visit("reduction", "reduction_fraction", c.reduction.reduction_fraction);
   visit("reduction", "performance_tolerance", c.reduction.performance_tolerance);
   visit("reduction", "method", c.reduction.method);
+  visit("reduction", "optimizer_state", c.reduction.optimizer_state);
   visit("", "seed", c.seed);
   visit("", "threads", c.threads);
   visit("", "device", c.device);

@@ -25,6 +25,7 @@ std::string_view to_string(Precision value) { return name_of(value); }
 std::string_view to_string(ReductionMode value) { return name_of(value); }
 std::string_view to_string(Selection value) { return name_of(value); }
 std::string_view to_string(TruncationMethod value) { return name_of(value); }
+std::string_view to_string(OptimizerStatePolicy value) { return name_of(value); }
 
 namespace detail {
 namespace {

@@ -48,6 +48,10 @@ struct EnumNames<Selection> {
   static constexpr std::array<std::string_view, 3> names = {"largest", "smallest", "random"};
 };
 template <>
+struct EnumNames<OptimizerStatePolicy> {
+  static constexpr std::array<std::string_view, 2> names = {"reset", "slice"};
+};
+template <>
 struct EnumNames<TruncationMethod> {
   static constexpr std::array<std::string_view, 2> names = {"sqrtm", "chol"};
 };

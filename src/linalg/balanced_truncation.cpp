@@ -31,11 +31,13 @@ struct Projection {
   MatrixXc W;  // {N, r}: full -> reduced is W^H
 };
 
-// T_r = Lc V_r S_r^{-1/2},  W_r = Lo U_r S_r^{-1/2}  (W_r^H T_r = I_r).
-Projection balancing_projection(const SquareRootBalancing& b, Eigen::Index r, Backend backend) {
-  const VectorXc scale = b.hsv.head(r).cwiseSqrt().cwiseInverse().cast<Complex>();
-  return {factor_multiply(b.Lc, false, b.V.leftCols(r) * scale.asDiagonal(), backend),
-          factor_multiply(b.Lo, false, b.U.leftCols(r) * scale.asDiagonal(), backend)};
+// T_r = Lc V_r S_r^{-1/2},  W_r = Lo U_r S_r^{-1/2}  (W_r^H T_r = I_r), for the
+// r balanced states starting at `first`.
+Projection balancing_projection(const SquareRootBalancing& b, Eigen::Index first, Eigen::Index r,
+                                Backend backend) {
+  const VectorXc scale = b.hsv.segment(first, r).cwiseSqrt().cwiseInverse().cast<Complex>();
+  return {factor_multiply(b.Lc, false, b.V.middleCols(first, r) * scale.asDiagonal(), backend),
+          factor_multiply(b.Lo, false, b.U.middleCols(first, r) * scale.asDiagonal(), backend)};
 }
 
 // A system of one state that maps every input to zero: the truncation of a
@@ -68,7 +70,7 @@ std::pair<GramianFactor, GramianFactor> timed_factors(const DenseSystem& system,
 template <class System, class ApplyA>
 BalancedTruncation truncate(const System& system, const MatrixXc& b_in, const MatrixXc& c_out,
                             const RankRule& rule, ApplyA apply_a, Complex fallback_pole,
-                            Backend backend) {
+                            Backend backend, KeptStates kept) {
   BalancedTruncation out;
   auto [lc, lo] = timed_factors(system, backend, out.timing);
   Stopwatch watch;
@@ -77,22 +79,34 @@ BalancedTruncation truncate(const System& system, const MatrixXc& b_in, const Ma
       std::move(lc), std::move(lo),
       [&](const VectorXd& hsv) {
         out.requested_rank = select_rank(rule, hsv);
-        return std::min(out.requested_rank, numerical_rank(hsv));
+        if (rule.gated && !passes_reduction_gate(out.requested_rank, hsv.size())) {
+          out.truncated = false;
+          return Eigen::Index{0};
+        }
+        // The smallest states are the last nonzero ones: every vector is needed.
+        return kept == KeptStates::kSmallest ? numerical_rank(hsv)
+                                             : std::min(out.requested_rank, numerical_rank(hsv));
       },
       backend);
   watch.lap_ms();
   out.timing.product_ms = balancing.timing.product_ms;
   out.timing.svd_ms = balancing.timing.svd_ms;
   out.hsv = balancing.hsv;
-  out.rank = balancing.U.cols();
+  if (!out.truncated) {
+    out.rank = out.hsv.size();
+    return out;
+  }
+  const Eigen::Index nonzero = balancing.U.cols();
+  out.rank = std::min(out.requested_rank, nonzero);
+  out.first_kept = kept == KeptStates::kSmallest ? nonzero - out.rank : 0;
   if (out.rank == 0) {
     out.rank = 1;
     out.reduced = zero_system(b_in.cols(), c_out.rows(), fallback_pole);
     out.hinf_bound = 0.0;
     return out;
   }
-  out.hinf_bound = 2.0 * discarded_energy(out.hsv, out.rank);
-  const Projection proj = balancing_projection(balancing, out.rank, backend);
+  out.hinf_bound = 2.0 * (out.hsv.sum() - out.hsv.segment(out.first_kept, out.rank).sum());
+  const Projection proj = balancing_projection(balancing, out.first_kept, out.rank, backend);
   out.reduced.A = multiply(proj.W, true, apply_a(proj.T), backend);
   out.reduced.B = multiply(proj.W, true, b_in, backend);
   out.reduced.C = multiply(c_out, false, proj.T, backend);
@@ -103,18 +117,18 @@ BalancedTruncation truncate(const System& system, const MatrixXc& b_in, const Ma
 }  // namespace
 
 BalancedTruncation balanced_truncation(const DiagonalSystem& system, const RankRule& rule,
-                                       Backend backend) {
+                                       Backend backend, KeptStates kept) {
   const VectorXc& lambda = system.lambda;
   return truncate(system, system.B, system.C, rule,
                   [&](const MatrixXc& t) -> MatrixXc { return lambda.asDiagonal() * t; },
-                  lambda.size() ? lambda[0] : Complex(0.5), backend);
+                  lambda.size() ? lambda[0] : Complex(0.5), backend, kept);
 }
 
 BalancedTruncation balanced_truncation(const DenseSystem& system, const RankRule& rule,
-                                       Backend backend) {
+                                       Backend backend, KeptStates kept) {
   return truncate(system, system.B, system.C, rule,
                   [&](const MatrixXc& t) { return multiply(system.A, false, t, backend); },
-                  Complex(0.5), backend);
+                  Complex(0.5), backend, kept);
 }
 
 namespace {

@@ -7,11 +7,19 @@
 
 namespace compressm::linalg {
 
+// Which balanced states survive: the r with the largest HSVs (the method) or
+// the r with the smallest nonzero ones (an ablation). The H-inf bound
+// 2 * (sum of discarded HSVs) holds for either split (Enns; Pernebo and
+// Silverman) as long as no HSV value is shared by kept and discarded states.
+enum class KeptStates { kLargest, kSmallest };
+
 struct BalancedTruncation {
   DenseSystem reduced;      // A_r {r, r}, B_r {r, H}, C_r {H, r}
   VectorXd hsv;             // all HSVs of the full system, descending
   Eigen::Index rank = 0;           // order kept (may be below the rule's)
   Eigen::Index requested_rank = 0; // order the rule asked for
+  bool truncated = true;           // false: the gate kept the system (no vectors, `reduced` empty)
+  Eigen::Index first_kept = 0;     // kept states are hsv[first_kept, first_kept + rank)
   double hinf_bound = 0.0;  // 2 * sum of discarded HSVs
   struct Timing {
     double gramians_ms = 0.0;
@@ -29,10 +37,13 @@ struct BalancedTruncation {
 // that number (states with zero HSV carry no input-output energy).
 // With a RankRule the order is chosen from the HSVs computed on the way, so an
 // energy tolerance costs no second factorisation.
+// `kept` = kSmallest needs every singular vector (a full SVD).
 BalancedTruncation balanced_truncation(const DiagonalSystem& system, const RankRule& rule,
-                                       Backend backend = default_backend());
+                                       Backend backend = default_backend(),
+                                       KeptStates kept = KeptStates::kLargest);
 BalancedTruncation balanced_truncation(const DenseSystem& system, const RankRule& rule,
-                                       Backend backend = default_backend());
+                                       Backend backend = default_backend(),
+                                       KeptStates kept = KeptStates::kLargest);
 inline BalancedTruncation balanced_truncation(const DiagonalSystem& system, Eigen::Index rank,
                                               Backend backend = default_backend()) {
   return balanced_truncation(system, RankRule::fixed(rank), backend);

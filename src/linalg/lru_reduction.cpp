@@ -40,7 +40,7 @@ void validate_diagonal_system(const DiagonalSystem& s) {
 }
 
 LruReduction reduce_diagonal_system(const DiagonalSystem& system, const RankRule& rule,
-                                    Backend backend) {
+                                    Backend backend, KeptStates kept) {
   validate_diagonal_system(system);
   const Eigen::Index n = system.state_dim();
   if (rule.kind == RankRule::Kind::FixedRank && (rule.rank < 1 || rule.rank > n))
@@ -48,11 +48,11 @@ LruReduction reduce_diagonal_system(const DiagonalSystem& system, const RankRule
 
   LruReduction out;
   out.old_dim = n;
-  BalancedTruncation truncation = balanced_truncation(system, rule, backend);
+  BalancedTruncation truncation = balanced_truncation(system, rule, backend, kept);
   out.balance_timing = truncation.timing;
   out.hsv = truncation.hsv;
   out.requested_rank = truncation.requested_rank;
-  if (truncation.requested_rank == n) {  // nothing to truncate: keep the layer as it is
+  if (!truncation.truncated || truncation.requested_rank == n) {  // nothing to truncate: keep the layer
     out.rank = n;
     out.reduced = system;
     out.kept_energy = out.hsv.sum();
@@ -64,8 +64,8 @@ LruReduction reduce_diagonal_system(const DiagonalSystem& system, const RankRule
                                               " exceeds the numerical rank; kept " +
                                               std::to_string(truncation.rank)});
   out.rank = truncation.rank;
-  out.kept_energy = kept_energy(out.hsv, out.rank);
-  out.discarded_energy = discarded_energy(out.hsv, out.rank);
+  out.kept_energy = out.hsv.segment(truncation.first_kept, out.rank).sum();
+  out.discarded_energy = out.hsv.sum() - out.kept_energy;
   out.hinf_bound = truncation.hinf_bound;
 
   Stopwatch watch;

@@ -26,8 +26,10 @@ struct LruReduction {
 // Validates the system (finite, |lambda| < 1, consistent shapes; throws
 // std::invalid_argument naming the problem), selects the rank by `rule`, and
 // reduces. A rank equal to N returns the system unchanged.
+// `kept` = kSmallest keeps the weakest balanced states (an ablation).
 LruReduction reduce_diagonal_system(const DiagonalSystem& system, const RankRule& rule,
-                                    Backend backend = default_backend());
+                                    Backend backend = default_backend(),
+                                    KeptStates kept = KeptStates::kLargest);
 
 // Throws std::invalid_argument with a message naming the first problem found.
 void validate_diagonal_system(const DiagonalSystem& system);

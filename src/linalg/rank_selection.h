@@ -24,9 +24,18 @@ struct RankRule {
   Kind kind = Kind::EnergyKept;
   double energy_kept = 0.99;  // fraction of plain HSV energy kept, in (0, 1]
   Eigen::Index rank = 0;      // for FixedRank, 1 <= rank <= N
+  // With the 5% gate (the trainer's rule): a rank that fails
+  // passes_reduction_gate leaves the system as it is, and no balancing
+  // vectors are formed for it.
+  bool gated = false;
 
-  static RankRule energy(double kept) { return {Kind::EnergyKept, kept, 0}; }
-  static RankRule fixed(Eigen::Index r) { return {Kind::FixedRank, 0.0, r}; }
+  static RankRule energy(double kept) { return {Kind::EnergyKept, kept, 0, false}; }
+  static RankRule fixed(Eigen::Index r) { return {Kind::FixedRank, 0.0, r, false}; }
+  RankRule with_gate() const {
+    RankRule r = *this;
+    r.gated = true;
+    return r;
+  }
 };
 
 // r for the rule (validated: throws std::invalid_argument when out of range).

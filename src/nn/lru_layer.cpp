@@ -1,6 +1,7 @@
 #include "nn/lru_layer.h"
 
 #include <cmath>
+#include <stdexcept>
 
 namespace compressm::nn {
 namespace {
@@ -86,7 +87,24 @@ void LruLayerImpl::load_parameters(const linalg::LruParameters& p) {
   replace("B_im", B_im, to_tensor(p.B_im));
   replace("C_re", C_re, to_tensor(p.C_re));
   replace("C_im", C_im, to_tensor(p.C_im));
-  replace("D", D, to_tensor(p.D));
+  // D is not a state parameter: keep its tensor (and its optimiser moments).
+  if (p.D.size() != hidden_dim()) throw std::invalid_argument("load_parameters: D has another size than H");
+  D.copy_(to_tensor(p.D));
+}
+
+void LruLayerImpl::keep_modes(const torch::Tensor& modes) {
+  torch::NoGradGuard no_grad;
+  auto replace = [this](const char* name, torch::Tensor& field, torch::Tensor value) {
+    field = value.contiguous().set_requires_grad(true);
+    parameters_[name] = field;
+  };
+  replace("nu_log", nu_log, nu_log.index_select(0, modes));
+  replace("theta_log", theta_log, theta_log.index_select(0, modes));
+  replace("gamma_log", gamma_log, gamma_log.index_select(0, modes));
+  replace("B_re", B_re, B_re.index_select(0, modes));
+  replace("B_im", B_im, B_im.index_select(0, modes));
+  replace("C_re", C_re, C_re.index_select(1, modes));
+  replace("C_im", C_im, C_im.index_select(1, modes));
 }
 
 }  // namespace compressm::nn

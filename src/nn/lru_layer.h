@@ -35,9 +35,12 @@ class LruLayerImpl : public torch::nn::Module {
 
   // The layer as a complex diagonal system in double precision (for HSVs).
   linalg::DiagonalSystem to_system() const;
-  // Replaces every SSM parameter by `p` (new state dimension allowed); the
-  // tensors are new, so optimiser state must be re-attached by the caller.
+  // Replaces every state parameter (nu_log .. C_im) by `p` (new state
+  // dimension allowed); those tensors are new, so optimiser state must be
+  // re-attached by the caller. D's values are copied into the same tensor.
   void load_parameters(const linalg::LruParameters& p);
+  // Keeps only the diagonal modes `modes` (int64 indices, in this order).
+  void keep_modes(const torch::Tensor& modes);
 
   torch::Tensor nu_log, theta_log, gamma_log;  // {N}
   torch::Tensor B_re, B_im;                    // {N, H}

@@ -2,6 +2,9 @@
 
 #include <torch/nn/functional/activation.h>
 
+#include <stdexcept>
+#include <string>
+
 namespace compressm::nn {
 
 LruBlockImpl::LruBlockImpl(int64_t n, int64_t h, double drop_rate, LruInit init) {
@@ -24,13 +27,16 @@ torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) {
 }
 
 LruModelImpl::LruModelImpl(const LruModelOptions& o) : options_(o) {
+  if (!o.block_state_dims.empty() && static_cast<int64_t>(o.block_state_dims.size()) != o.num_blocks)
+    throw std::invalid_argument("LruModelOptions: block_state_dims has " + std::to_string(o.block_state_dims.size()) +
+                                " entries for " + std::to_string(o.num_blocks) + " blocks");
   if (o.vocab_size > 0)
     embedding = register_module("embedding", torch::nn::Embedding(o.vocab_size, o.hidden_dim));
   else
     encoder = register_module("encoder", torch::nn::Linear(o.input_dim, o.hidden_dim));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t b = 0; b < o.num_blocks; ++b)
-    blocks->push_back(LruBlock(o.state_dim, o.hidden_dim, o.drop_rate, o.init));
+    blocks->push_back(LruBlock(o.state_dim_of(b), o.hidden_dim, o.drop_rate, o.init));
   head = register_module("head", torch::nn::Linear(o.hidden_dim, o.num_classes));
 }
 

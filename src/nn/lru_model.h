@@ -10,6 +10,8 @@
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/modules/linear.h>
 
+#include <vector>
+
 #include "nn/lru_layer.h"
 
 namespace compressm::nn {
@@ -27,11 +29,18 @@ class LruBlockImpl : public torch::nn::Module {
 TORCH_MODULE(LruBlock);
 
 struct LruModelOptions {
+  // N of block `b`.
+  int64_t state_dim_of(int64_t b) const {
+    return block_state_dims.empty() ? state_dim : block_state_dims.at(static_cast<size_t>(b));
+  }
+
   int64_t input_dim = 1;    // channels per time step (ignored with a vocabulary)
   int64_t vocab_size = 0;   // > 0: token inputs through an Embedding
   int64_t num_classes = 10;
   int64_t num_blocks = 1;
-  int64_t state_dim = 256;  // N
+  int64_t state_dim = 256;  // N of every block, unless block_state_dims is set
+  // N per block (a reduced model); empty = state_dim for all. Size num_blocks.
+  std::vector<int64_t> block_state_dims;
   int64_t hidden_dim = 8;   // H
   double drop_rate = 0.0;
   LruInit init;

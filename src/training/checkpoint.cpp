@@ -65,12 +65,11 @@ class Reader {
   size_t offset_ = 0;
 };
 
-// The optimizer keys its state by the parameter's TensorImpl address (LibTorch 1.13).
+}  // namespace
+
 std::string optimizer_key(const torch::Tensor& parameter) {
   return c10::guts::to_string(parameter.unsafeGetTensorImpl());
 }
-
-}  // namespace
 
 std::string encode_tensors(const NamedTensors& tensors) {
   std::string out(kMagic, sizeof kMagic);
@@ -162,6 +161,8 @@ void write_checkpoint(const CheckpointContents& contents, const fs::path& destin
   write_synced_file(staged / "optimizer.bin", encode_tensors(contents.optimizer_tensors));
   write_synced_file(staged / "state.json", contents.state.dump(1) + "\n");
   write_synced_file(staged / "config.yaml", contents.config_yaml);
+  if (!contents.rollback_tensors.empty())
+    write_synced_file(staged / "rollback.bin", encode_tensors(contents.rollback_tensors));
   write_manifest(staged);
   publish_folder(staged, destination);
 }
@@ -180,7 +181,28 @@ CheckpointContents read_checkpoint(const fs::path& folder) {
     throw CheckpointError(state_path.string() + ": malformed JSON (" + e.what() + ")");
   }
   contents.config_yaml = read_checkpoint_file(folder / "config.yaml");
+  const fs::path rollback_path = folder / "rollback.bin";
+  if (fs::exists(rollback_path))
+    contents.rollback_tensors = decode_tensors(read_checkpoint_file(rollback_path), rollback_path.string());
   return contents;
+}
+
+NamedTensors pack_snapshot(const CheckpointContents& snapshot) {
+  NamedTensors packed;
+  for (const auto& [name, t] : snapshot.model_tensors) packed.emplace_back("model/" + name, t);
+  for (const auto& [name, t] : snapshot.optimizer_tensors) packed.emplace_back("optimizer/" + name, t);
+  return packed;
+}
+
+CheckpointContents unpack_snapshot(const NamedTensors& packed) {
+  CheckpointContents snapshot;
+  for (const auto& [name, t] : packed) {
+    if (name.rfind("model/", 0) == 0)
+      snapshot.model_tensors.emplace_back(name.substr(6), t);
+    else if (name.rfind("optimizer/", 0) == 0)
+      snapshot.optimizer_tensors.emplace_back(name.substr(10), t);
+  }
+  return snapshot;
 }
 
 void restore_model(nn::LruModel& model, const CheckpointContents& contents, const fs::path& folder) {
@@ -199,7 +221,7 @@ void restore_model(nn::LruModel& model, const CheckpointContents& contents, cons
 }
 
 void restore_optimizer(torch::optim::AdamW& optimizer, const nn::LruModel& model,
-                       const CheckpointContents& contents, const fs::path& folder) {
+                       const CheckpointContents& contents, const fs::path& folder, bool restore_generator) {
   const std::string source = (folder / "optimizer.bin").string();
   std::map<std::string, torch::Tensor> saved(contents.optimizer_tensors.begin(), contents.optimizer_tensors.end());
   auto& states = optimizer.state();
@@ -218,6 +240,7 @@ void restore_optimizer(torch::optim::AdamW& optimizer, const nn::LruModel& model
     state->exp_avg_sq(avg_sq->second.to(item.value().device()).clone());
     states[optimizer_key(item.value())] = std::move(state);
   }
+  if (!restore_generator) return;
   const auto rng = saved.find("rng/cpu");
   if (rng == saved.end()) throw CheckpointError(source + ": no generator state 'rng/cpu'");
   try {

@@ -4,6 +4,9 @@
 //   optimizer.bin  AdamW moments and step per parameter name, and the state of
 //                  LibTorch's default CPU generator (dropout)
 //   state.json     step, loader position, run history, elapsed time
+//   rollback.bin   only while a pragmatic reduction awaits its check: the
+//                  model and optimizer tensors from before it ("model/<name>",
+//                  "optimizer/<name>")
 //   config.yaml    the effective config (the model is rebuilt from it)
 //   manifest.json  size and FNV-1a of each file above (checkpoint_files.h)
 //
@@ -34,7 +37,13 @@ struct CheckpointContents {
   NamedTensors optimizer_tensors;  // "<param>/exp_avg", "<param>/exp_avg_sq", "<param>/step", "rng/cpu"
   nlohmann::json state;
   std::string config_yaml;
+  NamedTensors rollback_tensors;   // empty: no rollback.bin
 };
+
+// A checkpoint's model and optimizer tensors as one list with "model/" and
+// "optimizer/" prefixes (rollback.bin), and back.
+NamedTensors pack_snapshot(const CheckpointContents& snapshot);
+CheckpointContents unpack_snapshot(const NamedTensors& packed);
 
 // Clones the model, the optimizer state and the default CPU generator state.
 CheckpointContents capture_checkpoint(const nn::LruModel& model, const torch::optim::AdamW& optimizer,
@@ -53,8 +62,11 @@ CheckpointContents read_checkpoint(const std::filesystem::path& folder);
 void restore_model(nn::LruModel& model, const CheckpointContents& contents, const std::filesystem::path& folder);
 
 // Restores AdamW moments/steps per parameter and the default generator state.
+// With restore_generator = false the generator is left as it is (a rollback
+// does not replay dropout draws).
 void restore_optimizer(torch::optim::AdamW& optimizer, const nn::LruModel& model,
-                       const CheckpointContents& contents, const std::filesystem::path& folder);
+                       const CheckpointContents& contents, const std::filesystem::path& folder,
+                       bool restore_generator = true);
 
 // Folder names inside a run folder.
 std::filesystem::path checkpoint_folder(const std::filesystem::path& run_dir, int64_t step);  // checkpoints/step_000500
@@ -67,6 +79,10 @@ std::filesystem::path latest_checkpoint(const std::filesystem::path& run_dir);
 // `--checkpoint DIR` (DESIGN.md §7): a checkpoint folder itself, or a run
 // folder meaning its final model. Throws CheckpointError.
 std::filesystem::path resolve_checkpoint(const std::filesystem::path& dir);
+
+// The key under which AdamW keeps a parameter's state (its TensorImpl address
+// in LibTorch 1.13).
+std::string optimizer_key(const torch::Tensor& parameter);
 
 // Tensor list (de)serialisation; exposed for the tests.
 std::string encode_tensors(const NamedTensors& tensors);

@@ -61,6 +61,11 @@ void ProgressReporter::finish() {
   line_open_ = false;
 }
 
+void ProgressReporter::message(const std::string& text) {
+  finish();
+  out_ << text << '\n' << std::flush;
+}
+
 void ProgressReporter::print_summary(std::ostream& out, const RunHistory& history, const RunTotals& totals,
                                      int64_t steps_done, double steps_per_second) {
   char row[256];
@@ -77,7 +82,15 @@ void ProgressReporter::print_summary(std::ostream& out, const RunHistory& histor
                 100 * totals.final_test_accuracy, dims_text(totals.final_state_dims).c_str(),
                 static_cast<long long>(steps_done), duration_text(totals.wall_time_s).c_str(), steps_per_second,
                 100 * totals.data_wait_fraction);
-  out << row << std::flush;
+  out << row;
+  if (!history.reductions.empty()) {
+    int64_t kept = 0, rolled_back = 0;
+    for (const ReductionEvent& e : history.reductions) (e.rolled_back ? rolled_back : kept) += 1;
+    std::snprintf(row, sizeof row, "reductions: %lld kept, %lld rolled back\n", static_cast<long long>(kept),
+                  static_cast<long long>(rolled_back));
+    out << row;
+  }
+  out << std::flush;
 }
 
 }  // namespace compressm::training

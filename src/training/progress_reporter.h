@@ -25,6 +25,8 @@ class ProgressReporter {
   void evaluation(const EvalRecord& record, double steps_per_second);
   // Ends the in-place line.
   void finish();
+  // A line of its own (e.g. a reduction), below the progress line.
+  void message(const std::string& text);
 
   // Final table: one row per evaluation and the summary figures.
   static void print_summary(std::ostream& out, const RunHistory& history, const RunTotals& totals,

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <utility>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -23,8 +25,44 @@ struct EvalRecord {
   double elapsed_s = 0;          // wall time since the run started (across resumes)
 };
 
+// One in-training reduction of one block (DESIGN.md §2).
+struct ReductionEvent {
+  int64_t step = 0;               // training steps done when it happened
+  int64_t block = 0;
+  int64_t old_dim = 0, new_dim = 0;
+  std::string selection;          // largest | smallest | random
+  double kept_energy = 0;         // plain sum of the kept HSVs (NaN for random)
+  double discarded_energy = 0;    // plain sum of the discarded HSVs (NaN for random)
+  double hinf_bound = 0;          // 2 * discarded_energy (NaN for random: no bound)
+  double hinf_error = 0;          // ||G - G_r||_inf measured on a frequency grid
+  double wall_ms = 0;             // HSVs + truncation + conversion + optimiser surgery
+  std::vector<double> hsv;        // the block's HSVs before, descending
+  std::vector<std::string> guards;  // numerical guards that fired (lru_parameters.h)
+  bool rolled_back = false;       // pragmatic: undone by a rollback
+};
+
+// HSV spectrum of one block at one step (reduction.hsv_interval).
+struct HsvRecord {
+  int64_t step = 0;
+  int64_t block = 0;
+  std::vector<double> hsv;  // descending
+};
+
+// Pragmatic mode's bookkeeping (checkpointed with the history).
+struct PragmaticState {
+  bool stopped = false;        // a rollback happened: no more reductions
+  int64_t check_step = -1;     // a reduction awaits its validation check at this step; -1 = none
+  double baseline_val = -1;    // val accuracy just before that reduction
+  int64_t rollback_step = -1;  // step of the rollback, -1 = none
+};
+
 struct RunHistory {
   std::vector<EvalRecord> evals;
+  std::vector<ReductionEvent> reductions;
+  std::vector<HsvRecord> hsv_log;
+  PragmaticState pragmatic;
+  // Training-step time by model size: dims ("256", "47;52") -> (seconds, steps).
+  std::map<std::string, std::pair<double, int64_t>> step_seconds;
   double best_val_accuracy = -1;  // -1: nothing evaluated yet
   double best_test_accuracy = 0;
   int64_t best_step = -1;
@@ -49,8 +87,9 @@ struct RunTotals {
 
 // metrics.json: steps, train_accuracy, val_accuracy, test_accuracy (a list per
 // evaluation), best_test_accuracy, best_step, final_state_dims,
-// reduction_history (empty until reductions exist), final_test_accuracy,
-// wall_time_s, data_wait_fraction.
+// reduction_history (one object per ReductionEvent: step, block, old_dim,
+// new_dim and ours), hsv_history, final_test_accuracy, wall_time_s,
+// data_wait_fraction, step_time_ms (per state size, the mean training step).
 nlohmann::ordered_json metrics_json(const RunHistory& history, const RunTotals& totals);
 
 // curve.csv: header `step,loss,train_acc,val_acc,test_acc,state_dims,elapsed_s`,

@@ -9,6 +9,7 @@
 #include "training/checkpoint_writer.h"
 #include "training/learning_rate_schedule.h"
 #include "training/model_evaluation.h"
+#include "training/trained_model.h"
 
 namespace compressm::training {
 namespace fs = std::filesystem;
@@ -23,27 +24,22 @@ double seconds_since(Clock::time_point start) {
 
 constexpr size_t kSsmGroup = 0, kOtherGroup = 1;
 
-}  // namespace
-
-nn::LruModelOptions model_options(const config::Config& config, int64_t input_dim, int64_t num_classes) {
-  nn::LruModelOptions o;
-  o.input_dim = input_dim;
-  o.num_classes = num_classes;
-  o.num_blocks = config.model.num_blocks;
-  o.state_dim = config.model.state_dim;
-  o.hidden_dim = config.model.hidden_dim;
-  o.drop_rate = config.model.drop_rate;
-  o.init.r_min = config.model.r_min;
-  o.init.r_max = config.model.r_max;
-  o.init.max_phase = config.model.max_phase;
-  return o;
+// "256" or "47;52": the key of a model size in RunHistory::step_seconds.
+std::string dims_key(const std::vector<int64_t>& dims) {
+  std::string key;
+  for (size_t i = 0; i < dims.size(); ++i) key += (i ? ";" : "") + std::to_string(dims[i]);
+  return key;
 }
+
+}  // namespace
 
 Trainer::Trainer(const config::Config& config, const data::Splits& splits, TrainerOptions options)
     : config_(config), splits_(splits), options_(std::move(options)) {
   torch::manual_seed(static_cast<uint64_t>(config_.seed));
   model_ = nn::LruModel(model_options(config_, splits_.train.channels, splits_.train.num_classes));
   rebuild_optimizer();
+  if (config_.reduction.mode != config::ReductionMode::kNone)
+    reduction_ = std::make_unique<ReductionPolicy>(config_);
   if (options_.log)
     progress_ = std::make_unique<ProgressReporter>(*options_.log, options_.log_is_terminal, config_.training.num_steps);
 }
@@ -57,13 +53,38 @@ void Trainer::rebuild_optimizer() {
                                                     torch::optim::AdamWOptions(t.lr * t.ssm_lr_factor).weight_decay(0.0)));
   groups.emplace_back(model_->other_parameters(), std::make_unique<torch::optim::AdamWOptions>(
                                                       torch::optim::AdamWOptions(t.lr).weight_decay(t.weight_decay)));
-  // Keep the moments of parameters that survive (same tensors).
+  // Keep the moments of the model's current parameters only: a stale entry
+  // of a freed tensor could be found again by a new tensor at its address.
   std::unique_ptr<torch::optim::AdamW> old = std::move(optimizer_);
   optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(t.lr));
   if (old) {
-    for (auto& [key, state] : old->state())
-      if (state) optimizer_->state()[key] = state->clone();
+    for (const auto& parameter : model_->parameters()) {
+      const auto found = old->state().find(optimizer_key(parameter));
+      if (found != old->state().end() && found->second)
+        optimizer_->state()[found->first] = found->second->clone();
+    }
   }
+}
+
+double Trainer::validation_accuracy() {
+  return evaluate_accuracy(model_, splits_.val, config_.training.batch_size).accuracy;
+}
+
+CheckpointContents Trainer::snapshot() const { return capture_checkpoint(model_, *optimizer_, {}, ""); }
+
+void Trainer::rollback_to(const CheckpointContents& snapshot) {
+  const fs::path source = "<pre-reduction snapshot>";
+  const bool training = model_->is_training();
+  model_ = nn::LruModel(saved_model_options(config_, snapshot, source));
+  optimizer_.reset();
+  rebuild_optimizer();
+  restore_model(model_, snapshot, source);
+  restore_optimizer(*optimizer_, model_, snapshot, source, /*restore_generator=*/false);
+  model_->train(training);
+}
+
+void Trainer::note(const std::string& text) {
+  if (progress_) progress_->message(text);
 }
 
 void Trainer::set_learning_rates() {
@@ -81,10 +102,21 @@ void Trainer::restore(const fs::path& checkpoint) {
   const std::string state_source = (checkpoint / "state.json").string();
   try {
     const nlohmann::json& s = contents.state;
-    if (s.at("state_dims").get<std::vector<int64_t>>() != model_->state_dims())
-      throw CheckpointError(state_source + ": state dimensions differ from the config's (reduced checkpoints are not resumable yet)");
+    // A reduced run resumes at its reduced sizes: rebuild the model from the
+    // checkpoint's tensors and start a fresh optimiser to restore into.
+    const nn::LruModelOptions saved = saved_model_options(config_, contents, checkpoint);
+    if (saved.input_dim != model_->options().input_dim || saved.num_classes != model_->options().num_classes ||
+        saved.vocab_size != model_->options().vocab_size)
+      throw CheckpointError((checkpoint / "model.bin").string() + ": the model does not fit the run's dataset");
+    if (saved.block_state_dims != model_->state_dims()) {
+      model_ = nn::LruModel(saved);
+      optimizer_.reset();
+      rebuild_optimizer();
+    }
     restore_model(model_, contents, checkpoint);
     restore_optimizer(*optimizer_, model_, contents, checkpoint);
+    if (reduction_ && !contents.rollback_tensors.empty())
+      reduction_->set_pending_snapshot(unpack_snapshot(contents.rollback_tensors));
     step_ = s.at("step").get<int64_t>();
     loader_state_.epoch = s.at("loader").at("epoch").get<int64_t>();
     loader_state_.position = s.at("loader").at("position").get<int64_t>();
@@ -139,6 +171,37 @@ void Trainer::evaluate_and_record(double elapsed_s, double steps_per_second) {
   write_curve();
 }
 
+// One optimiser step on `batch`; adds to the history's running sums.
+Trainer::StepResult Trainer::train_step(data::Batch& batch) {
+  const Clock::time_point start = Clock::now();  // compute only: the data wait is measured apart
+  const std::string size_key = dims_key(model_->state_dims());
+  const torch::Tensor logits = model_->forward(batch_inputs(batch));
+  const torch::Tensor labels = batch_labels(batch);
+  const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels);
+  optimizer_->zero_grad();
+  loss.backward();
+  optimizer_->step();
+  ++step_;
+  StepResult result{loss.item<double>(), logits.argmax(1).eq(labels).sum().item<int64_t>()};
+  auto& [seconds, count] = history_.step_seconds[size_key];
+  seconds += seconds_since(start);
+  count += 1;
+  history_.loss_sum += result.loss;
+  history_.correct_sum += result.correct;
+  history_.example_sum += batch.size;
+  history_.batch_sum += 1;
+  return result;
+}
+
+CheckpointContents Trainer::capture(double elapsed_s, double data_wait_s, double loop_s,
+                                    const std::string& config_yaml) const {
+  CheckpointContents contents =
+      capture_checkpoint(model_, *optimizer_, checkpoint_state(elapsed_s, data_wait_s, loop_s), config_yaml);
+  if (reduction_ && reduction_->pending_snapshot())
+    contents.rollback_tensors = pack_snapshot(*reduction_->pending_snapshot());
+  return contents;
+}
+
 RunTotals Trainer::run() {
   const auto& t = config_.training;
   const std::string config_yaml = config::to_yaml(config_);
@@ -163,25 +226,12 @@ RunTotals Trainer::run() {
     set_learning_rates();
     data::Batch batch = loader.next();
     loader_state_ = loader.state();
-    const torch::Tensor logits = model_->forward(batch_inputs(batch));
-    const torch::Tensor labels = batch_labels(batch);
-    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels);
-    optimizer_->zero_grad();
-    loss.backward();
-    optimizer_->step();
-    ++step_;
-
-    const double loss_value = loss.item<double>();
-    const int64_t correct = logits.argmax(1).eq(labels).sum().item<int64_t>();
-    history_.loss_sum += loss_value;
-    history_.correct_sum += correct;
-    history_.example_sum += batch.size;
-    history_.batch_sum += 1;
+    const StepResult result = train_step(batch);
+    if (reduction_) reduction_->after_step(step_, *this);
     if (options_.after_step) options_.after_step(step_, *this);
     if (progress_)
-      progress_->step(step_, loss_value, static_cast<double>(correct) / batch.size, last_val, model_->state_dims(),
-                      steps_per_second());
-
+      progress_->step(step_, result.loss, static_cast<double>(result.correct) / batch.size, last_val,
+                      model_->state_dims(), steps_per_second());
     if (step_ % t.eval_steps == 0 || step_ == t.num_steps) {
       evaluate_and_record(elapsed_before_ + seconds_since(start), steps_per_second());
       last_val = history_.evals.back().val_accuracy;
@@ -189,10 +239,8 @@ RunTotals Trainer::run() {
     if (!options_.run_dir.empty() && config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0 &&
         step_ < t.num_steps) {
       const double loop_s = seconds_since(start);
-      writer.submit(capture_checkpoint(model_, *optimizer_,
-                                       checkpoint_state(elapsed_before_ + loop_s, data_wait_before_ + loader.wait_seconds(),
-                                                        loop_before_ + loop_s),
-                                       config_yaml),
+      writer.submit(capture(elapsed_before_ + loop_s, data_wait_before_ + loader.wait_seconds(), loop_before_ + loop_s,
+                            config_yaml),
                     checkpoint_folder(options_.run_dir, step_));
     }
   }
@@ -206,17 +254,13 @@ RunTotals Trainer::run() {
   const double total_loop = loop_before_ + loop_s;
   totals.data_wait_fraction = total_loop > 0 ? (data_wait_before_ + loader.wait_seconds()) / total_loop : 0.0;
   if (!options_.run_dir.empty()) {
-    writer.submit(capture_checkpoint(model_, *optimizer_,
-                                     checkpoint_state(totals.wall_time_s, data_wait_before_ + loader.wait_seconds(),
-                                                      total_loop),
-                                     config_yaml),
+    writer.submit(capture(totals.wall_time_s, data_wait_before_ + loader.wait_seconds(), total_loop, config_yaml),
                   final_folder(options_.run_dir));
     writer.finish();
     write_curve();
     io::write_file_atomically(options_.run_dir / "metrics.json", metrics_json(history_, totals).dump(2) + "\n");
   }
-  if (options_.log)
-    ProgressReporter::print_summary(*options_.log, history_, totals, step_, steps_per_second());
+  if (options_.log) ProgressReporter::print_summary(*options_.log, history_, totals, step_, steps_per_second());
   return totals;
 }
 

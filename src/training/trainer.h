@@ -27,7 +27,9 @@
 #include "data/batch_loader.h"
 #include "data/dataset.h"
 #include "nn/lru_model.h"
+#include "training/checkpoint.h"
 #include "training/progress_reporter.h"
+#include "training/reduction_policy.h"
 #include "training/run_history.h"
 
 namespace compressm::training {
@@ -38,16 +40,12 @@ struct TrainerOptions {
   std::filesystem::path run_dir;    // empty: keep nothing on disk (tests)
   std::ostream* log = &std::cerr;   // progress and the final summary; nullptr = quiet
   bool log_is_terminal = false;     // redraw the progress line in place
-  // Called after every optimiser step with the number of steps done. The
-  // in-training reduction (reduction.mode != none) plugs in here: it may
-  // replace LRU parameters (LruLayer::load_parameters) and must then call
-  // Trainer::rebuild_optimizer(); it must draw randomness only from the
-  // default generator so that checkpoints capture it.
+  // Called after every optimiser step (and after the in-training reduction,
+  // reduction_policy.h) with the number of steps done. If it replaces
+  // parameters it must call Trainer::rebuild_optimizer(); it must draw
+  // randomness only from the default generator so that checkpoints capture it.
   std::function<void(int64_t steps_done, Trainer& trainer)> after_step;
 };
-
-// Model options for `config` on a dataset with `input_dim` channels and `num_classes` classes.
-nn::LruModelOptions model_options(const config::Config& config, int64_t input_dim, int64_t num_classes);
 
 class Trainer {
  public:
@@ -64,8 +62,22 @@ class Trainer {
   RunTotals run();
 
   // Re-creates AdamW's two parameter groups after the parameters changed
-  // (a reduction); moments of replaced parameters start from zero.
+  // (a reduction); state is kept for the parameters that have some, and
+  // dropped for tensors no longer in the model.
   void rebuild_optimizer();
+
+  // Validation accuracy of the current model (training mode is kept).
+  double validation_accuracy();
+  // The model and optimiser state (and generator), cloned.
+  CheckpointContents snapshot() const;
+  // Puts a snapshot's model (at its sizes) and optimiser state back; the
+  // generator, step and data position go on.
+  void rollback_to(const CheckpointContents& snapshot);
+  // A line in the log (below the progress line).
+  void note(const std::string& text);
+  RunHistory& mutable_history() { return history_; }
+  // The in-training reduction, or null for reduction.mode none.
+  const ReductionPolicy* reduction_policy() const { return reduction_.get(); }
 
   nn::LruModel& model() { return model_; }
   torch::optim::AdamW& optimizer() { return *optimizer_; }
@@ -73,6 +85,12 @@ class Trainer {
   int64_t steps_done() const { return step_; }
 
  private:
+  struct StepResult {
+    double loss;
+    int64_t correct;
+  };
+  StepResult train_step(data::Batch& batch);
+  CheckpointContents capture(double elapsed_s, double data_wait_s, double loop_s, const std::string& config_yaml) const;
   void set_learning_rates();
   void evaluate_and_record(double elapsed_s, double steps_per_second);
   nlohmann::json checkpoint_state(double elapsed_s, double data_wait_s, double loop_s) const;
@@ -89,6 +107,7 @@ class Trainer {
   // Totals carried over from before a resume.
   double elapsed_before_ = 0, data_wait_before_ = 0, loop_before_ = 0;
   std::unique_ptr<ProgressReporter> progress_;
+  std::unique_ptr<ReductionPolicy> reduction_;  // null for reduction.mode none
 };
 
 }  // namespace compressm::training

@@ -56,6 +56,14 @@ std::string curve_without_time(const fs::path& path) {
   return out;
 }
 
+// metrics.json without the keys that measure time.
+nlohmann::json metrics_without_timing(const fs::path& path) {
+  nlohmann::json m = read_json(path);
+  for (const char* timing : {"wall_time_s", "data_wait_fraction", "elapsed_s", "step_time_ms"}) m.erase(timing);
+  for (auto& event : m["reduction_history"]) event.erase("wall_ms");
+  return m;
+}
+
 // One uninterrupted run shared by the tests of this file (it takes seconds).
 class TrainCli : public ::testing::Test {
  protected:
@@ -135,12 +143,8 @@ TEST_F(TrainCli, KilledAndResumedRunEndsWithExactlyTheSameMetrics) {
   ASSERT_EQ(resumed.status, 0) << resumed.err;
   EXPECT_NE(resumed.err.find("resuming"), std::string::npos) << resumed.err;
 
-  nlohmann::json a = read_json(run() / "metrics.json");
-  nlohmann::json b = read_json(killed / "metrics.json");
-  for (const char* timing : {"wall_time_s", "data_wait_fraction"}) {
-    a.erase(timing);
-    b.erase(timing);
-  }
+  const nlohmann::json a = metrics_without_timing(run() / "metrics.json");
+  const nlohmann::json b = metrics_without_timing(killed / "metrics.json");
   EXPECT_EQ(a, b) << "uninterrupted:\n" << a.dump(1) << "\nresumed:\n" << b.dump(1);
   EXPECT_EQ(curve_without_time(run() / "curve.csv"), curve_without_time(killed / "curve.csv"));
   // The final models are the same bit for bit.
@@ -168,6 +172,68 @@ TEST_F(TrainCli, EvalJsonMatchesTheRunsFinalTestAccuracy) {
   const CliResult text = run_cli({"eval", "--checkpoint", run().string()});
   ASSERT_EQ(text.status, 0) << text.err;
   EXPECT_NE(text.out.find("test accuracy"), std::string::npos) << text.out;
+}
+
+// A pragmatic run resumed from a checkpoint taken while a reduction awaited
+// its check (rollback.bin present) ends exactly as the uninterrupted run.
+TEST_F(TrainCli, ResumedRunWithPragmaticReductionsEndsWithTheSameMetrics) {
+  TempDir dir;
+  const fs::path full = dir / "full";
+  std::vector<std::string> args = train_args(full);
+  for (const char* s : {"reduction.mode=pragmatic", "reduction.reduction_fraction=0.5", "reduction.red_start=0",
+                        "reduction.red_end=200", "reduction.red_interval=50", "reduction.performance_tolerance=0.05"}) {
+    args.push_back("--set");
+    args.push_back(s);
+  }
+  const CliResult first = run_cli(args);
+  ASSERT_EQ(first.status, 0) << first.err;
+  EXPECT_NE(first.err.find("block 0 reduced 64 -> 32"), std::string::npos) << first.err;
+  ASSERT_TRUE(fs::exists(full / "checkpoints/step_000075/rollback.bin"));
+  const nlohmann::json a = metrics_without_timing(full / "metrics.json");
+  ASSERT_FALSE(a["reduction_history"].empty());
+  EXPECT_LT(a["final_state_dims"][0].get<int>(), 64);
+
+  const fs::path resumed = dir / "resumed";
+  fs::create_directories(resumed / "checkpoints");
+  fs::copy(full / "config.yaml", resumed / "config.yaml");
+  fs::copy(full / "checkpoints/step_000075", resumed / "checkpoints/step_000075", fs::copy_options::recursive);
+  const CliResult second = run_cli({"train", "--resume", resumed.string()});
+  ASSERT_EQ(second.status, 0) << second.err;
+  EXPECT_EQ(a, metrics_without_timing(resumed / "metrics.json"));
+  EXPECT_EQ(read_text(full / "final/model.bin"), read_text(resumed / "final/model.bin"));
+
+  // The reduced model evaluates at its reduced size.
+  const CliResult eval = run_cli({"eval", "--checkpoint", full.string(), "--json"});
+  ASSERT_EQ(eval.status, 0) << eval.err;
+  EXPECT_EQ(nlohmann::json::parse(eval.out)["accuracy"].get<double>(), a["final_test_accuracy"].get<double>());
+}
+
+TEST_F(TrainCli, CompressTruncatesATrainedModelThatEvalThenReads) {
+  TempDir dir;
+  const fs::path out = dir / "compressed";
+  const CliResult compress = run_cli({"compress", "--checkpoint", run().string(), "--tol", "0.9", "--out",
+                                      out.string(), "--json"});
+  ASSERT_EQ(compress.status, 0) << compress.err;
+  const nlohmann::json doc = nlohmann::json::parse(compress.out);
+  const int n = doc["state_dims"][0].get<int>();
+  EXPECT_LT(n, 64);
+  EXPECT_GE(n, 1);
+  const nlohmann::json& block = doc["blocks"][0];
+  EXPECT_LE(block["hinf_error"].get<double>(), block["hinf_bound"].get<double>() * (1 + 1e-6));
+  const CliResult eval = run_cli({"eval", "--checkpoint", out.string(), "--json"});
+  ASSERT_EQ(eval.status, 0) << eval.err;
+  const double accuracy = nlohmann::json::parse(eval.out)["accuracy"].get<double>();
+  EXPECT_GT(accuracy, 0.3);  // tol 0.9 keeps most of what the model does (chance is 0.1)
+
+  // Nothing is overwritten; a tolerance outside (0, 1] is a usage error.
+  const CliResult again = run_cli({"compress", "--checkpoint", run().string(), "--tol", "0.9", "--out", out.string()});
+  EXPECT_EQ(again.status, 2);
+  EXPECT_TRUE(is_one_error_line(again.err)) << again.err;
+  const CliResult bad_tol =
+      run_cli({"compress", "--checkpoint", run().string(), "--tol", "1.5", "--out", (dir / "x").string()});
+  EXPECT_EQ(bad_tol.status, 2);
+  EXPECT_NE(bad_tol.err.find("--tol"), std::string::npos) << bad_tol.err;
+  EXPECT_FALSE(fs::exists(dir / "x"));
 }
 
 // Copies the run, lets `damage` break the copy, and expects `args` (with

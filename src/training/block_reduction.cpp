@@ -1,0 +1,159 @@
+#include "training/block_reduction.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+#include <limits>
+#include <map>
+#include <stdexcept>
+#include <string>
+
+#include "linalg/frequency_response.h"
+#include "linalg/hankel.h"
+#include "linalg/lru_parameters.h"
+#include "linalg/lru_reduction.h"
+#include "linalg/stopwatch.h"
+#include "training/checkpoint.h"
+
+namespace compressm::training {
+namespace {
+
+constexpr const char* kStateTensors[] = {"nu_log", "theta_log", "gamma_log", "B_re", "B_im", "C_re", "C_im"};
+
+// The H-inf error is measured on a grid of ~2048 + 3 (N + r) frequencies, each
+// costing an {H, N} x {N, H} product and an SVD; above this much work (~0.2 s)
+// it is left out (NaN): e.g. sCIFAR's H = 512 blocks.
+constexpr double kMaxHinfWork = 2e8;
+
+std::vector<double> to_std(const linalg::VectorXd& v) { return {v.data(), v.data() + v.size()}; }
+
+linalg::RankRule rank_rule(const RankChoice& choice) {
+  return (choice.by_energy ? linalg::RankRule::energy(choice.energy_kept) : linalg::RankRule::fixed(choice.rank))
+      .with_gate();
+}
+
+// Keeps only the diagonal modes `modes` of `system`.
+linalg::DiagonalSystem select_modes(const linalg::DiagonalSystem& system, const std::vector<int64_t>& modes) {
+  linalg::DiagonalSystem out;
+  const auto r = static_cast<Eigen::Index>(modes.size());
+  out.lambda.resize(r);
+  out.B.resize(r, system.B.cols());
+  out.C.resize(system.C.rows(), r);
+  for (Eigen::Index i = 0; i < r; ++i) {
+    out.lambda[i] = system.lambda[modes[i]];
+    out.B.row(i) = system.B.row(modes[i]);
+    out.C.col(i) = system.C.col(modes[i]);
+  }
+  out.D = system.D;
+  return out;
+}
+
+// AdamW state of the layer's state tensors, by name, before they are replaced.
+using SavedStates = std::map<std::string, torch::optim::AdamWParamState>;
+
+SavedStates take_states(nn::LruLayer& layer, torch::optim::AdamW& optimizer) {
+  SavedStates saved;
+  auto& states = optimizer.state();
+  for (const auto& item : layer->named_parameters(false)) {
+    const auto found = states.find(optimizer_key(item.value()));
+    if (found == states.end() || item.key() == "D") continue;
+    saved[item.key()] = static_cast<const torch::optim::AdamWParamState&>(*found->second);
+    states.erase(found);
+  }
+  return saved;
+}
+
+// slice: the moments of kept state `kept[i]` move to state i (the reference's
+// rule; exact for random selection, where modes keep their basis). Vectors
+// and B are indexed by state along dim 0, C along dim 1.
+void carry_states(nn::LruLayer& layer, torch::optim::AdamW& optimizer, const SavedStates& saved,
+                  const torch::Tensor& kept) {
+  auto& states = optimizer.state();
+  for (const auto& item : layer->named_parameters(false)) {
+    const auto found = saved.find(item.key());
+    if (found == saved.end()) continue;
+    const int64_t dim = (item.key() == "C_re" || item.key() == "C_im") ? 1 : 0;
+    auto state = std::make_unique<torch::optim::AdamWParamState>();
+    state->step(found->second.step());
+    state->exp_avg(found->second.exp_avg().index_select(dim, kept).contiguous());
+    state->exp_avg_sq(found->second.exp_avg_sq().index_select(dim, kept).contiguous());
+    states[optimizer_key(item.value())] = std::move(state);
+  }
+}
+
+}  // namespace
+
+RankChoice rank_choice(const config::ReductionConfig& reduction, int64_t state_dim) {
+  RankChoice choice;
+  switch (reduction.mode) {
+    case config::ReductionMode::kTolerance:
+      choice.energy_kept = reduction.tol;
+      return choice;
+    case config::ReductionMode::kFixed:
+    case config::ReductionMode::kPragmatic:
+      choice.by_energy = false;
+      choice.rank = linalg::rank_for_fraction(state_dim, reduction.reduction_fraction);
+      return choice;
+    case config::ReductionMode::kNone: break;
+  }
+  throw std::invalid_argument("rank_choice: reduction mode none");
+}
+
+std::vector<double> layer_hsv(const nn::LruLayer& layer) {
+  return to_std(linalg::hankel_singular_values(layer->to_system()));
+}
+
+std::optional<ReductionEvent> reduce_block(nn::LruLayer& layer, torch::optim::AdamW& optimizer,
+                                           const config::ReductionConfig& reduction, int64_t block,
+                                           int64_t steps_done) {
+  linalg::Stopwatch watch;
+  const linalg::DiagonalSystem full = layer->to_system();
+  const int64_t n = full.state_dim();
+  const linalg::RankRule rule = rank_rule(rank_choice(reduction, n));
+  ReductionEvent event;
+  event.step = steps_done;
+  event.block = block;
+  event.old_dim = n;
+  event.selection = std::string(config::to_string(reduction.selection));
+  linalg::DiagonalSystem now;  // what the layer computes after the cut
+  torch::Tensor kept;          // state i of the new layer came from state kept[i] (slice)
+
+  if (reduction.selection == config::Selection::kRandom) {
+    const linalg::VectorXd hsv = linalg::hankel_singular_values(full);
+    const int64_t r = linalg::select_rank(rule, hsv);
+    if (r >= n || !linalg::passes_reduction_gate(r, n)) return std::nullopt;
+    kept = std::get<0>(torch::randperm(n, torch::kLong).slice(0, 0, r).sort());
+    const std::vector<int64_t> modes(kept.data_ptr<int64_t>(), kept.data_ptr<int64_t>() + r);
+    now = select_modes(full, modes);
+    event.hsv = to_std(hsv);
+    event.kept_energy = event.discarded_energy = event.hinf_bound = std::numeric_limits<double>::quiet_NaN();
+    const SavedStates saved = take_states(layer, optimizer);
+    layer->keep_modes(kept);
+    if (reduction.optimizer_state == config::OptimizerStatePolicy::kSlice) carry_states(layer, optimizer, saved, kept);
+  } else {
+    const auto kept_states = reduction.selection == config::Selection::kSmallest ? linalg::KeptStates::kSmallest
+                                                                                 : linalg::KeptStates::kLargest;
+    const linalg::LruReduction cut = linalg::reduce_diagonal_system(full, rule, linalg::default_backend(), kept_states);
+    if (cut.rank >= n) return std::nullopt;
+    std::vector<linalg::GuardEvent> guards = cut.guards;
+    const linalg::LruParameters p = linalg::system_to_lru(cut.reduced, &guards);
+    now = linalg::lru_to_system(p);
+    event.hsv = to_std(cut.hsv);
+    event.kept_energy = cut.kept_energy;
+    event.discarded_energy = cut.discarded_energy;
+    event.hinf_bound = cut.hinf_bound;
+    for (const auto& g : guards) event.guards.push_back(g.guard + ": " + g.detail);
+    const SavedStates saved = take_states(layer, optimizer);
+    layer->load_parameters(p);
+    if (reduction.optimizer_state == config::OptimizerStatePolicy::kSlice)
+      carry_states(layer, optimizer, saved, torch::arange(cut.rank, torch::kLong));
+  }
+  event.new_dim = now.state_dim();
+  const double h = static_cast<double>(full.B.cols());
+  const double work = (2048.0 + 6.0 * static_cast<double>(n)) * static_cast<double>(n) * h * h;
+  event.hinf_error = work <= kMaxHinfWork ? linalg::hinf_error(full, now) : std::numeric_limits<double>::quiet_NaN();
+  event.wall_ms = watch.lap_ms();
+  return event;
+}
+
+}  // namespace compressm::training

@@ -1,0 +1,38 @@
+// One reduction of one LRU block inside a training run: choose the rank from
+// the block's HSVs, cut the block (balanced truncation or an ablation), put
+// the new LRU parameters in place and carry the optimiser state across.
+#pragma once
+
+#include <torch/optim/adamw.h>
+
+#include <cstdint>
+#include <optional>
+
+#include "config/config.h"
+#include "nn/lru_layer.h"
+#include "training/run_history.h"
+
+namespace compressm::training {
+
+// The rank rule of `reduction` for a block of `state_dim` states, gated (5%).
+// Throws std::invalid_argument for mode none.
+struct RankChoice {
+  bool by_energy = true;
+  double energy_kept = 0.99;
+  int64_t rank = 0;
+};
+RankChoice rank_choice(const config::ReductionConfig& reduction, int64_t state_dim);
+
+// Reduces `layer` (block `block`, after `steps_done` steps) if the rule and the
+// 5% gate allow it. The layer's state tensors are replaced; their AdamW state
+// is dropped (reset) or sliced (slice) per reduction.optimizer_state. The
+// caller must then rebuild the optimiser's parameter groups. Returns the event,
+// or nothing when the block is kept as it is.
+std::optional<ReductionEvent> reduce_block(nn::LruLayer& layer, torch::optim::AdamW& optimizer,
+                                           const config::ReductionConfig& reduction, int64_t block,
+                                           int64_t steps_done);
+
+// HSVs of the layer's current system, descending.
+std::vector<double> layer_hsv(const nn::LruLayer& layer);
+
+}  // namespace compressm::training
