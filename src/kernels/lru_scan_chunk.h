@@ -11,9 +11,9 @@
 namespace compressm::kernels {
 
 // x_t = lambda .* x_{t-1} + v_t for t in [0, len): v_t is row t of `x` on entry,
-// x_t on exit; `state` is x_{-1} on entry and x_{len-1} on exit.
+// x_t on exit; `start` is x_{-1}.
 template <class T, int kBlock>
-void scan_block_forward(const T* lambda, T* state, T* x, int64_t len, int64_t n, int64_t j) {
+void scan_block_forward(const T* lambda, const T* start, T* x, int64_t len, int64_t n, int64_t j) {
   using small_gemm::load;
   using small_gemm::store;
   using V = typename small_gemm::Vec<T>::type;
@@ -21,7 +21,7 @@ void scan_block_forward(const T* lambda, T* state, T* x, int64_t len, int64_t n,
   V lr[kBlock], li[kBlock], pr[kBlock], pi[kBlock];
   for (int b = 0; b < kBlock; ++b) {
     lr[b] = load(lambda + j + b * W), li[b] = load(lambda + n + j + b * W);
-    pr[b] = load(state + j + b * W), pi[b] = load(state + n + j + b * W);
+    pr[b] = load(start + j + b * W), pi[b] = load(start + n + j + b * W);
   }
   for (int64_t t = 0; t < len; ++t) {
     T* row = x + t * 2 * n + j;
@@ -33,15 +33,14 @@ void scan_block_forward(const T* lambda, T* state, T* x, int64_t len, int64_t n,
       store(row + b * W, nr), store(row + n + b * W, ni);
     }
   }
-  for (int b = 0; b < kBlock; ++b) store(state + j + b * W, pr[b]), store(state + n + j + b * W, pi[b]);
 }
 
 template <class T>
-void scan_chunk_forward(const T* lambda, T* state, T* x, int64_t len, int64_t n) {
+void scan_chunk_forward(const T* lambda, const T* start, T* x, int64_t len, int64_t n) {
   constexpr int64_t W = small_gemm::Vec<T>::width;
   int64_t j = 0;
-  for (; j + 4 * W <= n; j += 4 * W) scan_block_forward<T, 4>(lambda, state, x, len, n, j);
-  for (; j < n; j += W) scan_block_forward<T, 1>(lambda, state, x, len, n, j);
+  for (; j + 4 * W <= n; j += 4 * W) scan_block_forward<T, 4>(lambda, start, x, len, n, j);
+  for (; j < n; j += W) scan_block_forward<T, 1>(lambda, start, x, len, n, j);
 }
 
 // Adjoint of the scan for t = len-1 .. 0 (real and imaginary parts of the

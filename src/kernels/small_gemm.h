@@ -127,7 +127,9 @@ void contract(const T* x, const T* m, T* out, int64_t ldo, int64_t rows, int64_t
   constexpr int64_t W = Vec<T>::width;
   for (int64_t r = 0; r < rows; r += kTile) {
     for (int64_t q = 0; q < k; q += kTile) {
-      V acc[kTile][kTile] = {};
+      V acc[kTile][kTile];  // zeroed lane by lane: `= {}` became a rep stos
+      for (int64_t i = 0; i < kTile; ++i)
+        for (int64_t c = 0; c < kTile; ++c) acc[i][c] = V{};
       for (int64_t j = 0; j < s; j += W) {
         V mv[kTile];
         for (int64_t c = 0; c < kTile; ++c) mv[c] = load(m + (q + c) * s + j);
