@@ -53,4 +53,24 @@ struct EvalOptions {
 CLI::App* add_eval_command(CLI::App& app, EvalOptions& options);
 int run_eval(const EvalOptions& options);
 
+// classify runs the LibTorch-free runtime and exists in every build; export
+// needs LibTorch (COMPRESSM_WITH_TORCH).
+struct ExportOptions {
+  std::string checkpoint_dir;  // checkpoint folder, or run folder (its final model)
+  std::string out_path;        // .safetensors file to write
+};
+CLI::App* add_export_command(CLI::App& app, ExportOptions& options);
+int run_export(const ExportOptions& options);
+
+struct ClassifyOptions {
+  std::string model_path;  // exported model file
+  std::string dataset;     // accuracy on this dataset's test split, or
+  std::string data_dir;    //   from this folder (default: the export's data_dir, else the dataset's)
+  std::string input_path;  // one sequence (runtime/sequence_file.h)
+  int threads = 1;         // sequences classified in parallel (--dataset)
+  bool json = false;
+};
+CLI::App* add_classify_command(CLI::App& app, ClassifyOptions& options);
+int run_classify(const ClassifyOptions& options);
+
 }  // namespace compressm::cli

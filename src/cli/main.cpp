@@ -70,11 +70,15 @@ int main(int argc, char** argv) {
   CLI::App* reduce = add_reduce_command(app, reduce_options);
   ConfigOptions config_options;
   CLI::App* config = add_config_command(app, config_options);
+  ClassifyOptions classify_options;
+  CLI::App* classify = add_classify_command(app, classify_options);
 #ifdef COMPRESSM_WITH_TORCH
   TrainOptions train_options;
   CLI::App* train = add_train_command(app, train_options);
   EvalOptions eval_options;
   CLI::App* eval = add_eval_command(app, eval_options);
+  ExportOptions export_options;
+  CLI::App* export_command = add_export_command(app, export_options);
 #endif
 
   try {
@@ -94,9 +98,11 @@ int main(int argc, char** argv) {
   if (*hsv) return run_guarded([&] { return run_hsv(hsv_options); });
   if (*reduce) return run_guarded([&] { return run_reduce(reduce_options); });
   if (*config) return run_guarded([&] { return run_config(config_options); });
+  if (*classify) return run_guarded([&] { return run_classify(classify_options); });
 #ifdef COMPRESSM_WITH_TORCH
   if (*train) return run_guarded([&] { return run_train(train_options); });
   if (*eval) return run_guarded([&] { return run_eval(eval_options); });
+  if (*export_command) return run_guarded([&] { return run_export(export_options); });
 #endif
   report_error("no subcommand given (see --help)");
   return kExitBadInput;

@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 namespace compressm::runtime {
 namespace {
@@ -124,16 +123,13 @@ BlockWeights load_block(const std::map<std::string, FloatTensor>& t, int64_t b, 
 
 std::map<std::string, std::string> model_metadata(const Architecture& a, const std::string& config_yaml,
                                                   const std::string& dataset, int64_t seed) {
-  std::ostringstream eps;
-  eps.precision(17);
-  eps << a.batchnorm_eps;
   return {{"format", kFormatName},
           {"format_version", kFormatVersion},
           {"input_dim", std::to_string(a.input_dim)},
           {"vocab_size", std::to_string(a.vocab_size)},
           {"num_classes", std::to_string(a.num_classes)},
           {"hidden_dim", std::to_string(a.hidden_dim)},
-          {"batchnorm_eps", eps.str()},
+          {"batchnorm_eps", nlohmann::json(a.batchnorm_eps).dump()},  // shortest text that reads back
           {"state_dims", nlohmann::json(a.state_dims).dump()},
           {"dataset", dataset},
           {"seed", std::to_string(seed)},

@@ -1,0 +1,196 @@
+// `compressm export` and `compressm classify` as a user runs them, on a small
+// digits model trained here: classify's accuracy equals eval's, an independent
+// Python reader (json + struct + numpy) reads the file and computes the same
+// logits, and damaged model or input files exit 2 with one line naming the file.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli/cli_runner.h"
+#include "data/dataset.h"
+#include "support/temp_dir.h"
+
+namespace compressm::testing {
+namespace {
+namespace fs = std::filesystem;
+
+bool digits_available() {
+  const std::string dir = data::default_data_dir("digits");
+  return fs::exists(dir + "/digits.csv.gz") || fs::exists(dir + "/digits.csv");
+}
+
+bool is_one_error_line(const std::string& err) {
+  return err.rfind("compressm: error: ", 0) == 0 && err.find('\n') == err.size() - 1;
+}
+
+void write_bytes(const fs::path& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+// One trained run and its export, shared by the tests (training takes seconds).
+class ExportClassifyCli : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!digits_available()) return;
+    dir_ = new TempDir();
+    const std::string config = std::string(COMPRESSM_SOURCE_DIR) + "/tests/training/digits_train.yaml";
+    train_ = new CliResult(run_cli({"train", "--config", config, "--out", run().string(), "--set",
+                                    "training.num_steps=300", "--set", "checkpoint_every=0"}));
+    if (train_->status == 0) export_ = new CliResult(run_cli({"export", "--checkpoint", run().string(), "--out",
+                                                              model().string()}));
+  }
+  static void TearDownTestSuite() {
+    delete train_;
+    delete export_;
+    delete dir_;
+  }
+  void SetUp() override {
+    if (!digits_available()) GTEST_SKIP() << "scikit-learn's digits not installed (python3-sklearn)";
+    ASSERT_EQ(train_->status, 0) << train_->err;
+    ASSERT_EQ(export_->status, 0) << export_->err;
+  }
+  static fs::path run() { return dir_->path() / "run"; }
+  static fs::path model() { return dir_->path() / "model.safetensors"; }
+  // A copy of the model file with `edit` applied to its bytes.
+  static fs::path damaged(const std::string& name, const std::function<void(std::string&)>& edit) {
+    std::string bytes = read_text(model());
+    edit(bytes);
+    return dir_->write(name, bytes);
+  }
+  // Expects classify on `file` to exit 2 with one stderr line naming it and `what`.
+  static void expect_bad_model(const fs::path& file, const std::string& what) {
+    const CliResult r = run_cli({"classify", "--model", file.string(), "--dataset", "digits", "--json"});
+    EXPECT_EQ(r.status, 2) << r.err;
+    EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+    EXPECT_NE(r.err.find(file.string()), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find(what), std::string::npos) << r.err;
+    EXPECT_TRUE(r.out.empty()) << r.out;
+  }
+  static TempDir* dir_;
+  static CliResult *train_, *export_;
+};
+TempDir* ExportClassifyCli::dir_ = nullptr;
+CliResult* ExportClassifyCli::train_ = nullptr;
+CliResult* ExportClassifyCli::export_ = nullptr;
+
+TEST_F(ExportClassifyCli, ClassifyAccuracyEqualsEval) {
+  const CliResult eval = run_cli({"eval", "--checkpoint", run().string(), "--json"});
+  ASSERT_EQ(eval.status, 0) << eval.err;
+  const nlohmann::json expected = nlohmann::json::parse(eval.out);
+  for (const char* threads : {"1", "2"}) {
+    const CliResult c =
+        run_cli({"classify", "--model", model().string(), "--dataset", "digits", "--threads", threads, "--json"});
+    ASSERT_EQ(c.status, 0) << c.err;
+    const nlohmann::json got = nlohmann::json::parse(c.out);  // exactly one document
+    EXPECT_EQ(got.size(), 2u);
+    EXPECT_EQ(got["n"], expected["n"]);
+    EXPECT_EQ(got["n"].get<int>(), 360);
+    EXPECT_EQ(got["accuracy"].get<double>(), expected["accuracy"].get<double>()) << "threads " << threads;
+  }
+  EXPECT_GT(expected["accuracy"].get<double>(), 0.5);  // a trained model, not chance
+  const CliResult text = run_cli({"classify", "--model", model().string(), "--dataset", "digits"});
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("test accuracy"), std::string::npos) << text.out;
+}
+
+TEST_F(ExportClassifyCli, ClassifiesOneSequenceFromATextFile) {
+  const data::Splits splits = data::load_dataset("digits", "", 0);
+  std::string csv = "# digits test example 0, pixels / 16\n";
+  for (int64_t t = 0; t < splits.test.seq_len; ++t) csv += std::to_string(splits.test.inputs[t]) + "\n";
+  const fs::path input = dir_->write("example.csv", csv);
+  const CliResult r = run_cli({"classify", "--model", model().string(), "--input", input.string(), "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const nlohmann::json doc = nlohmann::json::parse(r.out);
+  ASSERT_EQ(doc["probabilities"].size(), 10u);
+  double total = 0, best = -1;
+  int best_class = -1;
+  for (int k = 0; k < 10; ++k) {
+    const double p = doc["probabilities"][k].get<double>();
+    total += p;
+    if (p > best) best = p, best_class = k;
+  }
+  EXPECT_NEAR(total, 1.0, 1e-5);
+  EXPECT_EQ(doc["class"].get<int>(), best_class);
+  EXPECT_EQ(doc["length"].get<int>(), 64);
+  const CliResult text = run_cli({"classify", "--model", model().string(), "--input", input.string()});
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_EQ(text.out.rfind("class " + std::to_string(best_class), 0), 0u) << text.out;
+}
+
+TEST_F(ExportClassifyCli, AnIndependentPythonReaderComputesTheSameLogits) {
+  if (std::system("/usr/bin/python3 -c 'import numpy' >/dev/null 2>&1") != 0) GTEST_SKIP() << "no python3 numpy";
+  std::string csv;
+  for (int t = 0; t < 64; ++t) csv += std::to_string((t * 37 % 17) / 16.0) + "\n";
+  const fs::path input = dir_->write("pattern.csv", csv);
+  const fs::path out = dir_->path() / "python.json";
+  const std::string script = std::string(COMPRESSM_SOURCE_DIR) + "/tests/runtime/read_safetensors.py";
+  ASSERT_EQ(std::system(("/usr/bin/python3 " + shell_quote(script) + " " + shell_quote(model().string()) + " " +
+                         shell_quote(input.string()) + " > " + shell_quote(out.string()))
+                            .c_str()),
+            0);
+  const nlohmann::json python = nlohmann::json::parse(read_text(out));
+  for (const char* name : {"encoder.weight", "blocks.0.norm.running_mean", "blocks.0.lru.nu_log",
+                           "blocks.0.lru.B_re", "blocks.0.lru.C_im", "blocks.0.glu_gate.weight", "head.bias"})
+    EXPECT_NE(std::find(python["names"].begin(), python["names"].end(), name), python["names"].end()) << name;
+  EXPECT_EQ(python["metadata"]["state_dims"], "[64]");
+  EXPECT_EQ(python["metadata"]["dataset"], "digits");
+  EXPECT_NE(python["metadata"]["config_yaml"].get<std::string>().find("dataset: digits"), std::string::npos);
+
+  const CliResult r = run_cli({"classify", "--model", model().string(), "--input", input.string(), "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const nlohmann::json ours = nlohmann::json::parse(r.out)["logits"];
+  double scale = 0;
+  for (const auto& v : python["logits"]) scale = std::max(scale, std::abs(v.get<double>()));
+  ASSERT_EQ(ours.size(), python["logits"].size());
+  for (size_t k = 0; k < ours.size(); ++k)
+    EXPECT_NEAR(ours[k].get<double>(), python["logits"][k].get<double>(), 1e-5 * scale) << k;
+}
+
+TEST_F(ExportClassifyCli, BadModelFilesExitTwoWithOneLine) {
+  expect_bad_model(dir_->path() / "missing.safetensors", "no such file");
+  expect_bad_model(damaged("truncated.safetensors", [](std::string& b) { b.resize(b.size() / 2); }), "");
+  expect_bad_model(damaged("short.safetensors", [](std::string& b) { b.resize(5); }), "too short");
+  expect_bad_model(damaged("long_header.safetensors", [](std::string& b) { b[5] = 0x7f; }), "larger than the file");
+  expect_bad_model(damaged("json.safetensors", [](std::string& b) { b[8] = '['; }), "not valid JSON");
+  expect_bad_model(dir_->write("text.safetensors", "this is not a model file at all"), "larger than the file");
+  // NaN in head.bias: its offsets from the header.
+  expect_bad_model(damaged("nan.safetensors",
+                           [](std::string& b) {
+                             uint64_t n = 0;
+                             std::memcpy(&n, b.data(), 8);
+                             const auto header = nlohmann::json::parse(b.substr(8, n));
+                             const uint64_t at = 8 + n + header["head.bias"]["data_offsets"][0].get<uint64_t>();
+                             const float nan = std::nanf("");
+                             std::memcpy(&b[at], &nan, 4);
+                           }),
+                   "tensor 'head.bias' has a non-finite value");
+}
+
+TEST_F(ExportClassifyCli, BadInputsAndUsageExitTwo) {
+  const fs::path two_columns = dir_->write("two.csv", "0.1, 0.2\n0.3, 0.4\n");
+  CliResult r = run_cli({"classify", "--model", model().string(), "--input", two_columns.string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find(two_columns.string() + ":1: has 2 values, the model takes 1"), std::string::npos) << r.err;
+  const fs::path words = dir_->write("words.csv", "0.5\nhello\n");
+  r = run_cli({"classify", "--model", model().string(), "--input", words.string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find(words.string() + ":2: 'hello' is not a number"), std::string::npos) << r.err;
+  r = run_cli({"classify", "--model", model().string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+  r = run_cli({"classify", "--model", model().string(), "--dataset", "digits", "--input", words.string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+  r = run_cli({"export", "--checkpoint", (dir_->path() / "nowhere").string(), "--out",
+               (dir_->path() / "x.safetensors").string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+  EXPECT_FALSE(fs::exists(dir_->path() / "x.safetensors"));
+}
+
+}  // namespace
+}  // namespace compressm::testing

@@ -1,0 +1,39 @@
+// The --input text format: one step per line, commas and/or spaces, comments.
+#include <gtest/gtest.h>
+
+#include "runtime/sequence_file.h"
+
+namespace compressm::testing {
+namespace {
+
+using runtime::SequenceFileError;
+
+void expect_rejected(const std::string& text, int64_t channels, const std::string& what) {
+  try {
+    runtime::parse_sequence_text(text, channels, "in.csv");
+    ADD_FAILURE() << "accepted; expected: " << what;
+  } catch (const SequenceFileError& e) {
+    EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+  }
+}
+
+TEST(SequenceFile, ReadsStepsWithCommasSpacesAndComments) {
+  const runtime::Sequence s =
+      runtime::parse_sequence_text("# header\n1, 2.5,-3\n\n  4 5\t6\r\n# end\n7,8 ,9", 3, "in.csv");
+  EXPECT_EQ(s.length, 3);
+  EXPECT_EQ(s.channels, 3);
+  EXPECT_EQ(s.values, (std::vector<float>{1, 2.5f, -3, 4, 5, 6, 7, 8, 9}));
+}
+
+TEST(SequenceFile, RejectsBadLinesNamingTheLine) {
+  expect_rejected("1,2\n3\n", 2, "in.csv:2: has 1 values, the model takes 2");
+  expect_rejected("1\nabc\n", 1, "in.csv:2: 'abc' is not a number");
+  expect_rejected("1.5x\n", 1, "in.csv:1: '1.5x' is not a number");
+  expect_rejected("nan\n", 1, "in.csv:1: value 'nan' is not a finite float");
+  expect_rejected("1e99\n", 1, "not a finite float");
+  expect_rejected("# only a comment\n\n", 1, "in.csv: no time steps");
+  EXPECT_THROW(runtime::read_sequence_file("/nonexistent/in.csv", 1), SequenceFileError);
+}
+
+}  // namespace
+}  // namespace compressm::testing
