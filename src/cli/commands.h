@@ -53,6 +53,22 @@ struct EvalOptions {
 CLI::App* add_eval_command(CLI::App& app, EvalOptions& options);
 int run_eval(const EvalOptions& options);
 
+struct ReportOptions {
+  std::vector<std::string> run_dirs;  // run folders, the first is the baseline
+  std::string out_dir;
+};
+CLI::App* add_report_command(CLI::App& app, ReportOptions& options);
+int run_report(const ReportOptions& options);
+
+struct CompressOptions {
+  std::string checkpoint_dir;  // trained model: checkpoint folder or run folder
+  double tol = 0.99;           // fraction of HSV energy kept per block, (0, 1]
+  std::string out_dir;         // new run folder
+  bool json = false;
+};
+CLI::App* add_compress_command(CLI::App& app, CompressOptions& options);
+int run_compress(const CompressOptions& options);
+
 // classify runs the LibTorch-free runtime and exists in every build; export
 // needs LibTorch (COMPRESSM_WITH_TORCH).
 struct ExportOptions {

@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
   CLI::App* reduce = add_reduce_command(app, reduce_options);
   ConfigOptions config_options;
   CLI::App* config = add_config_command(app, config_options);
+  ReportOptions report_options;
+  CLI::App* report = add_report_command(app, report_options);
   ClassifyOptions classify_options;
   CLI::App* classify = add_classify_command(app, classify_options);
 #ifdef COMPRESSM_WITH_TORCH
@@ -79,6 +81,8 @@ int main(int argc, char** argv) {
   CLI::App* eval = add_eval_command(app, eval_options);
   ExportOptions export_options;
   CLI::App* export_command = add_export_command(app, export_options);
+  CompressOptions compress_options;
+  CLI::App* compress = add_compress_command(app, compress_options);
 #endif
 
   try {
@@ -103,6 +107,8 @@ int main(int argc, char** argv) {
   if (*train) return run_guarded([&] { return run_train(train_options); });
   if (*eval) return run_guarded([&] { return run_eval(eval_options); });
   if (*export_command) return run_guarded([&] { return run_export(export_options); });
+  if (*report) return run_guarded([&] { return run_report(report_options); });
+  if (*compress) return run_guarded([&] { return run_compress(compress_options); });
 #endif
   report_error("no subcommand given (see --help)");
   return kExitBadInput;

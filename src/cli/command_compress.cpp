@@ -1,0 +1,94 @@
+// `compressm compress --checkpoint DIR --tol T --out DIR [--json]`: balanced
+// truncation of a trained model after training (the post-training baseline of
+// DESIGN.md §2). Every block keeps the smallest rank holding `tol` of its HSV
+// energy; D and all non-SSM weights are kept. OUT becomes a run folder whose
+// final/ checkpoint `compressm eval` and `compressm export` read; it cannot be
+// resumed (it has no optimiser state).
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+
+#include "cli/cli_common.h"
+#include "cli/commands.h"
+#include "io/atomic_file.h"
+#include "linalg/frequency_response.h"
+#include "linalg/lru_parameters.h"
+#include "linalg/lru_reduction.h"
+#include "training/checkpoint.h"
+#include "training/trained_model.h"
+
+namespace compressm::cli {
+namespace fs = std::filesystem;
+
+CLI::App* add_compress_command(CLI::App& app, CompressOptions& options) {
+  CLI::App* command = app.add_subcommand("compress", "Balanced truncation of a trained model (post-training)");
+  command->add_option("--checkpoint", options.checkpoint_dir, "Checkpoint folder, or a run folder (its final model)")
+      ->required();
+  command->add_option("--tol", options.tol, "Fraction of each block's HSV energy to keep, in (0, 1]")->required();
+  command->add_option("--out", options.out_dir, "Run folder to create (must be empty or absent)")->required();
+  command->add_flag("--json", options.json, "Print the per-block result as JSON on stdout");
+  return command;
+}
+
+namespace {
+
+nlohmann::json compress_block(nn::LruLayer& layer, int64_t block, double tol) {
+  const linalg::DiagonalSystem full = layer->to_system();
+  const linalg::LruReduction cut = linalg::reduce_diagonal_system(full, linalg::RankRule::energy(tol));
+  nlohmann::json row = {{"block", block}, {"old_dim", full.state_dim()}, {"new_dim", cut.rank},
+                        {"kept_energy", cut.kept_energy}, {"discarded_energy", cut.discarded_energy},
+                        {"hinf_bound", cut.hinf_bound}, {"hinf_error", 0.0}, {"guards", nlohmann::json::array()}};
+  if (cut.rank >= full.state_dim()) return row;
+  std::vector<linalg::GuardEvent> guards = cut.guards;
+  const linalg::LruParameters p = linalg::system_to_lru(cut.reduced, &guards);
+  row["hinf_error"] = linalg::hinf_error(full, linalg::lru_to_system(p));
+  for (const auto& g : guards) row["guards"].push_back(g.guard + ": " + g.detail);
+  layer->load_parameters(p);
+  return row;
+}
+
+}  // namespace
+
+int run_compress(const CompressOptions& options) {
+  if (!(options.tol > 0.0 && options.tol <= 1.0))
+    throw UsageError("--tol " + std::to_string(options.tol) + ": must be in (0, 1] (the fraction of energy kept)");
+  const fs::path out(options.out_dir);
+  if (fs::exists(out) && !(fs::is_directory(out) && fs::is_empty(out)))
+    throw UsageError("--out " + options.out_dir + ": exists and is not an empty folder (nothing is overwritten)");
+  training::TrainedModel trained = training::load_trained_model(options.checkpoint_dir);
+
+  nlohmann::json blocks = nlohmann::json::array();
+  auto layers = trained.model->lru_layers();
+  for (size_t b = 0; b < layers.size(); ++b)
+    blocks.push_back(blame_input((trained.folder / "model.bin").string(),
+                                 [&] { return compress_block(layers[b], static_cast<int64_t>(b), options.tol); }));
+
+  training::CheckpointContents contents;
+  for (const auto& item : trained.model->named_parameters())
+    contents.model_tensors.emplace_back(item.key(), item.value().detach().clone());
+  for (const auto& item : trained.model->named_buffers())
+    contents.model_tensors.emplace_back(item.key(), item.value().detach().clone());
+  contents.state = {{"compressed_from", fs::absolute(trained.folder).string()},
+                    {"tol", options.tol},
+                    {"state_dims", trained.model->state_dims()},
+                    {"blocks", blocks}};
+  contents.config_yaml = trained.contents.config_yaml;
+  training::write_checkpoint(contents, training::final_folder(out));
+  io::write_file_atomically(out / "compress.json", contents.state.dump(2) + "\n");
+
+  if (options.json) {
+    print_json({{"state_dims", trained.model->state_dims()}, {"blocks", blocks}});
+  } else {
+    for (const auto& row : blocks) {
+      char line[200];
+      std::snprintf(line, sizeof line, "block %lld: N %lld -> %lld, H-inf error %.3g <= bound %.3g\n",
+                    row["block"].get<long long>(), row["old_dim"].get<long long>(), row["new_dim"].get<long long>(),
+                    row["hinf_error"].get<double>(), row["hinf_bound"].get<double>());
+      std::cout << line;
+    }
+    std::cout << "compressed model: " << training::final_folder(out).string() << "\n";
+  }
+  return kExitSuccess;
+}
+
+}  // namespace compressm::cli
