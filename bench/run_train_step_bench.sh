@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # Training steps/s, sMNIST paper configuration (1 block, N=256, H=8, B=50, L=784):
-# compressm (C++, fused scan) against PyTorch eager in Python, same process
+# compressm (C++, fused LRU layer kernel) against PyTorch eager in Python, same process
 # environment: threads, BLAS threads, allocator settings.
-#   bash bench/run_train_step_bench.sh [build-dir]
+#   [THREADS=2] bash bench/run_train_step_bench.sh [build-dir]
+# Both sides use THREADS intra-op threads (default 2). With 2 threads on 2 cores
+# any other busy process stalls every parallel region (see docs/performance.md):
+# note `uptime` with the figures, or compare at THREADS=1 on a busy machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR="${1:-build}"
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=2
+THREADS="${THREADS:-2}"
+export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS="$THREADS"
 # The allocator settings the C++ side makes with mallopt(), for Python too.
 export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=-1
-ours=$("$BUILD_DIR/bench/bench_train_step" --threads 2 --steps 30 | tail -n 1)
-python=$(/usr/bin/python3 bench/python_lru_step.py --threads 2 --steps 8 | tail -n 1)
+ours=$("$BUILD_DIR/bench/bench_train_step" --threads "$THREADS" --steps 30 | tail -n 1)
+python=$(/usr/bin/python3 bench/python_lru_step.py --threads "$THREADS" --steps 8 | tail -n 1)
 /usr/bin/python3 - "$ours" "$python" <<'PY'
 import json, sys
 o, p = (json.loads(a) for a in sys.argv[1:])
+print(f"threads: {o['threads']} (both sides)")
 print(f"compressm:            {o['ms_per_step']:8.1f} ms/step  {o['steps_per_s']:6.2f} steps/s")
 print(f"PyTorch eager Python: {p['ms_per_step']:8.1f} ms/step  {p['steps_per_s']:6.2f} steps/s")
 print(json.dumps({"compressm_steps_per_s": o["steps_per_s"], "python_steps_per_s": p["steps_per_s"],
