@@ -70,8 +70,8 @@ void scan_block_adjoint(const T* lambda, T* carry, T* adjoint, const T* x, const
       cr[b] = gr, ci[b] = gi;
       store(row + b * W, gr), store(row + n + b * W, gi);
       const V xr = load(prev + b * W), xi = load(prev + n + b * W);
-      sr[b] += gr * xr + gi * xi;
-      si[b] += gi * xr - gr * xi;
+      sr[b] = (sr[b] + gr * xr) + gi * xi;  // two multiply-adds each
+      si[b] = (si[b] + gi * xr) - gr * xi;
     }
   }
   for (int b = 0; b < kBlock; ++b) {
@@ -85,7 +85,7 @@ void scan_chunk_adjoint(const T* lambda, T* carry, T* adjoint, const T* x, const
                         int64_t len, int64_t n) {
   constexpr int64_t W = small_gemm::Vec<T>::width;
   int64_t j = 0;
-  for (; j + 2 * W <= n; j += 2 * W) scan_block_adjoint<T, 2>(lambda, carry, adjoint, x, start, grad_lambda, len, n, j);
+  for (; j + 4 * W <= n; j += 4 * W) scan_block_adjoint<T, 4>(lambda, carry, adjoint, x, start, grad_lambda, len, n, j);
   for (; j < n; j += W) scan_block_adjoint<T, 1>(lambda, carry, adjoint, x, start, grad_lambda, len, n, j);
 }
 
