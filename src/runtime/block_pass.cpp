@@ -1,50 +1,44 @@
 #include "runtime/block_pass.h"
 
 #include <cmath>
+#include <unsupported/Eigen/SpecialFunctions>  // Array::erf (vectorised, a couple of ulp)
 
 namespace compressm::runtime {
 namespace {
 
-// x_k = lambda .* x_{k-1} + (Bt z)_k over the columns, in place: on return
-// column k of (re, im) holds x_k.
-void scan(const BlockWeights& w, MatrixF& re, MatrixF& im, BlockState& state) {
+// For each column k of z: x_k = lambda .* x_{k-1} + Bt z_k, y_k = Re(C x_k).
+void recurrence(const BlockWeights& w, const MatrixF& z, BlockState& state, BlockScratch& s) {
+  const Eigen::Index n = w.lambda_re.size();
   const auto l_re = w.lambda_re.array(), l_im = w.lambda_im.array();
-  auto x_re = state.re.array(), x_im = state.im.array();
-  for (Eigen::Index k = 0; k < re.cols(); ++k) {
+  s.y.resize(z.rows(), z.cols());
+  for (Eigen::Index k = 0; k < z.cols(); ++k) {
+    s.next.noalias() = w.b * z.col(k);  // Bt z_k, {2N}
+    const auto x_re = state.x.head(n).array(), x_im = state.x.tail(n).array();
     // (a + ib)(c + id) = (ac - bd) + i(ad + bc)
-    re.col(k).array() += l_re * x_re - l_im * x_im;
-    im.col(k).array() += l_re * x_im + l_im * x_re;
-    x_re = re.col(k).array();
-    x_im = im.col(k).array();
+    s.next.head(n).array() += l_re * x_re - l_im * x_im;
+    s.next.tail(n).array() += l_re * x_im + l_im * x_re;
+    state.x.swap(s.next);
+    s.y.col(k).noalias() = w.c_t.transpose() * state.x;  // C_re x_re - C_im x_im
   }
 }
 
-float gelu(float v) { return 0.5f * v * (1.0f + std::erf(v * static_cast<float>(M_SQRT1_2))); }
-float sigmoid(float v) { return 1.0f / (1.0f + std::exp(-v)); }
-
 }  // namespace
 
-BlockState zero_state(const BlockWeights& w) {
-  const Eigen::Index n = w.lambda_re.size();
-  return {VectorF::Zero(n), VectorF::Zero(n)};
-}
+BlockState zero_state(const BlockWeights& w) { return {VectorF::Zero(2 * w.lambda_re.size())}; }
 
 void run_block(const BlockWeights& w, Eigen::Ref<MatrixF> h, BlockState& state, BlockScratch& s) {
   // z = (h - mean) / sqrt(var + eps)
   s.z = (h.array().colwise() * w.norm_scale.array()).colwise() + w.norm_shift.array();
-  s.x_re.noalias() = w.b_re * s.z;  // {N, T}
-  s.x_im.noalias() = w.b_im * s.z;
-  scan(w, s.x_re, s.x_im, state);
-  // y = Re(C x) + D z = C_re x_re - C_im x_im + D z
-  s.y.noalias() = w.c_re * s.x_re;
-  s.y.noalias() -= w.c_im * s.x_im;
-  s.y.array() += s.z.array().colwise() * w.d.array();
-  s.y = s.y.unaryExpr(&gelu);
+  recurrence(w, s.z, state, s);
+  s.y.array() += s.z.array().colwise() * w.d.array();  // + D z
+  // GELU(y) = y/2 (1 + erf(y / sqrt 2))
+  s.y.array() = 0.5f * s.y.array() * (1.0f + (s.y.array() * static_cast<float>(M_SQRT1_2)).erf());
   s.gate.noalias() = w.glu_gate_weight * s.y;
   s.gate.colwise() += w.glu_gate_bias;
   s.z.noalias() = w.glu_value_weight * s.y;  // z is free again: the GLU value
   s.z.colwise() += w.glu_value_bias;
-  h.array() += s.z.array() * s.gate.unaryExpr(&sigmoid).array();
+  // sigmoid(a) = 1 / (1 + exp(-a))
+  h.array() += s.z.array() / (1.0f + (-s.gate.array()).exp());
 }
 
 }  // namespace compressm::runtime

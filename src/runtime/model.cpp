@@ -51,7 +51,7 @@ VectorF Model::classify(const float* inputs, int64_t length) const {
     auto chunk = h.leftCols(steps);
     encode(inputs, first, chunk);
     for (size_t b = 0; b < weights_.blocks.size(); ++b) run_block(weights_.blocks[b], chunk, states[b], scratch);
-    sum += chunk.rowwise().sum().cast<double>();
+    sum += chunk.cast<double>().rowwise().sum();  // in double: the logits can cancel
   }
   return head((sum / static_cast<double>(length)).cast<float>());
 }

@@ -68,8 +68,11 @@ void check_finite(const std::map<std::string, FloatTensor>& tensors, const std::
                          ") at index " + std::to_string(i));
 }
 
-// The LRU parameters of one block in the forward pass's form; lambda and Bt
-// are computed in double and must be finite in float.
+// The LRU parameters of one block in the forward pass's form. lambda and
+// gamma are computed in float with the same operations as LibTorch's forward
+// (nn/lru_layer.cpp): rounding the phase exp(theta_log) to float moves lambda
+// by ~1e-7, enough to change the logits at 1e-6 over long sequences, and the
+// trained model is the one that saw LibTorch's rounding.
 void load_lru(BlockWeights& w, const std::map<std::string, FloatTensor>& t, const std::string& prefix,
               const std::string& source) {
   const VectorF nu_log = to_vector(t.at(prefix + "nu_log"));
@@ -80,23 +83,25 @@ void load_lru(BlockWeights& w, const std::map<std::string, FloatTensor>& t, cons
   w.lambda_im.resize(n);
   VectorF gamma(n);
   for (Eigen::Index i = 0; i < n; ++i) {
-    // |lambda| = exp(-exp(nu_log)) < 1 for every finite nu_log.
-    const double modulus = std::exp(-std::exp(double(nu_log[i])));
-    const double phase = std::exp(double(theta_log[i]));
-    w.lambda_re[i] = static_cast<float>(modulus * std::cos(phase));
-    w.lambda_im[i] = static_cast<float>(modulus * std::sin(phase));
-    gamma[i] = static_cast<float>(std::exp(double(gamma_log[i])));
+    // |lambda| = exp(-exp(nu_log)) <= 1 for every finite nu_log.
+    const float radius = std::exp(-std::exp(nu_log[i]));
+    const float phase = std::exp(theta_log[i]);
+    w.lambda_re[i] = radius * std::cos(phase);
+    w.lambda_im[i] = radius * std::sin(phase);
+    gamma[i] = std::exp(gamma_log[i]);
     if (!std::isfinite(w.lambda_re[i]) || !std::isfinite(w.lambda_im[i]))
       fail(source, "tensor '" + prefix + "theta_log' entry " + std::to_string(i) + " gives a non-finite eigenvalue");
     if (!std::isfinite(gamma[i]))
       fail(source, "tensor '" + prefix + "gamma_log' entry " + std::to_string(i) + " overflows exp()");
   }
-  w.b_re = gamma.asDiagonal() * to_matrix(t.at(prefix + "B_re"));
-  w.b_im = gamma.asDiagonal() * to_matrix(t.at(prefix + "B_im"));
-  if (!w.b_re.allFinite() || !w.b_im.allFinite())
-    fail(source, "tensor '" + prefix + "gamma_log' scales B beyond the float range");
-  w.c_re = to_matrix(t.at(prefix + "C_re"));
-  w.c_im = to_matrix(t.at(prefix + "C_im"));
+  const Eigen::Index h = t.at(prefix + "B_re").shape.at(1);
+  w.b.resize(2 * n, h);
+  w.b.topRows(n) = gamma.asDiagonal() * to_matrix(t.at(prefix + "B_re"));
+  w.b.bottomRows(n) = gamma.asDiagonal() * to_matrix(t.at(prefix + "B_im"));
+  if (!w.b.allFinite()) fail(source, "tensor '" + prefix + "gamma_log' scales B beyond the float range");
+  w.c_t.resize(2 * n, h);
+  w.c_t.topRows(n) = to_matrix(t.at(prefix + "C_re")).transpose();
+  w.c_t.bottomRows(n) = -to_matrix(t.at(prefix + "C_im")).transpose();
   w.d = to_vector(t.at(prefix + "D"));
 }
 

@@ -53,8 +53,9 @@ using VectorF = Eigen::VectorXf;
 struct BlockWeights {
   VectorF norm_scale, norm_shift;  // {H}: BatchNorm(x) = x * scale + shift, scale = 1/sqrt(var + eps)
   VectorF lambda_re, lambda_im;    // {N}: lambda = exp(-exp(nu_log) + i exp(theta_log))
-  MatrixF b_re, b_im;              // {N, H}: Bt = diag(exp(gamma_log)) (B_re + i B_im)
-  MatrixF c_re, c_im;              // {H, N}
+  // Real forms of the complex projections, so each is one real product:
+  MatrixF b;  // {2N, H}: rows [0, N) Re Bt, rows [N, 2N) Im Bt; Bt = diag(exp(gamma_log)) (B_re + i B_im)
+  MatrixF c_t;  // {2N, H} = [C_re, -C_im]^T: Re(C x) = c_t^T [Re x; Im x] (H dot products)
   VectorF d;                       // {H}
   MatrixF glu_value_weight, glu_gate_weight;  // {H, H}
   VectorF glu_value_bias, glu_gate_bias;      // {H}

@@ -37,8 +37,7 @@ void Stream::restore(const StreamState& state) {
               state.output_sum.size() == model_->architecture().hidden_dim &&
               state.output.size() == (state.steps > 0 ? model_->architecture().hidden_dim : 0);
   for (size_t b = 0; fits && b < blocks.size(); ++b)
-    fits = state.blocks[b].re.size() == blocks[b].lambda_re.size() &&
-           state.blocks[b].im.size() == blocks[b].lambda_re.size();
+    fits = state.blocks[b].x.size() == 2 * blocks[b].lambda_re.size();
   if (!fits) throw std::invalid_argument("Stream::restore: the state belongs to a model of other sizes");
   state_ = state;
   if (state_.steps > 0)

@@ -18,7 +18,7 @@ namespace compressm::runtime {
 // Everything a stream remembers: restore() of a saved state continues exactly
 // as the stream it was saved from.
 struct StreamState {
-  std::vector<BlockState> blocks;  // x per block, {N_b} complex
+  std::vector<BlockState> blocks;  // x per block, {2 N_b} (real, imaginary)
   Eigen::VectorXd output_sum;      // {H}: sum over steps so far of the last block's output
   VectorF output;                  // {H}: the last block's output at the last step (empty before)
   int64_t steps = 0;

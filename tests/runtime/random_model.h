@@ -80,8 +80,9 @@ inline std::vector<double> reference_logits(const TensorFile& file, const Archit
       for (int64_t j = 0; j < H; ++j)
         z[j] = (h[t][j] - T(p + "norm.running_mean")[j]) / std::sqrt(T(p + "norm.running_var")[j] + a.batchnorm_eps);
       for (int64_t n = 0; n < N; ++n) {
-        const std::complex<double> lambda =
-            std::exp(std::complex<double>(-std::exp(T(p + "lru.nu_log")[n]), std::exp(T(p + "lru.theta_log")[n])));
+        // Exact: exp(nu_log), exp(theta_log) in double (the runtime rounds them as LibTorch does).
+        const std::complex<double> lambda = std::exp(std::complex<double>(-std::exp(double(T(p + "lru.nu_log")[n])),
+                                                                          std::exp(double(T(p + "lru.theta_log")[n]))));
         std::complex<double> bu = 0;
         for (int64_t j = 0; j < H; ++j)
           bu += std::complex<double>(T(p + "lru.B_re")[n * H + j], T(p + "lru.B_im")[n * H + j]) * z[j];

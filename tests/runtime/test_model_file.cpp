@@ -35,7 +35,7 @@ TEST(ModelFile, AcceptsAValidFileAndReadsItsArchitecture) {
   EXPECT_EQ(w.architecture.num_classes, 5);
   EXPECT_DOUBLE_EQ(w.architecture.batchnorm_eps, 1e-5);
   ASSERT_EQ(w.blocks.size(), 2u);
-  EXPECT_EQ(w.blocks[1].b_re.rows(), 7);
+  EXPECT_EQ(w.blocks[1].b.rows(), 2 * 7);  // Re Bt over Im Bt
   EXPECT_EQ(w.metadata.at("config_yaml"), "dataset: digits\n");
   // |lambda| < 1 for every state.
   for (const auto& b : w.blocks)

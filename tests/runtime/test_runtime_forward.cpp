@@ -113,7 +113,7 @@ TEST(RuntimeStream, ABadTokenLeavesTheStreamUnchanged) {
   const runtime::StreamState before = stream.save();
   EXPECT_THROW(stream.step(&bad), std::invalid_argument);
   EXPECT_EQ(stream.steps(), 1);
-  EXPECT_EQ(stream.save().blocks[0].re, before.blocks[0].re);
+  EXPECT_EQ(stream.save().blocks[0].x, before.blocks[0].x);
 }
 
 TEST(RuntimeClassify, PredictClassesOnTwoThreadsEqualsOneByOne) {
