@@ -32,8 +32,8 @@ struct BlockScratch {
   MatrixF y, gate;  // {H, T}
 };
 
-// Advances `state` over the columns of `h` and replaces h by the block output.
-void run_block(const BlockWeights& w, Eigen::Ref<MatrixF> h, BlockState& state, BlockScratch& scratch);
+// Advances `state` over the columns of `h` {H, T} and replaces h by the block output.
+void run_block(const BlockWeights& w, MatrixF& h, BlockState& state, BlockScratch& scratch);
 
 // Fresh zero state of block `w`.
 BlockState zero_state(const BlockWeights& w);

@@ -43,15 +43,14 @@ VectorF Model::classify(const float* inputs, int64_t length) const {
   std::vector<BlockState> states;
   for (const BlockWeights& w : weights_.blocks) states.push_back(zero_state(w));
   BlockScratch scratch;
-  MatrixF h(a.hidden_dim, std::min<int64_t>(length, kChunkSteps));  // {H, T}
-  Eigen::VectorXd sum = Eigen::VectorXd::Zero(a.hidden_dim);     // sum over time of the last block's output
+  MatrixF h;                                                  // {H, T}
+  Eigen::VectorXd sum = Eigen::VectorXd::Zero(a.hidden_dim);  // sum over time of the last block's output
   // Chunk by chunk through every block: the states carry over between chunks.
   for (int64_t first = 0; first < length; first += kChunkSteps) {
-    const Eigen::Index steps = std::min<int64_t>(kChunkSteps, length - first);
-    auto chunk = h.leftCols(steps);
-    encode(inputs, first, chunk);
-    for (size_t b = 0; b < weights_.blocks.size(); ++b) run_block(weights_.blocks[b], chunk, states[b], scratch);
-    sum += chunk.cast<double>().rowwise().sum();  // in double: the logits can cancel
+    h.resize(a.hidden_dim, std::min<int64_t>(kChunkSteps, length - first));
+    encode(inputs, first, h);
+    for (size_t b = 0; b < weights_.blocks.size(); ++b) run_block(weights_.blocks[b], h, states[b], scratch);
+    sum += h.cast<double>().rowwise().sum();
   }
   return head((sum / static_cast<double>(length)).cast<float>());
 }
