@@ -26,10 +26,6 @@ bool is_one_error_line(const std::string& err) {
   return err.rfind("compressm: error: ", 0) == 0 && err.find('\n') == err.size() - 1;
 }
 
-void write_bytes(const fs::path& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
-
 // One trained run and its export, shared by the tests (training takes seconds).
 class ExportClassifyCli : public ::testing::Test {
  protected:
@@ -94,6 +90,32 @@ TEST_F(ExportClassifyCli, ClassifyAccuracyEqualsEval) {
   const CliResult text = run_cli({"classify", "--model", model().string(), "--dataset", "digits"});
   ASSERT_EQ(text.status, 0) << text.err;
   EXPECT_NE(text.out.find("test accuracy"), std::string::npos) << text.out;
+}
+
+TEST_F(ExportClassifyCli, ACompressedCheckpointExportsAtItsReducedSize) {
+  // Post-training balanced truncation, then export: the file carries the
+  // reduced N, and classify still equals eval of the reduced checkpoint.
+  const fs::path compressed = dir_->path() / "compressed";
+  const CliResult c = run_cli({"compress", "--checkpoint", run().string(), "--tol", "0.9", "--out",
+                               compressed.string()});
+  ASSERT_EQ(c.status, 0) << c.err;
+  const fs::path file = dir_->path() / "compressed.safetensors";
+  const CliResult e = run_cli({"export", "--checkpoint", compressed.string(), "--out", file.string()});
+  ASSERT_EQ(e.status, 0) << e.err;
+  const std::string bytes = read_text(file);
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  const auto header = nlohmann::json::parse(bytes.substr(8, n));
+  const auto dims = nlohmann::json::parse(header["__metadata__"]["state_dims"].get<std::string>());
+  ASSERT_EQ(dims.size(), 1u);
+  EXPECT_LT(dims[0].get<int>(), 64);
+  EXPECT_EQ(header["blocks.0.lru.B_re"]["shape"][0], dims[0]);
+
+  const CliResult eval = run_cli({"eval", "--checkpoint", compressed.string(), "--json"});
+  ASSERT_EQ(eval.status, 0) << eval.err;
+  const CliResult classify = run_cli({"classify", "--model", file.string(), "--dataset", "digits", "--json"});
+  ASSERT_EQ(classify.status, 0) << classify.err;
+  EXPECT_EQ(nlohmann::json::parse(classify.out), nlohmann::json::parse(eval.out));
 }
 
 TEST_F(ExportClassifyCli, ClassifiesOneSequenceFromATextFile) {
