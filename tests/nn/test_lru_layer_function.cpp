@@ -81,6 +81,16 @@ TEST(LruLayerFunction, MatchesUnfusedFloat32) {
   expect_parity(torch::kFloat, {2, 100, 256, 8}, 1e-5);  // the sMNIST layer's N and H
 }
 
+TEST(LruLayerFunction, AcceptsNonContiguousInputs) {
+  Problem p = random_problem(torch::kDouble, {3, 29, 10, 4}, 6);
+  p.in.u = p.in.u.transpose(1, 2).contiguous().transpose(1, 2);  // {B, L, H} view of {B, H, L}
+  p.in.C_re = p.in.C_re.t().contiguous().t();
+  ASSERT_FALSE(p.in.u.is_contiguous());
+  const auto fused = evaluate(p, lru_layer);
+  const auto unfused = evaluate(p, lru_layer_unfused);
+  for (size_t i = 0; i < fused.size(); ++i) EXPECT_LT(max_relative(fused[i], unfused[i]), 1e-10) << kNames[i];
+}
+
 TEST(LruLayerFunction, GradientsMatchFiniteDifferences) {
   const Problem p = random_problem(torch::kDouble, {2, 37, 6, 3}, 5);
   const auto g = evaluate(p, lru_layer);
