@@ -55,12 +55,51 @@ inline TensorFile random_model_file(const Architecture& a, uint64_t seed) {
   return file;
 }
 
+using Activations = std::vector<std::vector<double>>;  // {L, H}
+
+// One block of the model on h {L, H}, in place, straight from the formulas.
+inline void reference_block(const TensorFile& file, const Architecture& a, int64_t b, Activations& h) {
+  auto T = [&](const std::string& name) -> const std::vector<float>& { return file.tensors.at(name).values; };
+  const std::string p = "blocks." + std::to_string(b) + ".";
+  const int64_t H = a.hidden_dim, N = a.state_dims[b];
+  std::vector<std::complex<double>> x(N);
+  for (auto& row : h) {
+    std::vector<double> z(H), g(H);
+    for (int64_t j = 0; j < H; ++j)
+      z[j] = (row[j] - T(p + "norm.running_mean")[j]) / std::sqrt(T(p + "norm.running_var")[j] + a.batchnorm_eps);
+    for (int64_t n = 0; n < N; ++n) {
+      // Exact: exp(nu_log), exp(theta_log) in double (the runtime rounds them as LibTorch does).
+      const std::complex<double> lambda = std::exp(std::complex<double>(-std::exp(double(T(p + "lru.nu_log")[n])),
+                                                                        std::exp(double(T(p + "lru.theta_log")[n]))));
+      std::complex<double> bu = 0;
+      for (int64_t j = 0; j < H; ++j)
+        bu += std::complex<double>(T(p + "lru.B_re")[n * H + j], T(p + "lru.B_im")[n * H + j]) * z[j];
+      x[n] = lambda * x[n] + std::exp(double(T(p + "lru.gamma_log")[n])) * bu;
+    }
+    for (int64_t j = 0; j < H; ++j) {
+      std::complex<double> cx = 0;
+      for (int64_t n = 0; n < N; ++n)
+        cx += std::complex<double>(T(p + "lru.C_re")[j * N + n], T(p + "lru.C_im")[j * N + n]) * x[n];
+      const double y = cx.real() + T(p + "lru.D")[j] * z[j];
+      g[j] = 0.5 * y * (1 + std::erf(y / std::sqrt(2.0)));
+    }
+    for (int64_t j = 0; j < H; ++j) {
+      double v = T(p + "glu_value.bias")[j], gate = T(p + "glu_gate.bias")[j];
+      for (int64_t k = 0; k < H; ++k) {
+        v += T(p + "glu_value.weight")[j * H + k] * g[k];
+        gate += T(p + "glu_gate.weight")[j * H + k] * g[k];
+      }
+      row[j] += v / (1 + std::exp(-gate));
+    }
+  }
+}
+
 // inputs {L, input_dim} row-major -> logits, in double, one loop per formula.
 inline std::vector<double> reference_logits(const TensorFile& file, const Architecture& a,
                                             const std::vector<float>& inputs, int64_t length) {
   auto T = [&](const std::string& name) -> const std::vector<float>& { return file.tensors.at(name).values; };
   const int64_t H = a.hidden_dim;
-  std::vector<std::vector<double>> h(length, std::vector<double>(H));
+  Activations h(length, std::vector<double>(H));
   for (int64_t t = 0; t < length; ++t)
     for (int64_t j = 0; j < H; ++j) {
       if (a.vocab_size > 0) {
@@ -71,40 +110,7 @@ inline std::vector<double> reference_logits(const TensorFile& file, const Archit
       for (int64_t c = 0; c < a.input_dim; ++c) s += T("encoder.weight")[j * a.input_dim + c] * inputs[t * a.input_dim + c];
       h[t][j] = s;
     }
-  for (int64_t b = 0; b < a.num_blocks(); ++b) {
-    const std::string p = "blocks." + std::to_string(b) + ".";
-    const int64_t N = a.state_dims[b];
-    std::vector<std::complex<double>> x(N);
-    for (int64_t t = 0; t < length; ++t) {
-      std::vector<double> z(H), y(H), g(H);
-      for (int64_t j = 0; j < H; ++j)
-        z[j] = (h[t][j] - T(p + "norm.running_mean")[j]) / std::sqrt(T(p + "norm.running_var")[j] + a.batchnorm_eps);
-      for (int64_t n = 0; n < N; ++n) {
-        // Exact: exp(nu_log), exp(theta_log) in double (the runtime rounds them as LibTorch does).
-        const std::complex<double> lambda = std::exp(std::complex<double>(-std::exp(double(T(p + "lru.nu_log")[n])),
-                                                                          std::exp(double(T(p + "lru.theta_log")[n]))));
-        std::complex<double> bu = 0;
-        for (int64_t j = 0; j < H; ++j)
-          bu += std::complex<double>(T(p + "lru.B_re")[n * H + j], T(p + "lru.B_im")[n * H + j]) * z[j];
-        x[n] = lambda * x[n] + std::exp(double(T(p + "lru.gamma_log")[n])) * bu;
-      }
-      for (int64_t j = 0; j < H; ++j) {
-        std::complex<double> cx = 0;
-        for (int64_t n = 0; n < N; ++n)
-          cx += std::complex<double>(T(p + "lru.C_re")[j * N + n], T(p + "lru.C_im")[j * N + n]) * x[n];
-        y[j] = cx.real() + T(p + "lru.D")[j] * z[j];
-        g[j] = 0.5 * y[j] * (1 + std::erf(y[j] / std::sqrt(2.0)));
-      }
-      for (int64_t j = 0; j < H; ++j) {
-        double v = T(p + "glu_value.bias")[j], gate = T(p + "glu_gate.bias")[j];
-        for (int64_t k = 0; k < H; ++k) {
-          v += T(p + "glu_value.weight")[j * H + k] * g[k];
-          gate += T(p + "glu_gate.weight")[j * H + k] * g[k];
-        }
-        h[t][j] += v / (1 + std::exp(-gate));
-      }
-    }
-  }
+  for (int64_t b = 0; b < a.num_blocks(); ++b) reference_block(file, a, b, h);
   std::vector<double> logits(a.num_classes);
   for (int64_t k = 0; k < a.num_classes; ++k) {
     double s = T("head.bias")[k];
