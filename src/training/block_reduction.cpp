@@ -149,10 +149,11 @@ std::optional<ReductionEvent> reduce_block(nn::LruLayer& layer, torch::optim::Ad
       carry_states(layer, optimizer, saved, torch::arange(cut.rank, torch::kLong));
   }
   event.new_dim = now.state_dim();
+  event.wall_ms = watch.lap_ms();
   const double h = static_cast<double>(full.B.cols());
   const double work = (2048.0 + 6.0 * static_cast<double>(n)) * static_cast<double>(n) * h * h;
   event.hinf_error = work <= kMaxHinfWork ? linalg::hinf_error(full, now) : std::numeric_limits<double>::quiet_NaN();
-  event.wall_ms = watch.lap_ms();
+  event.hinf_ms = watch.lap_ms();
   return event;
 }
 

@@ -26,6 +26,7 @@ Json event_json(const ReductionEvent& e) {
           {"hinf_bound", number_or_null(e.hinf_bound)},
           {"hinf_error", number_or_null(e.hinf_error)},
           {"wall_ms", e.wall_ms},
+          {"hinf_ms", e.hinf_ms},
           {"guards", e.guards},
           {"rolled_back", e.rolled_back},
           {"hsv", e.hsv}};
@@ -43,6 +44,7 @@ ReductionEvent event_from_json(const nlohmann::json& j) {
   e.hinf_bound = read_number_or_null(j.at("hinf_bound"));
   e.hinf_error = read_number_or_null(j.at("hinf_error"));
   e.wall_ms = j.at("wall_ms").get<double>();
+  e.hinf_ms = j.at("hinf_ms").get<double>();
   e.guards = j.at("guards").get<std::vector<std::string>>();
   e.rolled_back = j.at("rolled_back").get<bool>();
   e.hsv = j.at("hsv").get<std::vector<double>>();

@@ -217,16 +217,18 @@ void compare_hsv_with_ab13ad(Tolerance tolerance) {
 // Both sides compute Cholesky factors of the Gramians directly (Hammarling's
 // method; ours in src/linalg/stein_factor.cpp), which keeps small HSVs
 // relatively accurate: 1e-9 relative for every sigma_k >= 1e-10 sigma_1. The
-// 1e-18 sigma_1 term only matters at the bottom of that range, where AB13AD's
-// own error against an exact computation is ~1e-9 relative (measured when this
-// test was written: the Eigen reference SVD is 2.0e-9 off at 3.3e-10 sigma_1,
-// the LAPACK path 1.8e-10 at worst). HSVs below 1e-10 sigma_1 are compared
+// 1e-17 sigma_1 term (0.05 eps sigma_1) only matters at the bottom of that
+// range, where AB13AD's own error against an exact computation is ~1e-9
+// relative and depends on the BLAS kernels OpenBLAS picks for the CPU: the
+// Eigen reference SVD is 2.0e-9 off at 3.3e-10 sigma_1 on an AMD EPYC, 4.4e-9
+// (5.2e-16 absolute, 1.4e-18 sigma_1) on an Intel Xeon; the LAPACK path 1.8e-10
+// at worst. HSVs below 1e-10 sigma_1 are compared
 // absolutely, at 1e-14 sigma_1 (~45 eps sigma_1): any backward-stable SVD's
 // error. (Forming P and Q first, as an earlier version did, was off by up to
 // 5e4 eps sigma_1 absolute: 1.3e-4 relative at 1e-7 sigma_1.)
 TEST(SlicotOracle, HankelSingularValuesMatchAB13AD) {
   compare_hsv_with_ab13ad([](double sigma_k, double sigma_1) {
-    return sigma_k >= 1e-10 * sigma_1 ? 1e-9 * sigma_k + 1e-18 * sigma_1 : 1e-14 * sigma_1;
+    return sigma_k >= 1e-10 * sigma_1 ? 1e-9 * sigma_k + 1e-17 * sigma_1 : 1e-14 * sigma_1;
   });
 }
 

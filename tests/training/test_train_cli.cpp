@@ -60,7 +60,10 @@ std::string curve_without_time(const fs::path& path) {
 nlohmann::json metrics_without_timing(const fs::path& path) {
   nlohmann::json m = read_json(path);
   for (const char* timing : {"wall_time_s", "data_wait_fraction", "elapsed_s", "step_time_ms"}) m.erase(timing);
-  for (auto& event : m["reduction_history"]) event.erase("wall_ms");
+  for (auto& event : m["reduction_history"]) {
+    event.erase("wall_ms");
+    event.erase("hinf_ms");
+  }
   return m;
 }
 
