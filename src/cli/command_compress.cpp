@@ -1,7 +1,7 @@
-// `compressm compress --checkpoint DIR --tol T --out DIR [--json]`: balanced
-// truncation of a trained model after training (the post-training baseline of
-// DESIGN.md §2). Every block keeps the smallest rank holding `tol` of its HSV
-// energy; D and all non-SSM weights are kept. OUT becomes a run folder whose
+// `compressm compress --checkpoint DIR (--tol T | --rank R) --out DIR [--json]`:
+// balanced truncation of a trained model after training (the post-training
+// baseline of DESIGN.md §2). Every block keeps the smallest rank holding `tol`
+// of its HSV energy, or R states; D and all non-SSM weights are kept. OUT becomes a run folder whose
 // final/ checkpoint `compressm eval` and `compressm export` read; it cannot be
 // resumed (it has no optimiser state).
 #include <cstdio>
@@ -24,7 +24,10 @@ CLI::App* add_compress_command(CLI::App& app, CompressOptions& options) {
   CLI::App* command = app.add_subcommand("compress", "Balanced truncation of a trained model (post-training)");
   command->add_option("--checkpoint", options.checkpoint_dir, "Checkpoint folder, or a run folder (its final model)")
       ->required();
-  command->add_option("--tol", options.tol, "Fraction of each block's HSV energy to keep, in (0, 1]")->required();
+  CLI::Option* tol = command->add_option("--tol", options.tol, "Fraction of each block's HSV energy to keep, in (0, 1]");
+  CLI::Option* rank = command->add_option("--rank", options.rank, "States to keep per block (>= 1)");
+  tol->excludes(rank);
+  rank->excludes(tol);
   command->add_option("--out", options.out_dir, "Run folder to create (must be empty or absent)")->required();
   command->add_flag("--json", options.json, "Print the per-block result as JSON on stdout");
   return command;
@@ -32,9 +35,12 @@ CLI::App* add_compress_command(CLI::App& app, CompressOptions& options) {
 
 namespace {
 
-nlohmann::json compress_block(nn::LruLayer& layer, int64_t block, double tol) {
+nlohmann::json compress_block(nn::LruLayer& layer, int64_t block, const CompressOptions& options) {
   const linalg::DiagonalSystem full = layer->to_system();
-  const linalg::LruReduction cut = linalg::reduce_diagonal_system(full, linalg::RankRule::energy(tol));
+  const linalg::RankRule rule =
+      options.tol ? linalg::RankRule::energy(*options.tol)
+                  : linalg::RankRule::fixed(std::min<Eigen::Index>(*options.rank, full.state_dim()));
+  const linalg::LruReduction cut = linalg::reduce_diagonal_system(full, rule);
   nlohmann::json row = {{"block", block}, {"old_dim", full.state_dim()}, {"new_dim", cut.rank},
                         {"kept_energy", cut.kept_energy}, {"discarded_energy", cut.discarded_energy},
                         {"hinf_bound", cut.hinf_bound}, {"hinf_error", 0.0}, {"guards", nlohmann::json::array()}};
@@ -50,8 +56,10 @@ nlohmann::json compress_block(nn::LruLayer& layer, int64_t block, double tol) {
 }  // namespace
 
 int run_compress(const CompressOptions& options) {
-  if (!(options.tol > 0.0 && options.tol <= 1.0))
-    throw UsageError("--tol " + std::to_string(options.tol) + ": must be in (0, 1] (the fraction of energy kept)");
+  if (!options.tol && !options.rank) throw UsageError("one of --tol and --rank is required");
+  if (options.tol && !(*options.tol > 0.0 && *options.tol <= 1.0))
+    throw UsageError("--tol " + std::to_string(*options.tol) + ": must be in (0, 1] (the fraction of energy kept)");
+  if (options.rank && *options.rank < 1) throw UsageError("--rank " + std::to_string(*options.rank) + ": must be >= 1");
   const fs::path out(options.out_dir);
   if (fs::exists(out) && !(fs::is_directory(out) && fs::is_empty(out)))
     throw UsageError("--out " + options.out_dir + ": exists and is not an empty folder (nothing is overwritten)");
@@ -61,7 +69,7 @@ int run_compress(const CompressOptions& options) {
   auto layers = trained.model->lru_layers();
   for (size_t b = 0; b < layers.size(); ++b)
     blocks.push_back(blame_input((trained.folder / "model.bin").string(),
-                                 [&] { return compress_block(layers[b], static_cast<int64_t>(b), options.tol); }));
+                                 [&] { return compress_block(layers[b], static_cast<int64_t>(b), options); }));
 
   training::CheckpointContents contents;
   for (const auto& item : trained.model->named_parameters())
@@ -69,7 +77,8 @@ int run_compress(const CompressOptions& options) {
   for (const auto& item : trained.model->named_buffers())
     contents.model_tensors.emplace_back(item.key(), item.value().detach().clone());
   contents.state = {{"compressed_from", fs::absolute(trained.folder).string()},
-                    {"tol", options.tol},
+                    {"tol", options.tol ? nlohmann::json(*options.tol) : nlohmann::json()},
+                    {"rank", options.rank ? nlohmann::json(*options.rank) : nlohmann::json()},
                     {"state_dims", trained.model->state_dims()},
                     {"blocks", blocks}};
   contents.config_yaml = trained.contents.config_yaml;

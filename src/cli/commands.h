@@ -62,7 +62,8 @@ int run_report(const ReportOptions& options);
 
 struct CompressOptions {
   std::string checkpoint_dir;  // trained model: checkpoint folder or run folder
-  double tol = 0.99;           // fraction of HSV energy kept per block, (0, 1]
+  std::optional<double> tol;   // fraction of HSV energy kept per block, (0, 1]
+  std::optional<long> rank;    // or: states kept per block (blocks already smaller are kept)
   std::string out_dir;         // new run folder
   bool json = false;
 };
@@ -88,5 +89,16 @@ struct ClassifyOptions {
 };
 CLI::App* add_classify_command(CLI::App& app, ClassifyOptions& options);
 int run_classify(const ClassifyOptions& options);
+
+// bench needs LibTorch (COMPRESSM_WITH_TORCH).
+struct BenchOptions {
+  std::string config_path;
+  std::vector<std::string> overrides;  // --set section.key=value, in order
+  long steps = 0;                      // timed steps, >= 1
+  long warmup = 3;                     // untimed steps first
+  std::string device;                  // "cpu" | "cuda"; empty = the config's device
+};
+CLI::App* add_bench_command(CLI::App& app, BenchOptions& options);
+int run_bench(const BenchOptions& options);
 
 }  // namespace compressm::cli

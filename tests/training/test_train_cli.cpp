@@ -237,6 +237,15 @@ TEST_F(TrainCli, CompressTruncatesATrainedModelThatEvalThenReads) {
   EXPECT_EQ(bad_tol.status, 2);
   EXPECT_NE(bad_tol.err.find("--tol"), std::string::npos) << bad_tol.err;
   EXPECT_FALSE(fs::exists(dir / "x"));
+  const CliResult neither = run_cli({"compress", "--checkpoint", run().string(), "--out", (dir / "x").string()});
+  EXPECT_EQ(neither.status, 2);
+  EXPECT_TRUE(is_one_error_line(neither.err)) << neither.err;
+
+  // --rank R keeps R states per block.
+  const CliResult by_rank = run_cli({"compress", "--checkpoint", run().string(), "--rank", "10", "--out",
+                                     (dir / "rank10").string(), "--json"});
+  ASSERT_EQ(by_rank.status, 0) << by_rank.err;
+  EXPECT_EQ(nlohmann::json::parse(by_rank.out)["state_dims"], nlohmann::json({10}));
 }
 
 // Copies the run, lets `damage` break the copy, and expects `args` (with
