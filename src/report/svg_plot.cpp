@@ -138,7 +138,11 @@ std::string render_svg(const LinePlot& plot) {
   // Series and legend.
   for (size_t k = 0; k < plot.series.size(); ++k) {
     const Series& s = plot.series[k];
-    const char* colour = kColours[k % (sizeof kColours / sizeof *kColours)];
+    constexpr size_t kPalette = sizeof kColours / sizeof *kColours;
+    const char* colour = kColours[k % kPalette];
+    // Past the palette, the colours repeat with another dash pattern.
+    constexpr const char* kDashes[] = {"", " stroke-dasharray=\"6 3\"", " stroke-dasharray=\"2 2\""};
+    const char* dash = kDashes[(k / kPalette) % 3];
     std::string points;
     double last_y = 0;
     bool first = true;
@@ -152,11 +156,12 @@ std::string render_svg(const LinePlot& plot) {
             << colour << "\"/>\n";
       first = false;
     }
-    svg << "<polyline fill=\"none\" stroke=\"" << colour << "\" stroke-width=\"1.8\" points=\"" << points << "\"/>\n";
+    svg << "<polyline fill=\"none\" stroke=\"" << colour << "\"" << dash << " stroke-width=\"1.8\" points=\"" << points
+        << "\"/>\n";
     const double ly = top + 10 + 18 * static_cast<double>(k);
     if (ly > top + h) continue;  // no room for more legend entries
     svg << "<line x1=\"" << number(left + w + 12) << "\" y1=\"" << number(ly) << "\" x2=\"" << number(left + w + 32)
-        << "\" y2=\"" << number(ly) << "\" stroke=\"" << colour << "\" stroke-width=\"2.5\"/><text x=\""
+        << "\" y2=\"" << number(ly) << "\" stroke=\"" << colour << "\"" << dash << " stroke-width=\"2.5\"/><text x=\""
         << number(left + w + 38) << "\" y=\"" << number(ly + 4) << "\">" << escape(s.name) << "</text>\n";
   }
   svg << "</svg>\n";
