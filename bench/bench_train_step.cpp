@@ -1,47 +1,65 @@
 // Training steps/s of an LRU model on random data (no data pipeline): forward,
-// cross-entropy, backward, AdamW step. The sMNIST paper configuration by default
-// (1 block, N=256, H=8, batch 50, L=784, 1 input channel, 10 classes).
+// cross-entropy, backward, AdamW step (src/benchmark/step_benchmark.h, the
+// step `compressm bench` times, without a config file: scripts/gpu_check.sh
+// runs it on machines without yaml-cpp). The sMNIST paper configuration by
+// default (1 block, N=256, H=8, batch 50, L=784, 1 input channel, 10 classes).
 //
 //   bench_train_step [--blocks 1] [--state 256] [--hidden 8] [--batch 50] [--length 784]
-//                    [--steps 30] [--threads 2]
+//                    [--input 1] [--classes 10] [--steps 30] [--warmup 3] [--threads 2]
+//                    [--device cpu|cuda] [--precision fp32|tf32|bf16]
 //
 // Last stdout line: JSON with ms_per_step (median wall time), steps_per_s and
 // cpu_ms_per_step (median process CPU time, all threads: robust to other load
-// on a shared machine with --threads 1; spinning workers count with 2).
+// on a shared machine with --threads 1; spinning workers count with 2), and
+// the configuration measured.
 #include <malloc.h>
+#include <torch/cuda.h>
 #include <torch/torch.h>
 
-#include <algorithm>
-#include <chrono>
-#include <ctime>
 #include <cstdio>
 #include <iostream>
 #include <string>
 
-#include "nn/lru_model.h"
+#include "benchmark/step_benchmark.h"
 
 namespace {
 
 struct Options {
-  int64_t blocks = 1, state = 256, hidden = 8, batch = 50, length = 784, steps = 30;
+  int64_t blocks = 1, state = 256, hidden = 8, batch = 50, length = 784, input = 1, classes = 10, steps = 30,
+          warmup = 3;
   int threads = 2;
+  std::string device = "cpu", precision = "fp32";
 };
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i += 2) {
     const std::string a = argv[i];
-    const int64_t v = std::stoll(argv[i + 1]);
-    if (a == "--blocks") o.blocks = v;
-    else if (a == "--state") o.state = v;
-    else if (a == "--hidden") o.hidden = v;
-    else if (a == "--batch") o.batch = v;
-    else if (a == "--length") o.length = v;
-    else if (a == "--steps") o.steps = v;
-    else if (a == "--threads") o.threads = static_cast<int>(v);
+    if (i + 1 >= argc) throw std::invalid_argument("option " + a + " needs a value");
+    const std::string v = argv[i + 1];
+    if (a == "--device") o.device = v;
+    else if (a == "--precision") o.precision = v;
+    else if (a == "--blocks") o.blocks = std::stoll(v);
+    else if (a == "--state") o.state = std::stoll(v);
+    else if (a == "--hidden") o.hidden = std::stoll(v);
+    else if (a == "--batch") o.batch = std::stoll(v);
+    else if (a == "--length") o.length = std::stoll(v);
+    else if (a == "--input") o.input = std::stoll(v);
+    else if (a == "--classes") o.classes = std::stoll(v);
+    else if (a == "--steps") o.steps = std::stoll(v);
+    else if (a == "--warmup") o.warmup = std::stoll(v);
+    else if (a == "--threads") o.threads = std::stoi(v);
     else throw std::invalid_argument("unknown option " + a);
   }
+  if (o.device != "cpu" && o.device != "cuda") throw std::invalid_argument("--device: cpu or cuda");
   return o;
+}
+
+compressm::nn::Precision precision_of(const std::string& name) {
+  if (name == "fp32") return compressm::nn::Precision::kFp32;
+  if (name == "tf32") return compressm::nn::Precision::kTf32;
+  if (name == "bf16") return compressm::nn::Precision::kBf16;
+  throw std::invalid_argument("--precision: fp32, tf32 or bf16");
 }
 
 }  // namespace
@@ -53,44 +71,29 @@ int main(int argc, char** argv) try {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, -1);
   at::set_num_threads(o.threads);
-  torch::manual_seed(0);
-  compressm::nn::LruModelOptions mo;
-  mo.input_dim = 1;
-  mo.num_classes = 10;
-  mo.num_blocks = o.blocks;
-  mo.state_dim = o.state;
-  mo.hidden_dim = o.hidden;
-  compressm::nn::LruModel model(mo);
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(model->ssm_parameters(),
-                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(5e-4).weight_decay(0.0)));
-  groups.emplace_back(model->other_parameters(),
-                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(1e-3).weight_decay(0.01)));
-  torch::optim::AdamW optimizer(std::move(groups));
-  const torch::Tensor x = torch::rand({o.batch, o.length, 1});
-  const torch::Tensor y = torch::randint(0, 10, {o.batch}, torch::kLong);
-  std::vector<double> ms, cpu;
-  for (int64_t step = 0; step < o.steps + 3; ++step) {
-    const auto start = std::chrono::steady_clock::now();
-    const std::clock_t cpu_start = std::clock();
-    optimizer.zero_grad();
-    torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), y);
-    loss.backward();
-    optimizer.step();
-    const double t = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-    if (step < 3) continue;  // 3 warm-up steps
-    ms.push_back(t);
-    cpu.push_back(1e3 * static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC);
-  }
-  std::sort(ms.begin(), ms.end());
-  std::sort(cpu.begin(), cpu.end());
-  const double median = ms[ms.size() / 2], cpu_median = cpu[cpu.size() / 2];
-  std::fprintf(stderr, "compressm: %lld block(s) N=%lld H=%lld B=%lld L=%lld, %d threads: %.2f ms/step, %.2f steps/s\n",
+  if (o.device == "cuda" && !torch::cuda::is_available()) throw std::invalid_argument("--device cuda: no CUDA device");
+  compressm::benchmark::StepBenchOptions b;
+  b.model.input_dim = o.input;
+  b.model.num_classes = o.classes;
+  b.model.num_blocks = o.blocks;
+  b.model.state_dim = o.state;
+  b.model.hidden_dim = o.hidden;
+  b.model.precision = precision_of(o.precision);
+  b.batch_size = o.batch;
+  b.length = o.length;
+  b.steps = o.steps;
+  b.warmup_steps = o.warmup;
+  b.device = o.device == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  const compressm::benchmark::StepBenchResult r = compressm::benchmark::run_step_bench(b);
+  std::fprintf(stderr, "compressm: %lld block(s) N=%lld H=%lld B=%lld L=%lld, %s %s, %d threads: %.2f ms/step\n",
                (long long)o.blocks, (long long)o.state, (long long)o.hidden, (long long)o.batch,
-               (long long)o.length, o.threads, median, 1000.0 / median);
-  std::cout << "{\"bench\": \"train_step\", \"impl\": \"compressm\", \"ms_per_step\": " << median
-            << ", \"steps_per_s\": " << 1000.0 / median << ", \"cpu_ms_per_step\": " << cpu_median
-            << ", \"threads\": " << o.threads << "}" << std::endl;
+               (long long)o.length, o.device.c_str(), o.precision.c_str(), o.threads, r.median_ms);
+  std::cout << "{\"bench\": \"train_step\", \"impl\": \"compressm\", \"ms_per_step\": " << r.median_ms
+            << ", \"steps_per_s\": " << 1000.0 / r.median_ms << ", \"cpu_ms_per_step\": " << r.cpu_median_ms
+            << ", \"threads\": " << o.threads << ", \"device\": \"" << o.device << "\", \"precision\": \""
+            << o.precision << "\", \"num_blocks\": " << o.blocks << ", \"state_dim\": " << o.state
+            << ", \"hidden_dim\": " << o.hidden << ", \"batch_size\": " << o.batch << ", \"length\": " << o.length
+            << ", \"steps\": " << o.steps << ", \"final_loss\": " << r.final_loss << "}" << std::endl;
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_train_step: error: %s\n", e.what());

@@ -83,6 +83,8 @@ int main(int argc, char** argv) {
   CLI::App* export_command = add_export_command(app, export_options);
   CompressOptions compress_options;
   CLI::App* compress = add_compress_command(app, compress_options);
+  BenchOptions bench_options;
+  CLI::App* bench = add_bench_command(app, bench_options);
 #endif
 
   try {
@@ -109,6 +111,7 @@ int main(int argc, char** argv) {
   if (*export_command) return run_guarded([&] { return run_export(export_options); });
   if (*report) return run_guarded([&] { return run_report(report_options); });
   if (*compress) return run_guarded([&] { return run_compress(compress_options); });
+  if (*bench) return run_guarded([&] { return run_bench(bench_options); });
 #endif
   report_error("no subcommand given (see --help)");
   return kExitBadInput;

@@ -7,7 +7,8 @@
 
 namespace compressm::nn {
 
-LruBlockImpl::LruBlockImpl(int64_t n, int64_t h, double drop_rate, LruInit init) {
+LruBlockImpl::LruBlockImpl(int64_t n, int64_t h, double drop_rate, LruInit init, Precision precision)
+    : precision(precision) {
   norm = register_module("norm", torch::nn::BatchNorm1d(torch::nn::BatchNorm1dOptions(h).affine(false)));
   lru = register_module("lru", LruLayer(n, h, init));
   glu_value = register_module("glu_value", torch::nn::Linear(h, h));
@@ -22,7 +23,7 @@ torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) {
   const auto shape = x.sizes();
   torch::Tensor z = norm(x.reshape({shape[0] * shape[1], shape[2]})).view(shape);
   z = dropout(torch::gelu(lru(z)));
-  z = dropout(glu_value(z) * torch::sigmoid(glu_gate(z)));
+  z = dropout(dense(glu_value, z, precision) * torch::sigmoid(dense(glu_gate, z, precision)));
   return x + z;
 }
 
@@ -36,14 +37,15 @@ LruModelImpl::LruModelImpl(const LruModelOptions& o) : options_(o) {
     encoder = register_module("encoder", torch::nn::Linear(o.input_dim, o.hidden_dim));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t b = 0; b < o.num_blocks; ++b)
-    blocks->push_back(LruBlock(o.state_dim_of(b), o.hidden_dim, o.drop_rate, o.init));
+    blocks->push_back(LruBlock(o.state_dim_of(b), o.hidden_dim, o.drop_rate, o.init, o.precision));
   head = register_module("head", torch::nn::Linear(o.hidden_dim, o.num_classes));
+  if (o.precision == Precision::kTf32) enable_tf32(true);
 }
 
 torch::Tensor LruModelImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h = options_.vocab_size > 0 ? embedding(x) : encoder(x);
+  torch::Tensor h = options_.vocab_size > 0 ? embedding(x) : dense(encoder, x, options_.precision);
   for (const auto& block : *blocks) h = block->as<LruBlock>()->forward(h);
-  return head(h.mean(1));
+  return dense(head, h.mean(1), options_.precision);
 }
 
 std::vector<LruLayer> LruModelImpl::lru_layers() const {

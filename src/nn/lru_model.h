@@ -13,18 +13,21 @@
 #include <vector>
 
 #include "nn/lru_layer.h"
+#include "nn/precision.h"
 
 namespace compressm::nn {
 
 class LruBlockImpl : public torch::nn::Module {
  public:
-  LruBlockImpl(int64_t state_dim, int64_t hidden_dim, double drop_rate, LruInit init);
+  LruBlockImpl(int64_t state_dim, int64_t hidden_dim, double drop_rate, LruInit init,
+               Precision precision = Precision::kFp32);
   torch::Tensor forward(const torch::Tensor& x);  // {B, L, H} -> {B, L, H}
 
   torch::nn::BatchNorm1d norm{nullptr};
   LruLayer lru{nullptr};
   torch::nn::Linear glu_value{nullptr}, glu_gate{nullptr};
   torch::nn::Dropout dropout{nullptr};
+  Precision precision;  // of glu_value and glu_gate (precision.h)
 };
 TORCH_MODULE(LruBlock);
 
@@ -44,6 +47,9 @@ struct LruModelOptions {
   int64_t hidden_dim = 8;   // H
   double drop_rate = 0.0;
   LruInit init;
+  // Compute precision of the encoder, GLU and head (precision.h); tf32 also
+  // sets LibTorch's process-wide TF32 flag when the model is built.
+  Precision precision = Precision::kFp32;
 };
 
 class LruModelImpl : public torch::nn::Module {

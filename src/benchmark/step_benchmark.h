@@ -1,0 +1,47 @@
+// Training-step benchmark: the step `compressm train` runs (forward,
+// cross-entropy, backward, AdamW with the SSM group at lr * ssm_lr_factor
+// without weight decay) on one fixed synthetic batch, on the CPU or a CUDA
+// device, without data pipeline, evaluation or checkpoints. Used by
+// `compressm bench` and bench/bench_train_step. No command line here.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "nn/lru_model.h"
+
+namespace compressm::benchmark {
+
+struct StepBenchOptions {
+  nn::LruModelOptions model;   // sizes, precision, vocab_size > 0 = token inputs
+  int64_t batch_size = 50;     // B
+  int64_t length = 784;        // L
+  int64_t steps = 30;          // timed steps
+  int64_t warmup_steps = 3;    // untimed steps first (allocator, caches, cuBLAS handles)
+  double lr = 1e-3;
+  double weight_decay = 0.01;
+  double ssm_lr_factor = 0.5;
+  uint64_t seed = 0;
+  torch::Device device = torch::kCPU;
+};
+
+struct StepBenchResult {
+  std::vector<double> step_ms;  // wall time of each timed step, in order
+  double median_ms = 0;         // median of step_ms
+  double cpu_median_ms = 0;     // median process CPU time per step (all threads)
+  double final_loss = 0;        // last step's loss (finite: the steps trained)
+};
+
+// Builds the model (seeded) on `device`, runs warm-up then timed steps; each
+// step ends with the loss read back to the host (as the trainer does), so a
+// CUDA step's time includes its kernels. Throws std::invalid_argument for
+// bad sizes and c10::Error from LibTorch (e.g. no CUDA device).
+StepBenchResult run_step_bench(const StepBenchOptions& options);
+
+// Median of `values` (the upper one of the two middle values for an even
+// count); 0 for none.
+double median(std::vector<double> values);
+
+}  // namespace compressm::benchmark

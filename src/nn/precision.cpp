@@ -1,0 +1,29 @@
+#include "nn/precision.h"
+
+#include <ATen/Context.h>
+#include <torch/nn/functional/linear.h>
+
+namespace compressm::nn {
+
+std::string_view to_string(Precision precision) {
+  switch (precision) {
+    case Precision::kFp32: return "fp32";
+    case Precision::kTf32: return "tf32";
+    case Precision::kBf16: return "bf16";
+  }
+  return "fp32";
+}
+
+torch::Tensor dense(const torch::nn::Linear& layer, const torch::Tensor& x, Precision precision) {
+  if (precision != Precision::kBf16) return torch::nn::functional::linear(x, layer->weight, layer->bias);
+  const torch::Tensor bias = layer->bias.defined() ? layer->bias.to(torch::kBFloat16) : torch::Tensor();
+  return torch::nn::functional::linear(x.to(torch::kBFloat16), layer->weight.to(torch::kBFloat16), bias)
+      .to(torch::kFloat);
+}
+
+void enable_tf32(bool enabled) {
+  at::globalContext().setAllowTF32CuBLAS(enabled);
+  at::globalContext().setAllowTF32CuDNN(enabled);
+}
+
+}  // namespace compressm::nn

@@ -1,0 +1,84 @@
+// Dense-layer precision (src/nn/precision.h): bf16 computes the dense layers
+// from bfloat16-rounded operands and returns float32, gradients reach the
+// float32 parameters; tf32 on the CPU is fp32 exactly; the LRU state stays
+// float32 in every mode.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "nn/lru_model.h"
+#include "nn/precision.h"
+
+namespace compressm::nn {
+namespace {
+
+double max_relative(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a - b).abs().max().item<double>() / std::max(b.abs().max().item<double>(), 1e-30);
+}
+
+TEST(Precision, Names) {
+  EXPECT_EQ(to_string(Precision::kFp32), "fp32");
+  EXPECT_EQ(to_string(Precision::kTf32), "tf32");
+  EXPECT_EQ(to_string(Precision::kBf16), "bf16");
+}
+
+TEST(Precision, Bf16DenseIsTheProductOfRoundedOperands) {
+  torch::manual_seed(1);
+  torch::nn::Linear layer(48, 24);
+  const torch::Tensor x = torch::randn({7, 48});
+  const torch::Tensor y = dense(layer, x, Precision::kBf16);
+  EXPECT_EQ(y.scalar_type(), torch::kFloat);
+  // The reference: the same rounded operands, multiplied in float64.
+  const auto rounded = [](const torch::Tensor& t) { return t.to(torch::kBFloat16).to(torch::kDouble); };
+  const torch::Tensor expected = torch::matmul(rounded(x), rounded(layer->weight).t()) + rounded(layer->bias);
+  const torch::Tensor exact = torch::matmul(x.to(torch::kDouble), layer->weight.to(torch::kDouble).t()) +
+                              layer->bias.to(torch::kDouble);
+  // Within bfloat16 rounding of the result of the rounded product ...
+  EXPECT_LT(max_relative(y.to(torch::kDouble), expected), 1e-2);
+  // ... and really rounded: fp32 would be far closer to the exact product.
+  EXPECT_GT(max_relative(y.to(torch::kDouble), exact), 1e-4);
+  EXPECT_LT(max_relative(dense(layer, x, Precision::kFp32).to(torch::kDouble), exact), 1e-5);
+}
+
+LruModelOptions small_model(Precision precision) {
+  LruModelOptions o;
+  o.input_dim = 2;
+  o.num_classes = 4;
+  o.num_blocks = 2;
+  o.state_dim = 16;
+  o.hidden_dim = 8;
+  o.precision = precision;
+  return o;
+}
+
+TEST(Precision, Bf16ModelTrainsFloat32Parameters) {
+  torch::manual_seed(5);
+  LruModel fp32(small_model(Precision::kFp32));
+  torch::manual_seed(5);
+  LruModel bf16(small_model(Precision::kBf16));
+  const torch::Tensor x = torch::rand({3, 20, 2});
+  const torch::Tensor labels = torch::randint(0, 4, {3}, torch::kLong);
+  const torch::Tensor logits32 = fp32->forward(x), logits16 = bf16->forward(x);
+  EXPECT_EQ(logits16.scalar_type(), torch::kFloat);
+  EXPECT_LT(max_relative(logits16, logits32), 5e-2);
+  EXPECT_GT((logits16 - logits32).abs().max().item<double>(), 0.0);  // bf16 really used
+  torch::nn::functional::cross_entropy(logits16, labels).backward();
+  for (const auto& item : bf16->named_parameters()) {
+    EXPECT_EQ(item.value().scalar_type(), torch::kFloat) << item.key();
+    ASSERT_TRUE(item.value().grad().defined()) << item.key();
+    EXPECT_EQ(item.value().grad().scalar_type(), torch::kFloat) << item.key();
+    EXPECT_TRUE(torch::isfinite(item.value().grad()).all().item<bool>()) << item.key();
+  }
+}
+
+TEST(Precision, Tf32IsFp32OnTheCpu) {
+  torch::manual_seed(9);
+  LruModel fp32(small_model(Precision::kFp32));
+  torch::manual_seed(9);
+  LruModel tf32(small_model(Precision::kTf32));
+  const torch::Tensor x = torch::rand({3, 20, 2});
+  EXPECT_TRUE(torch::equal(fp32->forward(x), tf32->forward(x)));
+  enable_tf32(false);  // the flag is process-wide: leave it as found
+}
+
+}  // namespace
+}  // namespace compressm::nn
