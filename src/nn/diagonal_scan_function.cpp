@@ -3,6 +3,7 @@
 #include <torch/autograd.h>
 
 #include "kernels/diagonal_scan.h"
+#include "nn/cuda_ops.h"
 
 namespace compressm::nn {
 namespace {
@@ -64,14 +65,16 @@ void check_arguments(const torch::Tensor& lambda, const torch::Tensor& u) {
               "diagonal_scan: u must be complex64 or complex128, got ", u.scalar_type());
   TORCH_CHECK(lambda.scalar_type() == u.scalar_type(),
               "diagonal_scan: lambda and u must have the same dtype");
-  TORCH_CHECK(u.device().is_cpu() && lambda.device().is_cpu(),
-              "diagonal_scan: the CPU kernel needs CPU tensors");
+  TORCH_CHECK(lambda.device() == u.device(), "diagonal_scan: lambda and u must be on the same device");
+  TORCH_CHECK(u.device().is_cpu() || (u.is_cuda() && u.scalar_type() == torch::kComplexFloat),
+              "diagonal_scan: CPU tensors, or complex64 CUDA tensors");
 }
 
 }  // namespace
 
 torch::Tensor diagonal_scan(const torch::Tensor& lambda, const torch::Tensor& u) {
   check_arguments(lambda, u);
+  if (u.is_cuda()) return cuda_ops::diagonal_scan(lambda.contiguous(), u.contiguous());
   return DiagonalScanFunction::apply(lambda.contiguous(), u.contiguous());
 }
 

@@ -2,7 +2,9 @@
 
 #include <torch/autograd.h>
 
+#include "kernels/cuda/lru_cuda.h"
 #include "kernels/lru_layer_kernel.h"
+#include "nn/cuda_ops.h"
 #include "nn/diagonal_scan_function.h"
 
 namespace compressm::nn {
@@ -86,7 +88,7 @@ void check_arguments(const LruLayerInputs& in) {
   const auto expect = [&](const torch::Tensor& t, c10::IntArrayRef sizes, const char* name) {
     TORCH_CHECK(t.sizes() == sizes, "lru_layer: ", name, " must be ", sizes, ", got ", t.sizes());
     TORCH_CHECK(t.scalar_type() == u.scalar_type(), "lru_layer: ", name, " must have u's dtype");
-    TORCH_CHECK(t.device().is_cpu(), "lru_layer: the CPU kernel needs CPU tensors (", name, ")");
+    TORCH_CHECK(t.device() == u.device(), "lru_layer: ", name, " must be on u's device");
   };
   expect(in.lambda_re, {n}, "lambda_re");
   expect(in.lambda_im, {n}, "lambda_im");
@@ -110,6 +112,13 @@ torch::Tensor lru_layer(const LruLayerInputs& in) {
   check_arguments(in);
   tensor_list t = as_list(in);
   for (torch::Tensor& x : t) x = x.contiguous();
+  if (in.u.is_cuda()) {
+    TORCH_CHECK(in.u.scalar_type() == torch::kFloat, "lru_layer: CUDA tensors must be float32");
+    // Wide layers: cuBLAS projections around the CUDA diagonal scan.
+    if (in.u.size(2) > kernels::cuda::kFusedMaxHidden) return lru_layer_unfused(in);
+    return cuda_ops::lru_layer_fused({t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]});
+  }
+  TORCH_CHECK(in.u.device().is_cpu(), "lru_layer: tensors must be on the CPU or a CUDA device");
   if (!torch::GradMode::is_enabled() || !any_requires_grad(t)) return run_forward(t, torch::Tensor());
   return LruLayerFunction::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]);
 }

@@ -1,0 +1,137 @@
+// cuda_ops.h with the kernels of src/kernels/cuda. Built only with CUDA.
+// Kernels run on the current stream of the tensors' device; per-row gradient
+// parts are summed here with LibTorch reductions (a fixed order, no atomics).
+#include "nn/cuda_ops.h"
+
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/autograd.h>
+
+#include <vector>
+
+#include "kernels/cuda/lru_cuda.h"
+
+namespace compressm::nn::cuda_ops {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+kernels::cuda::Stream stream_of(const torch::Tensor& t) {
+  return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
+}
+
+// Interleaved (re, im) floats of a complex64 tensor.
+float* floats(const torch::Tensor& t) { return reinterpret_cast<float*>(t.data_ptr<c10::complex<float>>()); }
+
+struct DiagonalScanCuda : public torch::autograd::Function<DiagonalScanCuda> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& lambda, const torch::Tensor& u) {
+    const c10::cuda::CUDAGuard guard(u.device());
+    torch::Tensor x = torch::empty_like(u);
+    kernels::cuda::diagonal_scan_forward(floats(lambda), floats(u), floats(x), {u.size(0), u.size(1), u.size(2)},
+                                         stream_of(u));
+    ctx->save_for_backward({lambda, x});
+    return x;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
+    const tensor_list saved = ctx->get_saved_variables();
+    const torch::Tensor &lambda = saved[0], &x = saved[1];
+    const c10::cuda::CUDAGuard guard(x.device());
+    const torch::Tensor grad_x = grad_outputs[0].contiguous();
+    torch::Tensor grad_u = torch::empty_like(x);
+    torch::Tensor rows = torch::empty({x.size(0), x.size(2)}, x.options());
+    kernels::cuda::diagonal_scan_backward(floats(lambda), floats(x), floats(grad_x), floats(grad_u), floats(rows),
+                                          {x.size(0), x.size(1), x.size(2)}, stream_of(x));
+    return {rows.sum(0), grad_u};
+  }
+};
+
+kernels::LruShape shape_of(const torch::Tensor& u, const torch::Tensor& lambda) {
+  return {u.size(0), u.size(1), lambda.size(0), u.size(2)};
+}
+
+kernels::LruWeights<float> weights_of(const tensor_list& t) {
+  return {t[0].data_ptr<float>(), t[1].data_ptr<float>(), t[2].data_ptr<float>(), t[3].data_ptr<float>(),
+          t[4].data_ptr<float>(), t[5].data_ptr<float>(), t[6].data_ptr<float>()};
+}
+
+// y = sum of the state blocks' parts + D .* u; fills `checkpoints` when defined.
+torch::Tensor fused_forward(const tensor_list& t, const torch::Tensor& checkpoints) {
+  const torch::Tensor& u = t[7];
+  const kernels::LruShape shape = shape_of(u, t[0]);
+  torch::Tensor parts = torch::empty({kernels::cuda::fused_state_blocks(shape), shape.batch, shape.length, shape.hidden},
+                                     u.options());
+  kernels::cuda::lru_layer_forward(weights_of(t), u.data_ptr<float>(), parts.data_ptr<float>(),
+                                   checkpoints.defined() ? checkpoints.data_ptr<float>() : nullptr, shape,
+                                   stream_of(u));
+  return parts.sum(0) + t[6] * u;
+}
+
+tensor_list fused_backward(const tensor_list& t, const torch::Tensor& checkpoints, const torch::Tensor& grad_y) {
+  const torch::Tensor& u = t[7];
+  const kernels::LruShape shape = shape_of(u, t[0]);
+  const auto o = u.options();
+  const int64_t B = shape.batch, N = shape.state, H = shape.hidden;
+  torch::Tensor lambda_re = torch::empty({B, N}, o), lambda_im = torch::empty({B, N}, o);
+  torch::Tensor B_re = torch::empty({B, N, H}, o), B_im = torch::empty({B, N, H}, o);
+  torch::Tensor C_re = torch::empty({B, H, N}, o), C_im = torch::empty({B, H, N}, o);
+  torch::Tensor u_parts = torch::empty({kernels::cuda::fused_state_blocks(shape), B, shape.length, H}, o);
+  const kernels::cuda::LruGradientParts parts{lambda_re.data_ptr<float>(), lambda_im.data_ptr<float>(),
+                                              B_re.data_ptr<float>(),      B_im.data_ptr<float>(),
+                                              C_re.data_ptr<float>(),      C_im.data_ptr<float>(),
+                                              u_parts.data_ptr<float>()};
+  kernels::cuda::lru_layer_backward(weights_of(t), u.data_ptr<float>(), checkpoints.data_ptr<float>(),
+                                    grad_y.data_ptr<float>(), parts, shape, stream_of(u));
+  return {lambda_re.sum(0), lambda_im.sum(0), B_re.sum(0), B_im.sum(0), C_re.sum(0), C_im.sum(0),
+          (grad_y * u).sum(std::vector<int64_t>{0, 1}), u_parts.sum(0) + t[6] * grad_y};
+}
+
+struct LruLayerCuda : public torch::autograd::Function<LruLayerCuda> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& lambda_re, const torch::Tensor& lambda_im,
+                               const torch::Tensor& B_re, const torch::Tensor& B_im, const torch::Tensor& C_re,
+                               const torch::Tensor& C_im, const torch::Tensor& D, const torch::Tensor& u) {
+    const c10::cuda::CUDAGuard guard(u.device());
+    const tensor_list t{lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u};
+    torch::Tensor checkpoints =
+        torch::empty({kernels::cuda::fused_checkpoint_size(shape_of(u, lambda_re))}, u.options());
+    torch::Tensor y = fused_forward(t, checkpoints);
+    tensor_list saved = t;
+    saved.push_back(checkpoints);
+    ctx->save_for_backward(saved);
+    return y;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
+    tensor_list saved = ctx->get_saved_variables();
+    const torch::Tensor checkpoints = saved.back();
+    saved.pop_back();
+    const c10::cuda::CUDAGuard guard(saved[7].device());
+    return fused_backward(saved, checkpoints, grad_outputs[0].contiguous());
+  }
+};
+
+bool any_requires_grad(const tensor_list& t) {
+  for (const torch::Tensor& x : t)
+    if (x.requires_grad()) return true;
+  return false;
+}
+
+}  // namespace
+
+bool compiled() { return true; }
+
+torch::Tensor diagonal_scan(const torch::Tensor& lambda, const torch::Tensor& u) {
+  return DiagonalScanCuda::apply(lambda, u);
+}
+
+torch::Tensor lru_layer_fused(const LruLayerInputs& in) {
+  const tensor_list t{in.lambda_re, in.lambda_im, in.B_re, in.B_im, in.C_re, in.C_im, in.D, in.u};
+  if (!torch::GradMode::is_enabled() || !any_requires_grad(t)) {
+    const c10::cuda::CUDAGuard guard(in.u.device());
+    return fused_forward(t, torch::Tensor());
+  }
+  return LruLayerCuda::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]);
+}
+
+}  // namespace compressm::nn::cuda_ops
