@@ -23,8 +23,16 @@ std::string duration_text(double seconds) {
 
 }  // namespace
 
-ProgressReporter::ProgressReporter(std::ostream& out, bool is_terminal, int64_t num_steps)
-    : out_(out), is_terminal_(is_terminal), num_steps_(num_steps) {}
+ProgressReporter::ProgressReporter(std::ostream& out, bool is_terminal, int64_t num_steps, BackgroundTasks* writer)
+    : out_(out), writer_(writer), is_terminal_(is_terminal), num_steps_(num_steps) {}
+
+void ProgressReporter::write(std::string text) {
+  if (!writer_) {
+    out_ << text << std::flush;
+    return;
+  }
+  writer_->post([&out = out_, text = std::move(text)] { out << text << std::flush; });
+}
 
 std::string ProgressReporter::line(int64_t step, double loss, double train_accuracy, double val_accuracy,
                                    const std::vector<int64_t>& state_dims, double steps_per_second) const {
@@ -44,26 +52,26 @@ void ProgressReporter::step(int64_t step, double loss, double train_accuracy, do
   const auto now = std::chrono::steady_clock::now();
   if (line_open_ && now - last_draw_ < std::chrono::milliseconds(200)) return;
   last_draw_ = now;
-  out_ << "\r\033[K" << line(step, loss, train_accuracy, val_accuracy, state_dims, steps_per_second)
-       << std::flush;
+  write("\r\033[K" + line(step, loss, train_accuracy, val_accuracy, state_dims, steps_per_second));
   line_open_ = true;
 }
 
 void ProgressReporter::evaluation(const EvalRecord& r, double steps_per_second) {
-  if (line_open_) out_ << "\r\033[K";
-  out_ << line(r.step, r.loss, r.train_accuracy, r.val_accuracy, r.state_dims, steps_per_second) << '\n'
-       << std::flush;
+  write((line_open_ ? "\r\033[K" : "") + line(r.step, r.loss, r.train_accuracy, r.val_accuracy, r.state_dims,
+                                                steps_per_second) + "\n");
   line_open_ = false;
 }
 
 void ProgressReporter::finish() {
-  if (line_open_) out_ << '\n' << std::flush;
+  if (line_open_) write("\n");
   line_open_ = false;
+  if (writer_) writer_->drain();
 }
 
 void ProgressReporter::message(const std::string& text) {
-  finish();
-  out_ << text << '\n' << std::flush;
+  if (line_open_) write("\n");
+  line_open_ = false;
+  write(text + "\n");
 }
 
 void ProgressReporter::print_summary(std::ostream& out, const RunHistory& history, const RunTotals& totals,

@@ -41,7 +41,8 @@ Trainer::Trainer(const config::Config& config, const data::Splits& splits, Train
   if (config_.reduction.mode != config::ReductionMode::kNone)
     reduction_ = std::make_unique<ReductionPolicy>(config_);
   if (options_.log)
-    progress_ = std::make_unique<ProgressReporter>(*options_.log, options_.log_is_terminal, config_.training.num_steps);
+    progress_ = std::make_unique<ProgressReporter>(*options_.log, options_.log_is_terminal, config_.training.num_steps,
+                                                   background_.get());
 }
 
 Trainer::~Trainer() = default;
@@ -145,7 +146,10 @@ nlohmann::json Trainer::checkpoint_state(double elapsed_s, double data_wait_s, d
 }
 
 void Trainer::write_curve() const {
-  if (!options_.run_dir.empty()) io::write_file_atomically(options_.run_dir / "curve.csv", curve_csv(history_));
+  if (options_.run_dir.empty()) return;
+  background_->post([path = options_.run_dir / "curve.csv", csv = curve_csv(history_)] {
+    io::write_file_atomically(path, csv);
+  });
 }
 
 void Trainer::evaluate_and_record(double elapsed_s, double steps_per_second) {
@@ -258,6 +262,7 @@ RunTotals Trainer::run() {
                   final_folder(options_.run_dir));
     writer.finish();
     write_curve();
+    background_->drain();
     io::write_file_atomically(options_.run_dir / "metrics.json", metrics_json(history_, totals).dump(2) + "\n");
   }
   if (options_.log) ProgressReporter::print_summary(*options_.log, history_, totals, step_, steps_per_second());

@@ -27,6 +27,7 @@
 #include "data/batch_loader.h"
 #include "data/dataset.h"
 #include "nn/lru_model.h"
+#include "training/background_tasks.h"
 #include "training/checkpoint.h"
 #include "training/progress_reporter.h"
 #include "training/reduction_policy.h"
@@ -106,6 +107,9 @@ class Trainer {
   data::LoaderState loader_state_;
   // Totals carried over from before a resume.
   double elapsed_before_ = 0, data_wait_before_ = 0, loop_before_ = 0;
+  // Progress lines and curve.csv are written here, off the compute thread.
+  // Declared before progress_, which posts to it.
+  std::unique_ptr<BackgroundTasks> background_ = std::make_unique<BackgroundTasks>();
   std::unique_ptr<ProgressReporter> progress_;
   std::unique_ptr<ReductionPolicy> reduction_;  // null for reduction.mode none
 };
