@@ -80,7 +80,7 @@ step() {  # step NAME TIMEOUT_S COMMAND...: runs it, logs to $OUT/NAME.log, note
   return $status
 }
 
-step configure 300 cmake "${cmake_args[@]}" || { tail -n 40 "$OUT/configure.log"; exit 1; }
+step configure 180 cmake "${cmake_args[@]}" || { tail -n 40 "$OUT/configure.log"; exit 1; }
 grep -E "compressm:|Caffe2|CUDA" "$OUT/configure.log" | tee -a "$SUMMARY"
 
 # Dry run with nvcc but a CPU LibTorch: compile the kernels alone (no link, no run).
@@ -92,10 +92,10 @@ if [[ $CPU_ONLY == 1 ]] && command -v nvcc >/dev/null; then
 fi
 # The CUDA kernels alone first, so that a compile error is easy to find.
 if grep -q "compressm: CUDA kernels ON" "$OUT/configure.log"; then
-  step build_cuda_kernels 600 cmake --build "$BUILD" --target compressm_kernels_cuda -j "$JOBS" ||
+  step build_cuda_kernels 300 cmake --build "$BUILD" --target compressm_kernels_cuda -j "$JOBS" ||
     { tail -n 60 "$OUT/build_cuda_kernels.log"; exit 1; }
 fi
-step build 900 cmake --build "$BUILD" --target test_cuda_parity test_lru_layer_function test_precision \
+step build 420 cmake --build "$BUILD" --target test_cuda_parity test_lru_layer_function test_precision \
   bench_train_step -j "$JOBS" || { tail -n 60 "$OUT/build.log"; exit 1; }
 
 export OPENBLAS_NUM_THREADS=1

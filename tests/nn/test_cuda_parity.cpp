@@ -63,6 +63,10 @@ struct Shape {
   int64_t batch, length, state, hidden;
 };
 
+void PrintTo(const Shape& s, std::ostream* os) {
+  *os << "B" << s.batch << "_L" << s.length << "_N" << s.state << "_H" << s.hidden;
+}
+
 class CudaLruLayer : public ::testing::TestWithParam<Shape> {};
 
 TEST_P(CudaLruLayer, MatchesTheCpuReferenceValuesAndGradients) {
