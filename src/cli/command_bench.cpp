@@ -35,15 +35,6 @@ SequenceShape shape_of(config::Dataset dataset) {
   }
 }
 
-nn::Precision precision_of(config::Precision precision) {
-  switch (precision) {
-    case config::Precision::kTf32: return nn::Precision::kTf32;
-    case config::Precision::kBf16: return nn::Precision::kBf16;
-    case config::Precision::kFp32: break;
-  }
-  return nn::Precision::kFp32;
-}
-
 torch::Device device_of(const std::string& name) {
   if (name == "cuda") {
     if (!torch::cuda::is_available())
@@ -83,7 +74,6 @@ int run_bench(const BenchOptions& options) {
 
   benchmark::StepBenchOptions bench;
   bench.model = training::model_options(config, shape.channels, shape.classes);
-  bench.model.precision = precision_of(config.training.precision);
   bench.batch_size = config.training.batch_size;
   bench.length = shape.length;
   bench.steps = options.steps;

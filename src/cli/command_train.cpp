@@ -71,6 +71,8 @@ int run_train(const TrainOptions& options) {
   const config::Config config = run_config_for(options, notes);
   for (const std::string& note : notes) report_warning(note);
   if (config.device != config::Device::kCpu) throw UsageError("device: only cpu training is implemented yet");
+  if (config.training.precision == config::Precision::kTf32)
+    report_warning("training.precision tf32 only changes CUDA GEMMs; on the CPU this trains in fp32");
   training::configure_runtime(config.threads);
 
   const fs::path run_dir = options.resume_dir.empty() ? fs::path(options.out_dir) : fs::path(options.resume_dir);

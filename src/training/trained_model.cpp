@@ -21,6 +21,11 @@ nn::LruModelOptions model_options(const config::Config& config, int64_t input_di
   o.init.r_min = config.model.r_min;
   o.init.r_max = config.model.r_max;
   o.init.max_phase = config.model.max_phase;
+  switch (config.training.precision) {
+    case config::Precision::kFp32: o.precision = nn::Precision::kFp32; break;
+    case config::Precision::kTf32: o.precision = nn::Precision::kTf32; break;
+    case config::Precision::kBf16: o.precision = nn::Precision::kBf16; break;
+  }
   return o;
 }
 

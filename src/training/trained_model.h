@@ -20,8 +20,8 @@ struct TrainedModel {
   nn::LruModel model{nullptr};     // rebuilt and restored, in eval mode
 };
 
-// Model options for `config` on a dataset with `input_dim` channels and
-// `num_classes` classes; `state_dims` (one per block, empty = config's
+// Model options for `config` (training.precision included) on a dataset with
+// `input_dim` channels and `num_classes` classes; `state_dims` (one per block, empty = config's
 // state_dim) for a reduced model.
 nn::LruModelOptions model_options(const config::Config& config, int64_t input_dim, int64_t num_classes,
                                   std::vector<int64_t> state_dims = {});
