@@ -72,10 +72,7 @@ int run_compress(const CompressOptions& options) {
                                  [&] { return compress_block(layers[b], static_cast<int64_t>(b), options); }));
 
   training::CheckpointContents contents;
-  for (const auto& item : trained.model->named_parameters())
-    contents.model_tensors.emplace_back(item.key(), item.value().detach().clone());
-  for (const auto& item : trained.model->named_buffers())
-    contents.model_tensors.emplace_back(item.key(), item.value().detach().clone());
+  contents.model_tensors = training::capture_model_tensors(trained.model);
   contents.state = {{"compressed_from", fs::absolute(trained.folder).string()},
                     {"tol", options.tol ? nlohmann::json(*options.tol) : nlohmann::json()},
                     {"rank", options.rank ? nlohmann::json(*options.rank) : nlohmann::json()},

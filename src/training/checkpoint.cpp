@@ -123,14 +123,21 @@ NamedTensors decode_tensors(const std::string& bytes, const std::string& source)
   return tensors;
 }
 
+NamedTensors capture_model_tensors(const nn::LruModel& model) {
+  torch::NoGradGuard no_grad;
+  NamedTensors tensors;
+  for (const auto& item : model->named_parameters())
+    tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU).clone());
+  for (const auto& item : model->named_buffers())
+    tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU).clone());
+  return tensors;
+}
+
 CheckpointContents capture_checkpoint(const nn::LruModel& model, const torch::optim::AdamW& optimizer,
                                       nlohmann::json state, std::string config_yaml) {
   torch::NoGradGuard no_grad;
   CheckpointContents contents;
-  for (const auto& item : model->named_parameters())
-    contents.model_tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU).clone());
-  for (const auto& item : model->named_buffers())
-    contents.model_tensors.emplace_back(item.key(), item.value().detach().to(torch::kCPU).clone());
+  contents.model_tensors = capture_model_tensors(model);
 
   const auto& states = optimizer.state();
   for (const auto& item : model->named_parameters()) {

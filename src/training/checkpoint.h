@@ -45,6 +45,9 @@ struct CheckpointContents {
 NamedTensors pack_snapshot(const CheckpointContents& snapshot);
 CheckpointContents unpack_snapshot(const NamedTensors& packed);
 
+// CPU clones of the model's parameters and buffers, by name (model.bin).
+NamedTensors capture_model_tensors(const nn::LruModel& model);
+
 // Clones the model, the optimizer state and the default CPU generator state.
 CheckpointContents capture_checkpoint(const nn::LruModel& model, const torch::optim::AdamW& optimizer,
                                       nlohmann::json state, std::string config_yaml);

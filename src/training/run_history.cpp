@@ -126,12 +126,15 @@ RunHistory RunHistory::from_json(const nlohmann::json& document) {
 nlohmann::ordered_json metrics_json(const RunHistory& history, const RunTotals& totals) {
   nlohmann::ordered_json m;
   std::vector<int64_t> steps;
-  std::vector<double> train, val, test;
+  std::vector<double> train, val, test, elapsed;
+  std::vector<std::vector<int64_t>> dims;
   for (const EvalRecord& r : history.evals) {
     steps.push_back(r.step);
     train.push_back(r.train_accuracy);
     val.push_back(r.val_accuracy);
     test.push_back(r.test_accuracy);
+    elapsed.push_back(r.elapsed_s);
+    dims.push_back(r.state_dims);
   }
   m["steps"] = steps;
   m["train_accuracy"] = train;
@@ -147,30 +150,28 @@ nlohmann::ordered_json metrics_json(const RunHistory& history, const RunTotals& 
   for (const HsvRecord& r : history.hsv_log)
     m["hsv_history"].push_back({{"step", r.step}, {"block", r.block}, {"hsv", r.hsv}});
   m["pragmatic_rollback_step"] = history.pragmatic.rollback_step;
-  std::vector<double> elapsed;
-  std::vector<std::vector<int64_t>> dims;
-  for (const EvalRecord& r : history.evals) {
-    elapsed.push_back(r.elapsed_s);
-    dims.push_back(r.state_dims);
-  }
   m["elapsed_s"] = elapsed;
   m["state_dims"] = dims;
   m["final_test_accuracy"] = totals.final_test_accuracy;
   m["wall_time_s"] = totals.wall_time_s;
   m["data_wait_fraction"] = totals.data_wait_fraction;
   m["step_time_ms"] = nlohmann::ordered_json::object();
-  for (const auto& [dims_key, time] : history.step_seconds)
-    m["step_time_ms"][dims_key] = time.second > 0 ? 1000.0 * time.first / time.second : 0.0;
+  for (const auto& [size, time] : history.step_seconds)
+    m["step_time_ms"][size] = time.second > 0 ? 1000.0 * time.first / time.second : 0.0;
   return m;
+}
+
+std::string dims_key(const std::vector<int64_t>& dims) {
+  std::string key;
+  for (size_t i = 0; i < dims.size(); ++i) key += (i ? ";" : "") + std::to_string(dims[i]);
+  return key;
 }
 
 std::string curve_csv(const RunHistory& history) {
   std::string csv = "step,loss,train_acc,val_acc,test_acc,state_dims,elapsed_s\n";
   char line[256];
   for (const EvalRecord& r : history.evals) {
-    std::string dims;
-    for (size_t i = 0; i < r.state_dims.size(); ++i)
-      dims += (i ? ";" : "") + std::to_string(r.state_dims[i]);
+    const std::string dims = dims_key(r.state_dims);
     std::snprintf(line, sizeof line, "%lld,%.9g,%.9g,%.9g,%.9g,%s,%.3f\n",
                   static_cast<long long>(r.step), r.loss, r.train_accuracy, r.val_accuracy,
                   r.test_accuracy, dims.c_str(), r.elapsed_s);

@@ -62,7 +62,7 @@ struct RunHistory {
   std::vector<ReductionEvent> reductions;
   std::vector<HsvRecord> hsv_log;
   PragmaticState pragmatic;
-  // Training-step time by model size: dims ("256", "47;52") -> (seconds, steps).
+  // Training-step time by model size: dims_key ("256", "47;52") -> (seconds, steps).
   std::map<std::string, std::pair<double, int64_t>> step_seconds;
   double best_val_accuracy = -1;  // -1: nothing evaluated yet
   double best_test_accuracy = 0;
@@ -92,6 +92,10 @@ struct RunTotals {
 // new_dim and ours), hsv_history, final_test_accuracy, wall_time_s,
 // data_wait_fraction, step_time_ms (per state size, the mean training step).
 nlohmann::ordered_json metrics_json(const RunHistory& history, const RunTotals& totals);
+
+// N per block joined with ';' ("47;52"): curve.csv's state_dims column and
+// the keys of RunHistory::step_seconds.
+std::string dims_key(const std::vector<int64_t>& dims);
 
 // curve.csv: header `step,loss,train_acc,val_acc,test_acc,state_dims,elapsed_s`,
 // one row per evaluation; state_dims joined with ';'.

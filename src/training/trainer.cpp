@@ -24,13 +24,6 @@ double seconds_since(Clock::time_point start) {
 
 constexpr size_t kSsmGroup = 0, kOtherGroup = 1;
 
-// "256" or "47;52": the key of a model size in RunHistory::step_seconds.
-std::string dims_key(const std::vector<int64_t>& dims) {
-  std::string key;
-  for (size_t i = 0; i < dims.size(); ++i) key += (i ? ";" : "") + std::to_string(dims[i]);
-  return key;
-}
-
 }  // namespace
 
 Trainer::Trainer(const config::Config& config, const data::Splits& splits, TrainerOptions options)
