@@ -22,24 +22,57 @@ cd "$(dirname "$0")/.."
 DEPS=build-gpu-deps
 
 if [[ "${1:-}" == "--prepare" ]]; then
-  rm -rf "$DEPS" && mkdir -p "$DEPS/include"
+  # Header-only libraries, GoogleTest's sources, Debian's static yaml-cpp and
+  # zlib (C++11 ABI, position-independent) with small CMake package files of
+  # our own, and the data the device runs read.
+  rm -rf "$DEPS" && mkdir -p "$DEPS/include" "$DEPS/lib" "$DEPS/cmake/yaml-cpp" "$DEPS/cmake/CLI11" \
+    "$DEPS/data/fashion-mnist" "$DEPS/data/digits"
   cp -r /usr/include/eigen3 "$DEPS/include/eigen3"
-  cp -r /usr/include/nlohmann "$DEPS/include/nlohmann"
+  cp -r /usr/include/nlohmann /usr/include/CLI /usr/include/yaml-cpp /usr/include/zlib.h /usr/include/zconf.h \
+    "$DEPS/include/"
+  cp /usr/lib/x86_64-linux-gnu/libyaml-cpp.a /usr/lib/x86_64-linux-gnu/libz.a "$DEPS/lib/"
   cp -r /usr/src/googletest "$DEPS/googletest"
+  cat >"$DEPS/cmake/yaml-cpp/yaml-cpp-config.cmake" <<'CMAKE'
+# yaml-cpp as a static library carried in build-gpu-deps (scripts/gpu_check.sh).
+get_filename_component(_deps "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)
+if(NOT TARGET yaml-cpp)
+  add_library(yaml-cpp STATIC IMPORTED)
+  set_target_properties(yaml-cpp PROPERTIES IMPORTED_LOCATION "${_deps}/lib/libyaml-cpp.a"
+                                            INTERFACE_INCLUDE_DIRECTORIES "${_deps}/include")
+endif()
+set(yaml-cpp_FOUND TRUE)
+CMAKE
+  cat >"$DEPS/cmake/CLI11/CLI11Config.cmake" <<'CMAKE'
+# CLI11 (header-only) carried in build-gpu-deps (scripts/gpu_check.sh).
+get_filename_component(_deps "${CMAKE_CURRENT_LIST_DIR}/../.." ABSOLUTE)
+if(NOT TARGET CLI11::CLI11)
+  add_library(CLI11::CLI11 INTERFACE IMPORTED)
+  set_target_properties(CLI11::CLI11 PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${_deps}/include")
+endif()
+set(CLI11_FOUND TRUE)
+CMAKE
+  cp /usr/share/datasets/fashion-mnist/*.gz "$DEPS/data/fashion-mnist/"
+  cp /usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz "$DEPS/data/digits/"
   du -sh "$DEPS"
   exit 0
 fi
+
 
 : "${OUT:?set OUT to the folder for the results}"
 mkdir -p "$OUT"
 CPU_ONLY=${GPU_CHECK_CPU:-0}
 BUILD=${BUILD_DIR:-build-gpu-check}
-JOBS=${JOBS:-$([[ $CPU_ONLY == 1 ]] && echo 1 || nproc)}
+JOBS=${JOBS:-$([[ $CPU_ONLY == 1 ]] && echo 2 || nproc)}
+WORK=$OUT/work   # logs, gtest JSON and runs; packed into $OUT/logs.tar.gz at the end
+mkdir -p "$WORK"
 SUMMARY="$OUT/summary.txt"
 : >"$SUMMARY"
 note() { echo "$*" | tee -a "$SUMMARY"; }
+pack() { tar -C "$OUT" -czf "$OUT/logs.tar.gz" work 2>/dev/null && rm -rf "$WORK"; }
+trap pack EXIT
 
-for needed in "$DEPS/include/eigen3/Eigen/Core" "$DEPS/include/nlohmann/json.hpp" "$DEPS/googletest/CMakeLists.txt"; do
+for needed in "$DEPS/include/eigen3/Eigen/Core" "$DEPS/include/yaml-cpp/yaml.h" "$DEPS/lib/libyaml-cpp.a" \
+  "$DEPS/googletest/CMakeLists.txt" "$DEPS/data/digits/digits.csv.gz"; do
   [[ -e $needed ]] || { note "missing $needed: run 'bash scripts/gpu_check.sh --prepare' where the packages are"; exit 2; }
 done
 
@@ -52,14 +85,21 @@ done
   c++ --version 2>&1 | head -1
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.is_available())' 2>&1 || true
   command -v ninja || echo "no ninja"
-} >"$OUT/environment.txt" 2>&1
+} >"$WORK/environment.txt" 2>&1
+grep -E "NVIDIA H|Driver Version|^torch" "$WORK/environment.txt" | head -3 >>"$SUMMARY"
 
-cmake_args=(-S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCOMPRESSM_GPU_SUBSET=ON -DCOMPRESSM_WITH_LAPACK=OFF
+# The whole project with the carried dependencies; no OpenBLAS (the Eigen
+# reference backend) and no SLICOT (its oracle tests are left out).
+cmake_args=(-S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCOMPRESSM_WITH_LAPACK=OFF
             "-DCOMPRESSM_HEADER_DEPS=$PWD/$DEPS/include" "-DCOMPRESSM_GTEST_SOURCE=$PWD/$DEPS/googletest"
-            -DCMAKE_POLICY_VERSION_MINIMUM=3.5)
-if command -v ninja >/dev/null; then cmake_args+=(-G Ninja); fi
+            "-Dyaml-cpp_DIR=$PWD/$DEPS/cmake/yaml-cpp" "-DCLI11_DIR=$PWD/$DEPS/cmake/CLI11"
+            "-DZLIB_INCLUDE_DIR=$PWD/$DEPS/include" "-DZLIB_LIBRARY=$PWD/$DEPS/lib/libz.a"
+            -DCMAKE_POLICY_VERSION_MINIMUM=3.5 -DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST)
+keep_going=(-k)
+if command -v ninja >/dev/null; then cmake_args+=(-G Ninja); keep_going=(-k 0); fi
 if [[ $CPU_ONLY == 1 ]]; then
-  cmake_args+=(-DCOMPRESSM_WITH_CUDA=AUTO)
+  # Dry run here: the dependency plumbing without LibTorch (fast).
+  cmake_args+=(-DCOMPRESSM_WITH_TORCH=OFF)
 else
   torch_prefix=$(python3 -c 'import torch; print(torch.utils.cmake_prefix_path)')
   nvcc_path=$(command -v nvcc || echo /usr/local/cuda/bin/nvcc)
@@ -68,66 +108,116 @@ else
   # The wheel's libraries (libtorch, libc10_cuda, the nvidia-* wheels) at run time.
   torch_lib=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
   export LD_LIBRARY_PATH="$torch_lib:${LD_LIBRARY_PATH:-}"
+  # The default data locations (DESIGN.md §5) on this throwaway machine.
+  mkdir -p /usr/share/datasets/fashion-mnist /usr/lib/python3/dist-packages/sklearn/datasets/data
+  cp "$DEPS"/data/fashion-mnist/*.gz /usr/share/datasets/fashion-mnist/
+  cp "$DEPS"/data/digits/digits.csv.gz /usr/lib/python3/dist-packages/sklearn/datasets/data/
 fi
 
-step() {  # step NAME TIMEOUT_S COMMAND...: runs it, logs to $OUT/NAME.log, notes the outcome
+step() {  # step NAME TIMEOUT_S COMMAND...: runs it, logs to $WORK/NAME.log, notes the outcome
   local name=$1 limit=$2
   shift 2
   local start=$SECONDS
-  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
+  timeout "$limit" "$@" >"$WORK/$name.log" 2>&1
   local status=$?
   note "$name: exit $status ($((SECONDS - start)) s)"
   return $status
 }
 
-step configure 180 cmake "${cmake_args[@]}" || { tail -n 40 "$OUT/configure.log"; exit 1; }
-grep -E "compressm:|Caffe2|CUDA" "$OUT/configure.log" | tee -a "$SUMMARY"
+step configure 180 cmake "${cmake_args[@]}" || { tail -n 40 "$WORK/configure.log"; exit 1; }
+grep -E "compressm:|Caffe2|CUDA" "$WORK/configure.log" | tee -a "$SUMMARY"
 
-# Dry run with nvcc but a CPU LibTorch: compile the kernels alone (no link, no run).
-if [[ $CPU_ONLY == 1 ]] && command -v nvcc >/dev/null; then
-  for cu in src/kernels/cuda/*.cu; do
-    step "nvcc_$(basename "$cu" .cu)" 300 nvcc -std=c++17 -O3 -arch=sm_90 -Xptxas -v -Isrc -c "$cu" \
-      -o "$BUILD/$(basename "$cu").o"
-  done
+if [[ $CPU_ONLY == 1 ]]; then
+  step build 900 cmake --build "$BUILD" --target compressm test_config test_data_readers -j "$JOBS" ||
+    { tail -n 60 "$WORK/build.log"; exit 1; }
+  step test_config 120 "$BUILD/tests/config/test_config" && step test_data_readers 120 "$BUILD/tests/data_readers/test_data_readers"
+  "$BUILD/compressm" config --config configs/scifar.yaml >/dev/null && note "compressm config: ok"
+  note "done; results in $OUT"
+  exit 0
 fi
-# The CUDA kernels alone first, so that a compile error is easy to find.
-if grep -q "compressm: CUDA kernels ON" "$OUT/configure.log"; then
-  step build_cuda_kernels 300 cmake --build "$BUILD" --target compressm_kernels_cuda -j "$JOBS" ||
-    { tail -n 60 "$OUT/build_cuda_kernels.log"; exit 1; }
-fi
-step build 420 cmake --build "$BUILD" --target test_cuda_parity test_lru_layer_function test_precision \
-  bench_train_step -j "$JOBS" || { tail -n 60 "$OUT/build.log"; exit 1; }
+
+# The CUDA kernels alone first, so that a compile error is easy to find; then
+# everything else with -k 0 (keep going), so one broken target stops nothing else.
+step build_cuda_kernels 240 cmake --build "$BUILD" --target compressm_kernels_cuda -j "$JOBS" ||
+  tail -n 40 "$WORK/build_cuda_kernels.log"
+step build 300 cmake --build "$BUILD" --target compressm bench_train_step test_cuda_parity test_precision \
+  test_lru_layer_function test_training -j "$JOBS" -- "${keep_going[@]}" || grep -E "error|FAILED" "$WORK/build.log" | head -n 40
 
 export OPENBLAS_NUM_THREADS=1
-for test in test_cuda_parity test_precision test_lru_layer_function; do
-  step "$test" 300 "$BUILD/tests/nn/$test" "--gtest_output=json:$OUT/$test.json"
-  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[       OK|FAILED|SKIPPED" "$OUT/$test.log" | tail -n 30 >>"$SUMMARY"
+gtest() {  # gtest NAME BINARY [FILTER]
+  local name=$1 binary=$2 filter=${3:-*}
+  [[ -x $binary ]] || { note "$name: not built"; return; }
+  step "$name" 240 "$binary" "--gtest_filter=$filter" "--gtest_output=json:$WORK/$name.json"
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) |^\[  FAILED  \]|^(cpu|reduced)" "$WORK/$name.log" | tail -n 30 >>"$SUMMARY"
+}
+for binary in "$BUILD/compressm" "$BUILD/tests/nn/test_cuda_parity"; do
+  [[ -x $binary ]] && echo "$(basename "$binary"): $(ldd "$binary" | grep -oE 'lib(torch_cuda|c10_cuda)[^ ]*' | sort -u | tr '\n' ' ')" >>"$SUMMARY"
 done
+gtest test_cuda_parity "$BUILD/tests/nn/test_cuda_parity"
 
-# name, then bench_train_step flags
+# Bare training steps: bench_train_step NAME FLAGS... (median ms over the timed steps)
+: >"$OUT/bench.jsonl"
 run_bench() {
   local name=$1
   shift
-  if step "bench_$name" 300 "$BUILD/bench/bench_train_step" "$@"; then
-    tail -n 1 "$OUT/bench_$name.log" | tee -a "$OUT/bench.jsonl" >>"$SUMMARY"
+  [[ -x $BUILD/bench/bench_train_step ]] || { note "bench_$name: not built"; return; }
+  if step "bench_$name" 120 "$BUILD/bench/bench_train_step" "$@"; then
+    tail -n 1 "$WORK/bench_$name.log" | sed "s/^{/{\"name\":\"$name\",/" | tee -a "$OUT/bench.jsonl" >>"$SUMMARY"
   fi
 }
-smnist=(--blocks 1 --hidden 8 --batch 50 --length 784 --input 1 --classes 10)
-scifar=(--blocks 6 --hidden 512 --batch 50 --length 1024 --input 3 --classes 10)
-: >"$OUT/bench.jsonl"
-if [[ $CPU_ONLY == 1 ]]; then
-  run_bench cpu_tiny --device cpu --blocks 1 --state 32 --hidden 8 --batch 4 --length 64 --steps 3 --threads 1
-  run_bench cpu_tiny_bf16 --device cpu --blocks 1 --state 32 --hidden 8 --batch 4 --length 64 --steps 3 --threads 1 \
-    --precision bf16
+smnist=(--device cuda --blocks 1 --hidden 8 --batch 50 --length 784 --input 1 --classes 10 --steps 100 --warmup 10)
+scifar=(--device cuda --blocks 6 --hidden 512 --batch 50 --length 1024 --input 3 --classes 10 --steps 20 --warmup 3)
+run_bench smnist_n256 "${smnist[@]}" --state 256
+run_bench smnist_n47 "${smnist[@]}" --state 47
+run_bench smnist_n13 "${smnist[@]}" --state 13
+run_bench scifar_n384 "${scifar[@]}" --state 384
+run_bench scifar_n93 "${scifar[@]}" --state 93
+run_bench scifar_n384_tf32 "${scifar[@]}" --state 384 --precision tf32
+run_bench scifar_n384_bf16 "${scifar[@]}" --state 384 --precision bf16
+run_bench scifar_n93_bf16 "${scifar[@]}" --state 93 --precision bf16
+
+# The whole trainer against `compressm bench` on the same config: sMNIST's
+# configuration on Fashion-MNIST (real data; fp32 and bf16 accuracy), and
+# sCIFAR's on CIFAR-shaped random bytes (CIFAR-10 is not on these machines).
+CLI=$BUILD/compressm
+STEPS=${STEPS:-4000}
+if [[ -x $CLI ]]; then
+  sfmnist=(--config configs/smnist.yaml --set dataset=sfmnist --set data_dir=/usr/share/datasets/fashion-mnist
+           --set device=cuda --set threads=4)
+  for precision in fp32 bf16; do
+    step "cli_bench_sfmnist_$precision" 120 "$CLI" bench "${sfmnist[@]}" --set training.precision=$precision --steps 200 \
+      --warmup 20 && tail -n 1 "$WORK/cli_bench_sfmnist_$precision.log" | tee -a "$OUT/bench.jsonl" >>"$SUMMARY"
+    step "train_sfmnist_$precision" 240 "$CLI" train "${sfmnist[@]}" --set training.precision=$precision \
+      --set training.num_steps="$STEPS" --set training.eval_steps=$((STEPS / 2)) --set checkpoint_every=0 \
+      --out "$WORK/train_sfmnist_$precision" && tail -n 4 "$WORK/train_sfmnist_$precision.log" >>"$SUMMARY"
+  done
+  python3 - "$WORK/cifar" <<'PY' && note "made CIFAR-shaped random data"
+import os, sys
+import numpy as np
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+rng = np.random.default_rng(0)
+for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
+    records = rng.integers(0, 256, size=(10000, 3073), dtype=np.uint8)
+    records[:, 0] = rng.integers(0, 10, size=10000)
+    records.tofile(os.path.join(out, name))
+PY
+  scifar_cfg=(--config configs/scifar.yaml --set data_dir="$WORK/cifar" --set threads=4)
+  for precision in bf16 fp32; do
+    step "cli_bench_scifar_$precision" 120 "$CLI" bench "${scifar_cfg[@]}" --set training.precision=$precision \
+      --steps 20 && tail -n 1 "$WORK/cli_bench_scifar_$precision.log" | tee -a "$OUT/bench.jsonl" >>"$SUMMARY"
+    step "train_scifar_$precision" 180 "$CLI" train "${scifar_cfg[@]}" --set training.precision=$precision \
+      --set training.num_steps=200 --set training.eval_steps=200 --set checkpoint_every=0 \
+      --out "$WORK/train_scifar_$precision" && tail -n 3 "$WORK/train_scifar_$precision.log" >>"$SUMMARY"
+    rm -rf "$WORK/train_scifar_$precision/final"
+  done
+  rm -rf "$WORK/cifar"
+  for run in "$WORK"/train_*/; do [[ -f $run/metrics.json ]] && cp "$run/metrics.json" "$OUT/$(basename "$run").metrics.json"; done
 else
-  steps=${STEPS:-50}
-  run_bench smnist_n256 --device cuda "${smnist[@]}" --state 256 --steps "$steps"
-  run_bench smnist_n47 --device cuda "${smnist[@]}" --state 47 --steps "$steps"
-  run_bench smnist_n13 --device cuda "${smnist[@]}" --state 13 --steps "$steps"
-  run_bench scifar_n384 --device cuda "${scifar[@]}" --state 384 --steps 20
-  run_bench scifar_n93 --device cuda "${scifar[@]}" --state 93 --steps 20
-  run_bench scifar_n384_tf32 --device cuda "${scifar[@]}" --state 384 --steps 20 --precision tf32
-  run_bench scifar_n384_bf16 --device cuda "${scifar[@]}" --state 384 --steps 20 --precision bf16
-  run_bench smnist_n256_cpu16 --device cpu "${smnist[@]}" --state 256 --steps 10 --threads 16
+  note "compressm: not built"
 fi
+
+gtest test_training_cuda "$BUILD/tests/training/test_training" 'Trainer.Cuda*'
+gtest test_precision "$BUILD/tests/nn/test_precision"
+gtest test_lru_layer_function "$BUILD/tests/nn/test_lru_layer_function"
 note "done; results in $OUT"

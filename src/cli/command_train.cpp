@@ -11,6 +11,7 @@
 #include "io/atomic_file.h"
 #include "training/checkpoint.h"
 #include "training/runtime_setup.h"
+#include "training/trained_model.h"
 #include "training/trainer.h"
 
 namespace compressm::cli {
@@ -70,7 +71,11 @@ int run_train(const TrainOptions& options) {
   std::vector<std::string> notes;
   const config::Config config = run_config_for(options, notes);
   for (const std::string& note : notes) report_warning(note);
-  if (config.device != config::Device::kCpu) throw UsageError("device: only cpu training is implemented yet");
+  try {
+    training::training_device(config);  // device: cuda without a GPU fails here, before any file is made
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(e.what());
+  }
   if (config.training.precision == config::Precision::kTf32)
     report_warning("training.precision tf32 only changes CUDA GEMMs; on the CPU this trains in fp32");
   training::configure_runtime(config.threads);

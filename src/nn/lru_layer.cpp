@@ -21,7 +21,7 @@ torch::Tensor to_tensor(const Eigen::VectorXd& v) {
 }
 
 Eigen::MatrixXd to_matrix(const torch::Tensor& t) {
-  const torch::Tensor d = t.detach().to(torch::kDouble).contiguous();
+  const torch::Tensor d = t.detach().to(torch::kCPU, torch::kDouble).contiguous();
   Eigen::MatrixXd m(d.size(0), d.size(1));
   auto a = d.accessor<double, 2>();
   for (int64_t i = 0; i < d.size(0); ++i)
@@ -30,7 +30,7 @@ Eigen::MatrixXd to_matrix(const torch::Tensor& t) {
 }
 
 Eigen::VectorXd to_vector(const torch::Tensor& t) {
-  const torch::Tensor d = t.detach().to(torch::kDouble).contiguous();
+  const torch::Tensor d = t.detach().to(torch::kCPU, torch::kDouble).contiguous();
   return Eigen::Map<const Eigen::VectorXd>(d.data_ptr<double>(), d.size(0));
 }
 
@@ -76,8 +76,9 @@ linalg::DiagonalSystem LruLayerImpl::to_system() const {
 
 void LruLayerImpl::load_parameters(const linalg::LruParameters& p) {
   torch::NoGradGuard no_grad;
+  // The new tensors go where the layer is (the reduction runs on the CPU).
   auto replace = [this](const char* name, torch::Tensor& field, torch::Tensor value) {
-    field = value.set_requires_grad(true);
+    field = value.to(D.device()).set_requires_grad(true);
     parameters_[name] = field;  // OrderedDict entry keeps the registration order
   };
   replace("nu_log", nu_log, to_tensor(p.nu_log));
@@ -89,11 +90,12 @@ void LruLayerImpl::load_parameters(const linalg::LruParameters& p) {
   replace("C_im", C_im, to_tensor(p.C_im));
   // D is not a state parameter: keep its tensor (and its optimiser moments).
   if (p.D.size() != hidden_dim()) throw std::invalid_argument("load_parameters: D has another size than H");
-  D.copy_(to_tensor(p.D));
+  D.copy_(to_tensor(p.D));  // copy_ crosses devices
 }
 
-void LruLayerImpl::keep_modes(const torch::Tensor& modes) {
+void LruLayerImpl::keep_modes(const torch::Tensor& cpu_modes) {
   torch::NoGradGuard no_grad;
+  const torch::Tensor modes = cpu_modes.to(nu_log.device());
   auto replace = [this](const char* name, torch::Tensor& field, torch::Tensor value) {
     field = value.contiguous().set_requires_grad(true);
     parameters_[name] = field;

@@ -39,7 +39,8 @@ LruModelImpl::LruModelImpl(const LruModelOptions& o) : options_(o) {
   for (int64_t b = 0; b < o.num_blocks; ++b)
     blocks->push_back(LruBlock(o.state_dim_of(b), o.hidden_dim, o.drop_rate, o.init, o.precision));
   head = register_module("head", torch::nn::Linear(o.hidden_dim, o.num_classes));
-  if (o.precision == Precision::kTf32) enable_tf32(true);
+  // bf16 keeps float32 tensors in the LRU projections: TF32 for those GEMMs.
+  if (o.precision == Precision::kTf32 || o.precision == Precision::kBf16) enable_tf32(true);
 }
 
 torch::Tensor LruModelImpl::forward(const torch::Tensor& x) {

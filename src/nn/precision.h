@@ -4,7 +4,9 @@
 //   tf32  float32 tensors; on CUDA, cuBLAS may round GEMM inputs to TF32
 //         (LibTorch's process-wide allow_tf32 flag, set by enable_tf32). On the
 //         CPU there is no TF32: the same as fp32.
-//   bf16  the dense layers' input, weight and bias are rounded to bfloat16 and
+//   bf16  (includes tf32 for the remaining float32 GEMMs, i.e. the LRU's
+//         B and C projections on CUDA)
+//         the dense layers' input, weight and bias are rounded to bfloat16 and
 //         the product computed in bfloat16 with float32 accumulation (what
 //         autocast does for linear), its output returned as float32; the
 //         backward pass of those layers runs in bfloat16 the same way, and the

@@ -75,8 +75,9 @@ void carry_states(nn::LruLayer& layer, torch::optim::AdamW& optimizer, const Sav
     const int64_t dim = (item.key() == "C_re" || item.key() == "C_im") ? 1 : 0;
     auto state = std::make_unique<torch::optim::AdamWParamState>();
     state->step(found->second.step());
-    state->exp_avg(found->second.exp_avg().index_select(dim, kept).contiguous());
-    state->exp_avg_sq(found->second.exp_avg_sq().index_select(dim, kept).contiguous());
+    const torch::Tensor kept_here = kept.to(found->second.exp_avg().device());
+    state->exp_avg(found->second.exp_avg().index_select(dim, kept_here).contiguous());
+    state->exp_avg_sq(found->second.exp_avg_sq().index_select(dim, kept_here).contiguous());
     states[optimizer_key(item.value())] = std::move(state);
   }
 }

@@ -4,24 +4,33 @@
 
 namespace compressm::training {
 
-torch::Tensor batch_inputs(data::Batch& batch) {
-  return torch::from_blob(batch.inputs.data(), {batch.size, batch.seq_len, batch.channels}, torch::kFloat);
+torch::Tensor batch_inputs(data::Batch& batch, const torch::Device& device) {
+  const torch::Tensor host =
+      torch::from_blob(batch.inputs.data(), {batch.size, batch.seq_len, batch.channels}, torch::kFloat);
+  return device.is_cpu() ? host : host.to(device);
 }
 
-torch::Tensor batch_labels(const data::Batch& batch) {
-  return torch::from_blob(const_cast<int32_t*>(batch.labels.data()), {batch.size}, torch::kInt).to(torch::kLong);
+torch::Tensor batch_labels(const data::Batch& batch, const torch::Device& device) {
+  return torch::from_blob(const_cast<int32_t*>(batch.labels.data()), {batch.size}, torch::kInt)
+      .to(device, torch::kLong);
+}
+
+torch::Device model_device(const nn::LruModel& model) {
+  const auto parameters = model->parameters();
+  return parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device();
 }
 
 Accuracy evaluate_accuracy(nn::LruModel& model, const data::Dataset& split, int64_t batch_size) {
   const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard no_grad;
+  const torch::Device device = model_device(model);
   Accuracy result;
   const data::SequentialBatches batches(split, batch_size);
   for (int64_t i = 0; i < batches.num_batches(); ++i) {
     data::Batch batch = batches.batch(i);
-    const torch::Tensor logits = model->forward(batch_inputs(batch));
-    result.correct += logits.argmax(1).eq(batch_labels(batch)).sum().item<int64_t>();
+    const torch::Tensor logits = model->forward(batch_inputs(batch, device));
+    result.correct += logits.argmax(1).eq(batch_labels(batch, device)).sum().item<int64_t>();
     result.count += batch.size;
   }
   result.accuracy = result.count > 0 ? static_cast<double>(result.correct) / result.count : 0.0;

@@ -17,10 +17,14 @@ struct Accuracy {
   int64_t count = 0;
 };
 
-// Inputs of a batch as a {B, L, channels} float tensor and labels as int64 {B}.
-// The input tensor views `batch`'s memory: keep `batch` alive while using it.
-torch::Tensor batch_inputs(data::Batch& batch);
-torch::Tensor batch_labels(const data::Batch& batch);
+// Inputs of a batch as a {B, L, channels} float tensor and labels as int64 {B},
+// on `device`. On the CPU the input tensor views `batch`'s memory: keep `batch`
+// alive while using it.
+torch::Tensor batch_inputs(data::Batch& batch, const torch::Device& device = torch::kCPU);
+torch::Tensor batch_labels(const data::Batch& batch, const torch::Device& device = torch::kCPU);
+
+// The device of the model's parameters.
+torch::Device model_device(const nn::LruModel& model);
 
 // Every example once, in order, `batch_size` at a time. Leaves the model in
 // the mode it found it in.

@@ -155,6 +155,8 @@ nlohmann::ordered_json metrics_json(const RunHistory& history, const RunTotals& 
   m["final_test_accuracy"] = totals.final_test_accuracy;
   m["wall_time_s"] = totals.wall_time_s;
   m["data_wait_fraction"] = totals.data_wait_fraction;
+  m["train_steps_per_s"] = totals.train_steps_per_s;
+  m["device"] = totals.device;
   m["step_time_ms"] = nlohmann::ordered_json::object();
   for (const auto& [size, time] : history.step_seconds)
     m["step_time_ms"][size] = time.second > 0 ? 1000.0 * time.first / time.second : 0.0;

@@ -84,13 +84,19 @@ struct RunTotals {
   double final_test_accuracy = 0;  // the final model's test accuracy (what `eval` reports)
   double wall_time_s = 0;
   double data_wait_fraction = 0;   // share of step time spent waiting for batches
+  // Steps per second of this invocation's training loop with evaluation and
+  // checkpoint capture left out (data loading included): what the input
+  // pipeline and the step sustain together.
+  double train_steps_per_s = 0;
+  std::string device = "cpu";
 };
 
 // metrics.json: steps, train_accuracy, val_accuracy, test_accuracy (a list per
 // evaluation), best_test_accuracy, best_step, final_state_dims,
 // reduction_history (one object per ReductionEvent: step, block, old_dim,
 // new_dim and ours), hsv_history, final_test_accuracy, wall_time_s,
-// data_wait_fraction, step_time_ms (per state size, the mean training step).
+// data_wait_fraction, train_steps_per_s, device, step_time_ms (per state size,
+// the mean training step).
 nlohmann::ordered_json metrics_json(const RunHistory& history, const RunTotals& totals);
 
 // N per block joined with ';' ("47;52"): curve.csv's state_dims column and

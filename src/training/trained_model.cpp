@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <stdexcept>
 #include <string>
 
 namespace compressm::training {
@@ -27,6 +28,14 @@ nn::LruModelOptions model_options(const config::Config& config, int64_t input_di
     case config::Precision::kBf16: o.precision = nn::Precision::kBf16; break;
   }
   return o;
+}
+
+torch::Device training_device(const config::Config& config) {
+  if (config.device == config::Device::kCpu) return torch::kCPU;
+  if (!torch::cuda::is_available())
+    throw std::invalid_argument(
+        "device: cuda: no CUDA device available to this build of compressm (CPU-only LibTorch or no GPU)");
+  return torch::Device(torch::kCUDA, 0);
 }
 
 nn::LruModelOptions saved_model_options(const config::Config& config, const CheckpointContents& contents,

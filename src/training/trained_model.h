@@ -4,6 +4,8 @@
 // the tensors in model.bin (encoder / embedding, blocks.<b>.lru.nu_log, head).
 #pragma once
 
+#include <torch/types.h>
+
 #include <filesystem>
 #include <vector>
 
@@ -25,6 +27,10 @@ struct TrainedModel {
 // state_dim) for a reduced model.
 nn::LruModelOptions model_options(const config::Config& config, int64_t input_dim, int64_t num_classes,
                                   std::vector<int64_t> state_dims = {});
+
+// The device `config.device` names. Throws std::invalid_argument for cuda when
+// this LibTorch has no CUDA or no GPU is visible.
+torch::Device training_device(const config::Config& config);
 
 // The model options a checkpoint's tensors describe (input width or
 // vocabulary, classes, N per block), checked against its config. Throws

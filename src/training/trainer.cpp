@@ -27,9 +27,10 @@ constexpr size_t kSsmGroup = 0, kOtherGroup = 1;
 }  // namespace
 
 Trainer::Trainer(const config::Config& config, const data::Splits& splits, TrainerOptions options)
-    : config_(config), splits_(splits), options_(std::move(options)) {
+    : config_(config), splits_(splits), options_(std::move(options)), device_(training_device(config_)) {
   torch::manual_seed(static_cast<uint64_t>(config_.seed));
   model_ = nn::LruModel(model_options(config_, splits_.train.channels, splits_.train.num_classes));
+  model_->to(device_);
   rebuild_optimizer();
   if (config_.reduction.mode != config::ReductionMode::kNone)
     reduction_ = std::make_unique<ReductionPolicy>(config_);
@@ -70,6 +71,7 @@ void Trainer::rollback_to(const CheckpointContents& snapshot) {
   const fs::path source = "<pre-reduction snapshot>";
   const bool training = model_->is_training();
   model_ = nn::LruModel(saved_model_options(config_, snapshot, source));
+  model_->to(device_);
   optimizer_.reset();
   rebuild_optimizer();
   restore_model(model_, snapshot, source);
@@ -104,6 +106,7 @@ void Trainer::restore(const fs::path& checkpoint) {
       throw CheckpointError((checkpoint / "model.bin").string() + ": the model does not fit the run's dataset");
     if (saved.block_state_dims != model_->state_dims()) {
       model_ = nn::LruModel(saved);
+      model_->to(device_);
       optimizer_.reset();
       rebuild_optimizer();
     }
@@ -172,14 +175,18 @@ void Trainer::evaluate_and_record(double elapsed_s, double steps_per_second) {
 Trainer::StepResult Trainer::train_step(data::Batch& batch) {
   const Clock::time_point start = Clock::now();  // compute only: the data wait is measured apart
   const std::string size_key = dims_key(model_->state_dims());
-  const torch::Tensor logits = model_->forward(batch_inputs(batch));
-  const torch::Tensor labels = batch_labels(batch);
+  const torch::Tensor logits = model_->forward(batch_inputs(batch, device_));
+  const torch::Tensor labels = batch_labels(batch, device_);
   const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels);
   optimizer_->zero_grad();
   loss.backward();
   optimizer_->step();
   ++step_;
-  StepResult result{loss.item<double>(), logits.argmax(1).eq(labels).sum().item<int64_t>()};
+  // Loss and correct count come back in one transfer: one wait for the device per step.
+  const torch::Tensor correct = logits.argmax(1).eq(labels).sum();
+  const torch::Tensor both = torch::stack({loss.detach().to(torch::kDouble), correct.to(torch::kDouble)}).cpu();
+  const double* values = both.data_ptr<double>();
+  StepResult result{values[0], static_cast<int64_t>(values[1])};
   auto& [seconds, count] = history_.step_seconds[size_key];
   seconds += seconds_since(start);
   count += 1;
@@ -218,6 +225,7 @@ RunTotals Trainer::run() {
     return s > 0 ? (step_ - first_step) / s : 0.0;
   };
 
+  double outside_training_s = 0;  // evaluation and checkpoint capture, in this invocation
   model_->train();
   while (step_ < t.num_steps) {
     set_learning_rates();
@@ -229,6 +237,7 @@ RunTotals Trainer::run() {
     if (progress_)
       progress_->step(step_, result.loss, static_cast<double>(result.correct) / batch.size, last_val,
                       model_->state_dims(), steps_per_second());
+    const Clock::time_point outside_start = Clock::now();
     if (step_ % t.eval_steps == 0 || step_ == t.num_steps) {
       evaluate_and_record(elapsed_before_ + seconds_since(start), steps_per_second());
       last_val = history_.evals.back().val_accuracy;
@@ -240,11 +249,14 @@ RunTotals Trainer::run() {
                             config_yaml),
                     checkpoint_folder(options_.run_dir, step_));
     }
+    outside_training_s += seconds_since(outside_start);
   }
   if (progress_) progress_->finish();
 
   const double loop_s = seconds_since(start);
   RunTotals totals;
+  totals.device = device_.is_cuda() ? "cuda" : "cpu";
+  if (loop_s > outside_training_s) totals.train_steps_per_s = (step_ - first_step) / (loop_s - outside_training_s);
   totals.final_state_dims = model_->state_dims();
   totals.final_test_accuracy = evaluate_accuracy(model_, splits_.test, t.batch_size).accuracy;
   totals.wall_time_s = elapsed_before_ + seconds_since(start);

@@ -10,6 +10,11 @@
 //   checkpoints/step_NNNNNN/  every checkpoint_every steps (checkpoint.h)
 //   final/                 the final model and state
 //
+// Device: config.device (cpu | cuda). On cuda the model, optimiser state and
+// batches live on the GPU; checkpoints, reductions and snapshots go through
+// CPU copies. Dropout then draws from the CUDA generator, which checkpoints do
+// not save: a resumed CUDA run is not bit-exact.
+//
 // Determinism (CPU): the model is initialised from torch::manual_seed(seed),
 // batches come from the seeded BatchLoader, dropout draws from LibTorch's
 // default CPU generator whose state every checkpoint saves; with the same
@@ -50,7 +55,8 @@ struct TrainerOptions {
 
 class Trainer {
  public:
-  // Builds the model (seeded) and the optimiser. `splits` must outlive the trainer.
+  // Builds the model (seeded) on config.device and the optimiser. `splits` must
+  // outlive the trainer. Throws std::invalid_argument for device cuda without one.
   Trainer(const config::Config& config, const data::Splits& splits, TrainerOptions options);
   ~Trainer();
 
@@ -100,6 +106,7 @@ class Trainer {
   config::Config config_;
   const data::Splits& splits_;
   TrainerOptions options_;
+  torch::Device device_{torch::kCPU};  // config.device; the reduction itself runs on the CPU
   nn::LruModel model_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   RunHistory history_;

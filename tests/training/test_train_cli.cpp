@@ -10,6 +10,7 @@
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <torch/cuda.h>
 #include <thread>
 
 #include "cli/cli_runner.h"
@@ -59,7 +60,7 @@ std::string curve_without_time(const fs::path& path) {
 // metrics.json without the keys that measure time.
 nlohmann::json metrics_without_timing(const fs::path& path) {
   nlohmann::json m = read_json(path);
-  for (const char* timing : {"wall_time_s", "data_wait_fraction", "elapsed_s", "step_time_ms"}) m.erase(timing);
+  for (const char* timing : {"wall_time_s", "data_wait_fraction", "elapsed_s", "step_time_ms", "train_steps_per_s"}) m.erase(timing);
   for (auto& event : m["reduction_history"]) {
     event.erase("wall_ms");
     event.erase("hinf_ms");
@@ -98,8 +99,11 @@ TEST_F(TrainCli, WritesTheRunFolder) {
   EXPECT_FALSE(fs::exists(run() / "checkpoints/step_000300"));  // the last step is final/
   const nlohmann::json m = read_json(run() / "metrics.json");
   for (const char* key : {"steps", "train_accuracy", "val_accuracy", "test_accuracy", "best_test_accuracy",
-                          "best_step", "final_state_dims", "reduction_history", "wall_time_s", "data_wait_fraction"})
+                          "best_step", "final_state_dims", "reduction_history", "wall_time_s", "data_wait_fraction",
+                          "train_steps_per_s", "device"})
     EXPECT_TRUE(m.contains(key)) << key;
+  EXPECT_EQ(m["device"], "cpu");
+  EXPECT_GT(m["train_steps_per_s"].get<double>(), 0.0);
   EXPECT_EQ(m["steps"], nlohmann::json({50, 100, 150, 200, 250, 300}));
   EXPECT_EQ(m["val_accuracy"].size(), 6u);
   EXPECT_EQ(m["final_state_dims"], nlohmann::json({64}));
@@ -114,6 +118,18 @@ TEST_F(TrainCli, RefusesToOverwriteANonEmptyRunFolder) {
   EXPECT_EQ(again.status, 2);
   EXPECT_TRUE(is_one_error_line(again.err)) << again.err;
   EXPECT_NE(again.err.find("--out"), std::string::npos) << again.err;
+}
+
+TEST_F(TrainCli, DeviceCudaWithoutAGpuIsAUsageErrorBeforeAnyFile) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "this build has a GPU: device cuda is valid here";
+  TempDir dir;
+  std::vector<std::string> args = train_args(dir.path() / "run");
+  args.insert(args.end(), {"--set", "device=cuda"});
+  const CliResult result = run_cli(args);
+  EXPECT_EQ(result.status, 2);
+  EXPECT_TRUE(is_one_error_line(result.err)) << result.err;
+  EXPECT_NE(result.err.find("device: cuda"), std::string::npos) << result.err;
+  EXPECT_FALSE(fs::exists(dir.path() / "run"));
 }
 
 TEST_F(TrainCli, KilledAndResumedRunEndsWithExactlyTheSameMetrics) {

@@ -4,6 +4,10 @@
 #include <chrono>
 #include <filesystem>
 
+#include <torch/cuda.h>
+
+#include <cstdio>
+
 #include "config/config.h"
 #include "data/dataset.h"
 #include "training/runtime_setup.h"
@@ -41,6 +45,51 @@ TEST(Trainer, ReachesNinetyPercentTestAccuracyOnDigits) {
   EXPECT_EQ(totals.final_state_dims, std::vector<int64_t>{64});
   EXPECT_GE(totals.data_wait_fraction, 0.0);
   EXPECT_LT(totals.data_wait_fraction, 1.0);
+}
+
+// On a GPU (skipped without one): the same run on cuda and on the CPU, without
+// dropout (the two devices draw from different generators), learn alike; and
+// a run with in-training reductions on cuda keeps its model on the device,
+// cuts states and still learns. Runs on the device machine (scripts/gpu_check.sh).
+TEST(Trainer, CudaRunMatchesTheCpuRunAndReducesOnTheGpu) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  if (!digits_available()) GTEST_SKIP() << "scikit-learn's digits not installed (python3-sklearn)";
+  config::Config config = config::load_config(kConfigPath);
+  config.model.drop_rate = 0;
+  config.training.num_steps = 200;
+  config.training.eval_steps = 100;
+  configure_runtime(config.threads);
+  const data::Splits splits = data::load_dataset("digits", "", static_cast<uint64_t>(config.seed));
+  TrainerOptions options;
+  options.log = nullptr;
+
+  Trainer on_cpu(config, splits, options);
+  const RunTotals cpu = on_cpu.run();
+  config.device = config::Device::kCuda;
+  Trainer on_gpu(config, splits, options);
+  const RunTotals gpu = on_gpu.run();
+  EXPECT_EQ(gpu.device, "cuda");
+  EXPECT_TRUE(on_gpu.model()->parameters().front().is_cuda());
+  ASSERT_EQ(on_gpu.history().evals.size(), 2u);
+  const double cpu_loss = on_cpu.history().evals[0].loss, gpu_loss = on_gpu.history().evals[0].loss;
+  std::printf("cpu: loss %.6f test %.4f; cuda: loss %.6f test %.4f\n", cpu_loss, cpu.final_test_accuracy, gpu_loss,
+              gpu.final_test_accuracy);
+  EXPECT_NEAR(gpu_loss, cpu_loss, 1e-2 * cpu_loss);
+  EXPECT_NEAR(gpu.final_test_accuracy, cpu.final_test_accuracy, 0.03);
+
+  config.reduction.mode = config::ReductionMode::kTolerance;
+  config.reduction.tol = 0.95;
+  config.reduction.red_start = 0;
+  config.reduction.red_end = 100;
+  config.reduction.red_interval = 25;
+  Trainer reducing(config, splits, options);
+  const RunTotals reduced = reducing.run();
+  ASSERT_FALSE(reducing.history().reductions.empty());
+  EXPECT_LT(reduced.final_state_dims.at(0), 64);
+  for (const auto& p : reducing.model()->parameters()) EXPECT_TRUE(p.is_cuda());
+  std::printf("reduced on cuda: N %lld, test %.4f\n", static_cast<long long>(reduced.final_state_dims.at(0)),
+              reduced.final_test_accuracy);
+  EXPECT_GE(reduced.final_test_accuracy, 0.6);
 }
 
 }  // namespace
