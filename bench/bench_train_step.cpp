@@ -6,7 +6,7 @@
 //
 //   bench_train_step [--blocks 1] [--state 256] [--hidden 8] [--batch 50] [--length 784]
 //                    [--input 1] [--classes 10] [--steps 30] [--warmup 3] [--threads 2]
-//                    [--device cpu|cuda] [--precision fp32|tf32|bf16]
+//                    [--device cpu|cuda] [--precision fp32|tf32|bf16] [--graph 0|1]
 //
 // Last stdout line: JSON with ms_per_step (median wall time), steps_per_s and
 // cpu_ms_per_step (median process CPU time, all threads: robust to other load
@@ -28,6 +28,7 @@ struct Options {
   int64_t blocks = 1, state = 256, hidden = 8, batch = 50, length = 784, input = 1, classes = 10, steps = 30,
           warmup = 3;
   int threads = 2;
+  bool graph = false;
   std::string device = "cpu", precision = "fp32";
 };
 
@@ -49,6 +50,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--steps") o.steps = std::stoll(v);
     else if (a == "--warmup") o.warmup = std::stoll(v);
     else if (a == "--threads") o.threads = std::stoi(v);
+    else if (a == "--graph") o.graph = v == "1";
     else throw std::invalid_argument("unknown option " + a);
   }
   if (o.device != "cpu" && o.device != "cuda") throw std::invalid_argument("--device: cpu or cuda");
@@ -84,6 +86,7 @@ int main(int argc, char** argv) try {
   b.steps = o.steps;
   b.warmup_steps = o.warmup;
   b.device = o.device == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  b.cuda_graph = o.graph;
   const compressm::benchmark::StepBenchResult r = compressm::benchmark::run_step_bench(b);
   std::fprintf(stderr, "compressm: %lld block(s) N=%lld H=%lld B=%lld L=%lld, %s %s, %d threads: %.2f ms/step\n",
                (long long)o.blocks, (long long)o.state, (long long)o.hidden, (long long)o.batch,
@@ -93,7 +96,8 @@ int main(int argc, char** argv) try {
             << ", \"threads\": " << o.threads << ", \"device\": \"" << o.device << "\", \"precision\": \""
             << o.precision << "\", \"num_blocks\": " << o.blocks << ", \"state_dim\": " << o.state
             << ", \"hidden_dim\": " << o.hidden << ", \"batch_size\": " << o.batch << ", \"length\": " << o.length
-            << ", \"steps\": " << o.steps << ", \"final_loss\": " << r.final_loss << "}" << std::endl;
+            << ", \"steps\": " << o.steps << ", \"cuda_graph\": " << (r.graph_captured ? "true" : "false")
+            << ", \"final_loss\": " << r.final_loss << "}" << std::endl;
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_train_step: error: %s\n", e.what());

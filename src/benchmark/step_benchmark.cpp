@@ -7,6 +7,8 @@
 #include <ctime>
 #include <stdexcept>
 
+#include "nn/graphed_step.h"
+
 namespace compressm::benchmark {
 namespace {
 
@@ -51,23 +53,30 @@ StepBenchResult run_step_bench(const StepBenchOptions& o) {
   model->train();
   std::unique_ptr<torch::optim::AdamW> optimizer = make_optimizer(model, o);
   const auto [x, labels] = synthetic_batch(o);
+  std::unique_ptr<nn::GraphedTrainStep> graphed;
+  if (o.cuda_graph && o.device.is_cuda()) graphed = std::make_unique<nn::GraphedTrainStep>(model, *optimizer);
 
   StepBenchResult result;
   std::vector<double> cpu_ms;
   for (int64_t step = 0; step < o.warmup_steps + o.steps; ++step) {
     const Clock::time_point start = Clock::now();
     const std::clock_t cpu_start = std::clock();
-    const torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), labels);
-    optimizer->zero_grad();
-    loss.backward();
-    optimizer->step();
-    result.final_loss = loss.item<double>();  // waits for the device, as the trainer's step does
+    if (graphed) {
+      result.final_loss = graphed->step(x, labels).first;  // waits for the device
+    } else {
+      const torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), labels);
+      optimizer->zero_grad();
+      loss.backward();
+      optimizer->step();
+      result.final_loss = loss.item<double>();  // waits for the device, as the trainer's step does
+    }
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
     if (step < o.warmup_steps) continue;
     result.step_ms.push_back(ms);
     cpu_ms.push_back(1e3 * static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC);
   }
   result.median_ms = median(result.step_ms);
+  result.graph_captured = graphed && graphed->captured();
   result.cpu_median_ms = median(cpu_ms);
   return result;
 }

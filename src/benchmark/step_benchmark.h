@@ -25,6 +25,9 @@ struct StepBenchOptions {
   double ssm_lr_factor = 0.5;
   uint64_t seed = 0;
   torch::Device device = torch::kCPU;
+  // On CUDA: each step replayed as one CUDA graph (nn/graphed_step.h), as
+  // `compressm train` does with training.cuda_graphs.
+  bool cuda_graph = false;
 };
 
 struct StepBenchResult {
@@ -32,6 +35,7 @@ struct StepBenchResult {
   double median_ms = 0;         // median of step_ms
   double cpu_median_ms = 0;     // median process CPU time per step (all threads)
   double final_loss = 0;        // last step's loss (finite: the steps trained)
+  bool graph_captured = false;  // cuda_graph: whether the capture succeeded
 };
 
 // Builds the model (seeded) on `device`, runs warm-up then timed steps; each

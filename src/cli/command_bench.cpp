@@ -83,6 +83,7 @@ int run_bench(const BenchOptions& options) {
   bench.ssm_lr_factor = config.training.ssm_lr_factor;
   bench.seed = static_cast<uint64_t>(config.seed);
   bench.device = device_of(device_name);
+  bench.cuda_graph = config.training.cuda_graphs;
   if (bench.model.precision == nn::Precision::kTf32 && bench.device.is_cpu())
     report_warning("training.precision tf32 only changes CUDA GEMMs; on the CPU this measures fp32");
 
@@ -108,6 +109,7 @@ int run_bench(const BenchOptions& options) {
   out["device"] = device_name;
   out["threads"] = at::get_num_threads();
   out["precision"] = config::to_string(config.training.precision);
+  out["cuda_graph"] = result.graph_captured;
   out["final_loss"] = result.final_loss;
   std::cout << out.dump() << std::endl;  // one line: the last line of stdout
   return kExitSuccess;

@@ -83,6 +83,9 @@ struct TrainingConfig {
   bool use_warmup_cosine = true;     // 10% linear warm-up, then cosine to 1e-7
   std::int64_t eval_steps = 1000;    // evaluate every eval_steps steps, >= 1
   Precision precision = Precision::kFp32;  // ours
+  // ours: on device cuda, replay each training step as one CUDA graph
+  // (nn/graphed_step.h); no effect on the CPU.
+  bool cuda_graphs = true;
 };
 
 struct ReductionConfig {

@@ -7,8 +7,6 @@
 #include <cstring>
 #include <map>
 #include <mutex>
-#include <sstream>
-#include <type_traits>
 #include <stdexcept>
 
 namespace compressm::training {
@@ -67,23 +65,7 @@ class Reader {
   size_t offset_ = 0;
 };
 
-// Templated so that only the branch of the LibTorch in use is compiled.
-template <typename Key>
-Key key_of_impl(void* impl) {
-  if constexpr (std::is_pointer_v<Key>) {
-    return impl;
-  } else {
-    std::ostringstream text;  // what LibTorch 1.13's c10::guts::to_string writes
-    text << impl;
-    return text.str();
-  }
-}
-
 }  // namespace
-
-OptimizerStateKey optimizer_key(const torch::Tensor& parameter) {
-  return key_of_impl<OptimizerStateKey>(parameter.unsafeGetTensorImpl());
-}
 
 std::string encode_tensors(const NamedTensors& tensors) {
   std::string out(kMagic, sizeof kMagic);

@@ -20,11 +20,11 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "nn/lru_model.h"
+#include "nn/optimizer_key.h"
 #include "training/checkpoint_files.h"
 
 namespace compressm::training {
@@ -84,11 +84,8 @@ std::filesystem::path latest_checkpoint(const std::filesystem::path& run_dir);
 // folder meaning its final model. Throws CheckpointError.
 std::filesystem::path resolve_checkpoint(const std::filesystem::path& dir);
 
-// The key under which AdamW keeps a parameter's state: its TensorImpl address,
-// as a string in LibTorch 1.13 and as the pointer itself in LibTorch 2.x.
-using OptimizerStateKey =
-    std::decay_t<decltype(std::declval<torch::optim::Optimizer&>().state())>::key_type;
-OptimizerStateKey optimizer_key(const torch::Tensor& parameter);
+// The key under which AdamW keeps a parameter's state (nn/optimizer_key.h).
+using nn::optimizer_key;
 
 // Tensor list (de)serialisation; exposed for the tests.
 std::string encode_tensors(const NamedTensors& tensors);

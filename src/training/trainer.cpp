@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <chrono>
+#include <tuple>
 
 #include "io/atomic_file.h"
 #include "training/checkpoint.h"
@@ -27,7 +28,11 @@ constexpr size_t kSsmGroup = 0, kOtherGroup = 1;
 }  // namespace
 
 Trainer::Trainer(const config::Config& config, const data::Splits& splits, TrainerOptions options)
-    : config_(config), splits_(splits), options_(std::move(options)), device_(training_device(config_)) {
+    : config_(config),
+      splits_(splits),
+      options_(std::move(options)),
+      device_(training_device(config_)),
+      use_graphs_(device_.is_cuda() && config_.training.cuda_graphs) {
   torch::manual_seed(static_cast<uint64_t>(config_.seed));
   model_ = nn::LruModel(model_options(config_, splits_.train.channels, splits_.train.num_classes));
   model_->to(device_);
@@ -42,6 +47,7 @@ Trainer::Trainer(const config::Config& config, const data::Splits& splits, Train
 Trainer::~Trainer() = default;
 
 void Trainer::rebuild_optimizer() {
+  graphed_.reset();  // it holds the old optimiser and its state tensors
   const auto& t = config_.training;
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(model_->ssm_parameters(), std::make_unique<torch::optim::AdamWOptions>(
@@ -70,6 +76,7 @@ CheckpointContents Trainer::snapshot() const { return capture_checkpoint(model_,
 void Trainer::rollback_to(const CheckpointContents& snapshot) {
   const fs::path source = "<pre-reduction snapshot>";
   const bool training = model_->is_training();
+  graphed_.reset();
   model_ = nn::LruModel(saved_model_options(config_, snapshot, source));
   model_->to(device_);
   optimizer_.reset();
@@ -110,6 +117,7 @@ void Trainer::restore(const fs::path& checkpoint) {
       optimizer_.reset();
       rebuild_optimizer();
     }
+    graphed_.reset();
     restore_model(model_, contents, checkpoint);
     restore_optimizer(*optimizer_, model_, contents, checkpoint);
     if (reduction_ && !contents.rollback_tensors.empty())
@@ -175,18 +183,25 @@ void Trainer::evaluate_and_record(double elapsed_s, double steps_per_second) {
 Trainer::StepResult Trainer::train_step(data::Batch& batch) {
   const Clock::time_point start = Clock::now();  // compute only: the data wait is measured apart
   const std::string size_key = dims_key(model_->state_dims());
-  const torch::Tensor logits = model_->forward(batch_inputs(batch, device_));
+  const torch::Tensor inputs = batch_inputs(batch, device_);
   const torch::Tensor labels = batch_labels(batch, device_);
-  const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels);
-  optimizer_->zero_grad();
-  loss.backward();
-  optimizer_->step();
+  StepResult result;
+  if (use_graphs_) {
+    if (!graphed_) graphed_ = std::make_unique<nn::GraphedTrainStep>(model_, *optimizer_);
+    std::tie(result.loss, result.correct) = graphed_->step(inputs, labels);
+  } else {
+    const torch::Tensor logits = model_->forward(inputs);
+    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels);
+    optimizer_->zero_grad();
+    loss.backward();
+    optimizer_->step();
+    // Loss and correct count come back in one transfer: one wait for the device per step.
+    const torch::Tensor correct = logits.argmax(1).eq(labels).sum();
+    const torch::Tensor both = torch::stack({loss.detach().to(torch::kDouble), correct.to(torch::kDouble)}).cpu();
+    const double* values = both.data_ptr<double>();
+    result = {values[0], static_cast<int64_t>(values[1])};
+  }
   ++step_;
-  // Loss and correct count come back in one transfer: one wait for the device per step.
-  const torch::Tensor correct = logits.argmax(1).eq(labels).sum();
-  const torch::Tensor both = torch::stack({loss.detach().to(torch::kDouble), correct.to(torch::kDouble)}).cpu();
-  const double* values = both.data_ptr<double>();
-  StepResult result{values[0], static_cast<int64_t>(values[1])};
   auto& [seconds, count] = history_.step_seconds[size_key];
   seconds += seconds_since(start);
   count += 1;

@@ -13,7 +13,8 @@
 // Device: config.device (cpu | cuda). On cuda the model, optimiser state and
 // batches live on the GPU; checkpoints, reductions and snapshots go through
 // CPU copies. Dropout then draws from the CUDA generator, which checkpoints do
-// not save: a resumed CUDA run is not bit-exact.
+// not save: a resumed CUDA run is not bit-exact. With training.cuda_graphs
+// (default) each CUDA step is one graph replay (nn/graphed_step.h).
 //
 // Determinism (CPU): the model is initialised from torch::manual_seed(seed),
 // batches come from the seeded BatchLoader, dropout draws from LibTorch's
@@ -31,6 +32,7 @@
 #include "config/config.h"
 #include "data/batch_loader.h"
 #include "data/dataset.h"
+#include "nn/graphed_step.h"
 #include "nn/lru_model.h"
 #include "training/background_tasks.h"
 #include "training/checkpoint.h"
@@ -107,8 +109,12 @@ class Trainer {
   const data::Splits& splits_;
   TrainerOptions options_;
   torch::Device device_{torch::kCPU};  // config.device; the reduction itself runs on the CPU
+  // CUDA with training.cuda_graphs: the step replayed as a graph, built at the
+  // first step after every change of parameters or optimiser state.
+  bool use_graphs_ = false;
   nn::LruModel model_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
+  std::unique_ptr<nn::GraphedTrainStep> graphed_;  // holds *optimizer_: declared after it
   RunHistory history_;
   int64_t step_ = 0;
   data::LoaderState loader_state_;

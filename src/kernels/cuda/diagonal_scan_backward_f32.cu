@@ -8,6 +8,7 @@ namespace compressm::kernels::cuda {
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int kSteps = 16;  // time steps loaded per round trip (see the forward kernel)
 
 // grad_u may alias grad_x: each element is read before it is written, by the same thread.
 __global__ void __launch_bounds__(kThreads)
@@ -19,11 +20,34 @@ __global__ void __launch_bounds__(kThreads)
   const long long b = index / state, n = index % state;
   const float2 l = lambda[n];
   const long long base = b * length * state + n;
+  const float2* gxp = grad_x + base;
+  const float2* xp = x + base;
+  float2* gup = grad_u + base;
   float2 g = make_float2(0.f, 0.f), sum = make_float2(0.f, 0.f);
-  for (long long t = length - 1; t >= 0; --t) {
-    g = detail::complex_add(grad_x[base + t * state], detail::conj_mul(l, g));
-    grad_u[base + t * state] = g;
-    if (t > 0) sum = detail::complex_add(sum, detail::conj_mul(x[base + (t - 1) * state], g));
+  long long t = length - 1;  // the latest step not yet done
+  // Rounds of kSteps steps t0 .. t0 + kSteps - 1, backwards, while t0 >= 1
+  // (x_{t0 - 1} exists); the first steps go one by one below.
+  for (; t - kSteps + 1 >= 1; t -= kSteps) {
+    const long long t0 = t - kSteps + 1;
+    float2 gv[kSteps], xv[kSteps];
+#pragma unroll
+    for (int k = 0; k < kSteps; ++k) {
+      gv[k] = gxp[(t0 + k) * state];
+      xv[k] = xp[(t0 + k - 1) * state];
+    }
+#pragma unroll
+    for (int k = kSteps - 1; k >= 0; --k) {
+      g = detail::complex_add(gv[k], detail::conj_mul(l, g));
+      gv[k] = g;
+      sum = detail::complex_add(sum, detail::conj_mul(xv[k], g));
+    }
+#pragma unroll
+    for (int k = 0; k < kSteps; ++k) gup[(t0 + k) * state] = gv[k];
+  }
+  for (; t >= 0; --t) {
+    g = detail::complex_add(gxp[t * state], detail::conj_mul(l, g));
+    gup[t * state] = g;
+    if (t > 0) sum = detail::complex_add(sum, detail::conj_mul(xp[(t - 1) * state], g));
   }
   grad_lambda_rows[b * state + n] = sum;
 }

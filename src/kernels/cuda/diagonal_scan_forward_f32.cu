@@ -6,6 +6,11 @@ namespace compressm::kernels::cuda {
 namespace {
 
 constexpr int kThreads = 256;
+// Time steps loaded per round trip to memory: the loads of a round are
+// independent of the recurrence, so kSteps of them are in flight at once
+// instead of one (a thread's scan is otherwise bound by memory latency, not
+// bandwidth: B x N threads are too few to hide it).
+constexpr int kSteps = 16;
 
 // One thread per (b, n); consecutive threads take consecutive n (coalesced).
 __global__ void __launch_bounds__(kThreads)
@@ -15,11 +20,25 @@ __global__ void __launch_bounds__(kThreads)
   if (index >= batch * state) return;
   const long long b = index / state, n = index % state;
   const float2 l = lambda[n];
-  const long long base = b * length * state + n;
+  const float2* up = u + b * length * state + n;
+  float2* xp = x + b * length * state + n;
   float2 s = make_float2(0.f, 0.f);
-  for (long long t = 0; t < length; ++t) {
-    s = detail::complex_add(detail::complex_mul(l, s), u[base + t * state]);
-    x[base + t * state] = s;
+  long long t = 0;
+  for (; t + kSteps <= length; t += kSteps) {
+    float2 v[kSteps];
+#pragma unroll
+    for (int k = 0; k < kSteps; ++k) v[k] = up[(t + k) * state];
+#pragma unroll
+    for (int k = 0; k < kSteps; ++k) {
+      s = detail::complex_add(detail::complex_mul(l, s), v[k]);
+      v[k] = s;
+    }
+#pragma unroll
+    for (int k = 0; k < kSteps; ++k) xp[(t + k) * state] = v[k];
+  }
+  for (; t < length; ++t) {
+    s = detail::complex_add(detail::complex_mul(l, s), up[t * state]);
+    xp[t * state] = s;
   }
 }
 

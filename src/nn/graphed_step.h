@@ -1,0 +1,69 @@
+// One training step — forward, cross-entropy, backward and AdamW — captured
+// once as a CUDA graph and replayed: a small model's step (sMNIST: one block,
+// H = 8) is otherwise bound by the ~400 kernel launches LibTorch makes from
+// the CPU, not by the GPU.
+//
+// To make the step capturable:
+//  * the batch is copied into static input tensors before each replay;
+//  * the parameters of each (AdamW group, step count) bucket, their gradients
+//    and AdamW moments become views of one flat buffer each, so the gradient
+//    accumulation and the optimiser write to fixed addresses; the optimiser's
+//    own state tensors are those views, so checkpoints, reductions and
+//    evaluation see the same values as with the eager step;
+//  * AdamW runs as our own arithmetic on the flat buffers with learning rate,
+//    weight decay and bias corrections in a small device tensor updated before
+//    each replay (the torch::optim step bakes them in as host numbers). It is
+//    the same update as torch::optim::AdamW (decoupled weight decay, bias
+//    corrections, eps outside the square root); the step counts in the
+//    optimiser's state are kept up to date on the host.
+//
+// The first kEagerSteps calls run the same arithmetic eagerly on a side stream
+// (allocations settle), the next captures and replays, later calls replay.
+// A batch of another shape runs eagerly. If capture fails, a warning is
+// printed and every later call runs eagerly.
+//
+// The object is tied to the model's current parameters and the optimiser's
+// current state tensors: build a new one after a reduction, a rollback or a
+// restore (anything that replaces parameters or optimiser state).
+#pragma once
+
+#include <torch/optim/adamw.h>
+#include <torch/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+#include "nn/lru_model.h"
+
+namespace compressm::nn {
+
+// True when this build can capture CUDA graphs (CUDA LibTorch).
+bool graphs_compiled();
+
+class GraphedTrainStep {
+ public:
+  static constexpr int kEagerSteps = 3;
+
+  // `model` on a CUDA device; `optimizer` holds the model's parameters in
+  // its groups (lr, weight_decay, betas and eps are read from each group's
+  // options at every step). Throws c10::Error in a build without CUDA.
+  GraphedTrainStep(LruModel model, torch::optim::AdamW& optimizer);
+  ~GraphedTrainStep();
+  GraphedTrainStep(const GraphedTrainStep&) = delete;
+  GraphedTrainStep& operator=(const GraphedTrainStep&) = delete;
+
+  // One optimiser step on inputs `x` and int64 labels `y` (on the model's
+  // device): returns the loss and the number of correct predictions.
+  std::pair<double, int64_t> step(const torch::Tensor& x, const torch::Tensor& y);
+
+  // Whether the graph has been captured (false while warming up or after a
+  // failed capture).
+  bool captured() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace compressm::nn

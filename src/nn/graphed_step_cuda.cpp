@@ -1,0 +1,233 @@
+// graphed_step.h for CUDA builds.
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/nn/functional/loss.h>
+
+#include <cmath>
+#include <iostream>
+#include <map>
+#include <vector>
+
+#include "nn/graphed_step.h"
+#include "nn/optimizer_key.h"
+
+namespace compressm::nn {
+namespace {
+
+using torch::optim::AdamWOptions;
+using torch::optim::AdamWParamState;
+
+// The parameters of one AdamW group that have taken the same number of steps
+// (after a reduction with a reset optimiser state, the new LRU tensors start
+// at 0 while D and the dense layers go on): one flat buffer each.
+struct Bucket {
+  size_t group = 0;
+  int64_t steps = 0;  // AdamW steps these parameters have taken
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  std::vector<torch::Tensor> params;
+  torch::Tensor p, g, m, v;  // flat parameters, gradients, first and second moments
+  torch::Tensor scalars;     // {3} on the device: 1 - lr wd, lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t)
+};
+
+AdamWOptions& options_of(torch::optim::AdamW& optimizer, size_t group) {
+  return static_cast<AdamWOptions&>(optimizer.param_groups()[group].options());
+}
+
+}  // namespace
+
+bool graphs_compiled() { return true; }
+
+struct GraphedTrainStep::Impl {
+  LruModel model;
+  torch::optim::AdamW& optimizer;
+  torch::Device device;
+  std::vector<Bucket> buckets;
+  c10::cuda::CUDAStream side;  // warm-up and capture run here (capture needs a non-default stream)
+  at::cuda::CUDAGraph graph;
+  torch::Tensor static_x, static_y;
+  torch::Tensor out;  // {2} float64 on the device: loss, correct count
+  int64_t calls = 0;
+  bool captured = false, failed = false;
+
+  Impl(LruModel m, torch::optim::AdamW& o)
+      : model(std::move(m)),
+        optimizer(o),
+        device(model->parameters().front().device()),
+        side(c10::cuda::getStreamFromPool(false, device.index())) {
+    TORCH_CHECK(device.is_cuda(), "CUDA graphs: the model must be on a CUDA device");
+    const c10::cuda::CUDAGuard guard(device);
+    out = torch::zeros({2}, torch::TensorOptions().dtype(torch::kDouble).device(device));
+    flatten();
+  }
+
+  void flatten() {
+    torch::NoGradGuard no_grad;
+    auto& states = optimizer.state();
+    std::map<std::pair<size_t, int64_t>, size_t> index;
+    for (size_t group = 0; group < optimizer.param_groups().size(); ++group) {
+      const AdamWOptions& o = options_of(optimizer, group);
+      TORCH_CHECK(!o.amsgrad(), "CUDA graphs: AdamW with amsgrad is not supported");
+      for (const torch::Tensor& p : optimizer.param_groups()[group].params()) {
+        TORCH_CHECK(p.device() == device && p.scalar_type() == torch::kFloat,
+                    "CUDA graphs: every parameter must be a float32 tensor on the model's device");
+        const auto found = states.find(optimizer_key(p));
+        const int64_t steps =
+            found == states.end() || !found->second ? 0 : static_cast<AdamWParamState&>(*found->second).step();
+        const auto [entry, fresh] = index.emplace(std::make_pair(group, steps), buckets.size());
+        if (fresh) {
+          Bucket b;
+          b.group = group;
+          b.steps = steps;
+          b.beta1 = std::get<0>(o.betas());
+          b.beta2 = std::get<1>(o.betas());
+          b.eps = o.eps();
+          buckets.push_back(std::move(b));
+        }
+        buckets[entry->second].params.push_back(p);
+      }
+    }
+    const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(device);
+    for (Bucket& b : buckets) {
+      int64_t total = 0;
+      for (const torch::Tensor& p : b.params) total += p.numel();
+      b.p = torch::empty({total}, f32);
+      b.g = torch::zeros({total}, f32);
+      b.m = torch::zeros({total}, f32);
+      b.v = torch::zeros({total}, f32);
+      b.scalars = torch::zeros({3}, f32);
+      int64_t offset = 0;
+      for (torch::Tensor& p : b.params) {
+        const int64_t n = p.numel();
+        auto view = [&](const torch::Tensor& flat) { return flat.narrow(0, offset, n).view(p.sizes()); };
+        view(b.p).copy_(p);
+        auto& slot = states[optimizer_key(p)];
+        if (slot) {
+          auto& s = static_cast<AdamWParamState&>(*slot);
+          if (s.exp_avg().defined()) view(b.m).copy_(s.exp_avg());
+          if (s.exp_avg_sq().defined()) view(b.v).copy_(s.exp_avg_sq());
+        } else {
+          slot = std::make_unique<AdamWParamState>();
+          static_cast<AdamWParamState&>(*slot).step(0);
+        }
+        auto& s = static_cast<AdamWParamState&>(*slot);
+        s.exp_avg(view(b.m));
+        s.exp_avg_sq(view(b.v));
+        p.set_data(view(b.p));
+        p.mutable_grad() = view(b.g);
+        offset += n;
+      }
+    }
+  }
+
+  // Learning rate, weight decay and bias corrections of the coming step, on
+  // the current stream (a copy from host memory: never inside a capture).
+  void set_scalars() {
+    for (Bucket& b : buckets) {
+      const AdamWOptions& o = options_of(optimizer, b.group);
+      const double t = static_cast<double>(b.steps + 1), lr = o.lr();
+      const std::vector<float> host = {static_cast<float>(1.0 - lr * o.weight_decay()),
+                                       static_cast<float>(lr / (1.0 - std::pow(b.beta1, t))),
+                                       static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(b.beta2, t)))};
+      b.scalars.copy_(torch::tensor(host, torch::kFloat));
+    }
+  }
+
+  // The step itself: what is captured, and what the eager steps run.
+  void body(const torch::Tensor& x, const torch::Tensor& y) {
+    for (Bucket& b : buckets) b.g.zero_();
+    const torch::Tensor logits = model->forward(x);
+    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+    loss.backward();
+    torch::NoGradGuard no_grad;
+    for (Bucket& b : buckets) {
+      const torch::Tensor decay = b.scalars[0], step_size = b.scalars[1], inv_sqrt_bc2 = b.scalars[2];
+      b.p.mul_(decay);
+      b.m.mul_(b.beta1).add_(b.g, 1.0 - b.beta1);
+      b.v.mul_(b.beta2).addcmul_(b.g, b.g, 1.0 - b.beta2);
+      b.p.sub_(b.m * step_size / (b.v.sqrt() * inv_sqrt_bc2 + b.eps));
+    }
+    out.copy_(torch::stack({loss.detach().to(torch::kDouble), logits.argmax(1).eq(y).sum().to(torch::kDouble)}));
+  }
+
+  void eager(const torch::Tensor& x, const torch::Tensor& y) {
+    c10::cuda::device_synchronize();  // x, y and earlier steps were queued on another stream
+    {
+      const c10::cuda::CUDAStreamGuard guard(side);
+      set_scalars();
+      body(x, y);
+    }
+    c10::cuda::device_synchronize();
+  }
+
+  void capture(const torch::Tensor& x, const torch::Tensor& y) {
+    static_x = x.clone();
+    static_y = y.clone();
+    c10::cuda::device_synchronize();
+    {
+      const c10::cuda::CUDAStreamGuard guard(side);
+      set_scalars();
+      c10::cuda::device_synchronize();
+      graph.capture_begin();
+      try {
+        body(static_x, static_y);
+      } catch (...) {
+        try {
+          graph.capture_end();
+        } catch (...) {
+        }
+        throw;
+      }
+      graph.capture_end();
+    }
+    c10::cuda::device_synchronize();
+    graph.replay();  // capturing does not run the step: run it now
+  }
+
+  void count_step() {
+    for (Bucket& b : buckets) {
+      b.steps += 1;
+      for (const torch::Tensor& p : b.params)
+        static_cast<AdamWParamState&>(*optimizer.state().at(optimizer_key(p))).step(b.steps);
+    }
+  }
+};
+
+GraphedTrainStep::GraphedTrainStep(LruModel model, torch::optim::AdamW& optimizer)
+    : impl_(std::make_unique<Impl>(std::move(model), optimizer)) {}
+
+GraphedTrainStep::~GraphedTrainStep() = default;
+
+bool GraphedTrainStep::captured() const { return impl_->captured; }
+
+std::pair<double, int64_t> GraphedTrainStep::step(const torch::Tensor& x, const torch::Tensor& y) {
+  Impl& s = *impl_;
+  const c10::cuda::CUDAGuard guard(s.device);
+  const bool same_shape = s.static_x.defined() && x.sizes() == s.static_x.sizes() && y.sizes() == s.static_y.sizes();
+  if (s.captured && same_shape) {
+    s.set_scalars();
+    s.static_x.copy_(x);
+    s.static_y.copy_(y);
+    s.graph.replay();
+  } else if (!s.captured && !s.failed && s.calls >= kEagerSteps) {
+    try {
+      s.capture(x, y);
+      s.captured = true;
+    } catch (const std::exception& e) {
+      s.failed = true;
+      s.graph.reset();
+      std::cerr << "compressm: warning: CUDA graph capture failed, training steps run eagerly: " << e.what() << "\n";
+      s.eager(x, y);
+    }
+  } else {
+    s.eager(x, y);
+  }
+  s.count_step();
+  ++s.calls;
+  const torch::Tensor host = s.out.to(torch::kCPU);  // waits for the step
+  const double* values = host.data_ptr<double>();
+  return {values[0], static_cast<int64_t>(values[1])};
+}
+
+}  // namespace compressm::nn

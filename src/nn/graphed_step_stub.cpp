@@ -1,0 +1,25 @@
+// graphed_step.h in a build without CUDA: nothing to capture.
+#include "nn/graphed_step.h"
+
+#include <c10/util/Exception.h>
+
+namespace compressm::nn {
+
+struct GraphedTrainStep::Impl {};
+
+bool graphs_compiled() { return false; }
+
+GraphedTrainStep::GraphedTrainStep(LruModel, torch::optim::AdamW&) {
+  TORCH_CHECK(false, "CUDA graphs: this build of compressm has no CUDA (CPU-only LibTorch)");
+}
+
+GraphedTrainStep::~GraphedTrainStep() = default;
+
+std::pair<double, int64_t> GraphedTrainStep::step(const torch::Tensor&, const torch::Tensor&) {
+  TORCH_CHECK(false, "CUDA graphs: this build of compressm has no CUDA");
+  return {0.0, 0};
+}
+
+bool GraphedTrainStep::captured() const { return false; }
+
+}  // namespace compressm::nn
