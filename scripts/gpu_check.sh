@@ -172,11 +172,14 @@ for n in 256 47 13; do
   run_bench "smnist_n${n}" "${smnist[@]}" --state $n
   run_bench "smnist_n${n}_graph" "${smnist[@]}" --state $n --graph 1
 done
-run_bench scifar_n384 "${scifar[@]}" --state 384
-run_bench scifar_n384_tf32 "${scifar[@]}" --state 384 --precision tf32
-run_bench scifar_n384_bf16 "${scifar[@]}" --state 384 --precision bf16
+QUICK=${QUICK:-0}  # 1: sMNIST, one sCIFAR figure and the sFMNIST trainer runs only
+if [[ $QUICK != 1 ]]; then
+  run_bench scifar_n384 "${scifar[@]}" --state 384
+  run_bench scifar_n384_tf32 "${scifar[@]}" --state 384 --precision tf32
+  run_bench scifar_n384_bf16 "${scifar[@]}" --state 384 --precision bf16
+  run_bench scifar_n93 "${scifar[@]}" --state 93
+fi
 run_bench scifar_n384_bf16_graph "${scifar[@]}" --state 384 --precision bf16 --graph 1
-run_bench scifar_n93 "${scifar[@]}" --state 93
 run_bench scifar_n93_bf16_graph "${scifar[@]}" --state 93 --precision bf16 --graph 1
 
 # The whole trainer against `compressm bench` on the same config (both replay
@@ -189,7 +192,9 @@ STEPS=${STEPS:-4000}
 if [[ -x $CLI ]]; then
   sfmnist=(--config configs/smnist.yaml --set dataset=sfmnist --set data_dir=/usr/share/datasets/fashion-mnist
            --set device=cuda --set threads=4)
-  for precision in fp32 bf16; do
+  precisions=(fp32 bf16)
+  [[ $QUICK == 1 ]] && precisions=(fp32)
+  for precision in "${precisions[@]}"; do
     step "cli_bench_sfmnist_$precision" 120 "$CLI" bench "${sfmnist[@]}" --set training.precision=$precision --steps 200 \
       --warmup 20 && tail -n 1 "$WORK/cli_bench_sfmnist_$precision.log" | tee -a "$OUT/bench.jsonl" >>"$SUMMARY"
     step "train_sfmnist_$precision" 240 "$CLI" train "${sfmnist[@]}" --set training.precision=$precision \
@@ -200,7 +205,8 @@ if [[ -x $CLI ]]; then
     --set training.eval_steps=$((STEPS / 2)) --set checkpoint_every=0 --set reduction.mode=tolerance \
     --set reduction.tol=0.99 --set reduction.red_end=$((STEPS / 10)) --set reduction.red_interval=50 \
     --out "$WORK/train_sfmnist_tol" && tail -n 5 "$WORK/train_sfmnist_tol.log" >>"$SUMMARY"
-  python3 - "$WORK/cifar" <<'PY' && note "made CIFAR-shaped random data"
+  if [[ $QUICK != 1 ]]; then
+    python3 - "$WORK/cifar" <<'PY' && note "made CIFAR-shaped random data"
 import os, sys
 import numpy as np
 out = sys.argv[1]
@@ -211,12 +217,13 @@ for name in [f"data_batch_{i}.bin" for i in range(1, 6)] + ["test_batch.bin"]:
     records[:, 0] = rng.integers(0, 10, size=10000)
     records.tofile(os.path.join(out, name))
 PY
-  scifar_cfg=(--config configs/scifar.yaml --set data_dir="$WORK/cifar" --set threads=4)
-  step cli_bench_scifar_bf16 120 "$CLI" bench "${scifar_cfg[@]}" --steps 20 --warmup 5 &&
-    tail -n 1 "$WORK/cli_bench_scifar_bf16.log" | tee -a "$OUT/bench.jsonl" >>"$SUMMARY"
-  step train_scifar_bf16 180 "$CLI" train "${scifar_cfg[@]}" --set training.num_steps=300 \
-    --set training.eval_steps=300 --set checkpoint_every=0 --out "$WORK/train_scifar_bf16" &&
-    tail -n 3 "$WORK/train_scifar_bf16.log" >>"$SUMMARY"
+    scifar_cfg=(--config configs/scifar.yaml --set data_dir="$WORK/cifar" --set threads=4)
+    step cli_bench_scifar_bf16 120 "$CLI" bench "${scifar_cfg[@]}" --steps 20 --warmup 5 &&
+      tail -n 1 "$WORK/cli_bench_scifar_bf16.log" | tee -a "$OUT/bench.jsonl" >>"$SUMMARY"
+    step train_scifar_bf16 180 "$CLI" train "${scifar_cfg[@]}" --set training.num_steps=300 \
+      --set training.eval_steps=300 --set checkpoint_every=0 --out "$WORK/train_scifar_bf16" &&
+      tail -n 3 "$WORK/train_scifar_bf16.log" >>"$SUMMARY"
+  fi
   rm -rf "$WORK/train_scifar_bf16/final" "$WORK/cifar"
   for run in "$WORK"/train_*/; do [[ -f $run/metrics.json ]] && cp "$run/metrics.json" "$OUT/$(basename "$run").metrics.json"; done
 else
@@ -224,6 +231,8 @@ else
 fi
 
 gtest test_training_cuda "$BUILD/tests/training/test_training" 'Trainer.Cuda*'
-gtest test_precision "$BUILD/tests/nn/test_precision"
-gtest test_lru_layer_function "$BUILD/tests/nn/test_lru_layer_function"
+if [[ $QUICK != 1 ]]; then
+  gtest test_precision "$BUILD/tests/nn/test_precision"
+  gtest test_lru_layer_function "$BUILD/tests/nn/test_lru_layer_function"
+fi
 note "done; results in $OUT"

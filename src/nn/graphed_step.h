@@ -53,8 +53,9 @@ class GraphedTrainStep {
   GraphedTrainStep(const GraphedTrainStep&) = delete;
   GraphedTrainStep& operator=(const GraphedTrainStep&) = delete;
 
-  // One optimiser step on inputs `x` and int64 labels `y` (on the model's
-  // device): returns the loss and the number of correct predictions.
+  // One optimiser step on inputs `x` and int64 labels `y`, on the model's
+  // device or on the host (then staged through page-locked buffers and copied
+  // without blocking): returns the loss and the number of correct predictions.
   std::pair<double, int64_t> step(const torch::Tensor& x, const torch::Tensor& y);
 
   // Whether the graph has been captured (false while warming up or after a

@@ -47,6 +47,7 @@ struct GraphedTrainStep::Impl {
   c10::cuda::CUDAStream side;  // warm-up and capture run here (capture needs a non-default stream)
   at::cuda::CUDAGraph graph;
   torch::Tensor static_x, static_y;
+  torch::Tensor pinned_x, pinned_y;  // host batches are staged here (page-locked: the copy is asynchronous)
   torch::Tensor out;  // {2} float64 on the device: loss, correct count
   int64_t calls = 0;
   bool captured = false, failed = false;
@@ -151,7 +152,22 @@ struct GraphedTrainStep::Impl {
     out.copy_(torch::stack({loss.detach().to(torch::kDouble), logits.argmax(1).eq(y).sum().to(torch::kDouble)}));
   }
 
-  void eager(const torch::Tensor& x, const torch::Tensor& y) {
+  // target <- source, where source is on the host or the device. A host
+  // source is copied into a page-locked buffer, then to the device without
+  // blocking the host; the buffer is free again once the step has been read.
+  static void load(torch::Tensor& target, torch::Tensor& pinned, const torch::Tensor& source) {
+    if (!source.device().is_cpu()) {
+      target.copy_(source);
+      return;
+    }
+    if (!pinned.defined() || pinned.sizes() != source.sizes() || pinned.scalar_type() != source.scalar_type())
+      pinned = torch::empty(source.sizes(), source.options().pinned_memory(true));
+    pinned.copy_(source);
+    target.copy_(pinned, /*non_blocking=*/true);
+  }
+
+  void eager(const torch::Tensor& host_or_device_x, const torch::Tensor& host_or_device_y) {
+    const torch::Tensor x = host_or_device_x.to(device), y = host_or_device_y.to(device);
     c10::cuda::device_synchronize();  // x, y and earlier steps were queued on another stream
     {
       const c10::cuda::CUDAStreamGuard guard(side);
@@ -162,8 +178,8 @@ struct GraphedTrainStep::Impl {
   }
 
   void capture(const torch::Tensor& x, const torch::Tensor& y) {
-    static_x = x.clone();
-    static_y = y.clone();
+    static_x = x.to(device).clone();
+    static_y = y.to(device).clone();
     c10::cuda::device_synchronize();
     {
       const c10::cuda::CUDAStreamGuard guard(side);
@@ -207,8 +223,8 @@ std::pair<double, int64_t> GraphedTrainStep::step(const torch::Tensor& x, const 
   const bool same_shape = s.static_x.defined() && x.sizes() == s.static_x.sizes() && y.sizes() == s.static_y.sizes();
   if (s.captured && same_shape) {
     s.set_scalars();
-    s.static_x.copy_(x);
-    s.static_y.copy_(y);
+    Impl::load(s.static_x, s.pinned_x, x);
+    Impl::load(s.static_y, s.pinned_y, y);
     s.graph.replay();
   } else if (!s.captured && !s.failed && s.calls >= kEagerSteps) {
     try {

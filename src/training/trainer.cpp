@@ -48,6 +48,8 @@ Trainer::~Trainer() = default;
 
 void Trainer::rebuild_optimizer() {
   graphed_.reset();  // it holds the old optimiser and its state tensors
+  state_dims_ = model_->state_dims();
+  dims_key_ = dims_key(state_dims_);
   const auto& t = config_.training;
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(model_->ssm_parameters(), std::make_unique<torch::optim::AdamWOptions>(
@@ -182,14 +184,14 @@ void Trainer::evaluate_and_record(double elapsed_s, double steps_per_second) {
 // One optimiser step on `batch`; adds to the history's running sums.
 Trainer::StepResult Trainer::train_step(data::Batch& batch) {
   const Clock::time_point start = Clock::now();  // compute only: the data wait is measured apart
-  const std::string size_key = dims_key(model_->state_dims());
-  const torch::Tensor inputs = batch_inputs(batch, device_);
-  const torch::Tensor labels = batch_labels(batch, device_);
   StepResult result;
   if (use_graphs_) {
+    // The host batch goes straight into the graph's inputs (graphed_step.h).
     if (!graphed_) graphed_ = std::make_unique<nn::GraphedTrainStep>(model_, *optimizer_);
-    std::tie(result.loss, result.correct) = graphed_->step(inputs, labels);
+    std::tie(result.loss, result.correct) = graphed_->step(batch_inputs(batch), batch_labels(batch));
   } else {
+    const torch::Tensor inputs = batch_inputs(batch, device_);
+    const torch::Tensor labels = batch_labels(batch, device_);
     const torch::Tensor logits = model_->forward(inputs);
     const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels);
     optimizer_->zero_grad();
@@ -202,7 +204,7 @@ Trainer::StepResult Trainer::train_step(data::Batch& batch) {
     result = {values[0], static_cast<int64_t>(values[1])};
   }
   ++step_;
-  auto& [seconds, count] = history_.step_seconds[size_key];
+  auto& [seconds, count] = history_.step_seconds[dims_key_];
   seconds += seconds_since(start);
   count += 1;
   history_.loss_sum += result.loss;
@@ -250,8 +252,8 @@ RunTotals Trainer::run() {
     if (reduction_) reduction_->after_step(step_, *this);
     if (options_.after_step) options_.after_step(step_, *this);
     if (progress_)
-      progress_->step(step_, result.loss, static_cast<double>(result.correct) / batch.size, last_val,
-                      model_->state_dims(), steps_per_second());
+      progress_->step(step_, result.loss, static_cast<double>(result.correct) / batch.size, last_val, state_dims_,
+                      steps_per_second());
     const Clock::time_point outside_start = Clock::now();
     if (step_ % t.eval_steps == 0 || step_ == t.num_steps) {
       evaluate_and_record(elapsed_before_ + seconds_since(start), steps_per_second());

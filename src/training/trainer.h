@@ -115,6 +115,10 @@ class Trainer {
   nn::LruModel model_{nullptr};
   std::unique_ptr<torch::optim::AdamW> optimizer_;
   std::unique_ptr<nn::GraphedTrainStep> graphed_;  // holds *optimizer_: declared after it
+  // The model's N per block and its dims_key, refreshed by rebuild_optimizer
+  // (every change of parameters goes through it).
+  std::vector<int64_t> state_dims_;
+  std::string dims_key_;
   RunHistory history_;
   int64_t step_ = 0;
   data::LoaderState loader_state_;

@@ -18,12 +18,6 @@ __device__ __forceinline__ float2 conj_mul(float2 a, float2 b) {
 }
 __device__ __forceinline__ float2 complex_add(float2 a, float2 b) { return make_float2(a.x + b.x, a.y + b.y); }
 
-// Sum over the 32 lanes of a warp; every lane gets the total. All lanes must call it.
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
 inline void check_launch(const char* what) {
   const cudaError_t error = cudaGetLastError();
   if (error != cudaSuccess) throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(error));

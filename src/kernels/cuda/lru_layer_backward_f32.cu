@@ -96,14 +96,15 @@ __global__ void __launch_bounds__(kThreads)
                             a_im - p.lambda_im * carry.x + p.lambda_re * carry.y);
         d.lambda_re += carry.x * previous.x + carry.y * previous.y;
         d.lambda_im += carry.y * previous.x - carry.x * previous.y;
+        float v[kMaxH];
 #pragma unroll
         for (int q = 0; q < kMaxH; ++q) {
           const float uq = u_chunk[t][q];
           d.b_re[q] += carry.x * uq;
           d.b_im[q] += carry.y * uq;
-          const float sum = warp_sum(p.b_re[q] * carry.x + p.b_im[q] * carry.y);
-          if (lane == 0) partial[warp][t][q] = sum;
+          v[q] = p.b_re[q] * carry.x + p.b_im[q] * carry.y;
         }
+        warp_sums<kMaxH>(v, lane, partial[warp][t]);
       }
     }
     __syncthreads();

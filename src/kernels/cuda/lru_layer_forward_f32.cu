@@ -39,11 +39,10 @@ __global__ void __launch_bounds__(kThreads)
     for (int t = 0; t < kChunk; ++t) {
       if (t < len) {  // the same for the whole block: the shuffles below see every lane
         x = p.step(x, u_chunk[t]);
+        float v[kMaxH];
 #pragma unroll
-        for (int q = 0; q < kMaxH; ++q) {
-          const float sum = warp_sum(p.c_re[q] * x.x - p.c_im[q] * x.y);
-          if (lane == 0) partial[warp][t][q] = sum;
-        }
+        for (int q = 0; q < kMaxH; ++q) v[q] = p.c_re[q] * x.x - p.c_im[q] * x.y;
+        warp_sums<kMaxH>(v, lane, partial[warp][t]);
       }
     }
     __syncthreads();
