@@ -88,6 +88,10 @@ struct RunTotals {
   // checkpoint capture left out (data loading included): what the input
   // pipeline and the step sustain together.
   double train_steps_per_s = 0;
+  // Median wall time of this invocation's training steps (batch upload,
+  // forward, backward, optimiser; warm-up and graph capture are outliers it
+  // ignores): the figure to hold against `compressm bench`'s median.
+  double step_ms_median = 0;
   std::string device = "cpu";
 };
 
@@ -95,8 +99,8 @@ struct RunTotals {
 // evaluation), best_test_accuracy, best_step, final_state_dims,
 // reduction_history (one object per ReductionEvent: step, block, old_dim,
 // new_dim and ours), hsv_history, final_test_accuracy, wall_time_s,
-// data_wait_fraction, train_steps_per_s, device, step_time_ms (per state size,
-// the mean training step).
+// data_wait_fraction, train_steps_per_s, step_ms_median, device, step_time_ms
+// (per state size, the mean training step).
 nlohmann::ordered_json metrics_json(const RunHistory& history, const RunTotals& totals);
 
 // N per block joined with ';' ("47;52"): curve.csv's state_dims column and

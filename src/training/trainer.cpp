@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <chrono>
 #include <tuple>
 
@@ -205,7 +206,9 @@ Trainer::StepResult Trainer::train_step(data::Batch& batch) {
   }
   ++step_;
   auto& [seconds, count] = history_.step_seconds[dims_key_];
-  seconds += seconds_since(start);
+  const double step_seconds = seconds_since(start);
+  seconds += step_seconds;
+  if (step_ms_.size() < (size_t{1} << 22)) step_ms_.push_back(static_cast<float>(1e3 * step_seconds));
   count += 1;
   history_.loss_sum += result.loss;
   history_.correct_sum += result.correct;
@@ -274,6 +277,11 @@ RunTotals Trainer::run() {
   RunTotals totals;
   totals.device = device_.is_cuda() ? "cuda" : "cpu";
   if (loop_s > outside_training_s) totals.train_steps_per_s = (step_ - first_step) / (loop_s - outside_training_s);
+  if (!step_ms_.empty()) {
+    std::vector<float> sorted = step_ms_;
+    std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());
+    totals.step_ms_median = sorted[sorted.size() / 2];
+  }
   totals.final_state_dims = model_->state_dims();
   totals.final_test_accuracy = evaluate_accuracy(model_, splits_.test, t.batch_size).accuracy;
   totals.wall_time_s = elapsed_before_ + seconds_since(start);

@@ -119,6 +119,7 @@ class Trainer {
   // (every change of parameters goes through it).
   std::vector<int64_t> state_dims_;
   std::string dims_key_;
+  std::vector<float> step_ms_;  // this invocation's step times (RunTotals::step_ms_median)
   RunHistory history_;
   int64_t step_ = 0;
   data::LoaderState loader_state_;

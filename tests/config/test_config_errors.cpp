@@ -78,6 +78,7 @@ TEST(ConfigErrors, WrongTypes) {
       {"training: {batch_size: ~}", {"training.batch_size: expected an integer, got null"}},
       {"training: {use_warmup_cosine: yes}", {"training.use_warmup_cosine: expected true or false"}},
       {"training: {use_warmup_cosine: 1}", {"training.use_warmup_cosine: expected true or false"}},
+      {"training: {cuda_graphs: always}", {"training.cuda_graphs: expected true or false"}},
       {"data_dir:", {"data_dir: expected a string, got null"}},
       {"data_dir: [a, b]", {"data_dir: expected a string, got a list"}},
       {"dataset: 5", {"dataset: expected smnist", "got 5"}},

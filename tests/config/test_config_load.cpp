@@ -33,6 +33,7 @@ void expect_our_defaults(const Config& c) {
   EXPECT_EQ(c.device, Device::kCpu);
   EXPECT_EQ(c.checkpoint_every, 0);
   EXPECT_EQ(c.training.precision, Precision::kFp32);
+  EXPECT_TRUE(c.training.cuda_graphs);
   EXPECT_EQ(c.model.max_phase, 6.28);
 }
 
@@ -187,7 +188,9 @@ TEST(ConfigOverrides, EveryForm) {
                                       "dataset=digits", "data_dir=\"/my dir/x: y\"",
                                       "training.use_warmup_cosine=true", "training.precision=bf16",
                                       "device=cpu", "seed=7", "reduction.tol=1", "threads=3",
-                                      "reduction.selection=\"random\"", "training.weight_decay=0"});
+                                      "reduction.selection=\"random\"", "training.weight_decay=0",
+                                      "training.cuda_graphs=false"});
+  EXPECT_FALSE(c.training.cuda_graphs);
   EXPECT_EQ(c.training.lr, 1e-3);
   EXPECT_EQ(c.model.state_dim, 64);
   EXPECT_EQ(c.reduction.mode, ReductionMode::kNone);
@@ -248,6 +251,7 @@ std::vector<Config> round_trip_cases() {
   odd.seed = 0;
   odd.device = Device::kCuda;
   odd.training.precision = Precision::kTf32;
+  odd.training.cuda_graphs = false;
   odd.reduction.mode = ReductionMode::kPragmatic;
   odd.reduction.method = TruncationMethod::kChol;
   cases.push_back(odd);

@@ -170,6 +170,21 @@ std::unique_ptr<torch::optim::AdamW> two_group_adamw(const LruModel& model) {
   return std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(1e-2));
 }
 
+// A build without CUDA says so instead of pretending (runs in CI).
+TEST(GraphedStep, WithoutCudaConstructionIsAClearError) {
+  if (graphs_compiled()) GTEST_SKIP() << "this build has CUDA graphs";
+  LruModelOptions o;
+  o.state_dim = 4;
+  LruModel model(o);
+  auto adamw = two_group_adamw(model);
+  try {
+    GraphedTrainStep step(model, *adamw);
+    FAIL() << "constructed without CUDA";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no CUDA"), std::string::npos) << e.what();
+  }
+}
+
 // The graphed step (warm-up, capture, replays) against LibTorch's eager
 // AdamW step by step, for the fused (H = 8) and the cuBLAS (H = 24) paths,
 // with a learning rate that changes between replays; then one step on a

@@ -155,7 +155,9 @@ TEST(InTrainingReduction, TrainingStaysFiniteAcrossReductionsForEverySelectionAn
                   static_cast<long long>(totals.final_state_dims[0]), totals.final_test_accuracy);
       // Keeping the strongest (or random) states still learns (chance is 0.1);
       // keeping the weakest balanced states is the ablation that fails.
-      if (selection != config::Selection::kSmallest) EXPECT_GT(totals.final_test_accuracy, 0.5) << name;
+      if (selection != config::Selection::kSmallest) {
+        EXPECT_GT(totals.final_test_accuracy, 0.5) << name;
+      }
     }
   }
 }
