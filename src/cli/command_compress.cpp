@@ -14,6 +14,7 @@
 #include "linalg/frequency_response.h"
 #include "linalg/lru_parameters.h"
 #include "linalg/lru_reduction.h"
+#include "training/block_reduction.h"
 #include "training/checkpoint.h"
 #include "training/trained_model.h"
 
@@ -36,20 +37,16 @@ CLI::App* add_compress_command(CLI::App& app, CompressOptions& options) {
 namespace {
 
 nlohmann::json compress_block(nn::LruLayer& layer, int64_t block, const CompressOptions& options) {
-  const linalg::DiagonalSystem full = layer->to_system();
-  const linalg::RankRule rule =
-      options.tol ? linalg::RankRule::energy(*options.tol)
-                  : linalg::RankRule::fixed(std::min<Eigen::Index>(*options.rank, full.state_dim()));
-  const linalg::LruReduction cut = linalg::reduce_diagonal_system(full, rule);
-  nlohmann::json row = {{"block", block}, {"old_dim", full.state_dim()}, {"new_dim", cut.rank},
-                        {"kept_energy", cut.kept_energy}, {"discarded_energy", cut.discarded_energy},
-                        {"hinf_bound", cut.hinf_bound}, {"hinf_error", 0.0}, {"guards", nlohmann::json::array()}};
-  if (cut.rank >= full.state_dim()) return row;
-  std::vector<linalg::GuardEvent> guards = cut.guards;
-  const linalg::LruParameters p = linalg::system_to_lru(cut.reduced, &guards);
-  row["hinf_error"] = linalg::hinf_error(full, linalg::lru_to_system(p));
-  for (const auto& g : guards) row["guards"].push_back(g.guard + ": " + g.detail);
-  layer->load_parameters(p);
+  const int64_t n = layer->state_dim();
+  const linalg::RankRule rule = options.tol ? linalg::RankRule::energy(*options.tol)
+                                            : linalg::RankRule::fixed(std::min<Eigen::Index>(*options.rank, n));
+  const training::LayerCut c = training::balanced_cut(layer, rule);
+  nlohmann::json row = {{"block", block}, {"old_dim", n}, {"new_dim", c.cut.rank},
+                        {"kept_energy", c.cut.kept_energy}, {"discarded_energy", c.cut.discarded_energy},
+                        {"hinf_bound", c.cut.hinf_bound}, {"hinf_error", 0.0}, {"guards", c.guards}};
+  if (c.cut.rank >= n) return row;
+  row["hinf_error"] = linalg::hinf_error(c.full, c.reduced);
+  layer->load_parameters(c.parameters);
   return row;
 }
 

@@ -100,6 +100,18 @@ RankChoice rank_choice(const config::ReductionConfig& reduction, int64_t state_d
   throw std::invalid_argument("rank_choice: reduction mode none");
 }
 
+LayerCut balanced_cut(const nn::LruLayer& layer, const linalg::RankRule& rule, linalg::KeptStates kept) {
+  LayerCut c;
+  c.full = layer->to_system();
+  c.cut = linalg::reduce_diagonal_system(c.full, rule, linalg::default_backend(), kept);
+  if (c.cut.rank >= c.full.state_dim()) return c;
+  std::vector<linalg::GuardEvent> guards = c.cut.guards;
+  c.parameters = linalg::system_to_lru(c.cut.reduced, &guards);
+  c.reduced = linalg::lru_to_system(c.parameters);
+  for (const auto& g : guards) c.guards.push_back(g.guard + ": " + g.detail);
+  return c;
+}
+
 std::vector<double> layer_hsv(const nn::LruLayer& layer) {
   return to_std(linalg::hankel_singular_values(layer->to_system()));
 }
@@ -134,20 +146,18 @@ std::optional<ReductionEvent> reduce_block(nn::LruLayer& layer, torch::optim::Ad
   } else {
     const auto kept_states = reduction.selection == config::Selection::kSmallest ? linalg::KeptStates::kSmallest
                                                                                  : linalg::KeptStates::kLargest;
-    const linalg::LruReduction cut = linalg::reduce_diagonal_system(full, rule, linalg::default_backend(), kept_states);
-    if (cut.rank >= n) return std::nullopt;
-    std::vector<linalg::GuardEvent> guards = cut.guards;
-    const linalg::LruParameters p = linalg::system_to_lru(cut.reduced, &guards);
-    now = linalg::lru_to_system(p);
-    event.hsv = to_std(cut.hsv);
-    event.kept_energy = cut.kept_energy;
-    event.discarded_energy = cut.discarded_energy;
-    event.hinf_bound = cut.hinf_bound;
-    for (const auto& g : guards) event.guards.push_back(g.guard + ": " + g.detail);
+    LayerCut c = balanced_cut(layer, rule, kept_states);
+    if (c.cut.rank >= n) return std::nullopt;
+    now = std::move(c.reduced);
+    event.hsv = to_std(c.cut.hsv);
+    event.kept_energy = c.cut.kept_energy;
+    event.discarded_energy = c.cut.discarded_energy;
+    event.hinf_bound = c.cut.hinf_bound;
+    event.guards = std::move(c.guards);
     const SavedStates saved = take_states(layer, optimizer);
-    layer->load_parameters(p);
+    layer->load_parameters(c.parameters);
     if (reduction.optimizer_state == config::OptimizerStatePolicy::kSlice)
-      carry_states(layer, optimizer, saved, torch::arange(cut.rank, torch::kLong));
+      carry_states(layer, optimizer, saved, torch::arange(c.cut.rank, torch::kLong));
   }
   event.new_dim = now.state_dim();
   event.wall_ms = watch.lap_ms();

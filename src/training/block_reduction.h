@@ -7,8 +7,11 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "config/config.h"
+#include "linalg/lru_reduction.h"
 #include "nn/lru_layer.h"
 #include "training/run_history.h"
 
@@ -31,6 +34,22 @@ RankChoice rank_choice(const config::ReductionConfig& reduction, int64_t state_d
 std::optional<ReductionEvent> reduce_block(nn::LruLayer& layer, torch::optim::AdamW& optimizer,
                                            const config::ReductionConfig& reduction, int64_t block,
                                            int64_t steps_done);
+
+// The balanced cut of one layer, computed but not applied: the truncation
+// (HSVs, rank, energies, bound), the reduced system re-diagonalised into LRU
+// parameters, and the guards that fired (linalg's and the conversion's, as
+// "guard: detail"). `parameters` and `reduced` are set only when
+// cut.rank < full.state_dim(). Shared by the in-training reduction and
+// `compressm compress`.
+struct LayerCut {
+  linalg::DiagonalSystem full;     // the layer before the cut
+  linalg::LruReduction cut;
+  linalg::LruParameters parameters;
+  linalg::DiagonalSystem reduced;  // what `parameters` compute
+  std::vector<std::string> guards;
+};
+LayerCut balanced_cut(const nn::LruLayer& layer, const linalg::RankRule& rule,
+                      linalg::KeptStates kept = linalg::KeptStates::kLargest);
 
 // HSVs of the layer's current system, descending.
 std::vector<double> layer_hsv(const nn::LruLayer& layer);
