@@ -50,7 +50,10 @@ Options parse(int argc, char** argv) {
     else if (a == "--steps") o.steps = std::stoll(v);
     else if (a == "--warmup") o.warmup = std::stoll(v);
     else if (a == "--threads") o.threads = std::stoi(v);
-    else if (a == "--graph") o.graph = v == "1";
+    else if (a == "--graph") {
+      if (v != "0" && v != "1") throw std::invalid_argument("--graph: 0 or 1, got " + v);
+      o.graph = v == "1";
+    }
     else throw std::invalid_argument("unknown option " + a);
   }
   if (o.device != "cpu" && o.device != "cuda") throw std::invalid_argument("--device: cpu or cuda");

@@ -231,6 +231,16 @@ else
 fi
 
 gtest test_training_cuda "$BUILD/tests/training/test_training" 'Trainer.Cuda*'
+# Per-kernel GPU time of one eager sMNIST step (N = 256), where Nsight Compute
+# works (Firecracker machines; not gVisor): the breakdown the next speed-up
+# should start from. Steps 6-7 of 8 (after warm-up); each kernel is replayed,
+# so this takes a minute.
+if [[ $QUICK != 1 && -x $BUILD/bench/bench_train_step ]] && command -v ncu >/dev/null; then
+  step ncu_smnist_n256 180 ncu --metrics gpu__time_duration.sum --print-summary per-kernel --launch-skip 2000 \
+    --launch-count 800 "$BUILD/bench/bench_train_step" --device cuda --blocks 1 --hidden 8 --batch 50 --length 784 \
+    --input 1 --classes 10 --state 256 --warmup 5 --steps 3 || true
+fi
+
 if [[ $QUICK != 1 ]]; then
   gtest test_precision "$BUILD/tests/nn/test_precision"
   gtest test_lru_layer_function "$BUILD/tests/nn/test_lru_layer_function"
