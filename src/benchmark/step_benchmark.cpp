@@ -57,8 +57,11 @@ StepBenchResult run_step_bench(const StepBenchOptions& o) {
   if (o.cuda_graph && o.device.is_cuda()) graphed = std::make_unique<nn::GraphedTrainStep>(model, *optimizer);
 
   StepBenchResult result;
+  // With a graph, the untimed steps include the eager ones and the capture.
+  result.warmup_steps = graphed ? std::max<int64_t>(o.warmup_steps, nn::GraphedTrainStep::kEagerSteps + 1)
+                                : o.warmup_steps;
   std::vector<double> cpu_ms;
-  for (int64_t step = 0; step < o.warmup_steps + o.steps; ++step) {
+  for (int64_t step = 0; step < result.warmup_steps + o.steps; ++step) {
     const Clock::time_point start = Clock::now();
     const std::clock_t cpu_start = std::clock();
     if (graphed) {
@@ -71,7 +74,7 @@ StepBenchResult run_step_bench(const StepBenchOptions& o) {
       result.final_loss = loss.item<double>();  // waits for the device, as the trainer's step does
     }
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    if (step < o.warmup_steps) continue;
+    if (step < result.warmup_steps) continue;
     result.step_ms.push_back(ms);
     cpu_ms.push_back(1e3 * static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC);
   }

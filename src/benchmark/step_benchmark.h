@@ -36,6 +36,7 @@ struct StepBenchResult {
   double cpu_median_ms = 0;     // median process CPU time per step (all threads)
   double final_loss = 0;        // last step's loss (finite: the steps trained)
   bool graph_captured = false;  // cuda_graph: whether the capture succeeded
+  int64_t warmup_steps = 0;     // untimed steps run (with a graph at least kEagerSteps + 1)
 };
 
 // Builds the model (seeded) on `device`, runs warm-up then timed steps; each

@@ -98,7 +98,7 @@ int run_bench(const BenchOptions& options) {
   out["steps_per_s"] = 1000.0 / result.median_ms;
   out["cpu_ms_per_step"] = result.cpu_median_ms;
   out["steps"] = options.steps;
-  out["warmup_steps"] = options.warmup;
+  out["warmup_steps"] = result.warmup_steps;
   out["dataset"] = config::to_string(config.dataset);
   out["state_dims"] = state_dims;
   out["hidden_dim"] = bench.model.hidden_dim;

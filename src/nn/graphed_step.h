@@ -18,9 +18,11 @@
 //    optimiser's state are kept up to date on the host.
 //
 // The first kEagerSteps calls run the same arithmetic eagerly on a side stream
-// (allocations settle), the next captures and replays, later calls replay.
-// A batch of another shape runs eagerly. If capture fails, a warning is
-// printed and every later call runs eagerly.
+// (allocations settle); the next call whose batch has the shape of the last
+// eager step captures and replays, later calls of that shape replay. A batch
+// of another shape runs eagerly. A failed capture throws c10::Error naming
+// training.cuda_graphs=false (the CUDA generator is left expecting a capture,
+// so eager steps with dropout could not go on).
 //
 // The object is tied to the model's current parameters and the optimiser's
 // current state tensors: build a new one after a reduction, a rollback or a
@@ -46,8 +48,10 @@ class GraphedTrainStep {
   static constexpr int kEagerSteps = 3;
 
   // `model` on a CUDA device; `optimizer` holds the model's parameters in
-  // its groups (lr, weight_decay, betas and eps are read from each group's
-  // options at every step). Throws c10::Error in a build without CUDA.
+  // its groups. lr and weight_decay are read from each group's options at
+  // every step; betas and eps once, here. Don't call the optimiser's
+  // zero_grad or step while this object lives. Throws c10::Error in a build
+  // without CUDA.
   GraphedTrainStep(LruModel model, torch::optim::AdamW& optimizer);
   ~GraphedTrainStep();
   GraphedTrainStep(const GraphedTrainStep&) = delete;

@@ -35,6 +35,13 @@ AdamWOptions& options_of(torch::optim::AdamW& optimizer, size_t group) {
   return static_cast<AdamWOptions&>(optimizer.param_groups()[group].options());
 }
 
+torch::Device cuda_device_of(const LruModel& model) {
+  const auto parameters = model->parameters();
+  TORCH_CHECK(!parameters.empty() && parameters.front().is_cuda(),
+              "CUDA graphs: the model must have parameters on a CUDA device");
+  return parameters.front().device();
+}
+
 }  // namespace
 
 bool graphs_compiled() { return true; }
@@ -50,14 +57,14 @@ struct GraphedTrainStep::Impl {
   torch::Tensor pinned_x, pinned_y;  // host batches are staged here (page-locked: the copy is asynchronous)
   torch::Tensor out;  // {2} float64 on the device: loss, correct count
   int64_t calls = 0;
-  bool captured = false, failed = false;
+  std::vector<int64_t> last_x_sizes;  // of the last eager step: the graph is captured for that shape
+  bool captured = false;
 
   Impl(LruModel m, torch::optim::AdamW& o)
       : model(std::move(m)),
         optimizer(o),
-        device(model->parameters().front().device()),
+        device(cuda_device_of(model)),
         side(c10::cuda::getStreamFromPool(false, device.index())) {
-    TORCH_CHECK(device.is_cuda(), "CUDA graphs: the model must be on a CUDA device");
     const c10::cuda::CUDAGuard guard(device);
     out = torch::zeros({2}, torch::TensorOptions().dtype(torch::kDouble).device(device));
     flatten();
@@ -166,8 +173,23 @@ struct GraphedTrainStep::Impl {
     target.copy_(pinned, /*non_blocking=*/true);
   }
 
+  // The parameters' .grad must stay the views of the flat gradient buffers
+  // (an optimiser's zero_grad would have replaced or dropped them).
+  void reattach_gradients() {
+    for (Bucket& b : buckets) {
+      int64_t offset = 0;
+      for (torch::Tensor& p : b.params) {
+        const int64_t n = p.numel();
+        if (!p.grad().defined() || p.grad().data_ptr() != b.g.narrow(0, offset, n).data_ptr())
+          p.mutable_grad() = b.g.narrow(0, offset, n).view(p.sizes());
+        offset += n;
+      }
+    }
+  }
+
   void eager(const torch::Tensor& host_or_device_x, const torch::Tensor& host_or_device_y) {
     const torch::Tensor x = host_or_device_x.to(device), y = host_or_device_y.to(device);
+    reattach_gradients();
     c10::cuda::device_synchronize();  // x, y and earlier steps were queued on another stream
     {
       const c10::cuda::CUDAStreamGuard guard(side);
@@ -226,18 +248,20 @@ std::pair<double, int64_t> GraphedTrainStep::step(const torch::Tensor& x, const 
     Impl::load(s.static_x, s.pinned_x, x);
     Impl::load(s.static_y, s.pinned_y, y);
     s.graph.replay();
-  } else if (!s.captured && !s.failed && s.calls >= kEagerSteps) {
+  } else if (!s.captured && s.calls >= kEagerSteps && x.sizes().vec() == s.last_x_sizes) {
+    // A failed capture leaves the CUDA generator expecting one (dropout would
+    // then fail in every eager step), so it ends the run with a way out.
     try {
       s.capture(x, y);
-      s.captured = true;
     } catch (const std::exception& e) {
-      s.failed = true;
       s.graph.reset();
-      std::cerr << "compressm: warning: CUDA graph capture failed, training steps run eagerly: " << e.what() << "\n";
-      s.eager(x, y);
+      TORCH_CHECK(false, "CUDA graph capture of the training step failed (", e.what(),
+                  "); train without graphs: --set training.cuda_graphs=false");
     }
+    s.captured = true;
   } else {
     s.eager(x, y);
+    s.last_x_sizes = x.sizes().vec();
   }
   s.count_step();
   ++s.calls;

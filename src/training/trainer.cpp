@@ -104,6 +104,7 @@ void Trainer::set_learning_rates() {
 }
 
 void Trainer::restore(const fs::path& checkpoint) {
+  graphed_.reset();  // before the optimiser it refers to can go
   const CheckpointContents contents = read_checkpoint(checkpoint);
   const std::string state_source = (checkpoint / "state.json").string();
   try {
@@ -120,7 +121,6 @@ void Trainer::restore(const fs::path& checkpoint) {
       optimizer_.reset();
       rebuild_optimizer();
     }
-    graphed_.reset();
     restore_model(model_, contents, checkpoint);
     restore_optimizer(*optimizer_, model_, contents, checkpoint);
     if (reduction_ && !contents.rollback_tensors.empty())

@@ -8,6 +8,8 @@
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "nn/cuda_ops.h"
 #include "nn/diagonal_scan_function.h"
 #include "nn/graphed_step.h"
@@ -236,6 +238,39 @@ TEST(CudaGraphedStep, MatchesEagerAdamWStepByStep) {
       EXPECT_EQ(state.step(), steps + 1);
     }
   }
+}
+
+// With dropout inside the graph (it draws from the CUDA generator during
+// replays), and a second graphed step built on the same model and optimiser
+// after the first is gone (what the trainer does after a reduction): both
+// capture, train (the loss falls on a fixed batch) and keep the step counts.
+TEST(CudaGraphedStep, DropoutAndRebuildOnTheSameModel) {
+  SKIP_WITHOUT_CUDA();
+  LruModelOptions o;
+  o.num_classes = 3;
+  o.state_dim = 48;
+  o.hidden_dim = 8;
+  o.drop_rate = 0.1;
+  torch::manual_seed(9);
+  LruModel model(o);
+  model->to(kCuda);
+  auto adamw = two_group_adamw(model);
+  const torch::Tensor x = torch::rand({8, 30, 1}).to(kCuda);
+  const torch::Tensor y = torch::randint(0, 3, {8}, torch::kLong).to(kCuda);
+  double first = 0, last = 0;
+  for (int round = 0; round < 2; ++round) {
+    GraphedTrainStep step(model, *adamw);
+    for (int i = 0; i < 30; ++i) {
+      const double loss = step.step(x, y).first;
+      ASSERT_TRUE(std::isfinite(loss)) << "round " << round << " step " << i;
+      if (round == 0 && i == 0) first = loss;
+      last = loss;
+    }
+    EXPECT_TRUE(step.captured()) << "round " << round;
+  }
+  EXPECT_LT(last, first);
+  for (const auto& p : model->parameters())
+    EXPECT_EQ(static_cast<const torch::optim::AdamWParamState&>(*adamw->state().at(optimizer_key(p))).step(), 60);
 }
 
 }  // namespace
