@@ -8,20 +8,12 @@
 #include <stdexcept>
 
 #include "nn/graphed_step.h"
+#include "nn/lru_optimizer.h"
 
 namespace compressm::benchmark {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-std::unique_ptr<torch::optim::AdamW> make_optimizer(const nn::LruModel& model, const StepBenchOptions& o) {
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(model->ssm_parameters(), std::make_unique<torch::optim::AdamWOptions>(
-                                                   torch::optim::AdamWOptions(o.lr * o.ssm_lr_factor).weight_decay(0.0)));
-  groups.emplace_back(model->other_parameters(), std::make_unique<torch::optim::AdamWOptions>(
-                                                     torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay)));
-  return std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(o.lr));
-}
 
 // Inputs {B, L, input_dim} uniform on [0, 1) (or tokens {B, L}) and labels {B}.
 std::pair<torch::Tensor, torch::Tensor> synthetic_batch(const StepBenchOptions& o) {
@@ -51,7 +43,7 @@ StepBenchResult run_step_bench(const StepBenchOptions& o) {
   nn::LruModel model(o.model);
   model->to(o.device);
   model->train();
-  std::unique_ptr<torch::optim::AdamW> optimizer = make_optimizer(model, o);
+  std::unique_ptr<torch::optim::AdamW> optimizer = nn::make_lru_adamw(model, o.lr * o.ssm_lr_factor, o.lr, o.weight_decay);
   const auto [x, labels] = synthetic_batch(o);
   std::unique_ptr<nn::GraphedTrainStep> graphed;
   if (o.cuda_graph && o.device.is_cuda()) graphed = std::make_unique<nn::GraphedTrainStep>(model, *optimizer);

@@ -10,12 +10,14 @@
 #include <vector>
 
 #include "kernels/cuda/lru_cuda.h"
+#include "nn/checkpointed_layer.h"
 
 namespace compressm::nn::cuda_ops {
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::tensor_list;
+using detail::AutogradContext;
+using detail::shape_of;
+using detail::tensor_list;
 
 kernels::cuda::Stream stream_of(const torch::Tensor& t) {
   return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
@@ -47,29 +49,30 @@ struct DiagonalScanCuda : public torch::autograd::Function<DiagonalScanCuda> {
   }
 };
 
-kernels::LruShape shape_of(const torch::Tensor& u, const torch::Tensor& lambda) {
-  return {u.size(0), u.size(1), lambda.size(0), u.size(2)};
-}
-
-kernels::LruWeights<float> weights_of(const tensor_list& t) {
-  return {t[0].data_ptr<float>(), t[1].data_ptr<float>(), t[2].data_ptr<float>(), t[3].data_ptr<float>(),
-          t[4].data_ptr<float>(), t[5].data_ptr<float>(), t[6].data_ptr<float>()};
-}
+// The fused CUDA kernels (kernels/cuda/lru_cuda.h) for detail::CheckpointedLayer.
+struct CudaKernels {
+  static int64_t checkpoint_size(const kernels::LruShape& shape) { return kernels::cuda::fused_checkpoint_size(shape); }
+  static torch::Tensor forward(const tensor_list& t, const torch::Tensor& checkpoints);
+  static tensor_list backward(const tensor_list& t, const torch::Tensor& checkpoints, const torch::Tensor& grad_y);
+};
 
 // y = sum of the state blocks' parts + D .* u; fills `checkpoints` when defined.
-torch::Tensor fused_forward(const tensor_list& t, const torch::Tensor& checkpoints) {
+torch::Tensor CudaKernels::forward(const tensor_list& t, const torch::Tensor& checkpoints) {
   const torch::Tensor& u = t[7];
+  const c10::cuda::CUDAGuard guard(u.device());
   const kernels::LruShape shape = shape_of(u, t[0]);
   torch::Tensor parts = torch::empty({kernels::cuda::fused_state_blocks(shape), shape.batch, shape.length, shape.hidden},
                                      u.options());
-  kernels::cuda::lru_layer_forward(weights_of(t), u.data_ptr<float>(), parts.data_ptr<float>(),
+  kernels::cuda::lru_layer_forward(detail::weights_of<float>(t), u.data_ptr<float>(), parts.data_ptr<float>(),
                                    checkpoints.defined() ? checkpoints.data_ptr<float>() : nullptr, shape,
                                    stream_of(u));
   return parts.sum(0) + t[6] * u;
 }
 
-tensor_list fused_backward(const tensor_list& t, const torch::Tensor& checkpoints, const torch::Tensor& grad_y) {
+tensor_list CudaKernels::backward(const tensor_list& t, const torch::Tensor& checkpoints,
+                                  const torch::Tensor& grad_y) {
   const torch::Tensor& u = t[7];
+  const c10::cuda::CUDAGuard guard(u.device());
   const kernels::LruShape shape = shape_of(u, t[0]);
   const auto o = u.options();
   const int64_t B = shape.batch, N = shape.state, H = shape.hidden;
@@ -81,40 +84,10 @@ tensor_list fused_backward(const tensor_list& t, const torch::Tensor& checkpoint
                                               B_re.data_ptr<float>(),      B_im.data_ptr<float>(),
                                               C_re.data_ptr<float>(),      C_im.data_ptr<float>(),
                                               u_parts.data_ptr<float>()};
-  kernels::cuda::lru_layer_backward(weights_of(t), u.data_ptr<float>(), checkpoints.data_ptr<float>(),
+  kernels::cuda::lru_layer_backward(detail::weights_of<float>(t), u.data_ptr<float>(), checkpoints.data_ptr<float>(),
                                     grad_y.data_ptr<float>(), parts, shape, stream_of(u));
   return {lambda_re.sum(0), lambda_im.sum(0), B_re.sum(0), B_im.sum(0), C_re.sum(0), C_im.sum(0),
           (grad_y * u).sum(std::vector<int64_t>{0, 1}), u_parts.sum(0) + t[6] * grad_y};
-}
-
-struct LruLayerCuda : public torch::autograd::Function<LruLayerCuda> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& lambda_re, const torch::Tensor& lambda_im,
-                               const torch::Tensor& B_re, const torch::Tensor& B_im, const torch::Tensor& C_re,
-                               const torch::Tensor& C_im, const torch::Tensor& D, const torch::Tensor& u) {
-    const c10::cuda::CUDAGuard guard(u.device());
-    const tensor_list t{lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u};
-    torch::Tensor checkpoints =
-        torch::empty({kernels::cuda::fused_checkpoint_size(shape_of(u, lambda_re))}, u.options());
-    torch::Tensor y = fused_forward(t, checkpoints);
-    tensor_list saved = t;
-    saved.push_back(checkpoints);
-    ctx->save_for_backward(saved);
-    return y;
-  }
-
-  static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
-    tensor_list saved = ctx->get_saved_variables();
-    const torch::Tensor checkpoints = saved.back();
-    saved.pop_back();
-    const c10::cuda::CUDAGuard guard(saved[7].device());
-    return fused_backward(saved, checkpoints, grad_outputs[0].contiguous());
-  }
-};
-
-bool any_requires_grad(const tensor_list& t) {
-  for (const torch::Tensor& x : t)
-    if (x.requires_grad()) return true;
-  return false;
 }
 
 }  // namespace
@@ -126,12 +99,8 @@ torch::Tensor diagonal_scan(const torch::Tensor& lambda, const torch::Tensor& u)
 }
 
 torch::Tensor lru_layer_fused(const LruLayerInputs& in) {
-  const tensor_list t{in.lambda_re, in.lambda_im, in.B_re, in.B_im, in.C_re, in.C_im, in.D, in.u};
-  if (!torch::GradMode::is_enabled() || !any_requires_grad(t)) {
-    const c10::cuda::CUDAGuard guard(in.u.device());
-    return fused_forward(t, torch::Tensor());
-  }
-  return LruLayerCuda::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]);
+  return detail::apply_checkpointed<CudaKernels>(
+      {in.lambda_re, in.lambda_im, in.B_re, in.B_im, in.C_re, in.C_im, in.D, in.u});
 }
 
 }  // namespace compressm::nn::cuda_ops

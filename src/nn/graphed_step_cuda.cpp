@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "nn/graphed_step.h"
-#include "nn/optimizer_key.h"
+#include "nn/lru_optimizer.h"
 
 namespace compressm::nn {
 namespace {
@@ -27,6 +27,7 @@ struct Bucket {
   int64_t steps = 0;  // AdamW steps these parameters have taken
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   std::vector<torch::Tensor> params;
+  std::vector<torch::Tensor> grads;  // params[i]'s .grad: a view of g
   torch::Tensor p, g, m, v;  // flat parameters, gradients, first and second moments
   torch::Tensor scalars;     // {3} on the device: 1 - lr wd, lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t)
 };
@@ -36,10 +37,8 @@ AdamWOptions& options_of(torch::optim::AdamW& optimizer, size_t group) {
 }
 
 torch::Device cuda_device_of(const LruModel& model) {
-  const auto parameters = model->parameters();
-  TORCH_CHECK(!parameters.empty() && parameters.front().is_cuda(),
-              "CUDA graphs: the model must have parameters on a CUDA device");
-  return parameters.front().device();
+  TORCH_CHECK(model->device().is_cuda(), "CUDA graphs: the model must be on a CUDA device");
+  return model->device();
 }
 
 }  // namespace
@@ -123,7 +122,8 @@ struct GraphedTrainStep::Impl {
         s.exp_avg(view(b.m));
         s.exp_avg_sq(view(b.v));
         p.set_data(view(b.p));
-        p.mutable_grad() = view(b.g);
+        b.grads.push_back(view(b.g));
+        p.mutable_grad() = b.grads.back();
         offset += n;
       }
     }
@@ -176,15 +176,9 @@ struct GraphedTrainStep::Impl {
   // The parameters' .grad must stay the views of the flat gradient buffers
   // (an optimiser's zero_grad would have replaced or dropped them).
   void reattach_gradients() {
-    for (Bucket& b : buckets) {
-      int64_t offset = 0;
-      for (torch::Tensor& p : b.params) {
-        const int64_t n = p.numel();
-        if (!p.grad().defined() || p.grad().data_ptr() != b.g.narrow(0, offset, n).data_ptr())
-          p.mutable_grad() = b.g.narrow(0, offset, n).view(p.sizes());
-        offset += n;
-      }
-    }
+    for (Bucket& b : buckets)
+      for (size_t i = 0; i < b.params.size(); ++i)
+        if (!b.params[i].grad().is_same(b.grads[i])) b.params[i].mutable_grad() = b.grads[i];
   }
 
   void eager(const torch::Tensor& host_or_device_x, const torch::Tensor& host_or_device_y) {

@@ -4,75 +4,51 @@
 
 #include "kernels/cuda/lru_cuda.h"
 #include "kernels/lru_layer_kernel.h"
+#include "nn/checkpointed_layer.h"
 #include "nn/cuda_ops.h"
 #include "nn/diagonal_scan_function.h"
 
 namespace compressm::nn {
 namespace {
 
-using torch::autograd::AutogradContext;
-using torch::autograd::tensor_list;
-
-kernels::LruShape shape_of(const torch::Tensor& u, const torch::Tensor& lambda) {
-  return {u.size(0), u.size(1), lambda.size(0), u.size(2)};
-}
+using detail::shape_of;
+using detail::tensor_list;
+using detail::weights_of;
 
 // Order of the tensors in the autograd op, its saved list and its gradients.
 tensor_list as_list(const LruLayerInputs& in) {
   return {in.lambda_re, in.lambda_im, in.B_re, in.B_im, in.C_re, in.C_im, in.D, in.u};
 }
 
-template <class T>
-kernels::LruWeights<T> weights_of(const tensor_list& t) {
-  return {t[0].data_ptr<T>(), t[1].data_ptr<T>(), t[2].data_ptr<T>(), t[3].data_ptr<T>(),
-          t[4].data_ptr<T>(), t[5].data_ptr<T>(), t[6].data_ptr<T>()};
-}
+// The CPU kernels (kernels/lru_layer_kernel.h) for detail::CheckpointedLayer.
+struct CpuKernels {
+  static int64_t checkpoint_size(const kernels::LruShape& shape) { return kernels::lru_checkpoint_size(shape); }
 
-// y = layer(u); fills `checkpoints` when defined.
-torch::Tensor run_forward(const tensor_list& t, torch::Tensor checkpoints) {
-  const torch::Tensor& u = t[7];
-  torch::Tensor y = torch::empty_like(u);
-  const kernels::LruShape shape = shape_of(u, t[0]);
-  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "lru_layer_forward", [&] {
-    kernels::lru_layer_forward(weights_of<scalar_t>(t), u.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
-                               checkpoints.defined() ? checkpoints.data_ptr<scalar_t>() : nullptr, shape);
-  });
-  return y;
-}
-
-tensor_list run_backward(const tensor_list& t, const torch::Tensor& checkpoints, const torch::Tensor& grad_y) {
-  tensor_list grads;
-  for (const torch::Tensor& x : t) grads.push_back(torch::empty_like(x));
-  AT_DISPATCH_FLOATING_TYPES(grad_y.scalar_type(), "lru_layer_backward", [&] {
-    const kernels::LruGradients<scalar_t> g{
-        grads[0].data_ptr<scalar_t>(), grads[1].data_ptr<scalar_t>(), grads[2].data_ptr<scalar_t>(),
-        grads[3].data_ptr<scalar_t>(), grads[4].data_ptr<scalar_t>(), grads[5].data_ptr<scalar_t>(),
-        grads[6].data_ptr<scalar_t>(), grads[7].data_ptr<scalar_t>()};
-    kernels::lru_layer_backward(weights_of<scalar_t>(t), t[7].data_ptr<scalar_t>(),
-                                checkpoints.data_ptr<scalar_t>(), grad_y.data_ptr<scalar_t>(), g,
-                                shape_of(t[7], t[0]));
-  });
-  return grads;
-}
-
-struct LruLayerFunction : public torch::autograd::Function<LruLayerFunction> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& lambda_re, const torch::Tensor& lambda_im,
-                               const torch::Tensor& B_re, const torch::Tensor& B_im, const torch::Tensor& C_re,
-                               const torch::Tensor& C_im, const torch::Tensor& D, const torch::Tensor& u) {
-    const tensor_list t{lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u};
-    torch::Tensor checkpoints = torch::empty({kernels::lru_checkpoint_size(shape_of(u, lambda_re))}, u.options());
-    torch::Tensor y = run_forward(t, checkpoints);
-    tensor_list saved = t;
-    saved.push_back(checkpoints);
-    ctx->save_for_backward(saved);
+  // y = layer(u); fills `checkpoints` when defined.
+  static torch::Tensor forward(const tensor_list& t, const torch::Tensor& checkpoints) {
+    const torch::Tensor& u = t[7];
+    torch::Tensor y = torch::empty_like(u);
+    const kernels::LruShape shape = shape_of(u, t[0]);
+    AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "lru_layer_forward", [&] {
+      kernels::lru_layer_forward(weights_of<scalar_t>(t), u.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
+                                 checkpoints.defined() ? checkpoints.data_ptr<scalar_t>() : nullptr, shape);
+    });
     return y;
   }
 
-  static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
-    tensor_list saved = ctx->get_saved_variables();
-    const torch::Tensor checkpoints = saved.back();
-    saved.pop_back();
-    return run_backward(saved, checkpoints, grad_outputs[0].contiguous());
+  static tensor_list backward(const tensor_list& t, const torch::Tensor& checkpoints, const torch::Tensor& grad_y) {
+    tensor_list grads;
+    for (const torch::Tensor& x : t) grads.push_back(torch::empty_like(x));
+    AT_DISPATCH_FLOATING_TYPES(grad_y.scalar_type(), "lru_layer_backward", [&] {
+      const kernels::LruGradients<scalar_t> g{
+          grads[0].data_ptr<scalar_t>(), grads[1].data_ptr<scalar_t>(), grads[2].data_ptr<scalar_t>(),
+          grads[3].data_ptr<scalar_t>(), grads[4].data_ptr<scalar_t>(), grads[5].data_ptr<scalar_t>(),
+          grads[6].data_ptr<scalar_t>(), grads[7].data_ptr<scalar_t>()};
+      kernels::lru_layer_backward(weights_of<scalar_t>(t), t[7].data_ptr<scalar_t>(),
+                                  checkpoints.data_ptr<scalar_t>(), grad_y.data_ptr<scalar_t>(), g,
+                                  shape_of(t[7], t[0]));
+    });
+    return grads;
   }
 };
 
@@ -100,12 +76,6 @@ void check_arguments(const LruLayerInputs& in) {
   expect(u, u.sizes(), "u");
 }
 
-bool any_requires_grad(const tensor_list& t) {
-  for (const torch::Tensor& x : t)
-    if (x.requires_grad()) return true;
-  return false;
-}
-
 }  // namespace
 
 torch::Tensor lru_layer(const LruLayerInputs& in) {
@@ -119,8 +89,7 @@ torch::Tensor lru_layer(const LruLayerInputs& in) {
     return cuda_ops::lru_layer_fused({t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]});
   }
   TORCH_CHECK(in.u.device().is_cpu(), "lru_layer: tensors must be on the CPU or a CUDA device");
-  if (!torch::GradMode::is_enabled() || !any_requires_grad(t)) return run_forward(t, torch::Tensor());
-  return LruLayerFunction::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]);
+  return detail::apply_checkpointed<CpuKernels>(t);
 }
 
 torch::Tensor lru_layer_unfused(const LruLayerInputs& in) {

@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "nn/lru_optimizer.h"
+
 namespace compressm::nn {
 
 LruBlockImpl::LruBlockImpl(int64_t n, int64_t h, double drop_rate, LruInit init, Precision precision)
@@ -82,6 +84,16 @@ std::vector<torch::Tensor> LruModelImpl::other_parameters() const {
   for (const auto& item : named_parameters())
     if (!is_ssm_parameter(item.key())) out.push_back(item.value());
   return out;
+}
+
+std::unique_ptr<torch::optim::AdamW> make_lru_adamw(const LruModel& model, double ssm_lr, double lr,
+                                                    double weight_decay) {
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(model->ssm_parameters(),
+                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(ssm_lr).weight_decay(0.0)));
+  groups.emplace_back(model->other_parameters(), std::make_unique<torch::optim::AdamWOptions>(
+                                                     torch::optim::AdamWOptions(lr).weight_decay(weight_decay)));
+  return std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(lr));
 }
 
 }  // namespace compressm::nn

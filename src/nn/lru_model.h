@@ -61,6 +61,8 @@ class LruModelImpl : public torch::nn::Module {
   std::vector<LruLayer> lru_layers() const;
   std::vector<int64_t> state_dims() const;
   const LruModelOptions& options() const { return options_; }
+  // Where the parameters are.
+  torch::Device device() const { return head->weight.device(); }
 
   // Parameters of the SSM group (nu_log, theta_log, gamma_log, B_re, B_im):
   // lr * ssm_lr_factor, no weight decay. Everything else is `other_parameters`.

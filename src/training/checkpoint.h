@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "nn/lru_model.h"
-#include "nn/optimizer_key.h"
+#include "nn/lru_optimizer.h"
 #include "training/checkpoint_files.h"
 
 namespace compressm::training {
@@ -84,7 +84,7 @@ std::filesystem::path latest_checkpoint(const std::filesystem::path& run_dir);
 // folder meaning its final model. Throws CheckpointError.
 std::filesystem::path resolve_checkpoint(const std::filesystem::path& dir);
 
-// The key under which AdamW keeps a parameter's state (nn/optimizer_key.h).
+// The key under which AdamW keeps a parameter's state (nn/lru_optimizer.h).
 using nn::optimizer_key;
 
 // Tensor list (de)serialisation; exposed for the tests.

@@ -15,16 +15,12 @@ torch::Tensor batch_labels(const data::Batch& batch, const torch::Device& device
       .to(device, torch::kLong);
 }
 
-torch::Device model_device(const nn::LruModel& model) {
-  const auto parameters = model->parameters();
-  return parameters.empty() ? torch::Device(torch::kCPU) : parameters.front().device();
-}
 
 Accuracy evaluate_accuracy(nn::LruModel& model, const data::Dataset& split, int64_t batch_size) {
   const bool was_training = model->is_training();
   model->eval();
   torch::NoGradGuard no_grad;
-  const torch::Device device = model_device(model);
+  const torch::Device device = model->device();
   Accuracy result;
   const data::SequentialBatches batches(split, batch_size);
   for (int64_t i = 0; i < batches.num_batches(); ++i) {

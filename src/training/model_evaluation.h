@@ -23,8 +23,6 @@ struct Accuracy {
 torch::Tensor batch_inputs(data::Batch& batch, const torch::Device& device = torch::kCPU);
 torch::Tensor batch_labels(const data::Batch& batch, const torch::Device& device = torch::kCPU);
 
-// The device of the model's parameters.
-torch::Device model_device(const nn::LruModel& model);
 
 // Every example once, in order, `batch_size` at a time. Leaves the model in
 // the mode it found it in.

@@ -52,15 +52,10 @@ void Trainer::rebuild_optimizer() {
   state_dims_ = model_->state_dims();
   dims_key_ = dims_key(state_dims_);
   const auto& t = config_.training;
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(model_->ssm_parameters(), std::make_unique<torch::optim::AdamWOptions>(
-                                                    torch::optim::AdamWOptions(t.lr * t.ssm_lr_factor).weight_decay(0.0)));
-  groups.emplace_back(model_->other_parameters(), std::make_unique<torch::optim::AdamWOptions>(
-                                                      torch::optim::AdamWOptions(t.lr).weight_decay(t.weight_decay)));
   // Keep the moments of the model's current parameters only: a stale entry
   // of a freed tensor could be found again by a new tensor at its address.
   std::unique_ptr<torch::optim::AdamW> old = std::move(optimizer_);
-  optimizer_ = std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(t.lr));
+  optimizer_ = nn::make_lru_adamw(model_, t.lr * t.ssm_lr_factor, t.lr, t.weight_decay);
   if (old) {
     for (const auto& parameter : model_->parameters()) {
       const auto found = old->state().find(optimizer_key(parameter));

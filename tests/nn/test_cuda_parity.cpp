@@ -15,7 +15,7 @@
 #include "nn/graphed_step.h"
 #include "nn/lru_layer_function.h"
 #include "nn/lru_model.h"
-#include "nn/optimizer_key.h"
+#include "nn/lru_optimizer.h"
 
 namespace compressm::nn {
 namespace {
@@ -164,12 +164,7 @@ TEST(CudaLruModel, ForwardAndGradientsMatchTheCpu) {
 }
 
 std::unique_ptr<torch::optim::AdamW> two_group_adamw(const LruModel& model) {
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(model->ssm_parameters(),
-                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(5e-3).weight_decay(0.0)));
-  groups.emplace_back(model->other_parameters(),
-                      std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(1e-2).weight_decay(0.05)));
-  return std::make_unique<torch::optim::AdamW>(std::move(groups), torch::optim::AdamWOptions(1e-2));
+  return make_lru_adamw(model, 5e-3, 1e-2, 0.05);
 }
 
 // A build without CUDA says so instead of pretending (runs in CI).
