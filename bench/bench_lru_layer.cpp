@@ -18,6 +18,8 @@
 #include <iostream>
 #include <string>
 
+#include "bench_flags.h"
+#include "benchmark/step_benchmark.h"
 #include "nn/lru_layer.h"
 
 namespace {
@@ -29,17 +31,14 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    const int64_t v = std::stoll(argv[i + 1]);
-    if (a == "--state") o.state = v;
-    else if (a == "--hidden") o.hidden = v;
-    else if (a == "--batch") o.batch = v;
-    else if (a == "--length") o.length = v;
-    else if (a == "--steps") o.steps = v;
-    else if (a == "--threads") o.threads = static_cast<int>(v);
-    else throw std::invalid_argument("unknown option " + a);
-  }
+  compressm::bench::Flags flags(argc, argv);
+  flags.read("--state", o.state);
+  flags.read("--hidden", o.hidden);
+  flags.read("--batch", o.batch);
+  flags.read("--length", o.length);
+  flags.read("--steps", o.steps);
+  flags.read("--threads", o.threads);
+  flags.check_all_read();
   return o;
 }
 
@@ -48,11 +47,6 @@ double cpu_ms() { return 1e3 * static_cast<double>(std::clock()) / CLOCKS_PER_SE
 struct Timing {
   double wall_ms, cpu_ms;  // medians
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 // Forward + backward of sum(upstream .* layer(u)).
 template <class Forward>
@@ -68,7 +62,7 @@ Timing time_steps(compressm::nn::LruLayer& layer, const torch::Tensor& u, const 
     cpu.push_back(cpu_ms() - cpu_start);
     wall.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
   }
-  return {median(wall), median(cpu)};
+  return {compressm::benchmark::median(wall), compressm::benchmark::median(cpu)};
 }
 
 }  // namespace

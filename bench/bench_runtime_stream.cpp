@@ -22,6 +22,8 @@
 #include <string>
 #include <thread>
 
+#include "bench_flags.h"
+#include "benchmark/step_benchmark.h"
 #include "export/model_export.h"
 #include "linalg/lru_parameters.h"
 #include "linalg/lru_reduction.h"
@@ -40,28 +42,20 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    const int64_t v = std::stoll(argv[i + 1]);
-    if (a == "--state") o.state = v;
-    else if (a == "--reduced") o.reduced = v;
-    else if (a == "--hidden") o.hidden = v;
-    else if (a == "--length") o.length = v;
-    else if (a == "--batch") o.batch = v;
-    else if (a == "--threads") o.threads = static_cast<int>(v);
-    else if (a == "--repeats") o.repeats = v;
-    else throw std::invalid_argument("unknown option " + a);
-  }
+  compressm::bench::Flags flags(argc, argv);
+  flags.read("--state", o.state);
+  flags.read("--reduced", o.reduced);
+  flags.read("--hidden", o.hidden);
+  flags.read("--length", o.length);
+  flags.read("--batch", o.batch);
+  flags.read("--threads", o.threads);
+  flags.read("--repeats", o.repeats);
+  flags.check_all_read();
   return o;
 }
 
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 double quantile(std::vector<double> v, double q) {
@@ -79,7 +73,7 @@ double time_ms(int64_t repeats, F&& f) {
     f();
     ms.push_back(ms_since(start));
   }
-  return median(ms);
+  return compressm::benchmark::median(ms);
 }
 
 // `work(sequence)` for sequences [0, count) on `threads` threads, i, i + threads, ...
@@ -156,7 +150,7 @@ nlohmann::json measure(compressm::nn::LruModel& model, const Options& o, const t
   const double b = static_cast<double>(o.batch);
   return {{"state_dim", model->state_dims().at(0)},
           {"parity_max_rel_error", parity},
-          {"runtime_step_us_median", median(step_us)},
+          {"runtime_step_us_median", compressm::benchmark::median(step_us)},
           {"runtime_step_us_p99", quantile(step_us, 0.99)},
           {"runtime_seq_per_s", 1000.0 * b / whole_ms},
           {"runtime_streamed_seq_per_s", 1000.0 * b / streamed_ms},

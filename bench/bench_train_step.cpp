@@ -20,6 +20,7 @@
 #include <iostream>
 #include <string>
 
+#include "bench_flags.h"
 #include "benchmark/step_benchmark.h"
 
 namespace {
@@ -34,28 +35,24 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; i += 2) {
-    const std::string a = argv[i];
-    if (i + 1 >= argc) throw std::invalid_argument("option " + a + " needs a value");
-    const std::string v = argv[i + 1];
-    if (a == "--device") o.device = v;
-    else if (a == "--precision") o.precision = v;
-    else if (a == "--blocks") o.blocks = std::stoll(v);
-    else if (a == "--state") o.state = std::stoll(v);
-    else if (a == "--hidden") o.hidden = std::stoll(v);
-    else if (a == "--batch") o.batch = std::stoll(v);
-    else if (a == "--length") o.length = std::stoll(v);
-    else if (a == "--input") o.input = std::stoll(v);
-    else if (a == "--classes") o.classes = std::stoll(v);
-    else if (a == "--steps") o.steps = std::stoll(v);
-    else if (a == "--warmup") o.warmup = std::stoll(v);
-    else if (a == "--threads") o.threads = std::stoi(v);
-    else if (a == "--graph") {
-      if (v != "0" && v != "1") throw std::invalid_argument("--graph: 0 or 1, got " + v);
-      o.graph = v == "1";
-    }
-    else throw std::invalid_argument("unknown option " + a);
-  }
+  compressm::bench::Flags flags(argc, argv);
+  flags.read("--device", o.device);
+  flags.read("--precision", o.precision);
+  flags.read("--blocks", o.blocks);
+  flags.read("--state", o.state);
+  flags.read("--hidden", o.hidden);
+  flags.read("--batch", o.batch);
+  flags.read("--length", o.length);
+  flags.read("--input", o.input);
+  flags.read("--classes", o.classes);
+  flags.read("--steps", o.steps);
+  flags.read("--warmup", o.warmup);
+  flags.read("--threads", o.threads);
+  std::string graph = "0";
+  flags.read("--graph", graph);
+  flags.check_all_read();
+  if (graph != "0" && graph != "1") throw std::invalid_argument("--graph: 0 or 1, got " + graph);
+  o.graph = graph == "1";
   if (o.device != "cpu" && o.device != "cuda") throw std::invalid_argument("--device: cpu or cuda");
   return o;
 }
