@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "config/config.h"
 #include "io/system_json.h"
+#include "linalg/dense_kernels.h"
 
 #ifndef COMPRESSM_VERSION
 #define COMPRESSM_VERSION "unknown"
@@ -61,7 +62,10 @@ void check_subcommand_name(const CLI::App& app, int argc, char** argv) {
 
 int main(int argc, char** argv) {
   CLI::App app{"compressm: in-training compression of LRU state-space models", "compressm"};
-  app.set_version_flag("--version", std::string("compressm ") + COMPRESSM_VERSION);
+  std::string version = std::string("compressm ") + COMPRESSM_VERSION;
+  const compressm::linalg::BlasKernels& blas = compressm::linalg::blas_kernels();
+  if (!blas.in_use.empty()) version += "\nBLAS: OpenBLAS, kernels " + blas.in_use + " (" + blas.how + ")";
+  app.set_version_flag("--version", version);
   app.require_subcommand(1);
 
   HsvOptions hsv_options;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 
 #include "linalg/types.h"
 
@@ -20,6 +21,18 @@ const char* backend_name(Backend backend);
 // Threads the BLAS/LAPACK library may use per call (1 when the caller runs
 // several reductions in parallel). No effect on the reference backend.
 void set_dense_kernel_threads(int threads);
+int dense_kernel_threads();
+
+// OpenBLAS's kernel set, e.g. "SkylakeX", and how it was chosen: by OpenBLAS,
+// by the user (OPENBLAS_CORETYPE), or switched by us when the program started
+// because OpenBLAS fell back to older kernels than the CPU runs
+// (blas_runtime.cpp). Empty names when the BLAS is not OpenBLAS.
+struct BlasKernels {
+  std::string chosen_by_library;
+  std::string in_use;
+  std::string how;
+};
+const BlasKernels& blas_kernels();
 
 // X = A A^H (Hermitian, both triangles filled). A {N, K} -> X {N, N}.
 MatrixXc gram_rows(const MatrixXc& a, Backend backend = default_backend());
@@ -50,6 +63,7 @@ PartialSvd partial_svd(const MatrixXc& m, Eigen::Index vectors,
 
 // As above, with the number of vectors chosen from the singular values once
 // they are known (e.g. by an energy tolerance), without a second factorisation.
+// An empty rule asks for the singular values only (the cheapest path).
 using VectorCountRule = std::function<Eigen::Index(const VectorXd& singular_values)>;
 PartialSvd partial_svd(const MatrixXc& m, const VectorCountRule& vectors,
                        Backend backend = default_backend());

@@ -5,6 +5,7 @@
 #include <Eigen/SVD>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 #include "linalg/dense_kernels.h"
 #include "linalg/dense_kernels_internal.h"
@@ -81,10 +82,16 @@ GramianFactor psd_factor(const MatrixXc& p) {
 }
 
 PartialSvd partial_svd(const MatrixXc& m, const VectorCountRule& vectors) {
+  if (!vectors) {
+    const Eigen::BDCSVD<MatrixXc> values(m);
+    return {values.singularValues(), MatrixXc::Zero(m.rows(), 0), MatrixXc::Zero(m.cols(), 0)};
+  }
   Eigen::BDCSVD<MatrixXc> svd(m, Eigen::ComputeThinU | Eigen::ComputeThinV);
   PartialSvd out;
   out.singular_values = svd.singularValues();
   const Eigen::Index k = vectors(out.singular_values);
+  if (k < 0 || k > out.singular_values.size())
+    throw std::invalid_argument("partial_svd: vector count out of range");
   out.U = svd.matrixU().leftCols(k);
   out.V = svd.matrixV().leftCols(k);
   return out;

@@ -7,10 +7,6 @@
 #include "linalg/stopwatch.h"
 
 namespace compressm::linalg {
-namespace {
-Eigen::Index no_vectors(const VectorXd&) { return 0; }
-}  // namespace
-
 SquareRootBalancing square_root_balancing(const MatrixXc& p, const MatrixXc& q,
                                           const VectorCountRule& vectors, Backend backend) {
   Stopwatch watch;
@@ -39,8 +35,10 @@ SquareRootBalancing square_root_balancing(GramianFactor lc, GramianFactor lo,
     hsv.head(available) = s.cwiseMax(0.0);
     return hsv;
   };
-  PartialSvd svd = partial_svd(
-      m, [&](const VectorXd& s) { return std::min(vectors(padded(s)), available); }, backend);
+  VectorCountRule clamped;  // stays empty (values only) when the caller wants no vectors
+  if (vectors)
+    clamped = [&](const VectorXd& s) { return std::min(vectors(padded(s)), available); };
+  PartialSvd svd = partial_svd(m, clamped, backend);
   out.hsv = padded(svd.singular_values);
   out.timing.svd_ms = watch.lap_ms();
   out.U = std::move(svd.U);
@@ -50,13 +48,13 @@ SquareRootBalancing square_root_balancing(GramianFactor lc, GramianFactor lo,
 
 VectorXd hankel_singular_values(const DiagonalSystem& system, Backend backend) {
   return square_root_balancing(controllability_gramian(system), observability_gramian(system),
-                               no_vectors, backend)
+                               VectorCountRule{}, backend)
       .hsv;
 }
 
 VectorXd hankel_singular_values(const DenseSystem& system, Backend backend) {
   auto [lc, lo] = gramian_factors(system, backend);
-  return square_root_balancing(std::move(lc), std::move(lo), no_vectors, backend).hsv;
+  return square_root_balancing(std::move(lc), std::move(lo), VectorCountRule{}, backend).hsv;
 }
 
 std::pair<GramianFactor, GramianFactor> gramian_factors(const DiagonalSystem& system,

@@ -26,6 +26,7 @@ struct SquareRootBalancing {
 // Computes the HSVs and the leading singular vectors needed to truncate;
 // `vectors` sees the HSVs (length N, descending) and returns how many.
 // It is clamped to the number of HSVs that can be nonzero, min(rank_o, rank_c).
+// An empty `vectors` computes the HSVs only.
 SquareRootBalancing square_root_balancing(const MatrixXc& p, const MatrixXc& q,
                                           const VectorCountRule& vectors,
                                           Backend backend = default_backend());

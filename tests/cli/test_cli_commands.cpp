@@ -7,6 +7,7 @@
 
 #include "cli_runner.h"
 #include "io/system_json.h"
+#include "linalg/dense_kernels.h"
 #include "support/random_systems.h"
 
 namespace {
@@ -129,6 +130,9 @@ TEST(CliHelp, Version) {
   const auto result = run_cli({"--version"});
   EXPECT_EQ(result.status, 0);
   EXPECT_EQ(result.out.rfind("compressm ", 0), 0u) << result.out;
+  // Which BLAS kernels run (src/linalg/blas_runtime.cpp), when the BLAS is OpenBLAS.
+  if (compressm::linalg::lapack_available())
+    EXPECT_NE(result.out.find("BLAS: OpenBLAS, kernels "), std::string::npos) << result.out;
 }
 
 }  // namespace

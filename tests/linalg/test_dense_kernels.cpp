@@ -97,6 +97,22 @@ TEST_F(DenseKernels, PartialSvdRuleSeesSingularValues) {
   EXPECT_THROW(partial_svd(m, 21, Backend::Lapack), std::invalid_argument);
 }
 
+TEST_F(DenseKernels, ValuesOnlySvdMatchesTheOneWithVectors) {
+  const MatrixXc m = random_matrix(rng, 37, 29);
+  for (Backend b : {Backend::Reference, Backend::Lapack}) {
+    const PartialSvd values = partial_svd(m, VectorCountRule{}, b);
+    const PartialSvd full = partial_svd(m, 29, b);
+    EXPECT_EQ(values.U.cols(), 0) << backend_name(b);
+    EXPECT_EQ(values.V.cols(), 0) << backend_name(b);
+    ASSERT_EQ(values.singular_values.size(), 29) << backend_name(b);
+    EXPECT_LT((values.singular_values - full.singular_values).norm() / full.singular_values.norm(),
+              1e-14)
+        << backend_name(b);
+  }
+  EXPECT_THROW(partial_svd(m, [](const VectorXd&) { return Eigen::Index(-1); }, Backend::Reference),
+               std::invalid_argument);
+}
+
 TEST_F(DenseKernels, EigenDecompositionsAgree) {
   const MatrixXc a = random_matrix(rng, 25, 25);
   for (Backend b : {Backend::Reference, Backend::Lapack}) {
