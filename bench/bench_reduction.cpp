@@ -3,20 +3,28 @@
 // balanced truncation, re-diagonalisation and conversion to LRU parameters.
 //
 //   bench_reduction [--blocks 6] [--state 384] [--hidden 512] [--rank 93 | --tol 0.9]
-//                   [--repeats 3] [--backend lapack|reference] [--threads 2]
+//                   [--repeats 3] [--backend lapack|reference] [--threads 2] [--jobs 2]
 //
+// Two ways in the same invocation, on the same systems:
+//   sequential  blocks one after the other, each BLAS call on `threads` threads
+//               (how the trainer reduced before linalg::run_concurrently);
+//   concurrent  `jobs` blocks at a time (default: the number of cores), each
+//               BLAS call single-threaded: what the trainer, `compressm
+//               compress` and this benchmark's headline figure use.
 // Prints a breakdown per stage and, as the last line, one JSON document.
-// Blocks run one after the other, each using `threads` BLAS threads. (Running
-// blocks concurrently on single-threaded BLAS calls crashes Debian's OpenBLAS
-// 0.3.21 pthread build inside zgemv: its buffers are not safe for concurrent
-// callers, so the library is never called from two threads at once.)
+// glibc is told to keep freed memory, as the trainer does (runtime_setup.cpp):
+// otherwise every block's N x N temporaries come back as page faults.
+#include <malloc.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
+#include "linalg/concurrent.h"
 #include "linalg/lru_parameters.h"
 #include "linalg/lru_reduction.h"
 #include "linalg/stopwatch.h"
@@ -28,6 +36,7 @@ namespace {
 
 struct Options {
   int blocks = 6, state = 384, hidden = 512, repeats = 3, threads = 2;
+  int jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   double tol = 0.9;
   int rank = 93;  // the paper's sCIFAR reduction 384 -> 93; --rank 0 uses --tol
   cl::Backend backend = cl::default_backend();
@@ -46,6 +55,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--hidden") o.hidden = std::stoi(next());
     else if (a == "--repeats") o.repeats = std::stoi(next());
     else if (a == "--threads") o.threads = std::stoi(next());
+    else if (a == "--jobs") o.jobs = std::stoi(next());
     else if (a == "--tol") { o.tol = std::stod(next()); o.rank = 0; }
     else if (a == "--rank") o.rank = std::stoi(next());
     else if (a == "--backend") o.backend = next() == "reference" ? cl::Backend::Reference : cl::Backend::Lapack;
@@ -71,14 +81,26 @@ BlockResult reduce_block(const cl::DiagonalSystem& system, const Options& o) {
   return r;
 }
 
-// Reduces every block; returns the wall time in ms.
-double run_all(const std::vector<cl::DiagonalSystem>& systems, const Options& o,
+// Reduces every block, `jobs` at a time (1: one after the other with `threads`
+// BLAS threads); returns the wall time in ms.
+double run_all(const std::vector<cl::DiagonalSystem>& systems, const Options& o, int jobs,
                std::vector<BlockResult>& results) {
   results.assign(systems.size(), {});
   cl::set_dense_kernel_threads(o.threads);
   cl::Stopwatch watch;
-  for (size_t i = 0; i < systems.size(); ++i) results[i] = reduce_block(systems[i], o);
+  cl::run_concurrently(static_cast<Eigen::Index>(systems.size()), jobs,
+                       [&](Eigen::Index i) { results[i] = reduce_block(systems[i], o); });
   return watch.lap_ms();
+}
+
+// Median wall time of `repeats` runs after one warm-up run (page faults, BLAS buffers).
+std::vector<double> time_runs(const std::vector<cl::DiagonalSystem>& systems, const Options& o,
+                              int jobs, std::vector<BlockResult>& results) {
+  run_all(systems, o, jobs, results);
+  std::vector<double> walls;
+  for (int r = 0; r < o.repeats; ++r) walls.push_back(run_all(systems, o, jobs, results));
+  std::sort(walls.begin(), walls.end());
+  return walls;
 }
 
 }  // namespace
@@ -90,14 +112,15 @@ int main(int argc, char** argv) try {
   for (int b = 0; b < o.blocks; ++b)
     systems.push_back(compressm::testing::random_system(rng, o.state, o.hidden));
 
+  mallopt(M_MMAP_MAX, 0);
+  mallopt(M_TRIM_THRESHOLD, -1);
   std::vector<BlockResult> results;
-  run_all(systems, o, results);  // warm-up: page faults, BLAS buffers
-  std::vector<double> walls;
-  for (int r = 0; r < o.repeats; ++r) walls.push_back(run_all(systems, o, results));
-  std::sort(walls.begin(), walls.end());
+  const std::vector<double> sequential = time_runs(systems, o, 1, results);
+  const std::vector<double> walls = time_runs(systems, o, o.jobs, results);
   const double median = walls[walls.size() / 2];
+  const double sequential_median = sequential[sequential.size() / 2];
 
-  // Per-stage CPU time summed over blocks (from the last repeat).
+  // Per-stage time summed over blocks (from the last concurrent repeat).
   cl::BalancedTruncation::Timing sum;
   double diagonalise = 0, conversion = 0;
   nlohmann::json ranks = nlohmann::json::array();
@@ -114,8 +137,14 @@ int main(int argc, char** argv) try {
   }
   const double total = sum.gramians_ms + sum.factor_ms + sum.product_ms + sum.svd_ms +
                        sum.projection_ms + diagonalise + conversion;
-  std::fprintf(stderr, "%d blocks, N=%d, H=%d, backend %s, %d thread(s): median wall %.1f ms\n",
-               o.blocks, o.state, o.hidden, cl::backend_name(o.backend), o.threads, median);
+  const cl::BlasKernels& kernels = cl::blas_kernels();
+  std::fprintf(stderr, "%d blocks, N=%d, H=%d, backend %s, BLAS kernels %s (%s)\n", o.blocks,
+               o.state, o.hidden, cl::backend_name(o.backend), kernels.in_use.c_str(),
+               kernels.how.c_str());
+  std::fprintf(stderr, "  sequential, %d BLAS thread(s) per call: median wall %.1f ms\n",
+               o.threads, sequential_median);
+  std::fprintf(stderr, "  concurrent, %d blocks at a time:       median wall %.1f ms (%.2fx)\n",
+               o.jobs, median, sequential_median / median);
   auto line = [&](const char* stage, double ms) {
     std::fprintf(stderr, "  %-34s %8.1f ms  %5.1f%%\n", stage, ms, 100.0 * ms / total);
   };
@@ -126,13 +155,18 @@ int main(int argc, char** argv) try {
   line("projection (A_r, B_r, C_r)", sum.projection_ms);
   line("re-diagonalisation (eig A_r)", diagonalise);
   line("conversion to LRU parameters", conversion);
-  std::fprintf(stderr, "  (stage times are summed over blocks)\n");
+  std::fprintf(stderr, "  (stage times of the concurrent run, summed over blocks)\n");
   nlohmann::json out = {{"bench", "reduction"},
                         {"blocks", o.blocks},
                         {"state_dim", o.state},
                         {"hidden_dim", o.hidden},
                         {"backend", cl::backend_name(o.backend)},
                         {"threads", o.threads},
+                        {"jobs", o.jobs},
+                        {"blas_kernels", kernels.in_use},
+                        {"blas_kernels_how", kernels.how},
+                        {"sequential_wall_ms_median", sequential_median},
+                        {"sequential_wall_ms_all", sequential},
                         {"ranks", ranks},
                         {"wall_ms_median", median},
                         {"wall_ms_all", walls},

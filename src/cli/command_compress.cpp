@@ -4,13 +4,16 @@
 // of its HSV energy, or R states; D and all non-SSM weights are kept. OUT becomes a run folder whose
 // final/ checkpoint `compressm eval` and `compressm export` read; it cannot be
 // resumed (it has no optimiser state).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "io/atomic_file.h"
+#include "linalg/concurrent.h"
 #include "linalg/frequency_response.h"
 #include "linalg/lru_parameters.h"
 #include "linalg/lru_reduction.h"
@@ -36,11 +39,8 @@ CLI::App* add_compress_command(CLI::App& app, CompressOptions& options) {
 
 namespace {
 
-nlohmann::json compress_block(nn::LruLayer& layer, int64_t block, const CompressOptions& options) {
+nlohmann::json compress_block(nn::LruLayer& layer, int64_t block, training::LayerCut& c) {
   const int64_t n = layer->state_dim();
-  const linalg::RankRule rule = options.tol ? linalg::RankRule::energy(*options.tol)
-                                            : linalg::RankRule::fixed(std::min<Eigen::Index>(*options.rank, n));
-  const training::LayerCut c = training::balanced_cut(layer, rule);
   nlohmann::json row = {{"block", block}, {"old_dim", n}, {"new_dim", c.cut.rank},
                         {"kept_energy", c.cut.kept_energy}, {"discarded_energy", c.cut.discarded_energy},
                         {"hinf_bound", c.cut.hinf_bound}, {"hinf_error", 0.0}, {"guards", c.guards}};
@@ -48,6 +48,21 @@ nlohmann::json compress_block(nn::LruLayer& layer, int64_t block, const Compress
   row["hinf_error"] = linalg::hinf_error(c.full, c.reduced);
   layer->load_parameters(c.parameters);
   return row;
+}
+
+// Every block's cut, the blocks side by side on the machine's cores.
+std::vector<training::LayerCut> cut_blocks(const std::vector<nn::LruLayer>& layers, const CompressOptions& options) {
+  std::vector<linalg::DiagonalSystem> systems;
+  for (const nn::LruLayer& layer : layers) systems.push_back(layer->to_system());
+  std::vector<training::LayerCut> cuts(layers.size());
+  const int jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  linalg::run_concurrently(static_cast<Eigen::Index>(layers.size()), jobs, [&](Eigen::Index b) {
+    const Eigen::Index n = systems[b].state_dim();
+    const linalg::RankRule rule = options.tol ? linalg::RankRule::energy(*options.tol)
+                                              : linalg::RankRule::fixed(std::min<Eigen::Index>(*options.rank, n));
+    cuts[b] = training::balanced_cut(std::move(systems[b]), rule);
+  });
+  return cuts;
 }
 
 }  // namespace
@@ -64,9 +79,11 @@ int run_compress(const CompressOptions& options) {
 
   nlohmann::json blocks = nlohmann::json::array();
   auto layers = trained.model->lru_layers();
+  std::vector<training::LayerCut> cuts =
+      blame_input((trained.folder / "model.bin").string(), [&] { return cut_blocks(layers, options); });
   for (size_t b = 0; b < layers.size(); ++b)
     blocks.push_back(blame_input((trained.folder / "model.bin").string(),
-                                 [&] { return compress_block(layers[b], static_cast<int64_t>(b), options); }));
+                                 [&] { return compress_block(layers[b], static_cast<int64_t>(b), cuts[b]); }));
 
   training::CheckpointContents contents;
   contents.model_tensors = training::capture_model_tensors(trained.model);

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "linalg/concurrent.h"
 #include "linalg/frequency_response.h"
 #include "linalg/hankel.h"
 #include "linalg/lru_parameters.h"
@@ -100,9 +101,9 @@ RankChoice rank_choice(const config::ReductionConfig& reduction, int64_t state_d
   throw std::invalid_argument("rank_choice: reduction mode none");
 }
 
-LayerCut balanced_cut(const nn::LruLayer& layer, const linalg::RankRule& rule, linalg::KeptStates kept) {
+LayerCut balanced_cut(linalg::DiagonalSystem full, const linalg::RankRule& rule, linalg::KeptStates kept) {
   LayerCut c;
-  c.full = layer->to_system();
+  c.full = std::move(full);
   c.cut = linalg::reduce_diagonal_system(c.full, rule, linalg::default_backend(), kept);
   if (c.cut.rank >= c.full.state_dim()) return c;
   std::vector<linalg::GuardEvent> guards = c.cut.guards;
@@ -112,60 +113,132 @@ LayerCut balanced_cut(const nn::LruLayer& layer, const linalg::RankRule& rule, l
   return c;
 }
 
+LayerCut balanced_cut(const nn::LruLayer& layer, const linalg::RankRule& rule, linalg::KeptStates kept) {
+  return balanced_cut(layer->to_system(), rule, kept);
+}
+
 std::vector<double> layer_hsv(const nn::LruLayer& layer) {
   return to_std(linalg::hankel_singular_values(layer->to_system()));
+}
+
+namespace {
+
+// ||G - G_r||_inf on the frequency grid, or NaN when that would cost more than
+// kMaxHinfWork (the grid grows with N, each point costs ~N H^2).
+double measured_hinf_error(const linalg::DiagonalSystem& full, const linalg::DiagonalSystem& now) {
+  const double n = static_cast<double>(full.state_dim()), h = static_cast<double>(full.B.cols());
+  const double work = (2048.0 + 6.0 * n) * n * h * h;
+  return work <= kMaxHinfWork ? linalg::hinf_error(full, now) : std::numeric_limits<double>::quiet_NaN();
+}
+
+}  // namespace
+
+BlockPlan plan_block_reduction(linalg::DiagonalSystem full, const config::ReductionConfig& reduction) {
+  linalg::Stopwatch watch;
+  BlockPlan plan;
+  const int64_t n = full.state_dim();
+  plan.rule = rank_rule(rank_choice(reduction, n));
+  if (reduction.selection == config::Selection::kRandom) {
+    plan.hsv = linalg::hankel_singular_values(full);
+    plan.full = std::move(full);
+  } else {
+    const auto kept = reduction.selection == config::Selection::kSmallest ? linalg::KeptStates::kSmallest
+                                                                          : linalg::KeptStates::kLargest;
+    plan.cut = balanced_cut(std::move(full), plan.rule, kept);
+    if (plan.cut->cut.rank < n) {
+      linalg::Stopwatch hinf_watch;
+      plan.hinf_error = measured_hinf_error(plan.cut->full, plan.cut->reduced);
+      plan.hinf_ms = hinf_watch.lap_ms();
+    }
+  }
+  plan.plan_ms = watch.lap_ms() - plan.hinf_ms;
+  return plan;
+}
+
+std::optional<ReductionEvent> apply_block_reduction(BlockPlan plan, nn::LruLayer& layer,
+                                                    torch::optim::AdamW& optimizer,
+                                                    const config::ReductionConfig& reduction, int64_t block,
+                                                    int64_t steps_done) {
+  linalg::Stopwatch watch;
+  ReductionEvent event;
+  event.step = steps_done;
+  event.block = block;
+  event.selection = std::string(config::to_string(reduction.selection));
+  event.hinf_error = plan.hinf_error;
+  event.hinf_ms = plan.hinf_ms;
+
+  if (!plan.cut) {  // random selection: r random diagonal modes, no balancing
+    const linalg::DiagonalSystem& full = plan.full;
+    const int64_t n = full.state_dim();
+    event.old_dim = n;
+    const int64_t r = linalg::select_rank(plan.rule, plan.hsv);
+    if (r >= n || !linalg::passes_reduction_gate(r, n)) return std::nullopt;
+    const torch::Tensor kept = std::get<0>(torch::randperm(n, torch::kLong).slice(0, 0, r).sort());
+    const std::vector<int64_t> modes(kept.data_ptr<int64_t>(), kept.data_ptr<int64_t>() + r);
+    const linalg::DiagonalSystem now = select_modes(full, modes);
+    event.hsv = to_std(plan.hsv);
+    event.kept_energy = event.discarded_energy = event.hinf_bound = std::numeric_limits<double>::quiet_NaN();
+    const SavedStates saved = take_states(layer, optimizer);
+    layer->keep_modes(kept);
+    if (reduction.optimizer_state == config::OptimizerStatePolicy::kSlice) carry_states(layer, optimizer, saved, kept);
+    event.new_dim = now.state_dim();
+    event.wall_ms = plan.plan_ms + watch.lap_ms();
+    linalg::Stopwatch hinf_watch;
+    event.hinf_error = measured_hinf_error(full, now);
+    event.hinf_ms = hinf_watch.lap_ms();
+    return event;
+  }
+
+  LayerCut& c = *plan.cut;
+  const int64_t n = c.full.state_dim();
+  event.old_dim = n;
+  if (c.cut.rank >= n) return std::nullopt;
+  event.hsv = to_std(c.cut.hsv);
+  event.kept_energy = c.cut.kept_energy;
+  event.discarded_energy = c.cut.discarded_energy;
+  event.hinf_bound = c.cut.hinf_bound;
+  event.guards = std::move(c.guards);
+  event.new_dim = c.reduced.state_dim();
+  const SavedStates saved = take_states(layer, optimizer);
+  layer->load_parameters(c.parameters);
+  if (reduction.optimizer_state == config::OptimizerStatePolicy::kSlice)
+    carry_states(layer, optimizer, saved, torch::arange(c.cut.rank, torch::kLong));
+  event.wall_ms = plan.plan_ms + watch.lap_ms();
+  return event;
 }
 
 std::optional<ReductionEvent> reduce_block(nn::LruLayer& layer, torch::optim::AdamW& optimizer,
                                            const config::ReductionConfig& reduction, int64_t block,
                                            int64_t steps_done) {
-  linalg::Stopwatch watch;
-  const linalg::DiagonalSystem full = layer->to_system();
-  const int64_t n = full.state_dim();
-  const linalg::RankRule rule = rank_rule(rank_choice(reduction, n));
-  ReductionEvent event;
-  event.step = steps_done;
-  event.block = block;
-  event.old_dim = n;
-  event.selection = std::string(config::to_string(reduction.selection));
-  linalg::DiagonalSystem now;  // what the layer computes after the cut
-  torch::Tensor kept;          // state i of the new layer came from state kept[i] (slice)
+  return apply_block_reduction(plan_block_reduction(layer->to_system(), reduction), layer, optimizer, reduction,
+                               block, steps_done);
+}
 
-  if (reduction.selection == config::Selection::kRandom) {
-    const linalg::VectorXd hsv = linalg::hankel_singular_values(full);
-    const int64_t r = linalg::select_rank(rule, hsv);
-    if (r >= n || !linalg::passes_reduction_gate(r, n)) return std::nullopt;
-    kept = std::get<0>(torch::randperm(n, torch::kLong).slice(0, 0, r).sort());
-    const std::vector<int64_t> modes(kept.data_ptr<int64_t>(), kept.data_ptr<int64_t>() + r);
-    now = select_modes(full, modes);
-    event.hsv = to_std(hsv);
-    event.kept_energy = event.discarded_energy = event.hinf_bound = std::numeric_limits<double>::quiet_NaN();
-    const SavedStates saved = take_states(layer, optimizer);
-    layer->keep_modes(kept);
-    if (reduction.optimizer_state == config::OptimizerStatePolicy::kSlice) carry_states(layer, optimizer, saved, kept);
-  } else {
-    const auto kept_states = reduction.selection == config::Selection::kSmallest ? linalg::KeptStates::kSmallest
-                                                                                 : linalg::KeptStates::kLargest;
-    LayerCut c = balanced_cut(layer, rule, kept_states);
-    if (c.cut.rank >= n) return std::nullopt;
-    now = std::move(c.reduced);
-    event.hsv = to_std(c.cut.hsv);
-    event.kept_energy = c.cut.kept_energy;
-    event.discarded_energy = c.cut.discarded_energy;
-    event.hinf_bound = c.cut.hinf_bound;
-    event.guards = std::move(c.guards);
-    const SavedStates saved = take_states(layer, optimizer);
-    layer->load_parameters(c.parameters);
-    if (reduction.optimizer_state == config::OptimizerStatePolicy::kSlice)
-      carry_states(layer, optimizer, saved, torch::arange(c.cut.rank, torch::kLong));
-  }
-  event.new_dim = now.state_dim();
-  event.wall_ms = watch.lap_ms();
-  const double h = static_cast<double>(full.B.cols());
-  const double work = (2048.0 + 6.0 * static_cast<double>(n)) * static_cast<double>(n) * h * h;
-  event.hinf_error = work <= kMaxHinfWork ? linalg::hinf_error(full, now) : std::numeric_limits<double>::quiet_NaN();
-  event.hinf_ms = watch.lap_ms();
-  return event;
+std::vector<std::optional<ReductionEvent>> reduce_blocks(std::vector<nn::LruLayer>& layers,
+                                                         torch::optim::AdamW& optimizer,
+                                                         const config::ReductionConfig& reduction,
+                                                         int64_t steps_done, int jobs) {
+  std::vector<linalg::DiagonalSystem> systems;
+  for (const nn::LruLayer& layer : layers) systems.push_back(layer->to_system());
+  std::vector<std::optional<BlockPlan>> plans(layers.size());
+  linalg::run_concurrently(static_cast<Eigen::Index>(layers.size()), jobs, [&](Eigen::Index b) {
+    plans[b] = plan_block_reduction(std::move(systems[b]), reduction);
+  });
+  std::vector<std::optional<ReductionEvent>> events;
+  for (size_t b = 0; b < layers.size(); ++b)
+    events.push_back(apply_block_reduction(std::move(*plans[b]), layers[b], optimizer, reduction,
+                                           static_cast<int64_t>(b), steps_done));
+  return events;
+}
+
+std::vector<std::vector<double>> blocks_hsv(const std::vector<nn::LruLayer>& layers, int jobs) {
+  std::vector<linalg::DiagonalSystem> systems;
+  for (const nn::LruLayer& layer : layers) systems.push_back(layer->to_system());
+  std::vector<std::vector<double>> hsv(layers.size());
+  linalg::run_concurrently(static_cast<Eigen::Index>(layers.size()), jobs, [&](Eigen::Index b) {
+    hsv[b] = to_std(linalg::hankel_singular_values(systems[b]));
+  });
+  return hsv;
 }
 
 }  // namespace compressm::training

@@ -6,6 +6,7 @@
 #include <torch/optim/adamw.h>
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
@@ -35,6 +36,15 @@ std::optional<ReductionEvent> reduce_block(nn::LruLayer& layer, torch::optim::Ad
                                            const config::ReductionConfig& reduction, int64_t block,
                                            int64_t steps_done);
 
+// reduce_block for every layer, the linear algebra of up to `jobs` blocks at
+// a time (linalg::run_concurrently), the changes to the model and optimiser
+// one block after the other on the calling thread. Same results as calling
+// reduce_block for each layer in order.
+std::vector<std::optional<ReductionEvent>> reduce_blocks(std::vector<nn::LruLayer>& layers,
+                                                         torch::optim::AdamW& optimizer,
+                                                         const config::ReductionConfig& reduction,
+                                                         int64_t steps_done, int jobs);
+
 // The balanced cut of one layer, computed but not applied: the truncation
 // (HSVs, rank, energies, bound), the reduced system re-diagonalised into LRU
 // parameters, and the guards that fired (linalg's and the conversion's, as
@@ -50,8 +60,32 @@ struct LayerCut {
 };
 LayerCut balanced_cut(const nn::LruLayer& layer, const linalg::RankRule& rule,
                       linalg::KeptStates kept = linalg::KeptStates::kLargest);
+// The same from the layer's system, without LibTorch: safe on any thread.
+LayerCut balanced_cut(linalg::DiagonalSystem full, const linalg::RankRule& rule,
+                      linalg::KeptStates kept = linalg::KeptStates::kLargest);
+
+// The two halves of reduce_block. The plan is the linear algebra (HSVs, rank,
+// the cut, the H-inf error of a balanced cut) and touches no tensor, so plans
+// of several blocks may be made at once; applying it changes the layer and the
+// optimiser state and draws the random modes of the random selection (from
+// LibTorch's generator), on the training thread, in block order.
+struct BlockPlan {
+  linalg::RankRule rule;
+  std::optional<LayerCut> cut;  // largest / smallest selections
+  linalg::DiagonalSystem full;  // random selection: the layer before the cut
+  linalg::VectorXd hsv;         // random selection: its HSVs
+  double hinf_error = std::numeric_limits<double>::quiet_NaN();
+  double plan_ms = 0.0, hinf_ms = 0.0;
+};
+BlockPlan plan_block_reduction(linalg::DiagonalSystem full, const config::ReductionConfig& reduction);
+std::optional<ReductionEvent> apply_block_reduction(BlockPlan plan, nn::LruLayer& layer,
+                                                    torch::optim::AdamW& optimizer,
+                                                    const config::ReductionConfig& reduction, int64_t block,
+                                                    int64_t steps_done);
 
 // HSVs of the layer's current system, descending.
 std::vector<double> layer_hsv(const nn::LruLayer& layer);
+// HSVs of every layer, up to `jobs` layers at a time.
+std::vector<std::vector<double>> blocks_hsv(const std::vector<nn::LruLayer>& layers, int jobs);
 
 }  // namespace compressm::training

@@ -28,9 +28,9 @@ void ReductionPolicy::after_step(int64_t steps_done, Trainer& trainer) {
 }
 
 void ReductionPolicy::log_hsv(int64_t steps_done, Trainer& trainer) {
-  const auto layers = trainer.model()->lru_layers();
-  for (size_t b = 0; b < layers.size(); ++b)
-    trainer.mutable_history().hsv_log.push_back({steps_done, static_cast<int64_t>(b), layer_hsv(layers[b])});
+  std::vector<std::vector<double>> hsv = blocks_hsv(trainer.model()->lru_layers(), at::get_num_threads());
+  for (size_t b = 0; b < hsv.size(); ++b)
+    trainer.mutable_history().hsv_log.push_back({steps_done, static_cast<int64_t>(b), std::move(hsv[b])});
 }
 
 void ReductionPolicy::reduce_all_blocks(int64_t steps_done, Trainer& trainer) {
@@ -40,11 +40,12 @@ void ReductionPolicy::reduce_all_blocks(int64_t steps_done, Trainer& trainer) {
     history.pragmatic.baseline_val = trainer.validation_accuracy();
     snapshot_ = trainer.snapshot();
   }
+  // The blocks' linear algebra runs side by side on the training threads' cores
+  // (the training step waits for it anyway).
   auto layers = trainer.model()->lru_layers();
   bool changed = false;
-  for (size_t b = 0; b < layers.size(); ++b) {
-    std::optional<ReductionEvent> event =
-        reduce_block(layers[b], trainer.optimizer(), config_.reduction, static_cast<int64_t>(b), steps_done);
+  for (std::optional<ReductionEvent>& event :
+       reduce_blocks(layers, trainer.optimizer(), config_.reduction, steps_done, at::get_num_threads())) {
     if (!event) continue;
     changed = true;
     trainer.note(format_event(*event));

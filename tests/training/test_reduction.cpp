@@ -112,6 +112,47 @@ TEST(BlockReduction, SliceCarriesTheKeptModesMomentsForRandomSelection) {
   EXPECT_EQ(moments(layer->B_re).second, b_step);
 }
 
+// reduce_blocks plans the blocks side by side and applies them in order: the
+// same layers, events and optimiser state as reduce_block on each in turn,
+// including the random selection's draws from LibTorch's generator.
+TEST(BlockReduction, BlocksSideBySideEqualBlocksInTurn) {
+  for (auto selection : {config::Selection::kLargest, config::Selection::kRandom}) {
+    torch::manual_seed(5);
+    std::vector<nn::LruLayer> in_turn, side_by_side;
+    for (int b = 0; b < 4; ++b) {
+      in_turn.emplace_back(36 + 4 * b, 5, nn::LruInit{0.4, 0.98, 6.28});
+      side_by_side.push_back(copy_of(in_turn.back()));
+    }
+    std::vector<torch::Tensor> first, second;
+    for (auto& l : in_turn) for (auto& p : l->parameters()) first.push_back(p);
+    for (auto& l : side_by_side) for (auto& p : l->parameters()) second.push_back(p);
+    torch::optim::AdamW opt_first(first), opt_second(second);
+    config::ReductionConfig r = tolerance_reduction(0.8, selection);
+    r.optimizer_state = config::OptimizerStatePolicy::kSlice;
+
+    torch::manual_seed(9);
+    std::vector<std::optional<ReductionEvent>> expected;
+    for (size_t b = 0; b < in_turn.size(); ++b)
+      expected.push_back(reduce_block(in_turn[b], opt_first, r, static_cast<int64_t>(b), 10));
+    torch::manual_seed(9);
+    const auto events = reduce_blocks(side_by_side, opt_second, r, 10, /*jobs=*/3);
+
+    ASSERT_EQ(events.size(), expected.size());
+    for (size_t b = 0; b < events.size(); ++b) {
+      const std::string what = std::string(config::to_string(selection)) + " block " + std::to_string(b);
+      ASSERT_EQ(events[b].has_value(), expected[b].has_value()) << what;
+      if (!events[b]) continue;
+      EXPECT_EQ(events[b]->block, static_cast<int64_t>(b)) << what;
+      EXPECT_EQ(events[b]->new_dim, expected[b]->new_dim) << what;
+      EXPECT_LT(events[b]->new_dim, events[b]->old_dim) << what;
+      EXPECT_EQ(events[b]->hsv.size(), expected[b]->hsv.size()) << what;
+      auto a = in_turn[b]->named_parameters(), c = side_by_side[b]->named_parameters();
+      for (const auto& item : a)
+        EXPECT_TRUE(torch::allclose(item.value(), c[item.key()], 1e-5, 1e-6)) << what << " " << item.key();
+    }
+  }
+}
+
 config::Config digits_config() {
   config::Config c = config::load_config(kConfigPath);
   c.training.num_steps = 200;
