@@ -7,9 +7,12 @@
 #include <torch/cuda.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 
 #include "config/config.h"
 #include "data/dataset.h"
+#include "linalg/dense_kernels.h"
 #include "training/runtime_setup.h"
 #include "training/trainer.h"
 
@@ -21,6 +24,23 @@ const std::string kConfigPath = std::string(COMPRESSM_SOURCE_DIR) + "/tests/trai
 bool digits_available() {
   return std::filesystem::exists(data::default_data_dir("digits") + "/digits.csv.gz") ||
          std::filesystem::exists(data::default_data_dir("digits") + "/digits.csv");
+}
+
+// OpenBLAS reads OPENBLAS_NUM_THREADS only when it loads, so configure_runtime
+// sets the count through the API: one thread unless the user chose.
+TEST(RuntimeSetup, BlasCallsRunOnOneThreadUnlessTheUserChose) {
+  const char* before = std::getenv("OPENBLAS_NUM_THREADS");
+  const std::string saved = before ? before : "";
+  unsetenv("OPENBLAS_NUM_THREADS");
+  linalg::set_dense_kernel_threads(2);
+  configure_runtime(1);
+  if (linalg::lapack_available()) EXPECT_EQ(linalg::dense_kernel_threads(), 1);
+  setenv("OPENBLAS_NUM_THREADS", "2", 1);
+  linalg::set_dense_kernel_threads(2);
+  configure_runtime(1);
+  if (linalg::lapack_available()) EXPECT_EQ(linalg::dense_kernel_threads(), 2);
+  if (before) setenv("OPENBLAS_NUM_THREADS", saved.c_str(), 1); else unsetenv("OPENBLAS_NUM_THREADS");
+  linalg::set_dense_kernel_threads(1);
 }
 
 TEST(Trainer, ReachesNinetyPercentTestAccuracyOnDigits) {
