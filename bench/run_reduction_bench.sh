@@ -13,7 +13,8 @@ ARGS=(--blocks 6 --state 384 --hidden 512 --rank 93 --repeats 5)
 ours=$("$BUILD_DIR/bench/bench_reduction" "${ARGS[@]}" | tail -n 1)
 reference=$("$BUILD_DIR/bench/bench_reduction" "${ARGS[@]}" --backend reference --repeats 1 | tail -n 1)
 kernels=$(/usr/bin/python3 -c 'import json,sys; print(json.loads(sys.argv[1])["blas_kernels"])' "$ours")
-numpy=$(OPENBLAS_CORETYPE="${OPENBLAS_CORETYPE:-$kernels}" /usr/bin/python3 bench/numpy_reduction.py "${ARGS[@]}" | tail -n 1)
+coretype="${OPENBLAS_CORETYPE:-$kernels}"  # empty: leave OpenBLAS to choose for numpy too
+numpy=$(${coretype:+env OPENBLAS_CORETYPE="$coretype"} /usr/bin/python3 bench/numpy_reduction.py "${ARGS[@]}" | tail -n 1)
 /usr/bin/python3 - "$ours" "$reference" "$numpy" <<'PY'
 import json, sys
 ours, ref, numpy = (json.loads(a) for a in sys.argv[1:])

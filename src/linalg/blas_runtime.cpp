@@ -99,7 +99,8 @@ BlasKernels choose_kernels() {
   k.chosen_by_library = current_core();
   k.in_use = k.chosen_by_library;
 #if COMPRESSM_WITH_LAPACK
-  if (std::getenv("OPENBLAS_CORETYPE") != nullptr) {
+  const char* user_choice = std::getenv("OPENBLAS_CORETYPE");
+  if (user_choice != nullptr && *user_choice != '\0') {
     k.how = "set by OPENBLAS_CORETYPE";
     return k;
   }
@@ -114,7 +115,7 @@ BlasKernels choose_kernels() {
   gotoblas_dynamic_init();
   unsetenv("OPENBLAS_CORETYPE");
   k.in_use = current_core();
-  k.how = "switched from " + k.chosen_by_library + ", OpenBLAS's fallback for a CPU it does not know";
+  k.how = "switched from " + k.chosen_by_library + ", older than this CPU supports";
 #else
   k.how = "no BLAS in this build";
 #endif

@@ -1,8 +1,10 @@
 // LAPACK backend of the dense kernels (OpenBLAS's BLAS and LAPACK), and the
 // dispatch between backends. Compiled without LAPACK, every call falls back to
 // the reference backend.
+#include <algorithm>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "linalg/dense_kernels.h"
 #include "linalg/dense_kernels_internal.h"
@@ -54,6 +56,53 @@ void check_info(int info, const char* routine) {
     throw std::runtime_error(std::string(routine) + " failed with info = " + std::to_string(info));
 }
 
+// OpenBLAS 0.3.21's zgemv kernel for its Haswell and SkylakeX targets reads
+// past the last column of the matrix it is given (measured: a zgebrd of an
+// N x N matrix placed flush against a protected page faults for every N
+// tried, 17 to 384, and stops faulting only with 16 to 512 spare elements,
+// up to about one column; the Prescott kernels do not over-read). Where the
+// page after an array is unmapped — the top of a worker thread's heap, a
+// block just below a thread stack's guard page — that is a segfault: zgebrd
+// in a worker thread crashed 5 runs in 5. So every array this file hands to
+// a LAPACK routine lives in a buffer with spare room after it: kSpareColumns
+// columns of the routine's leading dimension and kSpareElements more.
+constexpr Eigen::Index kSpareColumns = 4;
+constexpr Eigen::Index kSpareElements = 64;
+
+template <class Scalar>
+class LapackBuffer {
+ public:
+  // `count` elements used; `ld` the largest leading dimension they are read with.
+  LapackBuffer(Eigen::Index count, Eigen::Index ld)
+      : storage_(static_cast<size_t>(count + kSpareColumns * std::max<Eigen::Index>(ld, 1) + kSpareElements),
+                 Scalar(0)) {}
+  Scalar* data() { return storage_.data(); }
+
+ private:
+  std::vector<Scalar> storage_;
+};
+
+// A {rows, cols} column-major matrix (leading dimension rows) in a LapackBuffer.
+template <class Matrix>
+class LapackMatrix {
+  using Scalar = typename Matrix::Scalar;
+
+ public:
+  LapackMatrix(Eigen::Index rows, Eigen::Index cols)
+      : buffer_(rows * cols, rows), map_(buffer_.data(), rows, cols) {}
+  explicit LapackMatrix(const Matrix& m) : LapackMatrix(m.rows(), m.cols()) { map_ = m; }
+  LapackMatrix(const LapackMatrix&) = delete;  // map_ points into buffer_
+  LapackMatrix& operator=(const LapackMatrix&) = delete;
+  Scalar* data() { return buffer_.data(); }
+  Eigen::Map<Matrix>& matrix() { return map_; }
+
+ private:
+  LapackBuffer<Scalar> buffer_;
+  Eigen::Map<Matrix> map_;
+};
+using LapackMatrixC = LapackMatrix<MatrixXc>;
+using LapackMatrixD = LapackMatrix<MatrixXd>;
+
 // zherk fills one triangle; mirror it so callers get a full Hermitian matrix.
 MatrixXc herk(const MatrixXc& a, char trans) {
   const int n = to_int(trans == 'N' ? a.rows() : a.cols());
@@ -104,17 +153,18 @@ MatrixXc lower_triangular_multiply(const MatrixXc& l, bool adjoint_l, const Matr
 GramianFactor psd_factor(const MatrixXc& p) {
   const int n = to_int(p.rows());
   int info = 0;
-  MatrixXc l = p;
+  LapackMatrixC l(p);
   if (n > 0) zpotrf_("L", &n, l.data(), &n, &info, 1);
   if (info == 0) {
-    l.triangularView<Eigen::StrictlyUpper>().setZero();
-    return {std::move(l), true};
+    MatrixXc factor = l.matrix();
+    factor.triangularView<Eigen::StrictlyUpper>().setZero();
+    return {std::move(factor), true};
   }
   // Semidefinite: pivoted Cholesky stops at the numerical rank (tol < 0 asks
   // for LAPACK's default N * eps * max(diag)).
-  l = p;
+  l.matrix() = p;
   std::vector<int> piv(n);
-  std::vector<double> work(2 * static_cast<size_t>(n));
+  LapackBuffer<double> work(2 * static_cast<Eigen::Index>(n), n);
   int rank = 0;
   const double tol = -1.0;
   zpstrf_("L", &n, l.data(), &n, piv.data(), &rank, &tol, work.data(), &info, 1);
@@ -123,7 +173,7 @@ GramianFactor psd_factor(const MatrixXc& p) {
   factor.lower_triangular = false;
   factor.L = MatrixXc::Zero(n, rank);
   for (int c = 0; c < rank; ++c)
-    for (int r = c; r < n; ++r) factor.L(piv[r] - 1, c) = l(r, c);
+    for (int r = c; r < n; ++r) factor.L(piv[r] - 1, c) = l.matrix()(r, c);
   return factor;
 }
 
@@ -140,93 +190,93 @@ PartialSvd partial_svd(const MatrixXc& m_in, const VectorCountRule& vectors) {
     std::swap(t.U, t.V);
     return t;
   }
-  MatrixXc a = m_in;
-  const int m = to_int(a.rows()), n = to_int(a.cols());
+  const int m = to_int(m_in.rows()), n = to_int(m_in.cols());
   PartialSvd out;
   auto vector_count = [&]() -> Eigen::Index {
     const Eigen::Index k = vectors ? vectors(out.singular_values) : 0;
     if (k < 0 || k > n) throw std::invalid_argument("partial_svd: vector count out of range");
     return k;
   };
+  auto no_vectors = [&] {
+    out.U = MatrixXc::Zero(m, 0);
+    out.V = MatrixXc::Zero(n, 0);
+    return out;
+  };
   if (n == 0) {
     out.singular_values = VectorXd::Zero(0);
     vector_count();
-    out.U = MatrixXc::Zero(m, 0);
-    out.V = MatrixXc::Zero(0, 0);
-    return out;
+    return no_vectors();
   }
-  VectorXd d(n), e(std::max(1, n - 1));
-  VectorXc tauq(n), taup(n);
+  LapackMatrixC a(m_in);
+  LapackBuffer<double> d(n, 1), e(n, 1);
+  LapackBuffer<fcomplex> tauq(n, 1), taup(n, 1);
   int info = 0, lwork = -1;
   fcomplex query;
-  zgebrd_(&m, &n, a.data(), &m, d.data(), e.data(), tauq.data(), taup.data(), &query, &lwork,
-          &info);
-  lwork = static_cast<int>(query.real());
-  VectorXc work(std::max(1, lwork));
-  zgebrd_(&m, &n, a.data(), &m, d.data(), e.data(), tauq.data(), taup.data(), work.data(), &lwork,
-          &info);
+  zgebrd_(&m, &n, a.data(), &m, d.data(), e.data(), tauq.data(), taup.data(), &query, &lwork, &info);
+  lwork = std::max(1, static_cast<int>(query.real()));
+  LapackBuffer<fcomplex> work(lwork, m);
+  zgebrd_(&m, &n, a.data(), &m, d.data(), e.data(), tauq.data(), taup.data(), work.data(), &lwork, &info);
   check_info(info, "zgebrd");
 
   std::vector<int> iwork(8 * static_cast<size_t>(n));
   double unused = 0.0;
   int iunused = 0, one = 1;
   if (!vectors) {
-    std::vector<double> rwork(4 * static_cast<size_t>(n));
+    LapackBuffer<double> rwork(4 * static_cast<Eigen::Index>(n), n);
     dbdsdc_("U", "N", &n, d.data(), e.data(), &unused, &one, &unused, &one, &unused, &iunused,
             rwork.data(), iwork.data(), &info, 1, 1);
     check_info(info, "dbdsdc");
-    out.singular_values = d;  // descending
-    out.U = MatrixXc::Zero(m, 0);
-    out.V = MatrixXc::Zero(n, 0);
-    return out;
+    out.singular_values = Eigen::Map<VectorXd>(d.data(), n);  // descending
+    return no_vectors();
   }
-  MatrixXd ub(n, n), vbt(n, n);
-  std::vector<double> rwork(3 * static_cast<size_t>(n) * n + 4 * static_cast<size_t>(n));
+  LapackMatrixD ub(n, n), vbt(n, n);
+  LapackBuffer<double> rwork(3 * static_cast<Eigen::Index>(n) * n + 4 * static_cast<Eigen::Index>(n), n);
   dbdsdc_("U", "I", &n, d.data(), e.data(), ub.data(), &n, vbt.data(), &n, &unused, &iunused,
           rwork.data(), iwork.data(), &info, 1, 1);
   check_info(info, "dbdsdc");
-  out.singular_values = d;  // descending
+  out.singular_values = Eigen::Map<VectorXd>(d.data(), n);  // descending
   const int k = to_int(vector_count());
-  if (k == 0) {
-    out.U = MatrixXc::Zero(m, 0);
-    out.V = MatrixXc::Zero(n, 0);
-    return out;
-  }
-  out.U = MatrixXc::Zero(m, k);
-  out.U.topRows(n) = ub.leftCols(k).cast<Complex>();
-  out.V = vbt.topRows(k).transpose().cast<Complex>();
+  if (k == 0) return no_vectors();
+  LapackMatrixC u(m, k), v(n, k);
+  u.matrix().topRows(n) = ub.matrix().leftCols(k).cast<Complex>();
+  v.matrix() = vbt.matrix().topRows(k).transpose().cast<Complex>();
   lwork = -1;
-  zunmbr_("Q", "L", "N", &m, &k, &n, a.data(), &m, tauq.data(), out.U.data(), &m, &query, &lwork,
-          &info, 1, 1, 1);
-  int lwork_q = static_cast<int>(query.real());
-  zunmbr_("P", "L", "N", &n, &k, &m, a.data(), &m, taup.data(), out.V.data(), &n, &query, &lwork,
-          &info, 1, 1, 1);
+  zunmbr_("Q", "L", "N", &m, &k, &n, a.data(), &m, tauq.data(), u.data(), &m, &query, &lwork, &info,
+          1, 1, 1);
+  const int lwork_q = static_cast<int>(query.real());
+  zunmbr_("P", "L", "N", &n, &k, &m, a.data(), &m, taup.data(), v.data(), &n, &query, &lwork, &info,
+          1, 1, 1);
   lwork = std::max({1, lwork_q, static_cast<int>(query.real())});
-  work.resize(lwork);
-  zunmbr_("Q", "L", "N", &m, &k, &n, a.data(), &m, tauq.data(), out.U.data(), &m, work.data(),
+  LapackBuffer<fcomplex> reflector_work(lwork, m);
+  zunmbr_("Q", "L", "N", &m, &k, &n, a.data(), &m, tauq.data(), u.data(), &m, reflector_work.data(),
           &lwork, &info, 1, 1, 1);
   check_info(info, "zunmbr(Q)");
-  zunmbr_("P", "L", "N", &n, &k, &m, a.data(), &m, taup.data(), out.V.data(), &n, work.data(),
+  zunmbr_("P", "L", "N", &n, &k, &m, a.data(), &m, taup.data(), v.data(), &n, reflector_work.data(),
           &lwork, &info, 1, 1, 1);
   check_info(info, "zunmbr(P)");
+  out.U = u.matrix();
+  out.V = v.matrix();
   return out;
 }
 
 EigenDecomposition eigen_decomposition(const MatrixXc& a_in) {
-  MatrixXc a = a_in;
-  const int n = to_int(a.rows());
+  const int n = to_int(a_in.rows());
   EigenDecomposition out{VectorXc(n), MatrixXc(n, n)};
   if (n == 0) return out;
+  LapackMatrixC a(a_in), vectors(n, n);
+  LapackBuffer<fcomplex> values(n, 1);
   int info = 0, lwork = -1, one = 1;
   fcomplex query, vl_unused;
-  std::vector<double> rwork(2 * static_cast<size_t>(n));
-  zgeev_("N", "V", &n, a.data(), &n, out.values.data(), &vl_unused, &one, out.vectors.data(), &n,
-         &query, &lwork, rwork.data(), &info, 1, 1);
+  LapackBuffer<double> rwork(2 * static_cast<Eigen::Index>(n), n);
+  zgeev_("N", "V", &n, a.data(), &n, values.data(), &vl_unused, &one, vectors.data(), &n, &query, &lwork,
+         rwork.data(), &info, 1, 1);
   lwork = std::max(1, static_cast<int>(query.real()));
-  VectorXc work(lwork);
-  zgeev_("N", "V", &n, a.data(), &n, out.values.data(), &vl_unused, &one, out.vectors.data(), &n,
-         work.data(), &lwork, rwork.data(), &info, 1, 1);
+  LapackBuffer<fcomplex> work(lwork, n);
+  zgeev_("N", "V", &n, a.data(), &n, values.data(), &vl_unused, &one, vectors.data(), &n, work.data(), &lwork,
+         rwork.data(), &info, 1, 1);
   check_info(info, "zgeev");
+  out.values = Eigen::Map<VectorXc>(values.data(), n);
+  out.vectors = vectors.matrix();
   out.vectors.colwise().normalize();
   return out;
 }

@@ -35,7 +35,8 @@ struct ReductionEvent {
   double discarded_energy = 0;    // plain sum of the discarded HSVs (NaN for random)
   double hinf_bound = 0;          // 2 * discarded_energy (NaN for random: no bound)
   double hinf_error = 0;          // ||G - G_r||_inf measured on a frequency grid
-  double wall_ms = 0;             // HSVs + truncation + conversion + optimiser surgery
+  double wall_ms = 0;             // HSVs + truncation + conversion (on a worker thread, beside
+                                  // the other blocks) + optimiser surgery
   double hinf_ms = 0;             // measuring hinf_error (a diagnostic, not part of the reduction)
   std::vector<double> hsv;        // the block's HSVs before, descending
   std::vector<std::string> guards;  // numerical guards that fired (lru_parameters.h)

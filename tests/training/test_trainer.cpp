@@ -31,6 +31,7 @@ bool digits_available() {
 TEST(RuntimeSetup, BlasCallsRunOnOneThreadUnlessTheUserChose) {
   const char* before = std::getenv("OPENBLAS_NUM_THREADS");
   const std::string saved = before ? before : "";
+  const int threads_before = linalg::dense_kernel_threads();
   unsetenv("OPENBLAS_NUM_THREADS");
   linalg::set_dense_kernel_threads(2);
   configure_runtime(1);
@@ -40,7 +41,7 @@ TEST(RuntimeSetup, BlasCallsRunOnOneThreadUnlessTheUserChose) {
   configure_runtime(1);
   if (linalg::lapack_available()) EXPECT_EQ(linalg::dense_kernel_threads(), 2);
   if (before) setenv("OPENBLAS_NUM_THREADS", saved.c_str(), 1); else unsetenv("OPENBLAS_NUM_THREADS");
-  linalg::set_dense_kernel_threads(1);
+  linalg::set_dense_kernel_threads(threads_before);
 }
 
 TEST(Trainer, ReachesNinetyPercentTestAccuracyOnDigits) {
