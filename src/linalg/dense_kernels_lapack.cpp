@@ -56,11 +56,12 @@ void check_info(int info, const char* routine) {
     throw std::runtime_error(std::string(routine) + " failed with info = " + std::to_string(info));
 }
 
-// OpenBLAS 0.3.21's zgemv kernel for its Haswell and SkylakeX targets reads
-// past the last column of the matrix it is given (measured: a zgebrd of an
-// N x N matrix placed flush against a protected page faults for every N
-// tried, 17 to 384, and stops faulting only with 16 to 512 spare elements,
-// up to about one column; the Prescott kernels do not over-read). Where the
+// OpenBLAS 0.3.21's complex gemv kernel ('N') for its Haswell and SkylakeX
+// targets reads past the end of the matrix it is given (measured with the
+// matrix flush against a protected page: zgemv 'N' faulted for 41 of 150
+// random shapes; a zgebrd of an N x N matrix for every N tried, 17 to 384,
+// until it had 16 to 512 spare elements, up to about one column; the
+// Prescott kernels do not over-read; docs/performance.md). Where the
 // page after an array is unmapped — the top of a worker thread's heap, a
 // block just below a thread stack's guard page — that is a segfault: zgebrd
 // in a worker thread crashed 5 runs in 5. So every array this file hands to
