@@ -30,6 +30,9 @@ class Flags {
   void read(const std::string& name, int& value) {
     if (const std::string* v = take(name)) value = std::stoi(*v);
   }
+  void read(const std::string& name, double& value) {
+    if (const std::string* v = take(name)) value = std::stod(*v);
+  }
 
   // After the reads: throws for a flag that none of them asked for.
   void check_all_read() const {

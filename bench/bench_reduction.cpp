@@ -18,12 +18,12 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <cstring>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 
+#include "bench_flags.h"
 #include "linalg/concurrent.h"
 #include "linalg/lru_parameters.h"
 #include "linalg/lru_reduction.h"
@@ -44,23 +44,29 @@ struct Options {
 
 Options parse(int argc, char** argv) {
   Options o;
-  for (int i = 1; i < argc; ++i) {
-    auto next = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument(std::string(argv[i]) + " needs a value");
-      return argv[++i];
-    };
-    const std::string a = argv[i];
-    if (a == "--blocks") o.blocks = std::stoi(next());
-    else if (a == "--state") o.state = std::stoi(next());
-    else if (a == "--hidden") o.hidden = std::stoi(next());
-    else if (a == "--repeats") o.repeats = std::stoi(next());
-    else if (a == "--threads") o.threads = std::stoi(next());
-    else if (a == "--jobs") o.jobs = std::stoi(next());
-    else if (a == "--tol") { o.tol = std::stod(next()); o.rank = 0; }
-    else if (a == "--rank") o.rank = std::stoi(next());
-    else if (a == "--backend") o.backend = next() == "reference" ? cl::Backend::Reference : cl::Backend::Lapack;
-    else throw std::invalid_argument("unknown option " + a);
+  compressm::bench::Flags flags(argc, argv);
+  flags.read("--blocks", o.blocks);
+  flags.read("--state", o.state);
+  flags.read("--hidden", o.hidden);
+  flags.read("--repeats", o.repeats);
+  flags.read("--threads", o.threads);
+  flags.read("--jobs", o.jobs);
+  double tol = -1.0;
+  int rank = -1;
+  flags.read("--tol", tol);
+  flags.read("--rank", rank);
+  std::string backend = cl::backend_name(o.backend);
+  flags.read("--backend", backend);
+  flags.check_all_read();
+  if (tol >= 0.0 && rank >= 0) throw std::invalid_argument("--tol and --rank exclude each other");
+  if (tol >= 0.0) {
+    o.tol = tol;
+    o.rank = 0;
   }
+  if (rank >= 0) o.rank = rank;
+  if (backend != "reference" && backend != "lapack")
+    throw std::invalid_argument("--backend " + backend + ": expected lapack or reference");
+  o.backend = backend == "reference" ? cl::Backend::Reference : cl::Backend::Lapack;
   return o;
 }
 
