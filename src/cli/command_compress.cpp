@@ -52,8 +52,7 @@ nlohmann::json compress_block(nn::LruLayer& layer, int64_t block, training::Laye
 
 // Every block's cut, the blocks side by side on the machine's cores.
 std::vector<training::LayerCut> cut_blocks(const std::vector<nn::LruLayer>& layers, const CompressOptions& options) {
-  std::vector<linalg::DiagonalSystem> systems;
-  for (const nn::LruLayer& layer : layers) systems.push_back(layer->to_system());
+  std::vector<linalg::DiagonalSystem> systems = training::layer_systems(layers);
   std::vector<training::LayerCut> cuts(layers.size());
   const int jobs = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   linalg::run_concurrently(static_cast<Eigen::Index>(layers.size()), jobs, [&](Eigen::Index b) {

@@ -114,12 +114,11 @@ LayerCut balanced_cut(linalg::DiagonalSystem full, const linalg::RankRule& rule,
   return c;
 }
 
-LayerCut balanced_cut(const nn::LruLayer& layer, const linalg::RankRule& rule, linalg::KeptStates kept) {
-  return balanced_cut(layer->to_system(), rule, kept);
-}
-
-std::vector<double> layer_hsv(const nn::LruLayer& layer) {
-  return to_std(linalg::hankel_singular_values(layer->to_system()));
+std::vector<linalg::DiagonalSystem> layer_systems(const std::vector<nn::LruLayer>& layers) {
+  std::vector<linalg::DiagonalSystem> systems;
+  systems.reserve(layers.size());
+  for (const nn::LruLayer& layer : layers) systems.push_back(layer->to_system());
+  return systems;
 }
 
 namespace {
@@ -219,8 +218,7 @@ std::vector<std::optional<ReductionEvent>> reduce_blocks(std::vector<nn::LruLaye
                                                          torch::optim::AdamW& optimizer,
                                                          const config::ReductionConfig& reduction,
                                                          int64_t steps_done, int jobs) {
-  std::vector<linalg::DiagonalSystem> systems;
-  for (const nn::LruLayer& layer : layers) systems.push_back(layer->to_system());
+  std::vector<linalg::DiagonalSystem> systems = layer_systems(layers);
   std::vector<std::optional<BlockPlan>> plans(layers.size());
   linalg::run_concurrently(static_cast<Eigen::Index>(layers.size()), jobs, [&](Eigen::Index b) {
     plans[b] = plan_block_reduction(std::move(systems[b]), reduction);
@@ -233,8 +231,7 @@ std::vector<std::optional<ReductionEvent>> reduce_blocks(std::vector<nn::LruLaye
 }
 
 std::vector<std::vector<double>> blocks_hsv(const std::vector<nn::LruLayer>& layers, int jobs) {
-  std::vector<linalg::DiagonalSystem> systems;
-  for (const nn::LruLayer& layer : layers) systems.push_back(layer->to_system());
+  std::vector<linalg::DiagonalSystem> systems = layer_systems(layers);
   std::vector<std::vector<double>> hsv(layers.size());
   linalg::run_concurrently(static_cast<Eigen::Index>(layers.size()), jobs, [&](Eigen::Index b) {
     hsv[b] = to_std(linalg::hankel_singular_values(systems[b]));

@@ -58,11 +58,13 @@ struct LayerCut {
   linalg::DiagonalSystem reduced;  // what `parameters` compute
   std::vector<std::string> guards;
 };
-LayerCut balanced_cut(const nn::LruLayer& layer, const linalg::RankRule& rule,
-                      linalg::KeptStates kept = linalg::KeptStates::kLargest);
-// The same from the layer's system, without LibTorch: safe on any thread.
+// Works on the layer's system (layer_systems), without LibTorch: safe on any thread.
 LayerCut balanced_cut(linalg::DiagonalSystem full, const linalg::RankRule& rule,
                       linalg::KeptStates kept = linalg::KeptStates::kLargest);
+
+// Each layer's current system (to_system), in order: what the concurrent
+// plans work on, read on the calling thread.
+std::vector<linalg::DiagonalSystem> layer_systems(const std::vector<nn::LruLayer>& layers);
 
 // The two halves of reduce_block. The plan is the linear algebra (HSVs, rank,
 // the cut, the H-inf error of a balanced cut) and touches no tensor, so plans
@@ -83,9 +85,7 @@ std::optional<ReductionEvent> apply_block_reduction(BlockPlan plan, nn::LruLayer
                                                     const config::ReductionConfig& reduction, int64_t block,
                                                     int64_t steps_done);
 
-// HSVs of the layer's current system, descending.
-std::vector<double> layer_hsv(const nn::LruLayer& layer);
-// HSVs of every layer, up to `jobs` layers at a time.
+// HSVs of every layer's current system, descending, up to `jobs` layers at a time.
 std::vector<std::vector<double>> blocks_hsv(const std::vector<nn::LruLayer>& layers, int jobs);
 
 }  // namespace compressm::training
