@@ -7,6 +7,11 @@
 //   bench_train_step [--blocks 1] [--state 256] [--hidden 8] [--batch 50] [--length 784]
 //                    [--input 1] [--classes 10] [--steps 30] [--warmup 3] [--threads 2]
 //                    [--device cpu|cuda] [--precision fp32|tf32|bf16] [--graph 0|1]
+//                    [--block-ops auto|fused|composed]
+//
+// --block-ops picks how the blocks run their element-wise work
+// (LruModelOptions::block_ops; auto: fused on CUDA, LibTorch's ops on the
+// CPU): bench/run_fused_block_bench.sh compares fused with composed.
 //
 // Last stdout line: JSON with ms_per_step (median wall time), steps_per_s and
 // cpu_ms_per_step (median process CPU time, all threads: robust to other load
@@ -30,6 +35,7 @@ struct Options {
           warmup = 3;
   int threads = 2;
   bool graph = false;
+  compressm::nn::BlockOps block_ops = compressm::nn::BlockOps::kAuto;
   std::string device = "cpu", precision = "fp32";
 };
 
@@ -48,11 +54,16 @@ Options parse(int argc, char** argv) {
   flags.read("--steps", o.steps);
   flags.read("--warmup", o.warmup);
   flags.read("--threads", o.threads);
-  std::string graph = "0";
+  std::string graph = "0", block_ops = "auto";
   flags.read("--graph", graph);
+  flags.read("--block-ops", block_ops);
   flags.check_all_read();
   if (graph != "0" && graph != "1") throw std::invalid_argument("--graph: 0 or 1, got " + graph);
   o.graph = graph == "1";
+  if (block_ops == "auto") o.block_ops = compressm::nn::BlockOps::kAuto;
+  else if (block_ops == "fused") o.block_ops = compressm::nn::BlockOps::kFused;
+  else if (block_ops == "composed") o.block_ops = compressm::nn::BlockOps::kComposed;
+  else throw std::invalid_argument("--block-ops: auto, fused or composed, got " + block_ops);
   if (o.device != "cpu" && o.device != "cuda") throw std::invalid_argument("--device: cpu or cuda");
   return o;
 }
@@ -62,6 +73,15 @@ compressm::nn::Precision precision_of(const std::string& name) {
   if (name == "tf32") return compressm::nn::Precision::kTf32;
   if (name == "bf16") return compressm::nn::Precision::kBf16;
   throw std::invalid_argument("--precision: fp32, tf32 or bf16");
+}
+
+const char* block_ops_name(compressm::nn::BlockOps ops) {
+  switch (ops) {
+    case compressm::nn::BlockOps::kFused: return "fused";
+    case compressm::nn::BlockOps::kComposed: return "composed";
+    case compressm::nn::BlockOps::kAuto: break;
+  }
+  return "auto";
 }
 
 }  // namespace
@@ -81,6 +101,7 @@ int main(int argc, char** argv) try {
   b.model.state_dim = o.state;
   b.model.hidden_dim = o.hidden;
   b.model.precision = precision_of(o.precision);
+  b.model.block_ops = o.block_ops;
   b.batch_size = o.batch;
   b.length = o.length;
   b.steps = o.steps;
@@ -96,7 +117,8 @@ int main(int argc, char** argv) try {
             << ", \"threads\": " << o.threads << ", \"device\": \"" << o.device << "\", \"precision\": \""
             << o.precision << "\", \"num_blocks\": " << o.blocks << ", \"state_dim\": " << o.state
             << ", \"hidden_dim\": " << o.hidden << ", \"batch_size\": " << o.batch << ", \"length\": " << o.length
-            << ", \"steps\": " << o.steps << ", \"cuda_graph\": " << (r.graph_captured ? "true" : "false")
+            << ", \"steps\": " << o.steps << ", \"block_ops\": \"" << block_ops_name(o.block_ops) << "\""
+            << ", \"cuda_graph\": " << (r.graph_captured ? "true" : "false")
             << ", \"final_loss\": " << r.final_loss << "}" << std::endl;
   return 0;
 } catch (const std::exception& e) {

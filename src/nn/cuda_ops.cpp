@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "kernels/cuda/block_cuda.h"
 #include "kernels/cuda/lru_cuda.h"
 #include "nn/checkpointed_layer.h"
 
@@ -22,6 +23,12 @@ using detail::tensor_list;
 kernels::cuda::Stream stream_of(const torch::Tensor& t) {
   return c10::cuda::getCurrentCUDAStream(t.device().index()).stream();
 }
+
+kernels::cuda::Storage storage_of(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kBFloat16 ? kernels::cuda::Storage::kBFloat16 : kernels::cuda::Storage::kFloat32;
+}
+
+const uint8_t* keep_ptr(const torch::Tensor& keep) { return keep.defined() ? keep.data_ptr<uint8_t>() : nullptr; }
 
 // Interleaved (re, im) floats of a complex64 tensor.
 float* floats(const torch::Tensor& t) { return reinterpret_cast<float*>(t.data_ptr<c10::complex<float>>()); }
@@ -101,6 +108,46 @@ torch::Tensor diagonal_scan(const torch::Tensor& lambda, const torch::Tensor& u)
 torch::Tensor lru_layer_fused(const LruLayerInputs& in) {
   return detail::apply_checkpointed<CudaKernels>(
       {in.lambda_re, in.lambda_im, in.B_re, in.B_im, in.C_re, in.C_im, in.D, in.u});
+}
+
+void gelu_dropout_forward(const torch::Tensor& y, const torch::Tensor& keep, double scale, const torch::Tensor& z) {
+  const c10::cuda::CUDAGuard guard(y.device());
+  kernels::cuda::gelu_dropout_forward(y.data_ptr<float>(), z.data_ptr(), storage_of(z), y.numel(), keep_ptr(keep),
+                                      static_cast<float>(scale), stream_of(y));
+}
+
+void gelu_dropout_backward(const torch::Tensor& y, const torch::Tensor& grad_z, const torch::Tensor& keep,
+                           double scale, const torch::Tensor& grad_y) {
+  const c10::cuda::CUDAGuard guard(y.device());
+  kernels::cuda::gelu_dropout_backward(y.data_ptr<float>(), grad_z.data_ptr(), storage_of(grad_z),
+                                       grad_y.data_ptr<float>(), y.numel(), keep_ptr(keep), static_cast<float>(scale),
+                                       stream_of(y));
+}
+
+void glu_residual_forward(const torch::Tensor& vg, const torch::Tensor& x, const torch::Tensor& keep, double scale,
+                          const torch::Tensor& out) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t hidden = x.size(-1);
+  kernels::cuda::glu_residual_forward(vg.data_ptr(), storage_of(vg), x.data_ptr<float>(), out.data_ptr<float>(),
+                                      x.numel() / hidden, hidden, keep_ptr(keep), static_cast<float>(scale),
+                                      stream_of(x));
+}
+
+void glu_residual_backward(const torch::Tensor& vg, const torch::Tensor& grad_out, const torch::Tensor& keep,
+                           double scale, const torch::Tensor& grad_vg) {
+  const c10::cuda::CUDAGuard guard(grad_out.device());
+  const int64_t hidden = grad_out.size(-1);
+  kernels::cuda::glu_residual_backward(vg.data_ptr(), storage_of(vg), grad_out.data_ptr<float>(), grad_vg.data_ptr(),
+                                       grad_out.numel() / hidden, hidden, keep_ptr(keep), static_cast<float>(scale),
+                                       stream_of(grad_out));
+}
+
+void adamw_step(const torch::Tensor& p, const torch::Tensor& g, const torch::Tensor& m, const torch::Tensor& v,
+                const torch::Tensor& scalars, double beta1, double beta2, double eps) {
+  const c10::cuda::CUDAGuard guard(p.device());
+  kernels::cuda::adamw_step(p.data_ptr<float>(), g.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(),
+                            p.numel(), scalars.data_ptr<float>(), static_cast<float>(beta1), static_cast<float>(beta2),
+                            static_cast<float>(eps), stream_of(p));
 }
 
 }  // namespace compressm::nn::cuda_ops

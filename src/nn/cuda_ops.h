@@ -22,4 +22,19 @@ torch::Tensor diagonal_scan(const torch::Tensor& lambda, const torch::Tensor& u)
 // never materialised.
 torch::Tensor lru_layer_fused(const LruLayerInputs& in);
 
+// The kernels of fused_block.h and of the graphed step's AdamW
+// (kernels/cuda/block_cuda.h) on contiguous CUDA tensors, validated by the
+// caller: float32 y, x and gradients; z, vg and their gradients float32 or
+// bfloat16; keep uint8 or undefined; outputs preallocated.
+void gelu_dropout_forward(const torch::Tensor& y, const torch::Tensor& keep, double scale, const torch::Tensor& z);
+void gelu_dropout_backward(const torch::Tensor& y, const torch::Tensor& grad_z, const torch::Tensor& keep,
+                           double scale, const torch::Tensor& grad_y);
+void glu_residual_forward(const torch::Tensor& vg, const torch::Tensor& x, const torch::Tensor& keep, double scale,
+                          const torch::Tensor& out);
+void glu_residual_backward(const torch::Tensor& vg, const torch::Tensor& grad_out, const torch::Tensor& keep,
+                           double scale, const torch::Tensor& grad_vg);
+// One AdamW step on flat float32 buffers; scalars {3} as kernels::cuda::adamw_step.
+void adamw_step(const torch::Tensor& p, const torch::Tensor& g, const torch::Tensor& m, const torch::Tensor& v,
+                const torch::Tensor& scalars, double beta1, double beta2, double eps);
+
 }  // namespace compressm::nn::cuda_ops

@@ -17,4 +17,30 @@ torch::Tensor lru_layer_fused(const LruLayerInputs&) {
   return torch::Tensor();
 }
 
+namespace {
+void no_cuda(const char* op) {
+  TORCH_CHECK(false, op, ": compressm was built without CUDA kernels (COMPRESSM_WITH_CUDA=OFF)");
+}
+}  // namespace
+
+void gelu_dropout_forward(const torch::Tensor&, const torch::Tensor&, double, const torch::Tensor&) {
+  no_cuda("gelu_dropout");
+}
+void gelu_dropout_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, double,
+                           const torch::Tensor&) {
+  no_cuda("gelu_dropout");
+}
+void glu_residual_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, double,
+                          const torch::Tensor&) {
+  no_cuda("glu_residual");
+}
+void glu_residual_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, double,
+                           const torch::Tensor&) {
+  no_cuda("glu_residual");
+}
+void adamw_step(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                const torch::Tensor&, double, double, double) {
+  no_cuda("adamw_step");
+}
+
 }  // namespace compressm::nn::cuda_ops

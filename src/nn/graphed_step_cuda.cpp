@@ -10,6 +10,7 @@
 #include <map>
 #include <vector>
 
+#include "nn/cuda_ops.h"
 #include "nn/graphed_step.h"
 #include "nn/lru_optimizer.h"
 
@@ -149,13 +150,8 @@ struct GraphedTrainStep::Impl {
     const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
     loss.backward();
     torch::NoGradGuard no_grad;
-    for (Bucket& b : buckets) {
-      const torch::Tensor decay = b.scalars[0], step_size = b.scalars[1], inv_sqrt_bc2 = b.scalars[2];
-      b.p.mul_(decay);
-      b.m.mul_(b.beta1).add_(b.g, 1.0 - b.beta1);
-      b.v.mul_(b.beta2).addcmul_(b.g, b.g, 1.0 - b.beta2);
-      b.p.sub_(b.m * step_size / (b.v.sqrt() * inv_sqrt_bc2 + b.eps));
-    }
+    // One fused kernel per bucket (kernels/block_elementwise.h's adamw_update).
+    for (Bucket& b : buckets) cuda_ops::adamw_step(b.p, b.g, b.m, b.v, b.scalars, b.beta1, b.beta2, b.eps);
     out.copy_(torch::stack({loss.detach().to(torch::kDouble), logits.argmax(1).eq(y).sum().to(torch::kDouble)}));
   }
 

@@ -5,12 +5,13 @@
 #include <stdexcept>
 #include <string>
 
+#include "nn/fused_block.h"
 #include "nn/lru_optimizer.h"
 
 namespace compressm::nn {
 
-LruBlockImpl::LruBlockImpl(int64_t n, int64_t h, double drop_rate, LruInit init, Precision precision)
-    : precision(precision) {
+LruBlockImpl::LruBlockImpl(int64_t n, int64_t h, double drop_rate, LruInit init, Precision precision, BlockOps ops)
+    : precision(precision), ops(ops) {
   norm = register_module("norm", torch::nn::BatchNorm1d(torch::nn::BatchNorm1dOptions(h).affine(false)));
   lru = register_module("lru", LruLayer(n, h, init));
   glu_value = register_module("glu_value", torch::nn::Linear(h, h));
@@ -24,9 +25,22 @@ torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) {
   // and sent the next matmul down the batched-GEMM path).
   const auto shape = x.sizes();
   torch::Tensor z = norm(x.reshape({shape[0] * shape[1], shape[2]})).view(shape);
-  z = dropout(torch::gelu(lru(z)));
-  z = dropout(dense(glu_value, z, precision) * torch::sigmoid(dense(glu_gate, z, precision)));
-  return x + z;
+  const torch::Tensor y = lru(z);
+  // The fused ops compute in float32 (float64 on the CPU too).
+  const bool fused = ops == BlockOps::kFused ? !y.is_cuda() || y.scalar_type() == torch::kFloat
+                                             : ops == BlockOps::kAuto && y.is_cuda() && y.scalar_type() == torch::kFloat;
+  if (!fused) {
+    z = dropout(torch::gelu(y));
+    z = dropout(dense(glu_value, z, precision) * torch::sigmoid(dense(glu_gate, z, precision)));
+    return x + z;
+  }
+  const double p = is_training() ? dropout->options.p() : 0.0;
+  const bool bf16 = precision == Precision::kBf16 && y.scalar_type() == torch::kFloat;
+  const torch::Tensor g = gelu_dropout(y, dropout_keep_mask(y.sizes(), p, y.device()), p,
+                                       bf16 ? torch::kBFloat16 : y.scalar_type());
+  torch::Tensor vg = dense_pair(glu_value, glu_gate, g, precision);
+  if (!bf16) vg = vg.to(x.scalar_type());
+  return glu_residual(vg, x, dropout_keep_mask(x.sizes(), p, x.device()), p);
 }
 
 LruModelImpl::LruModelImpl(const LruModelOptions& o) : options_(o) {
@@ -39,7 +53,7 @@ LruModelImpl::LruModelImpl(const LruModelOptions& o) : options_(o) {
     encoder = register_module("encoder", torch::nn::Linear(o.input_dim, o.hidden_dim));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t b = 0; b < o.num_blocks; ++b)
-    blocks->push_back(LruBlock(o.state_dim_of(b), o.hidden_dim, o.drop_rate, o.init, o.precision));
+    blocks->push_back(LruBlock(o.state_dim_of(b), o.hidden_dim, o.drop_rate, o.init, o.precision, o.block_ops));
   head = register_module("head", torch::nn::Linear(o.hidden_dim, o.num_classes));
   // bf16 keeps float32 tensors in the LRU projections: TF32 for those GEMMs.
   if (o.precision == Precision::kTf32 || o.precision == Precision::kBf16) enable_tf32(true);

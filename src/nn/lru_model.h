@@ -17,10 +17,19 @@
 
 namespace compressm::nn {
 
+// How a block runs its element-wise work (GELU, dropout, GLU, residual):
+//   kFused     the fused ops of fused_block.h (one GEMM for both GLU halves)
+//   kComposed  LibTorch's separate ops: the reference the fused ops are
+//              tested and benchmarked against
+//   kAuto      fused on CUDA (float32), composed on the CPU: there the tensors
+//              sit in cache and LibTorch's vectorised GELU and sigmoid beat
+//              the fused ops' scalar loops (docs/gpu.md, "Fused block ops")
+enum class BlockOps { kAuto, kFused, kComposed };
+
 class LruBlockImpl : public torch::nn::Module {
  public:
   LruBlockImpl(int64_t state_dim, int64_t hidden_dim, double drop_rate, LruInit init,
-               Precision precision = Precision::kFp32);
+               Precision precision = Precision::kFp32, BlockOps ops = BlockOps::kAuto);
   torch::Tensor forward(const torch::Tensor& x);  // {B, L, H} -> {B, L, H}
 
   torch::nn::BatchNorm1d norm{nullptr};
@@ -28,6 +37,7 @@ class LruBlockImpl : public torch::nn::Module {
   torch::nn::Linear glu_value{nullptr}, glu_gate{nullptr};
   torch::nn::Dropout dropout{nullptr};
   Precision precision;  // of glu_value and glu_gate (precision.h)
+  BlockOps ops;
 };
 TORCH_MODULE(LruBlock);
 
@@ -50,6 +60,9 @@ struct LruModelOptions {
   // Compute precision of the encoder, GLU and head (precision.h); tf32 also
   // sets LibTorch's process-wide TF32 flag when the model is built.
   Precision precision = Precision::kFp32;
+  // How the blocks run their element-wise work. The same function either
+  // way; dropout draws differ.
+  BlockOps block_ops = BlockOps::kAuto;
 };
 
 class LruModelImpl : public torch::nn::Module {

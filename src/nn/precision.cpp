@@ -21,6 +21,13 @@ torch::Tensor dense(const torch::nn::Linear& layer, const torch::Tensor& x, Prec
       .to(torch::kFloat);
 }
 
+torch::Tensor dense_pair(const torch::nn::Linear& a, const torch::nn::Linear& b, const torch::Tensor& x,
+                         Precision precision) {
+  const torch::Tensor weight = torch::cat({a->weight, b->weight}, 0), bias = torch::cat({a->bias, b->bias}, 0);
+  if (precision != Precision::kBf16) return torch::nn::functional::linear(x, weight, bias);
+  return torch::nn::functional::linear(x.to(torch::kBFloat16), weight.to(torch::kBFloat16), bias.to(torch::kBFloat16));
+}
+
 void enable_tf32(bool enabled) {
   at::globalContext().setAllowTF32CuBLAS(enabled);
   at::globalContext().setAllowTF32CuDNN(enabled);

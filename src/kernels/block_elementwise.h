@@ -1,0 +1,107 @@
+// The element-wise parts of the LRU block (DESIGN.md §1), fused into two ops
+// so that each reads and writes the {B, L, H} activations once instead of
+// once per LibTorch op:
+//
+//   gelu_dropout   z = dropout(GELU(y))                 (GELU with exact erf)
+//   glu_residual   out = x + dropout(v .* sigmoid(g)),  [v | g] = one GEMM's {.., 2H} output
+//
+// and the AdamW update of the CUDA-graphed step, all written once here as
+// per-element functions that the CPU loops (block_elementwise.cpp) and the
+// CUDA kernels (cuda/block_elementwise.cu) both call: the CPU path, tested
+// against LibTorch's composition here, is the parity oracle of the device
+// path. Dropout is a keep mask (uint8, 1 = kept; null = no dropout) and the
+// scale 1 / (1 - p) of the kept elements; the backward passes take the same
+// mask. No LibTorch header here or in the .cu files.
+#pragma once
+
+#include <math.h>
+
+#include <cstdint>
+
+#if defined(__CUDACC__)
+#define COMPRESSM_HD __host__ __device__ __forceinline__
+#else
+#define COMPRESSM_HD inline
+#endif
+
+namespace compressm::kernels::elementwise {
+
+COMPRESSM_HD float erf_of(float x) { return erff(x); }
+COMPRESSM_HD double erf_of(double x) { return erf(x); }
+COMPRESSM_HD float exp_of(float x) { return expf(x); }
+COMPRESSM_HD double exp_of(double x) { return exp(x); }
+COMPRESSM_HD float sqrt_of(float x) { return sqrtf(x); }
+COMPRESSM_HD double sqrt_of(double x) { return sqrt(x); }
+
+// GELU(y) = y Phi(y), Phi the standard normal CDF (LibTorch's approximate = "none").
+template <class T>
+COMPRESSM_HD T gelu(T y) {
+  return T(0.5) * y * (T(1) + erf_of(y * T(0.70710678118654752440)));
+}
+
+// d GELU / dy = Phi(y) + y phi(y).
+template <class T>
+COMPRESSM_HD T gelu_derivative(T y) {
+  const T cdf = T(0.5) * (T(1) + erf_of(y * T(0.70710678118654752440)));
+  const T pdf = T(0.39894228040143267794) * exp_of(T(-0.5) * y * y);
+  return cdf + y * pdf;
+}
+
+template <class T>
+COMPRESSM_HD T sigmoid(T g) {
+  return T(1) / (T(1) + exp_of(-g));
+}
+
+// The factor dropout puts on element i: scale if kept, 0 if dropped, 1 without a mask.
+template <class T>
+COMPRESSM_HD T dropout_factor(const uint8_t* keep, int64_t i, T scale) {
+  return keep == nullptr ? T(1) : (keep[i] ? scale : T(0));
+}
+
+// glu_residual for one element, value v and gate g, after dropout factor d.
+template <class T>
+COMPRESSM_HD T glu_output(T x, T v, T g, T d) {
+  return x + d * v * sigmoid(g);
+}
+
+// Its gradients with respect to v and g, given dL/dout (dL/dx is dL/dout).
+template <class T>
+COMPRESSM_HD void glu_gradients(T v, T g, T d, T grad_out, T& grad_v, T& grad_g) {
+  const T s = sigmoid(g);
+  grad_v = grad_out * d * s;
+  grad_g = grad_out * d * v * s * (T(1) - s);
+}
+
+// One AdamW update of one element (LibTorch's AdamW, decoupled weight decay):
+//   p <- p (1 - lr wd);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
+//   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+// with decay = 1 - lr wd, step_size = lr / (1 - b1^t), inv_sqrt_bc2 = 1 / sqrt(1 - b2^t).
+template <class T>
+COMPRESSM_HD void adamw_update(T& p, T& m, T& v, T g, T decay, T step_size, T inv_sqrt_bc2, T beta1, T beta2,
+                               T eps) {
+  p *= decay;
+  m = beta1 * m + (T(1) - beta1) * g;
+  v = beta2 * v + (T(1) - beta2) * g * g;
+  p -= step_size * m / (sqrt_of(v) * inv_sqrt_bc2 + eps);
+}
+
+// CPU loops over contiguous arrays (block_elementwise.cpp; at::parallel_for).
+// Y, X: float or double; the second type of each pair is the storage of the
+// GEMM side (the bf16 precision mode keeps it in bfloat16), see the explicit
+// instantiations there: Z / V in {Y, c10::BFloat16}.
+//   z[i] = gelu(y[i]) * d_i
+template <class Y, class Z>
+void gelu_dropout_forward(const Y* y, Z* z, int64_t n, const uint8_t* keep, double scale);
+//   grad_y[i] = grad_z[i] * d_i * gelu'(y[i])
+template <class Y, class Z>
+void gelu_dropout_backward(const Y* y, const Z* grad_z, Y* grad_y, int64_t n, const uint8_t* keep, double scale);
+//   out[r, j] = x[r, j] + d * vg[r, j] * sigmoid(vg[r, H + j]),  vg {rows, 2H}, x and out {rows, H}
+template <class V, class X>
+void glu_residual_forward(const V* vg, const X* x, X* out, int64_t rows, int64_t hidden, const uint8_t* keep,
+                          double scale);
+//   grad_vg {rows, 2H} from grad_out {rows, H}
+template <class V, class X>
+void glu_residual_backward(const V* vg, const X* grad_out, V* grad_vg, int64_t rows, int64_t hidden,
+                           const uint8_t* keep, double scale);
+
+}  // namespace compressm::kernels::elementwise

@@ -1,0 +1,37 @@
+// CUDA kernels of the LRU block's fused element-wise ops and of the graphed
+// step's AdamW update (the per-element math is kernels/block_elementwise.h,
+// shared with the CPU loops that are their parity oracle). Float32 compute;
+// the GEMM side (gelu_dropout's output, glu_residual's [v | g] input) is
+// float32 or bfloat16. Plain device pointers and a stream, no tensors; every
+// launcher throws std::runtime_error when the launch fails.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cuda/lru_cuda.h"
+
+namespace compressm::kernels::cuda {
+
+// Storage of the GEMM-side tensor.
+enum class Storage { kFloat32, kBFloat16 };
+
+// z = dropout(GELU(y)), z stored as `z_type`; keep may be null (no dropout).
+void gelu_dropout_forward(const float* y, void* z, Storage z_type, int64_t n, const uint8_t* keep, float scale,
+                          Stream stream);
+// grad_y = grad_z * d * GELU'(y), grad_z stored as `grad_type`.
+void gelu_dropout_backward(const float* y, const void* grad_z, Storage grad_type, float* grad_y, int64_t n,
+                           const uint8_t* keep, float scale, Stream stream);
+// out {rows, H} = x + dropout(v .* sigmoid(g)), vg {rows, 2H} stored as `vg_type`.
+void glu_residual_forward(const void* vg, Storage vg_type, const float* x, float* out, int64_t rows, int64_t hidden,
+                          const uint8_t* keep, float scale, Stream stream);
+// grad_vg {rows, 2H} (stored as `vg_type`) from grad_out {rows, H}.
+void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_out, void* grad_vg, int64_t rows,
+                           int64_t hidden, const uint8_t* keep, float scale, Stream stream);
+
+// One AdamW step over n elements of flat parameter, gradient and moment
+// buffers; `scalars` = {1 - lr wd, lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t)}
+// in device memory (set before each replay of a CUDA graph).
+void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const float* scalars, float beta1,
+                float beta2, float eps, Stream stream);
+
+}  // namespace compressm::kernels::cuda

@@ -1,0 +1,148 @@
+// block_cuda.h: grid-stride loops over the per-element functions of
+// kernels/block_elementwise.h. Memory-bound: each element is read and
+// written once; bfloat16 rounds to nearest even, as c10::BFloat16 does.
+#include <cuda_bf16.h>
+
+#include "kernels/block_elementwise.h"
+#include "kernels/cuda/block_cuda.h"
+#include "kernels/cuda/cuda_common.cuh"
+
+namespace compressm::kernels::cuda {
+namespace {
+
+namespace ew = compressm::kernels::elementwise;
+
+constexpr int kThreads = 256;
+
+__device__ __forceinline__ float load(const float* p, long long i) { return p[i]; }
+__device__ __forceinline__ float load(const __nv_bfloat16* p, long long i) { return __bfloat162float(p[i]); }
+__device__ __forceinline__ void store(float* p, long long i, float value) { p[i] = value; }
+__device__ __forceinline__ void store(__nv_bfloat16* p, long long i, float value) { p[i] = __float2bfloat16_rn(value); }
+
+// Enough blocks to fill the device several times over; the loops stride.
+unsigned int grid_for(long long n) {
+  const long long blocks = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned int>(blocks < 4096 ? blocks : 4096);
+}
+
+template <class Z>
+__global__ void __launch_bounds__(kThreads)
+    gelu_dropout_forward_kernel(const float* __restrict__ y, Z* __restrict__ z, long long n,
+                                const uint8_t* __restrict__ keep, float scale) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x)
+    store(z, i, ew::gelu(y[i]) * ew::dropout_factor(keep, i, scale));
+}
+
+template <class Z>
+__global__ void __launch_bounds__(kThreads)
+    gelu_dropout_backward_kernel(const float* __restrict__ y, const Z* __restrict__ grad_z,
+                                 float* __restrict__ grad_y, long long n, const uint8_t* __restrict__ keep,
+                                 float scale) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x)
+    grad_y[i] = load(grad_z, i) * ew::dropout_factor(keep, i, scale) * ew::gelu_derivative(y[i]);
+}
+
+// One thread per output element (r, j): v at vg[r, j], g at vg[r, H + j].
+template <class V>
+__global__ void __launch_bounds__(kThreads)
+    glu_residual_forward_kernel(const V* __restrict__ vg, const float* __restrict__ x, float* __restrict__ out,
+                                long long n, long long hidden, const uint8_t* __restrict__ keep, float scale) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long value = i + (i / hidden) * hidden;  // r 2H + j
+    out[i] = ew::glu_output(x[i], load(vg, value), load(vg, value + hidden), ew::dropout_factor(keep, i, scale));
+  }
+}
+
+template <class V>
+__global__ void __launch_bounds__(kThreads)
+    glu_residual_backward_kernel(const V* __restrict__ vg, const float* __restrict__ grad_out,
+                                 V* __restrict__ grad_vg, long long n, long long hidden,
+                                 const uint8_t* __restrict__ keep, float scale) {
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long value = i + (i / hidden) * hidden;
+    float gv, gg;
+    ew::glu_gradients(load(vg, value), load(vg, value + hidden), ew::dropout_factor(keep, i, scale), grad_out[i], gv,
+                      gg);
+    store(grad_vg, value, gv);
+    store(grad_vg, value + hidden, gg);
+  }
+}
+
+__global__ void __launch_bounds__(kThreads)
+    adamw_kernel(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
+                 long long n, const float* __restrict__ scalars, float beta1, float beta2, float eps) {
+  const float decay = scalars[0], step_size = scalars[1], inv_sqrt_bc2 = scalars[2];
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    float pi = p[i], mi = m[i], vi = v[i];
+    ew::adamw_update(pi, mi, vi, g[i], decay, step_size, inv_sqrt_bc2, beta1, beta2, eps);
+    p[i] = pi;
+    m[i] = mi;
+    v[i] = vi;
+  }
+}
+
+}  // namespace
+
+void gelu_dropout_forward(const float* y, void* z, Storage z_type, int64_t n, const uint8_t* keep, float scale,
+                          Stream stream) {
+  if (n == 0) return;
+  if (z_type == Storage::kBFloat16)
+    gelu_dropout_forward_kernel<<<grid_for(n), kThreads, 0, stream>>>(y, static_cast<__nv_bfloat16*>(z), n, keep,
+                                                                      scale);
+  else
+    gelu_dropout_forward_kernel<<<grid_for(n), kThreads, 0, stream>>>(y, static_cast<float*>(z), n, keep, scale);
+  detail::check_launch("gelu_dropout_forward (CUDA)");
+}
+
+void gelu_dropout_backward(const float* y, const void* grad_z, Storage grad_type, float* grad_y, int64_t n,
+                           const uint8_t* keep, float scale, Stream stream) {
+  if (n == 0) return;
+  if (grad_type == Storage::kBFloat16)
+    gelu_dropout_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(
+        y, static_cast<const __nv_bfloat16*>(grad_z), grad_y, n, keep, scale);
+  else
+    gelu_dropout_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(y, static_cast<const float*>(grad_z), grad_y,
+                                                                       n, keep, scale);
+  detail::check_launch("gelu_dropout_backward (CUDA)");
+}
+
+void glu_residual_forward(const void* vg, Storage vg_type, const float* x, float* out, int64_t rows, int64_t hidden,
+                          const uint8_t* keep, float scale, Stream stream) {
+  const long long n = rows * hidden;
+  if (n == 0) return;
+  if (vg_type == Storage::kBFloat16)
+    glu_residual_forward_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(vg), x, out,
+                                                                      n, hidden, keep, scale);
+  else
+    glu_residual_forward_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const float*>(vg), x, out, n,
+                                                                      hidden, keep, scale);
+  detail::check_launch("glu_residual_forward (CUDA)");
+}
+
+void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_out, void* grad_vg, int64_t rows,
+                           int64_t hidden, const uint8_t* keep, float scale, Stream stream) {
+  const long long n = rows * hidden;
+  if (n == 0) return;
+  if (vg_type == Storage::kBFloat16)
+    glu_residual_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(
+        static_cast<const __nv_bfloat16*>(vg), grad_out, static_cast<__nv_bfloat16*>(grad_vg), n, hidden, keep,
+        scale);
+  else
+    glu_residual_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(
+        static_cast<const float*>(vg), grad_out, static_cast<float*>(grad_vg), n, hidden, keep, scale);
+  detail::check_launch("glu_residual_backward (CUDA)");
+}
+
+void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const float* scalars, float beta1,
+                float beta2, float eps, Stream stream) {
+  if (n == 0) return;
+  adamw_kernel<<<grid_for(n), kThreads, 0, stream>>>(p, g, m, v, n, scalars, beta1, beta2, eps);
+  detail::check_launch("adamw_step (CUDA)");
+}
+
+}  // namespace compressm::kernels::cuda

@@ -1,0 +1,168 @@
+#include "nn/fused_block.h"
+
+#include <c10/util/BFloat16.h>
+#include <torch/autograd.h>
+
+#include "kernels/block_elementwise.h"
+#include "nn/cuda_ops.h"
+
+namespace compressm::nn {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+namespace ew = kernels::elementwise;
+
+const uint8_t* keep_ptr(const torch::Tensor& keep) { return keep.defined() ? keep.data_ptr<uint8_t>() : nullptr; }
+
+// The mask as the ops' argument: autograd's apply takes no undefined tensor.
+c10::optional<torch::Tensor> optional_mask(const torch::Tensor& keep) {
+  if (!keep.defined()) return c10::nullopt;
+  return keep.contiguous();
+}
+
+double scale_of(double p) { return 1.0 / (1.0 - p); }
+
+void check_keep(const char* op, const torch::Tensor& keep, const torch::Tensor& like, double p) {
+  TORCH_CHECK(p >= 0.0 && p < 1.0, op, ": dropout rate must be in [0, 1), got ", p);
+  if (!keep.defined()) return;
+  TORCH_CHECK(keep.scalar_type() == torch::kByte, op, ": keep mask must be uint8, got ", keep.scalar_type());
+  TORCH_CHECK(keep.sizes() == like.sizes(), op, ": keep mask must be ", like.sizes(), ", got ", keep.sizes());
+  TORCH_CHECK(keep.device() == like.device(), op, ": keep mask must be on ", like.device());
+}
+
+// The GEMM-side dtype allowed next to compute dtype `t`: t itself, or
+// bfloat16 next to float32.
+bool gemm_side_ok(torch::ScalarType side, torch::ScalarType t) {
+  return side == t || (side == torch::kBFloat16 && t == torch::kFloat);
+}
+
+void check_compute_dtype(const char* op, const torch::Tensor& t) {
+  TORCH_CHECK(t.scalar_type() == torch::kFloat || (t.scalar_type() == torch::kDouble && t.device().is_cpu()), op,
+              ": tensors must be float32 (or float64 on the CPU), got ", t.scalar_type(), " on ", t.device());
+}
+
+// Calls f(Y{}, Z{}) with the CPU storage types of (compute, GEMM side).
+template <class F>
+void dispatch_cpu(torch::ScalarType compute, torch::ScalarType side, F&& f) {
+  if (compute == torch::kDouble) return f(double{}, double{});
+  if (side == torch::kBFloat16) return f(float{}, c10::BFloat16{});
+  f(float{}, float{});
+}
+
+struct GeluDropout : public torch::autograd::Function<GeluDropout> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& y, const c10::optional<torch::Tensor>& mask,
+                               double scale, torch::ScalarType out_dtype) {
+    const torch::Tensor keep = mask.value_or(torch::Tensor());
+    torch::Tensor z = torch::empty(y.sizes(), y.options().dtype(out_dtype));
+    if (y.is_cuda()) {
+      cuda_ops::gelu_dropout_forward(y, keep, scale, z);
+    } else {
+      dispatch_cpu(y.scalar_type(), out_dtype, [&](auto yt, auto zt) {
+        using Y = decltype(yt);
+        using Z = decltype(zt);
+        ew::gelu_dropout_forward(y.data_ptr<Y>(), static_cast<Z*>(z.data_ptr()), y.numel(), keep_ptr(keep), scale);
+      });
+    }
+    ctx->save_for_backward({y});
+    ctx->saved_data["keep"] = keep;  // not differentiable: no SavedVariable needed
+    ctx->saved_data["scale"] = scale;
+    return z;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const tensor_list saved = ctx->get_saved_variables();
+    const torch::Tensor& y = saved[0];
+    const torch::Tensor keep = ctx->saved_data["keep"].toTensor();
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const torch::Tensor grad_z = grads[0].contiguous();
+    torch::Tensor grad_y = torch::empty_like(y);
+    if (y.is_cuda()) {
+      cuda_ops::gelu_dropout_backward(y, grad_z, keep, scale, grad_y);
+    } else {
+      dispatch_cpu(y.scalar_type(), grad_z.scalar_type(), [&](auto yt, auto zt) {
+        using Y = decltype(yt);
+        using Z = decltype(zt);
+        ew::gelu_dropout_backward(y.data_ptr<Y>(), static_cast<const Z*>(grad_z.data_ptr()), grad_y.data_ptr<Y>(),
+                                  y.numel(), keep_ptr(keep), scale);
+      });
+    }
+    return {grad_y, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+struct GluResidual : public torch::autograd::Function<GluResidual> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& vg, const torch::Tensor& x,
+                               const c10::optional<torch::Tensor>& mask, double scale) {
+    const torch::Tensor keep = mask.value_or(torch::Tensor());
+    torch::Tensor out = torch::empty_like(x);
+    const int64_t hidden = x.size(-1), rows = x.numel() / hidden;
+    if (x.is_cuda()) {
+      cuda_ops::glu_residual_forward(vg, x, keep, scale, out);
+    } else {
+      dispatch_cpu(x.scalar_type(), vg.scalar_type(), [&](auto xt, auto vt) {
+        using X = decltype(xt);
+        using V = decltype(vt);
+        ew::glu_residual_forward(static_cast<const V*>(vg.data_ptr()), x.data_ptr<X>(), out.data_ptr<X>(), rows,
+                                 hidden, keep_ptr(keep), scale);
+      });
+    }
+    ctx->save_for_backward({vg});
+    ctx->saved_data["keep"] = keep;
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const tensor_list saved = ctx->get_saved_variables();
+    const torch::Tensor& vg = saved[0];
+    const torch::Tensor keep = ctx->saved_data["keep"].toTensor();
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const torch::Tensor grad_out = grads[0].contiguous();
+    torch::Tensor grad_vg = torch::empty_like(vg);
+    const int64_t hidden = grad_out.size(-1), rows = grad_out.numel() / hidden;
+    if (vg.is_cuda()) {
+      cuda_ops::glu_residual_backward(vg, grad_out, keep, scale, grad_vg);
+    } else {
+      dispatch_cpu(grad_out.scalar_type(), vg.scalar_type(), [&](auto xt, auto vt) {
+        using X = decltype(xt);
+        using V = decltype(vt);
+        ew::glu_residual_backward(static_cast<const V*>(vg.data_ptr()), grad_out.data_ptr<X>(),
+                                  static_cast<V*>(grad_vg.data_ptr()), rows, hidden, keep_ptr(keep), scale);
+      });
+    }
+    return {grad_vg, grad_out, torch::Tensor(), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+torch::Tensor dropout_keep_mask(c10::IntArrayRef sizes, double p, const torch::Device& device) {
+  TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout: rate must be in [0, 1), got ", p);
+  if (p == 0.0) return torch::Tensor();
+  return torch::empty(sizes, torch::TensorOptions().dtype(torch::kByte).device(device)).bernoulli_(1.0 - p);
+}
+
+torch::Tensor gelu_dropout(const torch::Tensor& y, const torch::Tensor& keep, double p, torch::ScalarType out_dtype) {
+  check_compute_dtype("gelu_dropout", y);
+  check_keep("gelu_dropout", keep, y, p);
+  TORCH_CHECK(gemm_side_ok(out_dtype, y.scalar_type()), "gelu_dropout: output dtype ", out_dtype,
+              " with input ", y.scalar_type(), " (allowed: the input's, or bfloat16 for float32)");
+  return GeluDropout::apply(y.contiguous(), optional_mask(keep), scale_of(p), out_dtype);
+}
+
+torch::Tensor glu_residual(const torch::Tensor& vg, const torch::Tensor& x, const torch::Tensor& keep, double p) {
+  check_compute_dtype("glu_residual", x);
+  check_keep("glu_residual", keep, x, p);
+  TORCH_CHECK(x.dim() >= 1 && x.size(-1) > 0, "glu_residual: x must have a non-empty last dimension");
+  std::vector<int64_t> vg_sizes = x.sizes().vec();
+  vg_sizes.back() *= 2;
+  TORCH_CHECK(vg.sizes() == c10::IntArrayRef(vg_sizes), "glu_residual: vg must be ", c10::IntArrayRef(vg_sizes),
+              " ([value | gate] for x of ", x.sizes(), "), got ", vg.sizes());
+  TORCH_CHECK(vg.device() == x.device(), "glu_residual: vg must be on x's device");
+  TORCH_CHECK(gemm_side_ok(vg.scalar_type(), x.scalar_type()), "glu_residual: vg dtype ", vg.scalar_type(),
+              " with x ", x.scalar_type(), " (allowed: x's, or bfloat16 for float32)");
+  return GluResidual::apply(vg.contiguous(), x.contiguous(), optional_mask(keep), scale_of(p));
+}
+
+}  // namespace compressm::nn

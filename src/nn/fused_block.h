@@ -1,0 +1,29 @@
+// The LRU block's element-wise work as two fused, differentiable ops
+// (kernels/block_elementwise.h; CPU loops, CUDA kernels for float32):
+//
+//   gelu_dropout(y, keep, p, out)   dropout(GELU(y)), returned as `out` dtype
+//                                   (bfloat16 in the bf16 precision mode: the
+//                                   GLU GEMM reads it without a cast pass)
+//   glu_residual(vg, x, keep, p)    x + dropout(v .* sigmoid(g)), vg = [v | g]
+//                                   the {.., 2H} output of one GEMM (float32,
+//                                   float64 or bfloat16), x float32 / float64
+//
+// Each reads its inputs and writes its output once, forward and backward,
+// where LibTorch's composition makes a pass per op (GELU, mask, scale,
+// sigmoid, product, residual and their backward ops). `keep` is a uint8 mask
+// of y's (x's) shape from dropout_keep_mask, or undefined for no dropout.
+#pragma once
+
+#include <torch/types.h>
+
+namespace compressm::nn {
+
+// Bernoulli(1 - p) keep mask (uint8, 1 = kept) of `sizes` on `device`, drawn
+// from that device's default generator; undefined when p == 0.
+torch::Tensor dropout_keep_mask(c10::IntArrayRef sizes, double p, const torch::Device& device);
+
+torch::Tensor gelu_dropout(const torch::Tensor& y, const torch::Tensor& keep, double p, torch::ScalarType out_dtype);
+
+torch::Tensor glu_residual(const torch::Tensor& vg, const torch::Tensor& x, const torch::Tensor& keep, double p);
+
+}  // namespace compressm::nn

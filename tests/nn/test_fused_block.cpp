@@ -1,0 +1,225 @@
+// The LRU block's fused element-wise ops (src/nn/fused_block.h, the per-element
+// math of src/kernels/block_elementwise.h) against LibTorch's composition of
+// separate ops, values and gradients through autograd; the bfloat16 GEMM side;
+// the dropout mask; argument errors; the block fused against unfused; and the
+// AdamW update the CUDA-graphed step runs against torch::optim::AdamW.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <string>
+
+#include "kernels/block_elementwise.h"
+#include "nn/fused_block.h"
+#include "nn/lru_model.h"
+
+namespace compressm::nn {
+namespace {
+
+double max_abs(const torch::Tensor& a, const torch::Tensor& b) {
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
+
+// A leaf copy of t for gradients.
+torch::Tensor leaf(const torch::Tensor& t) { return t.detach().clone().requires_grad_(true); }
+
+torch::Tensor keep_factor(const torch::Tensor& keep, double p, torch::ScalarType dtype) {
+  return keep.to(dtype) / (1.0 - p);
+}
+
+TEST(FusedBlock, GeluDropoutMatchesTheCompositionWithAndWithoutDropout) {
+  torch::manual_seed(3);
+  const torch::Tensor y = 3.0 * torch::randn({4, 33, 7}, torch::kDouble);
+  const torch::Tensor upstream = torch::randn({4, 33, 7}, torch::kDouble);
+  for (const double p : {0.0, 0.3}) {
+    const torch::Tensor keep = dropout_keep_mask(y.sizes(), p, torch::kCPU);
+    EXPECT_EQ(keep.defined(), p > 0.0);
+    const torch::Tensor a = leaf(y), b = leaf(y);
+    const torch::Tensor fused = gelu_dropout(a, keep, p, torch::kDouble);
+    torch::Tensor reference = torch::gelu(b);
+    if (p > 0.0) reference = reference * keep_factor(keep, p, torch::kDouble);
+    EXPECT_LT(max_abs(fused, reference), 1e-13) << "p=" << p;
+    (fused * upstream).sum().backward();
+    (reference * upstream).sum().backward();
+    EXPECT_LT(max_abs(a.grad(), b.grad()), 1e-13) << "p=" << p;
+    if (p > 0.0) {
+      // Dropped elements pass no gradient; kept ones are scaled.
+      EXPECT_EQ(a.grad().masked_select(keep == 0).abs().max().item<double>(), 0.0);
+      EXPECT_GT(fused.masked_select(keep == 1).abs().max().item<double>(), 0.0);
+    }
+  }
+}
+
+TEST(FusedBlock, GeluDropoutFloat32AndBfloat16Output) {
+  torch::manual_seed(4);
+  const torch::Tensor y = 2.0 * torch::randn({3, 50, 16});
+  const double p = 0.2;
+  const torch::Tensor keep = dropout_keep_mask(y.sizes(), p, torch::kCPU);
+  const torch::Tensor exact = torch::gelu(y.to(torch::kDouble)) * keep_factor(keep, p, torch::kDouble);
+  const torch::Tensor f32 = gelu_dropout(y, keep, p, torch::kFloat);
+  EXPECT_EQ(f32.scalar_type(), torch::kFloat);
+  EXPECT_LT(max_abs(f32, exact), 1e-5);
+  const torch::Tensor bf16 = gelu_dropout(y, keep, p, torch::kBFloat16);
+  EXPECT_EQ(bf16.scalar_type(), torch::kBFloat16);
+  // Rounded once from the float32 value: within half a bfloat16 ulp (2^-9 relative).
+  EXPECT_LE(((bf16.to(torch::kDouble) - f32.to(torch::kDouble)).abs() - f32.abs().to(torch::kDouble) / 256.0)
+                .max()
+                .item<double>(),
+            1e-12);
+  // The backward pass takes a bfloat16 gradient and returns float32.
+  const torch::Tensor a = leaf(y);
+  const torch::Tensor upstream = torch::randn({3, 50, 16}).to(torch::kBFloat16);
+  (gelu_dropout(a, keep, p, torch::kBFloat16) * upstream).sum().backward();
+  EXPECT_EQ(a.grad().scalar_type(), torch::kFloat);
+  const torch::Tensor b = leaf(y.to(torch::kDouble));
+  (torch::gelu(b) * keep_factor(keep, p, torch::kDouble) * upstream.to(torch::kDouble)).sum().backward();
+  EXPECT_LT(max_abs(a.grad(), b.grad()), 1e-5 * b.grad().abs().max().item<double>());
+}
+
+TEST(FusedBlock, GluResidualMatchesTheComposition) {
+  torch::manual_seed(5);
+  const int64_t h = 6;
+  const torch::Tensor vg = 2.0 * torch::randn({3, 21, 2 * h}, torch::kDouble);
+  const torch::Tensor x = torch::randn({3, 21, h}, torch::kDouble);
+  const torch::Tensor upstream = torch::randn({3, 21, h}, torch::kDouble);
+  for (const double p : {0.0, 0.4}) {
+    const torch::Tensor keep = dropout_keep_mask(x.sizes(), p, torch::kCPU);
+    const torch::Tensor va = leaf(vg), xa = leaf(x), vb = leaf(vg), xb = leaf(x);
+    const torch::Tensor fused = glu_residual(va, xa, keep, p);
+    torch::Tensor glu = vb.narrow(2, 0, h) * torch::sigmoid(vb.narrow(2, h, h));
+    if (p > 0.0) glu = glu * keep_factor(keep, p, torch::kDouble);
+    const torch::Tensor reference = xb + glu;
+    EXPECT_LT(max_abs(fused, reference), 1e-14) << "p=" << p;
+    (fused * upstream).sum().backward();
+    (reference * upstream).sum().backward();
+    EXPECT_LT(max_abs(va.grad(), vb.grad()), 1e-14) << "p=" << p;
+    EXPECT_LT(max_abs(xa.grad(), xb.grad()), 1e-14) << "p=" << p;
+  }
+}
+
+TEST(FusedBlock, GluResidualTakesABfloat16GemmOutput) {
+  torch::manual_seed(6);
+  const int64_t h = 5;
+  const torch::Tensor vg = torch::randn({2, 40, 2 * h}).to(torch::kBFloat16);
+  const torch::Tensor x = torch::randn({2, 40, h});
+  const torch::Tensor keep = dropout_keep_mask(x.sizes(), 0.1, torch::kCPU);
+  const torch::Tensor va = leaf(vg), xa = leaf(x);
+  const torch::Tensor out = glu_residual(va, xa, keep, 0.1);
+  EXPECT_EQ(out.scalar_type(), torch::kFloat);
+  const torch::Tensor vd = leaf(vg.to(torch::kDouble)), xd = leaf(x.to(torch::kDouble));
+  const torch::Tensor reference =
+      xd + vd.narrow(2, 0, h) * torch::sigmoid(vd.narrow(2, h, h)) * keep_factor(keep, 0.1, torch::kDouble);
+  EXPECT_LT(max_abs(out, reference), 1e-5);
+  const torch::Tensor upstream = torch::randn({2, 40, h});
+  (out * upstream).sum().backward();
+  (reference * upstream.to(torch::kDouble)).sum().backward();
+  EXPECT_EQ(va.grad().scalar_type(), torch::kBFloat16);
+  // The value/gate gradients rounded to bfloat16 once.
+  EXPECT_LT(max_abs(va.grad(), vd.grad()), vd.grad().abs().max().item<double>() / 128.0);
+  EXPECT_LT(max_abs(xa.grad(), xd.grad()), 1e-6);
+}
+
+TEST(FusedBlock, KeepMaskDrawsTheRate) {
+  torch::manual_seed(7);
+  const torch::Tensor keep = dropout_keep_mask({400, 500}, 0.25, torch::kCPU);
+  ASSERT_EQ(keep.scalar_type(), torch::kByte);
+  EXPECT_EQ(keep.max().item<int64_t>(), 1);
+  EXPECT_NEAR(keep.to(torch::kDouble).mean().item<double>(), 0.75, 0.005);  // 200000 draws: sd 0.001
+  EXPECT_FALSE(dropout_keep_mask({3, 4}, 0.0, torch::kCPU).defined());
+  EXPECT_THROW(dropout_keep_mask({3, 4}, 1.0, torch::kCPU), c10::Error);
+}
+
+void expect_error(const std::function<void()>& f, const std::string& words) {
+  try {
+    f();
+    ADD_FAILURE() << "no error; expected one with \"" << words << "\"";
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(words), std::string::npos) << e.what();
+  }
+}
+
+TEST(FusedBlock, BadArgumentsAreClearErrors) {
+  const torch::Tensor y = torch::randn({2, 3, 4}), vg = torch::randn({2, 3, 8});
+  const torch::Tensor keep = torch::ones({2, 3, 4}, torch::kByte);
+  expect_error([&] { gelu_dropout(y, torch::ones({2, 3, 5}, torch::kByte), 0.1, torch::kFloat); },
+               "gelu_dropout: keep mask must be");
+  expect_error([&] { gelu_dropout(y, torch::ones({2, 3, 4}), 0.1, torch::kFloat); }, "keep mask must be uint8");
+  expect_error([&] { gelu_dropout(y, keep, 1.0, torch::kFloat); }, "dropout rate must be in [0, 1)");
+  expect_error([&] { gelu_dropout(y.to(torch::kLong), keep, 0.1, torch::kLong); }, "must be float32");
+  expect_error([&] { gelu_dropout(y, keep, 0.1, torch::kHalf); }, "output dtype");
+  expect_error([&] { glu_residual(torch::randn({2, 3, 7}), y, keep, 0.1); }, "glu_residual: vg must be");
+  expect_error([&] { glu_residual(vg.to(torch::kBFloat16), y.to(torch::kDouble), torch::Tensor(), 0.0); },
+               "vg dtype");
+}
+
+// The block with the fused ops computes what LibTorch's composition does
+// (dropout off: its draws differ), in fp32 and bf16, values and gradients.
+TEST(FusedBlock, BlockFusedEqualsUnfused) {
+  for (const Precision precision : {Precision::kFp32, Precision::kBf16}) {
+    torch::manual_seed(8);
+    LruBlock fused(24, 12, 0.0, LruInit{}, precision, BlockOps::kFused);
+    torch::manual_seed(8);
+    LruBlock plain(24, 12, 0.0, LruInit{}, precision, BlockOps::kComposed);
+    const torch::Tensor x = torch::randn({3, 40, 12});
+    const torch::Tensor xa = leaf(x), xb = leaf(x);
+    const torch::Tensor a = fused->forward(xa), b = plain->forward(xb);
+    const double tolerance = precision == Precision::kBf16 ? 2e-2 : 1e-5;
+    EXPECT_LT(max_abs(a, b), tolerance * b.abs().max().item<double>()) << to_string(precision);
+    const torch::Tensor upstream = torch::randn({3, 40, 12});
+    (a * upstream).sum().backward();
+    (b * upstream).sum().backward();
+    EXPECT_LT(max_abs(xa.grad(), xb.grad()), tolerance * xb.grad().abs().max().item<double>());
+    const auto pa = fused->named_parameters(), pb = plain->named_parameters();
+    for (const auto& item : pb) {
+      const torch::Tensor& ga = pa[item.key()].grad();
+      ASSERT_TRUE(ga.defined()) << item.key();
+      EXPECT_LT(max_abs(ga, item.value().grad()), tolerance * item.value().grad().abs().max().item<double>() + 1e-7)
+          << to_string(precision) << " " << item.key();
+    }
+    // Evaluation mode (BatchNorm running statistics, no dropout) as well.
+    fused->eval();
+    plain->eval();
+    torch::NoGradGuard no_grad;
+    EXPECT_LT(max_abs(fused->forward(x), plain->forward(x)), tolerance * b.abs().max().item<double>());
+  }
+}
+
+// Training mode with dropout: the output is the residual plus a scaled,
+// partly zeroed GLU, and evaluation mode draws nothing.
+TEST(FusedBlock, BlockDropsInTrainingOnly) {
+  torch::manual_seed(9);
+  LruBlock block(16, 8, 0.5, LruInit{}, Precision::kFp32, BlockOps::kFused);
+  const torch::Tensor x = torch::randn({4, 64, 8});
+  const torch::Tensor residual_only = (block->forward(x) - x).abs() == 0;
+  const double dropped = residual_only.to(torch::kDouble).mean().item<double>();
+  EXPECT_NEAR(dropped, 0.5, 0.05);  // 2048 draws of the outer dropout
+  block->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor first = block->forward(x), second = block->forward(x);
+  EXPECT_TRUE(torch::equal(first, second));
+  EXPECT_EQ(((first - x).abs() == 0).sum().item<int64_t>(), 0);
+}
+
+// kernels::elementwise::adamw_update (what the CUDA-graphed step's kernel
+// runs on every element) against torch::optim::AdamW over a few steps.
+TEST(FusedBlock, AdamwUpdateMatchesLibTorch) {
+  torch::manual_seed(10);
+  const double lr = 0.01, wd = 0.05, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  torch::Tensor param = torch::randn({50}, torch::kDouble).requires_grad_(true);
+  torch::optim::AdamW optimizer({param}, torch::optim::AdamWOptions(lr).weight_decay(wd).betas({beta1, beta2}).eps(eps));
+  std::vector<double> p(50), m(50, 0.0), v(50, 0.0);
+  for (int i = 0; i < 50; ++i) p[i] = param[i].item<double>();
+  for (int t = 1; t <= 6; ++t) {
+    const torch::Tensor grad = torch::randn({50}, torch::kDouble);
+    param.mutable_grad() = grad.clone();
+    optimizer.step();
+    const double step_size = lr / (1.0 - std::pow(beta1, t)), inv_sqrt_bc2 = 1.0 / std::sqrt(1.0 - std::pow(beta2, t));
+    for (int i = 0; i < 50; ++i)
+      kernels::elementwise::adamw_update(p[i], m[i], v[i], grad[i].item<double>(), 1.0 - lr * wd, step_size,
+                                         inv_sqrt_bc2, beta1, beta2, eps);
+    for (int i = 0; i < 50; ++i) ASSERT_NEAR(p[i], param[i].item<double>(), 1e-13) << "step " << t << " i " << i;
+  }
+}
+
+}  // namespace
+}  // namespace compressm::nn
