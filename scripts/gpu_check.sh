@@ -142,7 +142,7 @@ fi
 step build_cuda_kernels 240 cmake --build "$BUILD" --target compressm_kernels_cuda -j "$JOBS" ||
   tail -n 40 "$WORK/build_cuda_kernels.log"
 step build 300 cmake --build "$BUILD" --target compressm bench_train_step test_cuda_parity test_precision \
-  test_lru_layer_function test_training -j "$JOBS" -- "${keep_going[@]}" || grep -E "error|FAILED" "$WORK/build.log" | head -n 40
+  test_lru_layer_function test_fused_block test_training -j "$JOBS" -- "${keep_going[@]}" || grep -E "error|FAILED" "$WORK/build.log" | head -n 40
 
 export OPENBLAS_NUM_THREADS=1
 gtest() {  # gtest NAME BINARY [FILTER]
@@ -172,6 +172,9 @@ for n in 256 47 13; do
   run_bench "smnist_n${n}" "${smnist[@]}" --state $n
   run_bench "smnist_n${n}_graph" "${smnist[@]}" --state $n --graph 1
 done
+# The fused block ops and AdamW kernel against LibTorch's composition (the
+# baseline of the same invocation; the AdamW kernel is in both graphed runs).
+run_bench smnist_n256_graph_composed "${smnist[@]}" --state 256 --graph 1 --block-ops composed
 QUICK=${QUICK:-0}  # 1: sMNIST, one sCIFAR figure and the sFMNIST trainer runs only
 if [[ $QUICK != 1 ]]; then
   run_bench scifar_n384 "${scifar[@]}" --state 384
@@ -180,6 +183,7 @@ if [[ $QUICK != 1 ]]; then
   run_bench scifar_n93 "${scifar[@]}" --state 93
 fi
 run_bench scifar_n384_bf16_graph "${scifar[@]}" --state 384 --precision bf16 --graph 1
+run_bench scifar_n384_bf16_graph_composed "${scifar[@]}" --state 384 --precision bf16 --graph 1 --block-ops composed
 run_bench scifar_n93_bf16_graph "${scifar[@]}" --state 93 --precision bf16 --graph 1
 
 # The whole trainer against `compressm bench` on the same config (both replay
@@ -239,10 +243,16 @@ if [[ $QUICK != 1 && -x $BUILD/bench/bench_train_step ]] && command -v ncu >/dev
   step ncu_smnist_n256 180 ncu --metrics gpu__time_duration.sum --print-summary per-kernel --launch-skip 2000 \
     --launch-count 800 "$BUILD/bench/bench_train_step" --device cuda --blocks 1 --hidden 8 --batch 50 --length 784 \
     --input 1 --classes 10 --state 256 --warmup 5 --steps 3 || true
+  # One sCIFAR-shaped block (N = 384, H = 512, bf16), eager: where the wide
+  # step's time goes (GEMMs, scan, element-wise, BatchNorm).
+  step ncu_scifar_1block 180 ncu --metrics gpu__time_duration.sum,dram__bytes.sum --print-summary per-kernel \
+    --launch-skip 300 --launch-count 150 "$BUILD/bench/bench_train_step" --device cuda --blocks 1 --hidden 512 \
+    --batch 50 --length 1024 --input 3 --classes 10 --state 384 --precision bf16 --warmup 5 --steps 3 || true
 fi
 
 if [[ $QUICK != 1 ]]; then
   gtest test_precision "$BUILD/tests/nn/test_precision"
   gtest test_lru_layer_function "$BUILD/tests/nn/test_lru_layer_function"
+  gtest test_fused_block "$BUILD/tests/nn/test_fused_block"
 fi
 note "done; results in $OUT"

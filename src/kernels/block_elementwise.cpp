@@ -68,6 +68,48 @@ void glu_residual_backward(const V* vg, const X* grad_out, V* grad_vg, int64_t r
   });
 }
 
+template <class T>
+void lru_parameterize_forward(const LruParameters<T>& p, int64_t state, int64_t hidden, T* lambda_re, T* lambda_im,
+                              T* Bt_re, T* Bt_im) {
+  for (int64_t n = 0; n < state; ++n) {
+    lru_lambda(p.nu_log[n], p.theta_log[n], lambda_re[n], lambda_im[n]);
+    const T gamma = exp_of(p.gamma_log[n]);
+    for (int64_t h = n * hidden; h < (n + 1) * hidden; ++h) {
+      Bt_re[h] = gamma * p.B_re[h];
+      Bt_im[h] = gamma * p.B_im[h];
+    }
+  }
+}
+
+template <class T>
+void lru_parameterize_backward(const LruParameters<T>& p, int64_t state, int64_t hidden, const T* grad_lambda_re,
+                               const T* grad_lambda_im, const T* grad_Bt_re, const T* grad_Bt_im,
+                               const LruParameterGradients<T>& g) {
+  for (int64_t n = 0; n < state; ++n) {
+    lru_lambda_gradients(p.nu_log[n], p.theta_log[n], grad_lambda_re[n], grad_lambda_im[n], g.nu_log[n],
+                         g.theta_log[n]);
+    const T gamma = exp_of(p.gamma_log[n]);
+    T sum = 0;  // sum_h dL/dBt . B = dL/dgamma
+    for (int64_t h = n * hidden; h < (n + 1) * hidden; ++h) {
+      sum += grad_Bt_re[h] * p.B_re[h] + grad_Bt_im[h] * p.B_im[h];
+      g.B_re[h] = gamma * grad_Bt_re[h];
+      g.B_im[h] = gamma * grad_Bt_im[h];
+    }
+    g.gamma_log[n] = gamma * sum;
+  }
+}
+
+template void lru_parameterize_forward<float>(const LruParameters<float>&, int64_t, int64_t, float*, float*, float*,
+                                              float*);
+template void lru_parameterize_forward<double>(const LruParameters<double>&, int64_t, int64_t, double*, double*,
+                                               double*, double*);
+template void lru_parameterize_backward<float>(const LruParameters<float>&, int64_t, int64_t, const float*,
+                                               const float*, const float*, const float*,
+                                               const LruParameterGradients<float>&);
+template void lru_parameterize_backward<double>(const LruParameters<double>&, int64_t, int64_t, const double*,
+                                                const double*, const double*, const double*,
+                                                const LruParameterGradients<double>&);
+
 #define COMPRESSM_INSTANTIATE(Y, Z)                                                                          \
   template void gelu_dropout_forward<Y, Z>(const Y*, Z*, int64_t, const uint8_t*, double);                   \
   template void gelu_dropout_backward<Y, Z>(const Y*, const Z*, Y*, int64_t, const uint8_t*, double);        \

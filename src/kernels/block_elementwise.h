@@ -5,7 +5,10 @@
 //   gelu_dropout   z = dropout(GELU(y))                 (GELU with exact erf)
 //   glu_residual   out = x + dropout(v .* sigmoid(g)),  [v | g] = one GEMM's {.., 2H} output
 //
-// and the AdamW update of the CUDA-graphed step, all written once here as
+// the LRU's parameterisation (lambda and Bt from nu_log, theta_log,
+// gamma_log, B; LibTorch's composition is ~11 kernels forward and more
+// backward, launched once per layer and step), and the AdamW update of the
+// CUDA-graphed step, all written once here as
 // per-element functions that the CPU loops (block_elementwise.cpp) and the
 // CUDA kernels (cuda/block_elementwise.cu) both call: the CPU path, tested
 // against LibTorch's composition here, is the parity oracle of the device
@@ -32,6 +35,10 @@ COMPRESSM_HD float exp_of(float x) { return expf(x); }
 COMPRESSM_HD double exp_of(double x) { return exp(x); }
 COMPRESSM_HD float sqrt_of(float x) { return sqrtf(x); }
 COMPRESSM_HD double sqrt_of(double x) { return sqrt(x); }
+COMPRESSM_HD float cos_of(float x) { return cosf(x); }
+COMPRESSM_HD double cos_of(double x) { return cos(x); }
+COMPRESSM_HD float sin_of(float x) { return sinf(x); }
+COMPRESSM_HD double sin_of(double x) { return sin(x); }
 
 // GELU(y) = y Phi(y), Phi the standard normal CDF (LibTorch's approximate = "none").
 template <class T>
@@ -72,6 +79,24 @@ COMPRESSM_HD void glu_gradients(T v, T g, T d, T grad_out, T& grad_v, T& grad_g)
   grad_g = grad_out * d * v * s * (T(1) - s);
 }
 
+// lambda = exp(-exp(nu_log)) (cos + i sin)(exp(theta_log)) (DESIGN.md §1).
+template <class T>
+COMPRESSM_HD void lru_lambda(T nu_log, T theta_log, T& re, T& im) {
+  const T radius = exp_of(-exp_of(nu_log)), phase = exp_of(theta_log);
+  re = radius * cos_of(phase);
+  im = radius * sin_of(phase);
+}
+
+// dL/dnu_log and dL/dtheta_log from dL/dlambda_re and dL/dlambda_im:
+// d lambda / d nu_log = -exp(nu_log) lambda, d lambda / d theta_log = i exp(theta_log) lambda.
+template <class T>
+COMPRESSM_HD void lru_lambda_gradients(T nu_log, T theta_log, T grad_re, T grad_im, T& grad_nu, T& grad_theta) {
+  T re, im;
+  lru_lambda(nu_log, theta_log, re, im);
+  grad_nu = -exp_of(nu_log) * (grad_re * re + grad_im * im);
+  grad_theta = exp_of(theta_log) * (grad_im * re - grad_re * im);
+}
+
 // One AdamW update of one element (LibTorch's AdamW, decoupled weight decay):
 //   p <- p (1 - lr wd);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
 //   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
@@ -103,5 +128,25 @@ void glu_residual_forward(const V* vg, const X* x, X* out, int64_t rows, int64_t
 template <class V, class X>
 void glu_residual_backward(const V* vg, const X* grad_out, V* grad_vg, int64_t rows, int64_t hidden,
                            const uint8_t* keep, double scale);
+
+// The LRU parameterisation, N states and H channels (T float or double):
+//   lambda_{re,im}[n] = lru_lambda(nu_log[n], theta_log[n]),
+//   Bt_{re,im}[n, h] = exp(gamma_log[n]) B_{re,im}[n, h]
+template <class T>
+struct LruParameters {
+  const T *nu_log, *theta_log, *gamma_log, *B_re, *B_im;  // {N}, {N}, {N}, {N, H}, {N, H}
+};
+template <class T>
+void lru_parameterize_forward(const LruParameters<T>& p, int64_t state, int64_t hidden, T* lambda_re, T* lambda_im,
+                              T* Bt_re, T* Bt_im);
+// Gradients of the five parameters (same shapes) from those of the four outputs.
+template <class T>
+struct LruParameterGradients {
+  T *nu_log, *theta_log, *gamma_log, *B_re, *B_im;
+};
+template <class T>
+void lru_parameterize_backward(const LruParameters<T>& p, int64_t state, int64_t hidden, const T* grad_lambda_re,
+                               const T* grad_lambda_im, const T* grad_Bt_re, const T* grad_Bt_im,
+                               const LruParameterGradients<T>& grads);
 
 }  // namespace compressm::kernels::elementwise

@@ -73,7 +73,7 @@ torch::Tensor CudaKernels::forward(const tensor_list& t, const torch::Tensor& ch
   kernels::cuda::lru_layer_forward(detail::weights_of<float>(t), u.data_ptr<float>(), parts.data_ptr<float>(),
                                    checkpoints.defined() ? checkpoints.data_ptr<float>() : nullptr, shape,
                                    stream_of(u));
-  return parts.sum(0) + t[6] * u;
+  return torch::addcmul(parts.sum(0), t[6], u);
 }
 
 tensor_list CudaKernels::backward(const tensor_list& t, const torch::Tensor& checkpoints,
@@ -94,7 +94,7 @@ tensor_list CudaKernels::backward(const tensor_list& t, const torch::Tensor& che
   kernels::cuda::lru_layer_backward(detail::weights_of<float>(t), u.data_ptr<float>(), checkpoints.data_ptr<float>(),
                                     grad_y.data_ptr<float>(), parts, shape, stream_of(u));
   return {lambda_re.sum(0), lambda_im.sum(0), B_re.sum(0), B_im.sum(0), C_re.sum(0), C_im.sum(0),
-          (grad_y * u).sum(std::vector<int64_t>{0, 1}), u_parts.sum(0) + t[6] * grad_y};
+          (grad_y * u).sum(std::vector<int64_t>{0, 1}), torch::addcmul(u_parts.sum(0), t[6], grad_y)};
 }
 
 }  // namespace
@@ -140,6 +140,31 @@ void glu_residual_backward(const torch::Tensor& vg, const torch::Tensor& grad_ou
   kernels::cuda::glu_residual_backward(vg.data_ptr(), storage_of(vg), grad_out.data_ptr<float>(), grad_vg.data_ptr(),
                                        grad_out.numel() / hidden, hidden, keep_ptr(keep), static_cast<float>(scale),
                                        stream_of(grad_out));
+}
+
+namespace {
+kernels::elementwise::LruParameters<float> parameters_of(const std::vector<torch::Tensor>& t) {
+  return {t[0].data_ptr<float>(), t[1].data_ptr<float>(), t[2].data_ptr<float>(), t[3].data_ptr<float>(),
+          t[4].data_ptr<float>()};
+}
+}  // namespace
+
+void lru_parameterize_forward(const std::vector<torch::Tensor>& t, const std::vector<torch::Tensor>& out) {
+  const c10::cuda::CUDAGuard guard(t[3].device());
+  kernels::cuda::lru_parameterize_forward(parameters_of(t), t[3].size(0), t[3].size(1), out[0].data_ptr<float>(),
+                                          out[1].data_ptr<float>(), out[2].data_ptr<float>(),
+                                          out[3].data_ptr<float>(), stream_of(t[3]));
+}
+
+void lru_parameterize_backward(const std::vector<torch::Tensor>& t, const std::vector<torch::Tensor>& grads,
+                               const std::vector<torch::Tensor>& out) {
+  const c10::cuda::CUDAGuard guard(t[3].device());
+  const kernels::elementwise::LruParameterGradients<float> g{out[0].data_ptr<float>(), out[1].data_ptr<float>(),
+                                                             out[2].data_ptr<float>(), out[3].data_ptr<float>(),
+                                                             out[4].data_ptr<float>()};
+  kernels::cuda::lru_parameterize_backward(parameters_of(t), t[3].size(0), t[3].size(1), grads[0].data_ptr<float>(),
+                                           grads[1].data_ptr<float>(), grads[2].data_ptr<float>(),
+                                           grads[3].data_ptr<float>(), g, stream_of(t[3]));
 }
 
 void adamw_step(const torch::Tensor& p, const torch::Tensor& g, const torch::Tensor& m, const torch::Tensor& v,

@@ -7,6 +7,8 @@
 
 #include <torch/types.h>
 
+#include <vector>
+
 #include "nn/lru_layer_function.h"
 
 namespace compressm::nn::cuda_ops {
@@ -33,6 +35,12 @@ void glu_residual_forward(const torch::Tensor& vg, const torch::Tensor& x, const
                           const torch::Tensor& out);
 void glu_residual_backward(const torch::Tensor& vg, const torch::Tensor& grad_out, const torch::Tensor& keep,
                            double scale, const torch::Tensor& grad_vg);
+// lru_parameterize (fused_block.h) on float32 CUDA tensors: t = {nu_log,
+// theta_log, gamma_log, B_re, B_im}, out = {lambda_re, lambda_im, Bt_re,
+// Bt_im}; backward: grads of out -> grads of t (preallocated).
+void lru_parameterize_forward(const std::vector<torch::Tensor>& t, const std::vector<torch::Tensor>& out);
+void lru_parameterize_backward(const std::vector<torch::Tensor>& t, const std::vector<torch::Tensor>& grads,
+                               const std::vector<torch::Tensor>& out);
 // One AdamW step on flat float32 buffers; scalars {3} as kernels::cuda::adamw_step.
 void adamw_step(const torch::Tensor& p, const torch::Tensor& g, const torch::Tensor& m, const torch::Tensor& v,
                 const torch::Tensor& scalars, double beta1, double beta2, double eps);

@@ -38,6 +38,13 @@ void glu_residual_backward(const torch::Tensor&, const torch::Tensor&, const tor
                            const torch::Tensor&) {
   no_cuda("glu_residual");
 }
+void lru_parameterize_forward(const std::vector<torch::Tensor>&, const std::vector<torch::Tensor>&) {
+  no_cuda("lru_parameterize");
+}
+void lru_parameterize_backward(const std::vector<torch::Tensor>&, const std::vector<torch::Tensor>&,
+                               const std::vector<torch::Tensor>&) {
+  no_cuda("lru_parameterize");
+}
 void adamw_step(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
                 const torch::Tensor&, double, double, double) {
   no_cuda("adamw_step");

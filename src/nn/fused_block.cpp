@@ -3,6 +3,8 @@
 #include <c10/util/BFloat16.h>
 #include <torch/autograd.h>
 
+#include <utility>
+
 #include "kernels/block_elementwise.h"
 #include "nn/cuda_ops.h"
 
@@ -135,7 +137,75 @@ struct GluResidual : public torch::autograd::Function<GluResidual> {
   }
 };
 
+template <class T>
+ew::LruParameters<T> parameters_of(const tensor_list& t) {
+  return {t[0].data_ptr<T>(), t[1].data_ptr<T>(), t[2].data_ptr<T>(), t[3].data_ptr<T>(), t[4].data_ptr<T>()};
+}
+
+struct LruParameterize : public torch::autograd::Function<LruParameterize> {
+  // nu_log, theta_log, gamma_log, B_re, B_im -> lambda_re, lambda_im, Bt_re, Bt_im
+  static tensor_list forward(AutogradContext* ctx, const torch::Tensor& nu_log, const torch::Tensor& theta_log,
+                             const torch::Tensor& gamma_log, const torch::Tensor& B_re, const torch::Tensor& B_im) {
+    const tensor_list t{nu_log, theta_log, gamma_log, B_re, B_im};
+    const int64_t n = B_re.size(0), h = B_re.size(1);
+    tensor_list out{torch::empty_like(nu_log), torch::empty_like(nu_log), torch::empty_like(B_re),
+                    torch::empty_like(B_im)};
+    if (B_re.is_cuda()) {
+      cuda_ops::lru_parameterize_forward(t, out);
+    } else {
+      AT_DISPATCH_FLOATING_TYPES(B_re.scalar_type(), "lru_parameterize", [&] {
+        ew::lru_parameterize_forward(parameters_of<scalar_t>(t), n, h, out[0].data_ptr<scalar_t>(),
+                                     out[1].data_ptr<scalar_t>(), out[2].data_ptr<scalar_t>(),
+                                     out[3].data_ptr<scalar_t>());
+      });
+    }
+    ctx->save_for_backward(t);
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const tensor_list t = ctx->get_saved_variables();
+    for (torch::Tensor& g : grads) g = g.contiguous();
+    tensor_list out;
+    for (const torch::Tensor& x : t) out.push_back(torch::empty_like(x));
+    if (t[3].is_cuda()) {
+      cuda_ops::lru_parameterize_backward(t, grads, out);
+    } else {
+      AT_DISPATCH_FLOATING_TYPES(t[3].scalar_type(), "lru_parameterize_backward", [&] {
+        const ew::LruParameterGradients<scalar_t> g{out[0].data_ptr<scalar_t>(), out[1].data_ptr<scalar_t>(),
+                                                    out[2].data_ptr<scalar_t>(), out[3].data_ptr<scalar_t>(),
+                                                    out[4].data_ptr<scalar_t>()};
+        ew::lru_parameterize_backward(parameters_of<scalar_t>(t), t[3].size(0), t[3].size(1),
+                                      grads[0].data_ptr<scalar_t>(), grads[1].data_ptr<scalar_t>(),
+                                      grads[2].data_ptr<scalar_t>(), grads[3].data_ptr<scalar_t>(), g);
+      });
+    }
+    return out;
+  }
+};
+
 }  // namespace
+
+std::array<torch::Tensor, 4> lru_parameterize(const torch::Tensor& nu_log, const torch::Tensor& theta_log,
+                                              const torch::Tensor& gamma_log, const torch::Tensor& B_re,
+                                              const torch::Tensor& B_im) {
+  TORCH_CHECK(B_re.dim() == 2, "lru_parameterize: B_re must be {N, H}, got ", B_re.sizes());
+  const int64_t n = B_re.size(0);
+  for (const auto& [t, name] : {std::pair<const torch::Tensor&, const char*>{nu_log, "nu_log"},
+                                {theta_log, "theta_log"}, {gamma_log, "gamma_log"}}) {
+    TORCH_CHECK(t.dim() == 1 && t.size(0) == n, "lru_parameterize: ", name, " must be {", n, "}, got ", t.sizes());
+    TORCH_CHECK(t.scalar_type() == B_re.scalar_type() && t.device() == B_re.device(), "lru_parameterize: ", name,
+                " must have B_re's dtype and device");
+  }
+  TORCH_CHECK(B_im.sizes() == B_re.sizes() && B_im.scalar_type() == B_re.scalar_type() &&
+                  B_im.device() == B_re.device(),
+              "lru_parameterize: B_im must match B_re (", B_re.sizes(), "), got ", B_im.sizes());
+  check_compute_dtype("lru_parameterize", B_re);
+  const tensor_list out =
+      LruParameterize::apply(nu_log.contiguous(), theta_log.contiguous(), gamma_log.contiguous(), B_re.contiguous(),
+                             B_im.contiguous());
+  return {out[0], out[1], out[2], out[3]};
+}
 
 torch::Tensor dropout_keep_mask(c10::IntArrayRef sizes, double p, const torch::Device& device) {
   TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout: rate must be in [0, 1), got ", p);

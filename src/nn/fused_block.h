@@ -16,6 +16,8 @@
 
 #include <torch/types.h>
 
+#include <array>
+
 namespace compressm::nn {
 
 // Bernoulli(1 - p) keep mask (uint8, 1 = kept) of `sizes` on `device`, drawn
@@ -25,5 +27,14 @@ torch::Tensor dropout_keep_mask(c10::IntArrayRef sizes, double p, const torch::D
 torch::Tensor gelu_dropout(const torch::Tensor& y, const torch::Tensor& keep, double p, torch::ScalarType out_dtype);
 
 torch::Tensor glu_residual(const torch::Tensor& vg, const torch::Tensor& x, const torch::Tensor& keep, double p);
+
+// The LRU's parameterisation as one differentiable op (one kernel each way
+// on CUDA): {lambda_re, lambda_im, Bt_re, Bt_im} with
+//   lambda = exp(-exp(nu_log)) (cos + i sin)(exp(theta_log)),  Bt = exp(gamma_log) .* B
+// nu_log, theta_log, gamma_log {N}; B_re, B_im {N, H}; float32 (or float64
+// on the CPU), all on one device.
+std::array<torch::Tensor, 4> lru_parameterize(const torch::Tensor& nu_log, const torch::Tensor& theta_log,
+                                              const torch::Tensor& gamma_log, const torch::Tensor& B_re,
+                                              const torch::Tensor& B_im);
 
 }  // namespace compressm::nn

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "nn/fused_block.h"
+
 namespace compressm::nn {
 namespace {
 
@@ -52,6 +54,11 @@ LruLayerImpl::LruLayerImpl(int64_t n, int64_t h, LruInit init) {
 }
 
 LruLayerInputs LruLayerImpl::inputs(const torch::Tensor& u) const {
+  // One fused op (fused_block.h) where it computes: float32, or float64 on the CPU.
+  if (B_re.scalar_type() == torch::kFloat || (B_re.scalar_type() == torch::kDouble && B_re.device().is_cpu())) {
+    const auto [lambda_re, lambda_im, Bt_re, Bt_im] = lru_parameterize(nu_log, theta_log, gamma_log, B_re, B_im);
+    return {lambda_re, lambda_im, Bt_re, Bt_im, C_re, C_im, D, u};
+  }
   const torch::Tensor radius = torch::exp(-torch::exp(nu_log)), phase = torch::exp(theta_log);
   const torch::Tensor gamma = torch::exp(gamma_log).unsqueeze(1);
   return {radius * torch::cos(phase), radius * torch::sin(phase), gamma * B_re, gamma * B_im, C_re, C_im, D, u};

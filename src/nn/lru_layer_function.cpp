@@ -107,7 +107,7 @@ torch::Tensor lru_layer_unfused(const LruLayerInputs& in) {
   const torch::Tensor w_out = torch::stack({in.C_re, -in.C_im}, 2).reshape({h, 2 * n});
   const torch::Tensor y =
       torch::matmul(torch::view_as_real(x).reshape({u.size(0), u.size(1), 2 * n}), w_out.t());
-  return y + in.D * u;
+  return torch::addcmul(y, in.D, u);  // y + D .* u in one pass
 }
 
 }  // namespace compressm::nn

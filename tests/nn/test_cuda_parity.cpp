@@ -12,6 +12,7 @@
 
 #include "nn/cuda_ops.h"
 #include "nn/diagonal_scan_function.h"
+#include "nn/fused_block.h"
 #include "nn/graphed_step.h"
 #include "nn/lru_layer_function.h"
 #include "nn/lru_model.h"
@@ -129,9 +130,80 @@ TEST(CudaDiagonalScan, MatchesTheLoopReferenceValuesAndGradients) {
   EXPECT_LT(rel(l_dev.grad(), l_ref.grad()), 1e-4);
 }
 
+// The fused block ops (fused_block.h) on the device against their CPU loops,
+// with the same keep mask: float32 and bfloat16 GEMM sides, values and
+// gradients, sizes that are not multiples of the thread block, H = 5 and 512.
+TEST(CudaFusedBlock, OpsMatchTheCpuLoops) {
+  SKIP_WITHOUT_CUDA();
+  torch::manual_seed(21);
+  const double p = 0.3;
+  for (const int64_t hidden : {5, 512}) {
+    for (const torch::ScalarType side : {torch::kFloat, torch::kBFloat16}) {
+      const std::string what = "H=" + std::to_string(hidden) + (side == torch::kFloat ? " float32" : " bfloat16");
+      // bfloat16 results may round the other way where the device's erff or
+      // expf differ from the host's in the last float bit.
+      const double tolerance = side == torch::kFloat ? 1e-5 : 1.0 / 128;
+      const torch::Tensor y = 2.0 * torch::randn({3, 37, hidden});
+      const torch::Tensor keep = dropout_keep_mask(y.sizes(), p, torch::kCPU);
+      const torch::Tensor upstream_z = torch::randn({3, 37, hidden}).to(side);
+      const torch::Tensor y_cpu = y.clone().requires_grad_(true), y_dev = y.to(kCuda).requires_grad_(true);
+      const torch::Tensor z_cpu = gelu_dropout(y_cpu, keep, p, side);
+      const torch::Tensor z_dev = gelu_dropout(y_dev, keep.to(kCuda), p, side);
+      ASSERT_EQ(z_dev.scalar_type(), side);
+      EXPECT_LT(max_relative(z_dev, z_cpu), tolerance) << what;
+      (z_cpu * upstream_z).sum().backward();
+      (z_dev * upstream_z.to(kCuda)).sum().backward();
+      EXPECT_LT(max_relative(y_dev.grad(), y_cpu.grad()), tolerance) << what;
+
+      const torch::Tensor vg = 2.0 * torch::randn({3, 37, 2 * hidden}).to(side);
+      const torch::Tensor x = torch::randn({3, 37, hidden});
+      const torch::Tensor upstream = torch::randn({3, 37, hidden});
+      const torch::Tensor vg_cpu = vg.clone().requires_grad_(true), vg_dev = vg.to(kCuda).requires_grad_(true);
+      const torch::Tensor x_cpu = x.clone().requires_grad_(true), x_dev = x.to(kCuda).requires_grad_(true);
+      const torch::Tensor out_cpu = glu_residual(vg_cpu, x_cpu, keep, p);
+      const torch::Tensor out_dev = glu_residual(vg_dev, x_dev, keep.to(kCuda), p);
+      EXPECT_LT(max_relative(out_dev, out_cpu), 1e-5) << what;
+      (out_cpu * upstream).sum().backward();
+      (out_dev * upstream.to(kCuda)).sum().backward();
+      EXPECT_LT(max_relative(vg_dev.grad(), vg_cpu.grad()), tolerance) << what;
+      EXPECT_LT(max_relative(x_dev.grad(), x_cpu.grad()), 1e-6) << what;
+    }
+  }
+}
+
+// lru_parameterize's two kernels against its CPU loops (sMNIST's and
+// sCIFAR's shapes), values and the five gradients.
+TEST(CudaFusedBlock, LruParameterizeMatchesTheCpuLoops) {
+  SKIP_WITHOUT_CUDA();
+  torch::manual_seed(22);
+  for (const auto& [n, h] : {std::pair<int64_t, int64_t>{256, 8}, {384, 512}, {13, 1}}) {
+    const std::vector<torch::Tensor> params{torch::randn({n}) - 2.0, torch::randn({n}), -torch::rand({n}),
+                                            torch::randn({n, h}), torch::randn({n, h})};
+    std::vector<torch::Tensor> cpu, dev;
+    for (const torch::Tensor& t : params) {
+      cpu.push_back(t.clone().requires_grad_(true));
+      dev.push_back(t.to(kCuda).requires_grad_(true));
+    }
+    const auto out_cpu = lru_parameterize(cpu[0], cpu[1], cpu[2], cpu[3], cpu[4]);
+    const auto out_dev = lru_parameterize(dev[0], dev[1], dev[2], dev[3], dev[4]);
+    torch::Tensor loss_cpu = torch::zeros({}), loss_dev = torch::zeros({}, kCuda);
+    for (size_t k = 0; k < 4; ++k) {
+      EXPECT_LT(max_relative(out_dev[k], out_cpu[k]), 1e-5) << "N=" << n << " H=" << h << " output " << k;
+      const torch::Tensor w = torch::randn(out_cpu[k].sizes());
+      loss_cpu = loss_cpu + (out_cpu[k] * w).sum();
+      loss_dev = loss_dev + (out_dev[k] * w.to(kCuda)).sum();
+    }
+    loss_cpu.backward();
+    loss_dev.backward();
+    for (size_t k = 0; k < 5; ++k)
+      EXPECT_LT(max_relative(dev[k].grad(), cpu[k].grad()), 1e-4) << "N=" << n << " H=" << h << " parameter " << k;
+  }
+}
+
 // A whole model (BatchNorm, GELU, GLU, head) trained one step's gradients on
 // the device against the same model on the CPU, for the fused (H = 8) and the
-// cuBLAS (H = 24) layer paths.
+// cuBLAS (H = 24) layer paths; on the device the blocks run the fused
+// element-wise ops (BlockOps::kAuto), on the CPU LibTorch's composition.
 TEST(CudaLruModel, ForwardAndGradientsMatchTheCpu) {
   SKIP_WITHOUT_CUDA();
   for (const int64_t hidden : {8, 24}) {

@@ -200,6 +200,51 @@ TEST(FusedBlock, BlockDropsInTrainingOnly) {
   EXPECT_EQ(((first - x).abs() == 0).sum().item<int64_t>(), 0);
 }
 
+// lru_parameterize against the composition LruLayerImpl used before it, in
+// float64 and float32, values and the five gradients.
+TEST(FusedBlock, LruParameterizeMatchesTheComposition) {
+  for (const torch::ScalarType dtype : {torch::kDouble, torch::kFloat}) {
+    torch::manual_seed(12);
+    const int64_t n = 37, h = 6;
+    const torch::TensorOptions o = torch::TensorOptions().dtype(dtype);
+    const std::vector<torch::Tensor> params{torch::randn({n}, o) - 2.0, torch::randn({n}, o), -torch::rand({n}, o),
+                                            torch::randn({n, h}, o), torch::randn({n, h}, o)};
+    std::vector<torch::Tensor> a, b;
+    for (const torch::Tensor& t : params) {
+      a.push_back(leaf(t));
+      b.push_back(leaf(t));
+    }
+    const auto fused = lru_parameterize(a[0], a[1], a[2], a[3], a[4]);
+    const torch::Tensor radius = torch::exp(-torch::exp(b[0])), phase = torch::exp(b[1]);
+    const torch::Tensor gamma = torch::exp(b[2]).unsqueeze(1);
+    const std::array<torch::Tensor, 4> reference{radius * torch::cos(phase), radius * torch::sin(phase), gamma * b[3],
+                                                 gamma * b[4]};
+    const double tolerance = dtype == torch::kDouble ? 1e-13 : 1e-5;
+    torch::Tensor loss_a = torch::zeros({}, o), loss_b = torch::zeros({}, o);
+    for (size_t k = 0; k < 4; ++k) {
+      EXPECT_LT(max_abs(fused[k], reference[k]), tolerance) << "output " << k;
+      const torch::Tensor w = torch::randn(fused[k].sizes(), o);
+      loss_a = loss_a + (fused[k] * w).sum();
+      loss_b = loss_b + (reference[k] * w).sum();
+    }
+    loss_a.backward();
+    loss_b.backward();
+    for (size_t k = 0; k < 5; ++k)
+      EXPECT_LT(max_abs(a[k].grad(), b[k].grad()), tolerance * (1.0 + b[k].grad().abs().max().item<double>()))
+          << "parameter " << k;
+  }
+  // Only lambda used: the Bt gradients arrive undefined and count as zero.
+  const torch::Tensor nu = leaf(torch::randn({4}, torch::kDouble)), gamma_log = leaf(torch::randn({4}, torch::kDouble));
+  const auto out = lru_parameterize(nu, torch::zeros({4}, torch::kDouble), gamma_log, torch::ones({4, 2}, torch::kDouble),
+                                    torch::ones({4, 2}, torch::kDouble));
+  out[0].sum().backward();
+  EXPECT_TRUE(torch::isfinite(nu.grad()).all().item<bool>());
+  EXPECT_EQ(gamma_log.grad().abs().max().item<double>(), 0.0);
+  expect_error([] { lru_parameterize(torch::zeros({3}), torch::zeros({3}), torch::zeros({4}), torch::zeros({3, 2}),
+                                     torch::zeros({3, 2})); },
+               "lru_parameterize: gamma_log must be {3}");
+}
+
 // kernels::elementwise::adamw_update (what the CUDA-graphed step's kernel
 // runs on every element) against torch::optim::AdamW over a few steps.
 TEST(FusedBlock, AdamwUpdateMatchesLibTorch) {

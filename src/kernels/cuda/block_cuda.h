@@ -8,6 +8,7 @@
 
 #include <cstdint>
 
+#include "kernels/block_elementwise.h"
 #include "kernels/cuda/lru_cuda.h"
 
 namespace compressm::kernels::cuda {
@@ -27,6 +28,16 @@ void glu_residual_forward(const void* vg, Storage vg_type, const float* x, float
 // grad_vg {rows, 2H} (stored as `vg_type`) from grad_out {rows, H}.
 void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_out, void* grad_vg, int64_t rows,
                            int64_t hidden, const uint8_t* keep, float scale, Stream stream);
+
+// The LRU parameterisation (kernels::elementwise::lru_parameterize_*), float32:
+// forward one thread per element of B; backward one thread block per state
+// (dL/dgamma_log sums over H).
+void lru_parameterize_forward(const elementwise::LruParameters<float>& p, int64_t state, int64_t hidden,
+                              float* lambda_re, float* lambda_im, float* Bt_re, float* Bt_im, Stream stream);
+void lru_parameterize_backward(const elementwise::LruParameters<float>& p, int64_t state, int64_t hidden,
+                               const float* grad_lambda_re, const float* grad_lambda_im, const float* grad_Bt_re,
+                               const float* grad_Bt_im, const elementwise::LruParameterGradients<float>& grads,
+                               Stream stream);
 
 // One AdamW step over n elements of flat parameter, gradient and moment
 // buffers; `scalars` = {1 - lr wd, lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t)}

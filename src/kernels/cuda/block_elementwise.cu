@@ -73,6 +73,49 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 __global__ void __launch_bounds__(kThreads)
+    parameterize_forward_kernel(ew::LruParameters<float> p, long long state, long long hidden,
+                                float* __restrict__ lambda_re, float* __restrict__ lambda_im,
+                                float* __restrict__ Bt_re, float* __restrict__ Bt_im) {
+  const long long total = state * hidden;
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long n = i / hidden;
+    const float gamma = ew::exp_of(p.gamma_log[n]);
+    Bt_re[i] = gamma * p.B_re[i];
+    Bt_im[i] = gamma * p.B_im[i];
+    if (i == n * hidden) ew::lru_lambda(p.nu_log[n], p.theta_log[n], lambda_re[n], lambda_im[n]);
+  }
+}
+
+constexpr int kReduceThreads = 128;
+
+// One block per state n: threads stride over h; dL/dgamma_log[n] by a block sum.
+__global__ void __launch_bounds__(kReduceThreads)
+    parameterize_backward_kernel(ew::LruParameters<float> p, long long hidden, const float* __restrict__ grad_lre,
+                                 const float* __restrict__ grad_lim, const float* __restrict__ grad_Bre,
+                                 const float* __restrict__ grad_Bim, ew::LruParameterGradients<float> g) {
+  __shared__ float warp_sums[kReduceThreads / 32];
+  const long long n = blockIdx.x;
+  const float gamma = ew::exp_of(p.gamma_log[n]);
+  float sum = 0.f;
+  for (long long h = threadIdx.x; h < hidden; h += blockDim.x) {
+    const long long i = n * hidden + h;
+    sum += grad_Bre[i] * p.B_re[i] + grad_Bim[i] * p.B_im[i];
+    g.B_re[i] = gamma * grad_Bre[i];
+    g.B_im[i] = gamma * grad_Bim[i];
+  }
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_down_sync(0xffffffffu, sum, offset);
+  if (threadIdx.x % 32 == 0) warp_sums[threadIdx.x / 32] = sum;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    float total = 0.f;
+    for (int w = 0; w < kReduceThreads / 32; ++w) total += warp_sums[w];
+    g.gamma_log[n] = gamma * total;
+    ew::lru_lambda_gradients(p.nu_log[n], p.theta_log[n], grad_lre[n], grad_lim[n], g.nu_log[n], g.theta_log[n]);
+  }
+}
+
+__global__ void __launch_bounds__(kThreads)
     adamw_kernel(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
                  long long n, const float* __restrict__ scalars, float beta1, float beta2, float eps) {
   const float decay = scalars[0], step_size = scalars[1], inv_sqrt_bc2 = scalars[2];
@@ -136,6 +179,25 @@ void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_ou
     glu_residual_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(
         static_cast<const float*>(vg), grad_out, static_cast<float*>(grad_vg), n, hidden, keep, scale);
   detail::check_launch("glu_residual_backward (CUDA)");
+}
+
+void lru_parameterize_forward(const ew::LruParameters<float>& p, int64_t state, int64_t hidden, float* lambda_re,
+                              float* lambda_im, float* Bt_re, float* Bt_im, Stream stream) {
+  const long long total = state * hidden;
+  if (total == 0) return;
+  parameterize_forward_kernel<<<grid_for(total), kThreads, 0, stream>>>(p, state, hidden, lambda_re, lambda_im,
+                                                                        Bt_re, Bt_im);
+  detail::check_launch("lru_parameterize_forward (CUDA)");
+}
+
+void lru_parameterize_backward(const ew::LruParameters<float>& p, int64_t state, int64_t hidden,
+                               const float* grad_lambda_re, const float* grad_lambda_im, const float* grad_Bt_re,
+                               const float* grad_Bt_im, const ew::LruParameterGradients<float>& grads,
+                               Stream stream) {
+  if (state == 0 || hidden == 0) return;
+  parameterize_backward_kernel<<<static_cast<unsigned int>(state), kReduceThreads, 0, stream>>>(
+      p, hidden, grad_lambda_re, grad_lambda_im, grad_Bt_re, grad_Bt_im, grads);
+  detail::check_launch("lru_parameterize_backward (CUDA)");
 }
 
 void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const float* scalars, float beta1,
