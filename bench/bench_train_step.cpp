@@ -11,7 +11,7 @@
 //
 // --block-ops picks how the blocks run their element-wise work
 // (LruModelOptions::block_ops; auto: fused on CUDA, LibTorch's ops on the
-// CPU): bench/run_fused_block_bench.sh compares fused with composed.
+// CPU); scripts/gpu_check.sh times fused against composed on the device.
 //
 // Last stdout line: JSON with ms_per_step (median wall time), steps_per_s and
 // cpu_ms_per_step (median process CPU time, all threads: robust to other load

@@ -142,7 +142,7 @@ fi
 step build_cuda_kernels 240 cmake --build "$BUILD" --target compressm_kernels_cuda -j "$JOBS" ||
   tail -n 40 "$WORK/build_cuda_kernels.log"
 step build 300 cmake --build "$BUILD" --target compressm bench_train_step test_cuda_parity test_precision \
-  test_lru_layer_function test_fused_block test_training -j "$JOBS" -- "${keep_going[@]}" || grep -E "error|FAILED" "$WORK/build.log" | head -n 40
+  test_lru_layer_function test_fused_ops test_training -j "$JOBS" -- "${keep_going[@]}" || grep -E "error|FAILED" "$WORK/build.log" | head -n 40
 
 export OPENBLAS_NUM_THREADS=1
 gtest() {  # gtest NAME BINARY [FILTER]
@@ -253,6 +253,6 @@ fi
 if [[ $QUICK != 1 ]]; then
   gtest test_precision "$BUILD/tests/nn/test_precision"
   gtest test_lru_layer_function "$BUILD/tests/nn/test_lru_layer_function"
-  gtest test_fused_block "$BUILD/tests/nn/test_fused_block"
+  gtest test_fused_ops "$BUILD/tests/nn/test_fused_ops"
 fi
 note "done; results in $OUT"

@@ -7,6 +7,7 @@
 #include <ctime>
 #include <stdexcept>
 
+#include "nn/fused_ops.h"
 #include "nn/graphed_step.h"
 #include "nn/lru_optimizer.h"
 
@@ -59,11 +60,12 @@ StepBenchResult run_step_bench(const StepBenchOptions& o) {
     if (graphed) {
       result.final_loss = graphed->step(x, labels).first;  // waits for the device
     } else {
-      const torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), labels);
+      // The trainer's eager step: loss and correct count in one op, read back together.
+      const auto [loss, stats] = nn::classification_loss(model->forward(x), labels);
       optimizer->zero_grad();
       loss.backward();
       optimizer->step();
-      result.final_loss = loss.item<double>();  // waits for the device, as the trainer's step does
+      result.final_loss = stats.cpu().data_ptr<double>()[0];  // waits for the device, as the trainer's step does
     }
     const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
     if (step < result.warmup_steps) continue;

@@ -9,7 +9,7 @@
 
 #include <vector>
 
-#include "kernels/cuda/block_cuda.h"
+#include "kernels/cuda/fused_ops_cuda.h"
 #include "kernels/cuda/lru_cuda.h"
 #include "nn/checkpointed_layer.h"
 
@@ -167,11 +167,45 @@ void lru_parameterize_backward(const std::vector<torch::Tensor>& t, const std::v
                                            grads[3].data_ptr<float>(), g, stream_of(t[3]));
 }
 
-void adamw_step(const torch::Tensor& p, const torch::Tensor& g, const torch::Tensor& m, const torch::Tensor& v,
+void cross_entropy_forward(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& row_lse,
+                           const torch::Tensor& loss, const torch::Tensor& stats) {
+  const c10::cuda::CUDAGuard guard(logits.device());
+  kernels::cuda::cross_entropy_forward(logits.data_ptr<float>(), labels.data_ptr<int64_t>(), logits.size(0),
+                                       logits.size(1), row_lse.data_ptr<float>(), loss.data_ptr<float>(),
+                                       stats.data_ptr<double>(), stream_of(logits));
+}
+
+void cross_entropy_backward(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& row_lse,
+                            const torch::Tensor& grad_loss, const torch::Tensor& grad_logits) {
+  const c10::cuda::CUDAGuard guard(logits.device());
+  kernels::cuda::cross_entropy_backward(logits.data_ptr<float>(), labels.data_ptr<int64_t>(), row_lse.data_ptr<float>(),
+                                        logits.size(0), logits.size(1), grad_loss.data_ptr<float>(),
+                                        grad_logits.data_ptr<float>(), stream_of(logits));
+}
+
+void adamw_step(const torch::Tensor& p, const torch::Tensor& m, const torch::Tensor& v,
+                const std::vector<torch::Tensor>& grads, const std::vector<int64_t>& starts,
                 const torch::Tensor& scalars, double beta1, double beta2, double eps) {
   const c10::cuda::CUDAGuard guard(p.device());
-  kernels::cuda::adamw_step(p.data_ptr<float>(), g.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(),
-                            p.numel(), scalars.data_ptr<float>(), static_cast<float>(beta1), static_cast<float>(beta2),
+  TORCH_CHECK(starts.size() == grads.size() + 1, "adamw_step: ", grads.size(), " gradients need ", grads.size() + 1,
+              " offsets");
+  std::vector<torch::Tensor> kept;  // contiguous copies, alive until the launch is queued
+  std::vector<const float*> pointers;
+  for (size_t k = 0; k < grads.size(); ++k) {
+    const torch::Tensor& g = grads[k];
+    if (!g.defined()) {
+      pointers.push_back(nullptr);
+      continue;
+    }
+    TORCH_CHECK(g.scalar_type() == torch::kFloat && g.device() == p.device() && g.numel() == starts[k + 1] - starts[k],
+                "adamw_step: gradient ", k, " must be float32 on ", p.device(), " with ", starts[k + 1] - starts[k],
+                " elements");
+    kept.push_back(g.contiguous());
+    pointers.push_back(kept.back().data_ptr<float>());
+  }
+  const kernels::cuda::AdamwBucket bucket{p.data_ptr<float>(), m.data_ptr<float>(), v.data_ptr<float>(),
+                                          pointers.data(), starts.data(), static_cast<int64_t>(grads.size())};
+  kernels::cuda::adamw_step(bucket, scalars.data_ptr<float>(), static_cast<float>(beta1), static_cast<float>(beta2),
                             static_cast<float>(eps), stream_of(p));
 }
 

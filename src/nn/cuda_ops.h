@@ -24,8 +24,8 @@ torch::Tensor diagonal_scan(const torch::Tensor& lambda, const torch::Tensor& u)
 // never materialised.
 torch::Tensor lru_layer_fused(const LruLayerInputs& in);
 
-// The kernels of fused_block.h and of the graphed step's AdamW
-// (kernels/cuda/block_cuda.h) on contiguous CUDA tensors, validated by the
+// The kernels of fused_ops.h and of the graphed step's AdamW
+// (kernels/cuda/fused_ops_cuda.h) on contiguous CUDA tensors, validated by the
 // caller: float32 y, x and gradients; z, vg and their gradients float32 or
 // bfloat16; keep uint8 or undefined; outputs preallocated.
 void gelu_dropout_forward(const torch::Tensor& y, const torch::Tensor& keep, double scale, const torch::Tensor& z);
@@ -35,14 +35,23 @@ void glu_residual_forward(const torch::Tensor& vg, const torch::Tensor& x, const
                           const torch::Tensor& out);
 void glu_residual_backward(const torch::Tensor& vg, const torch::Tensor& grad_out, const torch::Tensor& keep,
                            double scale, const torch::Tensor& grad_vg);
-// lru_parameterize (fused_block.h) on float32 CUDA tensors: t = {nu_log,
+// lru_parameterize (fused_ops.h) on float32 CUDA tensors: t = {nu_log,
 // theta_log, gamma_log, B_re, B_im}, out = {lambda_re, lambda_im, Bt_re,
 // Bt_im}; backward: grads of out -> grads of t (preallocated).
 void lru_parameterize_forward(const std::vector<torch::Tensor>& t, const std::vector<torch::Tensor>& out);
 void lru_parameterize_backward(const std::vector<torch::Tensor>& t, const std::vector<torch::Tensor>& grads,
                                const std::vector<torch::Tensor>& out);
-// One AdamW step on flat float32 buffers; scalars {3} as kernels::cuda::adamw_step.
-void adamw_step(const torch::Tensor& p, const torch::Tensor& g, const torch::Tensor& m, const torch::Tensor& v,
+// classification_loss (fused_ops.h) on CUDA: float32 logits {B, C}, int64
+// labels; outputs preallocated (row_lse {B}, loss 0-dim, stats {2} double).
+void cross_entropy_forward(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& row_lse,
+                           const torch::Tensor& loss, const torch::Tensor& stats);
+void cross_entropy_backward(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& row_lse,
+                            const torch::Tensor& grad_loss, const torch::Tensor& grad_logits);
+// One AdamW step of a bucket (kernels::cuda::adamw_step): flat float32 p, m,
+// v; parameter k is elements [starts[k], starts[k + 1]), its gradient
+// grads[k] (undefined: none this step); scalars {3} on the device.
+void adamw_step(const torch::Tensor& p, const torch::Tensor& m, const torch::Tensor& v,
+                const std::vector<torch::Tensor>& grads, const std::vector<int64_t>& starts,
                 const torch::Tensor& scalars, double beta1, double beta2, double eps);
 
 }  // namespace compressm::nn::cuda_ops

@@ -45,8 +45,16 @@ void lru_parameterize_backward(const std::vector<torch::Tensor>&, const std::vec
                                const std::vector<torch::Tensor>&) {
   no_cuda("lru_parameterize");
 }
-void adamw_step(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
-                const torch::Tensor&, double, double, double) {
+void cross_entropy_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                           const torch::Tensor&) {
+  no_cuda("classification_loss");
+}
+void cross_entropy_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                            const torch::Tensor&) {
+  no_cuda("classification_loss");
+}
+void adamw_step(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const std::vector<torch::Tensor>&,
+                const std::vector<int64_t>&, const torch::Tensor&, double, double, double) {
   no_cuda("adamw_step");
 }
 

@@ -5,12 +5,18 @@
 //
 // To make the step capturable:
 //  * the batch is copied into static input tensors before each replay;
-//  * the parameters of each (AdamW group, step count) bucket, their gradients
-//    and AdamW moments become views of one flat buffer each, so the gradient
-//    accumulation and the optimiser write to fixed addresses; the optimiser's
-//    own state tensors are those views, so checkpoints, reductions and
-//    evaluation see the same values as with the eager step;
-//  * AdamW runs as our own arithmetic on the flat buffers with learning rate,
+//  * the parameters of each (AdamW group, step count) bucket and their AdamW
+//    moments become views of one flat buffer each, so the optimiser writes to
+//    fixed addresses; the optimiser's own state tensors are those views, so
+//    checkpoints, reductions and evaluation see the same values as with the
+//    eager step;
+//  * the gradients are reset to undefined before each backward pass, so that
+//    autograd hands its gradient tensors over instead of adding them into
+//    zeroed buffers (one kernel per parameter saved); under capture they are
+//    allocated from the graph's memory pool, at the same addresses on every
+//    replay;
+//  * AdamW runs as one kernel per bucket (kernels::cuda::adamw_step, reading
+//    each parameter's gradient where autograd left it) with learning rate,
 //    weight decay and bias corrections in a small device tensor updated before
 //    each replay (the torch::optim step bakes them in as host numbers). It is
 //    the same update as torch::optim::AdamW (decoupled weight decay, bias

@@ -3,7 +3,6 @@
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
-#include <torch/nn/functional/loss.h>
 
 #include <cmath>
 #include <iostream>
@@ -11,6 +10,7 @@
 #include <vector>
 
 #include "nn/cuda_ops.h"
+#include "nn/fused_ops.h"
 #include "nn/graphed_step.h"
 #include "nn/lru_optimizer.h"
 
@@ -28,8 +28,8 @@ struct Bucket {
   int64_t steps = 0;  // AdamW steps these parameters have taken
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   std::vector<torch::Tensor> params;
-  std::vector<torch::Tensor> grads;  // params[i]'s .grad: a view of g
-  torch::Tensor p, g, m, v;  // flat parameters, gradients, first and second moments
+  std::vector<int64_t> starts;  // params[k] is elements [starts[k], starts[k + 1]) of p, m, v
+  torch::Tensor p, m, v;        // flat parameters, first and second moments
   torch::Tensor scalars;     // {3} on the device: 1 - lr wd, lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t)
 };
 
@@ -101,11 +101,11 @@ struct GraphedTrainStep::Impl {
       int64_t total = 0;
       for (const torch::Tensor& p : b.params) total += p.numel();
       b.p = torch::empty({total}, f32);
-      b.g = torch::zeros({total}, f32);
       b.m = torch::zeros({total}, f32);
       b.v = torch::zeros({total}, f32);
       b.scalars = torch::zeros({3}, f32);
       int64_t offset = 0;
+      b.starts = {0};
       for (torch::Tensor& p : b.params) {
         const int64_t n = p.numel();
         auto view = [&](const torch::Tensor& flat) { return flat.narrow(0, offset, n).view(p.sizes()); };
@@ -123,9 +123,9 @@ struct GraphedTrainStep::Impl {
         s.exp_avg(view(b.m));
         s.exp_avg_sq(view(b.v));
         p.set_data(view(b.p));
-        b.grads.push_back(view(b.g));
-        p.mutable_grad() = b.grads.back();
+        p.mutable_grad() = torch::Tensor();
         offset += n;
+        b.starts.push_back(offset);
       }
     }
   }
@@ -145,14 +145,18 @@ struct GraphedTrainStep::Impl {
 
   // The step itself: what is captured, and what the eager steps run.
   void body(const torch::Tensor& x, const torch::Tensor& y) {
-    for (Bucket& b : buckets) b.g.zero_();
-    const torch::Tensor logits = model->forward(x);
-    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, y);
+    for (Bucket& b : buckets)
+      for (torch::Tensor& p : b.params) p.mutable_grad() = torch::Tensor();  // autograd hands its tensors over
+    const auto [loss, stats] = classification_loss(model->forward(x), y);
     loss.backward();
     torch::NoGradGuard no_grad;
-    // One fused kernel per bucket (kernels/block_elementwise.h's adamw_update).
-    for (Bucket& b : buckets) cuda_ops::adamw_step(b.p, b.g, b.m, b.v, b.scalars, b.beta1, b.beta2, b.eps);
-    out.copy_(torch::stack({loss.detach().to(torch::kDouble), logits.argmax(1).eq(y).sum().to(torch::kDouble)}));
+    // One kernel per bucket (kernels/fused_ops.h's adamw_update).
+    for (Bucket& b : buckets) {
+      std::vector<torch::Tensor> grads;
+      for (const torch::Tensor& p : b.params) grads.push_back(p.grad());
+      cuda_ops::adamw_step(b.p, b.m, b.v, grads, b.starts, b.scalars, b.beta1, b.beta2, b.eps);
+    }
+    out.copy_(stats);
   }
 
   // target <- source, where source is on the host or the device. A host
@@ -169,17 +173,8 @@ struct GraphedTrainStep::Impl {
     target.copy_(pinned, /*non_blocking=*/true);
   }
 
-  // The parameters' .grad must stay the views of the flat gradient buffers
-  // (an optimiser's zero_grad would have replaced or dropped them).
-  void reattach_gradients() {
-    for (Bucket& b : buckets)
-      for (size_t i = 0; i < b.params.size(); ++i)
-        if (!b.params[i].grad().is_same(b.grads[i])) b.params[i].mutable_grad() = b.grads[i];
-  }
-
   void eager(const torch::Tensor& host_or_device_x, const torch::Tensor& host_or_device_y) {
     const torch::Tensor x = host_or_device_x.to(device), y = host_or_device_y.to(device);
-    reattach_gradients();
     c10::cuda::device_synchronize();  // x, y and earlier steps were queued on another stream
     {
       const c10::cuda::CUDAStreamGuard guard(side);

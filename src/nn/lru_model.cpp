@@ -5,7 +5,7 @@
 #include <stdexcept>
 #include <string>
 
-#include "nn/fused_block.h"
+#include "nn/fused_ops.h"
 #include "nn/lru_optimizer.h"
 
 namespace compressm::nn {

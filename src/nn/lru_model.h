@@ -18,7 +18,7 @@
 namespace compressm::nn {
 
 // How a block runs its element-wise work (GELU, dropout, GLU, residual):
-//   kFused     the fused ops of fused_block.h (one GEMM for both GLU halves)
+//   kFused     the fused ops of fused_ops.h (one GEMM for both GLU halves)
 //   kComposed  LibTorch's separate ops: the reference the fused ops are
 //              tested and benchmarked against
 //   kAuto      fused on CUDA (float32), composed on the CPU: there the tensors

@@ -30,7 +30,7 @@ torch::Tensor dense(const torch::nn::Linear& layer, const torch::Tensor& x, Prec
 
 // [a(x) | b(x)] along the last dimension by one GEMM on the concatenated
 // weights (x is read once): the GLU's value and gate for glu_residual
-// (fused_block.h). In `precision`; bf16 returns bfloat16 (x may already be
+// (fused_ops.h). In `precision`; bf16 returns bfloat16 (x may already be
 // bfloat16), fp32 and tf32 return x's dtype.
 torch::Tensor dense_pair(const torch::nn::Linear& a, const torch::nn::Linear& b, const torch::Tensor& x,
                          Precision precision);

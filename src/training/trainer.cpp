@@ -7,6 +7,7 @@
 #include <tuple>
 
 #include "io/atomic_file.h"
+#include "nn/fused_ops.h"
 #include "training/checkpoint.h"
 #include "training/checkpoint_writer.h"
 #include "training/learning_rate_schedule.h"
@@ -188,14 +189,13 @@ Trainer::StepResult Trainer::train_step(data::Batch& batch) {
   } else {
     const torch::Tensor inputs = batch_inputs(batch, device_);
     const torch::Tensor labels = batch_labels(batch, device_);
-    const torch::Tensor logits = model_->forward(inputs);
-    const torch::Tensor loss = torch::nn::functional::cross_entropy(logits, labels);
+    // Loss and correct count in one op (nn/fused_ops.h), back in one
+    // transfer: one wait for the device per step.
+    const auto [loss, stats] = nn::classification_loss(model_->forward(inputs), labels);
     optimizer_->zero_grad();
     loss.backward();
     optimizer_->step();
-    // Loss and correct count come back in one transfer: one wait for the device per step.
-    const torch::Tensor correct = logits.argmax(1).eq(labels).sum();
-    const torch::Tensor both = torch::stack({loss.detach().to(torch::kDouble), correct.to(torch::kDouble)}).cpu();
+    const torch::Tensor both = stats.cpu();
     const double* values = both.data_ptr<double>();
     result = {values[0], static_cast<int64_t>(values[1])};
   }

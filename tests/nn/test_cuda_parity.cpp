@@ -12,7 +12,7 @@
 
 #include "nn/cuda_ops.h"
 #include "nn/diagonal_scan_function.h"
-#include "nn/fused_block.h"
+#include "nn/fused_ops.h"
 #include "nn/graphed_step.h"
 #include "nn/lru_layer_function.h"
 #include "nn/lru_model.h"
@@ -130,7 +130,7 @@ TEST(CudaDiagonalScan, MatchesTheLoopReferenceValuesAndGradients) {
   EXPECT_LT(rel(l_dev.grad(), l_ref.grad()), 1e-4);
 }
 
-// The fused block ops (fused_block.h) on the device against their CPU loops,
+// The fused block ops (fused_ops.h) on the device against their CPU loops,
 // with the same keep mask: float32 and bfloat16 GEMM sides, values and
 // gradients, sizes that are not multiples of the thread block, H = 5 and 512.
 TEST(CudaFusedBlock, OpsMatchTheCpuLoops) {
@@ -197,6 +197,26 @@ TEST(CudaFusedBlock, LruParameterizeMatchesTheCpuLoops) {
     loss_dev.backward();
     for (size_t k = 0; k < 5; ++k)
       EXPECT_LT(max_relative(dev[k].grad(), cpu[k].grad()), 1e-4) << "N=" << n << " H=" << h << " parameter " << k;
+  }
+}
+
+// classification_loss's kernels against its CPU loops: loss, correct count
+// and gradient, for sMNIST's batch and one larger than the kernel's block.
+TEST(CudaFusedOps, ClassificationLossMatchesTheCpuLoops) {
+  SKIP_WITHOUT_CUDA();
+  torch::manual_seed(23);
+  for (const auto& [batch, classes] : {std::pair<int64_t, int64_t>{50, 10}, {300, 7}}) {
+    const torch::Tensor logits = 3.0 * torch::randn({batch, classes});
+    const torch::Tensor labels = torch::randint(0, classes, {batch}, torch::kLong);
+    const torch::Tensor a = logits.clone().requires_grad_(true), b = logits.to(kCuda).requires_grad_(true);
+    const auto [loss_cpu, stats_cpu] = classification_loss(a, labels);
+    const auto [loss_dev, stats_dev] = classification_loss(b, labels.to(kCuda));
+    EXPECT_NEAR(loss_dev.item<double>(), loss_cpu.item<double>(), 1e-5 * loss_cpu.item<double>()) << batch;
+    EXPECT_NEAR(stats_dev[0].item<double>(), stats_cpu[0].item<double>(), 1e-5 * loss_cpu.item<double>()) << batch;
+    EXPECT_EQ(stats_dev[1].item<double>(), stats_cpu[1].item<double>()) << batch;
+    (3.0 * loss_cpu).backward();
+    (3.0 * loss_dev).backward();
+    EXPECT_LT(max_relative(b.grad(), a.grad()), 1e-5) << batch;
   }
 }
 
@@ -297,6 +317,13 @@ TEST(CudaGraphedStep, MatchesEagerAdamWStepByStep) {
     const auto eager_params = eager->named_parameters(), graphed_params = graphed->named_parameters();
     for (const auto& item : eager_params)
       EXPECT_LT(max_relative(graphed_params[item.key()], item.value()), 1e-4) << "H=" << hidden << " " << item.key();
+    // The last replay's gradients are where the parameters' .grad point (the
+    // tensors autograd allocated from the graph's pool during the capture).
+    for (const auto& item : eager_params) {
+      const torch::Tensor g = graphed_params[item.key()].grad();
+      ASSERT_TRUE(g.defined()) << "H=" << hidden << " " << item.key();
+      EXPECT_LT(max_relative(g, item.value().grad()), 1e-3) << "H=" << hidden << " " << item.key();
+    }
     // Another batch size: eager, same arithmetic.
     step.step(x.slice(0, 0, 3), y.slice(0, 0, 3));
     for (const auto& p : graphed->parameters()) {

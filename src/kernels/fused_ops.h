@@ -1,20 +1,19 @@
-// The element-wise parts of the LRU block (DESIGN.md §1), fused into two ops
-// so that each reads and writes the {B, L, H} activations once instead of
-// once per LibTorch op:
+// Fused ops of the training step: work that LibTorch runs as a chain of
+// small kernels (each a pass over memory and, on a GPU, a launch), written
+// once here as per-element functions that the CPU loops (fused_ops.cpp) and
+// the CUDA kernels (cuda/fused_ops.cu) both call. The CPU path, tested
+// against LibTorch's composition, is the parity oracle of the device path.
 //
-//   gelu_dropout   z = dropout(GELU(y))                 (GELU with exact erf)
-//   glu_residual   out = x + dropout(v .* sigmoid(g)),  [v | g] = one GEMM's {.., 2H} output
+//   gelu_dropout         z = dropout(GELU(y))   (GELU with exact erf)
+//   glu_residual         out = x + dropout(v .* sigmoid(g)),  [v | g] = one GEMM's {.., 2H} output
+//   lru_parameterize     lambda and Bt from nu_log, theta_log, gamma_log, B
+//                        (LibTorch: ~11 kernels forward and more backward)
+//   classification_loss  mean cross-entropy, its gradient, and the correct count
+//   adamw_update         the AdamW update of the CUDA-graphed step
 //
-// the LRU's parameterisation (lambda and Bt from nu_log, theta_log,
-// gamma_log, B; LibTorch's composition is ~11 kernels forward and more
-// backward, launched once per layer and step), and the AdamW update of the
-// CUDA-graphed step, all written once here as
-// per-element functions that the CPU loops (block_elementwise.cpp) and the
-// CUDA kernels (cuda/block_elementwise.cu) both call: the CPU path, tested
-// against LibTorch's composition here, is the parity oracle of the device
-// path. Dropout is a keep mask (uint8, 1 = kept; null = no dropout) and the
-// scale 1 / (1 - p) of the kept elements; the backward passes take the same
-// mask. No LibTorch header here or in the .cu files.
+// Dropout is a keep mask (uint8, 1 = kept; null = no dropout) and the scale
+// 1 / (1 - p) of the kept elements; the backward passes take the same mask.
+// No LibTorch header here or in the .cu files.
 #pragma once
 
 #include <math.h>
@@ -35,6 +34,8 @@ COMPRESSM_HD float exp_of(float x) { return expf(x); }
 COMPRESSM_HD double exp_of(double x) { return exp(x); }
 COMPRESSM_HD float sqrt_of(float x) { return sqrtf(x); }
 COMPRESSM_HD double sqrt_of(double x) { return sqrt(x); }
+COMPRESSM_HD float log_of(float x) { return logf(x); }
+COMPRESSM_HD double log_of(double x) { return log(x); }
 COMPRESSM_HD float cos_of(float x) { return cosf(x); }
 COMPRESSM_HD double cos_of(double x) { return cos(x); }
 COMPRESSM_HD float sin_of(float x) { return sinf(x); }
@@ -97,6 +98,27 @@ COMPRESSM_HD void lru_lambda_gradients(T nu_log, T theta_log, T grad_re, T grad_
   grad_theta = exp_of(theta_log) * (grad_im * re - grad_re * im);
 }
 
+// Cross-entropy of one row of C logits with label y: writes the row's
+// log-sum-exp, returns -log softmax(row)[y]; `correct` = the first maximal
+// logit is at y. A label outside [0, C) gives NaN.
+template <class T>
+COMPRESSM_HD T cross_entropy_row(const T* row, int64_t classes, int64_t y, T& lse, bool& correct) {
+  int64_t best = 0;
+  for (int64_t c = 1; c < classes; ++c)
+    if (row[c] > row[best]) best = c;
+  T sum = 0;
+  for (int64_t c = 0; c < classes; ++c) sum += exp_of(row[c] - row[best]);
+  lse = row[best] + log_of(sum);
+  correct = best == y;
+  return y >= 0 && y < classes ? lse - row[y] : T(NAN);
+}
+
+// d loss / d logit[c] of the mean over B rows, scaled by the loss's gradient.
+template <class T>
+COMPRESSM_HD T cross_entropy_gradient(T logit, T lse, bool is_label, T grad_loss_over_batch) {
+  return (exp_of(logit - lse) - (is_label ? T(1) : T(0))) * grad_loss_over_batch;
+}
+
 // One AdamW update of one element (LibTorch's AdamW, decoupled weight decay):
 //   p <- p (1 - lr wd);  m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2
 //   p <- p - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
@@ -110,7 +132,7 @@ COMPRESSM_HD void adamw_update(T& p, T& m, T& v, T g, T decay, T step_size, T in
   p -= step_size * m / (sqrt_of(v) * inv_sqrt_bc2 + eps);
 }
 
-// CPU loops over contiguous arrays (block_elementwise.cpp; at::parallel_for).
+// CPU loops over contiguous arrays (fused_ops.cpp; at::parallel_for).
 // Y, X: float or double; the second type of each pair is the storage of the
 // GEMM side (the bf16 precision mode keeps it in bfloat16), see the explicit
 // instantiations there: Z / V in {Y, c10::BFloat16}.
@@ -148,5 +170,16 @@ template <class T>
 void lru_parameterize_backward(const LruParameters<T>& p, int64_t state, int64_t hidden, const T* grad_lambda_re,
                                const T* grad_lambda_im, const T* grad_Bt_re, const T* grad_Bt_im,
                                const LruParameterGradients<T>& grads);
+
+// Mean cross-entropy of logits {B, C} with int64 labels {B}; row_lse {B}
+// keeps each row's log-sum-exp for the backward pass; correct = how many rows
+// have their first maximal logit at the label.
+template <class T>
+T cross_entropy_forward(const T* logits, const int64_t* labels, int64_t batch, int64_t classes, T* row_lse,
+                        int64_t& correct);
+// grad_logits {B, C} = d (grad_loss * mean loss) / d logits.
+template <class T>
+void cross_entropy_backward(const T* logits, const int64_t* labels, const T* row_lse, int64_t batch,
+                            int64_t classes, T grad_loss, T* grad_logits);
 
 }  // namespace compressm::kernels::elementwise

@@ -1,5 +1,5 @@
 // The LRU block's element-wise work as two fused, differentiable ops
-// (kernels/block_elementwise.h; CPU loops, CUDA kernels for float32):
+// (kernels/fused_ops.h; CPU loops, CUDA kernels for float32):
 //
 //   gelu_dropout(y, keep, p, out)   dropout(GELU(y)), returned as `out` dtype
 //                                   (bfloat16 in the bf16 precision mode: the
@@ -17,6 +17,7 @@
 #include <torch/types.h>
 
 #include <array>
+#include <utility>
 
 namespace compressm::nn {
 
@@ -36,5 +37,14 @@ torch::Tensor glu_residual(const torch::Tensor& vg, const torch::Tensor& x, cons
 std::array<torch::Tensor, 4> lru_parameterize(const torch::Tensor& nu_log, const torch::Tensor& theta_log,
                                               const torch::Tensor& gamma_log, const torch::Tensor& B_re,
                                               const torch::Tensor& B_im);
+
+// Mean cross-entropy of logits {B, C} (float32, or float64 on the CPU) with
+// int64 labels {B}, as one op (one kernel each way on CUDA, where LibTorch's
+// loss and the metrics take ~11): returns {loss, stats}, loss a
+// differentiable 0-dim tensor, stats {2} float64 on the logits' device =
+// {loss, correct count} (first maximal logit at the label), for the step to
+// read back in one transfer. Labels outside [0, C) are an error on the CPU
+// and give a NaN loss on CUDA.
+std::pair<torch::Tensor, torch::Tensor> classification_loss(const torch::Tensor& logits, const torch::Tensor& labels);
 
 }  // namespace compressm::nn

@@ -1,10 +1,10 @@
-// block_cuda.h: grid-stride loops over the per-element functions of
-// kernels/block_elementwise.h. Memory-bound: each element is read and
+// fused_ops_cuda.h: grid-stride loops over the per-element functions of
+// kernels/fused_ops.h. Memory-bound: each element is read and
 // written once; bfloat16 rounds to nearest even, as c10::BFloat16 does.
 #include <cuda_bf16.h>
 
-#include "kernels/block_elementwise.h"
-#include "kernels/cuda/block_cuda.h"
+#include "kernels/fused_ops.h"
+#include "kernels/cuda/fused_ops_cuda.h"
 #include "kernels/cuda/cuda_common.cuh"
 
 namespace compressm::kernels::cuda {
@@ -115,17 +115,72 @@ __global__ void __launch_bounds__(kReduceThreads)
   }
 }
 
+// One block: rows strided over the threads, then a block sum.
 __global__ void __launch_bounds__(kThreads)
-    adamw_kernel(float* __restrict__ p, const float* __restrict__ g, float* __restrict__ m, float* __restrict__ v,
-                 long long n, const float* __restrict__ scalars, float beta1, float beta2, float eps) {
-  const float decay = scalars[0], step_size = scalars[1], inv_sqrt_bc2 = scalars[2];
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+    cross_entropy_forward_kernel(const float* __restrict__ logits, const int64_t* __restrict__ labels,
+                                 long long batch, long long classes, float* __restrict__ row_lse,
+                                 float* __restrict__ loss, double* __restrict__ stats) {
+  __shared__ float loss_sums[kThreads];
+  __shared__ int correct_sums[kThreads];
+  float sum = 0.f;
+  int correct = 0;
+  for (long long b = threadIdx.x; b < batch; b += blockDim.x) {
+    bool hit = false;
+    sum += ew::cross_entropy_row(logits + b * classes, classes, labels[b], row_lse[b], hit);
+    correct += hit ? 1 : 0;
+  }
+  loss_sums[threadIdx.x] = sum;
+  correct_sums[threadIdx.x] = correct;
+  __syncthreads();
+  for (int half = kThreads / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half) {
+      loss_sums[threadIdx.x] += loss_sums[threadIdx.x + half];
+      correct_sums[threadIdx.x] += correct_sums[threadIdx.x + half];
+    }
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) {
+    const float mean = loss_sums[0] / static_cast<float>(batch);
+    loss[0] = mean;
+    stats[0] = static_cast<double>(mean);
+    stats[1] = static_cast<double>(correct_sums[0]);
+  }
+}
+
+__global__ void __launch_bounds__(kThreads)
+    cross_entropy_backward_kernel(const float* __restrict__ logits, const int64_t* __restrict__ labels,
+                                  const float* __restrict__ row_lse, long long batch, long long classes,
+                                  const float* __restrict__ grad_loss, float* __restrict__ grad_logits) {
+  const float scale = grad_loss[0] / static_cast<float>(batch);
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < batch * classes;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
-    float pi = p[i], mi = m[i], vi = v[i];
-    ew::adamw_update(pi, mi, vi, g[i], decay, step_size, inv_sqrt_bc2, beta1, beta2, eps);
-    p[i] = pi;
-    m[i] = mi;
-    v[i] = vi;
+    const long long b = i / classes;
+    grad_logits[i] = ew::cross_entropy_gradient(logits[i], row_lse[b], labels[b] == i - b * classes, scale);
+  }
+}
+
+// Tensors per launch: their pointers and offsets travel as a kernel argument.
+constexpr int kAdamwTensors = 64;
+struct AdamwChunk {
+  const float* grads[kAdamwTensors];
+  long long starts[kAdamwTensors + 1];
+};
+
+// blockIdx.y = tensor k of the chunk; threads stride over its elements.
+__global__ void __launch_bounds__(kThreads)
+    adamw_kernel(float* __restrict__ p, float* __restrict__ m, float* __restrict__ v, const AdamwChunk chunk,
+                 const float* __restrict__ scalars, float beta1, float beta2, float eps) {
+  const float decay = scalars[0], step_size = scalars[1], inv_sqrt_bc2 = scalars[2];
+  const float* g = chunk.grads[blockIdx.y];
+  const long long begin = chunk.starts[blockIdx.y], size = chunk.starts[blockIdx.y + 1] - begin;
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < size;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long j = begin + i;
+    float pj = p[j], mj = m[j], vj = v[j];
+    ew::adamw_update(pj, mj, vj, g == nullptr ? 0.f : g[i], decay, step_size, inv_sqrt_bc2, beta1, beta2, eps);
+    p[j] = pj;
+    m[j] = mj;
+    v[j] = vj;
   }
 }
 
@@ -200,11 +255,39 @@ void lru_parameterize_backward(const ew::LruParameters<float>& p, int64_t state,
   detail::check_launch("lru_parameterize_backward (CUDA)");
 }
 
-void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const float* scalars, float beta1,
-                float beta2, float eps, Stream stream) {
+void cross_entropy_forward(const float* logits, const int64_t* labels, int64_t batch, int64_t classes,
+                           float* row_lse, float* loss, double* stats, Stream stream) {
+  cross_entropy_forward_kernel<<<1, kThreads, 0, stream>>>(logits, labels, batch, classes, row_lse, loss, stats);
+  detail::check_launch("cross_entropy_forward (CUDA)");
+}
+
+void cross_entropy_backward(const float* logits, const int64_t* labels, const float* row_lse, int64_t batch,
+                            int64_t classes, const float* grad_loss, float* grad_logits, Stream stream) {
+  const long long n = batch * classes;
   if (n == 0) return;
-  adamw_kernel<<<grid_for(n), kThreads, 0, stream>>>(p, g, m, v, n, scalars, beta1, beta2, eps);
-  detail::check_launch("adamw_step (CUDA)");
+  cross_entropy_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(logits, labels, row_lse, batch, classes,
+                                                                      grad_loss, grad_logits);
+  detail::check_launch("cross_entropy_backward (CUDA)");
+}
+
+void adamw_step(const AdamwBucket& bucket, const float* scalars, float beta1, float beta2, float eps,
+                Stream stream) {
+  for (int64_t first = 0; first < bucket.count; first += kAdamwTensors) {
+    const int64_t count = bucket.count - first < kAdamwTensors ? bucket.count - first : kAdamwTensors;
+    AdamwChunk chunk{};
+    long long largest = 0;
+    for (int64_t k = 0; k < count; ++k) {
+      chunk.grads[k] = bucket.grads[first + k];
+      chunk.starts[k] = bucket.starts[first + k];
+      const long long size = bucket.starts[first + k + 1] - bucket.starts[first + k];
+      largest = size > largest ? size : largest;
+    }
+    chunk.starts[count] = bucket.starts[first + count];
+    if (largest == 0) continue;
+    const dim3 grid(grid_for(largest) < 256 ? grid_for(largest) : 256, static_cast<unsigned int>(count));
+    adamw_kernel<<<grid, kThreads, 0, stream>>>(bucket.p, bucket.m, bucket.v, chunk, scalars, beta1, beta2, eps);
+    detail::check_launch("adamw_step (CUDA)");
+  }
 }
 
 }  // namespace compressm::kernels::cuda

@@ -1,11 +1,11 @@
-#include "nn/fused_block.h"
+#include "nn/fused_ops.h"
 
 #include <c10/util/BFloat16.h>
 #include <torch/autograd.h>
 
 #include <utility>
 
-#include "kernels/block_elementwise.h"
+#include "kernels/fused_ops.h"
 #include "nn/cuda_ops.h"
 
 namespace compressm::nn {
@@ -184,7 +184,66 @@ struct LruParameterize : public torch::autograd::Function<LruParameterize> {
   }
 };
 
+struct ClassificationLoss : public torch::autograd::Function<ClassificationLoss> {
+  static tensor_list forward(AutogradContext* ctx, const torch::Tensor& logits, const torch::Tensor& labels) {
+    const int64_t batch = logits.size(0), classes = logits.size(1);
+    torch::Tensor row_lse = torch::empty({batch}, logits.options());
+    torch::Tensor loss = torch::empty({}, logits.options());
+    torch::Tensor stats = torch::empty({2}, logits.options().dtype(torch::kDouble));
+    if (logits.is_cuda()) {
+      cuda_ops::cross_entropy_forward(logits, labels, row_lse, loss, stats);
+    } else {
+      AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "classification_loss", [&] {
+        int64_t correct = 0;
+        const scalar_t mean = ew::cross_entropy_forward(logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(),
+                                                        batch, classes, row_lse.data_ptr<scalar_t>(), correct);
+        loss.fill_(mean);
+        double* both = stats.data_ptr<double>();
+        both[0] = static_cast<double>(mean);
+        both[1] = static_cast<double>(correct);
+      });
+    }
+    ctx->mark_non_differentiable({stats});
+    ctx->save_for_backward({logits, labels, row_lse});
+    return {loss, stats};
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const tensor_list saved = ctx->get_saved_variables();
+    const torch::Tensor &logits = saved[0], &labels = saved[1], &row_lse = saved[2];
+    const torch::Tensor grad_loss = grads[0].contiguous();
+    torch::Tensor grad_logits = torch::empty_like(logits);
+    if (logits.is_cuda()) {
+      cuda_ops::cross_entropy_backward(logits, labels, row_lse, grad_loss, grad_logits);
+    } else {
+      AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "classification_loss_backward", [&] {
+        ew::cross_entropy_backward(logits.data_ptr<scalar_t>(), labels.data_ptr<int64_t>(),
+                                   row_lse.data_ptr<scalar_t>(), logits.size(0), logits.size(1),
+                                   grad_loss.item<scalar_t>(), grad_logits.data_ptr<scalar_t>());
+      });
+    }
+    return {grad_logits, torch::Tensor()};
+  }
+};
+
 }  // namespace
+
+std::pair<torch::Tensor, torch::Tensor> classification_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
+  TORCH_CHECK(logits.dim() == 2 && logits.size(0) > 0 && logits.size(1) > 0,
+              "classification_loss: logits must be a non-empty {B, C}, got ", logits.sizes());
+  check_compute_dtype("classification_loss", logits);
+  TORCH_CHECK(labels.dim() == 1 && labels.size(0) == logits.size(0) && labels.scalar_type() == torch::kLong &&
+                  labels.device() == logits.device(),
+              "classification_loss: labels must be int64 {", logits.size(0), "} on ", logits.device(), ", got ",
+              labels.scalar_type(), " ", labels.sizes(), " on ", labels.device());
+  if (labels.device().is_cpu()) {
+    const auto [low, high] = torch::aminmax(labels);
+    TORCH_CHECK(low.item<int64_t>() >= 0 && high.item<int64_t>() < logits.size(1), "classification_loss: labels must be in [0, ",
+                logits.size(1), "), got ", low.item<int64_t>(), " .. ", high.item<int64_t>());
+  }
+  const tensor_list out = ClassificationLoss::apply(logits.contiguous(), labels.contiguous());
+  return {out[0], out[1]};
+}
 
 std::array<torch::Tensor, 4> lru_parameterize(const torch::Tensor& nu_log, const torch::Tensor& theta_log,
                                               const torch::Tensor& gamma_log, const torch::Tensor& B_re,

@@ -1,5 +1,5 @@
 // CUDA kernels of the LRU block's fused element-wise ops and of the graphed
-// step's AdamW update (the per-element math is kernels/block_elementwise.h,
+// step's AdamW update (the per-element math is kernels/fused_ops.h,
 // shared with the CPU loops that are their parity oracle). Float32 compute;
 // the GEMM side (gelu_dropout's output, glu_residual's [v | g] input) is
 // float32 or bfloat16. Plain device pointers and a stream, no tensors; every
@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "kernels/block_elementwise.h"
+#include "kernels/fused_ops.h"
 #include "kernels/cuda/lru_cuda.h"
 
 namespace compressm::kernels::cuda {
@@ -39,10 +39,29 @@ void lru_parameterize_backward(const elementwise::LruParameters<float>& p, int64
                                const float* grad_Bt_im, const elementwise::LruParameterGradients<float>& grads,
                                Stream stream);
 
-// One AdamW step over n elements of flat parameter, gradient and moment
-// buffers; `scalars` = {1 - lr wd, lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t)}
-// in device memory (set before each replay of a CUDA graph).
-void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const float* scalars, float beta1,
-                float beta2, float eps, Stream stream);
+// classification_loss: mean cross-entropy of logits {B, C} (int64 labels)
+// into loss (one float), row_lse {B} for the backward pass, and stats
+// {mean loss, correct count} as two doubles (one transfer for the host). One
+// thread block.
+void cross_entropy_forward(const float* logits, const int64_t* labels, int64_t batch, int64_t classes,
+                           float* row_lse, float* loss, double* stats, Stream stream);
+// grad_logits {B, C} from the loss's gradient (one float in device memory).
+void cross_entropy_backward(const float* logits, const int64_t* labels, const float* row_lse, int64_t batch,
+                            int64_t classes, const float* grad_loss, float* grad_logits, Stream stream);
+
+// One AdamW step of a bucket of parameters whose values and moments are one
+// flat buffer each (p, m, v) while their gradients stay where autograd put
+// them: tensor k is elements [starts[k], starts[k + 1]) of the flat buffers,
+// its gradient grads[k] (null: no gradient this step, taken as zero).
+// `scalars` = {1 - lr wd, lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t)} in
+// device memory (set before each replay of a CUDA graph). One launch per 64
+// tensors.
+struct AdamwBucket {
+  float *p, *m, *v;
+  const float* const* grads;  // host array of `count` device pointers
+  const int64_t* starts;      // host array of count + 1 offsets
+  int64_t count;
+};
+void adamw_step(const AdamwBucket& bucket, const float* scalars, float beta1, float beta2, float eps, Stream stream);
 
 }  // namespace compressm::kernels::cuda

@@ -1,6 +1,6 @@
-// CPU loops of block_elementwise.h: each element computed in the precision of
+// CPU loops of fused_ops.h: each element computed in the precision of
 // Y / X (float or double), the GEMM side stored as Z / V.
-#include "kernels/block_elementwise.h"
+#include "kernels/fused_ops.h"
 
 #include <ATen/Parallel.h>
 #include <c10/util/BFloat16.h>
@@ -109,6 +109,37 @@ template void lru_parameterize_backward<float>(const LruParameters<float>&, int6
 template void lru_parameterize_backward<double>(const LruParameters<double>&, int64_t, int64_t, const double*,
                                                 const double*, const double*, const double*,
                                                 const LruParameterGradients<double>&);
+
+template <class T>
+T cross_entropy_forward(const T* logits, const int64_t* labels, int64_t batch, int64_t classes, T* row_lse,
+                        int64_t& correct) {
+  T sum = 0;
+  correct = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    bool hit = false;
+    sum += cross_entropy_row(logits + b * classes, classes, labels[b], row_lse[b], hit);
+    correct += hit ? 1 : 0;
+  }
+  return sum / static_cast<T>(batch);
+}
+
+template <class T>
+void cross_entropy_backward(const T* logits, const int64_t* labels, const T* row_lse, int64_t batch,
+                            int64_t classes, T grad_loss, T* grad_logits) {
+  const T scale = grad_loss / static_cast<T>(batch);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t c = 0; c < classes; ++c) {
+      const int64_t i = b * classes + c;
+      grad_logits[i] = cross_entropy_gradient(logits[i], row_lse[b], labels[b] == c, scale);
+    }
+}
+
+template float cross_entropy_forward<float>(const float*, const int64_t*, int64_t, int64_t, float*, int64_t&);
+template double cross_entropy_forward<double>(const double*, const int64_t*, int64_t, int64_t, double*, int64_t&);
+template void cross_entropy_backward<float>(const float*, const int64_t*, const float*, int64_t, int64_t, float,
+                                            float*);
+template void cross_entropy_backward<double>(const double*, const int64_t*, const double*, int64_t, int64_t, double,
+                                             double*);
 
 #define COMPRESSM_INSTANTIATE(Y, Z)                                                                          \
   template void gelu_dropout_forward<Y, Z>(const Y*, Z*, int64_t, const uint8_t*, double);                   \

@@ -1,16 +1,18 @@
-// The LRU block's fused element-wise ops (src/nn/fused_block.h, the per-element
-// math of src/kernels/block_elementwise.h) against LibTorch's composition of
-// separate ops, values and gradients through autograd; the bfloat16 GEMM side;
-// the dropout mask; argument errors; the block fused against unfused; and the
-// AdamW update the CUDA-graphed step runs against torch::optim::AdamW.
+// The fused ops of the training step (src/nn/fused_ops.h, the per-element
+// math of src/kernels/fused_ops.h) against LibTorch's composition of separate
+// ops, values and gradients through autograd: the block's element-wise ops
+// (with a bfloat16 GEMM side, the dropout mask, the block fused against
+// composed), the LRU parameterisation, the classification loss; argument
+// errors; and the AdamW update the CUDA-graphed step runs against
+// torch::optim::AdamW.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
 #include <cmath>
 #include <string>
 
-#include "kernels/block_elementwise.h"
-#include "nn/fused_block.h"
+#include "kernels/fused_ops.h"
+#include "nn/fused_ops.h"
 #include "nn/lru_model.h"
 
 namespace compressm::nn {
@@ -27,7 +29,7 @@ torch::Tensor keep_factor(const torch::Tensor& keep, double p, torch::ScalarType
   return keep.to(dtype) / (1.0 - p);
 }
 
-TEST(FusedBlock, GeluDropoutMatchesTheCompositionWithAndWithoutDropout) {
+TEST(FusedOps, GeluDropoutMatchesTheCompositionWithAndWithoutDropout) {
   torch::manual_seed(3);
   const torch::Tensor y = 3.0 * torch::randn({4, 33, 7}, torch::kDouble);
   const torch::Tensor upstream = torch::randn({4, 33, 7}, torch::kDouble);
@@ -50,7 +52,7 @@ TEST(FusedBlock, GeluDropoutMatchesTheCompositionWithAndWithoutDropout) {
   }
 }
 
-TEST(FusedBlock, GeluDropoutFloat32AndBfloat16Output) {
+TEST(FusedOps, GeluDropoutFloat32AndBfloat16Output) {
   torch::manual_seed(4);
   const torch::Tensor y = 2.0 * torch::randn({3, 50, 16});
   const double p = 0.2;
@@ -76,7 +78,7 @@ TEST(FusedBlock, GeluDropoutFloat32AndBfloat16Output) {
   EXPECT_LT(max_abs(a.grad(), b.grad()), 1e-5 * b.grad().abs().max().item<double>());
 }
 
-TEST(FusedBlock, GluResidualMatchesTheComposition) {
+TEST(FusedOps, GluResidualMatchesTheComposition) {
   torch::manual_seed(5);
   const int64_t h = 6;
   const torch::Tensor vg = 2.0 * torch::randn({3, 21, 2 * h}, torch::kDouble);
@@ -97,7 +99,7 @@ TEST(FusedBlock, GluResidualMatchesTheComposition) {
   }
 }
 
-TEST(FusedBlock, GluResidualTakesABfloat16GemmOutput) {
+TEST(FusedOps, GluResidualTakesABfloat16GemmOutput) {
   torch::manual_seed(6);
   const int64_t h = 5;
   const torch::Tensor vg = torch::randn({2, 40, 2 * h}).to(torch::kBFloat16);
@@ -119,7 +121,7 @@ TEST(FusedBlock, GluResidualTakesABfloat16GemmOutput) {
   EXPECT_LT(max_abs(xa.grad(), xd.grad()), 1e-6);
 }
 
-TEST(FusedBlock, KeepMaskDrawsTheRate) {
+TEST(FusedOps, KeepMaskDrawsTheRate) {
   torch::manual_seed(7);
   const torch::Tensor keep = dropout_keep_mask({400, 500}, 0.25, torch::kCPU);
   ASSERT_EQ(keep.scalar_type(), torch::kByte);
@@ -138,7 +140,7 @@ void expect_error(const std::function<void()>& f, const std::string& words) {
   }
 }
 
-TEST(FusedBlock, BadArgumentsAreClearErrors) {
+TEST(FusedOps, BadArgumentsAreClearErrors) {
   const torch::Tensor y = torch::randn({2, 3, 4}), vg = torch::randn({2, 3, 8});
   const torch::Tensor keep = torch::ones({2, 3, 4}, torch::kByte);
   expect_error([&] { gelu_dropout(y, torch::ones({2, 3, 5}, torch::kByte), 0.1, torch::kFloat); },
@@ -154,7 +156,7 @@ TEST(FusedBlock, BadArgumentsAreClearErrors) {
 
 // The block with the fused ops computes what LibTorch's composition does
 // (dropout off: its draws differ), in fp32 and bf16, values and gradients.
-TEST(FusedBlock, BlockFusedEqualsUnfused) {
+TEST(FusedOps, BlockFusedEqualsUnfused) {
   for (const Precision precision : {Precision::kFp32, Precision::kBf16}) {
     torch::manual_seed(8);
     LruBlock fused(24, 12, 0.0, LruInit{}, precision, BlockOps::kFused);
@@ -186,7 +188,7 @@ TEST(FusedBlock, BlockFusedEqualsUnfused) {
 
 // Training mode with dropout: the output is the residual plus a scaled,
 // partly zeroed GLU, and evaluation mode draws nothing.
-TEST(FusedBlock, BlockDropsInTrainingOnly) {
+TEST(FusedOps, BlockDropsInTrainingOnly) {
   torch::manual_seed(9);
   LruBlock block(16, 8, 0.5, LruInit{}, Precision::kFp32, BlockOps::kFused);
   const torch::Tensor x = torch::randn({4, 64, 8});
@@ -202,7 +204,7 @@ TEST(FusedBlock, BlockDropsInTrainingOnly) {
 
 // lru_parameterize against the composition LruLayerImpl used before it, in
 // float64 and float32, values and the five gradients.
-TEST(FusedBlock, LruParameterizeMatchesTheComposition) {
+TEST(FusedOps, LruParameterizeMatchesTheComposition) {
   for (const torch::ScalarType dtype : {torch::kDouble, torch::kFloat}) {
     torch::manual_seed(12);
     const int64_t n = 37, h = 6;
@@ -245,9 +247,41 @@ TEST(FusedBlock, LruParameterizeMatchesTheComposition) {
                "lru_parameterize: gamma_log must be {3}");
 }
 
+// classification_loss against LibTorch's cross_entropy and argmax: loss,
+// correct count, gradient (with an upstream factor), float64 and float32.
+TEST(FusedOps, ClassificationLossMatchesCrossEntropyAndArgmax) {
+  for (const torch::ScalarType dtype : {torch::kDouble, torch::kFloat}) {
+    torch::manual_seed(13);
+    const torch::Tensor logits = 4.0 * torch::randn({37, 11}, torch::TensorOptions().dtype(dtype));
+    const torch::Tensor labels = torch::randint(0, 11, {37}, torch::kLong);
+    const torch::Tensor a = leaf(logits), b = leaf(logits);
+    const auto [loss, stats] = classification_loss(a, labels);
+    const torch::Tensor reference = torch::nn::functional::cross_entropy(b, labels);
+    const double tolerance = dtype == torch::kDouble ? 1e-13 : 1e-5;
+    EXPECT_EQ(loss.dim(), 0);
+    EXPECT_NEAR(loss.item<double>(), reference.item<double>(), tolerance);
+    ASSERT_EQ(stats.scalar_type(), torch::kDouble);
+    EXPECT_NEAR(stats[0].item<double>(), reference.item<double>(), tolerance);
+    EXPECT_EQ(stats[1].item<double>(), static_cast<double>(logits.argmax(1).eq(labels).sum().item<int64_t>()));
+    EXPECT_GT(stats[1].item<double>(), 0.0);  // 37 rows, 11 classes: some hit
+    (2.5 * loss).backward();
+    (2.5 * reference).backward();
+    EXPECT_LT(max_abs(a.grad(), b.grad()), tolerance);
+  }
+  // All rows right: the count is B.
+  const torch::Tensor eye = 10.0 * torch::eye(4, torch::kDouble);
+  EXPECT_EQ(classification_loss(eye, torch::arange(4, torch::kLong)).second[1].item<double>(), 4.0);
+  expect_error([] { classification_loss(torch::zeros({3, 4}), torch::tensor({0, 4, 1}, torch::kLong)); },
+               "classification_loss: labels must be in [0, 4)");
+  expect_error([] { classification_loss(torch::zeros({3, 4}), torch::zeros({3}, torch::kInt)); },
+               "labels must be int64 {3}");
+  expect_error([] { classification_loss(torch::zeros({3}), torch::zeros({3}, torch::kLong)); },
+               "logits must be a non-empty {B, C}");
+}
+
 // kernels::elementwise::adamw_update (what the CUDA-graphed step's kernel
 // runs on every element) against torch::optim::AdamW over a few steps.
-TEST(FusedBlock, AdamwUpdateMatchesLibTorch) {
+TEST(FusedOps, AdamwUpdateMatchesLibTorch) {
   torch::manual_seed(10);
   const double lr = 0.01, wd = 0.05, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   torch::Tensor param = torch::randn({50}, torch::kDouble).requires_grad_(true);
