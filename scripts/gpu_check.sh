@@ -95,7 +95,7 @@ cmake_args=(-S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCOMPRESSM_WITH_LAPACK=
             "-Dyaml-cpp_DIR=$PWD/$DEPS/cmake/yaml-cpp" "-DCLI11_DIR=$PWD/$DEPS/cmake/CLI11"
             "-DZLIB_INCLUDE_DIR=$PWD/$DEPS/include" "-DZLIB_LIBRARY=$PWD/$DEPS/lib/libz.a"
             -DCMAKE_POLICY_VERSION_MINIMUM=3.5 -DCMAKE_GTEST_DISCOVER_TESTS_DISCOVERY_MODE=PRE_TEST
-            -DCOMPRESSM_SLICOT_TESTS=OFF)
+            -DCOMPRESSM_SLICOT_TESTS=OFF -DCOMPRESSM_GPU_SUBSET=OFF)  # explicit: a reused build dir may have it cached
 keep_going=(-k)
 if command -v ninja >/dev/null; then cmake_args+=(-G Ninja); keep_going=(-k 0); fi
 if [[ $CPU_ONLY == 1 ]]; then
