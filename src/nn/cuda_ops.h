@@ -49,7 +49,8 @@ void cross_entropy_backward(const torch::Tensor& logits, const torch::Tensor& la
                             const torch::Tensor& grad_loss, const torch::Tensor& grad_logits);
 // One AdamW step of a bucket (kernels::cuda::adamw_step): flat float32 p, m,
 // v; parameter k is elements [starts[k], starts[k + 1]), its gradient
-// grads[k] (undefined: none this step); scalars {3} on the device.
+// grads[k] (undefined: none this step, the parameter is left as it is);
+// scalars {3} on the device.
 void adamw_step(const torch::Tensor& p, const torch::Tensor& m, const torch::Tensor& v,
                 const std::vector<torch::Tensor>& grads, const std::vector<int64_t>& starts,
                 const torch::Tensor& scalars, double beta1, double beta2, double eps);

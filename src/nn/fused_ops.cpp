@@ -3,6 +3,7 @@
 #include <c10/util/BFloat16.h>
 #include <torch/autograd.h>
 
+#include <optional>
 #include <utility>
 
 #include "kernels/fused_ops.h"
@@ -18,8 +19,8 @@ namespace ew = kernels::elementwise;
 const uint8_t* keep_ptr(const torch::Tensor& keep) { return keep.defined() ? keep.data_ptr<uint8_t>() : nullptr; }
 
 // The mask as the ops' argument: autograd's apply takes no undefined tensor.
-c10::optional<torch::Tensor> optional_mask(const torch::Tensor& keep) {
-  if (!keep.defined()) return c10::nullopt;
+std::optional<torch::Tensor> optional_mask(const torch::Tensor& keep) {
+  if (!keep.defined()) return std::nullopt;
   return keep.contiguous();
 }
 
@@ -53,7 +54,7 @@ void dispatch_cpu(torch::ScalarType compute, torch::ScalarType side, F&& f) {
 }
 
 struct GeluDropout : public torch::autograd::Function<GeluDropout> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& y, const c10::optional<torch::Tensor>& mask,
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& y, const std::optional<torch::Tensor>& mask,
                                double scale, torch::ScalarType out_dtype) {
     const torch::Tensor keep = mask.value_or(torch::Tensor());
     torch::Tensor z = torch::empty(y.sizes(), y.options().dtype(out_dtype));
@@ -95,7 +96,7 @@ struct GeluDropout : public torch::autograd::Function<GeluDropout> {
 
 struct GluResidual : public torch::autograd::Function<GluResidual> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& vg, const torch::Tensor& x,
-                               const c10::optional<torch::Tensor>& mask, double scale) {
+                               const std::optional<torch::Tensor>& mask, double scale) {
     const torch::Tensor keep = mask.value_or(torch::Tensor());
     torch::Tensor out = torch::empty_like(x);
     const int64_t hidden = x.size(-1), rows = x.numel() / hidden;
@@ -204,6 +205,7 @@ struct ClassificationLoss : public torch::autograd::Function<ClassificationLoss>
       });
     }
     ctx->mark_non_differentiable({stats});
+    ctx->set_materialize_grads(false);  // stats never has a gradient: no zeros made for it
     ctx->save_for_backward({logits, labels, row_lse});
     return {loss, stats};
   }
@@ -211,6 +213,7 @@ struct ClassificationLoss : public torch::autograd::Function<ClassificationLoss>
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     const tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor &logits = saved[0], &labels = saved[1], &row_lse = saved[2];
+    if (!grads[0].defined()) return {torch::Tensor(), torch::Tensor()};
     const torch::Tensor grad_loss = grads[0].contiguous();
     torch::Tensor grad_logits = torch::empty_like(logits);
     if (logits.is_cuda()) {
@@ -248,7 +251,8 @@ std::pair<torch::Tensor, torch::Tensor> classification_loss(const torch::Tensor&
 std::array<torch::Tensor, 4> lru_parameterize(const torch::Tensor& nu_log, const torch::Tensor& theta_log,
                                               const torch::Tensor& gamma_log, const torch::Tensor& B_re,
                                               const torch::Tensor& B_im) {
-  TORCH_CHECK(B_re.dim() == 2, "lru_parameterize: B_re must be {N, H}, got ", B_re.sizes());
+  TORCH_CHECK(B_re.dim() == 2 && B_re.size(0) > 0 && B_re.size(1) > 0,
+              "lru_parameterize: B_re must be a non-empty {N, H}, got ", B_re.sizes());
   const int64_t n = B_re.size(0);
   for (const auto& [t, name] : {std::pair<const torch::Tensor&, const char*>{nu_log, "nu_log"},
                                 {theta_log, "theta_log"}, {gamma_log, "gamma_log"}}) {

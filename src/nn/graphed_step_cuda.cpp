@@ -30,6 +30,10 @@ struct Bucket {
   std::vector<torch::Tensor> params;
   std::vector<int64_t> starts;  // params[k] is elements [starts[k], starts[k + 1]) of p, m, v
   torch::Tensor p, m, v;        // flat parameters, first and second moments
+  // The gradient tensors autograd allocated during the capture (graph memory
+  // pool): every replay writes them. Owned here, and put back as the
+  // parameters' .grad after an eager step (which replaces them).
+  std::vector<torch::Tensor> captured_grads;
   torch::Tensor scalars;     // {3} on the device: 1 - lr wd, lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t)
 };
 
@@ -204,8 +208,20 @@ struct GraphedTrainStep::Impl {
       }
       graph.capture_end();
     }
+    for (Bucket& b : buckets) {
+      b.captured_grads.clear();
+      for (const torch::Tensor& p : b.params) b.captured_grads.push_back(p.grad());
+    }
     c10::cuda::device_synchronize();
     graph.replay();  // capturing does not run the step: run it now
+  }
+
+  // After an eager step once the graph exists: .grad back to the tensors the
+  // replays write (the eager step's gradients are spent).
+  void restore_captured_gradients() {
+    for (Bucket& b : buckets)
+      for (size_t k = 0; k < b.params.size() && k < b.captured_grads.size(); ++k)
+        b.params[k].mutable_grad() = b.captured_grads[k];
   }
 
   void count_step() {
@@ -246,6 +262,7 @@ std::pair<double, int64_t> GraphedTrainStep::step(const torch::Tensor& x, const 
     s.captured = true;
   } else {
     s.eager(x, y);
+    if (s.captured) s.restore_captured_gradients();
     s.last_x_sizes = x.sizes().vec();
   }
   s.count_step();

@@ -326,10 +326,15 @@ TEST(CudaGraphedStep, MatchesEagerAdamWStepByStep) {
     }
     // Another batch size: eager, same arithmetic.
     step.step(x.slice(0, 0, 3), y.slice(0, 0, 3));
+    // After it, .grad is again what the replays write (without the restore it
+    // would keep the eager step's gradients, which a replay leaves alone).
+    const torch::Tensor before = graphed->parameters()[0].grad().clone();
+    step.step(x, y);
+    EXPECT_FALSE(torch::equal(graphed->parameters()[0].grad(), before)) << "H=" << hidden;
     for (const auto& p : graphed->parameters()) {
       const auto& state =
           static_cast<const torch::optim::AdamWParamState&>(*graphed_adamw->state().at(optimizer_key(p)));
-      EXPECT_EQ(state.step(), steps + 1);
+      EXPECT_EQ(state.step(), steps + 2);
     }
   }
 }

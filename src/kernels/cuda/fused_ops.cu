@@ -172,12 +172,13 @@ __global__ void __launch_bounds__(kThreads)
                  const float* __restrict__ scalars, float beta1, float beta2, float eps) {
   const float decay = scalars[0], step_size = scalars[1], inv_sqrt_bc2 = scalars[2];
   const float* g = chunk.grads[blockIdx.y];
+  if (g == nullptr) return;  // no gradient this step: left as it is, as torch::optim::AdamW does
   const long long begin = chunk.starts[blockIdx.y], size = chunk.starts[blockIdx.y + 1] - begin;
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < size;
        i += static_cast<long long>(gridDim.x) * blockDim.x) {
     const long long j = begin + i;
     float pj = p[j], mj = m[j], vj = v[j];
-    ew::adamw_update(pj, mj, vj, g == nullptr ? 0.f : g[i], decay, step_size, inv_sqrt_bc2, beta1, beta2, eps);
+    ew::adamw_update(pj, mj, vj, g[i], decay, step_size, inv_sqrt_bc2, beta1, beta2, eps);
     p[j] = pj;
     m[j] = mj;
     v[j] = vj;

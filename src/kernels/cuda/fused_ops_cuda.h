@@ -52,7 +52,8 @@ void cross_entropy_backward(const float* logits, const int64_t* labels, const fl
 // One AdamW step of a bucket of parameters whose values and moments are one
 // flat buffer each (p, m, v) while their gradients stay where autograd put
 // them: tensor k is elements [starts[k], starts[k + 1]) of the flat buffers,
-// its gradient grads[k] (null: no gradient this step, taken as zero).
+// its gradient grads[k] (null: no gradient this step; that tensor is
+// left as it is, as torch::optim::AdamW skips it).
 // `scalars` = {1 - lr wd, lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t)} in
 // device memory (set before each replay of a CUDA graph). One launch per 64
 // tensors.
