@@ -93,8 +93,19 @@ tensor_list CudaKernels::backward(const tensor_list& t, const torch::Tensor& che
                                               u_parts.data_ptr<float>()};
   kernels::cuda::lru_layer_backward(detail::weights_of<float>(t), u.data_ptr<float>(), checkpoints.data_ptr<float>(),
                                     grad_y.data_ptr<float>(), parts, shape, stream_of(u));
-  return {lambda_re.sum(0), lambda_im.sum(0), B_re.sum(0), B_im.sum(0), C_re.sum(0), C_im.sum(0),
-          (grad_y * u).sum(std::vector<int64_t>{0, 1}), torch::addcmul(u_parts.sum(0), t[6], grad_y)};
+  // The per-row parts summed over the batch (and the state blocks' dL/du
+  // parts over the blocks) in one launch.
+  tensor_list sums{torch::empty({N}, o), torch::empty({N}, o), torch::empty({N, H}, o),
+                   torch::empty({N, H}, o), torch::empty({H, N}, o), torch::empty({H, N}, o),
+                   torch::empty({B, shape.length, H}, o)};
+  const tensor_list row_parts{lambda_re, lambda_im, B_re, B_im, C_re, C_im, u_parts};
+  std::vector<kernels::cuda::SumRowsJob> jobs;
+  for (size_t k = 0; k < sums.size(); ++k)
+    jobs.push_back({row_parts[k].data_ptr<float>(), sums[k].data_ptr<float>(), row_parts[k].size(0),
+                    sums[k].numel()});
+  kernels::cuda::sum_rows(jobs.data(), static_cast<int>(jobs.size()), stream_of(u));
+  return {sums[0], sums[1], sums[2], sums[3], sums[4], sums[5], (grad_y * u).sum(std::vector<int64_t>{0, 1}),
+          torch::addcmul(sums[6], t[6], grad_y)};
 }
 
 }  // namespace

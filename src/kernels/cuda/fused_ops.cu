@@ -159,6 +159,21 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+struct SumRowsJobs {
+  SumRowsJob jobs[kSumRowsJobs];
+};
+
+// blockIdx.y = job; threads stride over columns, each adds its column's rows in order.
+__global__ void __launch_bounds__(kThreads) sum_rows_kernel(const SumRowsJobs all) {
+  const SumRowsJob job = all.jobs[blockIdx.y];
+  for (long long j = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; j < job.cols;
+       j += static_cast<long long>(gridDim.x) * blockDim.x) {
+    float sum = 0.f;
+    for (long long r = 0; r < job.rows; ++r) sum += job.in[r * job.cols + j];
+    job.out[j] = sum;
+  }
+}
+
 // Tensors per launch: their pointers and offsets travel as a kernel argument.
 constexpr int kAdamwTensors = 64;
 struct AdamwChunk {
@@ -269,6 +284,21 @@ void cross_entropy_backward(const float* logits, const int64_t* labels, const fl
   cross_entropy_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(logits, labels, row_lse, batch, classes,
                                                                       grad_loss, grad_logits);
   detail::check_launch("cross_entropy_backward (CUDA)");
+}
+
+void sum_rows(const SumRowsJob* jobs, int count, Stream stream) {
+  if (count <= 0) return;
+  if (count > kSumRowsJobs) throw std::invalid_argument("sum_rows (CUDA): at most 8 arrays per launch");
+  SumRowsJobs all{};
+  long long widest = 0;
+  for (int k = 0; k < count; ++k) {
+    all.jobs[k] = jobs[k];
+    widest = jobs[k].cols > widest ? jobs[k].cols : widest;
+  }
+  if (widest == 0) return;
+  const dim3 grid(grid_for(widest) < 1024 ? grid_for(widest) : 1024, static_cast<unsigned int>(count));
+  sum_rows_kernel<<<grid, kThreads, 0, stream>>>(all);
+  detail::check_launch("sum_rows (CUDA)");
 }
 
 void adamw_step(const AdamwBucket& bucket, const float* scalars, float beta1, float beta2, float eps,

@@ -49,6 +49,17 @@ void cross_entropy_forward(const float* logits, const int64_t* labels, int64_t b
 void cross_entropy_backward(const float* logits, const int64_t* labels, const float* row_lse, int64_t batch,
                             int64_t classes, const float* grad_loss, float* grad_logits, Stream stream);
 
+// out[j] = sum over r of in[r * cols + j], for up to kSumRowsJobs arrays in
+// one launch (the per-row gradient parts of the fused LRU layer); rows are
+// added in order, so the result is deterministic.
+struct SumRowsJob {
+  const float* in;
+  float* out;
+  int64_t rows, cols;
+};
+constexpr int kSumRowsJobs = 8;
+void sum_rows(const SumRowsJob* jobs, int count, Stream stream);
+
 // One AdamW step of a bucket of parameters whose values and moments are one
 // flat buffer each (p, m, v) while their gradients stay where autograd put
 // them: tensor k is elements [starts[k], starts[k + 1]) of the flat buffers,
