@@ -1,17 +1,17 @@
-// The LRU block's element-wise work as two fused, differentiable ops
-// (kernels/fused_ops.h; CPU loops, CUDA kernels for float32):
+// Fused, differentiable ops of the training step (kernels/fused_ops.h: CPU
+// loops, and CUDA kernels for float32). Each reads its inputs and writes its
+// outputs once, forward and backward, where LibTorch's composition makes a
+// pass (and, on a GPU, a kernel launch) per op. docs/gpu.md, "Fused ops".
 //
+// The block's element-wise work:
 //   gelu_dropout(y, keep, p, out)   dropout(GELU(y)), returned as `out` dtype
 //                                   (bfloat16 in the bf16 precision mode: the
 //                                   GLU GEMM reads it without a cast pass)
 //   glu_residual(vg, x, keep, p)    x + dropout(v .* sigmoid(g)), vg = [v | g]
 //                                   the {.., 2H} output of one GEMM (float32,
 //                                   float64 or bfloat16), x float32 / float64
-//
-// Each reads its inputs and writes its output once, forward and backward,
-// where LibTorch's composition makes a pass per op (GELU, mask, scale,
-// sigmoid, product, residual and their backward ops). `keep` is a uint8 mask
-// of y's (x's) shape from dropout_keep_mask, or undefined for no dropout.
+// `keep` is a uint8 mask of y's (x's) shape from dropout_keep_mask, or
+// undefined for no dropout. Then the LRU's parameterisation and the loss.
 #pragma once
 
 #include <torch/types.h>
