@@ -34,7 +34,9 @@ struct Bucket {
   // pool): every replay writes them. Owned here, and put back as the
   // parameters' .grad after an eager step (which replaces them).
   std::vector<torch::Tensor> captured_grads;
-  torch::Tensor scalars;     // {3} on the device: 1 - lr wd, lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t)
+  // {3} on the device, a view of Impl::device_scalars: 1 - lr wd,
+  // lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t)
+  torch::Tensor scalars;
 };
 
 AdamWOptions& options_of(torch::optim::AdamW& optimizer, size_t group) {
@@ -60,6 +62,7 @@ struct GraphedTrainStep::Impl {
   torch::Tensor static_x, static_y;
   torch::Tensor pinned_x, pinned_y;  // host batches are staged here (page-locked: the copy is asynchronous)
   torch::Tensor out;  // {2} float64 on the device: loss, correct count
+  torch::Tensor device_scalars, host_scalars;  // every bucket's AdamW scalars (set_scalars)
   int64_t calls = 0;
   std::vector<int64_t> last_x_sizes;  // of the last eager step: the graph is captured for that shape
   bool captured = false;
@@ -107,7 +110,6 @@ struct GraphedTrainStep::Impl {
       b.p = torch::empty({total}, f32);
       b.m = torch::zeros({total}, f32);
       b.v = torch::zeros({total}, f32);
-      b.scalars = torch::zeros({3}, f32);
       int64_t offset = 0;
       b.starts = {0};
       for (torch::Tensor& p : b.params) {
@@ -132,19 +134,28 @@ struct GraphedTrainStep::Impl {
         b.starts.push_back(offset);
       }
     }
+    // Every bucket's scalars in one device buffer, filled from one page-locked
+    // host buffer by one asynchronous copy per step.
+    const int64_t count = 3 * static_cast<int64_t>(buckets.size());
+    device_scalars = torch::zeros({count}, f32);
+    host_scalars = torch::zeros({count}, torch::TensorOptions().dtype(torch::kFloat).pinned_memory(true));
+    for (size_t i = 0; i < buckets.size(); ++i) buckets[i].scalars = device_scalars.narrow(0, 3 * i, 3);
   }
 
   // Learning rate, weight decay and bias corrections of the coming step, on
   // the current stream (a copy from host memory: never inside a capture).
+  // The host buffer is free again: the previous step's copy ran before its
+  // result was read back.
   void set_scalars() {
-    for (Bucket& b : buckets) {
+    float* host = host_scalars.data_ptr<float>();
+    for (const Bucket& b : buckets) {
       const AdamWOptions& o = options_of(optimizer, b.group);
       const double t = static_cast<double>(b.steps + 1), lr = o.lr();
-      const std::vector<float> host = {static_cast<float>(1.0 - lr * o.weight_decay()),
-                                       static_cast<float>(lr / (1.0 - std::pow(b.beta1, t))),
-                                       static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(b.beta2, t)))};
-      b.scalars.copy_(torch::tensor(host, torch::kFloat));
+      *host++ = static_cast<float>(1.0 - lr * o.weight_decay());
+      *host++ = static_cast<float>(lr / (1.0 - std::pow(b.beta1, t)));
+      *host++ = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(b.beta2, t)));
     }
+    device_scalars.copy_(host_scalars, /*non_blocking=*/true);
   }
 
   // The step itself: what is captured, and what the eager steps run.
