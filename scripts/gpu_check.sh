@@ -235,19 +235,22 @@ else
 fi
 
 gtest test_training_cuda "$BUILD/tests/training/test_training" 'Trainer.Cuda*'
-# Per-kernel GPU time of one eager sMNIST step (N = 256), where Nsight Compute
-# works (Firecracker machines; not gVisor): the breakdown the next speed-up
-# should start from. Steps 6-7 of 8 (after warm-up); each kernel is replayed,
-# so this takes a minute.
+# Per-kernel GPU time of the graphed step, where Nsight Compute works
+# (Firecracker machines; not gVisor): the breakdown the next speed-up should
+# start from. Every kernel of a short run is profiled (the three eager
+# warm-up steps run the same kernels as the graph; ncu profiles a replay's
+# kernel nodes one by one): the per-kernel summary gives invocations and GPU
+# time per kernel name; divide by the 6 steps. Each kernel is replayed for
+# its metrics, so this takes a minute or two.
 if [[ $QUICK != 1 && -x $BUILD/bench/bench_train_step ]] && command -v ncu >/dev/null; then
-  step ncu_smnist_n256 180 ncu --metrics gpu__time_duration.sum --print-summary per-kernel --launch-skip 2000 \
-    --launch-count 800 "$BUILD/bench/bench_train_step" --device cuda --blocks 1 --hidden 8 --batch 50 --length 784 \
-    --input 1 --classes 10 --state 256 --warmup 5 --steps 3 || true
-  # One sCIFAR-shaped block (N = 384, H = 512, bf16), eager: where the wide
-  # step's time goes (GEMMs, scan, element-wise, BatchNorm).
+  step ncu_smnist_n256 180 ncu --metrics gpu__time_duration.sum --print-summary per-kernel --launch-count 3000 \
+    "$BUILD/bench/bench_train_step" --device cuda --blocks 1 --hidden 8 --batch 50 --length 784 --input 1 \
+    --classes 10 --state 256 --graph 1 --warmup 4 --steps 2 || true
+  # One sCIFAR-shaped block (N = 384, H = 512, bf16): where the wide step's
+  # time and DRAM bytes go (GEMMs, scan, fused ops, BatchNorm).
   step ncu_scifar_1block 180 ncu --metrics gpu__time_duration.sum,dram__bytes.sum --print-summary per-kernel \
-    --launch-skip 300 --launch-count 150 "$BUILD/bench/bench_train_step" --device cuda --blocks 1 --hidden 512 \
-    --batch 50 --length 1024 --input 3 --classes 10 --state 384 --precision bf16 --warmup 5 --steps 3 || true
+    --launch-count 3000 "$BUILD/bench/bench_train_step" --device cuda --blocks 1 --hidden 512 --batch 50 \
+    --length 1024 --input 3 --classes 10 --state 384 --precision bf16 --graph 1 --warmup 4 --steps 2 || true
 fi
 
 if [[ $QUICK != 1 ]]; then
