@@ -41,8 +41,8 @@ bool gemm_side_ok(torch::ScalarType side, torch::ScalarType t) {
 }
 
 void check_compute_dtype(const char* op, const torch::Tensor& t) {
-  TORCH_CHECK(t.scalar_type() == torch::kFloat || (t.scalar_type() == torch::kDouble && t.device().is_cpu()), op,
-              ": tensors must be float32 (or float64 on the CPU), got ", t.scalar_type(), " on ", t.device());
+  TORCH_CHECK(fused_ops_support(t), op, ": tensors must be float32 (or float64 on the CPU), got ", t.scalar_type(),
+              " on ", t.device());
 }
 
 // Calls f(Y{}, Z{}) with the CPU storage types of (compute, GEMM side).
@@ -231,6 +231,10 @@ struct ClassificationLoss : public torch::autograd::Function<ClassificationLoss>
 
 }  // namespace
 
+bool fused_ops_support(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kFloat || (t.scalar_type() == torch::kDouble && t.device().is_cpu());
+}
+
 std::pair<torch::Tensor, torch::Tensor> classification_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
   TORCH_CHECK(logits.dim() == 2 && logits.size(0) > 0 && logits.size(1) > 0,
               "classification_loss: logits must be a non-empty {B, C}, got ", logits.sizes());
@@ -240,9 +244,10 @@ std::pair<torch::Tensor, torch::Tensor> classification_loss(const torch::Tensor&
               "classification_loss: labels must be int64 {", logits.size(0), "} on ", logits.device(), ", got ",
               labels.scalar_type(), " ", labels.sizes(), " on ", labels.device());
   if (labels.device().is_cpu()) {
-    const auto [low, high] = torch::aminmax(labels);
-    TORCH_CHECK(low.item<int64_t>() >= 0 && high.item<int64_t>() < logits.size(1), "classification_loss: labels must be in [0, ",
-                logits.size(1), "), got ", low.item<int64_t>(), " .. ", high.item<int64_t>());
+    const auto [low_tensor, high_tensor] = torch::aminmax(labels);
+    const int64_t low = low_tensor.item<int64_t>(), high = high_tensor.item<int64_t>();
+    TORCH_CHECK(low >= 0 && high < logits.size(1), "classification_loss: labels must be in [0, ", logits.size(1),
+                "), got ", low, " .. ", high);
   }
   const tensor_list out = ClassificationLoss::apply(logits.contiguous(), labels.contiguous());
   return {out[0], out[1]};

@@ -21,6 +21,10 @@
 
 namespace compressm::nn {
 
+// Whether the fused ops compute in t's dtype on t's device: float32
+// anywhere, float64 on the CPU. Callers fall back to LibTorch's ops otherwise.
+bool fused_ops_support(const torch::Tensor& t);
+
 // Bernoulli(1 - p) keep mask (uint8, 1 = kept) of `sizes` on `device`, drawn
 // from that device's default generator; undefined when p == 0.
 torch::Tensor dropout_keep_mask(c10::IntArrayRef sizes, double p, const torch::Device& device);

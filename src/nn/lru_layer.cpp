@@ -54,8 +54,8 @@ LruLayerImpl::LruLayerImpl(int64_t n, int64_t h, LruInit init) {
 }
 
 LruLayerInputs LruLayerImpl::inputs(const torch::Tensor& u) const {
-  // One fused op (fused_ops.h) where it computes: float32, or float64 on the CPU.
-  if (B_re.scalar_type() == torch::kFloat || (B_re.scalar_type() == torch::kDouble && B_re.device().is_cpu())) {
+  // One fused op (fused_ops.h) where it computes.
+  if (fused_ops_support(B_re)) {
     const auto [lambda_re, lambda_im, Bt_re, Bt_im] = lru_parameterize(nu_log, theta_log, gamma_log, B_re, B_im);
     return {lambda_re, lambda_im, Bt_re, Bt_im, C_re, C_im, D, u};
   }

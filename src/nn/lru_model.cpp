@@ -26,9 +26,7 @@ torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) {
   const auto shape = x.sizes();
   torch::Tensor z = norm(x.reshape({shape[0] * shape[1], shape[2]})).view(shape);
   const torch::Tensor y = lru(z);
-  // The fused ops compute in float32 (float64 on the CPU too).
-  const bool fused = ops == BlockOps::kFused ? !y.is_cuda() || y.scalar_type() == torch::kFloat
-                                             : ops == BlockOps::kAuto && y.is_cuda() && y.scalar_type() == torch::kFloat;
+  const bool fused = fused_ops_support(y) && (ops == BlockOps::kFused || (ops == BlockOps::kAuto && y.is_cuda()));
   if (!fused) {
     z = dropout(torch::gelu(y));
     z = dropout(dense(glu_value, z, precision) * torch::sigmoid(dense(glu_gate, z, precision)));
