@@ -21,16 +21,21 @@ __device__ __forceinline__ void store(__nv_bfloat16* p, long long i, float value
 
 // Enough blocks to fill the device several times over; the loops stride.
 unsigned int grid_for(long long n) {
-  const long long blocks = (n + kThreads - 1) / kThreads;
-  return static_cast<unsigned int>(blocks < 4096 ? blocks : 4096);
+  const unsigned int blocks = detail::blocks_for(n, kThreads);
+  return blocks < 4096u ? blocks : 4096u;
 }
+
+// A grid-stride loop of index i over [0, n). (A macro: written as inline
+// functions, ptxas spilled registers in glu_residual_backward_kernel.)
+#define COMPRESSM_GRID_STRIDE_LOOP(i, n)                                                        \
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < (n); \
+       i += static_cast<long long>(gridDim.x) * blockDim.x)
 
 template <class Z>
 __global__ void __launch_bounds__(kThreads)
     gelu_dropout_forward_kernel(const float* __restrict__ y, Z* __restrict__ z, long long n,
                                 const uint8_t* __restrict__ keep, float scale) {
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<long long>(gridDim.x) * blockDim.x)
+  COMPRESSM_GRID_STRIDE_LOOP(i, n)
     store(z, i, ew::gelu(y[i]) * ew::dropout_factor(keep, i, scale));
 }
 
@@ -39,8 +44,7 @@ __global__ void __launch_bounds__(kThreads)
     gelu_dropout_backward_kernel(const float* __restrict__ y, const Z* __restrict__ grad_z,
                                  float* __restrict__ grad_y, long long n, const uint8_t* __restrict__ keep,
                                  float scale) {
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<long long>(gridDim.x) * blockDim.x)
+  COMPRESSM_GRID_STRIDE_LOOP(i, n)
     grad_y[i] = load(grad_z, i) * ew::dropout_factor(keep, i, scale) * ew::gelu_derivative(y[i]);
 }
 
@@ -49,8 +53,7 @@ template <class V>
 __global__ void __launch_bounds__(kThreads)
     glu_residual_forward_kernel(const V* __restrict__ vg, const float* __restrict__ x, float* __restrict__ out,
                                 long long n, long long hidden, const uint8_t* __restrict__ keep, float scale) {
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+  COMPRESSM_GRID_STRIDE_LOOP(i, n) {
     const long long value = i + (i / hidden) * hidden;  // r 2H + j
     out[i] = ew::glu_output(x[i], load(vg, value), load(vg, value + hidden), ew::dropout_factor(keep, i, scale));
   }
@@ -61,8 +64,7 @@ __global__ void __launch_bounds__(kThreads)
     glu_residual_backward_kernel(const V* __restrict__ vg, const float* __restrict__ grad_out,
                                  V* __restrict__ grad_vg, long long n, long long hidden,
                                  const uint8_t* __restrict__ keep, float scale) {
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+  COMPRESSM_GRID_STRIDE_LOOP(i, n) {
     const long long value = i + (i / hidden) * hidden;
     float gv, gg;
     ew::glu_gradients(load(vg, value), load(vg, value + hidden), ew::dropout_factor(keep, i, scale), grad_out[i], gv,
@@ -77,8 +79,7 @@ __global__ void __launch_bounds__(kThreads)
                                 float* __restrict__ lambda_re, float* __restrict__ lambda_im,
                                 float* __restrict__ Bt_re, float* __restrict__ Bt_im) {
   const long long total = state * hidden;
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+  COMPRESSM_GRID_STRIDE_LOOP(i, total) {
     const long long n = i / hidden;
     const float gamma = ew::exp_of(p.gamma_log[n]);
     Bt_re[i] = gamma * p.B_re[i];
@@ -152,8 +153,7 @@ __global__ void __launch_bounds__(kThreads)
                                   const float* __restrict__ row_lse, long long batch, long long classes,
                                   const float* __restrict__ grad_loss, float* __restrict__ grad_logits) {
   const float scale = grad_loss[0] / static_cast<float>(batch);
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < batch * classes;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+  COMPRESSM_GRID_STRIDE_LOOP(i, batch * classes) {
     const long long b = i / classes;
     grad_logits[i] = ew::cross_entropy_gradient(logits[i], row_lse[b], labels[b] == i - b * classes, scale);
   }
@@ -166,8 +166,7 @@ struct SumRowsJobs {
 // blockIdx.y = job; threads stride over columns, each adds its column's rows in order.
 __global__ void __launch_bounds__(kThreads) sum_rows_kernel(const SumRowsJobs all) {
   const SumRowsJob job = all.jobs[blockIdx.y];
-  for (long long j = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; j < job.cols;
-       j += static_cast<long long>(gridDim.x) * blockDim.x) {
+  COMPRESSM_GRID_STRIDE_LOOP(j, job.cols) {
     float sum = 0.f;
     for (long long r = 0; r < job.rows; ++r) sum += job.in[r * job.cols + j];
     job.out[j] = sum;
@@ -189,8 +188,7 @@ __global__ void __launch_bounds__(kThreads)
   const float* g = chunk.grads[blockIdx.y];
   if (g == nullptr) return;  // no gradient this step: left as it is, as torch::optim::AdamW does
   const long long begin = chunk.starts[blockIdx.y], size = chunk.starts[blockIdx.y + 1] - begin;
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < size;
-       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+  COMPRESSM_GRID_STRIDE_LOOP(i, size) {
     const long long j = begin + i;
     float pj = p[j], mj = m[j], vj = v[j];
     ew::adamw_update(pj, mj, vj, g[i], decay, step_size, inv_sqrt_bc2, beta1, beta2, eps);
@@ -320,5 +318,7 @@ void adamw_step(const AdamwBucket& bucket, const float* scalars, float beta1, fl
     detail::check_launch("adamw_step (CUDA)");
   }
 }
+
+#undef COMPRESSM_GRID_STRIDE_LOOP
 
 }  // namespace compressm::kernels::cuda
