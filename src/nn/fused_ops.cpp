@@ -53,6 +53,22 @@ void dispatch_cpu(torch::ScalarType compute, torch::ScalarType side, F&& f) {
   f(float{}, float{});
 }
 
+// The dropout of an op for its backward pass: the mask (not differentiable:
+// no SavedVariable needed) and the kept elements' scale.
+void save_dropout(AutogradContext* ctx, const torch::Tensor& keep, double scale) {
+  ctx->saved_data["keep"] = keep;
+  ctx->saved_data["scale"] = scale;
+}
+
+struct SavedDropout {
+  torch::Tensor keep;
+  double scale;
+};
+
+SavedDropout saved_dropout(AutogradContext* ctx) {
+  return {ctx->saved_data["keep"].toTensor(), ctx->saved_data["scale"].toDouble()};
+}
+
 struct GeluDropout : public torch::autograd::Function<GeluDropout> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& y, const std::optional<torch::Tensor>& mask,
                                double scale, torch::ScalarType out_dtype) {
@@ -68,26 +84,24 @@ struct GeluDropout : public torch::autograd::Function<GeluDropout> {
       });
     }
     ctx->save_for_backward({y});
-    ctx->saved_data["keep"] = keep;  // not differentiable: no SavedVariable needed
-    ctx->saved_data["scale"] = scale;
+    save_dropout(ctx, keep, scale);
     return z;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     const tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor& y = saved[0];
-    const torch::Tensor keep = ctx->saved_data["keep"].toTensor();
-    const double scale = ctx->saved_data["scale"].toDouble();
+    const SavedDropout dropout = saved_dropout(ctx);
     const torch::Tensor grad_z = grads[0].contiguous();
     torch::Tensor grad_y = torch::empty_like(y);
     if (y.is_cuda()) {
-      cuda_ops::gelu_dropout_backward(y, grad_z, keep, scale, grad_y);
+      cuda_ops::gelu_dropout_backward(y, grad_z, dropout.keep, dropout.scale, grad_y);
     } else {
       dispatch_cpu(y.scalar_type(), grad_z.scalar_type(), [&](auto yt, auto zt) {
         using Y = decltype(yt);
         using Z = decltype(zt);
         ew::gelu_dropout_backward(y.data_ptr<Y>(), static_cast<const Z*>(grad_z.data_ptr()), grad_y.data_ptr<Y>(),
-                                  y.numel(), keep_ptr(keep), scale);
+                                  y.numel(), keep_ptr(dropout.keep), dropout.scale);
       });
     }
     return {grad_y, torch::Tensor(), torch::Tensor(), torch::Tensor()};
@@ -111,27 +125,26 @@ struct GluResidual : public torch::autograd::Function<GluResidual> {
       });
     }
     ctx->save_for_backward({vg});
-    ctx->saved_data["keep"] = keep;
-    ctx->saved_data["scale"] = scale;
+    save_dropout(ctx, keep, scale);
     return out;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     const tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor& vg = saved[0];
-    const torch::Tensor keep = ctx->saved_data["keep"].toTensor();
-    const double scale = ctx->saved_data["scale"].toDouble();
+    const SavedDropout dropout = saved_dropout(ctx);
     const torch::Tensor grad_out = grads[0].contiguous();
     torch::Tensor grad_vg = torch::empty_like(vg);
     const int64_t hidden = grad_out.size(-1), rows = grad_out.numel() / hidden;
     if (vg.is_cuda()) {
-      cuda_ops::glu_residual_backward(vg, grad_out, keep, scale, grad_vg);
+      cuda_ops::glu_residual_backward(vg, grad_out, dropout.keep, dropout.scale, grad_vg);
     } else {
       dispatch_cpu(grad_out.scalar_type(), vg.scalar_type(), [&](auto xt, auto vt) {
         using X = decltype(xt);
         using V = decltype(vt);
         ew::glu_residual_backward(static_cast<const V*>(vg.data_ptr()), grad_out.data_ptr<X>(),
-                                  static_cast<V*>(grad_vg.data_ptr()), rows, hidden, keep_ptr(keep), scale);
+                                  static_cast<V*>(grad_vg.data_ptr()), rows, hidden, keep_ptr(dropout.keep),
+                                  dropout.scale);
       });
     }
     return {grad_vg, grad_out, torch::Tensor(), torch::Tensor()};
