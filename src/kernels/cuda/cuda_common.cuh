@@ -3,6 +3,16 @@
 
 #include <cuda_runtime.h>
 
+// kernel<<<grid, block, 0, stream>>>(args...) is written
+// COMPRESSM_LAUNCH(kernel, grid, block, stream)(args...): under
+// tests/kernels/cuda_emulator (whose cuda_runtime.h stands in for CUDA's)
+// the same source launches on the CPU emulator.
+#if defined(COMPRESSM_CUDA_EMULATION)
+#define COMPRESSM_LAUNCH(kernel, grid, block, stream) COMPRESSM_EMULATED_LAUNCH(kernel, grid, block, stream)
+#else
+#define COMPRESSM_LAUNCH(kernel, grid, block, stream) kernel<<<(grid), (block), 0, (stream)>>>
+#endif
+
 #include <stdexcept>
 #include <string>
 

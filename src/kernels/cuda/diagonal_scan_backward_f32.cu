@@ -58,7 +58,7 @@ void diagonal_scan_backward(const float* lambda, const float* x, const float* gr
                             float* grad_lambda_rows, ScanShape shape, Stream stream) {
   const long long rows = shape.batch * shape.state;
   if (rows == 0) return;
-  scan_backward_kernel<<<detail::blocks_for(rows, kThreads), kThreads, 0, stream>>>(
+  COMPRESSM_LAUNCH(scan_backward_kernel, detail::blocks_for(rows, kThreads), kThreads, stream)(
       reinterpret_cast<const float2*>(lambda), reinterpret_cast<const float2*>(x),
       reinterpret_cast<const float2*>(grad_x), reinterpret_cast<float2*>(grad_u),
       reinterpret_cast<float2*>(grad_lambda_rows), shape.batch, shape.length, shape.state);

@@ -47,7 +47,7 @@ __global__ void __launch_bounds__(kThreads)
 void diagonal_scan_forward(const float* lambda, const float* u, float* x, ScanShape shape, Stream stream) {
   const long long rows = shape.batch * shape.state;
   if (rows == 0 || shape.length == 0) return;
-  scan_forward_kernel<<<detail::blocks_for(rows, kThreads), kThreads, 0, stream>>>(
+  COMPRESSM_LAUNCH(scan_forward_kernel, detail::blocks_for(rows, kThreads), kThreads, stream)(
       reinterpret_cast<const float2*>(lambda), reinterpret_cast<const float2*>(u), reinterpret_cast<float2*>(x),
       shape.batch, shape.length, shape.state);
   detail::check_launch("diagonal_scan_forward (CUDA)");

@@ -134,7 +134,7 @@ __global__ void __launch_bounds__(kThreads)
   correct_sums[threadIdx.x] = correct;
   __syncthreads();
   for (int half = kThreads / 2; half > 0; half /= 2) {
-    if (threadIdx.x < half) {
+    if (static_cast<int>(threadIdx.x) < half) {
       loss_sums[threadIdx.x] += loss_sums[threadIdx.x + half];
       correct_sums[threadIdx.x] += correct_sums[threadIdx.x + half];
     }
@@ -204,10 +204,11 @@ void gelu_dropout_forward(const float* y, void* z, Storage z_type, int64_t n, co
                           Stream stream) {
   if (n == 0) return;
   if (z_type == Storage::kBFloat16)
-    gelu_dropout_forward_kernel<<<grid_for(n), kThreads, 0, stream>>>(y, static_cast<__nv_bfloat16*>(z), n, keep,
-                                                                      scale);
+    COMPRESSM_LAUNCH(gelu_dropout_forward_kernel, grid_for(n), kThreads, stream)(
+        y, static_cast<__nv_bfloat16*>(z), n, keep, scale);
   else
-    gelu_dropout_forward_kernel<<<grid_for(n), kThreads, 0, stream>>>(y, static_cast<float*>(z), n, keep, scale);
+    COMPRESSM_LAUNCH(gelu_dropout_forward_kernel, grid_for(n), kThreads, stream)(
+        y, static_cast<float*>(z), n, keep, scale);
   detail::check_launch("gelu_dropout_forward (CUDA)");
 }
 
@@ -215,11 +216,11 @@ void gelu_dropout_backward(const float* y, const void* grad_z, Storage grad_type
                            const uint8_t* keep, float scale, Stream stream) {
   if (n == 0) return;
   if (grad_type == Storage::kBFloat16)
-    gelu_dropout_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(
+    COMPRESSM_LAUNCH(gelu_dropout_backward_kernel, grid_for(n), kThreads, stream)(
         y, static_cast<const __nv_bfloat16*>(grad_z), grad_y, n, keep, scale);
   else
-    gelu_dropout_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(y, static_cast<const float*>(grad_z), grad_y,
-                                                                       n, keep, scale);
+    COMPRESSM_LAUNCH(gelu_dropout_backward_kernel, grid_for(n), kThreads, stream)(
+        y, static_cast<const float*>(grad_z), grad_y, n, keep, scale);
   detail::check_launch("gelu_dropout_backward (CUDA)");
 }
 
@@ -228,11 +229,11 @@ void glu_residual_forward(const void* vg, Storage vg_type, const float* x, float
   const long long n = rows * hidden;
   if (n == 0) return;
   if (vg_type == Storage::kBFloat16)
-    glu_residual_forward_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const __nv_bfloat16*>(vg), x, out,
-                                                                      n, hidden, keep, scale);
+    COMPRESSM_LAUNCH(glu_residual_forward_kernel, grid_for(n), kThreads, stream)(
+        static_cast<const __nv_bfloat16*>(vg), x, out, n, hidden, keep, scale);
   else
-    glu_residual_forward_kernel<<<grid_for(n), kThreads, 0, stream>>>(static_cast<const float*>(vg), x, out, n,
-                                                                      hidden, keep, scale);
+    COMPRESSM_LAUNCH(glu_residual_forward_kernel, grid_for(n), kThreads, stream)(
+        static_cast<const float*>(vg), x, out, n, hidden, keep, scale);
   detail::check_launch("glu_residual_forward (CUDA)");
 }
 
@@ -241,11 +242,11 @@ void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_ou
   const long long n = rows * hidden;
   if (n == 0) return;
   if (vg_type == Storage::kBFloat16)
-    glu_residual_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(
+    COMPRESSM_LAUNCH(glu_residual_backward_kernel, grid_for(n), kThreads, stream)(
         static_cast<const __nv_bfloat16*>(vg), grad_out, static_cast<__nv_bfloat16*>(grad_vg), n, hidden, keep,
         scale);
   else
-    glu_residual_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(
+    COMPRESSM_LAUNCH(glu_residual_backward_kernel, grid_for(n), kThreads, stream)(
         static_cast<const float*>(vg), grad_out, static_cast<float*>(grad_vg), n, hidden, keep, scale);
   detail::check_launch("glu_residual_backward (CUDA)");
 }
@@ -254,8 +255,8 @@ void lru_parameterize_forward(const ew::LruParameters<float>& p, int64_t state, 
                               float* lambda_im, float* Bt_re, float* Bt_im, Stream stream) {
   const long long total = state * hidden;
   if (total == 0) return;
-  parameterize_forward_kernel<<<grid_for(total), kThreads, 0, stream>>>(p, state, hidden, lambda_re, lambda_im,
-                                                                        Bt_re, Bt_im);
+  COMPRESSM_LAUNCH(parameterize_forward_kernel, grid_for(total), kThreads, stream)(
+      p, state, hidden, lambda_re, lambda_im, Bt_re, Bt_im);
   detail::check_launch("lru_parameterize_forward (CUDA)");
 }
 
@@ -264,14 +265,15 @@ void lru_parameterize_backward(const ew::LruParameters<float>& p, int64_t state,
                                const float* grad_Bt_im, const ew::LruParameterGradients<float>& grads,
                                Stream stream) {
   if (state == 0 || hidden == 0) return;
-  parameterize_backward_kernel<<<static_cast<unsigned int>(state), kReduceThreads, 0, stream>>>(
+  COMPRESSM_LAUNCH(parameterize_backward_kernel, static_cast<unsigned int>(state), kReduceThreads, stream)(
       p, hidden, grad_lambda_re, grad_lambda_im, grad_Bt_re, grad_Bt_im, grads);
   detail::check_launch("lru_parameterize_backward (CUDA)");
 }
 
 void cross_entropy_forward(const float* logits, const int64_t* labels, int64_t batch, int64_t classes,
                            float* row_lse, float* loss, double* stats, Stream stream) {
-  cross_entropy_forward_kernel<<<1, kThreads, 0, stream>>>(logits, labels, batch, classes, row_lse, loss, stats);
+  COMPRESSM_LAUNCH(cross_entropy_forward_kernel, 1, kThreads, stream)(
+      logits, labels, batch, classes, row_lse, loss, stats);
   detail::check_launch("cross_entropy_forward (CUDA)");
 }
 
@@ -279,8 +281,8 @@ void cross_entropy_backward(const float* logits, const int64_t* labels, const fl
                             int64_t classes, const float* grad_loss, float* grad_logits, Stream stream) {
   const long long n = batch * classes;
   if (n == 0) return;
-  cross_entropy_backward_kernel<<<grid_for(n), kThreads, 0, stream>>>(logits, labels, row_lse, batch, classes,
-                                                                      grad_loss, grad_logits);
+  COMPRESSM_LAUNCH(cross_entropy_backward_kernel, grid_for(n), kThreads, stream)(
+      logits, labels, row_lse, batch, classes, grad_loss, grad_logits);
   detail::check_launch("cross_entropy_backward (CUDA)");
 }
 
@@ -295,7 +297,7 @@ void sum_rows(const SumRowsJob* jobs, int count, Stream stream) {
   }
   if (widest == 0) return;
   const dim3 grid(grid_for(widest) < 1024 ? grid_for(widest) : 1024, static_cast<unsigned int>(count));
-  sum_rows_kernel<<<grid, kThreads, 0, stream>>>(all);
+  COMPRESSM_LAUNCH(sum_rows_kernel, grid, kThreads, stream)(all);
   detail::check_launch("sum_rows (CUDA)");
 }
 
@@ -314,7 +316,8 @@ void adamw_step(const AdamwBucket& bucket, const float* scalars, float beta1, fl
     chunk.starts[count] = bucket.starts[first + count];
     if (largest == 0) continue;
     const dim3 grid(grid_for(largest) < 256 ? grid_for(largest) : 256, static_cast<unsigned int>(count));
-    adamw_kernel<<<grid, kThreads, 0, stream>>>(bucket.p, bucket.m, bucket.v, chunk, scalars, beta1, beta2, eps);
+    COMPRESSM_LAUNCH(adamw_kernel, grid, kThreads, stream)(
+        bucket.p, bucket.m, bucket.v, chunk, scalars, beta1, beta2, eps);
     detail::check_launch("adamw_step (CUDA)");
   }
 }

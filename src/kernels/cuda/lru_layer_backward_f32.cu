@@ -108,8 +108,9 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
     __syncthreads();
+    // As in the forward kernel, no barrier after this: the staged chunks were
+    // read before the barrier above, partial is rewritten after the next one.
     write_block_sums<kMaxH>(partial, t0, len, s.hidden, du_row);
-    __syncthreads();  // the shared chunks are rewritten by the next chunk
   }
   if (active) d.store(g, b, n, s);
 }
@@ -119,7 +120,7 @@ void launch(const LruWeights<float>& w, const float* u, const float* checkpoints
             const LruGradientParts& parts, LruShape shape, Stream stream) {
   const FusedShape s = fused_shape(shape);
   const dim3 grid(static_cast<unsigned int>(s.batch), static_cast<unsigned int>(fused_state_blocks(shape)));
-  lru_backward_kernel<kMaxH><<<grid, kThreads, 0, stream>>>(w, u, checkpoints, grad_y, parts, s);
+  COMPRESSM_LAUNCH(lru_backward_kernel<kMaxH>, grid, kThreads, stream)(w, u, checkpoints, grad_y, parts, s);
   check_launch("lru_layer_backward (CUDA)");
 }
 

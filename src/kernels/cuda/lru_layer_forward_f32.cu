@@ -46,8 +46,9 @@ __global__ void __launch_bounds__(kThreads)
       }
     }
     __syncthreads();
+    // No barrier needed after this: the next chunk writes u_chunk (read
+    // before the barrier above) and then partial only after its own barrier.
     write_block_sums<kMaxH>(partial, t0, len, s.hidden, y_row);
-    __syncthreads();  // u_chunk and partial are rewritten by the next chunk
   }
 }
 
@@ -56,7 +57,7 @@ void launch(const LruWeights<float>& w, const float* u, float* y_parts, float* c
             Stream stream) {
   const FusedShape s = fused_shape(shape);
   const dim3 grid(static_cast<unsigned int>(s.batch), static_cast<unsigned int>(fused_state_blocks(shape)));
-  lru_forward_kernel<kMaxH><<<grid, kThreads, 0, stream>>>(w, u, y_parts, checkpoints, s);
+  COMPRESSM_LAUNCH(lru_forward_kernel<kMaxH>, grid, kThreads, stream)(w, u, y_parts, checkpoints, s);
   check_launch("lru_layer_forward (CUDA)");
 }
 

@@ -1,0 +1,290 @@
+// The fiber scheduler of cuda_emulator.h.
+#include "cuda_emulator.h"
+
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <exception>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+uint3 threadIdx, blockIdx;
+dim3 blockDim, gridDim;
+
+namespace compressm::cuda_emulator {
+namespace {
+
+enum class State { kRunnable, kAtBarrier, kAtShuffle, kDone };
+
+struct Fiber {
+  ucontext_t context;
+  uint3 index;
+  int linear = 0;
+  State state = State::kRunnable;
+  long long barriers = 0;  // __syncthreads passed
+  // The value offered at the current shuffle, by parity of the shuffle count:
+  // a lane may offer its next value before a slower lane of its warp has read
+  // this one.
+  uint64_t offered[2] = {0, 0};
+  long long shuffles = 0;
+  unsigned int mask = 0;
+};
+
+// A fiber stack with a guard page below it.
+class Stack {
+ public:
+  explicit Stack(size_t bytes) : size_(bytes + page()) {
+    memory_ = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (memory_ == MAP_FAILED) throw std::runtime_error("cuda_emulator: cannot map a fiber stack");
+    mprotect(memory_, page(), PROT_NONE);
+  }
+  ~Stack() { munmap(memory_, size_); }
+  Stack(const Stack&) = delete;
+  Stack& operator=(const Stack&) = delete;
+  char* base() const { return static_cast<char*>(memory_) + page(); }
+  size_t size() const { return size_ - page(); }
+
+ private:
+  static size_t page() { return static_cast<size_t>(sysconf(_SC_PAGESIZE)); }
+  void* memory_;
+  size_t size_;
+};
+
+constexpr size_t kStackBytes = 256 * 1024;
+
+struct Scheduler {
+  ucontext_t main;
+  std::vector<Fiber> fibers;
+  std::vector<std::unique_ptr<Stack>> stacks;
+  Fiber* current = nullptr;
+  const std::function<void()>* body = nullptr;
+  std::exception_ptr failure;
+  bool active = false;
+  // Runnable threads run in an order shuffled anew at every round (seeded by
+  // the launch count: reproducible), so that a result that depends on the
+  // order — a race on the device — shows up as a wrong result here.
+  std::mt19937 order_rng;
+  std::vector<size_t> order;
+};
+
+Scheduler& scheduler() {
+  static Scheduler s;
+  return s;
+}
+
+cudaError_t last_error = cudaSuccess;
+long long launch_count = 0;
+
+void fiber_entry() {
+  Scheduler& s = scheduler();
+  try {
+    (*s.body)();
+  } catch (...) {
+    if (!s.failure) s.failure = std::current_exception();
+  }
+  s.current->state = State::kDone;
+  // Returning resumes uc_link: the scheduler.
+}
+
+// Back to the scheduler; returns when this fiber is resumed.
+void yield(State state) {
+  Scheduler& s = scheduler();
+  if (!s.active) throw std::logic_error("cuda_emulator: a device function called outside a launch");
+  Fiber* self = s.current;
+  self->state = state;
+  swapcontext(&self->context, &s.main);
+}
+
+std::string where(const Fiber& f) {
+  return "block (" + std::to_string(blockIdx.x) + "," + std::to_string(blockIdx.y) + "," +
+         std::to_string(blockIdx.z) + ") thread (" + std::to_string(f.index.x) + "," + std::to_string(f.index.y) +
+         "," + std::to_string(f.index.z) + ")";
+}
+
+// Releases the threads waiting at a barrier or shuffle that every thread
+// concerned has reached. Returns whether any was released.
+bool release(Scheduler& s) {
+  bool released = false;
+  // __syncthreads: every thread that has not exited is there.
+  bool all_at_barrier = true, any_at_barrier = false;
+  for (const Fiber& f : s.fibers) {
+    if (f.state == State::kDone) continue;
+    if (f.state != State::kAtBarrier) all_at_barrier = false;
+    else any_at_barrier = true;
+  }
+  if (any_at_barrier && all_at_barrier) {
+    for (Fiber& f : s.fibers)
+      if (f.state == State::kAtBarrier) f.state = State::kRunnable;
+    released = true;
+  }
+  // Shuffles: the 32 lanes of a warp, all at the shuffle.
+  for (size_t first = 0; first < s.fibers.size(); first += 32) {
+    const size_t end = std::min(first + 32, s.fibers.size());
+    bool all = true, any = false;
+    for (size_t k = first; k < end; ++k) {
+      if (s.fibers[k].state == State::kAtShuffle) any = true;
+      else all = false;
+    }
+    if (!any) continue;
+    if (end - first < 32)
+      throw std::logic_error("cuda_emulator: a warp shuffle in an incomplete warp (" + where(s.fibers[first]) + ")");
+    if (!all) {
+      for (size_t k = first; k < end; ++k)
+        if (s.fibers[k].state == State::kDone)
+          throw std::logic_error("cuda_emulator: a warp shuffle after a lane of its warp exited (" +
+                                 where(s.fibers[k]) + ")");
+      continue;
+    }
+    for (size_t k = first; k < end; ++k) s.fibers[k].state = State::kRunnable;
+    released = true;
+  }
+  return released;
+}
+
+// The device's limits on a launch's shape (compute capability 9.0).
+bool valid_configuration(dim3 grid, dim3 block) {
+  const unsigned long long threads = 1ull * block.x * block.y * block.z;
+  return grid.x >= 1 && grid.y >= 1 && grid.z >= 1 && grid.x <= 0x7fffffffu && grid.y <= 65535 && grid.z <= 65535 &&
+         threads >= 1 && threads <= 1024 && block.x <= 1024 && block.y <= 1024 && block.z <= 64;
+}
+
+void run_block(Scheduler& s) {
+  for (Fiber& f : s.fibers) {
+    f.state = State::kRunnable;
+    f.barriers = f.shuffles = 0;
+    getcontext(&f.context);
+    f.context.uc_stack.ss_sp = s.stacks[static_cast<size_t>(f.linear)]->base();
+    f.context.uc_stack.ss_size = s.stacks[static_cast<size_t>(f.linear)]->size();
+    f.context.uc_link = &s.main;
+    makecontext(&f.context, fiber_entry, 0);
+  }
+  s.order.resize(s.fibers.size());
+  for (size_t k = 0; k < s.order.size(); ++k) s.order[k] = k;
+  size_t done = 0;
+  while (done < s.fibers.size()) {
+    bool ran = false;
+    std::shuffle(s.order.begin(), s.order.end(), s.order_rng);
+    for (const size_t k : s.order) {
+      Fiber& f = s.fibers[k];
+      if (f.state != State::kRunnable) continue;
+      s.current = &f;
+      threadIdx = f.index;
+      swapcontext(&s.main, &f.context);
+      ran = true;
+      if (s.failure) std::rethrow_exception(s.failure);
+    }
+    done = 0;
+    for (const Fiber& f : s.fibers) done += f.state == State::kDone ? 1 : 0;
+    if (done == s.fibers.size()) break;
+    if (!release(s) && !ran) {
+      std::string states;
+      for (const Fiber& f : s.fibers) {
+        if (f.state == State::kDone) continue;
+        states = where(f) + (f.state == State::kAtBarrier ? " waits at __syncthreads" : " waits at a shuffle");
+        break;
+      }
+      throw std::logic_error("cuda_emulator: deadlock, divergent barriers or shuffles (" + states + ")");
+    }
+  }
+  // Barrier counts must agree among the threads (a divergent __syncthreads
+  // that happened to be released together is still a bug).
+  for (const Fiber& f : s.fibers)
+    if (f.barriers != s.fibers.front().barriers)
+      throw std::logic_error("cuda_emulator: threads passed different numbers of __syncthreads (" + where(f) + ")");
+}
+
+}  // namespace
+
+void launch(dim3 grid, dim3 block, const std::function<void()>& body) {
+  Scheduler& s = scheduler();
+  if (s.active) throw std::logic_error("cuda_emulator: a launch inside a kernel");
+  if (!valid_configuration(grid, block)) {
+    last_error = cudaErrorInvalidConfiguration;
+    return;
+  }
+  ++launch_count;
+  const size_t threads = static_cast<size_t>(block.x) * block.y * block.z;
+  while (s.stacks.size() < threads) s.stacks.push_back(std::make_unique<Stack>(kStackBytes));
+  s.fibers.assign(threads, Fiber{});
+  for (unsigned int z = 0, k = 0; z < block.z; ++z)
+    for (unsigned int y = 0; y < block.y; ++y)
+      for (unsigned int x = 0; x < block.x; ++x, ++k) {
+        s.fibers[k].index = {x, y, z};
+        s.fibers[k].linear = static_cast<int>(k);
+      }
+  s.body = &body;
+  s.failure = nullptr;
+  s.order_rng.seed(static_cast<std::mt19937::result_type>(launch_count));
+  s.active = true;
+  blockDim = block;
+  gridDim = grid;
+  try {
+    for (unsigned int z = 0; z < grid.z; ++z)
+      for (unsigned int y = 0; y < grid.y; ++y)
+        for (unsigned int x = 0; x < grid.x; ++x) {
+          blockIdx = {x, y, z};
+          run_block(s);
+        }
+  } catch (...) {
+    s.active = false;
+    throw;
+  }
+  s.active = false;
+}
+
+int lane_id() {
+  Scheduler& s = scheduler();
+  if (!s.active) throw std::logic_error("cuda_emulator: a device function called outside a launch");
+  return s.current->linear % 32;
+}
+
+uint64_t exchange(unsigned int mask, uint64_t value, int source, bool keep_own_if_out_of_range) {
+  Scheduler& s = scheduler();
+  Fiber* self = s.current;
+  if (mask != 0xffffffffu)
+    throw std::logic_error("cuda_emulator: only whole-warp shuffles (mask 0xffffffff) are emulated");
+  const int parity = static_cast<int>(self->shuffles & 1);
+  self->offered[parity] = value;
+  self->mask = mask;
+  yield(State::kAtShuffle);
+  // Every lane of the warp has offered its value for this shuffle.
+  const int lane = self->linear % 32;
+  self->shuffles += 1;
+  if (source < 0 || source >= 32) {
+    if (keep_own_if_out_of_range) return value;
+    source &= 31;
+  }
+  const Fiber& partner = s.fibers[static_cast<size_t>(self->linear - lane + source)];
+  return partner.offered[parity];
+}
+
+long long launches() { return launch_count; }
+
+}  // namespace compressm::cuda_emulator
+
+void __syncthreads() {
+  auto& s = compressm::cuda_emulator::scheduler();
+  compressm::cuda_emulator::yield(compressm::cuda_emulator::State::kAtBarrier);
+  s.current->barriers += 1;
+}
+
+cudaError_t cudaGetLastError() {
+  const cudaError_t error = compressm::cuda_emulator::last_error;
+  compressm::cuda_emulator::last_error = cudaSuccess;
+  return error;
+}
+
+const char* cudaGetErrorString(cudaError_t error) {
+  switch (error) {
+    case cudaSuccess:
+      return "no error";
+    case cudaErrorInvalidConfiguration:
+      return "invalid configuration argument";
+  }
+  return "unknown error";
+}

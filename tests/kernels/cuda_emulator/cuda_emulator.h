@@ -1,0 +1,141 @@
+// A CPU emulation of the part of CUDA that src/kernels/cuda uses, so that the
+// kernels' own source (the .cu files, unchanged) compiles with g++ and runs
+// here, in CI, against the CPU references — most sessions of this project
+// have no GPU, and a kernel's first run on one should not be its first test.
+//
+// What it emulates:
+//  * __global__ / __device__ / __shared__ / __launch_bounds__ and friends;
+//    threadIdx, blockIdx, blockDim, gridDim; dim3, float2, __nv_bfloat16
+//    (round to nearest even, as on the device and in c10::BFloat16);
+//  * a launch (COMPRESSM_LAUNCH in cuda_common.cuh): thread blocks one after
+//    another, the threads of a block as fibers (ucontext) on one OS thread,
+//    switched at __syncthreads and at warp shuffles, so both have their real
+//    semantics: a barrier waits for every thread of the block, a shuffle reads
+//    the value its source lane had at that shuffle. Between two such points
+//    the threads run one at a time, in an order shuffled anew each time
+//    (seeded, reproducible): a result that depends on that order, as it would
+//    with a missing barrier on the device, comes out wrong here;
+//  * launch errors reported through cudaGetLastError: an empty grid or block,
+//    more than 1024 threads per block, grid.y or grid.z above 65535.
+// What it reports as errors (std::logic_error from the launch): a deadlock
+// (some threads at __syncthreads while others wait at a shuffle or have a
+// different count of barriers: divergent barriers), a shuffle whose mask is
+// not the whole warp or whose warp is incomplete or has exited lanes.
+// What it cannot show: device numerics (libm here, not CUDA's math library),
+// races inside one thread's run between two barriers (fibers do not
+// interleave there), memory coherence, performance, or whether nvcc compiles
+// the file (the device script does).
+#pragma once
+
+#define COMPRESSM_CUDA_EMULATION 1
+
+#include <math.h>
+
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <type_traits>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __launch_bounds__(...)
+// Blocks run one after another on one OS thread: a function's static is the
+// block's shared memory.
+#define __shared__ static
+
+struct uint3 {
+  unsigned int x = 0, y = 0, z = 0;
+};
+struct dim3 {
+  unsigned int x, y, z;
+  constexpr dim3(unsigned int x_ = 1, unsigned int y_ = 1, unsigned int z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct float2 {
+  float x, y;
+};
+inline float2 make_float2(float x, float y) { return {x, y}; }
+
+struct __nv_bfloat16 {
+  uint16_t bits;
+};
+inline float __bfloat162float(__nv_bfloat16 h) {
+  const uint32_t word = static_cast<uint32_t>(h.bits) << 16;
+  float f;
+  std::memcpy(&f, &word, sizeof f);
+  return f;
+}
+inline __nv_bfloat16 __float2bfloat16_rn(float f) {
+  if (isnan(f)) return {0x7fc0};
+  uint32_t word;
+  std::memcpy(&word, &f, sizeof word);
+  word += 0x7fffu + ((word >> 16) & 1u);
+  return {static_cast<uint16_t>(word >> 16)};
+}
+
+struct CUstream_st;
+using cudaStream_t = CUstream_st*;
+enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidConfiguration = 9 };
+cudaError_t cudaGetLastError();
+const char* cudaGetErrorString(cudaError_t error);
+
+// The running thread's coordinates (set by the scheduler before it resumes a thread).
+extern uint3 threadIdx, blockIdx;
+extern dim3 blockDim, gridDim;
+
+void __syncthreads();
+
+namespace compressm::cuda_emulator {
+
+// Runs body() once per thread of the grid (see above); throws std::logic_error
+// on a deadlock or a misused shuffle, rethrows what a thread threw.
+void launch(dim3 grid, dim3 block, const std::function<void()>& body);
+
+// The value `value` had in lane `source` (of this warp) at this shuffle;
+// every lane of the warp must take part (mask 0xffffffff).
+uint64_t exchange(unsigned int mask, uint64_t value, int source, bool keep_own_if_out_of_range);
+int lane_id();
+
+// Launches run so far (tests).
+long long launches();
+
+template <class T>
+T shuffle(unsigned int mask, T value, int source, bool keep_own) {
+  static_assert(sizeof(T) <= sizeof(uint64_t) && std::is_trivially_copyable_v<T>, "shuffle: at most 8 bytes");
+  uint64_t bits = 0;
+  std::memcpy(&bits, &value, sizeof value);
+  bits = exchange(mask, bits, source, keep_own);
+  T result;
+  std::memcpy(&result, &bits, sizeof result);
+  return result;
+}
+
+}  // namespace compressm::cuda_emulator
+
+template <class T>
+T __shfl_xor_sync(unsigned int mask, T value, int lane_mask, int width = 32) {
+  const int lane = compressm::cuda_emulator::lane_id();
+  (void)width;
+  return compressm::cuda_emulator::shuffle(mask, value, lane ^ lane_mask, false);
+}
+template <class T>
+T __shfl_down_sync(unsigned int mask, T value, unsigned int delta, int width = 32) {
+  const int lane = compressm::cuda_emulator::lane_id();
+  (void)width;
+  return compressm::cuda_emulator::shuffle(mask, value, lane + static_cast<int>(delta), true);
+}
+template <class T>
+T __shfl_sync(unsigned int mask, T value, int source, int width = 32) {
+  (void)width;
+  return compressm::cuda_emulator::shuffle(mask, value, source, false);
+}
+
+// kernel<<<grid, block, 0, stream>>>(args...), written COMPRESSM_LAUNCH(kernel,
+// grid, block, stream)(args...) in the .cu files (cuda_common.cuh). The
+// arguments are copied into each thread's call, as the device does.
+#define COMPRESSM_EMULATED_LAUNCH(kernel, grid, block, stream)                                   \
+  [&](auto&&... compressm_arguments) {                                                          \
+    (void)(stream);                                                                              \
+    ::compressm::cuda_emulator::launch(dim3(grid), dim3(block), [&] { kernel(compressm_arguments...); }); \
+  }

@@ -1,0 +1,2 @@
+// src/kernels/cuda/lru_layer_backward_f32.cu compiled for the CPU emulator (cuda_emulator.h).
+#include "kernels/cuda/lru_layer_backward_f32.cu"

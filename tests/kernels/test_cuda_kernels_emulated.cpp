@@ -1,0 +1,380 @@
+// The CUDA kernels of src/kernels/cuda, their own source compiled for the CPU
+// emulator (cuda_emulator/cuda_emulator.h), against the CPU references they
+// are tested against on a device (tests/nn/test_cuda_parity.cpp): the fused
+// element-wise ops, the parameterisation, the loss, the row sums and the
+// multi-tensor AdamW against the CPU loops of kernels/fused_ops.h; the fused
+// LRU layer and the diagonal scan against the float64 CPU kernels. What this
+// shows: indexing, launch shapes, block and warp reductions, barriers and
+// bfloat16 rounding are right. What it cannot show: CUDA's math library, data
+// races, nvcc (the device script covers those).
+#include <c10/util/BFloat16.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <complex>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/cuda/fused_ops_cuda.h"
+#include "kernels/cuda/lru_cuda.h"
+#include "kernels/diagonal_scan.h"
+#include "kernels/fused_ops.h"
+#include "kernels/lru_layer_kernel.h"
+
+namespace compressm::kernels {
+namespace {
+
+namespace ew = elementwise;
+using cuda::Storage;
+constexpr cuda::Stream kStream = nullptr;
+
+std::vector<float> random_floats(size_t n, uint32_t seed, float low = -2.f, float high = 2.f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(low, high);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+std::vector<uint8_t> random_mask(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<uint8_t> m(n);
+  for (uint8_t& x : m) x = rng() % 4 != 0 ? 1 : 0;
+  return m;
+}
+
+// max |a - b| <= tolerance * max(1, max |b|)
+template <class A, class B>
+void expect_close(const std::vector<A>& a, const std::vector<B>& b, double tolerance, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  double scale = 1, worst = 0;
+  size_t at = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    scale = std::max(scale, std::abs(static_cast<double>(b[i])));
+    const double d = std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i]));
+    if (!(d <= worst)) worst = d, at = i;
+  }
+  EXPECT_LE(worst, tolerance * scale) << what << ": worst at " << at << ": " << a[at] << " vs " << b[at];
+}
+
+// bfloat16 arrays: the CPU loops' c10::BFloat16 and the kernels' __nv_bfloat16 are the same bits.
+std::vector<uint16_t> bits_of(const std::vector<c10::BFloat16>& v) {
+  std::vector<uint16_t> bits(v.size());
+  std::memcpy(bits.data(), v.data(), v.size() * sizeof(uint16_t));
+  return bits;
+}
+std::vector<c10::BFloat16> to_bf16(const std::vector<float>& v) {
+  return std::vector<c10::BFloat16>(v.begin(), v.end());
+}
+
+// n not a multiple of the 256-thread blocks; large enough for several blocks.
+constexpr int64_t kElements = 3 * 256 + 77;
+
+TEST(EmulatedCudaFusedOps, GeluDropoutMatchesTheCpuLoops) {
+  const auto y = random_floats(kElements, 1, -4.f, 4.f);
+  const auto grad = random_floats(kElements, 2);
+  const auto mask = random_mask(kElements, 3);
+  for (const bool dropout : {false, true}) {
+    const uint8_t* keep = dropout ? mask.data() : nullptr;
+    const float scale = dropout ? 1.f / 0.75f : 1.f;
+    SCOPED_TRACE(dropout ? "dropout" : "no dropout");
+    // float32 storage
+    std::vector<float> z(kElements), z_ref(kElements), gy(kElements), gy_ref(kElements);
+    cuda::gelu_dropout_forward(y.data(), z.data(), Storage::kFloat32, kElements, keep, scale, kStream);
+    ew::gelu_dropout_forward(y.data(), z_ref.data(), kElements, keep, scale);
+    expect_close(z, z_ref, 1e-6, "forward f32");
+    cuda::gelu_dropout_backward(y.data(), grad.data(), Storage::kFloat32, gy.data(), kElements, keep, scale, kStream);
+    ew::gelu_dropout_backward(y.data(), grad.data(), gy_ref.data(), kElements, keep, scale);
+    expect_close(gy, gy_ref, 1e-6, "backward f32");
+    // bfloat16 storage of z and of its gradient
+    std::vector<uint16_t> zb(kElements);
+    std::vector<c10::BFloat16> zb_ref(kElements);
+    cuda::gelu_dropout_forward(y.data(), zb.data(), Storage::kBFloat16, kElements, keep, scale, kStream);
+    ew::gelu_dropout_forward(y.data(), zb_ref.data(), kElements, keep, scale);
+    EXPECT_EQ(zb, bits_of(zb_ref)) << "forward bf16: the same rounding";
+    const auto grad_b = to_bf16(grad);
+    cuda::gelu_dropout_backward(y.data(), grad_b.data(), Storage::kBFloat16, gy.data(), kElements, keep, scale,
+                                kStream);
+    ew::gelu_dropout_backward(y.data(), grad_b.data(), gy_ref.data(), kElements, keep, scale);
+    expect_close(gy, gy_ref, 1e-6, "backward bf16");
+  }
+}
+
+TEST(EmulatedCudaFusedOps, GluResidualMatchesTheCpuLoops) {
+  for (const int64_t hidden : {5, 96}) {
+    const int64_t rows = kElements / hidden + 1;
+    SCOPED_TRACE("H = " + std::to_string(hidden));
+    const auto vg = random_floats(rows * 2 * hidden, 4, -3.f, 3.f);
+    const auto x = random_floats(rows * hidden, 5);
+    const auto grad = random_floats(rows * hidden, 6);
+    const auto mask = random_mask(rows * hidden, 7);
+    for (const bool dropout : {false, true}) {
+      const uint8_t* keep = dropout ? mask.data() : nullptr;
+      const float scale = dropout ? 1.f / 0.75f : 1.f;
+      std::vector<float> out(rows * hidden), out_ref(rows * hidden);
+      std::vector<float> gvg(rows * 2 * hidden, NAN), gvg_ref(rows * 2 * hidden);
+      cuda::glu_residual_forward(vg.data(), Storage::kFloat32, x.data(), out.data(), rows, hidden, keep, scale,
+                                 kStream);
+      ew::glu_residual_forward(vg.data(), x.data(), out_ref.data(), rows, hidden, keep, scale);
+      expect_close(out, out_ref, 1e-6, "forward f32");
+      cuda::glu_residual_backward(vg.data(), Storage::kFloat32, grad.data(), gvg.data(), rows, hidden, keep, scale,
+                                  kStream);
+      ew::glu_residual_backward(vg.data(), grad.data(), gvg_ref.data(), rows, hidden, keep, scale);
+      expect_close(gvg, gvg_ref, 1e-6, "backward f32 (every element of [v | g] written)");
+      const auto vgb = to_bf16(vg);
+      std::vector<uint16_t> gvgb(rows * 2 * hidden);
+      std::vector<c10::BFloat16> gvgb_ref(rows * 2 * hidden);
+      cuda::glu_residual_forward(vgb.data(), Storage::kBFloat16, x.data(), out.data(), rows, hidden, keep, scale,
+                                 kStream);
+      ew::glu_residual_forward(vgb.data(), x.data(), out_ref.data(), rows, hidden, keep, scale);
+      expect_close(out, out_ref, 1e-6, "forward bf16");
+      cuda::glu_residual_backward(vgb.data(), Storage::kBFloat16, grad.data(), gvgb.data(), rows, hidden, keep,
+                                  scale, kStream);
+      ew::glu_residual_backward(vgb.data(), grad.data(), gvgb_ref.data(), rows, hidden, keep, scale);
+      EXPECT_EQ(gvgb, bits_of(gvgb_ref)) << "backward bf16: the same rounding";
+    }
+  }
+}
+
+TEST(EmulatedCudaFusedOps, LruParameterizeMatchesTheCpuLoops) {
+  // H = 300 > the backward's 128 threads per state: the threads stride.
+  for (const auto& [N, H] : std::vector<std::pair<int64_t, int64_t>>{{7, 5}, {3, 300}, {130, 1}}) {
+    SCOPED_TRACE("N = " + std::to_string(N) + ", H = " + std::to_string(H));
+    const auto nu = random_floats(N, 8, -1.f, 0.5f), theta = random_floats(N, 9, -2.f, 1.f),
+               gamma = random_floats(N, 10, -1.f, 1.f), b_re = random_floats(N * H, 11),
+               b_im = random_floats(N * H, 12);
+    const ew::LruParameters<float> p{nu.data(), theta.data(), gamma.data(), b_re.data(), b_im.data()};
+    std::vector<float> lre(N), lim(N), bre(N * H), bim(N * H), lre_ref(N), lim_ref(N), bre_ref(N * H),
+        bim_ref(N * H);
+    cuda::lru_parameterize_forward(p, N, H, lre.data(), lim.data(), bre.data(), bim.data(), kStream);
+    ew::lru_parameterize_forward(p, N, H, lre_ref.data(), lim_ref.data(), bre_ref.data(), bim_ref.data());
+    expect_close(lre, lre_ref, 1e-6, "lambda_re");
+    expect_close(lim, lim_ref, 1e-6, "lambda_im");
+    expect_close(bre, bre_ref, 1e-6, "Bt_re");
+    expect_close(bim, bim_ref, 1e-6, "Bt_im");
+
+    const auto g_lre = random_floats(N, 13), g_lim = random_floats(N, 14), g_bre = random_floats(N * H, 15),
+               g_bim = random_floats(N * H, 16);
+    std::vector<float> gnu(N), gtheta(N), ggamma(N), gbre(N * H), gbim(N * H);
+    std::vector<float> gnu_ref(N), gtheta_ref(N), ggamma_ref(N), gbre_ref(N * H), gbim_ref(N * H);
+    cuda::lru_parameterize_backward(p, N, H, g_lre.data(), g_lim.data(), g_bre.data(), g_bim.data(),
+                                    {gnu.data(), gtheta.data(), ggamma.data(), gbre.data(), gbim.data()}, kStream);
+    ew::lru_parameterize_backward(p, N, H, g_lre.data(), g_lim.data(), g_bre.data(), g_bim.data(),
+                                  {gnu_ref.data(), gtheta_ref.data(), ggamma_ref.data(), gbre_ref.data(),
+                                   gbim_ref.data()});
+    expect_close(gnu, gnu_ref, 1e-6, "dnu_log");
+    expect_close(gtheta, gtheta_ref, 1e-6, "dtheta_log");
+    expect_close(ggamma, ggamma_ref, 1e-5, "dgamma_log (a sum over H in another order)");
+    expect_close(gbre, gbre_ref, 1e-6, "dB_re");
+    expect_close(gbim, gbim_ref, 1e-6, "dB_im");
+  }
+}
+
+TEST(EmulatedCudaFusedOps, CrossEntropyMatchesTheCpuLoops) {
+  // B = 300 > the kernel's 256 threads: rows stride; C = 10.
+  for (const int64_t batch : {1, 50, 300}) {
+    SCOPED_TRACE("B = " + std::to_string(batch));
+    const int64_t classes = 10;
+    const auto logits = random_floats(batch * classes, 17, -5.f, 5.f);
+    std::vector<int64_t> labels(batch);
+    std::mt19937 rng(18);
+    for (int64_t& y : labels) y = static_cast<int64_t>(rng() % classes);
+    std::vector<float> lse(batch), lse_ref(batch), loss(1);
+    std::vector<double> stats(2);
+    int64_t correct_ref = 0;
+    cuda::cross_entropy_forward(logits.data(), labels.data(), batch, classes, lse.data(), loss.data(), stats.data(),
+                                kStream);
+    const float loss_ref =
+        ew::cross_entropy_forward(logits.data(), labels.data(), batch, classes, lse_ref.data(), correct_ref);
+    expect_close(lse, lse_ref, 1e-6, "row log-sum-exp");
+    EXPECT_NEAR(loss[0], loss_ref, 1e-5 * std::abs(loss_ref));
+    EXPECT_EQ(stats[0], static_cast<double>(loss[0]));
+    EXPECT_EQ(stats[1], static_cast<double>(correct_ref));
+    EXPECT_GT(correct_ref + (batch < 50 ? 1 : 0), 0) << "the test should count some hits";
+
+    const float grad_loss = 0.7f;
+    std::vector<float> g(batch * classes), g_ref(batch * classes);
+    cuda::cross_entropy_backward(logits.data(), labels.data(), lse.data(), batch, classes, &grad_loss, g.data(),
+                                 kStream);
+    ew::cross_entropy_backward(logits.data(), labels.data(), lse_ref.data(), batch, classes, grad_loss, g_ref.data());
+    expect_close(g, g_ref, 1e-6, "dlogits");
+  }
+}
+
+TEST(EmulatedCudaFusedOps, SumRowsAddsEachArraysRowsInOrder) {
+  // Three arrays of different shapes in one launch (blockIdx.y = array).
+  const std::vector<std::pair<int64_t, int64_t>> shapes{{3, 700}, {50, 16}, {1, 1}};
+  std::vector<std::vector<float>> in, out, ref;
+  std::vector<cuda::SumRowsJob> jobs;
+  for (size_t k = 0; k < shapes.size(); ++k) {
+    const auto [rows, cols] = shapes[k];
+    in.push_back(random_floats(rows * cols, 20 + k));
+    out.emplace_back(cols, NAN);
+    ref.emplace_back(cols, 0.f);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < cols; ++j) ref[k][j] += in[k][r * cols + j];
+  }
+  for (size_t k = 0; k < shapes.size(); ++k)
+    jobs.push_back({in[k].data(), out[k].data(), shapes[k].first, shapes[k].second});
+  cuda::sum_rows(jobs.data(), static_cast<int>(jobs.size()), kStream);
+  for (size_t k = 0; k < shapes.size(); ++k) EXPECT_EQ(out[k], ref[k]) << "array " << k << ": the same order";
+  EXPECT_THROW(cuda::sum_rows(jobs.data(), cuda::kSumRowsJobs + 1, kStream), std::invalid_argument);
+}
+
+TEST(EmulatedCudaFusedOps, AdamwStepUpdatesEveryTensorOfTheBucketAndSkipsThoseWithoutGradient) {
+  // 70 tensors (two launches of at most 64), sizes 0 to 600, every 7th without a gradient.
+  const int64_t count = 70;
+  std::vector<int64_t> starts{0};
+  for (int64_t k = 0; k < count; ++k) starts.push_back(starts.back() + (k * 37) % 601);
+  const int64_t total = starts.back();
+  auto p = random_floats(total, 30), m = random_floats(total, 31, -0.1f, 0.1f), v = random_floats(total, 32, 0.f, 0.1f);
+  const auto g = random_floats(total, 33);
+  std::vector<const float*> grads;
+  for (int64_t k = 0; k < count; ++k) grads.push_back(k % 7 == 3 ? nullptr : g.data() + starts[k]);
+  const float beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f;
+  const std::vector<float> scalars{1.f - 1e-3f * 0.05f, 1e-3f / (1.f - 0.9f * 0.9f), 1.f / std::sqrt(1.f - 0.998f)};
+  auto p_ref = p, m_ref = m, v_ref = v;
+  for (int64_t k = 0; k < count; ++k) {
+    if (grads[k] == nullptr) continue;
+    for (int64_t j = starts[k]; j < starts[k + 1]; ++j)
+      ew::adamw_update(p_ref[j], m_ref[j], v_ref[j], g[j], scalars[0], scalars[1], scalars[2], beta1, beta2, eps);
+  }
+  const cuda::AdamwBucket bucket{p.data(), m.data(), v.data(), grads.data(), starts.data(), count};
+  cuda::adamw_step(bucket, scalars.data(), beta1, beta2, eps, kStream);
+  EXPECT_EQ(p, p_ref);
+  EXPECT_EQ(m, m_ref);
+  EXPECT_EQ(v, v_ref);
+  int64_t untouched = 0;
+  for (int64_t k = 3; k < count; k += 7) untouched += starts[k + 1] - starts[k];
+  EXPECT_GT(untouched, 0);
+}
+
+// The fused LRU layer (H <= 16) against the float64 CPU layer.
+struct LayerCase {
+  int64_t batch, length, state, hidden;
+};
+
+std::vector<double> widen(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
+class EmulatedCudaLruLayer : public ::testing::TestWithParam<LayerCase> {};
+
+TEST_P(EmulatedCudaLruLayer, ForwardAndBackwardMatchTheFloat64CpuLayer) {
+  const auto [B, L, N, H] = GetParam();
+  const LruShape shape{B, L, N, H};
+  // |lambda| < 1, as the parameterisation guarantees.
+  std::vector<float> lambda_re(N), lambda_im(N);
+  std::mt19937 rng(40);
+  std::uniform_real_distribution<float> radius(0.5f, 0.999f), phase(0.f, 3.14159f);
+  for (int64_t n = 0; n < N; ++n) {
+    const float r = radius(rng), a = phase(rng);
+    lambda_re[n] = r * std::cos(a);
+    lambda_im[n] = r * std::sin(a);
+  }
+  const auto b_re = random_floats(N * H, 41, -0.5f, 0.5f), b_im = random_floats(N * H, 42, -0.5f, 0.5f);
+  const auto c_re = random_floats(H * N, 43, -0.5f, 0.5f), c_im = random_floats(H * N, 44, -0.5f, 0.5f);
+  const auto D = random_floats(H, 45), u = random_floats(B * L * H, 46), dy = random_floats(B * L * H, 47);
+
+  // float64 reference
+  const auto lre64 = widen(lambda_re), lim64 = widen(lambda_im), bre64 = widen(b_re), bim64 = widen(b_im),
+             cre64 = widen(c_re), cim64 = widen(c_im), D64 = widen(D), u64 = widen(u), dy64 = widen(dy);
+  const LruWeights<double> w64{lre64.data(), lim64.data(), bre64.data(), bim64.data(),
+                               cre64.data(), cim64.data(), D64.data()};
+  std::vector<double> y64(B * L * H), checkpoints64(lru_checkpoint_size(shape));
+  lru_layer_forward(w64, u64.data(), y64.data(), checkpoints64.data(), shape);
+  std::vector<double> g_lre(N), g_lim(N), g_bre(N * H), g_bim(N * H), g_cre(H * N), g_cim(H * N), g_D(H),
+      g_u(B * L * H);
+  lru_layer_backward(w64, u64.data(), checkpoints64.data(), dy64.data(),
+                     LruGradients<double>{g_lre.data(), g_lim.data(), g_bre.data(), g_bim.data(), g_cre.data(),
+                                          g_cim.data(), g_D.data(), g_u.data()},
+                     shape);
+
+  // The kernels, then what the wrapper (nn/cuda_ops.cpp) adds: the state
+  // blocks' parts, D .* u, the per-row gradient parts by sum_rows.
+  const LruWeights<float> w{lambda_re.data(), lambda_im.data(), b_re.data(), b_im.data(),
+                            c_re.data(),      c_im.data(),      D.data()};
+  const int64_t blocks = cuda::fused_state_blocks(shape);
+  std::vector<float> parts(blocks * B * L * H, NAN), checkpoints(cuda::fused_checkpoint_size(shape), NAN);
+  cuda::lru_layer_forward(w, u.data(), parts.data(), checkpoints.data(), shape, kStream);
+  std::vector<float> y(B * L * H);
+  for (int64_t i = 0; i < B * L * H; ++i) {
+    float sum = 0.f;
+    for (int64_t k = 0; k < blocks; ++k) sum += parts[k * B * L * H + i];
+    y[i] = sum + D[i % H] * u[i];
+  }
+  expect_close(y, y64, 2e-5, "y");
+
+  std::vector<float> p_lre(B * N, NAN), p_lim(B * N, NAN), p_bre(B * N * H, NAN), p_bim(B * N * H, NAN),
+      p_cre(B * H * N, NAN), p_cim(B * H * N, NAN), p_u(blocks * B * L * H, NAN);
+  cuda::lru_layer_backward(w, u.data(), checkpoints.data(), dy.data(),
+                           {p_lre.data(), p_lim.data(), p_bre.data(), p_bim.data(), p_cre.data(), p_cim.data(),
+                            p_u.data()},
+                           shape, kStream);
+  std::vector<float> s_lre(N), s_lim(N), s_bre(N * H), s_bim(N * H), s_cre(H * N), s_cim(H * N), s_u(B * L * H);
+  const std::vector<cuda::SumRowsJob> jobs{{p_lre.data(), s_lre.data(), B, N},          {p_lim.data(), s_lim.data(), B, N},
+                                           {p_bre.data(), s_bre.data(), B, N * H},      {p_bim.data(), s_bim.data(), B, N * H},
+                                           {p_cre.data(), s_cre.data(), B, H * N},      {p_cim.data(), s_cim.data(), B, H * N},
+                                           {p_u.data(), s_u.data(), blocks, B * L * H}};
+  cuda::sum_rows(jobs.data(), static_cast<int>(jobs.size()), kStream);
+  for (int64_t i = 0; i < B * L * H; ++i) s_u[i] += D[i % H] * dy[i];
+  expect_close(s_lre, g_lre, 2e-4, "dlambda_re");
+  expect_close(s_lim, g_lim, 2e-4, "dlambda_im");
+  expect_close(s_bre, g_bre, 2e-4, "dB_re");
+  expect_close(s_bim, g_bim, 2e-4, "dB_im");
+  expect_close(s_cre, g_cre, 2e-4, "dC_re");
+  expect_close(s_cim, g_cim, 2e-4, "dC_im");
+  expect_close(s_u, g_u, 2e-4, "du");
+}
+
+// One to five blocks of 64 states, partial chunks of 16 steps, H padded to 8 or 16.
+INSTANTIATE_TEST_SUITE_P(Shapes, EmulatedCudaLruLayer,
+                         ::testing::Values(LayerCase{2, 37, 64, 8}, LayerCase{3, 50, 300, 5},
+                                           LayerCase{1, 16, 13, 1}, LayerCase{2, 33, 256, 16},
+                                           LayerCase{2, 17, 47, 9}),
+                         [](const ::testing::TestParamInfo<LayerCase>& info) {
+                           const LayerCase& c = info.param;
+                           return "B" + std::to_string(c.batch) + "_L" + std::to_string(c.length) + "_N" +
+                                  std::to_string(c.state) + "_H" + std::to_string(c.hidden);
+                         });
+
+TEST(EmulatedCudaDiagonalScan, ForwardAndBackwardMatchTheFloat64CpuScan) {
+  // B x N = 300 threads: two blocks of 256, the second partly idle; L = 37 =
+  // two rounds of 16 steps and a tail.
+  const ScanShape shape{3, 37, 100};
+  const int64_t n = shape.batch * shape.length * shape.state;
+  std::vector<std::complex<float>> lambda(shape.state), u(n), gx(n);
+  std::mt19937 rng(50);
+  std::uniform_real_distribution<float> radius(0.5f, 0.999f), phase(0.f, 3.14159f), value(-1.f, 1.f);
+  for (auto& l : lambda) l = std::polar(radius(rng), phase(rng));
+  for (auto& x : u) x = {value(rng), value(rng)};
+  for (auto& x : gx) x = {value(rng), value(rng)};
+  auto widen_complex = [](const std::vector<std::complex<float>>& v) {
+    return std::vector<std::complex<double>>(v.begin(), v.end());
+  };
+  const auto lambda64 = widen_complex(lambda), u64 = widen_complex(u), gx64 = widen_complex(gx);
+  std::vector<std::complex<double>> x64(n), gu64(n), gl64(shape.state);
+  diagonal_scan_forward(lambda64.data(), u64.data(), x64.data(), shape);
+  diagonal_scan_backward(lambda64.data(), x64.data(), gx64.data(), gu64.data(), gl64.data(), shape);
+
+  std::vector<std::complex<float>> x(n), gu(n), gl_rows(shape.batch * shape.state);
+  auto floats = [](auto& v) { return reinterpret_cast<float*>(v.data()); };
+  auto cfloats = [](const auto& v) { return reinterpret_cast<const float*>(v.data()); };
+  cuda::diagonal_scan_forward(cfloats(lambda), cfloats(u), floats(x), shape, kStream);
+  cuda::diagonal_scan_backward(cfloats(lambda), cfloats(x), cfloats(gx), floats(gu), floats(gl_rows), shape, kStream);
+  std::vector<std::complex<float>> gl(shape.state);
+  for (int64_t b = 0; b < shape.batch; ++b)
+    for (int64_t k = 0; k < shape.state; ++k) gl[k] += gl_rows[b * shape.state + k];
+  auto parts = [](const auto& v) {
+    std::vector<double> out;
+    for (const auto& z : v) out.insert(out.end(), {static_cast<double>(z.real()), static_cast<double>(z.imag())});
+    return out;
+  };
+  expect_close(parts(x), parts(x64), 1e-5, "x");
+  expect_close(parts(gu), parts(gu64), 1e-5, "grad_u");
+  expect_close(parts(gl), parts(gl64), 1e-4, "grad_lambda");
+}
+
+}  // namespace
+}  // namespace compressm::kernels
