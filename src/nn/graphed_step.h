@@ -66,7 +66,23 @@ class GraphedTrainStep {
   // One optimiser step on inputs `x` and int64 labels `y`, on the model's
   // device or on the host (then staged through page-locked buffers and copied
   // without blocking): returns the loss and the number of correct predictions.
+  // submit() then collect().
   std::pair<double, int64_t> step(const torch::Tensor& x, const torch::Tensor& y);
+
+  // The same step in two halves, so that the host can queue the next step
+  // before it waits for this one and the device never idles between them
+  // (the trainer's loop). submit() queues the step and returns; a replayed
+  // step's loss and correct count are copied back without blocking. At most
+  // kMaxPending steps may be submitted and not yet collected (their batches'
+  // page-locked buffers are reused after that). Warm-up, capture and steps
+  // of another batch shape run to completion inside submit().
+  static constexpr int kMaxPending = 2;
+  void submit(const torch::Tensor& x, const torch::Tensor& y);
+  // Waits for the oldest submitted step not yet collected; its loss and
+  // number of correct predictions.
+  std::pair<double, int64_t> collect();
+  // Steps submitted and not yet collected.
+  int pending() const;
 
   // Whether the graph has been captured (false while warming up or after a
   // failed capture).

@@ -1,10 +1,13 @@
 // graphed_step.h for CUDA builds.
+#include <ATen/cuda/CUDAEvent.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
+#include <array>
 #include <cmath>
+#include <deque>
 #include <iostream>
 #include <map>
 #include <vector>
@@ -43,6 +46,19 @@ AdamWOptions& options_of(torch::optim::AdamW& optimizer, size_t group) {
   return static_cast<AdamWOptions&>(optimizer.param_groups()[group].options());
 }
 
+// What one submitted step needs until it is collected: its batch's and its
+// AdamW scalars' page-locked staging buffers (an asynchronous copy reads them
+// after submit() returns) and where its loss and correct count come back.
+struct Slot {
+  torch::Tensor pinned_x, pinned_y;
+  torch::Tensor host_scalars;  // every bucket's AdamW scalars (Impl::set_scalars)
+  torch::Tensor host_out;      // {2} float64, page-locked: loss, correct count
+  at::cuda::CUDAEvent done;    // recorded after the copy into host_out
+  bool ready = false;          // values already read (eager and capture steps)
+  double loss = 0;
+  int64_t correct = 0;
+};
+
 torch::Device cuda_device_of(const LruModel& model) {
   TORCH_CHECK(model->device().is_cuda(), "CUDA graphs: the model must be on a CUDA device");
   return model->device();
@@ -60,9 +76,10 @@ struct GraphedTrainStep::Impl {
   c10::cuda::CUDAStream side;  // warm-up and capture run here (capture needs a non-default stream)
   at::cuda::CUDAGraph graph;
   torch::Tensor static_x, static_y;
-  torch::Tensor pinned_x, pinned_y;  // host batches are staged here (page-locked: the copy is asynchronous)
-  torch::Tensor out;  // {2} float64 on the device: loss, correct count
-  torch::Tensor device_scalars, host_scalars;  // every bucket's AdamW scalars (set_scalars)
+  torch::Tensor out;             // {2} float64 on the device: loss, correct count
+  torch::Tensor device_scalars;  // every bucket's AdamW scalars (set_scalars)
+  std::array<Slot, kMaxPending> slots;  // submitted step k uses slots[k % kMaxPending]
+  std::deque<Slot*> pending;            // submitted, not yet collected, oldest first
   int64_t calls = 0;
   std::vector<int64_t> last_x_sizes;  // of the last eager step: the graph is captured for that shape
   bool captured = false;
@@ -138,16 +155,18 @@ struct GraphedTrainStep::Impl {
     // host buffer by one asynchronous copy per step.
     const int64_t count = 3 * static_cast<int64_t>(buckets.size());
     device_scalars = torch::zeros({count}, f32);
-    host_scalars = torch::zeros({count}, torch::TensorOptions().dtype(torch::kFloat).pinned_memory(true));
+    for (Slot& slot : slots) {
+      slot.host_scalars = torch::zeros({count}, torch::TensorOptions().dtype(torch::kFloat).pinned_memory(true));
+      slot.host_out = torch::zeros({2}, torch::TensorOptions().dtype(torch::kDouble).pinned_memory(true));
+    }
     for (size_t i = 0; i < buckets.size(); ++i) buckets[i].scalars = device_scalars.narrow(0, 3 * i, 3);
   }
 
   // Learning rate, weight decay and bias corrections of the coming step, on
   // the current stream (a copy from host memory: never inside a capture).
-  // The host buffer is free again: the previous step's copy ran before its
-  // result was read back.
-  void set_scalars() {
-    float* host = host_scalars.data_ptr<float>();
+  // The slot's host buffer is free: the step that used it last was collected.
+  void set_scalars(Slot& slot) {
+    float* host = slot.host_scalars.data_ptr<float>();
     for (const Bucket& b : buckets) {
       const AdamWOptions& o = options_of(optimizer, b.group);
       const double t = static_cast<double>(b.steps + 1), lr = o.lr();
@@ -155,7 +174,7 @@ struct GraphedTrainStep::Impl {
       *host++ = static_cast<float>(lr / (1.0 - std::pow(b.beta1, t)));
       *host++ = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(b.beta2, t)));
     }
-    device_scalars.copy_(host_scalars, /*non_blocking=*/true);
+    device_scalars.copy_(slot.host_scalars, /*non_blocking=*/true);
   }
 
   // The step itself: what is captured, and what the eager steps run.
@@ -176,7 +195,7 @@ struct GraphedTrainStep::Impl {
 
   // target <- source, where source is on the host or the device. A host
   // source is copied into a page-locked buffer, then to the device without
-  // blocking the host; the buffer is free again once the step has been read.
+  // blocking the host; the buffer is free again once the step is collected.
   static void load(torch::Tensor& target, torch::Tensor& pinned, const torch::Tensor& source) {
     if (!source.device().is_cpu()) {
       target.copy_(source);
@@ -188,24 +207,24 @@ struct GraphedTrainStep::Impl {
     target.copy_(pinned, /*non_blocking=*/true);
   }
 
-  void eager(const torch::Tensor& host_or_device_x, const torch::Tensor& host_or_device_y) {
+  void eager(Slot& slot, const torch::Tensor& host_or_device_x, const torch::Tensor& host_or_device_y) {
     const torch::Tensor x = host_or_device_x.to(device), y = host_or_device_y.to(device);
     c10::cuda::device_synchronize();  // x, y and earlier steps were queued on another stream
     {
       const c10::cuda::CUDAStreamGuard guard(side);
-      set_scalars();
+      set_scalars(slot);
       body(x, y);
     }
     c10::cuda::device_synchronize();
   }
 
-  void capture(const torch::Tensor& x, const torch::Tensor& y) {
+  void capture(Slot& slot, const torch::Tensor& x, const torch::Tensor& y) {
     static_x = x.to(device).clone();
     static_y = y.to(device).clone();
     c10::cuda::device_synchronize();
     {
       const c10::cuda::CUDAStreamGuard guard(side);
-      set_scalars();
+      set_scalars(slot);
       c10::cuda::device_synchronize();
       graph.capture_begin();
       try {
@@ -247,40 +266,82 @@ struct GraphedTrainStep::Impl {
 GraphedTrainStep::GraphedTrainStep(LruModel model, torch::optim::AdamW& optimizer)
     : impl_(std::make_unique<Impl>(std::move(model), optimizer)) {}
 
-GraphedTrainStep::~GraphedTrainStep() = default;
+GraphedTrainStep::~GraphedTrainStep() {
+  // Submitted steps still read the page-locked buffers and the graph: let them finish.
+  if (impl_ && !impl_->pending.empty()) {
+    try {
+      c10::cuda::device_synchronize();
+    } catch (const std::exception& e) {
+      std::cerr << "GraphedTrainStep: " << e.what() << "\n";
+    }
+  }
+}
 
 bool GraphedTrainStep::captured() const { return impl_->captured; }
 
 std::pair<double, int64_t> GraphedTrainStep::step(const torch::Tensor& x, const torch::Tensor& y) {
+  submit(x, y);
+  return collect();
+}
+
+int GraphedTrainStep::pending() const { return static_cast<int>(impl_->pending.size()); }
+
+void GraphedTrainStep::submit(const torch::Tensor& x, const torch::Tensor& y) {
   Impl& s = *impl_;
+  TORCH_CHECK(s.pending.size() < static_cast<size_t>(kMaxPending), "GraphedTrainStep: ", kMaxPending,
+              " steps are already submitted and not collected");
   const c10::cuda::CUDAGuard guard(s.device);
+  Slot& slot = s.slots[static_cast<size_t>(s.calls % kMaxPending)];
+  slot.ready = false;
   const bool same_shape = s.static_x.defined() && x.sizes() == s.static_x.sizes() && y.sizes() == s.static_y.sizes();
   if (s.captured && same_shape) {
-    s.set_scalars();
-    Impl::load(s.static_x, s.pinned_x, x);
-    Impl::load(s.static_y, s.pinned_y, y);
+    s.set_scalars(slot);
+    Impl::load(s.static_x, slot.pinned_x, x);
+    Impl::load(s.static_y, slot.pinned_y, y);
     s.graph.replay();
-  } else if (!s.captured && s.calls >= kEagerSteps && x.sizes().vec() == s.last_x_sizes) {
-    // A failed capture leaves the CUDA generator expecting one (dropout would
-    // then fail in every eager step), so it ends the run with a way out.
-    try {
-      s.capture(x, y);
-    } catch (const std::exception& e) {
-      s.graph.reset();
-      TORCH_CHECK(false, "CUDA graph capture of the training step failed (", e.what(),
-                  "); train without graphs: --set training.cuda_graphs=false");
-    }
-    s.captured = true;
+    // The result comes back without blocking; collect() waits for the event.
+    slot.host_out.copy_(s.out, /*non_blocking=*/true);
+    slot.done.record(c10::cuda::getCurrentCUDAStream(s.device.index()));
   } else {
-    s.eager(x, y);
-    if (s.captured) s.restore_captured_gradients();
-    s.last_x_sizes = x.sizes().vec();
+    if (!s.captured && s.calls >= kEagerSteps && x.sizes().vec() == s.last_x_sizes) {
+      // A failed capture leaves the CUDA generator expecting one (dropout would
+      // then fail in every eager step), so it ends the run with a way out.
+      try {
+        s.capture(slot, x, y);
+      } catch (const std::exception& e) {
+        s.graph.reset();
+        TORCH_CHECK(false, "CUDA graph capture of the training step failed (", e.what(),
+                    "); train without graphs: --set training.cuda_graphs=false");
+      }
+      s.captured = true;
+    } else {
+      s.eager(slot, x, y);
+      if (s.captured) s.restore_captured_gradients();
+      s.last_x_sizes = x.sizes().vec();
+    }
+    const torch::Tensor host = s.out.to(torch::kCPU);  // waits for the step
+    slot.loss = host.data_ptr<double>()[0];
+    slot.correct = static_cast<int64_t>(host.data_ptr<double>()[1]);
+    slot.ready = true;
   }
   s.count_step();
   ++s.calls;
-  const torch::Tensor host = s.out.to(torch::kCPU);  // waits for the step
-  const double* values = host.data_ptr<double>();
-  return {values[0], static_cast<int64_t>(values[1])};
+  s.pending.push_back(&slot);
+}
+
+std::pair<double, int64_t> GraphedTrainStep::collect() {
+  Impl& s = *impl_;
+  TORCH_CHECK(!s.pending.empty(), "GraphedTrainStep: no submitted step to collect");
+  Slot& slot = *s.pending.front();
+  if (!slot.ready) {
+    slot.done.synchronize();
+    const double* values = slot.host_out.data_ptr<double>();
+    slot.loss = values[0];
+    slot.correct = static_cast<int64_t>(values[1]);
+    slot.ready = true;
+  }
+  s.pending.pop_front();
+  return {slot.loss, slot.correct};
 }
 
 }  // namespace compressm::nn

@@ -20,6 +20,17 @@ std::pair<double, int64_t> GraphedTrainStep::step(const torch::Tensor&, const to
   return {0.0, 0};
 }
 
+void GraphedTrainStep::submit(const torch::Tensor&, const torch::Tensor&) {
+  TORCH_CHECK(false, "CUDA graphs: this build of compressm has no CUDA");
+}
+
+std::pair<double, int64_t> GraphedTrainStep::collect() {
+  TORCH_CHECK(false, "CUDA graphs: this build of compressm has no CUDA");
+  return {0.0, 0};
+}
+
+int GraphedTrainStep::pending() const { return 0; }
+
 bool GraphedTrainStep::captured() const { return false; }
 
 }  // namespace compressm::nn

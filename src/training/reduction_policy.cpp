@@ -18,11 +18,26 @@ bool ReductionPolicy::is_attempt_step(int64_t steps_done) const {
          steps_done % r.red_interval == 0;
 }
 
+namespace {
+
+bool logs_hsv(const config::Config& config, int64_t steps_done) {
+  return config.reduction.hsv_interval > 0 && steps_done % config.reduction.hsv_interval == 0;
+}
+
+bool checks_pragmatic(const config::Config& config, int64_t steps_done, const RunHistory& history) {
+  return config.reduction.mode == config::ReductionMode::kPragmatic && history.pragmatic.check_step == steps_done;
+}
+
+}  // namespace
+
+bool ReductionPolicy::acts_after(int64_t steps_done, const RunHistory& history) const {
+  return logs_hsv(config_, steps_done) || checks_pragmatic(config_, steps_done, history) ||
+         (is_attempt_step(steps_done) && !history.pragmatic.stopped);
+}
+
 void ReductionPolicy::after_step(int64_t steps_done, Trainer& trainer) {
-  const auto& r = config_.reduction;
-  if (r.hsv_interval > 0 && steps_done % r.hsv_interval == 0) log_hsv(steps_done, trainer);
-  if (r.mode == config::ReductionMode::kPragmatic && trainer.mutable_history().pragmatic.check_step == steps_done)
-    check_pragmatic(steps_done, trainer);
+  if (logs_hsv(config_, steps_done)) log_hsv(steps_done, trainer);
+  if (checks_pragmatic(config_, steps_done, trainer.mutable_history())) check_pragmatic(steps_done, trainer);
   if (is_attempt_step(steps_done) && !trainer.mutable_history().pragmatic.stopped)
     reduce_all_blocks(steps_done, trainer);
 }

@@ -42,6 +42,10 @@ class ReductionPolicy {
   // After optimiser step `steps_done`: HSV logging and reductions when due.
   void after_step(int64_t steps_done, Trainer& trainer);
 
+  // Whether after_step(steps_done) does anything (HSV log, pragmatic check,
+  // reduction attempt): the trainer then has every step's result in first.
+  bool acts_after(int64_t steps_done, const RunHistory& history) const;
+
   // True when a reduction is tried after `steps_done` steps.
   bool is_attempt_step(int64_t steps_done) const;
 

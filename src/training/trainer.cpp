@@ -39,6 +39,8 @@ Trainer::Trainer(const config::Config& config, const data::Splits& splits, Train
   model_ = nn::LruModel(model_options(config_, splits_.train.channels, splits_.train.num_classes));
   model_->to(device_);
   rebuild_optimizer();
+  pipeline_steps_ = options_.pipeline_steps < 0 ? (use_graphs_ ? 1 : 0) : options_.pipeline_steps;
+  if (use_graphs_) pipeline_steps_ = std::min(pipeline_steps_, nn::GraphedTrainStep::kMaxPending - 1);
   if (config_.reduction.mode != config::ReductionMode::kNone)
     reduction_ = std::make_unique<ReductionPolicy>(config_);
   if (options_.log)
@@ -49,6 +51,7 @@ Trainer::Trainer(const config::Config& config, const data::Splits& splits, Train
 Trainer::~Trainer() = default;
 
 void Trainer::rebuild_optimizer() {
+  collect_all();
   graphed_.reset();  // it holds the old optimiser and its state tensors
   state_dims_ = model_->state_dims();
   dims_key_ = dims_key(state_dims_);
@@ -75,6 +78,7 @@ CheckpointContents Trainer::snapshot() const { return capture_checkpoint(model_,
 void Trainer::rollback_to(const CheckpointContents& snapshot) {
   const fs::path source = "<pre-reduction snapshot>";
   const bool training = model_->is_training();
+  collect_all();
   graphed_.reset();
   model_ = nn::LruModel(saved_model_options(config_, snapshot, source));
   model_->to(device_);
@@ -100,6 +104,7 @@ void Trainer::set_learning_rates() {
 }
 
 void Trainer::restore(const fs::path& checkpoint) {
+  collect_all();
   graphed_.reset();  // before the optimiser it refers to can go
   const CheckpointContents contents = read_checkpoint(checkpoint);
   const std::string state_source = (checkpoint / "state.json").string();
@@ -178,14 +183,15 @@ void Trainer::evaluate_and_record(double elapsed_s, double steps_per_second) {
   write_curve();
 }
 
-// One optimiser step on `batch`; adds to the history's running sums.
-Trainer::StepResult Trainer::train_step(data::Batch& batch) {
-  const Clock::time_point start = Clock::now();  // compute only: the data wait is measured apart
-  StepResult result;
+void Trainer::submit_step(data::Batch& batch) {
+  PendingStep pending;
+  pending.submitted = Clock::now();  // compute only: the data wait is measured apart
+  pending.examples = batch.size;
   if (use_graphs_) {
     // The host batch goes straight into the graph's inputs (graphed_step.h).
     if (!graphed_) graphed_ = std::make_unique<nn::GraphedTrainStep>(model_, *optimizer_);
-    std::tie(result.loss, result.correct) = graphed_->step(batch_inputs(batch), batch_labels(batch));
+    graphed_->submit(batch_inputs(batch), batch_labels(batch));
+    pending.graphed = true;
   } else {
     const torch::Tensor inputs = batch_inputs(batch, device_);
     const torch::Tensor labels = batch_labels(batch, device_);
@@ -197,19 +203,35 @@ Trainer::StepResult Trainer::train_step(data::Batch& batch) {
     optimizer_->step();
     const torch::Tensor both = stats.cpu();
     const double* values = both.data_ptr<double>();
-    result = {values[0], static_cast<int64_t>(values[1])};
+    pending.result = {values[0], static_cast<int64_t>(values[1])};
   }
+  pending_.push_back(pending);
   ++step_;
+}
+
+void Trainer::collect_step() {
+  PendingStep p = pending_.front();
+  pending_.pop_front();
+  if (p.graphed) std::tie(p.result.loss, p.result.correct) = graphed_->collect();
+  // The step's time: from its submission, or from when the device finished
+  // the step before it if that was later (queued steps do not overlap there).
+  const Clock::time_point now = Clock::now();
+  const double step_seconds = std::chrono::duration<double>(now - std::max(p.submitted, last_collect_)).count();
+  last_collect_ = now;
   auto& [seconds, count] = history_.step_seconds[dims_key_];
-  const double step_seconds = seconds_since(start);
   seconds += step_seconds;
-  if (step_ms_.size() < (size_t{1} << 22)) step_ms_.push_back(static_cast<float>(1e3 * step_seconds));
   count += 1;
-  history_.loss_sum += result.loss;
-  history_.correct_sum += result.correct;
-  history_.example_sum += batch.size;
+  if (step_ms_.size() < (size_t{1} << 22)) step_ms_.push_back(static_cast<float>(1e3 * step_seconds));
+  history_.loss_sum += p.result.loss;
+  history_.correct_sum += p.result.correct;
+  history_.example_sum += p.examples;
   history_.batch_sum += 1;
-  return result;
+  last_result_ = p.result;
+  last_examples_ = p.examples;
+}
+
+void Trainer::collect_all() {
+  while (!pending_.empty()) collect_step();
 }
 
 CheckpointContents Trainer::capture(double elapsed_s, double data_wait_s, double loop_s,
@@ -246,19 +268,26 @@ RunTotals Trainer::run() {
     set_learning_rates();
     data::Batch batch = loader.next();
     loader_state_ = loader.state();
-    const StepResult result = train_step(batch);
+    submit_step(batch);
+    const bool evaluate_now = step_ % t.eval_steps == 0 || step_ == t.num_steps;
+    const bool checkpoint_now = !options_.run_dir.empty() && config_.checkpoint_every > 0 &&
+                                step_ % config_.checkpoint_every == 0 && step_ < t.num_steps;
+    // Take in results up to pipeline_steps_ late; every one before whatever
+    // reads the model or the history.
+    const bool in_sync = evaluate_now || checkpoint_now || options_.after_step ||
+                         (reduction_ && reduction_->acts_after(step_, history_));
+    while (pending_.size() > (in_sync ? size_t{0} : static_cast<size_t>(pipeline_steps_))) collect_step();
     if (reduction_) reduction_->after_step(step_, *this);
     if (options_.after_step) options_.after_step(step_, *this);
-    if (progress_)
-      progress_->step(step_, result.loss, static_cast<double>(result.correct) / batch.size, last_val, state_dims_,
-                      steps_per_second());
+    if (progress_ && last_examples_ > 0)
+      progress_->step(step_, last_result_.loss, static_cast<double>(last_result_.correct) / last_examples_, last_val,
+                      state_dims_, steps_per_second());
     const Clock::time_point outside_start = Clock::now();
-    if (step_ % t.eval_steps == 0 || step_ == t.num_steps) {
+    if (evaluate_now) {
       evaluate_and_record(elapsed_before_ + seconds_since(start), steps_per_second());
       last_val = history_.evals.back().val_accuracy;
     }
-    if (!options_.run_dir.empty() && config_.checkpoint_every > 0 && step_ % config_.checkpoint_every == 0 &&
-        step_ < t.num_steps) {
+    if (checkpoint_now) {
       const double loop_s = seconds_since(start);
       writer.submit(capture(elapsed_before_ + loop_s, data_wait_before_ + loader.wait_seconds(), loop_before_ + loop_s,
                             config_yaml),
@@ -266,6 +295,7 @@ RunTotals Trainer::run() {
     }
     outside_training_s += seconds_since(outside_start);
   }
+  collect_all();
   if (progress_) progress_->finish();
 
   const double loop_s = seconds_since(start);

@@ -24,6 +24,8 @@
 
 #include <torch/optim/adamw.h>
 
+#include <chrono>
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -53,6 +55,14 @@ struct TrainerOptions {
   // parameters it must call Trainer::rebuild_optimizer(); it must draw
   // randomness only from the default generator so that checkpoints capture it.
   std::function<void(int64_t steps_done, Trainer& trainer)> after_step;
+  // How many optimiser steps' results (loss, correct count) the loop may take
+  // in late: with 1 the host queues step k + 1 before it waits for step k, so
+  // the device does not idle while the host reads a result back and prepares
+  // the next batch. Before an evaluation, a checkpoint, a reduction, an HSV
+  // log, after_step and the end, every result is in. -1 (default): 1 for
+  // CUDA-graphed steps, 0 otherwise (a CPU step is done when it returns);
+  // at most 1 with graphs. Any value gives the same run (tests compare).
+  int pipeline_steps = -1;
 };
 
 class Trainer {
@@ -94,11 +104,23 @@ class Trainer {
   int64_t steps_done() const { return step_; }
 
  private:
+  using Clock = std::chrono::steady_clock;
   struct StepResult {
-    double loss;
-    int64_t correct;
+    double loss = 0;
+    int64_t correct = 0;
   };
-  StepResult train_step(data::Batch& batch);
+  // An optimiser step submitted and not yet taken in (TrainerOptions::pipeline_steps).
+  struct PendingStep {
+    int64_t examples = 0;
+    bool graphed = false;  // the result is still on the device: graphed_->collect()
+    StepResult result;     // otherwise
+    Clock::time_point submitted;
+  };
+  // Queues one optimiser step on `batch` (runs it, unless graphed).
+  void submit_step(data::Batch& batch);
+  // Takes in the oldest submitted step's result: history sums, step time.
+  void collect_step();
+  void collect_all();
   CheckpointContents capture(double elapsed_s, double data_wait_s, double loop_s, const std::string& config_yaml) const;
   void set_learning_rates();
   void evaluate_and_record(double elapsed_s, double steps_per_second);
@@ -120,6 +142,11 @@ class Trainer {
   std::vector<int64_t> state_dims_;
   std::string dims_key_;
   std::vector<float> step_ms_;  // this invocation's step times (RunTotals::step_ms_median)
+  int pipeline_steps_ = 0;
+  std::deque<PendingStep> pending_;
+  Clock::time_point last_collect_{};
+  StepResult last_result_;  // of the newest step taken in
+  int64_t last_examples_ = 0;
   RunHistory history_;
   int64_t step_ = 0;
   data::LoaderState loader_state_;

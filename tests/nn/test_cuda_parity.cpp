@@ -339,6 +339,53 @@ TEST(CudaGraphedStep, MatchesEagerAdamWStepByStep) {
   }
 }
 
+// submit() / collect() with one step queued ahead (the trainer's loop): the
+// same losses and parameters as step() on a twin model, batch by batch (each
+// batch different, so a result read from the wrong slot would show), on the
+// replayed path and across an eager step of another shape; a third
+// uncollected submission is refused.
+TEST(CudaGraphedStep, StepsQueuedAheadGiveTheSameResultsInOrder) {
+  SKIP_WITHOUT_CUDA();
+  LruModelOptions o;
+  o.num_classes = 4;
+  o.state_dim = 32;
+  torch::manual_seed(6);
+  LruModel direct(o);
+  direct->to(kCuda);
+  torch::manual_seed(6);
+  LruModel queued(o);
+  queued->to(kCuda);
+  auto direct_adamw = two_group_adamw(direct), queued_adamw = two_group_adamw(queued);
+  GraphedTrainStep direct_step(direct, *direct_adamw), queued_step(queued, *queued_adamw);
+  const int steps = 12;
+  std::vector<torch::Tensor> xs, ys;
+  for (int i = 0; i < steps; ++i) {
+    const int64_t batch = i == 8 ? 3 : 6;  // step 8: another shape, eager
+    xs.push_back(torch::rand({batch, 25, 1}));  // host batches: the page-locked staging path
+    ys.push_back(torch::randint(0, 4, {batch}, torch::kLong));
+  }
+  std::vector<std::pair<double, int64_t>> expected, got;
+  for (int i = 0; i < steps; ++i) expected.push_back(direct_step.step(xs[i], ys[i]));
+  queued_step.submit(xs[0], ys[0]);
+  for (int i = 1; i < steps; ++i) {
+    queued_step.submit(xs[i], ys[i]);
+    EXPECT_EQ(queued_step.pending(), 2);
+    if (i == 5) EXPECT_THROW(queued_step.submit(xs[i], ys[i]), c10::Error);
+    got.push_back(queued_step.collect());
+  }
+  got.push_back(queued_step.collect());
+  EXPECT_EQ(queued_step.pending(), 0);
+  EXPECT_THROW(queued_step.collect(), c10::Error);
+  ASSERT_EQ(got.size(), expected.size());
+  for (int i = 0; i < steps; ++i) {
+    EXPECT_NEAR(got[i].first, expected[i].first, 1e-6 * std::abs(expected[i].first)) << "step " << i;
+    EXPECT_EQ(got[i].second, expected[i].second) << "step " << i;
+  }
+  EXPECT_TRUE(queued_step.captured());
+  const auto a = direct->named_parameters(), b = queued->named_parameters();
+  for (const auto& item : a) EXPECT_LT(max_relative(b[item.key()], item.value()), 1e-5) << item.key();
+}
+
 // With dropout inside the graph (it draws from the CUDA generator during
 // replays), and a second graphed step built on the same model and optimiser
 // after the first is gone (what the trainer does after a reduction): both

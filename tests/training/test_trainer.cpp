@@ -7,6 +7,8 @@
 #include <torch/cuda.h>
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <cstdlib>
 #include <string>
 
@@ -66,6 +68,78 @@ TEST(Trainer, ReachesNinetyPercentTestAccuracyOnDigits) {
   EXPECT_EQ(totals.final_state_dims, std::vector<int64_t>{64});
   EXPECT_GE(totals.data_wait_fraction, 0.0);
   EXPECT_LT(totals.data_wait_fraction, 1.0);
+}
+
+// Taking step results in late (TrainerOptions::pipeline_steps, what the
+// CUDA-graphed loop does with 1) changes nothing of the run: the same
+// evaluations (their mean losses sum exactly the steps before them), HSV logs,
+// pragmatic reductions, checkpoints and step counts per model size as taking
+// each result in at once. Here with 3 steps of lag on the CPU, where each step
+// is computed when submitted, so any difference is the loop's bookkeeping.
+TEST(Trainer, ResultsTakenInLateGiveTheSameRun) {
+  if (!digits_available()) GTEST_SKIP() << "scikit-learn's digits not installed (python3-sklearn)";
+  config::Config config = config::load_config(kConfigPath);
+  config.training.num_steps = 240;
+  config.training.eval_steps = 80;
+  config.checkpoint_every = 70;
+  config.reduction.mode = config::ReductionMode::kPragmatic;
+  config.reduction.red_start = 20;
+  config.reduction.red_end = 120;
+  config.reduction.red_interval = 30;
+  config.reduction.reduction_fraction = 0.2;
+  config.reduction.hsv_interval = 45;
+  configure_runtime(config.threads);
+  const data::Splits splits = data::load_dataset("digits", "", static_cast<uint64_t>(config.seed));
+  const std::filesystem::path root = std::filesystem::temp_directory_path() / "compressm_pipelined_trainer";
+  std::filesystem::remove_all(root);
+  struct Run {
+    RunHistory history;
+    RunTotals totals;
+    std::string checkpoint;
+  };
+  auto run = [&](int pipeline_steps) {
+    TrainerOptions options;
+    options.log = nullptr;
+    options.pipeline_steps = pipeline_steps;
+    options.run_dir = root / std::to_string(pipeline_steps);
+    std::filesystem::create_directories(options.run_dir);
+    Trainer trainer(config, splits, options);
+    Run r;
+    r.totals = trainer.run();
+    r.history = trainer.history();
+    std::ifstream in(options.run_dir / "checkpoints" / "step_000140" / "model.bin", std::ios::binary);
+    r.checkpoint.assign(std::istreambuf_iterator<char>(in), {});
+    return r;
+  };
+  const Run now = run(0), late = run(3);
+  std::filesystem::remove_all(root);
+  ASSERT_EQ(now.history.evals.size(), 3u);
+  ASSERT_EQ(late.history.evals.size(), now.history.evals.size());
+  for (size_t k = 0; k < now.history.evals.size(); ++k) {
+    const EvalRecord &a = now.history.evals[k], &b = late.history.evals[k];
+    EXPECT_EQ(a.step, b.step);
+    EXPECT_EQ(a.loss, b.loss) << "evaluation " << k;
+    EXPECT_EQ(a.train_accuracy, b.train_accuracy) << "evaluation " << k;
+    EXPECT_EQ(a.val_accuracy, b.val_accuracy) << "evaluation " << k;
+    EXPECT_EQ(a.state_dims, b.state_dims) << "evaluation " << k;
+  }
+  ASSERT_FALSE(now.history.reductions.empty()) << "the run should reduce";
+  ASSERT_EQ(late.history.reductions.size(), now.history.reductions.size());
+  for (size_t k = 0; k < now.history.reductions.size(); ++k) {
+    EXPECT_EQ(late.history.reductions[k].step, now.history.reductions[k].step);
+    EXPECT_EQ(late.history.reductions[k].new_dim, now.history.reductions[k].new_dim);
+  }
+  ASSERT_EQ(late.history.hsv_log.size(), now.history.hsv_log.size());
+  for (size_t k = 0; k < now.history.hsv_log.size(); ++k)
+    EXPECT_EQ(late.history.hsv_log[k].hsv, now.history.hsv_log[k].hsv);
+  EXPECT_EQ(late.history.pragmatic.check_step, now.history.pragmatic.check_step);
+  ASSERT_EQ(late.history.step_seconds.size(), now.history.step_seconds.size());
+  for (const auto& [dims, seconds_steps] : now.history.step_seconds)
+    EXPECT_EQ(late.history.step_seconds.at(dims).second, seconds_steps.second) << "steps at N = " << dims;
+  EXPECT_FALSE(now.checkpoint.empty());
+  EXPECT_TRUE(late.checkpoint == now.checkpoint) << "the step-140 checkpoints differ";
+  EXPECT_EQ(late.totals.final_test_accuracy, now.totals.final_test_accuracy);
+  EXPECT_EQ(late.totals.final_state_dims, now.totals.final_state_dims);
 }
 
 // On a GPU (skipped without one): the same run on cuda and on the CPU, without
