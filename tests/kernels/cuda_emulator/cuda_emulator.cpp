@@ -13,6 +13,20 @@
 #include <string>
 #include <vector>
 
+// Under AddressSanitizer (the tests build the emulator and the kernels with
+// it: out-of-bounds reads and writes of device arrays and of __shared__
+// arrays are reported, as compute-sanitizer would on the device) every switch
+// between stacks is announced, so that ASan knows which stack is live.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define COMPRESSM_ASAN_FIBERS 1
+#endif
+
+#if defined(COMPRESSM_ASAN_FIBERS)
+// LibTorch's process-lifetime allocations are not this test's leaks.
+extern "C" const char* __asan_default_options() { return "detect_leaks=0"; }
+#endif
+
 uint3 threadIdx, blockIdx;
 dim3 blockDim, gridDim;
 
@@ -77,18 +91,45 @@ Scheduler& scheduler() {
   return s;
 }
 
+// swapcontext(from, to), announced to ASan: `to_stack` / `to_size` are the
+// stack being entered (the scheduler's: its saved bounds).
+struct StackBounds {
+  const void* bottom = nullptr;
+  size_t size = 0;
+};
+StackBounds main_stack;
+
+void switch_context(ucontext_t* from, ucontext_t* to, const void* to_bottom, size_t to_size, bool from_exits) {
+#if defined(COMPRESSM_ASAN_FIBERS)
+  void* fake_stack = nullptr;
+  __sanitizer_start_switch_fiber(from_exits ? nullptr : &fake_stack, to_bottom, to_size);
+  swapcontext(from, to);
+  __sanitizer_finish_switch_fiber(fake_stack, nullptr, nullptr);
+#else
+  (void)to_bottom;
+  (void)to_size;
+  (void)from_exits;
+  swapcontext(from, to);
+#endif
+}
+
 cudaError_t last_error = cudaSuccess;
 long long launch_count = 0;
 
 void fiber_entry() {
   Scheduler& s = scheduler();
+#if defined(COMPRESSM_ASAN_FIBERS)
+  // Entered from the scheduler: learn its stack's bounds for the switches back.
+  __sanitizer_finish_switch_fiber(nullptr, &main_stack.bottom, &main_stack.size);
+#endif
   try {
     (*s.body)();
   } catch (...) {
     if (!s.failure) s.failure = std::current_exception();
   }
   s.current->state = State::kDone;
-  // Returning resumes uc_link: the scheduler.
+  // Back to the scheduler for good (not through uc_link, so that ASan hears of it).
+  switch_context(&s.current->context, &s.main, main_stack.bottom, main_stack.size, /*from_exits=*/true);
 }
 
 // Back to the scheduler; returns when this fiber is resumed.
@@ -97,7 +138,7 @@ void yield(State state) {
   if (!s.active) throw std::logic_error("cuda_emulator: a device function called outside a launch");
   Fiber* self = s.current;
   self->state = state;
-  swapcontext(&self->context, &s.main);
+  switch_context(&self->context, &s.main, main_stack.bottom, main_stack.size, /*from_exits=*/false);
 }
 
 std::string where(const Fiber& f) {
@@ -174,7 +215,8 @@ void run_block(Scheduler& s) {
       if (f.state != State::kRunnable) continue;
       s.current = &f;
       threadIdx = f.index;
-      swapcontext(&s.main, &f.context);
+      const Stack& stack = *s.stacks[static_cast<size_t>(f.linear)];
+      switch_context(&s.main, &f.context, stack.base(), stack.size(), /*from_exits=*/false);
       ran = true;
       if (s.failure) std::rethrow_exception(s.failure);
     }

@@ -17,6 +17,10 @@
 //    with a missing barrier on the device, comes out wrong here;
 //  * launch errors reported through cudaGetLastError: an empty grid or block,
 //    more than 1024 threads per block, grid.y or grid.z above 65535.
+// Built with AddressSanitizer (tests/kernels/CMakeLists.txt, the default),
+// a kernel's out-of-bounds access to a device array (heap) or to a
+// __shared__ array (a static here) is reported as compute-sanitizer would;
+// the fiber switches are announced to ASan.
 // What it reports as errors (std::logic_error from the launch): a deadlock
 // (some threads at __syncthreads while others wait at a shuffle or have a
 // different count of barriers: divergent barriers), a shuffle whose mask is
