@@ -7,6 +7,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace compressm::bench {
 
@@ -25,13 +26,19 @@ class Flags {
     if (const std::string* v = take(name)) value = *v;
   }
   void read(const std::string& name, int64_t& value) {
-    if (const std::string* v = take(name)) value = std::stoll(*v);
+    if (const std::string* v = take(name)) value = parse(name, *v, [](const std::string& t, size_t* end) {
+      return std::stoll(t, end);
+    });
   }
   void read(const std::string& name, int& value) {
-    if (const std::string* v = take(name)) value = std::stoi(*v);
+    if (const std::string* v = take(name)) value = parse(name, *v, [](const std::string& t, size_t* end) {
+      return std::stoi(t, end);
+    });
   }
   void read(const std::string& name, double& value) {
-    if (const std::string* v = take(name)) value = std::stod(*v);
+    if (const std::string* v = take(name)) value = parse(name, *v, [](const std::string& t, size_t* end) {
+      return std::stod(t, end);
+    });
   }
 
   // After the reads: throws for a flag that none of them asked for.
@@ -41,6 +48,19 @@ class Flags {
   }
 
  private:
+  // The whole of `text` as a number, or std::invalid_argument naming the flag.
+  template <class Convert>
+  static decltype(std::declval<Convert>()(std::string(), nullptr)) parse(const std::string& name,
+                                                                       const std::string& text, Convert convert) {
+    size_t end = 0;
+    try {
+      const auto value = convert(text, &end);
+      if (end == text.size()) return value;
+    } catch (const std::exception&) {
+    }
+    throw std::invalid_argument(name + ": not a number in range: '" + text + "'");
+  }
+
   const std::string* take(const std::string& name) {
     asked_.insert(name);
     const auto found = values_.find(name);

@@ -7,11 +7,13 @@
 //   bench_train_step [--blocks 1] [--state 256] [--hidden 8] [--batch 50] [--length 784]
 //                    [--input 1] [--classes 10] [--steps 30] [--warmup 3] [--threads 2]
 //                    [--device cpu|cuda] [--precision fp32|tf32|bf16] [--graph 0|1]
-//                    [--block-ops auto|fused|composed]
+//                    [--block-ops auto|fused|composed] [--lru-segments 0|1|2|4]
 //
 // --block-ops picks how the blocks run their element-wise work
 // (LruModelOptions::block_ops; auto: fused on CUDA, LibTorch's ops on the
 // CPU); scripts/gpu_check.sh times fused against composed on the device.
+// --lru-segments forces the fused LRU kernels' time segments (CUDA, H <= 16;
+// kernels/cuda/lru_cuda.h; 0 = automatic), for the same comparison.
 //
 // Last stdout line: JSON with ms_per_step (median wall time), steps_per_s and
 // cpu_ms_per_step (median process CPU time, all threads: robust to other load
@@ -27,6 +29,7 @@
 
 #include "bench_flags.h"
 #include "benchmark/step_benchmark.h"
+#include "nn/cuda_ops.h"
 
 namespace {
 
@@ -34,6 +37,7 @@ struct Options {
   int64_t blocks = 1, state = 256, hidden = 8, batch = 50, length = 784, input = 1, classes = 10, steps = 30,
           warmup = 3;
   int threads = 2;
+  int64_t lru_segments = 0;
   bool graph = false;
   compressm::nn::BlockOps block_ops = compressm::nn::BlockOps::kAuto;
   std::string device = "cpu", precision = "fp32";
@@ -54,6 +58,7 @@ Options parse(int argc, char** argv) {
   flags.read("--steps", o.steps);
   flags.read("--warmup", o.warmup);
   flags.read("--threads", o.threads);
+  flags.read("--lru-segments", o.lru_segments);
   std::string graph = "0", block_ops = "auto";
   flags.read("--graph", graph);
   flags.read("--block-ops", block_ops);
@@ -93,6 +98,7 @@ int main(int argc, char** argv) try {
   mallopt(M_MMAP_MAX, 0);
   mallopt(M_TRIM_THRESHOLD, -1);
   at::set_num_threads(o.threads);
+  compressm::nn::cuda_ops::set_fused_time_segments(o.lru_segments);
   if (o.device == "cuda" && !torch::cuda::is_available()) throw std::invalid_argument("--device cuda: no CUDA device");
   compressm::benchmark::StepBenchOptions b;
   b.model.input_dim = o.input;
@@ -118,9 +124,13 @@ int main(int argc, char** argv) try {
             << o.precision << "\", \"num_blocks\": " << o.blocks << ", \"state_dim\": " << o.state
             << ", \"hidden_dim\": " << o.hidden << ", \"batch_size\": " << o.batch << ", \"length\": " << o.length
             << ", \"steps\": " << o.steps << ", \"block_ops\": \"" << block_ops_name(o.block_ops) << "\""
+            << ", \"lru_segments\": " << o.lru_segments
             << ", \"cuda_graph\": " << (r.graph_captured ? "true" : "false")
             << ", \"final_loss\": " << r.final_loss << "}" << std::endl;
   return 0;
+} catch (const c10::Error& e) {
+  std::fprintf(stderr, "bench_train_step: error: %s\n", e.what_without_backtrace());
+  return 2;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_train_step: error: %s\n", e.what());
   return 2;

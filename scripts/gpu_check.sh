@@ -175,6 +175,9 @@ done
 # The fused block ops and AdamW kernel against LibTorch's composition (the
 # baseline of the same invocation; the AdamW kernel is in both graphed runs).
 run_bench smnist_n256_graph_composed "${smnist[@]}" --state 256 --graph 1 --block-ops composed
+# The fused LRU kernels without time segments (the baseline of the automatic
+# choice in smnist_n256_graph; kernels/cuda/lru_cuda.h).
+run_bench smnist_n256_graph_segments1 "${smnist[@]}" --state 256 --graph 1 --lru-segments 1
 QUICK=${QUICK:-0}  # 1: sMNIST, one sCIFAR figure and the sFMNIST trainer runs only
 if [[ $QUICK != 1 ]]; then
   run_bench scifar_n384 "${scifar[@]}" --state 384

@@ -83,9 +83,10 @@ tensor_list CudaKernels::backward(const tensor_list& t, const torch::Tensor& che
   const kernels::LruShape shape = shape_of(u, t[0]);
   const auto o = u.options();
   const int64_t B = shape.batch, N = shape.state, H = shape.hidden;
-  torch::Tensor lambda_re = torch::empty({B, N}, o), lambda_im = torch::empty({B, N}, o);
-  torch::Tensor B_re = torch::empty({B, N, H}, o), B_im = torch::empty({B, N, H}, o);
-  torch::Tensor C_re = torch::empty({B, H, N}, o), C_im = torch::empty({B, H, N}, o);
+  const int64_t R = kernels::cuda::fused_gradient_rows(shape);  // B x the backward's time segments
+  torch::Tensor lambda_re = torch::empty({R, N}, o), lambda_im = torch::empty({R, N}, o);
+  torch::Tensor B_re = torch::empty({R, N, H}, o), B_im = torch::empty({R, N, H}, o);
+  torch::Tensor C_re = torch::empty({R, H, N}, o), C_im = torch::empty({R, H, N}, o);
   torch::Tensor u_parts = torch::empty({kernels::cuda::fused_state_blocks(shape), B, shape.length, H}, o);
   const kernels::cuda::LruGradientParts parts{lambda_re.data_ptr<float>(), lambda_im.data_ptr<float>(),
                                               B_re.data_ptr<float>(),      B_im.data_ptr<float>(),
@@ -93,8 +94,8 @@ tensor_list CudaKernels::backward(const tensor_list& t, const torch::Tensor& che
                                               u_parts.data_ptr<float>()};
   kernels::cuda::lru_layer_backward(detail::weights_of<float>(t), u.data_ptr<float>(), checkpoints.data_ptr<float>(),
                                     grad_y.data_ptr<float>(), parts, shape, stream_of(u));
-  // The per-row parts summed over the batch (and the state blocks' dL/du
-  // parts over the blocks) in one launch.
+  // The per-row parts summed over the batch and time segments (and the state
+  // blocks' dL/du parts over the blocks) in one launch.
   tensor_list sums{torch::empty({N}, o), torch::empty({N}, o), torch::empty({N, H}, o),
                    torch::empty({N, H}, o), torch::empty({H, N}, o), torch::empty({H, N}, o),
                    torch::empty({B, shape.length, H}, o)};
@@ -114,6 +115,14 @@ bool compiled() { return true; }
 
 torch::Tensor diagonal_scan(const torch::Tensor& lambda, const torch::Tensor& u) {
   return DiagonalScanCuda::apply(lambda, u);
+}
+
+void set_fused_time_segments(int64_t segments) {
+  try {
+    kernels::cuda::set_fused_time_segments(segments);
+  } catch (const std::invalid_argument& e) {
+    TORCH_CHECK(false, e.what());
+  }
 }
 
 torch::Tensor lru_layer_fused(const LruLayerInputs& in) {

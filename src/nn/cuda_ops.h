@@ -23,6 +23,10 @@ torch::Tensor diagonal_scan(const torch::Tensor& lambda, const torch::Tensor& u)
 // (kernels::cuda::kFusedMaxHidden); differentiable; the {B, L, N} state is
 // never materialised.
 torch::Tensor lru_layer_fused(const LruLayerInputs& in);
+// Its time segments (kernels::cuda::set_fused_time_segments): 0 automatic,
+// 1, 2 or 4 forced, process-wide (benchmarks and tests compare). Without
+// CUDA: accepts 0 and 1 only (there is nothing to split).
+void set_fused_time_segments(int64_t segments);
 
 // The kernels of fused_ops.h and of the graphed step's AdamW
 // (kernels/cuda/fused_ops_cuda.h) on contiguous CUDA tensors, validated by the

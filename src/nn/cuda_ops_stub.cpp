@@ -23,6 +23,10 @@ void no_cuda(const char* op) {
 }
 }  // namespace
 
+void set_fused_time_segments(int64_t segments) {
+  TORCH_CHECK(segments == 0 || segments == 1, "set_fused_time_segments: this build has no CUDA kernels");
+}
+
 void gelu_dropout_forward(const torch::Tensor&, const torch::Tensor&, double, const torch::Tensor&) {
   no_cuda("gelu_dropout");
 }

@@ -46,18 +46,20 @@ std::vector<uint8_t> random_mask(size_t n, uint32_t seed) {
   return m;
 }
 
-// max |a - b| <= tolerance * max(1, max |b|)
+// |a_i - b_i| <= tolerance * (1 + |b_i|) for every i; a NaN (an element the
+// kernel did not write: outputs start as NaN) fails.
 template <class A, class B>
 void expect_close(const std::vector<A>& a, const std::vector<B>& b, double tolerance, const std::string& what) {
   ASSERT_EQ(a.size(), b.size()) << what;
-  double scale = 1, worst = 0;
-  size_t at = 0;
+  size_t bad = 0, first = 0;
   for (size_t i = 0; i < a.size(); ++i) {
-    scale = std::max(scale, std::abs(static_cast<double>(b[i])));
-    const double d = std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i]));
-    if (!(d <= worst)) worst = d, at = i;
+    const double x = static_cast<double>(a[i]), y = static_cast<double>(b[i]);
+    if (!(std::abs(x - y) <= tolerance * (1 + std::abs(y)))) {
+      if (bad++ == 0) first = i;
+    }
   }
-  EXPECT_LE(worst, tolerance * scale) << what << ": worst at " << at << ": " << a[at] << " vs " << b[at];
+  EXPECT_EQ(bad, 0u) << what << ": " << bad << " of " << a.size() << " elements off, the first at " << first
+                     << ": " << a[first] << " vs " << b[first];
 }
 
 // bfloat16 arrays: the CPU loops' c10::BFloat16 and the kernels' __nv_bfloat16 are the same bits.
@@ -259,10 +261,45 @@ struct LayerCase {
 
 std::vector<double> widen(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
-class EmulatedCudaLruLayer : public ::testing::TestWithParam<LayerCase> {};
+class EmulatedCudaLruLayer : public ::testing::TestWithParam<LayerCase> {
+ protected:
+  void TearDown() override { cuda::set_fused_time_segments(0); }
+  void check(const LayerCase& layer);
+};
 
+// Every time-segment count (lru_cuda.h) on every shape: runs of 0 to 13
+// chunks, empty runs (L = 16, 4 teams), partial last chunks.
 TEST_P(EmulatedCudaLruLayer, ForwardAndBackwardMatchTheFloat64CpuLayer) {
-  const auto [B, L, N, H] = GetParam();
+  for (const int64_t segments : {1, 2, 4}) {
+    SCOPED_TRACE("time segments " + std::to_string(segments));
+    cuda::set_fused_time_segments(segments);
+    const LruShape shape{GetParam().batch, GetParam().length, GetParam().state, GetParam().hidden};
+    EXPECT_EQ(cuda::fused_forward_segments(shape), segments);
+    EXPECT_EQ(cuda::fused_backward_segments(shape), segments);
+    EXPECT_EQ(cuda::fused_gradient_rows(shape), shape.batch * segments);
+    check(GetParam());
+  }
+}
+
+TEST(EmulatedCudaLruSegments, AutomaticChoiceFitsTheGridInOneWaveAndKeepsTwoChunksPerSegment) {
+  cuda::set_fused_time_segments(0);
+  // The emulated device: 132 multiprocessors of 2048 threads, so 8 blocks of
+  // 256 threads (S = 4) or 16 of 128 (S = 2) each.
+  EXPECT_EQ(cuda::fused_forward_segments({50, 784, 256, 8}), 4) << "sMNIST: 200 blocks, 49 chunks";
+  EXPECT_EQ(cuda::fused_backward_segments({50, 784, 256, 8}), 4);
+  EXPECT_EQ(cuda::fused_forward_segments({2, 100, 64, 8}), 2) << "7 chunks: fewer than 2 per segment for S = 4";
+  EXPECT_EQ(cuda::fused_forward_segments({2, 50, 64, 8}), 2) << "4 chunks: 2 per segment for S = 2";
+  EXPECT_EQ(cuda::fused_forward_segments({2, 40, 64, 8}), 1) << "3 chunks";
+  EXPECT_EQ(cuda::fused_forward_segments({1100, 784, 64, 8}), 2) << "1100 blocks > 1056 for S = 4";
+  EXPECT_EQ(cuda::fused_forward_segments({1100, 784, 256, 8}), 1) << "4400 blocks > 2112 for S = 2";
+  EXPECT_THROW(cuda::set_fused_time_segments(3), std::invalid_argument);
+  cuda::set_fused_time_segments(2);
+  EXPECT_EQ(cuda::fused_forward_segments({1100, 784, 256, 8}), 2) << "forced";
+  cuda::set_fused_time_segments(0);
+}
+
+void EmulatedCudaLruLayer::check(const LayerCase& layer) {
+  const auto [B, L, N, H] = layer;
   const LruShape shape{B, L, N, H};
   // |lambda| < 1, as the parameterisation guarantees.
   std::vector<float> lambda_re(N), lambda_im(N);
@@ -306,16 +343,17 @@ TEST_P(EmulatedCudaLruLayer, ForwardAndBackwardMatchTheFloat64CpuLayer) {
   }
   expect_close(y, y64, 2e-5, "y");
 
-  std::vector<float> p_lre(B * N, NAN), p_lim(B * N, NAN), p_bre(B * N * H, NAN), p_bim(B * N * H, NAN),
-      p_cre(B * H * N, NAN), p_cim(B * H * N, NAN), p_u(blocks * B * L * H, NAN);
+  const int64_t R = cuda::fused_gradient_rows(shape);
+  std::vector<float> p_lre(R * N, NAN), p_lim(R * N, NAN), p_bre(R * N * H, NAN), p_bim(R * N * H, NAN),
+      p_cre(R * H * N, NAN), p_cim(R * H * N, NAN), p_u(blocks * B * L * H, NAN);
   cuda::lru_layer_backward(w, u.data(), checkpoints.data(), dy.data(),
                            {p_lre.data(), p_lim.data(), p_bre.data(), p_bim.data(), p_cre.data(), p_cim.data(),
                             p_u.data()},
                            shape, kStream);
   std::vector<float> s_lre(N), s_lim(N), s_bre(N * H), s_bim(N * H), s_cre(H * N), s_cim(H * N), s_u(B * L * H);
-  const std::vector<cuda::SumRowsJob> jobs{{p_lre.data(), s_lre.data(), B, N},          {p_lim.data(), s_lim.data(), B, N},
-                                           {p_bre.data(), s_bre.data(), B, N * H},      {p_bim.data(), s_bim.data(), B, N * H},
-                                           {p_cre.data(), s_cre.data(), B, H * N},      {p_cim.data(), s_cim.data(), B, H * N},
+  const std::vector<cuda::SumRowsJob> jobs{{p_lre.data(), s_lre.data(), R, N},     {p_lim.data(), s_lim.data(), R, N},
+                                           {p_bre.data(), s_bre.data(), R, N * H}, {p_bim.data(), s_bim.data(), R, N * H},
+                                           {p_cre.data(), s_cre.data(), R, H * N}, {p_cim.data(), s_cim.data(), R, H * N},
                                            {p_u.data(), s_u.data(), blocks, B * L * H}};
   cuda::sum_rows(jobs.data(), static_cast<int>(jobs.size()), kStream);
   for (int64_t i = 0; i < B * L * H; ++i) s_u[i] += D[i % H] * dy[i];
@@ -332,7 +370,8 @@ TEST_P(EmulatedCudaLruLayer, ForwardAndBackwardMatchTheFloat64CpuLayer) {
 INSTANTIATE_TEST_SUITE_P(Shapes, EmulatedCudaLruLayer,
                          ::testing::Values(LayerCase{2, 37, 64, 8}, LayerCase{3, 50, 300, 5},
                                            LayerCase{1, 16, 13, 1}, LayerCase{2, 33, 256, 16},
-                                           LayerCase{2, 17, 47, 9}),
+                                           LayerCase{2, 17, 47, 9}, LayerCase{1, 200, 70, 8},
+                                           LayerCase{1, 150, 64, 12}),
                          [](const ::testing::TestParamInfo<LayerCase>& info) {
                            const LayerCase& c = info.param;
                            return "B" + std::to_string(c.batch) + "_L" + std::to_string(c.length) + "_N" +

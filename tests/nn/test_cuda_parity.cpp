@@ -76,9 +76,20 @@ void PrintTo(const Shape& s, std::ostream* os) {
 
 class CudaLruLayer : public ::testing::TestWithParam<Shape> {};
 
+void check_layer(const Shape& s);
+
 TEST_P(CudaLruLayer, MatchesTheCpuReferenceValuesAndGradients) {
   SKIP_WITHOUT_CUDA();
-  const Shape s = GetParam();
+  // Automatic time segments, then each count forced (kernels/cuda/lru_cuda.h).
+  for (const int64_t segments : {0, 1, 2, 4}) {
+    SCOPED_TRACE("time segments " + std::to_string(segments));
+    cuda_ops::set_fused_time_segments(segments);
+    check_layer(GetParam());
+  }
+  cuda_ops::set_fused_time_segments(0);
+}
+
+void check_layer(const Shape& s) {
   const std::vector<torch::Tensor> inputs = layer_inputs(s.batch, s.length, s.state, s.hidden, 7);
   const torch::Tensor upstream = torch::randn({s.batch, s.length, s.hidden}, torch::kDouble);
   const auto reference = layer_values_and_gradients(inputs, upstream, torch::kCPU, torch::kDouble, lru_layer_unfused);

@@ -27,6 +27,15 @@ __device__ __forceinline__ float2 conj_mul(float2 a, float2 b) {
   return make_float2(a.x * b.x + a.y * b.y, a.x * b.y - a.y * b.x);
 }
 __device__ __forceinline__ float2 complex_add(float2 a, float2 b) { return make_float2(a.x + b.x, a.y + b.y); }
+// base^exponent by squaring (exponent >= 0).
+__device__ __forceinline__ float2 complex_power(float2 base, long long exponent) {
+  float2 result = make_float2(1.f, 0.f);
+  for (; exponent > 0; exponent >>= 1) {
+    if (exponent & 1) result = complex_mul(result, base);
+    base = complex_mul(base, base);
+  }
+  return result;
+}
 
 inline void check_launch(const char* what) {
   const cudaError_t error = cudaGetLastError();

@@ -43,6 +43,30 @@ constexpr int64_t kFusedChunk = 16;
 int64_t fused_state_blocks(LruShape shape);  // ceil(N / kFusedStatesPerBlock)
 int64_t fused_checkpoint_size(LruShape shape);  // floats: {B, chunks, N, 2}
 
+// Time segments: with S > 1 a thread block runs S groups ("teams") of
+// kFusedStatesPerBlock threads side by side, each over its own contiguous
+// run of chunks. Each group first scans its run from a zero state (forward)
+// or a zero adjoint (backward); the true state entering each run follows
+// from those by x_in(s) = lambda^len(s-1) x_in(s-1) + x_end(s-1) (the
+// adjoint likewise from the other end, with conj(lambda)); then every group
+// runs the ordinary fused loop over its run. About 1.25x the work, but a
+// sequence's latency chain is L / S steps long and S times as many warps
+// hide each other's latencies: for small batches (sMNIST: B = 50, N = 256 is
+// 400 warps for 528 schedulers of an H200) the fused kernels are latency-bound.
+constexpr int64_t kFusedMaxSegments = 4;  // S in {1, 2, 4}
+// The S the forward / backward launcher uses for `shape`: the largest in
+// {4, 2, 1} that leaves at least 2 chunks per segment and whose grid (B x
+// state blocks) still runs in one wave on this device (the occupancy of that
+// kernel times the multiprocessors); or what set_fused_time_segments forced.
+// The checkpoints do not depend on S: the two passes may differ.
+int64_t fused_forward_segments(LruShape shape);
+int64_t fused_backward_segments(LruShape shape);
+// 0: automatic (the default); 1, 2 or 4: forced for both passes (benchmarks
+// and tests compare). Process-wide; throws std::invalid_argument otherwise.
+void set_fused_time_segments(int64_t segments);
+// Rows of LruGradientParts' per-row arrays: B x fused_backward_segments(shape).
+int64_t fused_gradient_rows(LruShape shape);
+
 // u {B, L, H} -> y_parts {state blocks, B, L, H}: each block of states'
 // share of Re(C x_k) (the caller adds the parts and D .* u). `checkpoints`
 // (fused_checkpoint_size floats) may be null when no backward pass follows.
@@ -50,14 +74,15 @@ int64_t fused_checkpoint_size(LruShape shape);  // floats: {B, chunks, N, 2}
 void lru_layer_forward(const LruWeights<float>& w, const float* u, float* y_parts, float* checkpoints,
                        LruShape shape, Stream stream);
 
-// Per-row gradient parts of the fused layer (the caller sums them):
+// Per-row gradient parts of the fused layer (the caller sums them); R =
+// fused_gradient_rows(shape) rows, one per batch row and time segment:
 struct LruGradientParts {
-  float* lambda_re;  // {B, N}
-  float* lambda_im;  // {B, N}
-  float* B_re;       // {B, N, H}
-  float* B_im;       // {B, N, H}
-  float* C_re;       // {B, H, N}
-  float* C_im;       // {B, H, N}
+  float* lambda_re;  // {R, N}
+  float* lambda_im;  // {R, N}
+  float* B_re;       // {R, N, H}
+  float* B_im;       // {R, N, H}
+  float* C_re;       // {R, H, N}
+  float* C_im;       // {R, H, N}
   float* u;          // {state blocks, B, L, H}: sum over the blocks is dL/du minus D .* dL/dy
 };
 

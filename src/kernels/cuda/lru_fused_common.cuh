@@ -1,11 +1,16 @@
 // Shared by the fused LRU layer kernels (lru_layer_forward_f32.cu,
 // lru_layer_backward_f32.cu). Thread block = one batch row b (blockIdx.x) and
 // kFusedStatesPerBlock states (blockIdx.y), one state n per thread, which keeps
-// lambda_n, Bt[n, :] and C[:, n] in registers (kMaxH >= H, padded with 0).
-// A state's contribution to the H outputs of a time step is summed over the
-// block in two stages: a warp shuffle reduction, then the warps' partial sums
-// through shared memory once per chunk of kFusedChunk steps.
+// lambda_n, Bt[n, :] and C[:, n] in registers (kMaxH >= H, padded with 0);
+// with time segments (lru_cuda.h) the block holds S such groups ("teams"),
+// team s over its own run of chunks. A state's contribution to the H outputs
+// of a time step is summed over the team in two stages: a warp shuffle
+// reduction, then the team's warps' partial sums through shared memory once
+// per chunk of kFusedChunk steps.
 #pragma once
+
+#include <map>
+#include <mutex>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/lru_cuda.h"
@@ -16,12 +21,70 @@ constexpr int kThreads = static_cast<int>(kFusedStatesPerBlock);
 constexpr int kWarps = kThreads / 32;
 constexpr int kChunk = static_cast<int>(kFusedChunk);
 
+// What set_fused_time_segments forced (0: automatic); lru_layer_forward_f32.cu.
+int64_t forced_time_segments();
+
+// Thread blocks of `kernel` (`threads` each) the device holds at once: its
+// occupancy per multiprocessor times the multiprocessors; 0 if the runtime
+// cannot say. Asked once per kernel.
+template <class Kernel>
+long long resident_blocks(Kernel kernel, int threads) {
+  static std::mutex mutex;
+  static std::map<const void*, long long> known;
+  const std::lock_guard<std::mutex> lock(mutex);
+  const auto key = reinterpret_cast<const void*>(kernel);
+  const auto found = known.find(key);
+  if (found != known.end()) return found->second;
+  int device = 0, multiprocessors = 0, per_multiprocessor = 0;
+  long long blocks = 0;
+  if (cudaGetDevice(&device) == cudaSuccess &&
+      cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device) == cudaSuccess &&
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, kernel, threads, 0) == cudaSuccess)
+    blocks = static_cast<long long>(multiprocessors) * per_multiprocessor;
+  else
+    cudaGetLastError();  // not sticky: leave no error for the next launch check
+  known.emplace(key, blocks);
+  return blocks;
+}
+
+// The time segments for a launch (lru_cuda.h): the forced value, else the
+// largest S in {4, 2} with at least 2 chunks per segment whose grid fits in
+// one wave of that kernel, else 1.
+template <class Kernel4, class Kernel2>
+int64_t pick_time_segments(LruShape shape, Kernel4 kernel4, Kernel2 kernel2) {
+  if (const int64_t forced = forced_time_segments(); forced > 0) return forced;
+  const long long chunks = (shape.length + kChunk - 1) / kChunk;
+  const long long blocks = shape.batch * fused_state_blocks(shape);
+  if (chunks >= 2 * 4 && blocks <= resident_blocks(kernel4, kThreads * 4)) return 4;
+  if (chunks >= 2 * 2 && blocks <= resident_blocks(kernel2, kThreads * 2)) return 2;
+  return 1;
+}
+
 struct FusedShape {
   long long batch, length, state, hidden, chunks;
 };
 
 inline FusedShape fused_shape(LruShape s) {
   return {s.batch, s.length, s.state, s.hidden, (s.length + kChunk - 1) / kChunk};
+}
+
+// Team `team` of `teams` takes chunks [begin, end) (balanced; may be empty).
+struct ChunkRun {
+  long long begin, end;
+  __device__ long long steps(const FusedShape& s) const {
+    if (end <= begin) return 0;
+    const long long last = end * kChunk < s.length ? end * kChunk : s.length;
+    return last - begin * kChunk;
+  }
+};
+__device__ __forceinline__ ChunkRun chunk_run(const FusedShape& s, int team, int teams) {
+  return {s.chunks * team / teams, s.chunks * (team + 1) / teams};
+}
+// Time steps of chunk c (0 for a chunk outside [0, chunks)).
+__device__ __forceinline__ int chunk_length(const FusedShape& s, long long c) {
+  if (c < 0 || c >= s.chunks) return 0;
+  const long long rest = s.length - c * kChunk;
+  return static_cast<int>(rest < kChunk ? rest : kChunk);
 }
 
 // One state's parameters, zero for padded states (n >= N) and channels (q >= H).
@@ -56,10 +119,12 @@ struct StateParameters {
   }
 };
 
-// rows [t0, t0 + len) of a {L, H} array into a zero-padded shared {kChunk, kMaxH} block.
+// rows [t0, t0 + len) of a {L, H} array into a zero-padded shared {kChunk,
+// kMaxH} block, by the kThreads threads of a team (`thread` = index in it).
 template <int kMaxH>
-__device__ void stage_rows(const float* src, long long t0, int len, long long hidden, float (*dst)[kMaxH]) {
-  for (int i = threadIdx.x; i < kChunk * kMaxH; i += kThreads) {
+__device__ void stage_rows(const float* src, long long t0, int len, long long hidden, float (*dst)[kMaxH],
+                           int thread) {
+  for (int i = thread; i < kChunk * kMaxH; i += kThreads) {
     const int t = i / kMaxH, q = i % kMaxH;
     dst[t][q] = (t < len && q < hidden) ? src[(t0 + t) * hidden + q] : 0.f;
   }
@@ -98,11 +163,12 @@ __device__ __forceinline__ void warp_sums(float (&v)[kMaxH], int lane, float* ro
   if (lane % kLanesPerSum == 0) row[lane / kLanesPerSum] = v[0];
 }
 
-// out[(t0 + t) * H + q] = sum over warps of partial[w][t][q], for t < len, q < H.
+// out[(t0 + t) * H + q] = sum over the team's kWarps warps of partial[w][t][q],
+// for t < len, q < H (`partial` = the team's first warp's slot).
 template <int kMaxH>
 __device__ void write_block_sums(float (*partial)[kChunk][kMaxH], long long t0, int len, long long hidden,
-                                 float* out) {
-  for (int i = threadIdx.x; i < kChunk * kMaxH; i += kThreads) {
+                                 float* out, int thread) {
+  for (int i = thread; i < kChunk * kMaxH; i += kThreads) {
     const int t = i / kMaxH, q = i % kMaxH;
     if (t >= len || q >= hidden) continue;
     float sum = 0.f;

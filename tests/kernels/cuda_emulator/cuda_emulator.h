@@ -80,9 +80,21 @@ inline __nv_bfloat16 __float2bfloat16_rn(float f) {
 
 struct CUstream_st;
 using cudaStream_t = CUstream_st*;
-enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidConfiguration = 9 };
+enum cudaError_t { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorInvalidConfiguration = 9 };
 cudaError_t cudaGetLastError();
 const char* cudaGetErrorString(cudaError_t error);
+
+// The emulated device: one, with 132 multiprocessors (an H100 SXM / H200)
+// that each hold 2048 threads, at most 32 blocks (registers and shared memory
+// are not modelled).
+enum cudaDeviceAttr { cudaDevAttrMultiProcessorCount = 16 };
+cudaError_t cudaGetDevice(int* device);
+cudaError_t cudaDeviceGetAttribute(int* value, cudaDeviceAttr attribute, int device);
+template <class Kernel>
+cudaError_t cudaOccupancyMaxActiveBlocksPerMultiprocessor(int* blocks, Kernel, int threads, size_t) {
+  *blocks = threads <= 0 ? 0 : (2048 / threads < 32 ? 2048 / threads : 32);
+  return cudaSuccess;
+}
 
 // The running thread's coordinates (set by the scheduler before it resumes a thread).
 extern uint3 threadIdx, blockIdx;
