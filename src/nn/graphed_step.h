@@ -66,7 +66,7 @@ class GraphedTrainStep {
   // One optimiser step on inputs `x` and int64 labels `y`, on the model's
   // device or on the host (then staged through page-locked buffers and copied
   // without blocking): returns the loss and the number of correct predictions.
-  // submit() then collect().
+  // submit() then collect(); no other step may be pending.
   std::pair<double, int64_t> step(const torch::Tensor& x, const torch::Tensor& y);
 
   // The same step in two halves, so that the host can queue the next step
@@ -79,10 +79,16 @@ class GraphedTrainStep {
   static constexpr int kMaxPending = 2;
   void submit(const torch::Tensor& x, const torch::Tensor& y);
   // Waits for the oldest submitted step not yet collected; its loss and
-  // number of correct predictions.
+  // number of correct predictions. All pending steps must have been
+  // submitted on the same CUDA stream.
   std::pair<double, int64_t> collect();
   // Steps submitted and not yet collected.
   int pending() const;
+  // Seconds the step collect() last returned took: for a replayed step the
+  // device time between CUDA events around its input copies, replay and
+  // result copy (the host's work and idle gaps between steps left out); for
+  // a warm-up, capture or other-shape step, the wall time of its submit().
+  double collected_seconds() const;
 
   // Whether the graph has been captured (false while warming up or after a
   // failed capture).

@@ -6,6 +6,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include <array>
+#include <chrono>
 #include <cmath>
 #include <deque>
 #include <iostream>
@@ -53,10 +54,13 @@ struct Slot {
   torch::Tensor pinned_x, pinned_y;
   torch::Tensor host_scalars;  // every bucket's AdamW scalars (Impl::set_scalars)
   torch::Tensor host_out;      // {2} float64, page-locked: loss, correct count
-  at::cuda::CUDAEvent done;    // recorded after the copy into host_out
-  bool ready = false;          // values already read (eager and capture steps)
+  // Around a replayed step on its stream (with timing: collected_seconds):
+  // before its input copies, and after the copy into host_out.
+  at::cuda::CUDAEvent started{cudaEventDefault}, done{cudaEventDefault};
+  bool ready = false;  // values already read (eager and capture steps)
   double loss = 0;
   int64_t correct = 0;
+  double seconds = 0;
 };
 
 torch::Device cuda_device_of(const LruModel& model) {
@@ -80,6 +84,8 @@ struct GraphedTrainStep::Impl {
   torch::Tensor device_scalars;  // every bucket's AdamW scalars (set_scalars)
   std::array<Slot, kMaxPending> slots;  // submitted step k uses slots[k % kMaxPending]
   std::deque<Slot*> pending;            // submitted, not yet collected, oldest first
+  cudaStream_t pending_stream = nullptr;  // the stream the pending replays were queued on
+  double collected_seconds = 0;
   int64_t calls = 0;
   std::vector<int64_t> last_x_sizes;  // of the last eager step: the graph is captured for that shape
   bool captured = false;
@@ -166,6 +172,10 @@ struct GraphedTrainStep::Impl {
   // the current stream (a copy from host memory: never inside a capture).
   // The slot's host buffer is free: the step that used it last was collected.
   void set_scalars(Slot& slot) {
+    write_host_scalars(slot);
+    device_scalars.copy_(slot.host_scalars, /*non_blocking=*/true);
+  }
+  void write_host_scalars(Slot& slot) {
     float* host = slot.host_scalars.data_ptr<float>();
     for (const Bucket& b : buckets) {
       const AdamWOptions& o = options_of(optimizer, b.group);
@@ -174,7 +184,6 @@ struct GraphedTrainStep::Impl {
       *host++ = static_cast<float>(lr / (1.0 - std::pow(b.beta1, t)));
       *host++ = static_cast<float>(1.0 / std::sqrt(1.0 - std::pow(b.beta2, t)));
     }
-    device_scalars.copy_(slot.host_scalars, /*non_blocking=*/true);
   }
 
   // The step itself: what is captured, and what the eager steps run.
@@ -196,15 +205,19 @@ struct GraphedTrainStep::Impl {
   // target <- source, where source is on the host or the device. A host
   // source is copied into a page-locked buffer, then to the device without
   // blocking the host; the buffer is free again once the step is collected.
-  static void load(torch::Tensor& target, torch::Tensor& pinned, const torch::Tensor& source) {
-    if (!source.device().is_cpu()) {
-      target.copy_(source);
-      return;
-    }
+  // In two halves: stage() on the host (a host source into the page-locked
+  // buffer), then upload() on the stream.
+  static void stage(torch::Tensor& pinned, const torch::Tensor& source) {
+    if (!source.device().is_cpu()) return;
     if (!pinned.defined() || pinned.sizes() != source.sizes() || pinned.scalar_type() != source.scalar_type())
       pinned = torch::empty(source.sizes(), source.options().pinned_memory(true));
     pinned.copy_(source);
-    target.copy_(pinned, /*non_blocking=*/true);
+  }
+  static void upload(torch::Tensor& target, const torch::Tensor& pinned, const torch::Tensor& source) {
+    if (source.device().is_cpu())
+      target.copy_(pinned, /*non_blocking=*/true);
+    else
+      target.copy_(source);
   }
 
   void eager(Slot& slot, const torch::Tensor& host_or_device_x, const torch::Tensor& host_or_device_y) {
@@ -280,28 +293,42 @@ GraphedTrainStep::~GraphedTrainStep() {
 bool GraphedTrainStep::captured() const { return impl_->captured; }
 
 std::pair<double, int64_t> GraphedTrainStep::step(const torch::Tensor& x, const torch::Tensor& y) {
+  TORCH_CHECK(impl_->pending.empty(), "GraphedTrainStep::step: collect the submitted steps first");
   submit(x, y);
   return collect();
 }
 
 int GraphedTrainStep::pending() const { return static_cast<int>(impl_->pending.size()); }
 
+double GraphedTrainStep::collected_seconds() const { return impl_->collected_seconds; }
+
 void GraphedTrainStep::submit(const torch::Tensor& x, const torch::Tensor& y) {
   Impl& s = *impl_;
   TORCH_CHECK(s.pending.size() < static_cast<size_t>(kMaxPending), "GraphedTrainStep: ", kMaxPending,
               " steps are already submitted and not collected");
   const c10::cuda::CUDAGuard guard(s.device);
+  const c10::cuda::CUDAStream stream = c10::cuda::getCurrentCUDAStream(s.device.index());
+  // The static inputs, the scalars and `out` are ordered by the stream alone.
+  TORCH_CHECK(s.pending.empty() || stream.stream() == s.pending_stream,
+              "GraphedTrainStep: a step is pending on another CUDA stream");
   Slot& slot = s.slots[static_cast<size_t>(s.calls % kMaxPending)];
   slot.ready = false;
+  const auto wall_start = std::chrono::steady_clock::now();
   const bool same_shape = s.static_x.defined() && x.sizes() == s.static_x.sizes() && y.sizes() == s.static_y.sizes();
   if (s.captured && same_shape) {
-    s.set_scalars(slot);
-    Impl::load(s.static_x, slot.pinned_x, x);
-    Impl::load(s.static_y, slot.pinned_y, y);
+    // The host's part first, so that the timed span is the device's.
+    s.write_host_scalars(slot);
+    Impl::stage(slot.pinned_x, x);
+    Impl::stage(slot.pinned_y, y);
+    slot.started.record(stream);
+    s.device_scalars.copy_(slot.host_scalars, /*non_blocking=*/true);
+    Impl::upload(s.static_x, slot.pinned_x, x);
+    Impl::upload(s.static_y, slot.pinned_y, y);
     s.graph.replay();
     // The result comes back without blocking; collect() waits for the event.
     slot.host_out.copy_(s.out, /*non_blocking=*/true);
-    slot.done.record(c10::cuda::getCurrentCUDAStream(s.device.index()));
+    slot.done.record(stream);
+    s.pending_stream = stream.stream();
   } else {
     if (!s.captured && s.calls >= kEagerSteps && x.sizes().vec() == s.last_x_sizes) {
       // A failed capture leaves the CUDA generator expecting one (dropout would
@@ -322,6 +349,7 @@ void GraphedTrainStep::submit(const torch::Tensor& x, const torch::Tensor& y) {
     const torch::Tensor host = s.out.to(torch::kCPU);  // waits for the step
     slot.loss = host.data_ptr<double>()[0];
     slot.correct = static_cast<int64_t>(host.data_ptr<double>()[1]);
+    slot.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     slot.ready = true;
   }
   s.count_step();
@@ -338,8 +366,10 @@ std::pair<double, int64_t> GraphedTrainStep::collect() {
     const double* values = slot.host_out.data_ptr<double>();
     slot.loss = values[0];
     slot.correct = static_cast<int64_t>(values[1]);
+    slot.seconds = 1e-3 * slot.started.elapsed_time(slot.done);
     slot.ready = true;
   }
+  s.collected_seconds = slot.seconds;
   s.pending.pop_front();
   return {slot.loss, slot.correct};
 }

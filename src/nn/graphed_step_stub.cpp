@@ -31,6 +31,8 @@ std::pair<double, int64_t> GraphedTrainStep::collect() {
 
 int GraphedTrainStep::pending() const { return 0; }
 
+double GraphedTrainStep::collected_seconds() const { return 0; }
+
 bool GraphedTrainStep::captured() const { return false; }
 
 }  // namespace compressm::nn

@@ -184,8 +184,9 @@ void Trainer::evaluate_and_record(double elapsed_s, double steps_per_second) {
 }
 
 void Trainer::submit_step(data::Batch& batch) {
+  const Clock::time_point start = Clock::now();  // compute only: the data wait is measured apart
   PendingStep pending;
-  pending.submitted = Clock::now();  // compute only: the data wait is measured apart
+  pending.step = step_ + 1;
   pending.examples = batch.size;
   if (use_graphs_) {
     // The host batch goes straight into the graph's inputs (graphed_step.h).
@@ -204,6 +205,7 @@ void Trainer::submit_step(data::Batch& batch) {
     const torch::Tensor both = stats.cpu();
     const double* values = both.data_ptr<double>();
     pending.result = {values[0], static_cast<int64_t>(values[1])};
+    pending.seconds = seconds_since(start);
   }
   pending_.push_back(pending);
   ++step_;
@@ -212,22 +214,19 @@ void Trainer::submit_step(data::Batch& batch) {
 void Trainer::collect_step() {
   PendingStep p = pending_.front();
   pending_.pop_front();
-  if (p.graphed) std::tie(p.result.loss, p.result.correct) = graphed_->collect();
-  // The step's time: from its submission, or from when the device finished
-  // the step before it if that was later (queued steps do not overlap there).
-  const Clock::time_point now = Clock::now();
-  const double step_seconds = std::chrono::duration<double>(now - std::max(p.submitted, last_collect_)).count();
-  last_collect_ = now;
+  if (p.graphed) {
+    std::tie(p.result.loss, p.result.correct) = graphed_->collect();
+    p.seconds = graphed_->collected_seconds();  // the device's time for a replay (graphed_step.h)
+  }
   auto& [seconds, count] = history_.step_seconds[dims_key_];
-  seconds += step_seconds;
+  seconds += p.seconds;
   count += 1;
-  if (step_ms_.size() < (size_t{1} << 22)) step_ms_.push_back(static_cast<float>(1e3 * step_seconds));
+  if (step_ms_.size() < (size_t{1} << 22)) step_ms_.push_back(static_cast<float>(1e3 * p.seconds));
   history_.loss_sum += p.result.loss;
   history_.correct_sum += p.result.correct;
   history_.example_sum += p.examples;
   history_.batch_sum += 1;
-  last_result_ = p.result;
-  last_examples_ = p.examples;
+  last_collected_ = p;
 }
 
 void Trainer::collect_all() {
@@ -279,9 +278,10 @@ RunTotals Trainer::run() {
     while (pending_.size() > (in_sync ? size_t{0} : static_cast<size_t>(pipeline_steps_))) collect_step();
     if (reduction_) reduction_->after_step(step_, *this);
     if (options_.after_step) options_.after_step(step_, *this);
-    if (progress_ && last_examples_ > 0)
-      progress_->step(step_, last_result_.loss, static_cast<double>(last_result_.correct) / last_examples_, last_val,
-                      state_dims_, steps_per_second());
+    const PendingStep& shown = last_collected_;  // the newest step whose result is in
+    if (progress_ && shown.examples > 0)
+      progress_->step(shown.step, shown.result.loss, static_cast<double>(shown.result.correct) / shown.examples,
+                      last_val, state_dims_, steps_per_second());
     const Clock::time_point outside_start = Clock::now();
     if (evaluate_now) {
       evaluate_and_record(elapsed_before_ + seconds_since(start), steps_per_second());

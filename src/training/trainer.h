@@ -111,10 +111,11 @@ class Trainer {
   };
   // An optimiser step submitted and not yet taken in (TrainerOptions::pipeline_steps).
   struct PendingStep {
+    int64_t step = 0;  // its number (1-based)
     int64_t examples = 0;
     bool graphed = false;  // the result is still on the device: graphed_->collect()
-    StepResult result;     // otherwise
-    Clock::time_point submitted;
+    StepResult result;     // otherwise, and its compute time:
+    double seconds = 0;
   };
   // Queues one optimiser step on `batch` (runs it, unless graphed).
   void submit_step(data::Batch& batch);
@@ -144,9 +145,7 @@ class Trainer {
   std::vector<float> step_ms_;  // this invocation's step times (RunTotals::step_ms_median)
   int pipeline_steps_ = 0;
   std::deque<PendingStep> pending_;
-  Clock::time_point last_collect_{};
-  StepResult last_result_;  // of the newest step taken in
-  int64_t last_examples_ = 0;
+  PendingStep last_collected_;  // the newest step taken in
   RunHistory history_;
   int64_t step_ = 0;
   data::LoaderState loader_state_;
