@@ -120,6 +120,49 @@ TEST(CudaEmulator, ReportsDivergentBarriersAndMisusedShuffles) {
   EXPECT_EQ(ints[10], 3);
 }
 
+__global__ void mixed_kinds(float* out) {
+  out[threadIdx.x] = threadIdx.x < 16 ? __shfl_xor_sync(0xffffffffu, 1.f, 1) : __shfl_down_sync(0xffffffffu, 1.f, 1);
+}
+__global__ void narrow_width(float* out) { out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, 1.f, 1, 16); }
+__global__ void far_down(float* out) { out[threadIdx.x] = __shfl_down_sync(0xffffffffu, 1.f, 40); }
+
+TEST(CudaEmulator, ReportsLanesAtDifferentShufflesAndUnemulatedOnes) {
+  std::vector<float> out(32);
+  EXPECT_THROW(launch(dim3(1), dim3(32), [&] { mixed_kinds(out.data()); }), std::logic_error);
+  EXPECT_THROW(launch(dim3(1), dim3(32), [&] { narrow_width(out.data()); }), std::logic_error);
+  EXPECT_THROW(launch(dim3(1), dim3(32), [&] { far_down(out.data()); }), std::logic_error);
+  EXPECT_THROW(__shfl_xor_sync(0xffffffffu, 1.f, 1), std::logic_error) << "outside a launch";
+  EXPECT_THROW(__syncthreads(), std::logic_error) << "outside a launch";
+}
+
+__global__ void record_order(int* next, int* order) { order[(*next)++] = static_cast<int>(blockIdx.x); }
+
+TEST(CudaEmulator, BlocksRunInAShuffledOrder) {
+  std::vector<int> order(64, -1);
+  int next = 0;
+  launch(dim3(64), dim3(1), [&] { record_order(&next, order.data()); });
+  std::vector<int> sorted = order;
+  std::sort(sorted.begin(), sorted.end());
+  for (int b = 0; b < 64; ++b) EXPECT_EQ(sorted[b], b) << "every block once";
+  EXPECT_FALSE(std::is_sorted(order.begin(), order.end()));
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+__global__ void past_shared_end(float* out) {
+  __shared__ float values[32];
+  values[threadIdx.x] = 1.f;
+  __syncthreads();
+  out[threadIdx.x] = values[threadIdx.x + 1];  // thread 31 reads past the end
+}
+
+// Built with AddressSanitizer, a kernel's read past a __shared__ array ends
+// the process with ASan's report (as compute-sanitizer would on the device).
+TEST(CudaEmulatorDeathTest, AddressSanitizerReportsAReadPastASharedArray) {
+  std::vector<float> out(32);
+  EXPECT_DEATH(launch(dim3(1), dim3(32), [&] { past_shared_end(out.data()); }), "global-buffer-overflow");
+}
+#endif
+
 __global__ void count(int* out) { out[0] += 1; }
 
 TEST(CudaEmulator, InvalidLaunchShapesSetTheLastErrorAndRunNothing) {

@@ -46,7 +46,7 @@ struct Fiber {
   // this one.
   uint64_t offered[2] = {0, 0};
   long long shuffles = 0;
-  unsigned int mask = 0;
+  ShuffleKind kind = ShuffleKind::kXor;  // of the shuffle it waits at
 };
 
 // A fiber stack with a guard page below it.
@@ -181,6 +181,10 @@ bool release(Scheduler& s) {
                                  where(s.fibers[k]) + ")");
       continue;
     }
+    for (size_t k = first + 1; k < end; ++k)
+      if (s.fibers[k].shuffles != s.fibers[first].shuffles || s.fibers[k].kind != s.fibers[first].kind)
+        throw std::logic_error("cuda_emulator: lanes of a warp at different shuffles (" + where(s.fibers[first]) +
+                               " and " + where(s.fibers[k]) + ")");
     for (size_t k = first; k < end; ++k) s.fibers[k].state = State::kRunnable;
     released = true;
   }
@@ -265,13 +269,19 @@ void launch(dim3 grid, dim3 block, const std::function<void()>& body) {
   s.active = true;
   blockDim = block;
   gridDim = grid;
+  // The blocks in a shuffled order: a result that depends on it (blocks
+  // that read what other blocks write, without a later launch between) shows.
+  std::vector<uint3> blocks;
+  blocks.reserve(static_cast<size_t>(grid.x) * grid.y * grid.z);
+  for (unsigned int z = 0; z < grid.z; ++z)
+    for (unsigned int y = 0; y < grid.y; ++y)
+      for (unsigned int x = 0; x < grid.x; ++x) blocks.push_back({x, y, z});
+  std::shuffle(blocks.begin(), blocks.end(), s.order_rng);
   try {
-    for (unsigned int z = 0; z < grid.z; ++z)
-      for (unsigned int y = 0; y < grid.y; ++y)
-        for (unsigned int x = 0; x < grid.x; ++x) {
-          blockIdx = {x, y, z};
-          run_block(s);
-        }
+    for (const uint3& b : blocks) {
+      blockIdx = b;
+      run_block(s);
+    }
   } catch (...) {
     s.active = false;
     throw;
@@ -285,14 +295,18 @@ int lane_id() {
   return s.current->linear % 32;
 }
 
-uint64_t exchange(unsigned int mask, uint64_t value, int source, bool keep_own_if_out_of_range) {
+uint64_t exchange(ShuffleKind kind, unsigned int mask, int width, uint64_t value, int source,
+                  bool keep_own_if_out_of_range) {
   Scheduler& s = scheduler();
+  if (!s.active) throw std::logic_error("cuda_emulator: a device function called outside a launch");
   Fiber* self = s.current;
-  if (mask != 0xffffffffu)
-    throw std::logic_error("cuda_emulator: only whole-warp shuffles (mask 0xffffffff) are emulated");
+  if (mask != 0xffffffffu || width != 32)
+    throw std::logic_error("cuda_emulator: only whole-warp shuffles (mask 0xffffffff, width 32) are emulated");
+  if (kind == ShuffleKind::kDown && source < 0)
+    throw std::logic_error("cuda_emulator: __shfl_down_sync with a delta above 31 is not emulated");
   const int parity = static_cast<int>(self->shuffles & 1);
   self->offered[parity] = value;
-  self->mask = mask;
+  self->kind = kind;
   yield(State::kAtShuffle);
   // Every lane of the warp has offered its value for this shuffle.
   const int lane = self->linear % 32;

@@ -23,12 +23,17 @@
 // the fiber switches are announced to ASan.
 // What it reports as errors (std::logic_error from the launch): a deadlock
 // (some threads at __syncthreads while others wait at a shuffle or have a
-// different count of barriers: divergent barriers), a shuffle whose mask is
-// not the whole warp or whose warp is incomplete or has exited lanes.
+// different count of barriers: divergent barriers), lanes of a warp at
+// different shuffles (another kind, or another count), a shuffle whose mask
+// is not the whole warp, whose width is not 32, or whose warp is incomplete
+// or has exited lanes; a device function called outside a launch.
+// Thread blocks run one at a time, in an order shuffled per launch (seeded).
 // What it cannot show: device numerics (libm here, not CUDA's math library),
 // races inside one thread's run between two barriers (fibers do not
-// interleave there), memory coherence, performance, or whether nvcc compiles
-// the file (the device script does).
+// interleave there), memory coherence, performance, reads of shared memory
+// nobody wrote (it starts zeroed and keeps the previous block's contents;
+// on the device it is garbage), host pointers passed to a kernel (they work
+// here), or whether nvcc compiles the file (the device script does).
 #pragma once
 
 #define COMPRESSM_CUDA_EMULATION 1
@@ -70,6 +75,8 @@ inline float __bfloat162float(__nv_bfloat16 h) {
   std::memcpy(&f, &word, sizeof f);
   return f;
 }
+// NaN becomes 0x7fc0 as in c10::BFloat16 (the device's cvt gives 0x7fff;
+// the tests compare with c10).
 inline __nv_bfloat16 __float2bfloat16_rn(float f) {
   if (isnan(f)) return {0x7fc0};
   uint32_t word;
@@ -108,20 +115,24 @@ namespace compressm::cuda_emulator {
 // on a deadlock or a misused shuffle, rethrows what a thread threw.
 void launch(dim3 grid, dim3 block, const std::function<void()>& body);
 
+// Which __shfl_*_sync a lane is at: every lane of the warp must be at the same one.
+enum class ShuffleKind { kXor, kDown, kIndex };
+
 // The value `value` had in lane `source` (of this warp) at this shuffle;
-// every lane of the warp must take part (mask 0xffffffff).
-uint64_t exchange(unsigned int mask, uint64_t value, int source, bool keep_own_if_out_of_range);
+// every lane of the warp must take part (mask 0xffffffff, width 32).
+uint64_t exchange(ShuffleKind kind, unsigned int mask, int width, uint64_t value, int source,
+                  bool keep_own_if_out_of_range);
 int lane_id();
 
 // Launches run so far (tests).
 long long launches();
 
 template <class T>
-T shuffle(unsigned int mask, T value, int source, bool keep_own) {
+T shuffle(ShuffleKind kind, unsigned int mask, int width, T value, int source, bool keep_own) {
   static_assert(sizeof(T) <= sizeof(uint64_t) && std::is_trivially_copyable_v<T>, "shuffle: at most 8 bytes");
   uint64_t bits = 0;
   std::memcpy(&bits, &value, sizeof value);
-  bits = exchange(mask, bits, source, keep_own);
+  bits = exchange(kind, mask, width, bits, source, keep_own);
   T result;
   std::memcpy(&result, &bits, sizeof result);
   return result;
@@ -131,20 +142,22 @@ T shuffle(unsigned int mask, T value, int source, bool keep_own) {
 
 template <class T>
 T __shfl_xor_sync(unsigned int mask, T value, int lane_mask, int width = 32) {
+  using compressm::cuda_emulator::ShuffleKind;
   const int lane = compressm::cuda_emulator::lane_id();
-  (void)width;
-  return compressm::cuda_emulator::shuffle(mask, value, lane ^ lane_mask, false);
+  return compressm::cuda_emulator::shuffle(ShuffleKind::kXor, mask, width, value, lane ^ (lane_mask & 31), false);
 }
+// A delta above 31 is not emulated (the device reads its low 5 bits): an error.
 template <class T>
 T __shfl_down_sync(unsigned int mask, T value, unsigned int delta, int width = 32) {
+  using compressm::cuda_emulator::ShuffleKind;
   const int lane = compressm::cuda_emulator::lane_id();
-  (void)width;
-  return compressm::cuda_emulator::shuffle(mask, value, lane + static_cast<int>(delta), true);
+  const int source = delta > 31 ? -1 : lane + static_cast<int>(delta);
+  return compressm::cuda_emulator::shuffle(ShuffleKind::kDown, mask, width, value, source, true);
 }
 template <class T>
 T __shfl_sync(unsigned int mask, T value, int source, int width = 32) {
-  (void)width;
-  return compressm::cuda_emulator::shuffle(mask, value, source, false);
+  using compressm::cuda_emulator::ShuffleKind;
+  return compressm::cuda_emulator::shuffle(ShuffleKind::kIndex, mask, width, value, source & 31, false);
 }
 
 // kernel<<<grid, block, 0, stream>>>(args...), written COMPRESSM_LAUNCH(kernel,
