@@ -76,7 +76,7 @@ void ProgressReporter::message(const std::string& text) {
 
 void ProgressReporter::print_summary(std::ostream& out, const RunHistory& history, const RunTotals& totals,
                                      int64_t steps_done, double steps_per_second) {
-  char row[256];
+  char row[512];
   out << "\n   step      loss   train%     val%    test%  N\n";
   for (const EvalRecord& r : history.evals) {
     std::snprintf(row, sizeof row, "%7lld  %8.4f  %7.2f  %7.2f  %7.2f  %s\n", static_cast<long long>(r.step),
@@ -86,11 +86,11 @@ void ProgressReporter::print_summary(std::ostream& out, const RunHistory& histor
   }
   std::snprintf(row, sizeof row,
                 "best test %.2f%% (step %lld)  final test %.2f%%  N %s  %lld steps in %s (%.1f steps/s, %.1f without "
-                "evaluation, median step %.3f ms, %s)  data wait %.1f%%\n",
+                "evaluation, %.1f after 20 steps, median step %.3f ms, %s)  data wait %.1f%%\n",
                 100 * history.best_test_accuracy, static_cast<long long>(history.best_step),
                 100 * totals.final_test_accuracy, dims_text(totals.final_state_dims).c_str(),
                 static_cast<long long>(steps_done), duration_text(totals.wall_time_s).c_str(), steps_per_second,
-                totals.train_steps_per_s, totals.step_ms_median, totals.device.c_str(),
+                totals.train_steps_per_s, totals.steady_steps_per_s, totals.step_ms_median, totals.device.c_str(),
                 100 * totals.data_wait_fraction);
   out << row;
   if (!history.reductions.empty()) {

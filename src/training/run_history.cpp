@@ -156,6 +156,7 @@ nlohmann::ordered_json metrics_json(const RunHistory& history, const RunTotals& 
   m["wall_time_s"] = totals.wall_time_s;
   m["data_wait_fraction"] = totals.data_wait_fraction;
   m["train_steps_per_s"] = totals.train_steps_per_s;
+  m["steady_steps_per_s"] = totals.steady_steps_per_s;
   m["step_ms_median"] = totals.step_ms_median;
   m["device"] = totals.device;
   m["step_time_ms"] = nlohmann::ordered_json::object();

@@ -89,9 +89,17 @@ struct RunTotals {
   // checkpoint capture left out (data loading included): what the input
   // pipeline and the step sustain together.
   double train_steps_per_s = 0;
-  // Median wall time of this invocation's training steps (batch upload,
-  // forward, backward, optimiser; warm-up and graph capture are outliers it
-  // ignores): the figure to hold against `compressm bench`'s median.
+  // The same after this invocation's first kSteadyAfterSteps steps (warm-up,
+  // CUDA graph capture, lazy loading of CUDA modules), 0 for shorter runs:
+  // the figure to hold against `compressm bench`'s steps_per_s, which leaves
+  // out its warm-up steps too. Wall time: an idle device waiting for the
+  // input pipeline counts.
+  static constexpr int64_t kSteadyAfterSteps = 20;
+  double steady_steps_per_s = 0;
+  // Median time of this invocation's training steps (batch upload, forward,
+  // backward, optimiser): wall time of the step on the CPU and eagerly on
+  // CUDA; for a replayed CUDA graph the device's time between events around
+  // it (graphed_step.h), which leaves out host work and idle gaps.
   double step_ms_median = 0;
   std::string device = "cpu";
 };
@@ -100,7 +108,7 @@ struct RunTotals {
 // evaluation), best_test_accuracy, best_step, final_state_dims,
 // reduction_history (one object per ReductionEvent: step, block, old_dim,
 // new_dim and ours), hsv_history, final_test_accuracy, wall_time_s,
-// data_wait_fraction, train_steps_per_s, step_ms_median, device, step_time_ms
+// data_wait_fraction, train_steps_per_s, steady_steps_per_s, step_ms_median, device, step_time_ms
 // (per state size, the mean training step).
 nlohmann::ordered_json metrics_json(const RunHistory& history, const RunTotals& totals);
 

@@ -262,6 +262,9 @@ RunTotals Trainer::run() {
   };
 
   double outside_training_s = 0;  // evaluation and checkpoint capture, in this invocation
+  // Where the steady part of the loop starts (RunTotals::steady_steps_per_s).
+  Clock::time_point steady_start;
+  double outside_before_steady = 0;
   model_->train();
   while (step_ < t.num_steps) {
     set_learning_rates();
@@ -294,6 +297,10 @@ RunTotals Trainer::run() {
                     checkpoint_folder(options_.run_dir, step_));
     }
     outside_training_s += seconds_since(outside_start);
+    if (step_ - first_step == RunTotals::kSteadyAfterSteps) {
+      steady_start = Clock::now();
+      outside_before_steady = outside_training_s;
+    }
   }
   collect_all();
   if (progress_) progress_->finish();
@@ -302,6 +309,10 @@ RunTotals Trainer::run() {
   RunTotals totals;
   totals.device = device_.is_cuda() ? "cuda" : "cpu";
   if (loop_s > outside_training_s) totals.train_steps_per_s = (step_ - first_step) / (loop_s - outside_training_s);
+  if (step_ - first_step > RunTotals::kSteadyAfterSteps) {
+    const double steady_s = seconds_since(steady_start) - (outside_training_s - outside_before_steady);
+    if (steady_s > 0) totals.steady_steps_per_s = (step_ - first_step - RunTotals::kSteadyAfterSteps) / steady_s;
+  }
   if (!step_ms_.empty()) {
     std::vector<float> sorted = step_ms_;
     std::nth_element(sorted.begin(), sorted.begin() + sorted.size() / 2, sorted.end());

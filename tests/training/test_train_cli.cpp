@@ -60,7 +60,9 @@ std::string curve_without_time(const fs::path& path) {
 // metrics.json without the keys that measure time.
 nlohmann::json metrics_without_timing(const fs::path& path) {
   nlohmann::json m = read_json(path);
-  for (const char* timing : {"wall_time_s", "data_wait_fraction", "elapsed_s", "step_time_ms", "train_steps_per_s", "step_ms_median"}) m.erase(timing);
+  for (const char* timing : {"wall_time_s", "data_wait_fraction", "elapsed_s", "step_time_ms", "train_steps_per_s",
+                             "steady_steps_per_s", "step_ms_median"})
+    m.erase(timing);
   for (auto& event : m["reduction_history"]) {
     event.erase("wall_ms");
     event.erase("hinf_ms");
@@ -100,10 +102,11 @@ TEST_F(TrainCli, WritesTheRunFolder) {
   const nlohmann::json m = read_json(run() / "metrics.json");
   for (const char* key : {"steps", "train_accuracy", "val_accuracy", "test_accuracy", "best_test_accuracy",
                           "best_step", "final_state_dims", "reduction_history", "wall_time_s", "data_wait_fraction",
-                          "train_steps_per_s", "step_ms_median", "device"})
+                          "train_steps_per_s", "steady_steps_per_s", "step_ms_median", "device"})
     EXPECT_TRUE(m.contains(key)) << key;
   EXPECT_EQ(m["device"], "cpu");
   EXPECT_GT(m["train_steps_per_s"].get<double>(), 0.0);
+  EXPECT_GT(m["steady_steps_per_s"].get<double>(), 0.0);
   EXPECT_GT(m["step_ms_median"].get<double>(), 0.0);
   EXPECT_EQ(m["steps"], nlohmann::json({50, 100, 150, 200, 250, 300}));
   EXPECT_EQ(m["val_accuracy"].size(), 6u);
