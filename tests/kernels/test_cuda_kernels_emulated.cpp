@@ -13,6 +13,8 @@
 #include <algorithm>
 #include <cmath>
 #include <complex>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -298,6 +300,26 @@ TEST(EmulatedCudaLruSegments, AutomaticChoiceFitsTheGridInOneWaveAndKeepsTwoChun
   cuda::set_fused_time_segments(0);
 }
 
+// COMPRESSM_LRU_SEGMENTS sets the initial value; a bad one is an error that
+// names it (in a fresh process: the value is read once).
+TEST(EmulatedCudaLruSegmentsDeathTest, TheEnvironmentSetsTheInitialValueAndABadOneIsAClearError) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  auto segments_with = [](const char* value) {
+    setenv("COMPRESSM_LRU_SEGMENTS", value, 1);
+    try {
+      std::fprintf(stderr, "segments %lld\n", static_cast<long long>(cuda::fused_forward_segments({50, 784, 256, 8})));
+    } catch (const std::invalid_argument& e) {
+      std::fprintf(stderr, "%s\n", e.what());
+      std::exit(3);
+    }
+    std::exit(0);
+  };
+  EXPECT_EXIT(segments_with("2"), ::testing::ExitedWithCode(0), "segments 2");
+  EXPECT_EXIT(segments_with("3"), ::testing::ExitedWithCode(3),
+              "COMPRESSM_LRU_SEGMENTS: 0 \\(automatic\\), 1, 2 or 4, got 3");
+  EXPECT_EXIT(segments_with("four"), ::testing::ExitedWithCode(3), "COMPRESSM_LRU_SEGMENTS: not a number: 'four'");
+}
+
 void EmulatedCudaLruLayer::check(const LayerCase& layer) {
   const auto [B, L, N, H] = layer;
   const LruShape shape{B, L, N, H};
@@ -351,10 +373,11 @@ void EmulatedCudaLruLayer::check(const LayerCase& layer) {
                             p_u.data()},
                            shape, kStream);
   std::vector<float> s_lre(N), s_lim(N), s_bre(N * H), s_bim(N * H), s_cre(H * N), s_cim(H * N), s_u(B * L * H);
-  const std::vector<cuda::SumRowsJob> jobs{{p_lre.data(), s_lre.data(), R, N},     {p_lim.data(), s_lim.data(), R, N},
-                                           {p_bre.data(), s_bre.data(), R, N * H}, {p_bim.data(), s_bim.data(), R, N * H},
-                                           {p_cre.data(), s_cre.data(), R, H * N}, {p_cim.data(), s_cim.data(), R, H * N},
-                                           {p_u.data(), s_u.data(), blocks, B * L * H}};
+  const std::vector<cuda::SumRowsJob> jobs{
+      {p_lre.data(), s_lre.data(), R, N},         {p_lim.data(), s_lim.data(), R, N},
+      {p_bre.data(), s_bre.data(), R, N * H},     {p_bim.data(), s_bim.data(), R, N * H},
+      {p_cre.data(), s_cre.data(), R, H * N},     {p_cim.data(), s_cim.data(), R, H * N},
+      {p_u.data(), s_u.data(), blocks, B * L * H}};
   cuda::sum_rows(jobs.data(), static_cast<int>(jobs.size()), kStream);
   for (int64_t i = 0; i < B * L * H; ++i) s_u[i] += D[i % H] * dy[i];
   expect_close(s_lre, g_lre, 2e-4, "dlambda_re");

@@ -63,6 +63,8 @@ int64_t fused_forward_segments(LruShape shape);
 int64_t fused_backward_segments(LruShape shape);
 // 0: automatic (the default); 1, 2 or 4: forced for both passes (benchmarks
 // and tests compare). Process-wide; throws std::invalid_argument otherwise.
+// The environment variable COMPRESSM_LRU_SEGMENTS sets the initial value
+// (a launch throws std::invalid_argument naming it when it is not one of those).
 void set_fused_time_segments(int64_t segments);
 // Rows of LruGradientParts' per-row arrays: B x fused_backward_segments(shape).
 int64_t fused_gradient_rows(LruShape shape);

@@ -5,7 +5,9 @@
 // segments (kSegments teams per block) each team first finds the state that
 // enters its run of chunks.
 #include <atomic>
+#include <cstdlib>
 #include <stdexcept>
+#include <string>
 
 #include "kernels/cuda/lru_fused_common.cuh"
 
@@ -14,7 +16,24 @@ namespace {
 
 using namespace detail;
 
-std::atomic<int64_t> forced_segments{0};
+int64_t checked_segments(int64_t segments, const std::string& where) {
+  if (segments != 0 && segments != 1 && segments != 2 && segments != 4)
+    throw std::invalid_argument(where + ": 0 (automatic), 1, 2 or 4, got " + std::to_string(segments));
+  return segments;
+}
+
+// set_fused_time_segments, initially the environment's COMPRESSM_LRU_SEGMENTS.
+std::atomic<int64_t>& forced_segments() {
+  static std::atomic<int64_t> value{[] {
+    const char* text = std::getenv("COMPRESSM_LRU_SEGMENTS");
+    if (text == nullptr || *text == '\0') return int64_t{0};
+    char* end = nullptr;
+    const long long parsed = std::strtoll(text, &end, 10);
+    if (*end != '\0') throw std::invalid_argument(std::string("COMPRESSM_LRU_SEGMENTS: not a number: '") + text + "'");
+    return checked_segments(parsed, "COMPRESSM_LRU_SEGMENTS");
+  }()};
+  return value;
+}
 
 template <int kMaxH, int kSegments>
 __global__ void __launch_bounds__(kThreads* kSegments)
@@ -129,13 +148,11 @@ int64_t fused_forward_segments(LruShape shape) {
 }
 
 void set_fused_time_segments(int64_t segments) {
-  if (segments != 0 && segments != 1 && segments != 2 && segments != 4)
-    throw std::invalid_argument("set_fused_time_segments: 0 (automatic), 1, 2 or 4, got " + std::to_string(segments));
-  forced_segments.store(segments);
+  forced_segments().store(checked_segments(segments, "set_fused_time_segments"));
 }
 
 namespace detail {
-int64_t forced_time_segments() { return forced_segments.load(); }
+int64_t forced_time_segments() { return forced_segments().load(); }
 }  // namespace detail
 
 void lru_layer_forward(const LruWeights<float>& w, const float* u, float* y_parts, float* checkpoints,
