@@ -91,7 +91,7 @@ tensor_list CudaKernels::backward(const tensor_list& t, const torch::Tensor& che
   const kernels::cuda::LruGradientParts parts{lambda_re.data_ptr<float>(), lambda_im.data_ptr<float>(),
                                               B_re.data_ptr<float>(),      B_im.data_ptr<float>(),
                                               C_re.data_ptr<float>(),      C_im.data_ptr<float>(),
-                                              u_parts.data_ptr<float>()};
+                                              u_parts.data_ptr<float>(),   R};
   kernels::cuda::lru_layer_backward(detail::weights_of<float>(t), u.data_ptr<float>(), checkpoints.data_ptr<float>(),
                                     grad_y.data_ptr<float>(), parts, shape, stream_of(u));
   // The per-row parts summed over the batch and time segments (and the state

@@ -283,6 +283,21 @@ TEST_P(EmulatedCudaLruLayer, ForwardAndBackwardMatchTheFloat64CpuLayer) {
   }
 }
 
+// The backward takes its segments from the rows the caller allocated.
+TEST(EmulatedCudaLruSegments, BackwardRefusesRowsThatAreNotTheBatchTimesASegmentCount) {
+  const LruShape shape{2, 40, 8, 4};
+  std::vector<float> w(64, 0.f), u(2 * 40 * 4, 0.f), checkpoints(cuda::fused_checkpoint_size(shape), 0.f);
+  const LruWeights<float> weights{w.data(), w.data(), w.data(), w.data(), w.data(), w.data(), w.data()};
+  std::vector<float> parts(8 * 8 * 4 + 2 * 40 * 4, 0.f);
+  for (const int64_t rows : {0, 3, 6, 16}) {
+    const cuda::LruGradientParts g{parts.data(), parts.data(), parts.data(), parts.data(),
+                                   parts.data(), parts.data(), parts.data(), rows};
+    EXPECT_THROW(cuda::lru_layer_backward(weights, u.data(), checkpoints.data(), u.data(), g, shape, kStream),
+                 std::invalid_argument)
+        << rows << " rows";
+  }
+}
+
 TEST(EmulatedCudaLruSegments, AutomaticChoiceFitsTheGridInOneWaveAndKeepsTwoChunksPerSegment) {
   cuda::set_fused_time_segments(0);
   // The emulated device: 132 multiprocessors of 2048 threads, so 8 blocks of
@@ -370,7 +385,7 @@ void EmulatedCudaLruLayer::check(const LayerCase& layer) {
       p_cre(R * H * N, NAN), p_cim(R * H * N, NAN), p_u(blocks * B * L * H, NAN);
   cuda::lru_layer_backward(w, u.data(), checkpoints.data(), dy.data(),
                            {p_lre.data(), p_lim.data(), p_bre.data(), p_bim.data(), p_cre.data(), p_cim.data(),
-                            p_u.data()},
+                            p_u.data(), R},
                            shape, kStream);
   std::vector<float> s_lre(N), s_lim(N), s_bre(N * H), s_bim(N * H), s_cre(H * N), s_cim(H * N), s_u(B * L * H);
   const std::vector<cuda::SumRowsJob> jobs{

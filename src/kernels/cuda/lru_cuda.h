@@ -86,10 +86,15 @@ struct LruGradientParts {
   float* C_re;       // {R, H, N}
   float* C_im;       // {R, H, N}
   float* u;          // {state blocks, B, L, H}: sum over the blocks is dL/du minus D .* dL/dy
+  // R: the caller's fused_gradient_rows(shape), which fixes the backward's
+  // time segments (R / B) for this call (a later change of the setting
+  // cannot make the kernel write rows the caller did not allocate).
+  int64_t rows = 0;
 };
 
 // Recomputes each chunk's states from its checkpoint and runs the adjoint
 // scan backwards through it. dL/dD is left to the caller (sum of dL/dy .* u).
+// Throws std::invalid_argument when parts.rows is not B x 1, 2 or 4.
 void lru_layer_backward(const LruWeights<float>& w, const float* u, const float* checkpoints, const float* grad_y,
                         const LruGradientParts& parts, LruShape shape, Stream stream);
 

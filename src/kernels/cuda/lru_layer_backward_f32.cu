@@ -10,6 +10,9 @@
 // With time segments (kSegments teams per block, lru_cuda.h) each team first
 // finds the adjoint entering its run of chunks from the end, and writes its
 // own row of gradient parts (row b * kSegments + team).
+#include <stdexcept>
+#include <string>
+
 #include "kernels/cuda/lru_fused_common.cuh"
 
 namespace compressm::kernels::cuda {
@@ -176,7 +179,7 @@ int64_t backward_segments(LruShape shape) {
 template <int kMaxH>
 void launch_segments(const LruWeights<float>& w, const float* u, const float* checkpoints, const float* grad_y,
                      const LruGradientParts& parts, LruShape shape, Stream stream) {
-  switch (backward_segments<kMaxH>(shape)) {
+  switch (parts.rows / shape.batch) {
     case 4:
       return launch<kMaxH, 4>(w, u, checkpoints, grad_y, parts, shape, stream);
     case 2:
@@ -198,6 +201,10 @@ void lru_layer_backward(const LruWeights<float>& w, const float* u, const float*
                         const LruGradientParts& parts, LruShape shape, Stream stream) {
   if (shape.batch == 0 || shape.length == 0 || shape.state == 0) return;
   if (shape.hidden > kFusedMaxHidden) throw std::runtime_error("lru_layer_backward (CUDA): H > kFusedMaxHidden");
+  const int64_t segments = parts.rows / shape.batch;
+  if (parts.rows != segments * shape.batch || (segments != 1 && segments != 2 && segments != 4))
+    throw std::invalid_argument("lru_layer_backward (CUDA): parts.rows = " + std::to_string(parts.rows) +
+                                " is not B = " + std::to_string(shape.batch) + " times 1, 2 or 4");
   if (shape.hidden <= 8)
     launch_segments<8>(w, u, checkpoints, grad_y, parts, shape, stream);
   else
