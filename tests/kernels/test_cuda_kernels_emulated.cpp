@@ -300,10 +300,12 @@ TEST(EmulatedCudaLruSegments, BackwardRefusesRowsThatAreNotTheBatchTimesASegment
 
 TEST(EmulatedCudaLruSegments, AutomaticChoiceFitsTheGridInOneWaveAndKeepsTwoChunksPerSegment) {
   cuda::set_fused_time_segments(0);
-  // The emulated device: 132 multiprocessors of 2048 threads, so 8 blocks of
-  // 256 threads (S = 4) or 16 of 128 (S = 2) each.
-  EXPECT_EQ(cuda::fused_forward_segments({50, 784, 256, 8}), 4) << "sMNIST: 200 blocks, 49 chunks";
-  EXPECT_EQ(cuda::fused_backward_segments({50, 784, 256, 8}), 4);
+  // The emulated device: 132 multiprocessors of 2048 threads, registers not
+  // modelled, so 8 blocks of 256 threads (S = 4) or 16 of 128 (S = 2) each.
+  // (On an H200 the backward's registers allow one 4-team block per SM: the
+  // device picks S = 2 there for sMNIST; the rule is what is tested here.)
+  EXPECT_EQ(cuda::fused_forward_segments({50, 784, 256, 8}), 4) << "sMNIST shape: 200 blocks, 49 chunks";
+  EXPECT_EQ(cuda::fused_backward_segments({50, 784, 256, 8}), 4) << "on the emulated device";
   EXPECT_EQ(cuda::fused_forward_segments({2, 100, 64, 8}), 2) << "7 chunks: fewer than 2 per segment for S = 4";
   EXPECT_EQ(cuda::fused_forward_segments({2, 50, 64, 8}), 2) << "4 chunks: 2 per segment for S = 2";
   EXPECT_EQ(cuda::fused_forward_segments({2, 40, 64, 8}), 1) << "3 chunks";
@@ -331,8 +333,18 @@ TEST(EmulatedCudaLruSegmentsDeathTest, TheEnvironmentSetsTheInitialValueAndABadO
   };
   EXPECT_EXIT(segments_with("2"), ::testing::ExitedWithCode(0), "segments 2");
   EXPECT_EXIT(segments_with("3"), ::testing::ExitedWithCode(3),
-              "COMPRESSM_LRU_SEGMENTS: 0 \\(automatic\\), 1, 2 or 4, got 3");
-  EXPECT_EXIT(segments_with("four"), ::testing::ExitedWithCode(3), "COMPRESSM_LRU_SEGMENTS: not a number: 'four'");
+              "COMPRESSM_LRU_SEGMENTS: 0 \\(automatic\\), 1, 2 or 4, got '3'");
+  EXPECT_EXIT(segments_with("four"), ::testing::ExitedWithCode(3),
+              "COMPRESSM_LRU_SEGMENTS: 0 \\(automatic\\), 1, 2 or 4, got 'four'");
+  // set_fused_time_segments overrides a bad value.
+  EXPECT_EXIT(
+      {
+        setenv("COMPRESSM_LRU_SEGMENTS", "x", 1);
+        cuda::set_fused_time_segments(1);
+        std::fprintf(stderr, "segments %lld\n", static_cast<long long>(cuda::fused_forward_segments({2, 784, 8, 8})));
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "segments 1");
 }
 
 void EmulatedCudaLruLayer::check(const LayerCase& layer) {
@@ -409,7 +421,7 @@ INSTANTIATE_TEST_SUITE_P(Shapes, EmulatedCudaLruLayer,
                          ::testing::Values(LayerCase{2, 37, 64, 8}, LayerCase{3, 50, 300, 5},
                                            LayerCase{1, 16, 13, 1}, LayerCase{2, 33, 256, 16},
                                            LayerCase{2, 17, 47, 9}, LayerCase{1, 200, 70, 8},
-                                           LayerCase{1, 150, 64, 12}),
+                                           LayerCase{1, 150, 64, 12}, LayerCase{1, 784, 64, 8}),
                          [](const ::testing::TestParamInfo<LayerCase>& info) {
                            const LayerCase& c = info.param;
                            return "B" + std::to_string(c.batch) + "_L" + std::to_string(c.length) + "_N" +

@@ -109,10 +109,13 @@ void check_layer(const Shape& s) {
 }
 
 // Fused (H <= 16): one and two state blocks of 256, a length that is not a
-// multiple of the 16-step chunk, H = 1, 8, 9 and 16; above 16 the cuBLAS path.
+// multiple of the 16-step chunk, H = 1, 8, 9 and 16; above 16 the cuBLAS path;
+// sMNIST's length and a 19-chunk one, where 4 time segments run 4 to 13
+// chunks each.
 INSTANTIATE_TEST_SUITE_P(Shapes, CudaLruLayer,
                          ::testing::Values(Shape{2, 37, 64, 8}, Shape{3, 50, 300, 5}, Shape{1, 16, 13, 1},
-                                           Shape{2, 33, 256, 16}, Shape{2, 17, 47, 9}, Shape{2, 40, 40, 24}));
+                                           Shape{2, 33, 256, 16}, Shape{2, 17, 47, 9}, Shape{2, 40, 40, 24},
+                                           Shape{2, 784, 64, 8}, Shape{4, 300, 128, 16}));
 
 TEST(CudaDiagonalScan, MatchesTheLoopReferenceValuesAndGradients) {
   SKIP_WITHOUT_CUDA();

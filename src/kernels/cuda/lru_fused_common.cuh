@@ -11,6 +11,7 @@
 
 #include <map>
 #include <mutex>
+#include <utility>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/lru_cuda.h"
@@ -24,25 +25,31 @@ constexpr int kChunk = static_cast<int>(kFusedChunk);
 // What set_fused_time_segments forced (0: automatic); lru_layer_forward_f32.cu.
 int64_t forced_time_segments();
 
-// Thread blocks of `kernel` (`threads` each) the device holds at once: its
-// occupancy per multiprocessor times the multiprocessors; 0 if the runtime
-// cannot say. Asked once per kernel.
+// Thread blocks of `kernel` (`threads` each) the current device holds at
+// once: its occupancy per multiprocessor times the multiprocessors; 0 if the
+// runtime cannot say (asked again next time). Asked once per (device,
+// kernel): a CUDA graph captured after the eager warm-up steps finds it here
+// and makes no query. A captured graph keeps the segments chosen at capture.
 template <class Kernel>
 long long resident_blocks(Kernel kernel, int threads) {
   static std::mutex mutex;
-  static std::map<const void*, long long> known;
+  static std::map<std::pair<int, const void*>, long long> known;
+  int device = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) {
+    cudaGetLastError();  // this query's error: leave none for the next launch check
+    return 0;
+  }
   const std::lock_guard<std::mutex> lock(mutex);
-  const auto key = reinterpret_cast<const void*>(kernel);
+  const auto key = std::make_pair(device, reinterpret_cast<const void*>(kernel));
   const auto found = known.find(key);
   if (found != known.end()) return found->second;
-  int device = 0, multiprocessors = 0, per_multiprocessor = 0;
-  long long blocks = 0;
-  if (cudaGetDevice(&device) == cudaSuccess &&
-      cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device) == cudaSuccess &&
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, kernel, threads, 0) == cudaSuccess)
-    blocks = static_cast<long long>(multiprocessors) * per_multiprocessor;
-  else
-    cudaGetLastError();  // not sticky: leave no error for the next launch check
+  int multiprocessors = 0, per_multiprocessor = 0;
+  if (cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device) != cudaSuccess ||
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_multiprocessor, kernel, threads, 0) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  const long long blocks = static_cast<long long>(multiprocessors) * per_multiprocessor;
   known.emplace(key, blocks);
   return blocks;
 }

@@ -22,15 +22,18 @@ int64_t checked_segments(int64_t segments, const std::string& where) {
   return segments;
 }
 
-// set_fused_time_segments, initially the environment's COMPRESSM_LRU_SEGMENTS.
+// set_fused_time_segments, initially the environment's COMPRESSM_LRU_SEGMENTS
+// (kInvalid when that is not a valid value: every launch then throws, until
+// set_fused_time_segments sets one).
+constexpr int64_t kInvalid = -1;
 std::atomic<int64_t>& forced_segments() {
   static std::atomic<int64_t> value{[] {
     const char* text = std::getenv("COMPRESSM_LRU_SEGMENTS");
     if (text == nullptr || *text == '\0') return int64_t{0};
     char* end = nullptr;
     const long long parsed = std::strtoll(text, &end, 10);
-    if (*end != '\0') throw std::invalid_argument(std::string("COMPRESSM_LRU_SEGMENTS: not a number: '") + text + "'");
-    return checked_segments(parsed, "COMPRESSM_LRU_SEGMENTS");
+    const bool valid = *end == '\0' && (parsed == 0 || parsed == 1 || parsed == 2 || parsed == 4);
+    return valid ? static_cast<int64_t>(parsed) : kInvalid;
   }()};
   return value;
 }
@@ -152,7 +155,13 @@ void set_fused_time_segments(int64_t segments) {
 }
 
 namespace detail {
-int64_t forced_time_segments() { return forced_segments().load(); }
+int64_t forced_time_segments() {
+  const int64_t forced = forced_segments().load();
+  if (forced == kInvalid)
+    throw std::invalid_argument(std::string("COMPRESSM_LRU_SEGMENTS: 0 (automatic), 1, 2 or 4, got '") +
+                                std::getenv("COMPRESSM_LRU_SEGMENTS") + "'");
+  return forced;
+}
 }  // namespace detail
 
 void lru_layer_forward(const LruWeights<float>& w, const float* u, float* y_parts, float* checkpoints,
