@@ -234,6 +234,14 @@ TEST(CudaFusedOps, ClassificationLossMatchesTheCpuLoops) {
   }
 }
 
+// A model initialised from `seed`, on `device`: twins built with the same seed start equal.
+LruModel seeded_model(const LruModelOptions& o, uint64_t seed, torch::Device device) {
+  torch::manual_seed(seed);
+  LruModel model(o);
+  model->to(device);
+  return model;
+}
+
 // A whole model (BatchNorm, GELU, GLU, head) trained one step's gradients on
 // the device against the same model on the CPU, for the fused (H = 8) and the
 // cuBLAS (H = 24) layer paths; on the device the blocks run the fused
@@ -247,11 +255,7 @@ TEST(CudaLruModel, ForwardAndGradientsMatchTheCpu) {
     o.num_blocks = 2;
     o.state_dim = 40;
     o.hidden_dim = hidden;
-    torch::manual_seed(11);
-    LruModel cpu(o);
-    torch::manual_seed(11);
-    LruModel gpu(o);
-    gpu->to(kCuda);
+    LruModel cpu = seeded_model(o, 11, torch::kCPU), gpu = seeded_model(o, 11, kCuda);
     const torch::Tensor x = torch::rand({4, 30, 3});
     const torch::Tensor labels = torch::randint(0, 5, {4}, torch::kLong);
     const torch::Tensor loss_cpu = torch::nn::functional::cross_entropy(cpu->forward(x), labels);
@@ -300,12 +304,7 @@ TEST(CudaGraphedStep, MatchesEagerAdamWStepByStep) {
     o.num_blocks = 2;
     o.state_dim = 32;
     o.hidden_dim = hidden;
-    torch::manual_seed(5);
-    LruModel eager(o);
-    eager->to(kCuda);
-    torch::manual_seed(5);
-    LruModel graphed(o);
-    graphed->to(kCuda);
+    LruModel eager = seeded_model(o, 5, kCuda), graphed = seeded_model(o, 5, kCuda);
     auto eager_adamw = two_group_adamw(eager), graphed_adamw = two_group_adamw(graphed);
     GraphedTrainStep step(graphed, *graphed_adamw);
     const torch::Tensor x = torch::rand({6, 25, 1}).to(kCuda);
@@ -363,12 +362,7 @@ TEST(CudaGraphedStep, StepsQueuedAheadGiveTheSameResultsInOrder) {
   LruModelOptions o;
   o.num_classes = 4;
   o.state_dim = 32;
-  torch::manual_seed(6);
-  LruModel direct(o);
-  direct->to(kCuda);
-  torch::manual_seed(6);
-  LruModel queued(o);
-  queued->to(kCuda);
+  LruModel direct = seeded_model(o, 6, kCuda), queued = seeded_model(o, 6, kCuda);
   auto direct_adamw = two_group_adamw(direct), queued_adamw = two_group_adamw(queued);
   GraphedTrainStep direct_step(direct, *direct_adamw), queued_step(queued, *queued_adamw);
   const int steps = 12;

@@ -25,6 +25,9 @@ constexpr int kChunk = static_cast<int>(kFusedChunk);
 // What set_fused_time_segments forced (0: automatic); lru_layer_forward_f32.cu.
 int64_t forced_time_segments();
 
+// The time-segment counts the kernels are instantiated for (lru_cuda.h).
+inline bool is_segment_count(int64_t segments) { return segments == 1 || segments == 2 || segments == 4; }
+
 // Thread blocks of `kernel` (`threads` each) the current device holds at
 // once: its occupancy per multiprocessor times the multiprocessors; 0 if the
 // runtime cannot say (asked again next time). Asked once per (device,
@@ -123,6 +126,12 @@ struct StateParameters {
       v_im += b_im[q] * row[q];
     }
     return make_float2(lambda_re * x.x - lambda_im * x.y + v_re, lambda_im * x.x + lambda_re * x.y + v_im);
+  }
+
+  // The adjoint scan's step back in time: G_t = a_t + conj(lambda) G_{t+1}.
+  __device__ __forceinline__ float2 adjoint_step(float2 carry, float a_re, float a_im) const {
+    return make_float2(a_re + lambda_re * carry.x + lambda_im * carry.y,
+                       a_im - lambda_im * carry.x + lambda_re * carry.y);
   }
 };
 

@@ -87,8 +87,7 @@ __global__ void __launch_bounds__(kThreads* kSegments)
             a_re += dy_chunk[team][t][q] * p.c_re[q];
             a_im -= dy_chunk[team][t][q] * p.c_im[q];
           }
-          carry = make_float2(a_re + p.lambda_re * carry.x + p.lambda_im * carry.y,
-                              a_im - p.lambda_im * carry.x + p.lambda_re * carry.y);
+          carry = p.adjoint_step(carry, a_re, a_im);
         }
       }
       __syncthreads();
@@ -138,8 +137,7 @@ __global__ void __launch_bounds__(kThreads* kSegments)
           d.c_re[q] += dy * xt.x;
           d.c_im[q] -= dy * xt.y;
         }
-        carry = make_float2(a_re + p.lambda_re * carry.x + p.lambda_im * carry.y,
-                            a_im - p.lambda_im * carry.x + p.lambda_re * carry.y);
+        carry = p.adjoint_step(carry, a_re, a_im);
         d.lambda_re += carry.x * previous.x + carry.y * previous.y;
         d.lambda_im += carry.y * previous.x - carry.x * previous.y;
         float v[kMaxH];
@@ -202,7 +200,7 @@ void lru_layer_backward(const LruWeights<float>& w, const float* u, const float*
   if (shape.batch == 0 || shape.length == 0 || shape.state == 0) return;
   if (shape.hidden > kFusedMaxHidden) throw std::runtime_error("lru_layer_backward (CUDA): H > kFusedMaxHidden");
   const int64_t segments = parts.rows / shape.batch;
-  if (parts.rows != segments * shape.batch || (segments != 1 && segments != 2 && segments != 4))
+  if (parts.rows != segments * shape.batch || !is_segment_count(segments))
     throw std::invalid_argument("lru_layer_backward (CUDA): parts.rows = " + std::to_string(parts.rows) +
                                 " is not B = " + std::to_string(shape.batch) + " times 1, 2 or 4");
   if (shape.hidden <= 8)

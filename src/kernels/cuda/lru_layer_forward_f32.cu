@@ -16,12 +16,6 @@ namespace {
 
 using namespace detail;
 
-int64_t checked_segments(int64_t segments, const std::string& where) {
-  if (segments != 0 && segments != 1 && segments != 2 && segments != 4)
-    throw std::invalid_argument(where + ": 0 (automatic), 1, 2 or 4, got " + std::to_string(segments));
-  return segments;
-}
-
 // set_fused_time_segments, initially the environment's COMPRESSM_LRU_SEGMENTS
 // (kInvalid when that is not a valid value: every launch then throws, until
 // set_fused_time_segments sets one).
@@ -32,7 +26,7 @@ std::atomic<int64_t>& forced_segments() {
     if (text == nullptr || *text == '\0') return int64_t{0};
     char* end = nullptr;
     const long long parsed = std::strtoll(text, &end, 10);
-    const bool valid = *end == '\0' && (parsed == 0 || parsed == 1 || parsed == 2 || parsed == 4);
+    const bool valid = *end == '\0' && (parsed == 0 || is_segment_count(parsed));
     return valid ? static_cast<int64_t>(parsed) : kInvalid;
   }()};
   return value;
@@ -151,7 +145,9 @@ int64_t fused_forward_segments(LruShape shape) {
 }
 
 void set_fused_time_segments(int64_t segments) {
-  forced_segments().store(checked_segments(segments, "set_fused_time_segments"));
+  if (segments != 0 && !is_segment_count(segments))
+    throw std::invalid_argument("set_fused_time_segments: 0 (automatic), 1, 2 or 4, got " + std::to_string(segments));
+  forced_segments().store(segments);
 }
 
 namespace detail {
