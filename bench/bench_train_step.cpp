@@ -8,12 +8,17 @@
 //                    [--input 1] [--classes 10] [--steps 30] [--warmup 3] [--threads 2]
 //                    [--device cpu|cuda] [--precision fp32|tf32|bf16] [--graph 0|1]
 //                    [--block-ops auto|fused|composed] [--lru-segments 0|1|2|4]
+//                    [--wide-lru bf16|fp32]
 //
 // --block-ops picks how the blocks run their element-wise work
 // (LruModelOptions::block_ops; auto: fused on CUDA, LibTorch's ops on the
 // CPU); scripts/gpu_check.sh times fused against composed on the device.
 // --lru-segments forces the fused LRU kernels' time segments (CUDA, H <= 16;
 // kernels/cuda/lru_cuda.h; 0 = automatic), for the same comparison.
+// --wide-lru fp32 keeps the LRU projections of layers wider than 16 channels
+// in float32 (TF32 GEMMs on CUDA) in the bf16 mode
+// (LruModelOptions::wide_lru_bf16; default bf16), the baseline of the
+// bfloat16 projections (lru_layer_bf16).
 //
 // Last stdout line: JSON with ms_per_step (median wall time), steps_per_s and
 // cpu_ms_per_step (median process CPU time, all threads: robust to other load
@@ -38,7 +43,7 @@ struct Options {
           warmup = 3;
   int threads = 2;
   int64_t lru_segments = 0;
-  bool graph = false;
+  bool graph = false, wide_lru_bf16 = true;
   compressm::nn::BlockOps block_ops = compressm::nn::BlockOps::kAuto;
   std::string device = "cpu", precision = "fp32";
 };
@@ -59,12 +64,15 @@ Options parse(int argc, char** argv) {
   flags.read("--warmup", o.warmup);
   flags.read("--threads", o.threads);
   flags.read("--lru-segments", o.lru_segments);
-  std::string graph = "0", block_ops = "auto";
+  std::string graph = "0", block_ops = "auto", wide_lru = "bf16";
   flags.read("--graph", graph);
   flags.read("--block-ops", block_ops);
+  flags.read("--wide-lru", wide_lru);
   flags.check_all_read();
   if (graph != "0" && graph != "1") throw std::invalid_argument("--graph: 0 or 1, got " + graph);
   o.graph = graph == "1";
+  if (wide_lru != "bf16" && wide_lru != "fp32") throw std::invalid_argument("--wide-lru: bf16 or fp32, got " + wide_lru);
+  o.wide_lru_bf16 = wide_lru == "bf16";
   if (block_ops == "auto") o.block_ops = compressm::nn::BlockOps::kAuto;
   else if (block_ops == "fused") o.block_ops = compressm::nn::BlockOps::kFused;
   else if (block_ops == "composed") o.block_ops = compressm::nn::BlockOps::kComposed;
@@ -108,6 +116,7 @@ int main(int argc, char** argv) try {
   b.model.hidden_dim = o.hidden;
   b.model.precision = precision_of(o.precision);
   b.model.block_ops = o.block_ops;
+  b.model.wide_lru_bf16 = o.wide_lru_bf16;
   b.batch_size = o.batch;
   b.length = o.length;
   b.steps = o.steps;
@@ -125,6 +134,7 @@ int main(int argc, char** argv) try {
             << ", \"hidden_dim\": " << o.hidden << ", \"batch_size\": " << o.batch << ", \"length\": " << o.length
             << ", \"steps\": " << o.steps << ", \"block_ops\": \"" << block_ops_name(o.block_ops) << "\""
             << ", \"lru_segments\": " << o.lru_segments
+            << ", \"wide_lru\": \"" << (o.wide_lru_bf16 ? "bf16" : "fp32") << "\""
             << ", \"cuda_graph\": " << (r.graph_captured ? "true" : "false")
             << ", \"final_loss\": " << r.final_loss << "}" << std::endl;
   return 0;

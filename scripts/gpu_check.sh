@@ -196,6 +196,9 @@ if [[ $QUICK != 1 ]]; then
 fi
 run_bench scifar_n384_bf16_graph "${scifar[@]}" --state 384 --precision bf16 --graph 1
 run_bench scifar_n384_bf16_graph_composed "${scifar[@]}" --state 384 --precision bf16 --graph 1 --block-ops composed
+# The LRU's B and C projections of the wide layers in float32 (TF32 GEMMs
+# around the complex64 scan; the baseline of lru_layer_bf16's bfloat16 ones).
+run_bench scifar_n384_bf16_graph_lru_fp32 "${scifar[@]}" --state 384 --precision bf16 --graph 1 --wide-lru fp32
 run_bench scifar_n93_bf16_graph "${scifar[@]}" --state 93 --precision bf16 --graph 1
 
 # The whole trainer against `compressm bench` on the same config (both replay

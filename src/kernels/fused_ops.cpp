@@ -5,6 +5,9 @@
 #include <ATen/Parallel.h>
 #include <c10/util/BFloat16.h>
 
+#include <algorithm>
+#include <vector>
+
 namespace compressm::kernels::elementwise {
 namespace {
 
@@ -140,6 +143,48 @@ template void cross_entropy_backward<float>(const float*, const int64_t*, const 
                                             float*);
 template void cross_entropy_backward<double>(const double*, const int64_t*, const double*, int64_t, int64_t, double,
                                              double*);
+
+template <class V>
+void lru_skip_forward(const V* cx, const float* D, const float* u, float* out, int64_t rows, int64_t hidden) {
+  at::parallel_for(0, rows, kGrain / hidden + 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      for (int64_t h = 0; h < hidden; ++h) {
+        const int64_t i = r * hidden + h;
+        out[i] = lru_skip(static_cast<float>(cx[i]), D[h], u[i]);
+      }
+  });
+}
+
+template <class V>
+void lru_skip_backward(const float* grad_y, const float* u, const V* grad_u_gemm, const float* D, float* grad_u,
+                       float* grad_D, int64_t rows, int64_t hidden) {
+  const int64_t parts = lru_skip_parts(rows), part_rows = lru_skip_part_rows(rows);
+  std::vector<float> sums(parts * hidden, 0.f);
+  at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      float* sum = sums.data() + p * hidden;
+      for (int64_t r = p * part_rows; r < std::min(rows, (p + 1) * part_rows); ++r)
+        for (int64_t h = 0; h < hidden; ++h) {
+          const int64_t i = r * hidden + h;
+          sum[h] = sum[h] + grad_y[i] * u[i];
+          grad_u[i] = lru_skip(static_cast<float>(grad_u_gemm[i]), D[h], grad_y[i]);
+        }
+    }
+  });
+  for (int64_t h = 0; h < hidden; ++h) {
+    float total = 0.f;
+    for (int64_t p = 0; p < parts; ++p) total += sums[p * hidden + h];
+    grad_D[h] = total;
+  }
+}
+
+template void lru_skip_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t);
+template void lru_skip_forward<c10::BFloat16>(const c10::BFloat16*, const float*, const float*, float*, int64_t,
+                                              int64_t);
+template void lru_skip_backward<float>(const float*, const float*, const float*, const float*, float*, float*, int64_t,
+                                       int64_t);
+template void lru_skip_backward<c10::BFloat16>(const float*, const float*, const c10::BFloat16*, const float*, float*,
+                                               float*, int64_t, int64_t);
 
 #define COMPRESSM_INSTANTIATE(Y, Z)                                                                          \
   template void gelu_dropout_forward<Y, Z>(const Y*, Z*, int64_t, const uint8_t*, double);                   \

@@ -10,6 +10,9 @@
 //                        (LibTorch: ~11 kernels forward and more backward)
 //   classification_loss  mean cross-entropy, its gradient, and the correct count
 //   adamw_update         the AdamW update of the CUDA-graphed step
+//   lru_skip             y = Re(C x) + D .* u of the wide LRU layer in bf16 mode
+//                        (Re(C x) from a bfloat16 GEMM), and its backward pass:
+//                        dL/du from both paths into u in one pass, dL/dD
 //
 // Dropout is a keep mask (uint8, 1 = kept; null = no dropout) and the scale
 // 1 / (1 - p) of the kept elements; the backward passes take the same mask.
@@ -98,6 +101,23 @@ COMPRESSM_HD void lru_lambda_gradients(T nu_log, T theta_log, T grad_re, T grad_
   grad_theta = exp_of(theta_log) * (grad_im * re - grad_re * im);
 }
 
+// The skip term of the wide LRU layer in the bf16 precision mode
+// (src/nn/lru_layer_bf16.cpp): y = cx + d u, cx = Re(C x) from a GEMM.
+template <class T>
+COMPRESSM_HD T lru_skip(T cx, T d, T u) {
+  return cx + d * u;
+}
+
+// dL/dD = sum over rows of dL/dy .* u is summed in parts of
+// lru_skip_part_rows(rows) consecutive rows (each part from zero, in row
+// order), then the lru_skip_parts(rows) parts in order: the CPU loop and
+// the CUDA kernel (one thread block per part and 256 columns) add in the
+// same order.
+COMPRESSM_HD int64_t lru_skip_part_rows(int64_t rows) { return (rows + 255) / 256; }
+COMPRESSM_HD int64_t lru_skip_parts(int64_t rows) {
+  return rows == 0 ? 0 : (rows + lru_skip_part_rows(rows) - 1) / lru_skip_part_rows(rows);
+}
+
 // Cross-entropy of one row of C logits with label y: writes the row's
 // log-sum-exp, returns -log softmax(row)[y]; `correct` = the first maximal
 // logit is at y. A label outside [0, C) gives NaN.
@@ -150,6 +170,17 @@ void glu_residual_forward(const V* vg, const X* x, X* out, int64_t rows, int64_t
 template <class V, class X>
 void glu_residual_backward(const V* vg, const X* grad_out, V* grad_vg, int64_t rows, int64_t hidden,
                            const uint8_t* keep, double scale);
+
+// lru_skip over {rows, H} float32 arrays, cx stored as V (float or bfloat16):
+//   out[r, h] = cx[r, h] + D[h] u[r, h]
+template <class V>
+void lru_skip_forward(const V* cx, const float* D, const float* u, float* out, int64_t rows, int64_t hidden);
+// Its backward pass, given dL/dy and the GEMM side's dL/du (grad_u_gemm,
+// stored as V): grad_u = grad_u_gemm + D .* grad_y (both paths into u),
+// grad_D {H} = sum over rows of grad_y .* u, in the parts above.
+template <class V>
+void lru_skip_backward(const float* grad_y, const float* u, const V* grad_u_gemm, const float* D, float* grad_u,
+                       float* grad_D, int64_t rows, int64_t hidden);
 
 // The LRU parameterisation, N states and H channels (T float or double):
 //   lambda_{re,im}[n] = lru_lambda(nu_log[n], theta_log[n]),

@@ -130,6 +130,47 @@ torch::Tensor lru_layer_fused(const LruLayerInputs& in) {
       {in.lambda_re, in.lambda_im, in.B_re, in.B_im, in.C_re, in.C_im, in.D, in.u});
 }
 
+namespace {
+const uint16_t* bf16_bits(const torch::Tensor& t) {
+  return reinterpret_cast<const uint16_t*>(t.data_ptr<c10::BFloat16>());
+}
+uint16_t* mutable_bf16_bits(const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<c10::BFloat16>()); }
+kernels::ScanShape scan_shape(const torch::Tensor& u) { return {u.size(0), u.size(1), u.size(2) / 2}; }
+}  // namespace
+
+void diagonal_scan_bf16_forward(const torch::Tensor& lambda, const torch::Tensor& u, const torch::Tensor& x,
+                                const torch::Tensor& checkpoints) {
+  const c10::cuda::CUDAGuard guard(u.device());
+  kernels::cuda::diagonal_scan_bf16_forward(lambda.data_ptr<float>(), bf16_bits(u), mutable_bf16_bits(x),
+                                            checkpoints.data_ptr<float>(), scan_shape(u), stream_of(u));
+}
+
+void diagonal_scan_bf16_backward(const torch::Tensor& lambda, const torch::Tensor& u, const torch::Tensor& checkpoints,
+                                 const torch::Tensor& grad_x, const torch::Tensor& grad_u, const torch::Tensor& rows) {
+  const c10::cuda::CUDAGuard guard(u.device());
+  kernels::cuda::diagonal_scan_bf16_backward(lambda.data_ptr<float>(), bf16_bits(u), checkpoints.data_ptr<float>(),
+                                             bf16_bits(grad_x), mutable_bf16_bits(grad_u), rows.data_ptr<float>(),
+                                             scan_shape(u), stream_of(u));
+}
+
+void lru_skip_forward(const torch::Tensor& cx, const torch::Tensor& D, const torch::Tensor& u,
+                      const torch::Tensor& out) {
+  const c10::cuda::CUDAGuard guard(u.device());
+  const int64_t hidden = u.size(-1);
+  kernels::cuda::lru_skip_forward(cx.data_ptr(), storage_of(cx), D.data_ptr<float>(), u.data_ptr<float>(),
+                                  out.data_ptr<float>(), u.numel() / hidden, hidden, stream_of(u));
+}
+
+void lru_skip_backward(const torch::Tensor& grad_y, const torch::Tensor& u, const torch::Tensor& grad_u_gemm,
+                       const torch::Tensor& D, const torch::Tensor& grad_u, const torch::Tensor& grad_D) {
+  const c10::cuda::CUDAGuard guard(u.device());
+  const int64_t hidden = u.size(-1), rows = u.numel() / hidden;
+  torch::Tensor workspace = torch::empty({kernels::cuda::lru_skip_workspace(rows, hidden)}, u.options());
+  kernels::cuda::lru_skip_backward(grad_y.data_ptr<float>(), u.data_ptr<float>(), grad_u_gemm.data_ptr(),
+                                   storage_of(grad_u_gemm), D.data_ptr<float>(), grad_u.data_ptr<float>(),
+                                   grad_D.data_ptr<float>(), workspace.data_ptr<float>(), rows, hidden, stream_of(u));
+}
+
 void gelu_dropout_forward(const torch::Tensor& y, const torch::Tensor& keep, double scale, const torch::Tensor& z) {
   const c10::cuda::CUDAGuard guard(y.device());
   kernels::cuda::gelu_dropout_forward(y.data_ptr<float>(), z.data_ptr(), storage_of(z), y.numel(), keep_ptr(keep),

@@ -28,6 +28,20 @@ torch::Tensor lru_layer_fused(const LruLayerInputs& in);
 // CUDA: accepts 0 and 1 only (there is nothing to split).
 void set_fused_time_segments(int64_t segments);
 
+// The kernels of lru_layer_bf16 on contiguous CUDA tensors, validated by the
+// caller: lambda {N, 2} float32; u, x, grad_x, grad_u {B, L, 2N} bfloat16
+// (complex pairs); checkpoints {B, ceil(L / 16), N, 2} and rows {B, N, 2}
+// float32 (kernels/diagonal_scan_bf16.h). lru_skip: cx and grad_u_gemm
+// {B, L, H} bfloat16, the rest float32 (kernels/fused_ops.h).
+void diagonal_scan_bf16_forward(const torch::Tensor& lambda, const torch::Tensor& u, const torch::Tensor& x,
+                                const torch::Tensor& checkpoints);
+void diagonal_scan_bf16_backward(const torch::Tensor& lambda, const torch::Tensor& u, const torch::Tensor& checkpoints,
+                                 const torch::Tensor& grad_x, const torch::Tensor& grad_u, const torch::Tensor& rows);
+void lru_skip_forward(const torch::Tensor& cx, const torch::Tensor& D, const torch::Tensor& u,
+                      const torch::Tensor& out);
+void lru_skip_backward(const torch::Tensor& grad_y, const torch::Tensor& u, const torch::Tensor& grad_u_gemm,
+                       const torch::Tensor& D, const torch::Tensor& grad_u, const torch::Tensor& grad_D);
+
 // The kernels of fused_ops.h and of the graphed step's AdamW
 // (kernels/cuda/fused_ops_cuda.h) on contiguous CUDA tensors, validated by the
 // caller: float32 y, x and gradients; z, vg and their gradients float32 or

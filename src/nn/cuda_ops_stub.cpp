@@ -27,6 +27,22 @@ void set_fused_time_segments(int64_t segments) {
   TORCH_CHECK(segments == 0 || segments == 1, "set_fused_time_segments: this build has no CUDA kernels");
 }
 
+void diagonal_scan_bf16_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                                const torch::Tensor&) {
+  no_cuda("lru_layer_bf16");
+}
+void diagonal_scan_bf16_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                                 const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) {
+  no_cuda("lru_layer_bf16");
+}
+void lru_skip_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) {
+  no_cuda("lru_layer_bf16");
+}
+void lru_skip_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                       const torch::Tensor&, const torch::Tensor&) {
+  no_cuda("lru_layer_bf16");
+}
+
 void gelu_dropout_forward(const torch::Tensor&, const torch::Tensor&, double, const torch::Tensor&) {
   no_cuda("gelu_dropout");
 }

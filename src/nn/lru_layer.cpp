@@ -3,6 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "kernels/cuda/lru_cuda.h"
 #include "nn/fused_ops.h"
 
 namespace compressm::nn {
@@ -64,7 +65,15 @@ LruLayerInputs LruLayerImpl::inputs(const torch::Tensor& u) const {
   return {radius * torch::cos(phase), radius * torch::sin(phase), gamma * B_re, gamma * B_im, C_re, C_im, D, u};
 }
 
-torch::Tensor LruLayerImpl::forward(const torch::Tensor& u) { return lru_layer(inputs(u)); }
+bool LruLayerImpl::bf16_projections(Precision precision, int64_t hidden) {
+  return precision == Precision::kBf16 && hidden > kernels::cuda::kFusedMaxHidden;
+}
+
+torch::Tensor LruLayerImpl::forward(const torch::Tensor& u, Precision precision) {
+  if (bf16_projections(precision, hidden_dim()) && u.scalar_type() == torch::kFloat)
+    return lru_layer_bf16(inputs(u));
+  return lru_layer(inputs(u));
+}
 
 torch::Tensor LruLayerImpl::forward_unfused(const torch::Tensor& u) { return lru_layer_unfused(inputs(u)); }
 

@@ -11,6 +11,7 @@
 #include "linalg/lru_parameters.h"
 #include "linalg/types.h"
 #include "nn/lru_layer_function.h"
+#include "nn/precision.h"
 
 namespace compressm::nn {
 
@@ -22,8 +23,16 @@ class LruLayerImpl : public torch::nn::Module {
  public:
   LruLayerImpl(int64_t state_dim, int64_t hidden_dim, LruInit init = {});
 
-  // u {B, L, H} -> y {B, L, H} (the parameters' dtype), by the fused kernel.
-  torch::Tensor forward(const torch::Tensor& u);
+  // u {B, L, H} -> y {B, L, H} (the parameters' dtype), by the fused kernel;
+  // in the bf16 precision mode a float32 layer wider than 16 channels runs
+  // lru_layer_bf16 instead (bf16_projections).
+  torch::Tensor forward(const torch::Tensor& u, Precision precision = Precision::kFp32);
+  // Whether forward(u, precision) computes the B and C projections in
+  // bfloat16: bf16 mode and H > kernels::cuda::kFusedMaxHidden, on every
+  // device. There the projections are GEMMs (on CUDA, cuBLAS around the
+  // scan); narrower layers keep them in float32 (on CUDA in the fused
+  // kernel's registers, where bfloat16 would save nothing).
+  static bool bf16_projections(Precision precision, int64_t hidden);
   // The same through LibTorch GEMMs and the diagonal-scan op: the reference.
   torch::Tensor forward_unfused(const torch::Tensor& u);
   // lambda = exp(-exp(nu_log)) (cos + i sin)(exp(theta_log)),

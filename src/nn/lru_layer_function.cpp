@@ -3,6 +3,8 @@
 #include <torch/autograd.h>
 
 #include "kernels/cuda/lru_cuda.h"
+#include "kernels/diagonal_scan_bf16.h"
+#include "kernels/fused_ops.h"
 #include "kernels/lru_layer_kernel.h"
 #include "nn/checkpointed_layer.h"
 #include "nn/cuda_ops.h"
@@ -76,6 +78,80 @@ void check_arguments(const LruLayerInputs& in) {
   expect(u, u.sizes(), "u");
 }
 
+// lru_layer_bf16: its kernels on the CPU (kernels/) or CUDA (cuda_ops.h).
+const uint16_t* bits(const torch::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<c10::BFloat16>()); }
+uint16_t* bits(torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<c10::BFloat16>()); }
+
+struct LruLayerBf16 : public torch::autograd::Function<LruLayerBf16> {
+  // t = lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u (as_list).
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& lambda_re,
+                               const torch::Tensor& lambda_im, const torch::Tensor& B_re, const torch::Tensor& B_im,
+                               const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
+                               const torch::Tensor& u) {
+    const int64_t n = lambda_re.size(0), h = u.size(2);
+    const kernels::ScanShape shape{u.size(0), u.size(1), n};
+    const torch::Tensor lambda = torch::stack({lambda_re, lambda_im}, 1);  // {N, 2}
+    // W_in {2N, H}: rows (re, im) interleaved, so Bu {B, L, 2N} is the scan's complex layout.
+    const torch::Tensor w_in = torch::stack({B_re, B_im}, 1).reshape({2 * n, h}).to(torch::kBFloat16);
+    const torch::Tensor w_out = torch::stack({C_re, -C_im}, 2).reshape({h, 2 * n}).to(torch::kBFloat16);
+    const torch::Tensor ub = u.to(torch::kBFloat16);
+    const torch::Tensor bu = torch::matmul(ub, w_in.t()).contiguous();
+    torch::Tensor x = torch::empty_like(bu);
+    torch::Tensor checkpoints =
+        torch::empty({shape.batch, kernels::bf16_scan_chunks(shape.length), n, 2}, u.options());
+    if (u.is_cuda())
+      cuda_ops::diagonal_scan_bf16_forward(lambda, bu, x, checkpoints);
+    else
+      kernels::diagonal_scan_bf16_forward(lambda.data_ptr<float>(), bits(bu), bits(x), checkpoints.data_ptr<float>(),
+                                          shape);
+    const torch::Tensor cx = torch::matmul(x, w_out.t()).contiguous();  // Re(C x), {B, L, H} bfloat16
+    torch::Tensor y = torch::empty_like(u);
+    if (u.is_cuda())
+      cuda_ops::lru_skip_forward(cx, D, u, y);
+    else
+      kernels::elementwise::lru_skip_forward(cx.data_ptr<c10::BFloat16>(), D.data_ptr<float>(), u.data_ptr<float>(),
+                                             y.data_ptr<float>(), u.numel() / h, h);
+    ctx->save_for_backward({lambda, w_in, w_out, ub, bu, checkpoints, x, D, u});
+    return y;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grad_outputs) {
+    const tensor_list saved = ctx->get_saved_variables();
+    const torch::Tensor &lambda = saved[0], &w_in = saved[1], &w_out = saved[2], &ub = saved[3], &bu = saved[4],
+                        &checkpoints = saved[5], &x = saved[6], &D = saved[7], &u = saved[8];
+    const int64_t n = lambda.size(0), h = u.size(2);
+    const kernels::ScanShape shape{u.size(0), u.size(1), n};
+    const torch::Tensor grad_y = grad_outputs[0].contiguous();
+    const torch::Tensor grad_cx = grad_y.to(torch::kBFloat16);
+    const torch::Tensor grad_x = torch::matmul(grad_cx, w_out).contiguous();  // {B, L, 2N} bfloat16
+    const torch::Tensor grad_w_out = torch::matmul(grad_cx.reshape({-1, h}).t(), x.reshape({-1, 2 * n}));
+    torch::Tensor grad_bu = torch::empty_like(bu);
+    torch::Tensor rows = torch::empty({shape.batch, n, 2}, u.options());
+    if (u.is_cuda())
+      cuda_ops::diagonal_scan_bf16_backward(lambda, bu, checkpoints, grad_x, grad_bu, rows);
+    else
+      kernels::diagonal_scan_bf16_backward(lambda.data_ptr<float>(), bits(bu), checkpoints.data_ptr<float>(),
+                                           bits(grad_x), bits(grad_bu), rows.data_ptr<float>(), shape);
+    const torch::Tensor grad_ub = torch::matmul(grad_bu, w_in).contiguous();  // {B, L, H} bfloat16
+    const torch::Tensor grad_w_in = torch::matmul(grad_bu.reshape({-1, 2 * n}).t(), ub.reshape({-1, h}));
+    torch::Tensor grad_u = torch::empty_like(u), grad_D = torch::empty_like(D);
+    if (u.is_cuda())
+      cuda_ops::lru_skip_backward(grad_y, u, grad_ub, D, grad_u, grad_D);
+    else
+      kernels::elementwise::lru_skip_backward(grad_y.data_ptr<float>(), u.data_ptr<float>(),
+                                              grad_ub.data_ptr<c10::BFloat16>(), D.data_ptr<float>(),
+                                              grad_u.data_ptr<float>(), grad_D.data_ptr<float>(), u.numel() / h, h);
+    const torch::Tensor grad_lambda = rows.sum(0);                         // {N, 2}
+    const torch::Tensor gi = grad_w_in.to(torch::kFloat).view({n, 2, h});  // d/d(B_re, B_im)
+    const torch::Tensor go = grad_w_out.to(torch::kFloat).view({h, n, 2}); // d/d(C_re, -C_im)
+    return {grad_lambda.select(1, 0).contiguous(), grad_lambda.select(1, 1).contiguous(),
+            gi.select(1, 0).contiguous(),          gi.select(1, 1).contiguous(),
+            go.select(2, 0).contiguous(),          go.select(2, 1).neg(),
+            grad_D,                                grad_u};
+  }
+};
+
 }  // namespace
 
 torch::Tensor lru_layer(const LruLayerInputs& in) {
@@ -108,6 +184,30 @@ torch::Tensor lru_layer_unfused(const LruLayerInputs& in) {
   const torch::Tensor y =
       torch::matmul(torch::view_as_real(x).reshape({u.size(0), u.size(1), 2 * n}), w_out.t());
   return torch::addcmul(y, in.D, u);  // y + D .* u in one pass
+}
+
+torch::Tensor lru_layer_bf16(const LruLayerInputs& in) {
+  check_arguments(in);
+  TORCH_CHECK(in.u.scalar_type() == torch::kFloat, "lru_layer_bf16: the tensors must be float32, got ",
+              in.u.scalar_type());
+  TORCH_CHECK(in.u.device().is_cpu() || in.u.is_cuda(), "lru_layer_bf16: tensors must be on the CPU or a CUDA device");
+  tensor_list t = as_list(in);
+  for (torch::Tensor& x : t) x = x.contiguous();
+  return LruLayerBf16::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]);
+}
+
+torch::Tensor lru_layer_bf16_composed(const LruLayerInputs& in) {
+  check_arguments(in);
+  const torch::Tensor& u = in.u;
+  const int64_t n = in.lambda_re.size(0), h = u.size(2);
+  const auto bf16 = [](const torch::Tensor& t) { return t.to(torch::kBFloat16); };
+  const torch::Tensor w_in = bf16(torch::stack({in.B_re, in.B_im}, 1).reshape({2 * n, h}));
+  const torch::Tensor bu = torch::matmul(bf16(u), w_in.t()).to(torch::kFloat);
+  const torch::Tensor s = diagonal_scan(torch::complex(in.lambda_re, in.lambda_im),
+                                        torch::view_as_complex(bu.reshape({u.size(0), u.size(1), n, 2})));
+  const torch::Tensor w_out = bf16(torch::stack({in.C_re, -in.C_im}, 2).reshape({h, 2 * n}));
+  const torch::Tensor cx = torch::matmul(bf16(torch::view_as_real(s).reshape({u.size(0), u.size(1), 2 * n})), w_out.t());
+  return torch::addcmul(cx.to(torch::kFloat), in.D, u);
 }
 
 }  // namespace compressm::nn

@@ -1,6 +1,7 @@
 // The LRU layer as one differentiable op: a thin torch::autograd::Function over
 // the fused CPU kernel in src/kernels/lru_layer_kernel.h, and the unfused
-// LibTorch composition (GEMM, diagonal scan, GEMM) it is tested against.
+// LibTorch composition (GEMM, diagonal scan, GEMM) it is tested against; and
+// the layer of the bf16 precision mode for wide layers.
 #pragma once
 
 #include <torch/types.h>
@@ -24,5 +25,24 @@ torch::Tensor lru_layer(const LruLayerInputs& in);
 // diagonal-scan op on the materialised complex state, output projection as a
 // real GEMM. The reference for lru_layer's values and gradients.
 torch::Tensor lru_layer_unfused(const LruLayerInputs& in);
+
+// The same map with bfloat16 projections (the bf16 precision mode of wide
+// layers, precision.h), float32 inputs, CPU or CUDA:
+//   Bu = bf16(u) bf16(Bt)^T            bfloat16 GEMM (float32 accumulation), bf16 out
+//   s_k = lambda s_{k-1} + Bu_k        float32 complex state (diagonal_scan_bf16.h)
+//   y = float(bf16(s) bf16(C)^T) + D .* u
+// Differentiable in every input: the backward pass runs the same GEMMs in
+// bfloat16, recomputes the float32 states from the state kept every 16 steps,
+// and adds both paths into dL/du in one pass. The state is never rounded
+// inside the recurrence; it enters the C GEMM rounded, as every GEMM operand
+// in that mode. Kept for the backward pass: bf16(u), Bu, bf16(s) and the
+// checkpoints (about 2.6 bytes per element of u and state, against 8 per
+// state element of the float32 composition).
+torch::Tensor lru_layer_bf16(const LruLayerInputs& in);
+
+// The same rounding points from LibTorch ops (casts, bfloat16 matmuls, the
+// complex64 diagonal scan, addcmul): the reference lru_layer_bf16's values and
+// gradients are tested against.
+torch::Tensor lru_layer_bf16_composed(const LruLayerInputs& in);
 
 }  // namespace compressm::nn

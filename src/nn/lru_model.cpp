@@ -10,8 +10,9 @@
 
 namespace compressm::nn {
 
-LruBlockImpl::LruBlockImpl(int64_t n, int64_t h, double drop_rate, LruInit init, Precision precision, BlockOps ops)
-    : precision(precision), ops(ops) {
+LruBlockImpl::LruBlockImpl(int64_t n, int64_t h, double drop_rate, LruInit init, Precision precision, BlockOps ops,
+                           bool wide_lru_bf16)
+    : precision(precision), ops(ops), wide_lru_bf16(wide_lru_bf16) {
   norm = register_module("norm", torch::nn::BatchNorm1d(torch::nn::BatchNorm1dOptions(h).affine(false)));
   lru = register_module("lru", LruLayer(n, h, init));
   glu_value = register_module("glu_value", torch::nn::Linear(h, h));
@@ -25,7 +26,7 @@ torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) {
   // and sent the next matmul down the batched-GEMM path).
   const auto shape = x.sizes();
   torch::Tensor z = norm(x.reshape({shape[0] * shape[1], shape[2]})).view(shape);
-  const torch::Tensor y = lru(z);
+  const torch::Tensor y = lru(z, wide_lru_bf16 ? precision : Precision::kFp32);
   const bool fused = fused_ops_support(y) && (ops == BlockOps::kFused || (ops == BlockOps::kAuto && y.is_cuda()));
   if (!fused) {
     z = dropout(torch::gelu(y));
@@ -51,9 +52,10 @@ LruModelImpl::LruModelImpl(const LruModelOptions& o) : options_(o) {
     encoder = register_module("encoder", torch::nn::Linear(o.input_dim, o.hidden_dim));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t b = 0; b < o.num_blocks; ++b)
-    blocks->push_back(LruBlock(o.state_dim_of(b), o.hidden_dim, o.drop_rate, o.init, o.precision, o.block_ops));
+    blocks->push_back(
+        LruBlock(o.state_dim_of(b), o.hidden_dim, o.drop_rate, o.init, o.precision, o.block_ops, o.wide_lru_bf16));
   head = register_module("head", torch::nn::Linear(o.hidden_dim, o.num_classes));
-  // bf16 keeps float32 tensors in the LRU projections: TF32 for those GEMMs.
+  // bf16 keeps float32 GEMMs where the LRU projections stay float32: TF32 for those.
   if (o.precision == Precision::kTf32 || o.precision == Precision::kBf16) enable_tf32(true);
 }
 

@@ -29,15 +29,16 @@ enum class BlockOps { kAuto, kFused, kComposed };
 class LruBlockImpl : public torch::nn::Module {
  public:
   LruBlockImpl(int64_t state_dim, int64_t hidden_dim, double drop_rate, LruInit init,
-               Precision precision = Precision::kFp32, BlockOps ops = BlockOps::kAuto);
+               Precision precision = Precision::kFp32, BlockOps ops = BlockOps::kAuto, bool wide_lru_bf16 = true);
   torch::Tensor forward(const torch::Tensor& x);  // {B, L, H} -> {B, L, H}
 
   torch::nn::BatchNorm1d norm{nullptr};
   LruLayer lru{nullptr};
   torch::nn::Linear glu_value{nullptr}, glu_gate{nullptr};
   torch::nn::Dropout dropout{nullptr};
-  Precision precision;  // of glu_value and glu_gate (precision.h)
+  Precision precision;  // of glu_value and glu_gate (precision.h), and of lru's projections
   BlockOps ops;
+  bool wide_lru_bf16;  // false: lru keeps float32 projections in the bf16 mode (LruModelOptions)
 };
 TORCH_MODULE(LruBlock);
 
@@ -63,6 +64,10 @@ struct LruModelOptions {
   // How the blocks run their element-wise work. The same function either
   // way; dropout draws differ.
   BlockOps block_ops = BlockOps::kAuto;
+  // With precision bf16: layers wider than 16 channels compute the LRU's B
+  // and C projections in bfloat16 (LruLayerImpl::bf16_projections). False
+  // keeps them in float32 (TF32 GEMMs on CUDA): the benchmarks compare the two.
+  bool wide_lru_bf16 = true;
 };
 
 class LruModelImpl : public torch::nn::Module {

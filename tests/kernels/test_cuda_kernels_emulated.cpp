@@ -3,7 +3,9 @@
 // are tested against on a device (tests/nn/test_cuda_parity.cpp): the fused
 // element-wise ops, the parameterisation, the loss, the row sums and the
 // multi-tensor AdamW against the CPU loops of kernels/fused_ops.h; the fused
-// LRU layer and the diagonal scan against the float64 CPU kernels. What this
+// LRU layer and the diagonal scan against the float64 CPU kernels; the
+// bfloat16-storage scan and the wide bf16 layer's skip term against their
+// CPU kernels. What this
 // shows: indexing, launch shapes, block and warp reductions, barriers and
 // bfloat16 rounding are right. What it cannot show: CUDA's math library, data
 // races, nvcc (the device script covers those).
@@ -23,6 +25,7 @@
 #include "kernels/cuda/fused_ops_cuda.h"
 #include "kernels/cuda/lru_cuda.h"
 #include "kernels/diagonal_scan.h"
+#include "kernels/diagonal_scan_bf16.h"
 #include "kernels/fused_ops.h"
 #include "kernels/lru_layer_kernel.h"
 
@@ -463,6 +466,89 @@ TEST(EmulatedCudaDiagonalScan, ForwardAndBackwardMatchTheFloat64CpuScan) {
   expect_close(parts(x), parts(x64), 1e-5, "x");
   expect_close(parts(gu), parts(gu64), 1e-5, "grad_u");
   expect_close(parts(gl), parts(gl64), 1e-4, "grad_lambda");
+}
+
+std::vector<float> floats_of(const std::vector<uint16_t>& bits) {
+  std::vector<float> out;
+  for (const uint16_t b : bits) out.push_back(static_cast<float>(c10::BFloat16(b, c10::BFloat16::from_bits())));
+  return out;
+}
+
+std::vector<uint16_t> random_bf16_bits(size_t n, uint32_t seed) { return bits_of(to_bf16(random_floats(n, seed))); }
+
+// The kernels against kernels/diagonal_scan_bf16.h's CPU loops: the same
+// float32 arithmetic in the same order, so equal up to the compilers' fused
+// multiply-adds (a bfloat16 output may then differ by one rounding step,
+// 2^-7 relative at most; a wrong index or chunk boundary is off by O(1)).
+TEST(EmulatedCudaDiagonalScanBf16, ForwardAndBackwardMatchTheCpuKernels) {
+  // B x N = 300 threads: five blocks of 64, the last partly idle; L = 37: two
+  // chunks of 16 and a partial one; L = 16 one chunk; L = 3 only a partial one.
+  for (const ScanShape shape : {ScanShape{3, 37, 100}, ScanShape{2, 16, 7}, ScanShape{1, 3, 70}}) {
+    SCOPED_TRACE("B=" + std::to_string(shape.batch) + " L=" + std::to_string(shape.length) +
+                 " N=" + std::to_string(shape.state));
+    const int64_t n = 2 * shape.batch * shape.length * shape.state;
+    const int64_t checkpoints = 2 * shape.batch * bf16_scan_chunks(shape.length) * shape.state;
+    std::vector<float> lambda(2 * shape.state);
+    std::mt19937 rng(60);
+    std::uniform_real_distribution<float> radius(0.5f, 0.999f), phase(0.f, 3.14159f);
+    for (int64_t k = 0; k < shape.state; ++k) {
+      const std::complex<float> l = std::polar(radius(rng), phase(rng));
+      lambda[2 * k] = l.real();
+      lambda[2 * k + 1] = l.imag();
+    }
+    const auto u = random_bf16_bits(n, 61), gx = random_bf16_bits(n, 62);
+    // Outputs start as NaN (0xffff) so that an element nobody wrote fails.
+    std::vector<uint16_t> x(n, 0xffff), x_ref(n), gu(n, 0xffff), gu_ref(n);
+    std::vector<float> cp(checkpoints, NAN), cp_ref(checkpoints), rows(2 * shape.batch * shape.state, NAN),
+        rows_ref(rows.size());
+    cuda::diagonal_scan_bf16_forward(lambda.data(), u.data(), x.data(), cp.data(), shape, kStream);
+    diagonal_scan_bf16_forward(lambda.data(), u.data(), x_ref.data(), cp_ref.data(), shape);
+    expect_close(floats_of(x), floats_of(x_ref), 1.0 / 128, "x");
+    expect_close(cp, cp_ref, 1e-6, "checkpoints");
+    cuda::diagonal_scan_bf16_backward(lambda.data(), u.data(), cp_ref.data(), gx.data(), gu.data(), rows.data(), shape,
+                                      kStream);
+    diagonal_scan_bf16_backward(lambda.data(), u.data(), cp_ref.data(), gx.data(), gu_ref.data(), rows_ref.data(),
+                                shape);
+    expect_close(floats_of(gu), floats_of(gu_ref), 1.0 / 128, "grad_u");
+    expect_close(rows, rows_ref, 1e-5, "grad_lambda rows");
+  }
+}
+
+TEST(EmulatedCudaFusedOps, LruSkipMatchesTheCpuLoops) {
+  // rows = 600: 200 parts of 3 rows; hidden = 300: two column blocks, the second partly idle.
+  const int64_t rows = 600, hidden = 300, n = rows * hidden;
+  const auto D = random_floats(hidden, 70), u = random_floats(n, 71), grad_y = random_floats(n, 72);
+  const auto cx = to_bf16(random_floats(n, 73)), grad_gemm = to_bf16(random_floats(n, 74));
+  std::vector<float> out(n, NAN), out_ref(n);
+  cuda::lru_skip_forward(cx.data(), Storage::kBFloat16, D.data(), u.data(), out.data(), rows, hidden, kStream);
+  ew::lru_skip_forward(cx.data(), D.data(), u.data(), out_ref.data(), rows, hidden);
+  expect_close(out, out_ref, 1e-6, "forward");
+  std::vector<float> gu(n, NAN), gu_ref(n), gD(hidden, NAN), gD_ref(hidden);
+  std::vector<float> workspace(cuda::lru_skip_workspace(rows, hidden), NAN);
+  ASSERT_EQ(workspace.size(), static_cast<size_t>(ew::lru_skip_parts(rows) * hidden));
+  cuda::lru_skip_backward(grad_y.data(), u.data(), grad_gemm.data(), Storage::kBFloat16, D.data(), gu.data(),
+                          gD.data(), workspace.data(), rows, hidden, kStream);
+  ew::lru_skip_backward(grad_y.data(), u.data(), grad_gemm.data(), D.data(), gu_ref.data(), gD_ref.data(), rows,
+                        hidden);
+  expect_close(gu, gu_ref, 1e-6, "grad_u");
+  expect_close(gD, gD_ref, 1e-6, "grad_D");
+  // dL/dD against a float64 sum.
+  std::vector<double> exact(hidden, 0.0);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t h = 0; h < hidden; ++h) exact[h] += double(grad_y[r * hidden + h]) * u[r * hidden + h];
+  expect_close(gD, exact, 1e-4, "grad_D against float64");
+  // A few rows (fewer than 256 parts would hold) and float32 storage.
+  const int64_t few = 5;
+  std::vector<float> cx32 = random_floats(few * hidden, 75), o(few * hidden, NAN), o_ref(few * hidden);
+  cuda::lru_skip_forward(cx32.data(), Storage::kFloat32, D.data(), u.data(), o.data(), few, hidden, kStream);
+  ew::lru_skip_forward(cx32.data(), D.data(), u.data(), o_ref.data(), few, hidden);
+  expect_close(o, o_ref, 1e-6, "forward f32");
+  std::vector<float> g(few * hidden, NAN), g_ref(few * hidden), d(hidden, NAN), d_ref(hidden);
+  cuda::lru_skip_backward(grad_y.data(), u.data(), cx32.data(), Storage::kFloat32, D.data(), g.data(), d.data(),
+                          workspace.data(), few, hidden, kStream);
+  ew::lru_skip_backward(grad_y.data(), u.data(), cx32.data(), D.data(), g_ref.data(), d_ref.data(), few, hidden);
+  expect_close(g, g_ref, 1e-6, "grad_u f32");
+  expect_close(d, d_ref, 1e-6, "grad_D f32");
 }
 
 }  // namespace

@@ -1,8 +1,11 @@
 // The fused diagonal scan against the plain-loop autograd reference (values
-// and gradients, complex128 and complex64) and against finite differences.
+// and gradients, complex128 and complex64) and against finite differences;
+// the bfloat16-storage scan (kernels/diagonal_scan_bf16.h) against a float64
+// scan of the same inputs.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "kernels/diagonal_scan_bf16.h"
 #include "nn/diagonal_scan_function.h"
 
 namespace compressm::nn {
@@ -109,6 +112,84 @@ TEST(DiagonalScan, BadArgumentsAreRejected) {
   EXPECT_THROW(diagonal_scan(torch::zeros({4}, torch::kComplexDouble), u), c10::Error);
   EXPECT_THROW(diagonal_scan(torch::zeros({4}, torch::kFloat), torch::zeros({2, 3, 4})), c10::Error);
   EXPECT_THROW(diagonal_scan(torch::zeros({4}, torch::kComplexFloat), torch::zeros({3, 4}, torch::kComplexFloat)), c10::Error);
+}
+
+// |a - b| <= relative |b| + absolute, elementwise.
+void expect_within(const torch::Tensor& a, const torch::Tensor& b, double relative, double absolute, const char* what) {
+  const torch::Tensor bad = (a - b).abs() > relative * b.abs() + absolute;
+  EXPECT_EQ(bad.sum().item<int64_t>(), 0) << what << ": largest error " << (a - b).abs().max().item<double>();
+}
+
+const uint16_t* bits(const torch::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<c10::BFloat16>()); }
+uint16_t* bits(torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<c10::BFloat16>()); }
+
+// bfloat16 inputs, a float32 state: x is the state rounded once (one
+// bfloat16 rounding of the float64 state, 2^-8 relative, plus float32 drift),
+// the checkpoints are the states entering each chunk of 16 steps, grad_u is
+// the float64 adjoint rounded once, dL/dlambda the float64 one.
+TEST(DiagonalScanBf16, MatchesAFloat64ScanOfTheSameInputs) {
+  struct Shape {
+    int64_t b, l, n;
+  };
+  // Partial last chunks, a single step, one chunk exactly, N over the CPU
+  // kernel's 512-state runs.
+  for (const Shape c : {Shape{2, 37, 100}, Shape{1, 1, 5}, Shape{1, 16, 3}, Shape{2, 50, 600}}) {
+    SCOPED_TRACE("B=" + std::to_string(c.b) + " L=" + std::to_string(c.l) + " N=" + std::to_string(c.n));
+    const Inputs in = random_inputs(torch::kComplexDouble, c.b, c.l, c.n, 7);
+    const torch::Tensor lambda = torch::view_as_real(in.lambda).to(torch::kFloat).contiguous();
+    torch::Tensor u = torch::view_as_real(in.u).to(torch::kBFloat16).contiguous();
+    torch::Tensor grad_x = torch::view_as_real(in.upstream).to(torch::kBFloat16).contiguous();
+    const kernels::ScanShape shape{c.b, c.l, c.n};
+    torch::Tensor x = torch::empty_like(u), grad_u = torch::empty_like(u);
+    torch::Tensor checkpoints = torch::empty({c.b, kernels::bf16_scan_chunks(c.l), c.n, 2});
+    torch::Tensor rows = torch::empty({c.b, c.n, 2});
+    kernels::diagonal_scan_bf16_forward(lambda.data_ptr<float>(), bits(u), bits(x), checkpoints.data_ptr<float>(),
+                                        shape);
+    kernels::diagonal_scan_bf16_backward(lambda.data_ptr<float>(), bits(u), checkpoints.data_ptr<float>(),
+                                         bits(grad_x), bits(grad_u), rows.data_ptr<float>(), shape);
+
+    // The same inputs in float64: lambda as float32 holds it, u and grad_x as bfloat16 hold them.
+    const Inputs exact{torch::view_as_complex(lambda.to(torch::kDouble)),
+                       torch::view_as_complex(u.to(torch::kDouble)),
+                       torch::view_as_complex(grad_x.to(torch::kDouble))};
+    const Gradients ref = run(exact, diagonal_scan);
+    const torch::Tensor ref_x = torch::view_as_real(ref.x);
+    expect_within(x.to(torch::kDouble), ref_x, 1.0 / 128, 1e-4, "x");
+    expect_within(grad_u.to(torch::kDouble), torch::view_as_real(ref.grad_u), 1.0 / 128, 1e-4, "grad_u");
+    // Checkpoint c is the state after step 16 c - 1 (zero for the first chunk).
+    EXPECT_EQ(checkpoints.select(1, 0).abs().max().item<double>(), 0.0);
+    for (int64_t k = 1; k < checkpoints.size(1); ++k)
+      expect_within(checkpoints.select(1, k).to(torch::kDouble), ref_x.select(1, 16 * k - 1), 1e-5, 1e-5,
+                    "checkpoint");
+    // Relative to the largest entry (exactly zero for L = 1).
+    const torch::Tensor ref_grad_lambda = torch::view_as_real(ref.grad_lambda);
+    expect_within(rows.sum(0).to(torch::kDouble), ref_grad_lambda, 0.0,
+                  1e-5 * std::max(1.0, ref_grad_lambda.abs().max().item<double>()), "grad_lambda");
+  }
+}
+
+TEST(DiagonalScanBf16, ResultDoesNotDependOnThreadCount) {
+  const Inputs in = random_inputs(torch::kComplexFloat, 3, 40, 700, 8);
+  const torch::Tensor lambda = torch::view_as_real(in.lambda).contiguous();
+  const torch::Tensor u = torch::view_as_real(in.u).to(torch::kBFloat16).contiguous();
+  const torch::Tensor grad_x = torch::view_as_real(in.upstream).to(torch::kBFloat16).contiguous();
+  const kernels::ScanShape shape{3, 40, 700};
+  const auto outputs = [&] {
+    torch::Tensor x = torch::empty_like(u), grad_u = torch::empty_like(u);
+    torch::Tensor checkpoints = torch::empty({3, 3, 700, 2}), rows = torch::empty({3, 700, 2});
+    kernels::diagonal_scan_bf16_forward(lambda.data_ptr<float>(), bits(u), bits(x), checkpoints.data_ptr<float>(),
+                                        shape);
+    kernels::diagonal_scan_bf16_backward(lambda.data_ptr<float>(), bits(u), checkpoints.data_ptr<float>(),
+                                         bits(grad_x), bits(grad_u), rows.data_ptr<float>(), shape);
+    return std::vector<torch::Tensor>{x, checkpoints, grad_u, rows};
+  };
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto one = outputs();
+  at::set_num_threads(2);
+  const auto two = outputs();
+  at::set_num_threads(threads);
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_TRUE(torch::equal(one[i], two[i])) << i;
 }
 
 }  // namespace

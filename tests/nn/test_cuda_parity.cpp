@@ -144,6 +144,34 @@ TEST(CudaDiagonalScan, MatchesTheLoopReferenceValuesAndGradients) {
   EXPECT_LT(rel(l_dev.grad(), l_ref.grad()), 1e-4);
 }
 
+// lru_layer_bf16 (the wide layers' bf16 mode) on the device: against the
+// same op on the CPU and the composition with the same rounding points on the
+// device (cuBLAS's bfloat16 GEMMs may sum in another order than the CPU's, so
+// a bfloat16 rounding flips here and there: 1e-2 of the largest entry), and
+// against the float64 layer (bfloat16 error, 5e-2). Shapes: partial chunks,
+// H = 17, and one sCIFAR layer (L = 1024, N = 384, H = 512).
+TEST(CudaLruLayerBf16, MatchesTheCpuOpAndTheComposition) {
+  SKIP_WITHOUT_CUDA();
+  for (const Shape s : {Shape{2, 37, 40, 24}, Shape{3, 50, 70, 17}, Shape{2, 1024, 384, 512}}) {
+    SCOPED_TRACE(::testing::PrintToString(s));
+    const std::vector<torch::Tensor> inputs = layer_inputs(s.batch, s.length, s.state, s.hidden, 8);
+    const torch::Tensor upstream = torch::randn({s.batch, s.length, s.hidden}, torch::kDouble);
+    const auto exact = layer_values_and_gradients(inputs, upstream, torch::kCPU, torch::kDouble, lru_layer_unfused);
+    const auto cpu = layer_values_and_gradients(inputs, upstream, torch::kCPU, torch::kFloat, lru_layer_bf16);
+    const auto device = layer_values_and_gradients(inputs, upstream, kCuda, torch::kFloat, lru_layer_bf16);
+    const auto composed =
+        layer_values_and_gradients(inputs, upstream, kCuda, torch::kFloat, lru_layer_bf16_composed);
+    const char* names[] = {"y", "lambda_re", "lambda_im", "B_re", "B_im", "C_re", "C_im", "D", "u"};
+    for (size_t i = 0; i < exact.size(); ++i) {
+      ASSERT_TRUE(device[i].defined()) << names[i];
+      EXPECT_TRUE(device[i].is_cuda()) << names[i];
+      EXPECT_LT(max_relative(device[i], cpu[i]), 1e-2) << names[i] << " against the CPU";
+      EXPECT_LT(max_relative(device[i], composed[i]), 1e-2) << names[i] << " against the composition";
+      EXPECT_LT(max_relative(device[i], exact[i]), 5e-2) << names[i] << " against float64";
+    }
+  }
+}
+
 // The fused block ops (fused_ops.h) on the device against their CPU loops,
 // with the same keep mask: float32 and bfloat16 GEMM sides, values and
 // gradients, sizes that are not multiples of the thread block, H = 5 and 512.
@@ -249,6 +277,7 @@ LruModel seeded_model(const LruModelOptions& o, uint64_t seed, torch::Device dev
 TEST(CudaLruModel, ForwardAndGradientsMatchTheCpu) {
   SKIP_WITHOUT_CUDA();
   for (const int64_t hidden : {8, 24}) {
+    SCOPED_TRACE("H=" + std::to_string(hidden));
     LruModelOptions o;
     o.input_dim = 3;
     o.num_classes = 5;
@@ -271,6 +300,35 @@ TEST(CudaLruModel, ForwardAndGradientsMatchTheCpu) {
       EXPECT_LT(max_relative(g_gpu, g_cpu), 1e-3) << "H=" << hidden << " " << item.key();
     }
   }
+}
+
+// A wide model in the bf16 mode (bfloat16 LRU projections and GLU) on the
+// device against the same model on the CPU: the same rounding points, but
+// bfloat16 roundings flip where cuBLAS sums in another order than the CPU.
+TEST(CudaLruModel, Bf16WideModelMatchesTheCpu) {
+  SKIP_WITHOUT_CUDA();
+  LruModelOptions o;
+  o.input_dim = 3;
+  o.num_classes = 5;
+  o.num_blocks = 2;
+  o.state_dim = 40;
+  o.hidden_dim = 32;
+  o.precision = Precision::kBf16;
+  LruModel cpu = seeded_model(o, 12, torch::kCPU), gpu = seeded_model(o, 12, kCuda);
+  const torch::Tensor x = torch::rand({4, 30, 3});
+  const torch::Tensor labels = torch::randint(0, 5, {4}, torch::kLong);
+  const torch::Tensor loss_cpu = torch::nn::functional::cross_entropy(cpu->forward(x), labels);
+  const torch::Tensor loss_gpu = torch::nn::functional::cross_entropy(gpu->forward(x.to(kCuda)), labels.to(kCuda));
+  loss_cpu.backward();
+  loss_gpu.backward();
+  EXPECT_NEAR(loss_gpu.item<double>(), loss_cpu.item<double>(), 1e-2 * std::abs(loss_cpu.item<double>()));
+  const auto gpu_params = gpu->named_parameters();
+  for (const auto& item : cpu->named_parameters()) {
+    const torch::Tensor& g_gpu = gpu_params[item.key()].grad();
+    ASSERT_TRUE(g_gpu.defined()) << item.key();
+    EXPECT_LT(max_relative(g_gpu, item.value().grad()), 5e-2) << item.key();
+  }
+  enable_tf32(false);
 }
 
 std::unique_ptr<torch::optim::AdamW> two_group_adamw(const LruModel& model) {
@@ -298,12 +356,16 @@ TEST(GraphedStep, WithoutCudaConstructionIsAClearError) {
 // batch of another shape (run eagerly) and the step counts in the state.
 TEST(CudaGraphedStep, MatchesEagerAdamWStepByStep) {
   SKIP_WITHOUT_CUDA();
-  for (const int64_t hidden : {8, 24}) {
+  // H = 24 in bf16: the wide layers' bfloat16 projections (lru_layer_bf16) in the graph.
+  for (const auto& [hidden, precision] : {std::pair{int64_t{8}, Precision::kFp32}, std::pair{int64_t{24}, Precision::kFp32},
+                                          std::pair{int64_t{24}, Precision::kBf16}}) {
+    SCOPED_TRACE(std::string("precision ") + std::string(to_string(precision)));
     LruModelOptions o;
     o.num_classes = 4;
     o.num_blocks = 2;
     o.state_dim = 32;
     o.hidden_dim = hidden;
+    o.precision = precision;
     LruModel eager = seeded_model(o, 5, kCuda), graphed = seeded_model(o, 5, kCuda);
     auto eager_adamw = two_group_adamw(eager), graphed_adamw = two_group_adamw(graphed);
     GraphedTrainStep step(graphed, *graphed_adamw);
@@ -350,6 +412,7 @@ TEST(CudaGraphedStep, MatchesEagerAdamWStepByStep) {
       EXPECT_EQ(state.step(), steps + 2);
     }
   }
+  enable_tf32(false);  // the bf16 model set the process-wide flag
 }
 
 // submit() / collect() with one step queued ahead (the trainer's loop): the

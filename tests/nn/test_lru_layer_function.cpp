@@ -1,6 +1,7 @@
 // The fused LRU layer op against the unfused LibTorch composition (values and
 // the gradients of all eight inputs), against finite differences, and through
-// the layer module's parameterisation.
+// the layer module's parameterisation; the bf16 layer of wide layers
+// (lru_layer_bf16) against the composition with the same rounding points.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -165,6 +166,63 @@ TEST(LruLayerFunction, BadArgumentsAreRejected) {
   wrong = p.in;
   wrong.u = torch::zeros({2, 5, 3}, torch::kInt);
   EXPECT_THROW(lru_layer(wrong), c10::Error);
+}
+
+// lru_layer_bf16 against lru_layer_bf16_composed. Both take their GEMMs from
+// LibTorch's bfloat16 matmul and round at the same points, so they differ
+// only where the float32 scans' arithmetic (fused multiply-adds, sum order)
+// differs in the last bit and a bfloat16 rounding flips: measured 2026-11-26
+// at most 4.5e-4 relative to the largest entry (dL/du), the rest below 5e-5.
+const Case kWideCases[] = {{2, 37, 40, 24}, {1, 16, 8, 17}, {3, 50, 70, 32}, {1, 1, 5, 20}};
+
+TEST(LruLayerBf16, MatchesTheCompositionWithTheSameRoundings) {
+  for (const Case& c : kWideCases) {
+    const Problem p = random_problem(torch::kFloat, c, 12);
+    const auto bf16 = evaluate(p, lru_layer_bf16);
+    const auto composed = evaluate(p, lru_layer_bf16_composed);
+    for (size_t i = 0; i < bf16.size(); ++i) {
+      ASSERT_TRUE(bf16[i].defined()) << kNames[i];
+      EXPECT_EQ(bf16[i].scalar_type(), torch::kFloat) << kNames[i];
+      EXPECT_LT(max_relative(bf16[i], composed[i]), 2e-3)
+          << kNames[i] << " at B=" << c.batch << " L=" << c.length << " N=" << c.state << " H=" << c.hidden;
+    }
+  }
+}
+
+// Against the float32 layer: within bfloat16 error, and really rounded.
+TEST(LruLayerBf16, IsTheFloat32LayerWithinBfloat16Rounding) {
+  const Problem p = random_problem(torch::kFloat, {2, 60, 48, 32}, 13);
+  const auto bf16 = evaluate(p, lru_layer_bf16);
+  const auto fp32 = evaluate(p, lru_layer);
+  for (size_t i = 0; i < bf16.size(); ++i) {
+    const double error = max_relative(bf16[i], fp32[i]);
+    EXPECT_LT(error, 5e-2) << kNames[i];
+    if (i != 7) {  // dL/dD = sum dL/dy .* u: no GEMM rounding in it
+      EXPECT_GT(error, 1e-4) << kNames[i];
+    }
+  }
+}
+
+TEST(LruLayerBf16, LayerModuleRoundsOnlyWideLayersInBf16Mode) {
+  for (const int64_t h : {8, 16, 17, 24}) {
+    torch::manual_seed(3);
+    LruLayer layer(12, h);
+    const torch::Tensor u = torch::randn({2, 20, h});
+    const bool wide = h > 16;
+    EXPECT_EQ(LruLayerImpl::bf16_projections(Precision::kBf16, h), wide) << h;
+    EXPECT_FALSE(LruLayerImpl::bf16_projections(Precision::kTf32, h)) << h;
+    const torch::Tensor y = layer->forward(u, Precision::kBf16);
+    EXPECT_TRUE(torch::equal(y, wide ? lru_layer_bf16(layer->inputs(u)) : lru_layer(layer->inputs(u)))) << h;
+    EXPECT_TRUE(torch::equal(layer->forward(u, Precision::kFp32), lru_layer(layer->inputs(u)))) << h;
+  }
+}
+
+TEST(LruLayerBf16, RejectsFloat64AndBadShapes) {
+  const Problem p = random_problem(torch::kDouble, {1, 5, 4, 20}, 1);
+  EXPECT_THROW(lru_layer_bf16(p.in), c10::Error);
+  Problem q = random_problem(torch::kFloat, {1, 5, 4, 20}, 1);
+  q.in.C_re = torch::randn({20, 5});
+  EXPECT_THROW(lru_layer_bf16(q.in), c10::Error);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // Dense-layer precision (src/nn/precision.h): bf16 computes the dense layers
 // from bfloat16-rounded operands and returns float32, gradients reach the
 // float32 parameters; tf32 on the CPU is fp32 exactly; the LRU state stays
-// float32 in every mode.
+// float32 in every mode, and layers wider than 16 channels take their B and C
+// projections in bfloat16 in the bf16 mode.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -39,13 +40,13 @@ TEST(Precision, Bf16DenseIsTheProductOfRoundedOperands) {
   EXPECT_LT(max_relative(dense(layer, x, Precision::kFp32).to(torch::kDouble), exact), 1e-5);
 }
 
-LruModelOptions small_model(Precision precision) {
+LruModelOptions small_model(Precision precision, int64_t hidden = 8) {
   LruModelOptions o;
   o.input_dim = 2;
   o.num_classes = 4;
   o.num_blocks = 2;
   o.state_dim = 16;
-  o.hidden_dim = 8;
+  o.hidden_dim = hidden;
   o.precision = precision;
   return o;
 }
@@ -78,6 +79,47 @@ TEST(Precision, Tf32IsFp32OnTheCpu) {
   const torch::Tensor x = torch::rand({3, 20, 2});
   EXPECT_TRUE(torch::equal(fp32->forward(x), tf32->forward(x)));
   enable_tf32(false);  // the flag is process-wide: leave it as found
+}
+
+// wide_lru_bf16 (default true) switches the LRU projections of a wide
+// model's blocks to bfloat16; a narrow model is the same either way.
+TEST(Precision, Bf16WideModelsRoundTheirLruProjections) {
+  const torch::Tensor x = torch::rand({3, 20, 2});
+  for (const int64_t hidden : {8, 24}) {
+    LruModelOptions o = small_model(Precision::kBf16, hidden);
+    torch::manual_seed(5);
+    LruModel rounded(o);
+    o.wide_lru_bf16 = false;
+    torch::manual_seed(5);
+    LruModel float32(o);
+    const torch::Tensor a = rounded->forward(x), b = float32->forward(x);
+    if (hidden == 8) {
+      EXPECT_TRUE(torch::equal(a, b));
+    } else {
+      EXPECT_GT((a - b).abs().max().item<double>(), 0.0);
+      EXPECT_LT(max_relative(a, b), 5e-2);
+    }
+  }
+  enable_tf32(false);
+}
+
+TEST(Precision, Bf16WideModelTrains) {
+  torch::manual_seed(6);
+  LruModel model(small_model(Precision::kBf16, 24));
+  torch::optim::AdamW optimizer(model->parameters(), torch::optim::AdamWOptions(3e-3));
+  const torch::Tensor x = torch::rand({16, 30, 2});
+  const torch::Tensor labels = (x.select(2, 0).mean(1) > 0.5).to(torch::kLong);  // learnable from the input
+  double first = 0, last = 0;
+  for (int step = 0; step < 60; ++step) {
+    optimizer.zero_grad();
+    const torch::Tensor loss = torch::nn::functional::cross_entropy(model->forward(x), labels);
+    loss.backward();
+    optimizer.step();
+    (step == 0 ? first : last) = loss.item<double>();
+  }
+  EXPECT_LT(last, 0.5 * first);
+  for (const auto& item : model->named_parameters()) EXPECT_EQ(item.value().scalar_type(), torch::kFloat);
+  enable_tf32(false);
 }
 
 }  // namespace

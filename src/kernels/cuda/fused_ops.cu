@@ -74,6 +74,37 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+template <class V>
+__global__ void __launch_bounds__(kThreads)
+    lru_skip_forward_kernel(const V* __restrict__ cx, const float* __restrict__ D, const float* __restrict__ u,
+                            float* __restrict__ out, long long n, long long hidden) {
+  COMPRESSM_GRID_STRIDE_LOOP(i, n)
+    out[i] = ew::lru_skip(load(cx, i), D[i % hidden], u[i]);
+}
+
+// blockIdx.x = part of rows, blockIdx.y * 256 + threadIdx.x = column h: each
+// thread walks its column down the part's rows (coalesced across h).
+template <class V>
+__global__ void __launch_bounds__(kThreads)
+    lru_skip_backward_kernel(const float* __restrict__ grad_y, const float* __restrict__ u,
+                             const V* __restrict__ grad_u_gemm, const float* __restrict__ D,
+                             float* __restrict__ grad_u, float* __restrict__ sums, long long rows, long long hidden) {
+  const long long h = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (h >= hidden) return;
+  const long long part_rows = ew::lru_skip_part_rows(rows);
+  const long long first = blockIdx.x * part_rows, last = first + part_rows < rows ? first + part_rows : rows;
+  const float d = D[h];
+  float sum = 0.f;
+#pragma unroll 4
+  for (long long r = first; r < last; ++r) {
+    const long long i = r * hidden + h;
+    const float g = grad_y[i];
+    sum = sum + g * u[i];
+    grad_u[i] = ew::lru_skip(load(grad_u_gemm, i), d, g);
+  }
+  sums[blockIdx.x * hidden + h] = sum;
+}
+
 __global__ void __launch_bounds__(kThreads)
     parameterize_forward_kernel(ew::LruParameters<float> p, long long state, long long hidden,
                                 float* __restrict__ lambda_re, float* __restrict__ lambda_im,
@@ -284,6 +315,40 @@ void cross_entropy_backward(const float* logits, const int64_t* labels, const fl
   COMPRESSM_LAUNCH(cross_entropy_backward_kernel, grid_for(n), kThreads, stream)(
       logits, labels, row_lse, batch, classes, grad_loss, grad_logits);
   detail::check_launch("cross_entropy_backward (CUDA)");
+}
+
+void lru_skip_forward(const void* cx, Storage cx_type, const float* D, const float* u, float* out, int64_t rows,
+                      int64_t hidden, Stream stream) {
+  const long long n = rows * hidden;
+  if (n == 0) return;
+  if (cx_type == Storage::kBFloat16)
+    COMPRESSM_LAUNCH(lru_skip_forward_kernel<__nv_bfloat16>, grid_for(n), kThreads, stream)(
+        static_cast<const __nv_bfloat16*>(cx), D, u, out, n, hidden);
+  else
+    COMPRESSM_LAUNCH(lru_skip_forward_kernel<float>, grid_for(n), kThreads, stream)(
+        static_cast<const float*>(cx), D, u, out, n, hidden);
+  detail::check_launch("lru_skip_forward (CUDA)");
+}
+
+int64_t lru_skip_workspace(int64_t rows, int64_t hidden) { return ew::lru_skip_parts(rows) * hidden; }
+
+void lru_skip_backward(const float* grad_y, const float* u, const void* grad_u_gemm, Storage grad_type,
+                       const float* D, float* grad_u, float* grad_D, float* workspace, int64_t rows, int64_t hidden,
+                       Stream stream) {
+  if (hidden == 0) return;
+  const long long parts = ew::lru_skip_parts(rows);
+  if (parts > 0) {
+    const dim3 grid(static_cast<unsigned int>(parts), detail::blocks_for(hidden, kThreads));
+    if (grad_type == Storage::kBFloat16)
+      COMPRESSM_LAUNCH(lru_skip_backward_kernel<__nv_bfloat16>, grid, kThreads, stream)(
+          grad_y, u, static_cast<const __nv_bfloat16*>(grad_u_gemm), D, grad_u, workspace, rows, hidden);
+    else
+      COMPRESSM_LAUNCH(lru_skip_backward_kernel<float>, grid, kThreads, stream)(
+          grad_y, u, static_cast<const float*>(grad_u_gemm), D, grad_u, workspace, rows, hidden);
+    detail::check_launch("lru_skip_backward (CUDA)");
+  }
+  const SumRowsJob job{workspace, grad_D, parts, hidden};
+  sum_rows(&job, 1, stream);
 }
 
 void sum_rows(const SumRowsJob* jobs, int count, Stream stream) {

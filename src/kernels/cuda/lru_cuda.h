@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "kernels/diagonal_scan.h"
+#include "kernels/diagonal_scan_bf16.h"
 #include "kernels/lru_layer_kernel.h"
 
 struct CUstream_st;  // cudaStream_t is CUstream_st*
@@ -28,6 +29,18 @@ void diagonal_scan_forward(const float* lambda, const float* u, float* x, ScanSh
 // batch row's sum_k g_k conj(x_{k-1}), for the caller to sum over rows.
 void diagonal_scan_backward(const float* lambda, const float* x, const float* grad_x, float* grad_u,
                             float* grad_lambda_rows, ScanShape shape, Stream stream);
+
+// The diagonal scan with bfloat16 input and output and a float32 state, for
+// the wide layers in the bf16 precision mode (kernels/diagonal_scan_bf16.h,
+// the CPU reference, has the arrays' layouts): one thread per (b, n),
+// sequential in time, one chunk of kBf16ScanChunk steps per round trip to
+// memory. The backward recomputes each chunk's float32 states from the
+// checkpoints and u; grad_lambda_rows {B, N} complex, for the caller to sum.
+void diagonal_scan_bf16_forward(const float* lambda, const uint16_t* u, uint16_t* x, float* checkpoints,
+                                ScanShape shape, Stream stream);
+void diagonal_scan_bf16_backward(const float* lambda, const uint16_t* u, const float* checkpoints,
+                                 const uint16_t* grad_x, uint16_t* grad_u, float* grad_lambda_rows, ScanShape shape,
+                                 Stream stream);
 
 // The fused layer keeps Bt's row and C's column of one state in registers:
 // it serves H <= kFusedMaxHidden (wider layers use cuBLAS projections around

@@ -5,7 +5,7 @@
 //
 // What it emulates:
 //  * __global__ / __device__ / __shared__ / __launch_bounds__ and friends;
-//    threadIdx, blockIdx, blockDim, gridDim; dim3, float2, __nv_bfloat16
+//    threadIdx, blockIdx, blockDim, gridDim; dim3, float2, __nv_bfloat16(2)
 //    (round to nearest even, as on the device and in c10::BFloat16);
 //  * a launch (COMPRESSM_LAUNCH in cuda_common.cuh): thread blocks one after
 //    another, the threads of a block as fibers (ucontext) on one OS thread,
@@ -84,6 +84,12 @@ inline __nv_bfloat16 __float2bfloat16_rn(float f) {
   word += 0x7fffu + ((word >> 16) & 1u);
   return {static_cast<uint16_t>(word >> 16)};
 }
+// Two bfloat16 (a complex number's re, im) in 4 bytes, as CUDA's.
+struct __nv_bfloat162 {
+  __nv_bfloat16 x, y;
+};
+inline float2 __bfloat1622float2(__nv_bfloat162 h) { return {__bfloat162float(h.x), __bfloat162float(h.y)}; }
+inline __nv_bfloat162 __float22bfloat162_rn(float2 f) { return {__float2bfloat16_rn(f.x), __float2bfloat16_rn(f.y)}; }
 
 struct CUstream_st;
 using cudaStream_t = CUstream_st*;
