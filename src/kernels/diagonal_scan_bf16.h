@@ -1,5 +1,5 @@
 // The diagonal scan of the LRU's wide layers in the bf16 precision mode
-// (src/nn/lru_layer_bf16.cpp): its input (the B projection's output) and its
+// (lru_layer_bf16 in src/nn/lru_layer_function.cpp): its input (the B projection's output) and its
 // output (the C projection's input) are bfloat16, as every GEMM operand of
 // that mode is, while the recurrence itself runs in float32:
 //   s_k = lambda .* s_{k-1} + float(u_k)   (complex float32, s_{-1} = 0)
@@ -13,7 +13,8 @@
 // (uint16_t: c10::BFloat16, __nv_bfloat16). Shapes: lambda {N} float32 pairs;
 // u, x, grad_x, grad_u {B, L, N} bfloat16 pairs; checkpoints {B, C, N}
 // float32 pairs with C = bf16_scan_chunks(L); grad_lambda_rows {B, N} float32
-// pairs. The CUDA kernels (kernels/cuda/lru_cuda.h) compute the same.
+// pairs. No two arrays may overlap (unlike the float scan, x may not alias
+// u). The CUDA kernels (kernels/cuda/lru_cuda.h) compute the same.
 #pragma once
 
 #include <cstdint>

@@ -102,7 +102,7 @@ COMPRESSM_HD void lru_lambda_gradients(T nu_log, T theta_log, T grad_re, T grad_
 }
 
 // The skip term of the wide LRU layer in the bf16 precision mode
-// (src/nn/lru_layer_bf16.cpp): y = cx + d u, cx = Re(C x) from a GEMM.
+// (lru_layer_bf16, src/nn/lru_layer_function.cpp): y = cx + d u, cx = Re(C x) from a GEMM.
 template <class T>
 COMPRESSM_HD T lru_skip(T cx, T d, T u) {
   return cx + d * u;

@@ -35,9 +35,9 @@ torch::Tensor lru_layer_unfused(const LruLayerInputs& in);
 // bfloat16, recomputes the float32 states from the state kept every 16 steps,
 // and adds both paths into dL/du in one pass. The state is never rounded
 // inside the recurrence; it enters the C GEMM rounded, as every GEMM operand
-// in that mode. Kept for the backward pass: bf16(u), Bu, bf16(s) and the
-// checkpoints (about 2.6 bytes per element of u and state, against 8 per
-// state element of the float32 composition).
+// in that mode. Kept for the backward pass: u, bf16(u), Bu, bf16(s) and the
+// float32 state every 16 steps (8.5 bytes per complex state element, about
+// what the float32 composition's complex64 state takes).
 torch::Tensor lru_layer_bf16(const LruLayerInputs& in);
 
 // The same rounding points from LibTorch ops (casts, bfloat16 matmuls, the

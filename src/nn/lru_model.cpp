@@ -57,6 +57,7 @@ LruModelImpl::LruModelImpl(const LruModelOptions& o) : options_(o) {
   head = register_module("head", torch::nn::Linear(o.hidden_dim, o.num_classes));
   // bf16 keeps float32 GEMMs where the LRU projections stay float32: TF32 for those.
   if (o.precision == Precision::kTf32 || o.precision == Precision::kBf16) enable_tf32(true);
+  if (o.precision == Precision::kBf16) require_float32_bf16_reductions();
 }
 
 torch::Tensor LruModelImpl::forward(const torch::Tensor& x) {

@@ -1,6 +1,7 @@
 #include "nn/precision.h"
 
 #include <ATen/Context.h>
+#include <torch/version.h>
 #include <torch/nn/functional/linear.h>
 
 namespace compressm::nn {
@@ -26,6 +27,12 @@ torch::Tensor dense_pair(const torch::nn::Linear& a, const torch::nn::Linear& b,
   const torch::Tensor weight = torch::cat({a->weight, b->weight}, 0), bias = torch::cat({a->bias, b->bias}, 0);
   if (precision != Precision::kBf16) return torch::nn::functional::linear(x, weight, bias);
   return torch::nn::functional::linear(x.to(torch::kBFloat16), weight.to(torch::kBFloat16), bias.to(torch::kBFloat16));
+}
+
+void require_float32_bf16_reductions() {
+#if TORCH_VERSION_MAJOR >= 2
+  at::globalContext().setAllowBF16ReductionCuBLAS(false);
+#endif
 }
 
 void enable_tf32(bool enabled) {

@@ -515,8 +515,11 @@ TEST(EmulatedCudaDiagonalScanBf16, ForwardAndBackwardMatchTheCpuKernels) {
 }
 
 TEST(EmulatedCudaFusedOps, LruSkipMatchesTheCpuLoops) {
-  // rows = 600: 200 parts of 3 rows; hidden = 300: two column blocks, the second partly idle.
-  const int64_t rows = 600, hidden = 300, n = rows * hidden;
+  // rows = 777: 4 rows per part, 195 parts, the last of 1 row; hidden = 300:
+  // two column blocks, the second partly idle.
+  const int64_t rows = 777, hidden = 300, n = rows * hidden;
+  ASSERT_EQ(ew::lru_skip_part_rows(rows), 4);
+  ASSERT_EQ(ew::lru_skip_parts(rows), 195);
   const auto D = random_floats(hidden, 70), u = random_floats(n, 71), grad_y = random_floats(n, 72);
   const auto cx = to_bf16(random_floats(n, 73)), grad_gemm = to_bf16(random_floats(n, 74));
   std::vector<float> out(n, NAN), out_ref(n);

@@ -336,6 +336,8 @@ void lru_skip_backward(const float* grad_y, const float* u, const void* grad_u_g
                        const float* D, float* grad_u, float* grad_D, float* workspace, int64_t rows, int64_t hidden,
                        Stream stream) {
   if (hidden == 0) return;
+  if (detail::blocks_for(hidden, kThreads) > 65535u)
+    throw std::invalid_argument("lru_skip_backward (CUDA): more than 65535 x 256 channels");
   const long long parts = ew::lru_skip_parts(rows);
   if (parts > 0) {
     const dim3 grid(static_cast<unsigned int>(parts), detail::blocks_for(hidden, kThreads));
