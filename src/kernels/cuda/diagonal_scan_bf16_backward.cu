@@ -13,6 +13,26 @@ namespace {
 constexpr int kThreads = 64;  // see the forward kernel
 constexpr int kChunk = static_cast<int>(kBf16ScanChunk);
 
+__device__ __forceinline__ int chunk_steps(long long length, long long c) {
+  const long long left = length - c * kChunk;
+  return left < kChunk ? static_cast<int>(left) : kChunk;
+}
+
+// Chunk c's u and grad_x (p + c * kChunk * state), m steps.
+__device__ __forceinline__ void load_chunk(const __nv_bfloat162* __restrict__ u,
+                                           const __nv_bfloat162* __restrict__ grad_x, long long offset,
+                                           long long state, int m, __nv_bfloat162 (&u_out)[kChunk],
+                                           __nv_bfloat162 (&g_out)[kChunk]) {
+#pragma unroll
+  for (int k = 0; k < kChunk; ++k)
+    if (k < m) {
+      u_out[k] = u[offset + k * state];
+      g_out[k] = grad_x[offset + k * state];
+    }
+}
+
+// Chunks backwards; the previous chunk's loads (u, grad_x, its checkpoint)
+// are issued before this chunk's arithmetic, as in the forward kernel.
 __global__ void __launch_bounds__(kThreads)
     scan_bf16_backward_kernel(const float2* __restrict__ lambda, const __nv_bfloat162* __restrict__ u,
                               const float2* __restrict__ checkpoints, const __nv_bfloat162* __restrict__ grad_x,
@@ -28,18 +48,25 @@ __global__ void __launch_bounds__(kThreads)
   const __nv_bfloat162* gxp = grad_x + base;
   __nv_bfloat162* gup = grad_u + base;
   const float2* cp = checkpoints + b * chunks * state + n;
+  __nv_bfloat162 u_next[kChunk], g_next[kChunk];
+  load_chunk(up, gxp, (chunks - 1) * kChunk * state, state, chunk_steps(length, chunks - 1), u_next, g_next);
+  float2 entering_next = cp[(chunks - 1) * state];
   float2 g = make_float2(0.f, 0.f), sum = make_float2(0.f, 0.f);
   for (long long c = chunks - 1; c >= 0; --c) {
     const long long t0 = c * kChunk;
-    const int m = length - t0 < kChunk ? static_cast<int>(length - t0) : kChunk;
-    const float2 entering = cp[c * state];
+    const int m = chunk_steps(length, c);
+    const float2 entering = entering_next;
     float2 states[kChunk], gv[kChunk];
 #pragma unroll
     for (int k = 0; k < kChunk; ++k)
       if (k < m) {
-        states[k] = __bfloat1622float2(up[(t0 + k) * state]);
-        gv[k] = __bfloat1622float2(gxp[(t0 + k) * state]);
+        states[k] = __bfloat1622float2(u_next[k]);
+        gv[k] = __bfloat1622float2(g_next[k]);
       }
+    if (c > 0) {
+      load_chunk(up, gxp, (c - 1) * kChunk * state, state, kChunk, u_next, g_next);  // only the last is partial
+      entering_next = cp[(c - 1) * state];
+    }
     float2 s = entering;
 #pragma unroll
     for (int k = 0; k < kChunk; ++k)
