@@ -141,7 +141,7 @@ fi
 # everything else with -k 0 (keep going), so one broken target stops nothing else.
 step build_cuda_kernels 240 cmake --build "$BUILD" --target compressm_kernels_cuda -j "$JOBS" ||
   tail -n 40 "$WORK/build_cuda_kernels.log"
-step build 300 cmake --build "$BUILD" --target compressm bench_train_step test_cuda_parity test_precision \
+step build 300 cmake --build "$BUILD" --target compressm bench_train_step bench_block_parts test_cuda_parity test_precision \
   test_lru_layer_function test_fused_ops test_training -j "$JOBS" -- "${keep_going[@]}" || grep -E "error|FAILED" "$WORK/build.log" | head -n 40
 
 export OPENBLAS_NUM_THREADS=1
@@ -200,6 +200,13 @@ run_bench scifar_n384_bf16_graph_composed "${scifar[@]}" --state 384 --precision
 # around the complex64 scan; the baseline of lru_layer_bf16's bfloat16 ones).
 run_bench scifar_n384_bf16_graph_lru_fp32 "${scifar[@]}" --state 384 --precision bf16 --graph 1 --wide-lru fp32
 run_bench scifar_n93_bf16_graph "${scifar[@]}" --state 93 --precision bf16 --graph 1
+# One sCIFAR block stage by stage, eager (BatchNorm, the LRU with bfloat16
+# and with float32 projections, GELU/GLU/residual, the whole block; forward
+# and forward + backward): the breakdown where ncu is missing.
+if [[ -x $BUILD/bench/bench_block_parts ]] &&
+  step block_parts_scifar 120 "$BUILD/bench/bench_block_parts" --device cuda --precision bf16; then
+  tail -n 1 "$WORK/block_parts_scifar.log" | tee -a "$OUT/bench.jsonl" >>"$SUMMARY"
+fi
 
 # The whole trainer against `compressm bench` on the same config (both replay
 # CUDA graphs: training.cuda_graphs defaults to true): sMNIST's configuration
@@ -257,13 +264,19 @@ gtest test_training_cuda "$BUILD/tests/training/test_training" 'Trainer.Cuda*'
 # kernel nodes one by one): the per-kernel summary gives invocations and GPU
 # time per kernel name; divide by the 6 steps. Each kernel is replayed for
 # its metrics, so this takes a minute or two.
-if [[ $QUICK != 1 && -x $BUILD/bench/bench_train_step ]] && command -v ncu >/dev/null; then
-  step ncu_smnist_n256 180 ncu --metrics gpu__time_duration.sum --print-summary per-kernel --launch-count 3000 \
+# ncu on the PATH, or where CUDA's installers put it.
+NCU=$(command -v ncu || true)
+for candidate in /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu; do
+  [[ -z $NCU && -x $candidate ]] && NCU=$candidate
+done
+note "ncu: ${NCU:-not found}"
+if [[ $QUICK != 1 && -x $BUILD/bench/bench_train_step && -n $NCU ]]; then
+  step ncu_smnist_n256 180 "$NCU" --metrics gpu__time_duration.sum --print-summary per-kernel --launch-count 3000 \
     "$BUILD/bench/bench_train_step" --device cuda --blocks 1 --hidden 8 --batch 50 --length 784 --input 1 \
     --classes 10 --state 256 --graph 1 --warmup 4 --steps 2 || true
   # One sCIFAR-shaped block (N = 384, H = 512, bf16): where the wide step's
   # time and DRAM bytes go (GEMMs, scan, fused ops, BatchNorm).
-  step ncu_scifar_1block 180 ncu --metrics gpu__time_duration.sum,dram__bytes.sum --print-summary per-kernel \
+  step ncu_scifar_1block 180 "$NCU" --metrics gpu__time_duration.sum,dram__bytes.sum --print-summary per-kernel \
     --launch-count 3000 "$BUILD/bench/bench_train_step" --device cuda --blocks 1 --hidden 512 --batch 50 \
     --length 1024 --input 3 --classes 10 --state 384 --precision bf16 --graph 1 --warmup 4 --steps 2 || true
 fi

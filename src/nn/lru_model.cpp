@@ -20,16 +20,20 @@ LruBlockImpl::LruBlockImpl(int64_t n, int64_t h, double drop_rate, LruInit init,
   dropout = register_module("dropout", torch::nn::Dropout(drop_rate));
 }
 
-torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) {
+torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) { return mix(lru(normalize(x), lru_precision()), x); }
+
+torch::Tensor LruBlockImpl::normalize(const torch::Tensor& x) {
   // Statistics over (batch, time) per channel: BatchNorm1d on the {B*L, H} view,
   // which keeps everything contiguous (the {B, H, L} transpose was 3x slower
   // and sent the next matmul down the batched-GEMM path).
   const auto shape = x.sizes();
-  torch::Tensor z = norm(x.reshape({shape[0] * shape[1], shape[2]})).view(shape);
-  const torch::Tensor y = lru(z, wide_lru_bf16 ? precision : Precision::kFp32);
+  return norm(x.reshape({shape[0] * shape[1], shape[2]})).view(shape);
+}
+
+torch::Tensor LruBlockImpl::mix(const torch::Tensor& y, const torch::Tensor& x) {
   const bool fused = fused_ops_support(y) && (ops == BlockOps::kFused || (ops == BlockOps::kAuto && y.is_cuda()));
   if (!fused) {
-    z = dropout(torch::gelu(y));
+    torch::Tensor z = dropout(torch::gelu(y));
     z = dropout(dense(glu_value, z, precision) * torch::sigmoid(dense(glu_gate, z, precision)));
     return x + z;
   }

@@ -31,6 +31,11 @@ class LruBlockImpl : public torch::nn::Module {
   LruBlockImpl(int64_t state_dim, int64_t hidden_dim, double drop_rate, LruInit init,
                Precision precision = Precision::kFp32, BlockOps ops = BlockOps::kAuto, bool wide_lru_bf16 = true);
   torch::Tensor forward(const torch::Tensor& x);  // {B, L, H} -> {B, L, H}
+  // forward(x) = mix(lru(normalize(x), precision), x) (precision if
+  // wide_lru_bf16, else fp32): its three stages, which bench_block_parts times.
+  torch::Tensor normalize(const torch::Tensor& x);                      // BatchNorm over (batch, time)
+  torch::Tensor mix(const torch::Tensor& y, const torch::Tensor& x);    // x + dropout(GLU(dropout(GELU(y))))
+  Precision lru_precision() const { return wide_lru_bf16 ? precision : Precision::kFp32; }
 
   torch::nn::BatchNorm1d norm{nullptr};
   LruLayer lru{nullptr};
