@@ -2,7 +2,9 @@
 // (LruBlockImpl::normalize), the LRU layer in the block's precision, the same
 // layer with float32 projections (the baseline of the bf16 mode's bfloat16
 // ones, when the layer is wide), the rest of the block (GELU, dropout, GLU,
-// residual: LruBlockImpl::mix) and the whole block. Each stage's forward pass
+// residual: LruBlockImpl::mix), the LRU with its skip term, GELU and dropout
+// as one op where the block runs it so (fused ops, wide, bf16:
+// lru_layer_bf16_gelu_dropout) and the whole block. Each stage's forward pass
 // alone and forward + backward, median wall time over the steps with the
 // device synchronised around each one (so a stage's time includes its kernel
 // launches: on CUDA, eager, not graphed). Where Nsight Compute is missing
@@ -28,6 +30,7 @@
 
 #include "bench_flags.h"
 #include "benchmark/step_benchmark.h"
+#include "nn/fused_ops.h"
 #include "nn/lru_model.h"
 
 namespace {
@@ -82,7 +85,7 @@ Timing time_stage(const Options& o, const torch::Tensor& upstream, const std::fu
       if (cuda) torch::cuda::synchronize();
       const auto start = std::chrono::steady_clock::now();
       const torch::Tensor out = run();
-      if (backward) out.backward(upstream);
+      if (backward) out.backward(out.scalar_type() == upstream.scalar_type() ? upstream : upstream.to(out.scalar_type()));
       if (cuda) torch::cuda::synchronize();
       if (step >= o.warmup)
         ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
@@ -124,6 +127,13 @@ int main(int argc, char** argv) try {
       {"block", [&] { return block->forward(x); }}};
   if (compressm::nn::LruLayerImpl::bf16_projections(precision, o.hidden))
     stages.insert(stages.begin() + 2, {"lru_fp32_projections", [&] { return block->lru(z, Precision::kFp32); }});
+  // What the block runs instead of lru and mix's GELU there (fused ops, wide, bf16).
+  if (block->fused_lru_activation(z))
+    stages.insert(stages.end() - 1, {"lru_gelu_dropout", [&] {
+                    const double p = o.dropout;
+                    return compressm::nn::lru_layer_bf16_gelu_dropout(
+                        block->lru->inputs(z), compressm::nn::dropout_keep_mask(z.sizes(), p, z.device()), p);
+                  }});
 
   std::ostringstream parts;
   for (size_t k = 0; k < stages.size(); ++k) {

@@ -178,6 +178,57 @@ void lru_skip_backward(const float* grad_y, const float* u, const V* grad_u_gemm
   }
 }
 
+template <class V>
+void lru_skip_gelu_forward(const V* cx, const float* D, const float* u, V* g, int64_t rows, int64_t hidden,
+                           const uint8_t* keep, double scale) {
+  const float s = static_cast<float>(scale);
+  at::parallel_for(0, rows, kGrain / hidden + 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      for (int64_t h = 0; h < hidden; ++h) {
+        const int64_t i = r * hidden + h;
+        g[i] = static_cast<V>(skip_gelu(static_cast<float>(cx[i]), D[h], u[i], dropout_factor(keep, i, s)));
+      }
+  });
+}
+
+template <class V>
+void lru_skip_gelu_backward(const V* grad_g, const V* cx, const float* D, const float* u, V* grad_cx,
+                            float* grad_u_skip, float* grad_D, int64_t rows, int64_t hidden, const uint8_t* keep,
+                            double scale) {
+  const float s = static_cast<float>(scale);
+  const int64_t parts = lru_skip_parts(rows), part_rows = lru_skip_part_rows(rows);
+  std::vector<float> sums(parts * hidden, 0.f);
+  at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      float* sum = sums.data() + p * hidden;
+      for (int64_t r = p * part_rows; r < std::min(rows, (p + 1) * part_rows); ++r)
+        for (int64_t h = 0; h < hidden; ++h) {
+          const int64_t i = r * hidden + h;
+          const float gp = skip_gelu_gradient(static_cast<float>(cx[i]), D[h], u[i], dropout_factor(keep, i, s),
+                                              static_cast<float>(grad_g[i]));
+          grad_cx[i] = static_cast<V>(gp);
+          grad_u_skip[i] = D[h] * gp;
+          sum[h] = sum[h] + gp * u[i];
+        }
+    }
+  });
+  for (int64_t h = 0; h < hidden; ++h) {
+    float total = 0.f;
+    for (int64_t p = 0; p < parts; ++p) total += sums[p * hidden + h];
+    grad_D[h] = total;
+  }
+}
+
+template void lru_skip_gelu_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t,
+                                           const uint8_t*, double);
+template void lru_skip_gelu_forward<c10::BFloat16>(const c10::BFloat16*, const float*, const float*, c10::BFloat16*,
+                                                   int64_t, int64_t, const uint8_t*, double);
+template void lru_skip_gelu_backward<float>(const float*, const float*, const float*, const float*, float*, float*,
+                                            float*, int64_t, int64_t, const uint8_t*, double);
+template void lru_skip_gelu_backward<c10::BFloat16>(const c10::BFloat16*, const c10::BFloat16*, const float*,
+                                                    const float*, c10::BFloat16*, float*, float*, int64_t, int64_t,
+                                                    const uint8_t*, double);
+
 template void lru_skip_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t);
 template void lru_skip_forward<c10::BFloat16>(const c10::BFloat16*, const float*, const float*, float*, int64_t,
                                               int64_t);

@@ -13,6 +13,8 @@
 //   lru_skip             y = Re(C x) + D .* u of the wide LRU layer in bf16 mode
 //                        (Re(C x) from a bfloat16 GEMM), and its backward pass:
 //                        dL/du from both paths into u in one pass, dL/dD
+//   lru_skip_gelu        the skip term and the block's GELU with dropout in one
+//                        pass: g = dropout(GELU(cx + D .* u)), y never written
 //
 // Dropout is a keep mask (uint8, 1 = kept; null = no dropout) and the scale
 // 1 / (1 - p) of the kept elements; the backward passes take the same mask.
@@ -108,6 +110,17 @@ COMPRESSM_HD T lru_skip(T cx, T d, T u) {
   return cx + d * u;
 }
 
+// The skip term followed by the block's GELU and dropout factor d, and the
+// gradient of the pre-activation cx + D u from dL/dg (as gelu_dropout).
+template <class T>
+COMPRESSM_HD T skip_gelu(T cx, T d, T u, T factor) {
+  return gelu(lru_skip(cx, d, u)) * factor;
+}
+template <class T>
+COMPRESSM_HD T skip_gelu_gradient(T cx, T d, T u, T factor, T grad_g) {
+  return grad_g * factor * gelu_derivative(lru_skip(cx, d, u));
+}
+
 // dL/dD = sum over rows of dL/dy .* u is summed in parts of
 // lru_skip_part_rows(rows) consecutive rows (each part from zero, in row
 // order), then the lru_skip_parts(rows) parts in order: the CPU loop and
@@ -181,6 +194,18 @@ void lru_skip_forward(const V* cx, const float* D, const float* u, float* out, i
 template <class V>
 void lru_skip_backward(const float* grad_y, const float* u, const V* grad_u_gemm, const float* D, float* grad_u,
                        float* grad_D, int64_t rows, int64_t hidden);
+
+// lru_skip_gelu over {rows, H}: g = skip_gelu(cx, D[h], u, d_i), cx and g
+// stored as V. Backward, from dL/dg: grad_cx = dL/d(pre) (stored as V),
+// grad_u_skip = D .* dL/d(pre) (the skip's share of dL/du), grad_D {H} =
+// sum over rows of dL/d(pre) .* u in lru_skip's parts.
+template <class V>
+void lru_skip_gelu_forward(const V* cx, const float* D, const float* u, V* g, int64_t rows, int64_t hidden,
+                           const uint8_t* keep, double scale);
+template <class V>
+void lru_skip_gelu_backward(const V* grad_g, const V* cx, const float* D, const float* u, V* grad_cx,
+                            float* grad_u_skip, float* grad_D, int64_t rows, int64_t hidden, const uint8_t* keep,
+                            double scale);
 
 // The LRU parameterisation, N states and H channels (T float or double):
 //   lambda_{re,im}[n] = lru_lambda(nu_log[n], theta_log[n]),

@@ -171,6 +171,28 @@ void lru_skip_backward(const torch::Tensor& grad_y, const torch::Tensor& u, cons
                                    grad_D.data_ptr<float>(), workspace.data_ptr<float>(), rows, hidden, stream_of(u));
 }
 
+void lru_skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const torch::Tensor& u,
+                           const torch::Tensor& keep, double scale, const torch::Tensor& g) {
+  const c10::cuda::CUDAGuard guard(u.device());
+  const int64_t hidden = u.size(-1);
+  kernels::cuda::lru_skip_gelu_forward(cx.data_ptr(), storage_of(cx), D.data_ptr<float>(), u.data_ptr<float>(),
+                                       g.data_ptr(), u.numel() / hidden, hidden, keep_ptr(keep),
+                                       static_cast<float>(scale), stream_of(u));
+}
+
+void lru_skip_gelu_backward(const torch::Tensor& grad_g, const torch::Tensor& cx, const torch::Tensor& D,
+                            const torch::Tensor& u, const torch::Tensor& keep, double scale,
+                            const torch::Tensor& grad_cx, const torch::Tensor& grad_u_skip,
+                            const torch::Tensor& grad_D) {
+  const c10::cuda::CUDAGuard guard(u.device());
+  const int64_t hidden = u.size(-1), rows = u.numel() / hidden;
+  torch::Tensor workspace = torch::empty({kernels::cuda::lru_skip_workspace(rows, hidden)}, u.options());
+  kernels::cuda::lru_skip_gelu_backward(grad_g.data_ptr(), cx.data_ptr(), storage_of(cx), D.data_ptr<float>(),
+                                        u.data_ptr<float>(), grad_cx.data_ptr(), grad_u_skip.data_ptr<float>(),
+                                        grad_D.data_ptr<float>(), workspace.data_ptr<float>(), rows, hidden,
+                                        keep_ptr(keep), static_cast<float>(scale), stream_of(u));
+}
+
 void gelu_dropout_forward(const torch::Tensor& y, const torch::Tensor& keep, double scale, const torch::Tensor& z) {
   const c10::cuda::CUDAGuard guard(y.device());
   kernels::cuda::gelu_dropout_forward(y.data_ptr<float>(), z.data_ptr(), storage_of(z), y.numel(), keep_ptr(keep),

@@ -41,6 +41,14 @@ void lru_skip_forward(const torch::Tensor& cx, const torch::Tensor& D, const tor
                       const torch::Tensor& out);
 void lru_skip_backward(const torch::Tensor& grad_y, const torch::Tensor& u, const torch::Tensor& grad_u_gemm,
                        const torch::Tensor& D, const torch::Tensor& grad_u, const torch::Tensor& grad_D);
+// lru_skip_gelu: cx, g, grad_g, grad_cx bfloat16; keep uint8 or undefined;
+// grad_u_skip and grad_D float32.
+void lru_skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const torch::Tensor& u,
+                           const torch::Tensor& keep, double scale, const torch::Tensor& g);
+void lru_skip_gelu_backward(const torch::Tensor& grad_g, const torch::Tensor& cx, const torch::Tensor& D,
+                            const torch::Tensor& u, const torch::Tensor& keep, double scale,
+                            const torch::Tensor& grad_cx, const torch::Tensor& grad_u_skip,
+                            const torch::Tensor& grad_D);
 
 // The kernels of fused_ops.h and of the graphed step's AdamW
 // (kernels/cuda/fused_ops_cuda.h) on contiguous CUDA tensors, validated by the

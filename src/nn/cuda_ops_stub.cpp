@@ -43,6 +43,16 @@ void lru_skip_backward(const torch::Tensor&, const torch::Tensor&, const torch::
   no_cuda("lru_layer_bf16");
 }
 
+void lru_skip_gelu_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                           double, const torch::Tensor&) {
+  no_cuda("lru_layer_bf16_gelu_dropout");
+}
+void lru_skip_gelu_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                            const torch::Tensor&, double, const torch::Tensor&, const torch::Tensor&,
+                            const torch::Tensor&) {
+  no_cuda("lru_layer_bf16_gelu_dropout");
+}
+
 void gelu_dropout_forward(const torch::Tensor&, const torch::Tensor&, double, const torch::Tensor&) {
   no_cuda("gelu_dropout");
 }

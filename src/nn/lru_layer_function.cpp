@@ -2,6 +2,9 @@
 
 #include <torch/autograd.h>
 
+#include <optional>
+#include <utility>
+
 #include "kernels/cuda/lru_cuda.h"
 #include "kernels/diagonal_scan_bf16.h"
 #include "kernels/fused_ops.h"
@@ -81,60 +84,94 @@ void check_arguments(const LruLayerInputs& in) {
 // lru_layer_bf16: its kernels on the CPU (kernels/) or CUDA (cuda_ops.h).
 const uint16_t* bits(const torch::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<c10::BFloat16>()); }
 uint16_t* bits(torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<c10::BFloat16>()); }
+const uint8_t* keep_ptr(const torch::Tensor& keep) { return keep.defined() ? keep.data_ptr<uint8_t>() : nullptr; }
 
+// The projections and the scan of the bf16 layer, up to cx = Re(C s) (bfloat16
+// {B, L, H}), and the tensors their backward pass needs. Saved in this order.
+struct Bf16Core {
+  torch::Tensor lambda, w_in, w_out, ub, bu, checkpoints, x;  // x = bf16(s)
+};
+constexpr size_t kBf16CoreSaved = 7;
+
+std::pair<Bf16Core, torch::Tensor> bf16_core_forward(const tensor_list& t) {
+  const torch::Tensor& u = t[7];
+  const int64_t n = t[0].size(0), h = u.size(2);
+  const kernels::ScanShape shape{u.size(0), u.size(1), n};
+  Bf16Core c;
+  c.lambda = torch::stack({t[0], t[1]}, 1);  // {N, 2}
+  // W_in {2N, H}: rows (re, im) interleaved, so Bu {B, L, 2N} is the scan's complex layout.
+  c.w_in = torch::stack({t[2], t[3]}, 1).reshape({2 * n, h}).to(torch::kBFloat16);
+  c.w_out = torch::stack({t[4], -t[5]}, 2).reshape({h, 2 * n}).to(torch::kBFloat16);
+  c.ub = u.to(torch::kBFloat16);
+  c.bu = torch::matmul(c.ub, c.w_in.t()).contiguous();
+  c.x = torch::empty_like(c.bu);
+  c.checkpoints = torch::empty({shape.batch, kernels::bf16_scan_chunks(shape.length), n, 2}, u.options());
+  if (u.is_cuda())
+    cuda_ops::diagonal_scan_bf16_forward(c.lambda, c.bu, c.x, c.checkpoints);
+  else
+    kernels::diagonal_scan_bf16_forward(c.lambda.data_ptr<float>(), bits(c.bu), bits(c.x),
+                                        c.checkpoints.data_ptr<float>(), shape);
+  torch::Tensor cx = torch::matmul(c.x, c.w_out.t()).contiguous();  // Re(C s), {B, L, H} bfloat16
+  return {c, cx};
+}
+
+tensor_list saved_list(const Bf16Core& c) { return {c.lambda, c.w_in, c.w_out, c.ub, c.bu, c.checkpoints, c.x}; }
+Bf16Core core_of(const tensor_list& saved) {
+  return {saved[0], saved[1], saved[2], saved[3], saved[4], saved[5], saved[6]};
+}
+
+// From dL/dcx (bfloat16): the gradients of lambda_re, lambda_im, B_re, B_im,
+// C_re, C_im, and the B GEMM's dL/du (bfloat16, {B, L, H}).
+std::pair<tensor_list, torch::Tensor> bf16_core_backward(const Bf16Core& c, const torch::Tensor& grad_cx) {
+  const int64_t n = c.lambda.size(0), h = c.ub.size(2);
+  const kernels::ScanShape shape{c.ub.size(0), c.ub.size(1), n};
+  const torch::Tensor grad_x = torch::matmul(grad_cx, c.w_out).contiguous();  // {B, L, 2N} bfloat16
+  const torch::Tensor grad_w_out = torch::matmul(grad_cx.reshape({-1, h}).t(), c.x.reshape({-1, 2 * n}));
+  torch::Tensor grad_bu = torch::empty_like(c.bu);
+  torch::Tensor rows = torch::empty({shape.batch, n, 2}, c.checkpoints.options());
+  if (c.bu.is_cuda())
+    cuda_ops::diagonal_scan_bf16_backward(c.lambda, c.bu, c.checkpoints, grad_x, grad_bu, rows);
+  else
+    kernels::diagonal_scan_bf16_backward(c.lambda.data_ptr<float>(), bits(c.bu), c.checkpoints.data_ptr<float>(),
+                                         bits(grad_x), bits(grad_bu), rows.data_ptr<float>(), shape);
+  torch::Tensor grad_ub = torch::matmul(grad_bu, c.w_in).contiguous();  // {B, L, H} bfloat16
+  const torch::Tensor grad_w_in = torch::matmul(grad_bu.reshape({-1, 2 * n}).t(), c.ub.reshape({-1, h}));
+  const torch::Tensor grad_lambda = rows.sum(0);                          // {N, 2}
+  const torch::Tensor gi = grad_w_in.to(torch::kFloat).view({n, 2, h});   // d/d(B_re, B_im)
+  const torch::Tensor go = grad_w_out.to(torch::kFloat).view({h, n, 2});  // d/d(C_re, -C_im)
+  return {{grad_lambda.select(1, 0).contiguous(), grad_lambda.select(1, 1).contiguous(), gi.select(1, 0).contiguous(),
+           gi.select(1, 1).contiguous(), go.select(2, 0).contiguous(), go.select(2, 1).neg()},
+          grad_ub};
+}
+
+// y = float(cx) + D .* u.
 struct LruLayerBf16 : public torch::autograd::Function<LruLayerBf16> {
   // t = lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u (as_list).
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& lambda_re,
                                const torch::Tensor& lambda_im, const torch::Tensor& B_re, const torch::Tensor& B_im,
                                const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
                                const torch::Tensor& u) {
-    const int64_t n = lambda_re.size(0), h = u.size(2);
-    const kernels::ScanShape shape{u.size(0), u.size(1), n};
-    const torch::Tensor lambda = torch::stack({lambda_re, lambda_im}, 1);  // {N, 2}
-    // W_in {2N, H}: rows (re, im) interleaved, so Bu {B, L, 2N} is the scan's complex layout.
-    const torch::Tensor w_in = torch::stack({B_re, B_im}, 1).reshape({2 * n, h}).to(torch::kBFloat16);
-    const torch::Tensor w_out = torch::stack({C_re, -C_im}, 2).reshape({h, 2 * n}).to(torch::kBFloat16);
-    const torch::Tensor ub = u.to(torch::kBFloat16);
-    const torch::Tensor bu = torch::matmul(ub, w_in.t()).contiguous();
-    torch::Tensor x = torch::empty_like(bu);
-    torch::Tensor checkpoints =
-        torch::empty({shape.batch, kernels::bf16_scan_chunks(shape.length), n, 2}, u.options());
-    if (u.is_cuda())
-      cuda_ops::diagonal_scan_bf16_forward(lambda, bu, x, checkpoints);
-    else
-      kernels::diagonal_scan_bf16_forward(lambda.data_ptr<float>(), bits(bu), bits(x), checkpoints.data_ptr<float>(),
-                                          shape);
-    const torch::Tensor cx = torch::matmul(x, w_out.t()).contiguous();  // Re(C x), {B, L, H} bfloat16
+    const auto [core, cx] = bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u});
+    const int64_t h = u.size(2);
     torch::Tensor y = torch::empty_like(u);
     if (u.is_cuda())
       cuda_ops::lru_skip_forward(cx, D, u, y);
     else
       kernels::elementwise::lru_skip_forward(cx.data_ptr<c10::BFloat16>(), D.data_ptr<float>(), u.data_ptr<float>(),
                                              y.data_ptr<float>(), u.numel() / h, h);
-    ctx->save_for_backward({lambda, w_in, w_out, ub, bu, checkpoints, x, D, u});
+    tensor_list saved = saved_list(core);
+    saved.insert(saved.end(), {D, u});
+    ctx->save_for_backward(saved);
     return y;
   }
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grad_outputs) {
     const tensor_list saved = ctx->get_saved_variables();
-    const torch::Tensor &lambda = saved[0], &w_in = saved[1], &w_out = saved[2], &ub = saved[3], &bu = saved[4],
-                        &checkpoints = saved[5], &x = saved[6], &D = saved[7], &u = saved[8];
-    const int64_t n = lambda.size(0), h = u.size(2);
-    const kernels::ScanShape shape{u.size(0), u.size(1), n};
+    const torch::Tensor &D = saved[kBf16CoreSaved], &u = saved[kBf16CoreSaved + 1];
+    const int64_t h = u.size(2);
     const torch::Tensor grad_y = grad_outputs[0].contiguous();
-    const torch::Tensor grad_cx = grad_y.to(torch::kBFloat16);
-    const torch::Tensor grad_x = torch::matmul(grad_cx, w_out).contiguous();  // {B, L, 2N} bfloat16
-    const torch::Tensor grad_w_out = torch::matmul(grad_cx.reshape({-1, h}).t(), x.reshape({-1, 2 * n}));
-    torch::Tensor grad_bu = torch::empty_like(bu);
-    torch::Tensor rows = torch::empty({shape.batch, n, 2}, u.options());
-    if (u.is_cuda())
-      cuda_ops::diagonal_scan_bf16_backward(lambda, bu, checkpoints, grad_x, grad_bu, rows);
-    else
-      kernels::diagonal_scan_bf16_backward(lambda.data_ptr<float>(), bits(bu), checkpoints.data_ptr<float>(),
-                                           bits(grad_x), bits(grad_bu), rows.data_ptr<float>(), shape);
-    const torch::Tensor grad_ub = torch::matmul(grad_bu, w_in).contiguous();  // {B, L, H} bfloat16
-    const torch::Tensor grad_w_in = torch::matmul(grad_bu.reshape({-1, 2 * n}).t(), ub.reshape({-1, h}));
+    auto [grads, grad_ub] = bf16_core_backward(core_of(saved), grad_y.to(torch::kBFloat16));
     torch::Tensor grad_u = torch::empty_like(u), grad_D = torch::empty_like(D);
     if (u.is_cuda())
       cuda_ops::lru_skip_backward(grad_y, u, grad_ub, D, grad_u, grad_D);
@@ -142,15 +179,65 @@ struct LruLayerBf16 : public torch::autograd::Function<LruLayerBf16> {
       kernels::elementwise::lru_skip_backward(grad_y.data_ptr<float>(), u.data_ptr<float>(),
                                               grad_ub.data_ptr<c10::BFloat16>(), D.data_ptr<float>(),
                                               grad_u.data_ptr<float>(), grad_D.data_ptr<float>(), u.numel() / h, h);
-    const torch::Tensor grad_lambda = rows.sum(0);                         // {N, 2}
-    const torch::Tensor gi = grad_w_in.to(torch::kFloat).view({n, 2, h});  // d/d(B_re, B_im)
-    const torch::Tensor go = grad_w_out.to(torch::kFloat).view({h, n, 2}); // d/d(C_re, -C_im)
-    return {grad_lambda.select(1, 0).contiguous(), grad_lambda.select(1, 1).contiguous(),
-            gi.select(1, 0).contiguous(),          gi.select(1, 1).contiguous(),
-            go.select(2, 0).contiguous(),          go.select(2, 1).neg(),
-            grad_D,                                grad_u};
+    grads.insert(grads.end(), {grad_D, grad_u});
+    return grads;
   }
 };
+
+// g = dropout(GELU(float(cx) + D .* u)) in bfloat16: the skip term and the
+// block's activation in one pass (y is never written).
+struct LruLayerBf16Gelu : public torch::autograd::Function<LruLayerBf16Gelu> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& lambda_re,
+                               const torch::Tensor& lambda_im, const torch::Tensor& B_re, const torch::Tensor& B_im,
+                               const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
+                               const torch::Tensor& u, const std::optional<torch::Tensor>& mask, double scale) {
+    const auto [core, cx] = bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u});
+    const torch::Tensor keep = mask.value_or(torch::Tensor());
+    const int64_t h = u.size(2);
+    torch::Tensor g = torch::empty_like(cx);
+    if (u.is_cuda())
+      cuda_ops::lru_skip_gelu_forward(cx, D, u, keep, scale, g);
+    else
+      kernels::elementwise::lru_skip_gelu_forward(cx.data_ptr<c10::BFloat16>(), D.data_ptr<float>(),
+                                                  u.data_ptr<float>(), g.data_ptr<c10::BFloat16>(), u.numel() / h, h,
+                                                  keep_ptr(keep), scale);
+    tensor_list saved = saved_list(core);
+    saved.insert(saved.end(), {D, u, cx});
+    ctx->save_for_backward(saved);
+    ctx->saved_data["keep"] = keep;
+    ctx->saved_data["scale"] = scale;
+    return g;
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grad_outputs) {
+    const tensor_list saved = ctx->get_saved_variables();
+    const torch::Tensor &D = saved[kBf16CoreSaved], &u = saved[kBf16CoreSaved + 1], &cx = saved[kBf16CoreSaved + 2];
+    const torch::Tensor keep = ctx->saved_data["keep"].toTensor();
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const int64_t h = u.size(2);
+    const torch::Tensor grad_g = grad_outputs[0].to(torch::kBFloat16).contiguous();
+    torch::Tensor grad_cx = torch::empty_like(cx), grad_u = torch::empty_like(u), grad_D = torch::empty_like(D);
+    if (u.is_cuda())
+      cuda_ops::lru_skip_gelu_backward(grad_g, cx, D, u, keep, scale, grad_cx, grad_u, grad_D);
+    else
+      kernels::elementwise::lru_skip_gelu_backward(
+          grad_g.data_ptr<c10::BFloat16>(), cx.data_ptr<c10::BFloat16>(), D.data_ptr<float>(), u.data_ptr<float>(),
+          grad_cx.data_ptr<c10::BFloat16>(), grad_u.data_ptr<float>(), grad_D.data_ptr<float>(), u.numel() / h, h,
+          keep_ptr(keep), scale);
+    auto [grads, grad_ub] = bf16_core_backward(core_of(saved), grad_cx);
+    grad_u.add_(grad_ub);  // the skip's share plus the B GEMM's
+    grads.insert(grads.end(), {grad_D, grad_u, torch::Tensor(), torch::Tensor()});
+    return grads;
+  }
+};
+
+void check_bf16_arguments(const LruLayerInputs& in) {
+  check_arguments(in);
+  TORCH_CHECK(in.u.scalar_type() == torch::kFloat, "lru_layer_bf16: the tensors must be float32, got ",
+              in.u.scalar_type());
+  TORCH_CHECK(in.u.device().is_cpu() || in.u.is_cuda(), "lru_layer_bf16: tensors must be on the CPU or a CUDA device");
+}
 
 }  // namespace
 
@@ -187,13 +274,24 @@ torch::Tensor lru_layer_unfused(const LruLayerInputs& in) {
 }
 
 torch::Tensor lru_layer_bf16(const LruLayerInputs& in) {
-  check_arguments(in);
-  TORCH_CHECK(in.u.scalar_type() == torch::kFloat, "lru_layer_bf16: the tensors must be float32, got ",
-              in.u.scalar_type());
-  TORCH_CHECK(in.u.device().is_cpu() || in.u.is_cuda(), "lru_layer_bf16: tensors must be on the CPU or a CUDA device");
+  check_bf16_arguments(in);
   tensor_list t = as_list(in);
   for (torch::Tensor& x : t) x = x.contiguous();
   return LruLayerBf16::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]);
+}
+
+torch::Tensor lru_layer_bf16_gelu_dropout(const LruLayerInputs& in, const torch::Tensor& keep, double p) {
+  check_bf16_arguments(in);
+  TORCH_CHECK(p >= 0.0 && p < 1.0, "lru_layer_bf16_gelu_dropout: dropout rate must be in [0, 1), got ", p);
+  std::optional<torch::Tensor> mask;
+  if (keep.defined()) {
+    TORCH_CHECK(keep.scalar_type() == torch::kByte && keep.sizes() == in.u.sizes() && keep.device() == in.u.device(),
+                "lru_layer_bf16_gelu_dropout: keep mask must be uint8 ", in.u.sizes(), " on ", in.u.device());
+    mask = keep.contiguous();
+  }
+  tensor_list t = as_list(in);
+  for (torch::Tensor& x : t) x = x.contiguous();
+  return LruLayerBf16Gelu::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], mask, 1.0 / (1.0 - p));
 }
 
 torch::Tensor lru_layer_bf16_composed(const LruLayerInputs& in) {

@@ -40,6 +40,12 @@ torch::Tensor lru_layer_unfused(const LruLayerInputs& in);
 // what the float32 composition's complex64 state takes).
 torch::Tensor lru_layer_bf16(const LruLayerInputs& in);
 
+// lru_layer_bf16 followed by the block's dropout(GELU(.)) (fused_ops.h,
+// gelu_dropout with a bfloat16 output) as one op: the skip term and the
+// activation in one pass each way, y never written; returns bfloat16 g.
+// `keep`: gelu_dropout's mask (uint8 of u's shape, or undefined), p its rate.
+torch::Tensor lru_layer_bf16_gelu_dropout(const LruLayerInputs& in, const torch::Tensor& keep, double p);
+
 // The same rounding points from LibTorch ops (casts, bfloat16 matmuls, the
 // complex64 diagonal scan, addcmul): the reference lru_layer_bf16's values and
 // gradients are tested against.

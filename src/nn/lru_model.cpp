@@ -20,7 +20,23 @@ LruBlockImpl::LruBlockImpl(int64_t n, int64_t h, double drop_rate, LruInit init,
   dropout = register_module("dropout", torch::nn::Dropout(drop_rate));
 }
 
-torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) { return mix(lru(normalize(x), lru_precision()), x); }
+namespace {
+bool runs_fused(const torch::Tensor& t, BlockOps ops) {
+  return fused_ops_support(t) && (ops == BlockOps::kFused || (ops == BlockOps::kAuto && t.is_cuda()));
+}
+}  // namespace
+
+bool LruBlockImpl::fused_lru_activation(const torch::Tensor& z) const {
+  return runs_fused(z, ops) && z.scalar_type() == torch::kFloat &&
+         LruLayerImpl::bf16_projections(lru_precision(), lru->hidden_dim());
+}
+
+torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) {
+  const torch::Tensor z = normalize(x);
+  if (!fused_lru_activation(z)) return mix(lru(z, lru_precision()), x);
+  const double p = is_training() ? dropout->options.p() : 0.0;
+  return glu(lru_layer_bf16_gelu_dropout(lru->inputs(z), dropout_keep_mask(z.sizes(), p, z.device()), p), x);
+}
 
 torch::Tensor LruBlockImpl::normalize(const torch::Tensor& x) {
   // Statistics over (batch, time) per channel: BatchNorm1d on the {B*L, H} view,
@@ -31,18 +47,21 @@ torch::Tensor LruBlockImpl::normalize(const torch::Tensor& x) {
 }
 
 torch::Tensor LruBlockImpl::mix(const torch::Tensor& y, const torch::Tensor& x) {
-  const bool fused = fused_ops_support(y) && (ops == BlockOps::kFused || (ops == BlockOps::kAuto && y.is_cuda()));
-  if (!fused) {
+  if (!runs_fused(y, ops)) {
     torch::Tensor z = dropout(torch::gelu(y));
     z = dropout(dense(glu_value, z, precision) * torch::sigmoid(dense(glu_gate, z, precision)));
     return x + z;
   }
   const double p = is_training() ? dropout->options.p() : 0.0;
   const bool bf16 = precision == Precision::kBf16 && y.scalar_type() == torch::kFloat;
-  const torch::Tensor g = gelu_dropout(y, dropout_keep_mask(y.sizes(), p, y.device()), p,
-                                       bf16 ? torch::kBFloat16 : y.scalar_type());
+  return glu(gelu_dropout(y, dropout_keep_mask(y.sizes(), p, y.device()), p, bf16 ? torch::kBFloat16 : y.scalar_type()),
+             x);
+}
+
+torch::Tensor LruBlockImpl::glu(const torch::Tensor& g, const torch::Tensor& x) {
+  const double p = is_training() ? dropout->options.p() : 0.0;
   torch::Tensor vg = dense_pair(glu_value, glu_gate, g, precision);
-  if (!bf16) vg = vg.to(x.scalar_type());
+  if (precision != Precision::kBf16 || x.scalar_type() != torch::kFloat) vg = vg.to(x.scalar_type());
   return glu_residual(vg, x, dropout_keep_mask(x.sizes(), p, x.device()), p);
 }
 

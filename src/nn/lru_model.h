@@ -31,11 +31,18 @@ class LruBlockImpl : public torch::nn::Module {
   LruBlockImpl(int64_t state_dim, int64_t hidden_dim, double drop_rate, LruInit init,
                Precision precision = Precision::kFp32, BlockOps ops = BlockOps::kAuto, bool wide_lru_bf16 = true);
   torch::Tensor forward(const torch::Tensor& x);  // {B, L, H} -> {B, L, H}
-  // forward(x) = mix(lru(normalize(x), precision), x) (precision if
-  // wide_lru_bf16, else fp32): its three stages, which bench_block_parts times.
+  // forward(x) = mix(lru(normalize(x), lru_precision()), x): its three
+  // stages, which bench_block_parts times. A fused block whose LRU layer
+  // takes bfloat16 projections (bf16 mode, H > 16) runs the layer, its skip
+  // term and the GELU with dropout as one op (lru_layer_bf16_gelu_dropout),
+  // then mix's GLU stage: the same function (fused_lru_activation).
   torch::Tensor normalize(const torch::Tensor& x);                      // BatchNorm over (batch, time)
   torch::Tensor mix(const torch::Tensor& y, const torch::Tensor& x);    // x + dropout(GLU(dropout(GELU(y))))
   Precision lru_precision() const { return wide_lru_bf16 ? precision : Precision::kFp32; }
+  // Whether forward runs lru_layer_bf16_gelu_dropout for a normalised input z.
+  bool fused_lru_activation(const torch::Tensor& z) const;
+  // The fused ops' GLU stage: x + dropout(GLU(g)), g = dropout(GELU(y)).
+  torch::Tensor glu(const torch::Tensor& g, const torch::Tensor& x);
 
   torch::nn::BatchNorm1d norm{nullptr};
   LruLayer lru{nullptr};

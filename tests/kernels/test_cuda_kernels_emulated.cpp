@@ -554,5 +554,36 @@ TEST(EmulatedCudaFusedOps, LruSkipMatchesTheCpuLoops) {
   expect_close(d, d_ref, 1e-6, "grad_D f32");
 }
 
+// The skip term, GELU and dropout in one pass, bfloat16 storage, with and
+// without a mask; rows = 777 (a partial last part of rows).
+TEST(EmulatedCudaFusedOps, LruSkipGeluMatchesTheCpuLoops) {
+  const int64_t rows = 777, hidden = 300, n = rows * hidden;
+  const auto D = random_floats(hidden, 80), u = random_floats(n, 81);
+  const auto cx = to_bf16(random_floats(n, 82)), grad_g = to_bf16(random_floats(n, 83));
+  const auto mask = random_mask(n, 84);
+  std::vector<float> workspace(cuda::lru_skip_workspace(rows, hidden), NAN);
+  for (const bool dropout : {false, true}) {
+    SCOPED_TRACE(dropout ? "dropout" : "no dropout");
+    const uint8_t* keep = dropout ? mask.data() : nullptr;
+    const float scale = dropout ? 1.f / 0.75f : 1.f;
+    std::vector<uint16_t> g(n, 0xffff);
+    std::vector<c10::BFloat16> g_ref(n);
+    cuda::lru_skip_gelu_forward(cx.data(), Storage::kBFloat16, D.data(), u.data(), g.data(), rows, hidden, keep, scale,
+                                kStream);
+    ew::lru_skip_gelu_forward(cx.data(), D.data(), u.data(), g_ref.data(), rows, hidden, keep, scale);
+    expect_close(floats_of(g), floats_of(bits_of(g_ref)), 1.0 / 128, "g");
+    std::vector<uint16_t> gcx(n, 0xffff);
+    std::vector<c10::BFloat16> gcx_ref(n);
+    std::vector<float> gu(n, NAN), gu_ref(n), gD(hidden, NAN), gD_ref(hidden);
+    cuda::lru_skip_gelu_backward(grad_g.data(), cx.data(), Storage::kBFloat16, D.data(), u.data(), gcx.data(),
+                                 gu.data(), gD.data(), workspace.data(), rows, hidden, keep, scale, kStream);
+    ew::lru_skip_gelu_backward(grad_g.data(), cx.data(), D.data(), u.data(), gcx_ref.data(), gu_ref.data(),
+                               gD_ref.data(), rows, hidden, keep, scale);
+    expect_close(floats_of(gcx), floats_of(bits_of(gcx_ref)), 1.0 / 128, "grad_cx");
+    expect_close(gu, gu_ref, 1e-5, "grad_u_skip");
+    expect_close(gD, gD_ref, 1e-5, "grad_D");
+  }
+}
+
 }  // namespace
 }  // namespace compressm::kernels

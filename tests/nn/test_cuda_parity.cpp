@@ -169,6 +169,17 @@ TEST(CudaLruLayerBf16, MatchesTheCpuOpAndTheComposition) {
       EXPECT_LT(max_relative(device[i], composed[i]), 1e-2) << names[i] << " against the composition";
       EXPECT_LT(max_relative(device[i], exact[i]), 5e-2) << names[i] << " against float64";
     }
+    // The layer with the block's GELU and dropout as one op, the same mask on both devices.
+    const torch::Tensor keep = torch::rand({s.batch, s.length, s.hidden}).ge(0.25).to(torch::kByte);
+    const auto gelu_op = [&](const torch::Tensor& mask) {
+      return [mask](const LruLayerInputs& in) {
+        return lru_layer_bf16_gelu_dropout(in, mask.to(in.u.device()), 0.25).to(torch::kFloat);
+      };
+    };
+    const auto gelu_cpu = layer_values_and_gradients(inputs, upstream, torch::kCPU, torch::kFloat, gelu_op(keep));
+    const auto gelu_device = layer_values_and_gradients(inputs, upstream, kCuda, torch::kFloat, gelu_op(keep));
+    for (size_t i = 0; i < gelu_cpu.size(); ++i)
+      EXPECT_LT(max_relative(gelu_device[i], gelu_cpu[i]), 1e-2) << names[i] << " with GELU, against the CPU";
   }
 }
 

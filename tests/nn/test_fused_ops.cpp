@@ -156,18 +156,24 @@ TEST(FusedOps, BadArgumentsAreClearErrors) {
 
 // The block with the fused ops computes what LibTorch's composition does
 // (dropout off: its draws differ), in fp32 and bf16, values and gradients.
+// H = 24 in bf16: a wide layer, which the fused block runs as one op with
+// its skip term, GELU and dropout (lru_layer_bf16_gelu_dropout).
 TEST(FusedOps, BlockFusedEqualsUnfused) {
-  for (const Precision precision : {Precision::kFp32, Precision::kBf16}) {
+  for (const auto& [precision, h] : {std::pair{Precision::kFp32, int64_t{12}}, std::pair{Precision::kBf16, int64_t{12}},
+                                     std::pair{Precision::kBf16, int64_t{24}}}) {
+    SCOPED_TRACE("H=" + std::to_string(h));
     torch::manual_seed(8);
-    LruBlock fused(24, 12, 0.0, LruInit{}, precision, BlockOps::kFused);
+    LruBlock fused(24, h, 0.0, LruInit{}, precision, BlockOps::kFused);
     torch::manual_seed(8);
-    LruBlock plain(24, 12, 0.0, LruInit{}, precision, BlockOps::kComposed);
-    const torch::Tensor x = torch::randn({3, 40, 12});
+    LruBlock plain(24, h, 0.0, LruInit{}, precision, BlockOps::kComposed);
+    const torch::Tensor x = torch::randn({3, 40, h});
+    EXPECT_EQ(fused->fused_lru_activation(fused->normalize(x)), h > 16 && precision == Precision::kBf16);
+    EXPECT_FALSE(plain->fused_lru_activation(plain->normalize(x)));
     const torch::Tensor xa = leaf(x), xb = leaf(x);
     const torch::Tensor a = fused->forward(xa), b = plain->forward(xb);
     const double tolerance = precision == Precision::kBf16 ? 2e-2 : 1e-5;
     EXPECT_LT(max_abs(a, b), tolerance * b.abs().max().item<double>()) << to_string(precision);
-    const torch::Tensor upstream = torch::randn({3, 40, 12});
+    const torch::Tensor upstream = torch::randn({3, 40, h});
     (a * upstream).sum().backward();
     (b * upstream).sum().backward();
     EXPECT_LT(max_abs(xa.grad(), xb.grad()), tolerance * xb.grad().abs().max().item<double>());

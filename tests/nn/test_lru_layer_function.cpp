@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include "linalg/lru_parameters.h"
+#include "nn/fused_ops.h"
 #include "nn/lru_layer.h"
 #include "nn/lru_layer_function.h"
 
@@ -215,6 +216,32 @@ TEST(LruLayerBf16, LayerModuleRoundsOnlyWideLayersInBf16Mode) {
     EXPECT_TRUE(torch::equal(y, wide ? lru_layer_bf16(layer->inputs(u)) : lru_layer(layer->inputs(u)))) << h;
     EXPECT_TRUE(torch::equal(layer->forward(u, Precision::kFp32), lru_layer(layer->inputs(u)))) << h;
   }
+}
+
+// The layer, its skip term and the block's GELU with dropout as one op
+// against lru_layer_bf16 followed by gelu_dropout (the same per-element
+// functions in the same order): equal up to the compiler's contractions.
+TEST(LruLayerBf16, GeluDropoutOpMatchesTheLayerThenGeluDropout) {
+  for (const double p : {0.0, 0.25}) {
+    for (const Case& c : {Case{2, 37, 40, 24}, Case{3, 90, 20, 17}}) {  // rows 74 and 270: 1 and 2 rows per part
+      const Problem problem = random_problem(torch::kFloat, c, 14);
+      const torch::Tensor keep = torch::rand(problem.in.u.sizes()).ge(p).to(torch::kByte);
+      const torch::Tensor mask = p > 0 ? keep : torch::Tensor();
+      const auto fused = evaluate(problem, [&](const LruLayerInputs& in) {
+        return lru_layer_bf16_gelu_dropout(in, mask, p);
+      });
+      const auto composed = evaluate(problem, [&](const LruLayerInputs& in) {
+        return gelu_dropout(lru_layer_bf16(in), mask, p, torch::kBFloat16);
+      });
+      EXPECT_EQ(fused[0].scalar_type(), torch::kBFloat16);
+      for (size_t i = 0; i < fused.size(); ++i)
+        EXPECT_LT(max_relative(fused[i].to(torch::kFloat), composed[i].to(torch::kFloat)), 1e-5)
+            << kNames[i] << " p=" << p << " H=" << c.hidden;
+    }
+  }
+  const Problem q = random_problem(torch::kFloat, {1, 5, 4, 20}, 1);
+  EXPECT_THROW(lru_layer_bf16_gelu_dropout(q.in, torch::ones({1, 5, 19}, torch::kByte), 0.1), c10::Error);
+  EXPECT_THROW(lru_layer_bf16_gelu_dropout(q.in, torch::Tensor(), 1.0), c10::Error);
 }
 
 TEST(LruLayerBf16, RejectsFloat64AndBadShapes) {

@@ -105,6 +105,40 @@ __global__ void __launch_bounds__(kThreads)
   sums[blockIdx.x * hidden + h] = sum;
 }
 
+template <class V>
+__global__ void __launch_bounds__(kThreads)
+    lru_skip_gelu_forward_kernel(const V* __restrict__ cx, const float* __restrict__ D, const float* __restrict__ u,
+                                 V* __restrict__ g, long long n, long long hidden, const uint8_t* __restrict__ keep,
+                                 float scale) {
+  COMPRESSM_GRID_STRIDE_LOOP(i, n)
+    store(g, i, ew::skip_gelu(load(cx, i), D[i % hidden], u[i], ew::dropout_factor(keep, i, scale)));
+}
+
+// As lru_skip_backward_kernel: blockIdx.x = part of rows, the thread's column down them.
+template <class V>
+__global__ void __launch_bounds__(kThreads)
+    lru_skip_gelu_backward_kernel(const V* __restrict__ grad_g, const V* __restrict__ cx,
+                                  const float* __restrict__ D, const float* __restrict__ u, V* __restrict__ grad_cx,
+                                  float* __restrict__ grad_u_skip, float* __restrict__ sums, long long rows,
+                                  long long hidden, const uint8_t* __restrict__ keep, float scale) {
+  const long long h = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (h >= hidden) return;
+  const long long part_rows = ew::lru_skip_part_rows(rows);
+  const long long first = blockIdx.x * part_rows, last = first + part_rows < rows ? first + part_rows : rows;
+  const float d = D[h];
+  float sum = 0.f;
+#pragma unroll 4
+  for (long long r = first; r < last; ++r) {
+    const long long i = r * hidden + h;
+    const float gp =
+        ew::skip_gelu_gradient(load(cx, i), d, u[i], ew::dropout_factor(keep, i, scale), load(grad_g, i));
+    store(grad_cx, i, gp);
+    grad_u_skip[i] = d * gp;
+    sum = sum + gp * u[i];
+  }
+  sums[blockIdx.x * hidden + h] = sum;
+}
+
 __global__ void __launch_bounds__(kThreads)
     parameterize_forward_kernel(ew::LruParameters<float> p, long long state, long long hidden,
                                 float* __restrict__ lambda_re, float* __restrict__ lambda_im,
@@ -348,6 +382,42 @@ void lru_skip_backward(const float* grad_y, const float* u, const void* grad_u_g
       COMPRESSM_LAUNCH(lru_skip_backward_kernel<float>, grid, kThreads, stream)(
           grad_y, u, static_cast<const float*>(grad_u_gemm), D, grad_u, workspace, rows, hidden);
     detail::check_launch("lru_skip_backward (CUDA)");
+  }
+  const SumRowsJob job{workspace, grad_D, parts, hidden};
+  sum_rows(&job, 1, stream);
+}
+
+void lru_skip_gelu_forward(const void* cx, Storage type, const float* D, const float* u, void* g, int64_t rows,
+                           int64_t hidden, const uint8_t* keep, float scale, Stream stream) {
+  const long long n = rows * hidden;
+  if (n == 0) return;
+  if (type == Storage::kBFloat16)
+    COMPRESSM_LAUNCH(lru_skip_gelu_forward_kernel<__nv_bfloat16>, grid_for(n), kThreads, stream)(
+        static_cast<const __nv_bfloat16*>(cx), D, u, static_cast<__nv_bfloat16*>(g), n, hidden, keep, scale);
+  else
+    COMPRESSM_LAUNCH(lru_skip_gelu_forward_kernel<float>, grid_for(n), kThreads, stream)(
+        static_cast<const float*>(cx), D, u, static_cast<float*>(g), n, hidden, keep, scale);
+  detail::check_launch("lru_skip_gelu_forward (CUDA)");
+}
+
+void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, const float* D, const float* u,
+                            void* grad_cx, float* grad_u_skip, float* grad_D, float* workspace, int64_t rows,
+                            int64_t hidden, const uint8_t* keep, float scale, Stream stream) {
+  if (hidden == 0) return;
+  if (detail::blocks_for(hidden, kThreads) > 65535u)
+    throw std::invalid_argument("lru_skip_gelu_backward (CUDA): more than 65535 x 256 channels");
+  const long long parts = ew::lru_skip_parts(rows);
+  if (parts > 0) {
+    const dim3 grid(static_cast<unsigned int>(parts), detail::blocks_for(hidden, kThreads));
+    if (type == Storage::kBFloat16)
+      COMPRESSM_LAUNCH(lru_skip_gelu_backward_kernel<__nv_bfloat16>, grid, kThreads, stream)(
+          static_cast<const __nv_bfloat16*>(grad_g), static_cast<const __nv_bfloat16*>(cx), D, u,
+          static_cast<__nv_bfloat16*>(grad_cx), grad_u_skip, workspace, rows, hidden, keep, scale);
+    else
+      COMPRESSM_LAUNCH(lru_skip_gelu_backward_kernel<float>, grid, kThreads, stream)(
+          static_cast<const float*>(grad_g), static_cast<const float*>(cx), D, u, static_cast<float*>(grad_cx),
+          grad_u_skip, workspace, rows, hidden, keep, scale);
+    detail::check_launch("lru_skip_gelu_backward (CUDA)");
   }
   const SumRowsJob job{workspace, grad_D, parts, hidden};
   sum_rows(&job, 1, stream);

@@ -40,6 +40,15 @@ void lru_skip_backward(const float* grad_y, const float* u, const void* grad_u_g
                        const float* D, float* grad_u, float* grad_D, float* workspace, int64_t rows, int64_t hidden,
                        Stream stream);
 
+// lru_skip_gelu (kernels::elementwise): g = dropout(GELU(cx + D .* u)), cx
+// and g stored as `type`. Backward: grad_cx (stored as `type`), grad_u_skip
+// and grad_D as lru_skip_backward (the workspace of lru_skip_workspace).
+void lru_skip_gelu_forward(const void* cx, Storage type, const float* D, const float* u, void* g, int64_t rows,
+                           int64_t hidden, const uint8_t* keep, float scale, Stream stream);
+void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, const float* D, const float* u,
+                            void* grad_cx, float* grad_u_skip, float* grad_D, float* workspace, int64_t rows,
+                            int64_t hidden, const uint8_t* keep, float scale, Stream stream);
+
 // The LRU parameterisation (kernels::elementwise::lru_parameterize_*), float32:
 // forward one thread per element of B; backward one thread block per state
 // (dL/dgamma_log sums over H).
