@@ -4,7 +4,8 @@
 // ones, when the layer is wide), the rest of the block (GELU, dropout, GLU,
 // residual: LruBlockImpl::mix), the LRU with its skip term, GELU and dropout
 // as one op where the block runs it so (fused ops, wide, bf16:
-// lru_layer_bf16_gelu_dropout) and the whole block. Each stage's forward pass
+// lru_layer_bf16_gelu_dropout, then the GLU stage, LruBlockImpl::glu: with
+// norm, the stages of such a block) and the whole block. Each stage's forward pass
 // alone and forward + backward, median wall time over the steps with the
 // device synchronised around each one (so a stage's time includes its kernel
 // launches: on CUDA, eager, not graphed). Where Nsight Compute is missing
@@ -13,6 +14,7 @@
 //
 //   bench_block_parts [--device cuda|cpu] [--state 384] [--hidden 512] [--batch 50] [--length 1024]
 //                     [--precision fp32|tf32|bf16] [--dropout 0.1] [--steps 20] [--warmup 3] [--threads 2]
+//                     [--block-ops auto|fused|composed]
 //
 // Last stdout line: JSON {"bench": "block_parts", "parts": {NAME: {"forward_ms": .., "train_ms": ..}, ...},
 // and the configuration}.
@@ -41,7 +43,7 @@ struct Options {
   int64_t state = 384, hidden = 512, batch = 50, length = 1024, steps = 20, warmup = 3;
   int threads = 2;
   double dropout = 0.1;
-  std::string device = "cuda", precision = "bf16";
+  std::string device = "cuda", precision = "bf16", block_ops = "auto";
 };
 
 Options parse(int argc, char** argv) {
@@ -57,7 +59,10 @@ Options parse(int argc, char** argv) {
   flags.read("--steps", o.steps);
   flags.read("--warmup", o.warmup);
   flags.read("--threads", o.threads);
+  flags.read("--block-ops", o.block_ops);
   flags.check_all_read();
+  if (o.block_ops != "auto" && o.block_ops != "fused" && o.block_ops != "composed")
+    throw std::invalid_argument("--block-ops: auto, fused or composed, got " + o.block_ops);
   if (o.device != "cpu" && o.device != "cuda") throw std::invalid_argument("--device: cpu or cuda, got " + o.device);
   if (o.steps < 1 || o.warmup < 0) throw std::invalid_argument("--steps: at least 1; --warmup: at least 0");
   if (o.dropout < 0 || o.dropout >= 1) throw std::invalid_argument("--dropout: in [0, 1)");
@@ -77,7 +82,8 @@ struct Timing {
 
 // Median wall time of `run` (forward) and of run + backward(upstream), the
 // device synchronised before and after each repetition.
-Timing time_stage(const Options& o, const torch::Tensor& upstream, const std::function<torch::Tensor()>& run) {
+Timing time_stage(const Options& o, const torch::Tensor& upstream, const torch::Tensor& upstream_bf16,
+                  const std::function<torch::Tensor()>& run) {
   const bool cuda = o.device == "cuda";
   auto median_of = [&](bool backward) {
     std::vector<double> ms;
@@ -85,7 +91,7 @@ Timing time_stage(const Options& o, const torch::Tensor& upstream, const std::fu
       if (cuda) torch::cuda::synchronize();
       const auto start = std::chrono::steady_clock::now();
       const torch::Tensor out = run();
-      if (backward) out.backward(out.scalar_type() == upstream.scalar_type() ? upstream : upstream.to(out.scalar_type()));
+      if (backward) out.backward(out.scalar_type() == upstream.scalar_type() ? upstream : upstream_bf16);
       if (cuda) torch::cuda::synchronize();
       if (step >= o.warmup)
         ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
@@ -110,12 +116,16 @@ int main(int argc, char** argv) try {
   if (precision != Precision::kFp32) compressm::nn::enable_tf32(true);
   if (precision == Precision::kBf16) compressm::nn::require_float32_bf16_reductions();
   torch::manual_seed(0);
-  compressm::nn::LruBlock block(o.state, o.hidden, o.dropout, compressm::nn::LruInit{}, precision);
+  const compressm::nn::BlockOps ops = o.block_ops == "fused"      ? compressm::nn::BlockOps::kFused
+                                      : o.block_ops == "composed" ? compressm::nn::BlockOps::kComposed
+                                                                  : compressm::nn::BlockOps::kAuto;
+  compressm::nn::LruBlock block(o.state, o.hidden, o.dropout, compressm::nn::LruInit{}, precision, ops);
   block->to(device);
   block->train();
   const auto options = torch::TensorOptions().device(device);
   const torch::Tensor x = torch::randn({o.batch, o.length, o.hidden}, options).requires_grad_(true);
   const torch::Tensor upstream = torch::randn({o.batch, o.length, o.hidden}, options);
+  const torch::Tensor upstream_bf16 = upstream.to(torch::kBFloat16);  // for the stages with a bfloat16 output
   // Each stage's input as a leaf of its own.
   const torch::Tensor z = block->normalize(x).detach().requires_grad_(true);
   const torch::Tensor y = block->lru(z, block->lru_precision()).detach().requires_grad_(true);
@@ -127,17 +137,23 @@ int main(int argc, char** argv) try {
       {"block", [&] { return block->forward(x); }}};
   if (compressm::nn::LruLayerImpl::bf16_projections(precision, o.hidden))
     stages.insert(stages.begin() + 2, {"lru_fp32_projections", [&] { return block->lru(z, Precision::kFp32); }});
-  // What the block runs instead of lru and mix's GELU there (fused ops, wide, bf16).
-  if (block->fused_lru_activation(z))
+  // What the block runs instead of lru and mix there (fused ops, wide, bf16):
+  // the LRU with its skip term, GELU and dropout, then the GLU stage (on a
+  // bfloat16 leaf g); then mix is not part of the block.
+  const torch::Tensor g = torch::randn({o.batch, o.length, o.hidden}, options.dtype(torch::kBFloat16))
+                              .requires_grad_(true);
+  if (block->fused_lru_activation(z)) {
     stages.insert(stages.end() - 1, {"lru_gelu_dropout", [&] {
-                    const double p = o.dropout;
                     return compressm::nn::lru_layer_bf16_gelu_dropout(
-                        block->lru->inputs(z), compressm::nn::dropout_keep_mask(z.sizes(), p, z.device()), p);
+                        block->lru->inputs(z), compressm::nn::dropout_keep_mask(z.sizes(), o.dropout, z.device()),
+                        o.dropout);
                   }});
+    stages.insert(stages.end() - 1, {"glu", [&] { return block->glu(g, x); }});
+  }
 
   std::ostringstream parts;
   for (size_t k = 0; k < stages.size(); ++k) {
-    const Timing t = time_stage(o, upstream, stages[k].second);
+    const Timing t = time_stage(o, upstream, upstream_bf16, stages[k].second);
     std::fprintf(stderr, "%-22s forward %8.3f ms   forward + backward %8.3f ms\n", stages[k].first.c_str(),
                  t.forward_ms, t.train_ms);
     parts << (k ? ", " : "") << "\"" << stages[k].first << "\": {\"forward_ms\": " << t.forward_ms
