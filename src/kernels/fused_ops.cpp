@@ -155,27 +155,36 @@ void lru_skip_forward(const V* cx, const float* D, const float* u, float* out, i
   });
 }
 
-template <class V>
-void lru_skip_backward(const float* grad_y, const float* u, const V* grad_u_gemm, const float* D, float* grad_u,
-                       float* grad_D, int64_t rows, int64_t hidden) {
+// Runs element(i, h, sum) over every element of a {rows, hidden} tensor, in
+// lru_skip_parts(rows) parts of rows (in parallel), each adding its share of a
+// per-channel sum to its own row of sums; then adds those rows in part order
+// into column_sum. Fixed parts and order: the same sum for any thread count,
+// and the order the CUDA kernels use.
+template <class Element>
+void sum_columns_by_parts(int64_t rows, int64_t hidden, float* column_sum, const Element& element) {
   const int64_t parts = lru_skip_parts(rows), part_rows = lru_skip_part_rows(rows);
   std::vector<float> sums(parts * hidden, 0.f);
   at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
       float* sum = sums.data() + p * hidden;
       for (int64_t r = p * part_rows; r < std::min(rows, (p + 1) * part_rows); ++r)
-        for (int64_t h = 0; h < hidden; ++h) {
-          const int64_t i = r * hidden + h;
-          sum[h] = sum[h] + grad_y[i] * u[i];
-          grad_u[i] = lru_skip(static_cast<float>(grad_u_gemm[i]), D[h], grad_y[i]);
-        }
+        for (int64_t h = 0; h < hidden; ++h) element(r * hidden + h, h, sum[h]);
     }
   });
   for (int64_t h = 0; h < hidden; ++h) {
     float total = 0.f;
     for (int64_t p = 0; p < parts; ++p) total += sums[p * hidden + h];
-    grad_D[h] = total;
+    column_sum[h] = total;
   }
+}
+
+template <class V>
+void lru_skip_backward(const float* grad_y, const float* u, const V* grad_u_gemm, const float* D, float* grad_u,
+                       float* grad_D, int64_t rows, int64_t hidden) {
+  sum_columns_by_parts(rows, hidden, grad_D, [&](int64_t i, int64_t h, float& sum) {
+    sum = sum + grad_y[i] * u[i];
+    grad_u[i] = lru_skip(static_cast<float>(grad_u_gemm[i]), D[h], grad_y[i]);
+  });
 }
 
 template <class V>
@@ -196,27 +205,13 @@ void lru_skip_gelu_backward(const V* grad_g, const V* cx, const float* D, const 
                             float* grad_u_skip, float* grad_D, int64_t rows, int64_t hidden, const uint8_t* keep,
                             double scale) {
   const float s = static_cast<float>(scale);
-  const int64_t parts = lru_skip_parts(rows), part_rows = lru_skip_part_rows(rows);
-  std::vector<float> sums(parts * hidden, 0.f);
-  at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) {
-      float* sum = sums.data() + p * hidden;
-      for (int64_t r = p * part_rows; r < std::min(rows, (p + 1) * part_rows); ++r)
-        for (int64_t h = 0; h < hidden; ++h) {
-          const int64_t i = r * hidden + h;
-          const float gp = skip_gelu_gradient(static_cast<float>(cx[i]), D[h], u[i], dropout_factor(keep, i, s),
-                                              static_cast<float>(grad_g[i]));
-          grad_cx[i] = static_cast<V>(gp);
-          grad_u_skip[i] = D[h] * gp;
-          sum[h] = sum[h] + gp * u[i];
-        }
-    }
+  sum_columns_by_parts(rows, hidden, grad_D, [&](int64_t i, int64_t h, float& sum) {
+    const float gp = skip_gelu_gradient(static_cast<float>(cx[i]), D[h], u[i], dropout_factor(keep, i, s),
+                                        static_cast<float>(grad_g[i]));
+    grad_cx[i] = static_cast<V>(gp);
+    grad_u_skip[i] = D[h] * gp;
+    sum = sum + gp * u[i];
   });
-  for (int64_t h = 0; h < hidden; ++h) {
-    float total = 0.f;
-    for (int64_t p = 0; p < parts; ++p) total += sums[p * hidden + h];
-    grad_D[h] = total;
-  }
 }
 
 template void lru_skip_gelu_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t,

@@ -82,21 +82,37 @@ __global__ void __launch_bounds__(kThreads)
     out[i] = ew::lru_skip(load(cx, i), D[i % hidden], u[i]);
 }
 
-// blockIdx.x = part of rows, blockIdx.y * 256 + threadIdx.x = column h: each
-// thread walks its column down the part's rows (coalesced across h).
+// Kernels that sum a {rows, hidden} product down its columns in parts
+// (ew::lru_skip_parts) take a grid of {parts, column blocks}: blockIdx.x = part
+// of rows, blockIdx.y * blockDim.x + threadIdx.x = column h. Each thread walks
+// its column down the part's rows [first, last) (coalesced across h) and
+// writes its part's sum to sums[blockIdx.x * hidden + h]; sum_rows adds the
+// parts in order afterwards (launch_column_parts).
+struct ColumnPart {
+  long long h, first, last;
+};
+
+__device__ inline bool column_part(long long rows, long long hidden, ColumnPart& c) {
+  c.h = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x;
+  const long long part_rows = ew::lru_skip_part_rows(rows);
+  c.first = blockIdx.x * part_rows;
+  c.last = c.first + part_rows < rows ? c.first + part_rows : rows;
+  return c.h < hidden;
+}
+
+// Column parts (column_part).
 template <class V>
 __global__ void __launch_bounds__(kThreads)
     lru_skip_backward_kernel(const float* __restrict__ grad_y, const float* __restrict__ u,
                              const V* __restrict__ grad_u_gemm, const float* __restrict__ D,
                              float* __restrict__ grad_u, float* __restrict__ sums, long long rows, long long hidden) {
-  const long long h = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x;
-  if (h >= hidden) return;
-  const long long part_rows = ew::lru_skip_part_rows(rows);
-  const long long first = blockIdx.x * part_rows, last = first + part_rows < rows ? first + part_rows : rows;
+  ColumnPart c;
+  if (!column_part(rows, hidden, c)) return;
+  const long long h = c.h;
   const float d = D[h];
   float sum = 0.f;
 #pragma unroll 4
-  for (long long r = first; r < last; ++r) {
+  for (long long r = c.first; r < c.last; ++r) {
     const long long i = r * hidden + h;
     const float g = grad_y[i];
     sum = sum + g * u[i];
@@ -114,21 +130,20 @@ __global__ void __launch_bounds__(kThreads)
     store(g, i, ew::skip_gelu(load(cx, i), D[i % hidden], u[i], ew::dropout_factor(keep, i, scale)));
 }
 
-// As lru_skip_backward_kernel: blockIdx.x = part of rows, the thread's column down them.
+// Column parts (column_part).
 template <class V>
 __global__ void __launch_bounds__(kThreads)
     lru_skip_gelu_backward_kernel(const V* __restrict__ grad_g, const V* __restrict__ cx,
                                   const float* __restrict__ D, const float* __restrict__ u, V* __restrict__ grad_cx,
                                   float* __restrict__ grad_u_skip, float* __restrict__ sums, long long rows,
                                   long long hidden, const uint8_t* __restrict__ keep, float scale) {
-  const long long h = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x;
-  if (h >= hidden) return;
-  const long long part_rows = ew::lru_skip_part_rows(rows);
-  const long long first = blockIdx.x * part_rows, last = first + part_rows < rows ? first + part_rows : rows;
+  ColumnPart c;
+  if (!column_part(rows, hidden, c)) return;
+  const long long h = c.h;
   const float d = D[h];
   float sum = 0.f;
 #pragma unroll 4
-  for (long long r = first; r < last; ++r) {
+  for (long long r = c.first; r < c.last; ++r) {
     const long long i = r * hidden + h;
     const float gp =
         ew::skip_gelu_gradient(load(cx, i), d, u[i], ew::dropout_factor(keep, i, scale), load(grad_g, i));
@@ -364,27 +379,38 @@ void lru_skip_forward(const void* cx, Storage cx_type, const float* D, const flo
   detail::check_launch("lru_skip_forward (CUDA)");
 }
 
+namespace {
+// Launches a column-parts kernel (column_part) through launch(grid), then adds
+// its parts' sums from workspace into column_sum in part order.
+template <class Launch>
+void launch_column_parts(const char* name, int64_t rows, int64_t hidden, float* workspace, float* column_sum,
+                         Stream stream, const Launch& launch) {
+  if (hidden == 0) return;
+  if (detail::blocks_for(hidden, kThreads) > 65535u)
+    throw std::invalid_argument(std::string(name) + ": more than 65535 x 256 channels");
+  const long long parts = ew::lru_skip_parts(rows);
+  if (parts > 0) {
+    launch(dim3(static_cast<unsigned int>(parts), detail::blocks_for(hidden, kThreads)));
+    detail::check_launch(name);
+  }
+  const SumRowsJob job{workspace, column_sum, parts, hidden};
+  sum_rows(&job, 1, stream);
+}
+}  // namespace
+
 int64_t lru_skip_workspace(int64_t rows, int64_t hidden) { return ew::lru_skip_parts(rows) * hidden; }
 
 void lru_skip_backward(const float* grad_y, const float* u, const void* grad_u_gemm, Storage grad_type,
                        const float* D, float* grad_u, float* grad_D, float* workspace, int64_t rows, int64_t hidden,
                        Stream stream) {
-  if (hidden == 0) return;
-  if (detail::blocks_for(hidden, kThreads) > 65535u)
-    throw std::invalid_argument("lru_skip_backward (CUDA): more than 65535 x 256 channels");
-  const long long parts = ew::lru_skip_parts(rows);
-  if (parts > 0) {
-    const dim3 grid(static_cast<unsigned int>(parts), detail::blocks_for(hidden, kThreads));
+  launch_column_parts("lru_skip_backward (CUDA)", rows, hidden, workspace, grad_D, stream, [&](dim3 grid) {
     if (grad_type == Storage::kBFloat16)
       COMPRESSM_LAUNCH(lru_skip_backward_kernel<__nv_bfloat16>, grid, kThreads, stream)(
           grad_y, u, static_cast<const __nv_bfloat16*>(grad_u_gemm), D, grad_u, workspace, rows, hidden);
     else
       COMPRESSM_LAUNCH(lru_skip_backward_kernel<float>, grid, kThreads, stream)(
           grad_y, u, static_cast<const float*>(grad_u_gemm), D, grad_u, workspace, rows, hidden);
-    detail::check_launch("lru_skip_backward (CUDA)");
-  }
-  const SumRowsJob job{workspace, grad_D, parts, hidden};
-  sum_rows(&job, 1, stream);
+  });
 }
 
 void lru_skip_gelu_forward(const void* cx, Storage type, const float* D, const float* u, void* g, int64_t rows,
@@ -403,12 +429,7 @@ void lru_skip_gelu_forward(const void* cx, Storage type, const float* D, const f
 void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, const float* D, const float* u,
                             void* grad_cx, float* grad_u_skip, float* grad_D, float* workspace, int64_t rows,
                             int64_t hidden, const uint8_t* keep, float scale, Stream stream) {
-  if (hidden == 0) return;
-  if (detail::blocks_for(hidden, kThreads) > 65535u)
-    throw std::invalid_argument("lru_skip_gelu_backward (CUDA): more than 65535 x 256 channels");
-  const long long parts = ew::lru_skip_parts(rows);
-  if (parts > 0) {
-    const dim3 grid(static_cast<unsigned int>(parts), detail::blocks_for(hidden, kThreads));
+  launch_column_parts("lru_skip_gelu_backward (CUDA)", rows, hidden, workspace, grad_D, stream, [&](dim3 grid) {
     if (type == Storage::kBFloat16)
       COMPRESSM_LAUNCH(lru_skip_gelu_backward_kernel<__nv_bfloat16>, grid, kThreads, stream)(
           static_cast<const __nv_bfloat16*>(grad_g), static_cast<const __nv_bfloat16*>(cx), D, u,
@@ -417,10 +438,7 @@ void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, co
       COMPRESSM_LAUNCH(lru_skip_gelu_backward_kernel<float>, grid, kThreads, stream)(
           static_cast<const float*>(grad_g), static_cast<const float*>(cx), D, u, static_cast<float*>(grad_cx),
           grad_u_skip, workspace, rows, hidden, keep, scale);
-    detail::check_launch("lru_skip_gelu_backward (CUDA)");
-  }
-  const SumRowsJob job{workspace, grad_D, parts, hidden};
-  sum_rows(&job, 1, stream);
+  });
 }
 
 void sum_rows(const SumRowsJob* jobs, int count, Stream stream) {
