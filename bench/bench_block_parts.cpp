@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "bench_flags.h"
+#include "bench_model_flags.h"
 #include "benchmark/step_benchmark.h"
 #include "nn/fused_ops.h"
 #include "nn/lru_model.h"
@@ -61,19 +62,12 @@ Options parse(int argc, char** argv) {
   flags.read("--threads", o.threads);
   flags.read("--block-ops", o.block_ops);
   flags.check_all_read();
-  if (o.block_ops != "auto" && o.block_ops != "fused" && o.block_ops != "composed")
-    throw std::invalid_argument("--block-ops: auto, fused or composed, got " + o.block_ops);
-  if (o.device != "cpu" && o.device != "cuda") throw std::invalid_argument("--device: cpu or cuda, got " + o.device);
+  compressm::bench::block_ops_named(o.block_ops);
+  compressm::bench::precision_named(o.precision);
+  compressm::bench::check_device_name(o.device);
   if (o.steps < 1 || o.warmup < 0) throw std::invalid_argument("--steps: at least 1; --warmup: at least 0");
   if (o.dropout < 0 || o.dropout >= 1) throw std::invalid_argument("--dropout: in [0, 1)");
   return o;
-}
-
-Precision precision_of(const std::string& name) {
-  if (name == "fp32") return Precision::kFp32;
-  if (name == "tf32") return Precision::kTf32;
-  if (name == "bf16") return Precision::kBf16;
-  throw std::invalid_argument("--precision: fp32, tf32 or bf16, got " + name);
 }
 
 struct Timing {
@@ -111,14 +105,12 @@ int main(int argc, char** argv) try {
   at::set_num_threads(o.threads);
   if (o.device == "cuda" && !torch::cuda::is_available()) throw std::invalid_argument("--device cuda: no CUDA device");
   const torch::Device device = o.device == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
-  const Precision precision = precision_of(o.precision);
+  const Precision precision = compressm::bench::precision_named(o.precision);
   // What LruModelImpl sets for the whole model.
   if (precision != Precision::kFp32) compressm::nn::enable_tf32(true);
   if (precision == Precision::kBf16) compressm::nn::require_float32_bf16_reductions();
   torch::manual_seed(0);
-  const compressm::nn::BlockOps ops = o.block_ops == "fused"      ? compressm::nn::BlockOps::kFused
-                                      : o.block_ops == "composed" ? compressm::nn::BlockOps::kComposed
-                                                                  : compressm::nn::BlockOps::kAuto;
+  const compressm::nn::BlockOps ops = compressm::bench::block_ops_named(o.block_ops);
   compressm::nn::LruBlock block(o.state, o.hidden, o.dropout, compressm::nn::LruInit{}, precision, ops);
   block->to(device);
   block->train();

@@ -33,6 +33,7 @@
 #include <string>
 
 #include "bench_flags.h"
+#include "bench_model_flags.h"
 #include "benchmark/step_benchmark.h"
 #include "nn/cuda_ops.h"
 
@@ -73,28 +74,10 @@ Options parse(int argc, char** argv) {
   o.graph = graph == "1";
   if (wide_lru != "bf16" && wide_lru != "fp32") throw std::invalid_argument("--wide-lru: bf16 or fp32, got " + wide_lru);
   o.wide_lru_bf16 = wide_lru == "bf16";
-  if (block_ops == "auto") o.block_ops = compressm::nn::BlockOps::kAuto;
-  else if (block_ops == "fused") o.block_ops = compressm::nn::BlockOps::kFused;
-  else if (block_ops == "composed") o.block_ops = compressm::nn::BlockOps::kComposed;
-  else throw std::invalid_argument("--block-ops: auto, fused or composed, got " + block_ops);
-  if (o.device != "cpu" && o.device != "cuda") throw std::invalid_argument("--device: cpu or cuda");
+  o.block_ops = compressm::bench::block_ops_named(block_ops);
+  compressm::bench::check_device_name(o.device);
+  compressm::bench::precision_named(o.precision);
   return o;
-}
-
-compressm::nn::Precision precision_of(const std::string& name) {
-  if (name == "fp32") return compressm::nn::Precision::kFp32;
-  if (name == "tf32") return compressm::nn::Precision::kTf32;
-  if (name == "bf16") return compressm::nn::Precision::kBf16;
-  throw std::invalid_argument("--precision: fp32, tf32 or bf16");
-}
-
-const char* block_ops_name(compressm::nn::BlockOps ops) {
-  switch (ops) {
-    case compressm::nn::BlockOps::kFused: return "fused";
-    case compressm::nn::BlockOps::kComposed: return "composed";
-    case compressm::nn::BlockOps::kAuto: break;
-  }
-  return "auto";
 }
 
 }  // namespace
@@ -114,7 +97,7 @@ int main(int argc, char** argv) try {
   b.model.num_blocks = o.blocks;
   b.model.state_dim = o.state;
   b.model.hidden_dim = o.hidden;
-  b.model.precision = precision_of(o.precision);
+  b.model.precision = compressm::bench::precision_named(o.precision);
   b.model.block_ops = o.block_ops;
   b.model.wide_lru_bf16 = o.wide_lru_bf16;
   b.batch_size = o.batch;
@@ -132,7 +115,7 @@ int main(int argc, char** argv) try {
             << ", \"threads\": " << o.threads << ", \"device\": \"" << o.device << "\", \"precision\": \""
             << o.precision << "\", \"num_blocks\": " << o.blocks << ", \"state_dim\": " << o.state
             << ", \"hidden_dim\": " << o.hidden << ", \"batch_size\": " << o.batch << ", \"length\": " << o.length
-            << ", \"steps\": " << o.steps << ", \"block_ops\": \"" << block_ops_name(o.block_ops) << "\""
+            << ", \"steps\": " << o.steps << ", \"block_ops\": \"" << compressm::bench::block_ops_name(o.block_ops) << "\""
             << ", \"lru_segments\": " << o.lru_segments
             << ", \"wide_lru\": \"" << (o.wide_lru_bf16 ? "bf16" : "fp32") << "\""
             << ", \"cuda_graph\": " << (r.graph_captured ? "true" : "false")

@@ -281,6 +281,38 @@ LruModel seeded_model(const LruModelOptions& o, uint64_t seed, torch::Device dev
   return model;
 }
 
+// One step's loss and gradients of twins of a model (options `o`, seed
+// `seed`) on the CPU and on the device, for a batch of 4 sequences of 30 steps
+// and 3 features: the loss within loss_tolerance relative, every parameter's
+// gradient within grad_tolerance (max_relative).
+void expect_model_matches_the_cpu(const LruModelOptions& o, uint64_t seed, double loss_tolerance,
+                                  double grad_tolerance) {
+  LruModel cpu = seeded_model(o, seed, torch::kCPU), gpu = seeded_model(o, seed, kCuda);
+  const torch::Tensor x = torch::rand({4, 30, o.input_dim});
+  const torch::Tensor labels = torch::randint(0, o.num_classes, {4}, torch::kLong);
+  const torch::Tensor loss_cpu = torch::nn::functional::cross_entropy(cpu->forward(x), labels);
+  const torch::Tensor loss_gpu = torch::nn::functional::cross_entropy(gpu->forward(x.to(kCuda)), labels.to(kCuda));
+  loss_cpu.backward();
+  loss_gpu.backward();
+  EXPECT_NEAR(loss_gpu.item<double>(), loss_cpu.item<double>(), loss_tolerance * std::abs(loss_cpu.item<double>()));
+  const auto gpu_params = gpu->named_parameters();
+  for (const auto& item : cpu->named_parameters()) {
+    const torch::Tensor& g_gpu = gpu_params[item.key()].grad();
+    ASSERT_TRUE(g_gpu.defined()) << item.key();
+    EXPECT_LT(max_relative(g_gpu, item.value().grad()), grad_tolerance) << item.key();
+  }
+}
+
+LruModelOptions small_model(int64_t hidden) {
+  LruModelOptions o;
+  o.input_dim = 3;
+  o.num_classes = 5;
+  o.num_blocks = 2;
+  o.state_dim = 40;
+  o.hidden_dim = hidden;
+  return o;
+}
+
 // A whole model (BatchNorm, GELU, GLU, head) trained one step's gradients on
 // the device against the same model on the CPU, for the fused (H = 8) and the
 // cuBLAS (H = 24) layer paths; on the device the blocks run the fused
@@ -289,27 +321,7 @@ TEST(CudaLruModel, ForwardAndGradientsMatchTheCpu) {
   SKIP_WITHOUT_CUDA();
   for (const int64_t hidden : {8, 24}) {
     SCOPED_TRACE("H=" + std::to_string(hidden));
-    LruModelOptions o;
-    o.input_dim = 3;
-    o.num_classes = 5;
-    o.num_blocks = 2;
-    o.state_dim = 40;
-    o.hidden_dim = hidden;
-    LruModel cpu = seeded_model(o, 11, torch::kCPU), gpu = seeded_model(o, 11, kCuda);
-    const torch::Tensor x = torch::rand({4, 30, 3});
-    const torch::Tensor labels = torch::randint(0, 5, {4}, torch::kLong);
-    const torch::Tensor loss_cpu = torch::nn::functional::cross_entropy(cpu->forward(x), labels);
-    const torch::Tensor loss_gpu = torch::nn::functional::cross_entropy(gpu->forward(x.to(kCuda)), labels.to(kCuda));
-    loss_cpu.backward();
-    loss_gpu.backward();
-    EXPECT_NEAR(loss_gpu.item<double>(), loss_cpu.item<double>(), 1e-4 * std::abs(loss_cpu.item<double>()));
-    const auto cpu_params = cpu->named_parameters(), gpu_params = gpu->named_parameters();
-    for (const auto& item : cpu_params) {
-      const torch::Tensor& g_cpu = item.value().grad();
-      const torch::Tensor& g_gpu = gpu_params[item.key()].grad();
-      ASSERT_TRUE(g_gpu.defined()) << item.key();
-      EXPECT_LT(max_relative(g_gpu, g_cpu), 1e-3) << "H=" << hidden << " " << item.key();
-    }
+    expect_model_matches_the_cpu(small_model(hidden), 11, 1e-4, 1e-3);
   }
 }
 
@@ -318,27 +330,9 @@ TEST(CudaLruModel, ForwardAndGradientsMatchTheCpu) {
 // bfloat16 roundings flip where cuBLAS sums in another order than the CPU.
 TEST(CudaLruModel, Bf16WideModelMatchesTheCpu) {
   SKIP_WITHOUT_CUDA();
-  LruModelOptions o;
-  o.input_dim = 3;
-  o.num_classes = 5;
-  o.num_blocks = 2;
-  o.state_dim = 40;
-  o.hidden_dim = 32;
+  LruModelOptions o = small_model(32);
   o.precision = Precision::kBf16;
-  LruModel cpu = seeded_model(o, 12, torch::kCPU), gpu = seeded_model(o, 12, kCuda);
-  const torch::Tensor x = torch::rand({4, 30, 3});
-  const torch::Tensor labels = torch::randint(0, 5, {4}, torch::kLong);
-  const torch::Tensor loss_cpu = torch::nn::functional::cross_entropy(cpu->forward(x), labels);
-  const torch::Tensor loss_gpu = torch::nn::functional::cross_entropy(gpu->forward(x.to(kCuda)), labels.to(kCuda));
-  loss_cpu.backward();
-  loss_gpu.backward();
-  EXPECT_NEAR(loss_gpu.item<double>(), loss_cpu.item<double>(), 1e-2 * std::abs(loss_cpu.item<double>()));
-  const auto gpu_params = gpu->named_parameters();
-  for (const auto& item : cpu->named_parameters()) {
-    const torch::Tensor& g_gpu = gpu_params[item.key()].grad();
-    ASSERT_TRUE(g_gpu.defined()) << item.key();
-    EXPECT_LT(max_relative(g_gpu, item.value().grad()), 5e-2) << item.key();
-  }
+  expect_model_matches_the_cpu(o, 12, 1e-2, 5e-2);
   enable_tf32(false);
 }
 
