@@ -6,6 +6,8 @@
 #include <c10/util/BFloat16.h>
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <vector>
 
 namespace compressm::kernels::elementwise {
@@ -155,73 +157,150 @@ void lru_skip_forward(const V* cx, const float* D, const float* u, float* out, i
   });
 }
 
-// Runs element(i, h, sum) over every element of a {rows, hidden} tensor, in
-// lru_skip_parts(rows) parts of rows (in parallel), each adding its share of a
-// per-channel sum to its own row of sums; then adds those rows in part order
-// into column_sum. Fixed parts and order: the same sum for any thread count,
-// and the order the CUDA kernels use.
-template <class Element>
-void sum_columns_by_parts(int64_t rows, int64_t hidden, float* column_sum, const Element& element) {
+// Runs element(i, h, acc) over every element of a {rows, hidden} tensor, in
+// lru_skip_parts(rows) parts of rows (in parallel); element adds its shares of
+// K per-column sums to acc[k * hidden] (its part's own accumulators). Then
+// the parts are added in part order into column_sums[k]. Fixed parts and
+// order: the same sums for any thread count, and the order the CUDA kernels use.
+template <int K, class Element>
+void sum_columns_by_parts(int64_t rows, int64_t hidden, const std::array<float*, K>& column_sums,
+                          const Element& element) {
   const int64_t parts = lru_skip_parts(rows), part_rows = lru_skip_part_rows(rows);
-  std::vector<float> sums(parts * hidden, 0.f);
+  std::vector<float> sums(parts * K * hidden, 0.f);
   at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
     for (int64_t p = begin; p < end; ++p) {
-      float* sum = sums.data() + p * hidden;
+      float* acc = sums.data() + p * K * hidden;
       for (int64_t r = p * part_rows; r < std::min(rows, (p + 1) * part_rows); ++r)
-        for (int64_t h = 0; h < hidden; ++h) element(r * hidden + h, h, sum[h]);
+        for (int64_t h = 0; h < hidden; ++h) element(r * hidden + h, h, acc + h);
     }
   });
-  for (int64_t h = 0; h < hidden; ++h) {
-    float total = 0.f;
-    for (int64_t p = 0; p < parts; ++p) total += sums[p * hidden + h];
-    column_sum[h] = total;
-  }
+  for (int k = 0; k < K; ++k)
+    for (int64_t h = 0; h < hidden; ++h) {
+      float total = 0.f;
+      for (int64_t p = 0; p < parts; ++p) total += sums[(p * K + k) * hidden + h];
+      column_sums[k][h] = total;
+    }
 }
 
 template <class V>
 void lru_skip_backward(const float* grad_y, const float* u, const V* grad_u_gemm, const float* D, float* grad_u,
                        float* grad_D, int64_t rows, int64_t hidden) {
-  sum_columns_by_parts(rows, hidden, grad_D, [&](int64_t i, int64_t h, float& sum) {
-    sum = sum + grad_y[i] * u[i];
+  sum_columns_by_parts<1>(rows, hidden, {grad_D}, [&](int64_t i, int64_t h, float* sum) {
+    sum[0] = sum[0] + grad_y[i] * u[i];
     grad_u[i] = lru_skip(static_cast<float>(grad_u_gemm[i]), D[h], grad_y[i]);
   });
 }
 
 template <class V>
-void lru_skip_gelu_forward(const V* cx, const float* D, const float* u, V* g, int64_t rows, int64_t hidden,
+void lru_skip_gelu_forward(const V* cx, const float* D, NormInput u, V* g, int64_t rows, int64_t hidden,
                            const uint8_t* keep, double scale) {
   const float s = static_cast<float>(scale);
   at::parallel_for(0, rows, kGrain / hidden + 1, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r)
       for (int64_t h = 0; h < hidden; ++h) {
         const int64_t i = r * hidden + h;
-        g[i] = static_cast<V>(skip_gelu(static_cast<float>(cx[i]), D[h], u[i], dropout_factor(keep, i, s)));
+        g[i] = static_cast<V>(
+            skip_gelu(static_cast<float>(cx[i]), D[h], input_at(u, i, h), dropout_factor(keep, i, s)));
       }
   });
 }
 
 template <class V>
-void lru_skip_gelu_backward(const V* grad_g, const V* cx, const float* D, const float* u, V* grad_cx,
+void lru_skip_gelu_backward(const V* grad_g, const V* cx, const float* D, NormInput u, V* grad_cx,
                             float* grad_u_skip, float* grad_D, int64_t rows, int64_t hidden, const uint8_t* keep,
                             double scale) {
   const float s = static_cast<float>(scale);
-  sum_columns_by_parts(rows, hidden, grad_D, [&](int64_t i, int64_t h, float& sum) {
-    const float gp = skip_gelu_gradient(static_cast<float>(cx[i]), D[h], u[i], dropout_factor(keep, i, s),
+  sum_columns_by_parts<1>(rows, hidden, {grad_D}, [&](int64_t i, int64_t h, float* sum) {
+    const float ui = input_at(u, i, h);
+    const float gp = skip_gelu_gradient(static_cast<float>(cx[i]), D[h], ui, dropout_factor(keep, i, s),
                                         static_cast<float>(grad_g[i]));
     grad_cx[i] = static_cast<V>(gp);
     grad_u_skip[i] = D[h] * gp;
-    sum = sum + gp * u[i];
+    sum[0] = sum[0] + gp * ui;
   });
 }
 
-template void lru_skip_gelu_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t,
+void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, float* mean, float* var,
+                    float* invstd) {
+  const int64_t parts = lru_skip_parts(rows), part_rows = lru_skip_part_rows(rows);
+  std::vector<float> part_mean(parts * hidden, 0.f), part_m2(parts * hidden, 0.f);
+  at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      float *m = part_mean.data() + p * hidden, *m2 = part_m2.data() + p * hidden;
+      float count = 0.f;
+      for (int64_t r = p * part_rows; r < std::min(rows, (p + 1) * part_rows); ++r) {
+        for (int64_t h = 0; h < hidden; ++h) {
+          float c = count;
+          welford_add(x[r * hidden + h], c, m[h], m2[h]);
+        }
+        count += 1.f;
+      }
+    }
+  });
+  for (int64_t h = 0; h < hidden; ++h) {
+    float count = 0.f, m = 0.f, m2 = 0.f;
+    for (int64_t p = 0; p < parts; ++p) {
+      const float n = static_cast<float>(std::min(rows, (p + 1) * part_rows) - p * part_rows);
+      moments_merge(count, m, m2, n, part_mean[p * hidden + h], part_m2[p * hidden + h]);
+    }
+    mean[h] = m;
+    var[h] = rows > 0 ? m2 / static_cast<float>(rows) : 0.f;
+    invstd[h] = 1.f / std::sqrt(var[h] + eps);
+  }
+}
+
+template <class V>
+void batch_norm_cast(const float* x, const float* mean, const float* invstd, V* out, int64_t rows, int64_t hidden) {
+  at::parallel_for(0, rows, kGrain / hidden + 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      for (int64_t h = 0; h < hidden; ++h) {
+        const int64_t i = r * hidden + h;
+        out[i] = static_cast<V>(batch_norm(x[i], mean[h], invstd[h]));
+      }
+  });
+}
+
+template <class V>
+void batch_norm_backward(const float* grad_out, const float* grad_u_skip, const V* grad_u_gemm, NormInput u,
+                         float* grad_x, int64_t rows, int64_t hidden) {
+  std::vector<float> sum_dz(hidden), sum_dz_u(hidden);
+  sum_columns_by_parts<2>(rows, hidden, {sum_dz.data(), sum_dz_u.data()}, [&](int64_t i, int64_t h, float* acc) {
+    const float dz = grad_u_skip[i] + static_cast<float>(grad_u_gemm[i]);
+    acc[0] = acc[0] + dz;
+    acc[hidden] = acc[hidden] + dz * input_at(u, i, h);
+  });
+  const float inv_rows = 1.f / static_cast<float>(rows);
+  for (int64_t h = 0; h < hidden; ++h) {
+    sum_dz[h] *= inv_rows;
+    sum_dz_u[h] *= inv_rows;
+  }
+  at::parallel_for(0, rows, kGrain / hidden + 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      for (int64_t h = 0; h < hidden; ++h) {
+        const int64_t i = r * hidden + h;
+        const float dz = grad_u_skip[i] + static_cast<float>(grad_u_gemm[i]);
+        grad_x[i] = batch_norm_gradient(grad_out ? grad_out[i] : 0.f, dz, input_at(u, i, h), u.invstd[h], sum_dz[h],
+                                        sum_dz_u[h]);
+      }
+  });
+}
+
+template void batch_norm_cast<float>(const float*, const float*, const float*, float*, int64_t, int64_t);
+template void batch_norm_cast<c10::BFloat16>(const float*, const float*, const float*, c10::BFloat16*, int64_t,
+                                             int64_t);
+template void batch_norm_backward<float>(const float*, const float*, const float*, NormInput, float*, int64_t,
+                                         int64_t);
+template void batch_norm_backward<c10::BFloat16>(const float*, const float*, const c10::BFloat16*, NormInput, float*,
+                                                 int64_t, int64_t);
+
+template void lru_skip_gelu_forward<float>(const float*, const float*, NormInput, float*, int64_t, int64_t,
                                            const uint8_t*, double);
-template void lru_skip_gelu_forward<c10::BFloat16>(const c10::BFloat16*, const float*, const float*, c10::BFloat16*,
+template void lru_skip_gelu_forward<c10::BFloat16>(const c10::BFloat16*, const float*, NormInput, c10::BFloat16*,
                                                    int64_t, int64_t, const uint8_t*, double);
-template void lru_skip_gelu_backward<float>(const float*, const float*, const float*, const float*, float*, float*,
+template void lru_skip_gelu_backward<float>(const float*, const float*, const float*, NormInput, float*, float*,
                                             float*, int64_t, int64_t, const uint8_t*, double);
 template void lru_skip_gelu_backward<c10::BFloat16>(const c10::BFloat16*, const c10::BFloat16*, const float*,
-                                                    const float*, c10::BFloat16*, float*, float*, int64_t, int64_t,
+                                                    NormInput, c10::BFloat16*, float*, float*, int64_t, int64_t,
                                                     const uint8_t*, double);
 
 template void lru_skip_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t);

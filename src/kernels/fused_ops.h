@@ -15,6 +15,12 @@
 //                        dL/du from both paths into u in one pass, dL/dD
 //   lru_skip_gelu        the skip term and the block's GELU with dropout in one
 //                        pass: g = dropout(GELU(cx + D .* u)), y never written
+//   batch_norm           the block's BatchNorm (no affine) for the wide bf16
+//                        layer: batch moments, the bfloat16 cast of the
+//                        normalised input, and the backward pass with the
+//                        residual's gradient added; the float32 normalised
+//                        input is never written (NormInput: the skip kernels
+//                        normalise x on the fly)
 //
 // Dropout is a keep mask (uint8, 1 = kept; null = no dropout) and the scale
 // 1 / (1 - p) of the kept elements; the backward passes take the same mask.
@@ -131,6 +137,42 @@ COMPRESSM_HD int64_t lru_skip_parts(int64_t rows) {
   return rows == 0 ? 0 : (rows + lru_skip_part_rows(rows) - 1) / lru_skip_part_rows(rows);
 }
 
+// The input u of a kernel: stored (mean null), or the block's BatchNorm
+// applied on the fly to the block input x, u = (x - mean[h]) * invstd[h].
+struct NormInput {
+  const float* x;
+  const float* mean = nullptr;
+  const float* invstd = nullptr;
+};
+COMPRESSM_HD float batch_norm(float x, float mean, float invstd) { return (x - mean) * invstd; }
+COMPRESSM_HD float input_at(const NormInput& u, int64_t i, int64_t h) {
+  return u.mean ? batch_norm(u.x[i], u.mean[h], u.invstd[h]) : u.x[i];
+}
+
+// Welford's update of a column's (count, mean, M2) by x, and Chan's merge of
+// another part's moments into them.
+COMPRESSM_HD void welford_add(float x, float& count, float& mean, float& m2) {
+  count += 1.f;
+  const float delta = x - mean;
+  mean += delta / count;
+  m2 += delta * (x - mean);
+}
+COMPRESSM_HD void moments_merge(float& count, float& mean, float& m2, float count_b, float mean_b, float m2_b) {
+  if (count_b == 0.f) return;
+  const float total = count + count_b, delta = mean_b - mean;
+  mean += delta * (count_b / total);
+  m2 += m2_b + delta * delta * (count * (count_b / total));
+  count = total;
+}
+
+// dL/dx of u = batch_norm(x) with batch statistics (biased variance), from
+// dL/du = dz, plus the residual path's dL/dx (d_out): mean_dz and mean_dz_u
+// are the column means of dz and dz .* u.
+COMPRESSM_HD float batch_norm_gradient(float d_out, float dz, float u, float invstd, float mean_dz,
+                                       float mean_dz_u) {
+  return d_out + invstd * (dz - mean_dz - u * mean_dz_u);
+}
+
 // Cross-entropy of one row of C logits with label y: writes the row's
 // log-sum-exp, returns -log softmax(row)[y]; `correct` = the first maximal
 // logit is at y. A label outside [0, C) gives NaN.
@@ -199,13 +241,30 @@ void lru_skip_backward(const float* grad_y, const float* u, const V* grad_u_gemm
 // stored as V. Backward, from dL/dg: grad_cx = dL/d(pre) (stored as V),
 // grad_u_skip = D .* dL/d(pre) (the skip's share of dL/du), grad_D {H} =
 // sum over rows of dL/d(pre) .* u in lru_skip's parts.
+// u: stored, or the BatchNorm of the block input (NormInput).
 template <class V>
-void lru_skip_gelu_forward(const V* cx, const float* D, const float* u, V* g, int64_t rows, int64_t hidden,
+void lru_skip_gelu_forward(const V* cx, const float* D, NormInput u, V* g, int64_t rows, int64_t hidden,
                            const uint8_t* keep, double scale);
 template <class V>
-void lru_skip_gelu_backward(const V* grad_g, const V* cx, const float* D, const float* u, V* grad_cx,
+void lru_skip_gelu_backward(const V* grad_g, const V* cx, const float* D, NormInput u, V* grad_cx,
                             float* grad_u_skip, float* grad_D, int64_t rows, int64_t hidden, const uint8_t* keep,
                             double scale);
+
+// BatchNorm of a {rows, H} float32 array x, statistics over the rows
+// (LibTorch's BatchNorm1d in training, no affine):
+//   column_moments: mean, biased var and invstd = 1 / sqrt(var + eps) per
+//     column; Welford within lru_skip's parts of rows, the parts merged in order
+//   batch_norm_cast: out = batch_norm(x) stored as V (bfloat16 for the GEMM)
+//   batch_norm_backward: grad_x = grad_out + dL/dx through the norm, with
+//     dL/du = grad_u_skip + grad_u_gemm (both paths into u; grad_out may be
+//     null); u = NormInput{x, mean, invstd}. The column sums of dL/du and
+//     dL/du .* u in lru_skip's parts.
+void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, float* mean, float* var, float* invstd);
+template <class V>
+void batch_norm_cast(const float* x, const float* mean, const float* invstd, V* out, int64_t rows, int64_t hidden);
+template <class V>
+void batch_norm_backward(const float* grad_out, const float* grad_u_skip, const V* grad_u_gemm, NormInput u,
+                         float* grad_x, int64_t rows, int64_t hidden);
 
 // The LRU parameterisation, N states and H channels (T float or double):
 //   lambda_{re,im}[n] = lru_lambda(nu_log[n], theta_log[n]),

@@ -171,26 +171,62 @@ void lru_skip_backward(const torch::Tensor& grad_y, const torch::Tensor& u, cons
                                    grad_D.data_ptr<float>(), workspace.data_ptr<float>(), rows, hidden, stream_of(u));
 }
 
-void lru_skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const torch::Tensor& u,
+namespace {
+kernels::elementwise::NormInput norm_input(const SkipInput& u) {
+  if (!u.mean.defined()) return {u.x.data_ptr<float>()};
+  return {u.x.data_ptr<float>(), u.mean.data_ptr<float>(), u.invstd.data_ptr<float>()};
+}
+}  // namespace
+
+void lru_skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const SkipInput& u,
                            const torch::Tensor& keep, double scale, const torch::Tensor& g) {
-  const c10::cuda::CUDAGuard guard(u.device());
-  const int64_t hidden = u.size(-1);
-  kernels::cuda::lru_skip_gelu_forward(cx.data_ptr(), storage_of(cx), D.data_ptr<float>(), u.data_ptr<float>(),
-                                       g.data_ptr(), u.numel() / hidden, hidden, keep_ptr(keep),
-                                       static_cast<float>(scale), stream_of(u));
+  const c10::cuda::CUDAGuard guard(u.x.device());
+  const int64_t hidden = u.x.size(-1);
+  kernels::cuda::lru_skip_gelu_forward(cx.data_ptr(), storage_of(cx), D.data_ptr<float>(), norm_input(u),
+                                       g.data_ptr(), u.x.numel() / hidden, hidden, keep_ptr(keep),
+                                       static_cast<float>(scale), stream_of(u.x));
 }
 
 void lru_skip_gelu_backward(const torch::Tensor& grad_g, const torch::Tensor& cx, const torch::Tensor& D,
-                            const torch::Tensor& u, const torch::Tensor& keep, double scale,
+                            const SkipInput& u, const torch::Tensor& keep, double scale,
                             const torch::Tensor& grad_cx, const torch::Tensor& grad_u_skip,
                             const torch::Tensor& grad_D) {
-  const c10::cuda::CUDAGuard guard(u.device());
-  const int64_t hidden = u.size(-1), rows = u.numel() / hidden;
-  torch::Tensor workspace = torch::empty({kernels::cuda::lru_skip_workspace(rows, hidden)}, u.options());
+  const c10::cuda::CUDAGuard guard(u.x.device());
+  const int64_t hidden = u.x.size(-1), rows = u.x.numel() / hidden;
+  torch::Tensor workspace = torch::empty({kernels::cuda::lru_skip_workspace(rows, hidden)}, u.x.options());
   kernels::cuda::lru_skip_gelu_backward(grad_g.data_ptr(), cx.data_ptr(), storage_of(cx), D.data_ptr<float>(),
-                                        u.data_ptr<float>(), grad_cx.data_ptr(), grad_u_skip.data_ptr<float>(),
+                                        norm_input(u), grad_cx.data_ptr(), grad_u_skip.data_ptr<float>(),
                                         grad_D.data_ptr<float>(), workspace.data_ptr<float>(), rows, hidden,
-                                        keep_ptr(keep), static_cast<float>(scale), stream_of(u));
+                                        keep_ptr(keep), static_cast<float>(scale), stream_of(u.x));
+}
+
+void column_moments(const torch::Tensor& x, double eps, const torch::Tensor& mean, const torch::Tensor& var,
+                    const torch::Tensor& invstd) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t hidden = x.size(-1), rows = x.numel() / hidden;
+  torch::Tensor workspace = torch::empty({kernels::cuda::batch_norm_workspace(rows, hidden)}, x.options());
+  kernels::cuda::column_moments(x.data_ptr<float>(), rows, hidden, static_cast<float>(eps), mean.data_ptr<float>(),
+                                var.data_ptr<float>(), invstd.data_ptr<float>(), workspace.data_ptr<float>(),
+                                stream_of(x));
+}
+
+void batch_norm_cast(const torch::Tensor& x, const torch::Tensor& mean, const torch::Tensor& invstd,
+                     const torch::Tensor& out) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t hidden = x.size(-1);
+  kernels::cuda::batch_norm_cast(x.data_ptr<float>(), mean.data_ptr<float>(), invstd.data_ptr<float>(),
+                                 out.data_ptr(), storage_of(out), x.numel() / hidden, hidden, stream_of(x));
+}
+
+void batch_norm_backward(const torch::Tensor& grad_out, const torch::Tensor& grad_u_skip,
+                         const torch::Tensor& grad_u_gemm, const SkipInput& u, const torch::Tensor& grad_x) {
+  const c10::cuda::CUDAGuard guard(u.x.device());
+  const int64_t hidden = u.x.size(-1), rows = u.x.numel() / hidden;
+  torch::Tensor workspace = torch::empty({kernels::cuda::batch_norm_workspace(rows, hidden)}, u.x.options());
+  kernels::cuda::batch_norm_backward(grad_out.defined() ? grad_out.data_ptr<float>() : nullptr,
+                                     grad_u_skip.data_ptr<float>(), grad_u_gemm.data_ptr(), storage_of(grad_u_gemm),
+                                     norm_input(u), grad_x.data_ptr<float>(), workspace.data_ptr<float>(), rows,
+                                     hidden, stream_of(u.x));
 }
 
 void gelu_dropout_forward(const torch::Tensor& y, const torch::Tensor& keep, double scale, const torch::Tensor& z) {

@@ -41,14 +41,30 @@ void lru_skip_forward(const torch::Tensor& cx, const torch::Tensor& D, const tor
                       const torch::Tensor& out);
 void lru_skip_backward(const torch::Tensor& grad_y, const torch::Tensor& u, const torch::Tensor& grad_u_gemm,
                        const torch::Tensor& D, const torch::Tensor& grad_u, const torch::Tensor& grad_D);
+// The input u of the skip kernels: u itself (mean and invstd undefined), or
+// the block input x with its BatchNorm applied on the fly,
+// u = (x - mean) * invstd (mean, invstd {H} float32).
+struct SkipInput {
+  torch::Tensor x, mean, invstd;
+};
 // lru_skip_gelu: cx, g, grad_g, grad_cx bfloat16; keep uint8 or undefined;
 // grad_u_skip and grad_D float32.
-void lru_skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const torch::Tensor& u,
+void lru_skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const SkipInput& u,
                            const torch::Tensor& keep, double scale, const torch::Tensor& g);
 void lru_skip_gelu_backward(const torch::Tensor& grad_g, const torch::Tensor& cx, const torch::Tensor& D,
-                            const torch::Tensor& u, const torch::Tensor& keep, double scale,
+                            const SkipInput& u, const torch::Tensor& keep, double scale,
                             const torch::Tensor& grad_cx, const torch::Tensor& grad_u_skip,
                             const torch::Tensor& grad_D);
+// The block's BatchNorm (kernels::elementwise::batch_norm) of x {.., H}
+// float32: moments into mean, var, invstd {H}; the normalised x as bfloat16
+// `out`; grad_x from grad_out (or undefined), grad_u_skip (float32) and
+// grad_u_gemm (bfloat16) with u = {x, mean, invstd}.
+void column_moments(const torch::Tensor& x, double eps, const torch::Tensor& mean, const torch::Tensor& var,
+                    const torch::Tensor& invstd);
+void batch_norm_cast(const torch::Tensor& x, const torch::Tensor& mean, const torch::Tensor& invstd,
+                     const torch::Tensor& out);
+void batch_norm_backward(const torch::Tensor& grad_out, const torch::Tensor& grad_u_skip,
+                         const torch::Tensor& grad_u_gemm, const SkipInput& u, const torch::Tensor& grad_x);
 
 // The kernels of fused_ops.h and of the graphed step's AdamW
 // (kernels/cuda/fused_ops_cuda.h) on contiguous CUDA tensors, validated by the

@@ -43,14 +43,24 @@ void lru_skip_backward(const torch::Tensor&, const torch::Tensor&, const torch::
   no_cuda("lru_layer_bf16");
 }
 
-void lru_skip_gelu_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
-                           double, const torch::Tensor&) {
+void lru_skip_gelu_forward(const torch::Tensor&, const torch::Tensor&, const SkipInput&, const torch::Tensor&, double,
+                           const torch::Tensor&) {
   no_cuda("lru_layer_bf16_gelu_dropout");
 }
-void lru_skip_gelu_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+void lru_skip_gelu_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const SkipInput&,
                             const torch::Tensor&, double, const torch::Tensor&, const torch::Tensor&,
                             const torch::Tensor&) {
   no_cuda("lru_layer_bf16_gelu_dropout");
+}
+void column_moments(const torch::Tensor&, double, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) {
+  no_cuda("lru_block_bf16");
+}
+void batch_norm_cast(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) {
+  no_cuda("lru_block_bf16");
+}
+void batch_norm_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const SkipInput&,
+                         const torch::Tensor&) {
+  no_cuda("lru_block_bf16");
 }
 
 void gelu_dropout_forward(const torch::Tensor&, const torch::Tensor&, double, const torch::Tensor&) {

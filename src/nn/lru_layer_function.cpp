@@ -93,20 +93,20 @@ struct Bf16Core {
 };
 constexpr size_t kBf16CoreSaved = 7;
 
-std::pair<Bf16Core, torch::Tensor> bf16_core_forward(const tensor_list& t) {
-  const torch::Tensor& u = t[7];
-  const int64_t n = t[0].size(0), h = u.size(2);
-  const kernels::ScanShape shape{u.size(0), u.size(1), n};
+// t: as_list (u unused); ub = bf16(u).
+std::pair<Bf16Core, torch::Tensor> bf16_core_forward(const tensor_list& t, const torch::Tensor& ub) {
+  const int64_t n = t[0].size(0), h = ub.size(2);
+  const kernels::ScanShape shape{ub.size(0), ub.size(1), n};
   Bf16Core c;
   c.lambda = torch::stack({t[0], t[1]}, 1);  // {N, 2}
   // W_in {2N, H}: rows (re, im) interleaved, so Bu {B, L, 2N} is the scan's complex layout.
   c.w_in = torch::stack({t[2], t[3]}, 1).reshape({2 * n, h}).to(torch::kBFloat16);
   c.w_out = torch::stack({t[4], -t[5]}, 2).reshape({h, 2 * n}).to(torch::kBFloat16);
-  c.ub = u.to(torch::kBFloat16);
+  c.ub = ub;
   c.bu = torch::matmul(c.ub, c.w_in.t()).contiguous();
   c.x = torch::empty_like(c.bu);
-  c.checkpoints = torch::empty({shape.batch, kernels::bf16_scan_chunks(shape.length), n, 2}, u.options());
-  if (u.is_cuda())
+  c.checkpoints = torch::empty({shape.batch, kernels::bf16_scan_chunks(shape.length), n, 2}, t[0].options());
+  if (ub.is_cuda())
     cuda_ops::diagonal_scan_bf16_forward(c.lambda, c.bu, c.x, c.checkpoints);
   else
     kernels::diagonal_scan_bf16_forward(c.lambda.data_ptr<float>(), bits(c.bu), bits(c.x),
@@ -144,6 +144,36 @@ std::pair<tensor_list, torch::Tensor> bf16_core_backward(const Bf16Core& c, cons
           grad_ub};
 }
 
+// lru_skip_gelu on either device, u stored or normalised on the fly.
+kernels::elementwise::NormInput norm_input(const cuda_ops::SkipInput& u) {
+  if (!u.mean.defined()) return {u.x.data_ptr<float>()};
+  return {u.x.data_ptr<float>(), u.mean.data_ptr<float>(), u.invstd.data_ptr<float>()};
+}
+
+void skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const cuda_ops::SkipInput& u,
+                       const torch::Tensor& keep, double scale, torch::Tensor& g) {
+  const int64_t h = u.x.size(2);
+  if (u.x.is_cuda())
+    cuda_ops::lru_skip_gelu_forward(cx, D, u, keep, scale, g);
+  else
+    kernels::elementwise::lru_skip_gelu_forward(cx.data_ptr<c10::BFloat16>(), D.data_ptr<float>(), norm_input(u),
+                                                g.data_ptr<c10::BFloat16>(), u.x.numel() / h, h, keep_ptr(keep),
+                                                scale);
+}
+
+void skip_gelu_backward(const torch::Tensor& grad_g, const torch::Tensor& cx, const torch::Tensor& D,
+                        const cuda_ops::SkipInput& u, const torch::Tensor& keep, double scale, torch::Tensor& grad_cx,
+                        torch::Tensor& grad_u_skip, torch::Tensor& grad_D) {
+  const int64_t h = u.x.size(2);
+  if (u.x.is_cuda())
+    cuda_ops::lru_skip_gelu_backward(grad_g, cx, D, u, keep, scale, grad_cx, grad_u_skip, grad_D);
+  else
+    kernels::elementwise::lru_skip_gelu_backward(
+        grad_g.data_ptr<c10::BFloat16>(), cx.data_ptr<c10::BFloat16>(), D.data_ptr<float>(), norm_input(u),
+        grad_cx.data_ptr<c10::BFloat16>(), grad_u_skip.data_ptr<float>(), grad_D.data_ptr<float>(), u.x.numel() / h,
+        h, keep_ptr(keep), scale);
+}
+
 // y = float(cx) + D .* u.
 struct LruLayerBf16 : public torch::autograd::Function<LruLayerBf16> {
   // t = lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u (as_list).
@@ -151,7 +181,7 @@ struct LruLayerBf16 : public torch::autograd::Function<LruLayerBf16> {
                                const torch::Tensor& lambda_im, const torch::Tensor& B_re, const torch::Tensor& B_im,
                                const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
                                const torch::Tensor& u) {
-    const auto [core, cx] = bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u});
+    const auto [core, cx] = bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u}, u.to(torch::kBFloat16));
     const int64_t h = u.size(2);
     torch::Tensor y = torch::empty_like(u);
     if (u.is_cuda())
@@ -191,16 +221,11 @@ struct LruLayerBf16Gelu : public torch::autograd::Function<LruLayerBf16Gelu> {
                                const torch::Tensor& lambda_im, const torch::Tensor& B_re, const torch::Tensor& B_im,
                                const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
                                const torch::Tensor& u, const std::optional<torch::Tensor>& mask, double scale) {
-    const auto [core, cx] = bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u});
+    const auto [core, cx] = bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u}, u.to(torch::kBFloat16));
     const torch::Tensor keep = mask.value_or(torch::Tensor());
     const int64_t h = u.size(2);
     torch::Tensor g = torch::empty_like(cx);
-    if (u.is_cuda())
-      cuda_ops::lru_skip_gelu_forward(cx, D, u, keep, scale, g);
-    else
-      kernels::elementwise::lru_skip_gelu_forward(cx.data_ptr<c10::BFloat16>(), D.data_ptr<float>(),
-                                                  u.data_ptr<float>(), g.data_ptr<c10::BFloat16>(), u.numel() / h, h,
-                                                  keep_ptr(keep), scale);
+    skip_gelu_forward(cx, D, {u}, keep, scale, g);
     tensor_list saved = saved_list(core);
     saved.insert(saved.end(), {D, u, cx});
     ctx->save_for_backward(saved);
@@ -218,16 +243,74 @@ struct LruLayerBf16Gelu : public torch::autograd::Function<LruLayerBf16Gelu> {
     const int64_t h = u.size(2);
     const torch::Tensor grad_g = grad_outputs[0].to(torch::kBFloat16).contiguous();
     torch::Tensor grad_cx = torch::empty_like(cx), grad_u = torch::empty_like(u), grad_D = torch::empty_like(D);
-    if (u.is_cuda())
-      cuda_ops::lru_skip_gelu_backward(grad_g, cx, D, u, keep, scale, grad_cx, grad_u, grad_D);
-    else
-      kernels::elementwise::lru_skip_gelu_backward(
-          grad_g.data_ptr<c10::BFloat16>(), cx.data_ptr<c10::BFloat16>(), D.data_ptr<float>(), u.data_ptr<float>(),
-          grad_cx.data_ptr<c10::BFloat16>(), grad_u.data_ptr<float>(), grad_D.data_ptr<float>(), u.numel() / h, h,
-          keep_ptr(keep), scale);
+    skip_gelu_backward(grad_g, cx, D, {u}, keep, scale, grad_cx, grad_u, grad_D);
     auto [grads, grad_ub] = bf16_core_backward(core_of(saved), grad_cx);
     grad_u.add_(grad_ub);  // the skip's share plus the B GEMM's
     grads.insert(grads.end(), {grad_D, grad_u, torch::Tensor(), torch::Tensor()});
+    return grads;
+  }
+};
+
+// The front of a wide bf16 block in training (lru_block_bf16_front): outputs
+// g, x itself (so that the residual's gradient of x enters this backward),
+// and the batch mean and variance (not differentiable).
+struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
+  static tensor_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& lambda_re,
+                             const torch::Tensor& lambda_im, const torch::Tensor& B_re, const torch::Tensor& B_im,
+                             const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
+                             const torch::Tensor& x, const std::optional<torch::Tensor>& mask, double scale,
+                             double eps) {
+    const int64_t h = x.size(2), rows = x.numel() / h;
+    torch::Tensor mean = torch::empty({h}, x.options()), var = torch::empty_like(mean),
+                  invstd = torch::empty_like(mean);
+    torch::Tensor ub = torch::empty(x.sizes(), x.options().dtype(torch::kBFloat16));
+    if (x.is_cuda()) {
+      cuda_ops::column_moments(x, eps, mean, var, invstd);
+      cuda_ops::batch_norm_cast(x, mean, invstd, ub);
+    } else {
+      namespace ew = kernels::elementwise;
+      ew::column_moments(x.data_ptr<float>(), rows, h, static_cast<float>(eps), mean.data_ptr<float>(),
+                         var.data_ptr<float>(), invstd.data_ptr<float>());
+      ew::batch_norm_cast(x.data_ptr<float>(), mean.data_ptr<float>(), invstd.data_ptr<float>(),
+                          ub.data_ptr<c10::BFloat16>(), rows, h);
+    }
+    const auto [core, cx] = bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, x}, ub);
+    const torch::Tensor keep = mask.value_or(torch::Tensor());
+    torch::Tensor g = torch::empty_like(cx);
+    skip_gelu_forward(cx, D, {x, mean, invstd}, keep, scale, g);
+    tensor_list saved = saved_list(core);
+    saved.insert(saved.end(), {D, x, cx, mean, invstd});
+    ctx->save_for_backward(saved);
+    ctx->saved_data["keep"] = keep;
+    ctx->saved_data["scale"] = scale;
+    ctx->mark_non_differentiable({mean, var});
+    return {g, x, mean, var};
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grad_outputs) {
+    const tensor_list saved = ctx->get_saved_variables();
+    const size_t k = kBf16CoreSaved;
+    const torch::Tensor &D = saved[k], &x = saved[k + 1], &cx = saved[k + 2];
+    const cuda_ops::SkipInput u{x, saved[k + 3], saved[k + 4]};
+    const torch::Tensor keep = ctx->saved_data["keep"].toTensor();
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const torch::Tensor grad_g = grad_outputs[0].defined() ? grad_outputs[0].to(torch::kBFloat16).contiguous()
+                                                           : torch::zeros_like(cx);
+    const torch::Tensor grad_out = grad_outputs[1].defined() ? grad_outputs[1].contiguous() : torch::Tensor();
+    torch::Tensor grad_cx = torch::empty_like(cx), grad_u_skip = torch::empty_like(x), grad_D = torch::empty_like(D);
+    skip_gelu_backward(grad_g, cx, D, u, keep, scale, grad_cx, grad_u_skip, grad_D);
+    auto [grads, grad_ub] = bf16_core_backward(core_of(saved), grad_cx);
+    torch::Tensor grad_x = torch::empty_like(x);
+    if (x.is_cuda()) {
+      cuda_ops::batch_norm_backward(grad_out, grad_u_skip, grad_ub, u, grad_x);
+    } else {
+      const int64_t h = x.size(2);
+      kernels::elementwise::batch_norm_backward(
+          grad_out.defined() ? grad_out.data_ptr<float>() : nullptr, grad_u_skip.data_ptr<float>(),
+          grad_ub.data_ptr<c10::BFloat16>(), norm_input(u), grad_x.data_ptr<float>(), x.numel() / h, h);
+    }
+    grads.insert(grads.end(), {grad_D, grad_x, torch::Tensor(), torch::Tensor(), torch::Tensor()});
     return grads;
   }
 };
@@ -292,6 +375,24 @@ torch::Tensor lru_layer_bf16_gelu_dropout(const LruLayerInputs& in, const torch:
   tensor_list t = as_list(in);
   for (torch::Tensor& x : t) x = x.contiguous();
   return LruLayerBf16Gelu::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], mask, 1.0 / (1.0 - p));
+}
+
+LruBlockFront lru_block_bf16_front(const LruLayerInputs& in, const torch::Tensor& keep, double p, double eps) {
+  check_bf16_arguments(in);
+  TORCH_CHECK(p >= 0.0 && p < 1.0, "lru_block_bf16_front: dropout rate must be in [0, 1), got ", p);
+  TORCH_CHECK(eps > 0.0, "lru_block_bf16_front: eps must be positive, got ", eps);
+  TORCH_CHECK(in.u.size(0) * in.u.size(1) > 1, "lru_block_bf16_front: batch statistics need more than one row");
+  std::optional<torch::Tensor> mask;
+  if (keep.defined()) {
+    TORCH_CHECK(keep.scalar_type() == torch::kByte && keep.sizes() == in.u.sizes() && keep.device() == in.u.device(),
+                "lru_block_bf16_front: keep mask must be uint8 ", in.u.sizes(), " on ", in.u.device());
+    mask = keep.contiguous();
+  }
+  tensor_list t = as_list(in);
+  for (torch::Tensor& x : t) x = x.contiguous();
+  const tensor_list out = LruBlockBf16Front::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], mask,
+                                                   1.0 / (1.0 - p), eps);
+  return {out[0], out[1], out[2], out[3]};
 }
 
 torch::Tensor lru_layer_bf16_composed(const LruLayerInputs& in) {

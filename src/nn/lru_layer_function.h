@@ -46,6 +46,20 @@ torch::Tensor lru_layer_bf16(const LruLayerInputs& in);
 // `keep`: gelu_dropout's mask (uint8 of u's shape, or undefined), p its rate.
 torch::Tensor lru_layer_bf16_gelu_dropout(const LruLayerInputs& in, const torch::Tensor& keep, double p);
 
+// The front of a wide bf16 block in training, as one op: the block's
+// BatchNorm (batch statistics, no affine; `in.u` is the block input x, not
+// yet normalised) followed by lru_layer_bf16_gelu_dropout. The normalised
+// input is never written in float32 (the cast for the B GEMM reads x, the
+// skip term normalises x on the fly), and the backward pass adds the
+// residual's gradient of x (the gradient reaching `x`) to the norm's in its
+// last pass. Returns g (bfloat16); x, the same values as the input, for the
+// residual; the batch mean and biased variance {H} for the running
+// statistics (not differentiable). CPU or CUDA; float32.
+struct LruBlockFront {
+  torch::Tensor g, x, mean, var;
+};
+LruBlockFront lru_block_bf16_front(const LruLayerInputs& in, const torch::Tensor& keep, double p, double eps);
+
 // The same rounding points from LibTorch ops (casts, bfloat16 matmuls, the
 // complex64 diagonal scan, addcmul): the reference lru_layer_bf16's values and
 // gradients are tested against.

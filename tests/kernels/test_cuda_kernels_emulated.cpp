@@ -555,33 +555,97 @@ TEST(EmulatedCudaFusedOps, LruSkipMatchesTheCpuLoops) {
 }
 
 // The skip term, GELU and dropout in one pass, bfloat16 storage, with and
-// without a mask; rows = 777 (a partial last part of rows).
+// without a mask, u stored or normalised on the fly; rows = 777 (a partial
+// last part of rows).
 TEST(EmulatedCudaFusedOps, LruSkipGeluMatchesTheCpuLoops) {
   const int64_t rows = 777, hidden = 300, n = rows * hidden;
   const auto D = random_floats(hidden, 80), u = random_floats(n, 81);
   const auto cx = to_bf16(random_floats(n, 82)), grad_g = to_bf16(random_floats(n, 83));
   const auto mask = random_mask(n, 84);
+  const auto mean = random_floats(hidden, 85), invstd = random_floats(hidden, 86, 0.5f, 2.f);
   std::vector<float> workspace(cuda::lru_skip_workspace(rows, hidden), NAN);
-  for (const bool dropout : {false, true}) {
-    SCOPED_TRACE(dropout ? "dropout" : "no dropout");
-    const uint8_t* keep = dropout ? mask.data() : nullptr;
-    const float scale = dropout ? 1.f / 0.75f : 1.f;
-    std::vector<uint16_t> g(n, 0xffff);
-    std::vector<c10::BFloat16> g_ref(n);
-    cuda::lru_skip_gelu_forward(cx.data(), Storage::kBFloat16, D.data(), u.data(), g.data(), rows, hidden, keep, scale,
-                                kStream);
-    ew::lru_skip_gelu_forward(cx.data(), D.data(), u.data(), g_ref.data(), rows, hidden, keep, scale);
-    expect_close(floats_of(g), floats_of(bits_of(g_ref)), 1.0 / 128, "g");
-    std::vector<uint16_t> gcx(n, 0xffff);
-    std::vector<c10::BFloat16> gcx_ref(n);
-    std::vector<float> gu(n, NAN), gu_ref(n), gD(hidden, NAN), gD_ref(hidden);
-    cuda::lru_skip_gelu_backward(grad_g.data(), cx.data(), Storage::kBFloat16, D.data(), u.data(), gcx.data(),
-                                 gu.data(), gD.data(), workspace.data(), rows, hidden, keep, scale, kStream);
-    ew::lru_skip_gelu_backward(grad_g.data(), cx.data(), D.data(), u.data(), gcx_ref.data(), gu_ref.data(),
-                               gD_ref.data(), rows, hidden, keep, scale);
-    expect_close(floats_of(gcx), floats_of(bits_of(gcx_ref)), 1.0 / 128, "grad_cx");
-    expect_close(gu, gu_ref, 1e-5, "grad_u_skip");
-    expect_close(gD, gD_ref, 1e-5, "grad_D");
+  for (const bool normalized : {false, true})
+    for (const bool dropout : {false, true}) {
+      SCOPED_TRACE(std::string(dropout ? "dropout" : "no dropout") + (normalized ? ", normalised" : ""));
+      const ew::NormInput in = normalized ? ew::NormInput{u.data(), mean.data(), invstd.data()}
+                                          : ew::NormInput{u.data()};
+      const uint8_t* keep = dropout ? mask.data() : nullptr;
+      const float scale = dropout ? 1.f / 0.75f : 1.f;
+      std::vector<uint16_t> g(n, 0xffff);
+      std::vector<c10::BFloat16> g_ref(n);
+      cuda::lru_skip_gelu_forward(cx.data(), Storage::kBFloat16, D.data(), in, g.data(), rows, hidden, keep, scale,
+                                  kStream);
+      ew::lru_skip_gelu_forward(cx.data(), D.data(), in, g_ref.data(), rows, hidden, keep, scale);
+      expect_close(floats_of(g), floats_of(bits_of(g_ref)), 1.0 / 128, "g");
+      std::vector<uint16_t> gcx(n, 0xffff);
+      std::vector<c10::BFloat16> gcx_ref(n);
+      std::vector<float> gu(n, NAN), gu_ref(n), gD(hidden, NAN), gD_ref(hidden);
+      cuda::lru_skip_gelu_backward(grad_g.data(), cx.data(), Storage::kBFloat16, D.data(), in, gcx.data(), gu.data(),
+                                   gD.data(), workspace.data(), rows, hidden, keep, scale, kStream);
+      ew::lru_skip_gelu_backward(grad_g.data(), cx.data(), D.data(), in, gcx_ref.data(), gu_ref.data(),
+                                 gD_ref.data(), rows, hidden, keep, scale);
+      expect_close(floats_of(gcx), floats_of(bits_of(gcx_ref)), 1.0 / 128, "grad_cx");
+      expect_close(gu, gu_ref, 1e-5, "grad_u_skip");
+      expect_close(gD, gD_ref, 1e-5, "grad_D");
+    }
+}
+
+// The block's BatchNorm: moments against the CPU loop and a float64 two-pass
+// computation (columns with a large mean), the bfloat16 cast, and the
+// backward pass with and without the residual's gradient, against the CPU
+// loop and the float64 formula; 777 rows (partial last part) and 5 rows.
+TEST(EmulatedCudaFusedOps, BatchNormMatchesTheCpuLoopsAndFloat64) {
+  const int64_t hidden = 300;
+  for (const int64_t rows : {int64_t{777}, int64_t{5}}) {
+    SCOPED_TRACE("rows=" + std::to_string(rows));
+    const int64_t n = rows * hidden;
+    std::vector<float> x = random_floats(n, 90);
+    for (int64_t i = 0; i < n; ++i) x[i] = x[i] * (1.f + (i % hidden) % 7) + ((i % hidden) % 3 == 0 ? 100.f : 0.f);
+    const float eps = 1e-5f;
+    std::vector<float> workspace(cuda::batch_norm_workspace(rows, hidden), NAN);
+    std::vector<float> mean(hidden, NAN), var(hidden, NAN), invstd(hidden, NAN);
+    std::vector<float> mean_ref(hidden), var_ref(hidden), invstd_ref(hidden);
+    cuda::column_moments(x.data(), rows, hidden, eps, mean.data(), var.data(), invstd.data(), workspace.data(),
+                         kStream);
+    ew::column_moments(x.data(), rows, hidden, eps, mean_ref.data(), var_ref.data(), invstd_ref.data());
+    expect_close(mean, mean_ref, 1e-6, "mean");
+    expect_close(var, var_ref, 1e-5, "var");
+    expect_close(invstd, invstd_ref, 1e-5, "invstd");
+    std::vector<double> mean64(hidden, 0.0), var64(hidden, 0.0);
+    for (int64_t i = 0; i < n; ++i) mean64[i % hidden] += x[i] / double(rows);
+    for (int64_t i = 0; i < n; ++i) var64[i % hidden] += std::pow(x[i] - mean64[i % hidden], 2) / double(rows);
+    expect_close(mean, mean64, 1e-5, "mean against float64");
+    expect_close(var, var64, 1e-4, "var against float64");
+
+    std::vector<uint16_t> ub(n, 0xffff);
+    std::vector<c10::BFloat16> ub_ref(n);
+    cuda::batch_norm_cast(x.data(), mean.data(), invstd.data(), ub.data(), Storage::kBFloat16, rows, hidden, kStream);
+    ew::batch_norm_cast(x.data(), mean.data(), invstd.data(), ub_ref.data(), rows, hidden);
+    expect_close(floats_of(ub), floats_of(bits_of(ub_ref)), 1.0 / 128, "bf16(u)");
+
+    const auto grad_out = random_floats(n, 91), grad_skip = random_floats(n, 92);
+    const auto grad_gemm = to_bf16(random_floats(n, 93));
+    const ew::NormInput u{x.data(), mean.data(), invstd.data()};
+    for (const bool residual : {true, false}) {
+      SCOPED_TRACE(residual ? "with the residual's gradient" : "without");
+      const float* go = residual ? grad_out.data() : nullptr;
+      std::vector<float> gx(n, NAN), gx_ref(n);
+      cuda::batch_norm_backward(go, grad_skip.data(), grad_gemm.data(), Storage::kBFloat16, u, gx.data(),
+                                workspace.data(), rows, hidden, kStream);
+      ew::batch_norm_backward(go, grad_skip.data(), grad_gemm.data(), u, gx_ref.data(), rows, hidden);
+      expect_close(gx, gx_ref, 1e-5, "grad_x");
+      // float64: dx = go + invstd (dz - mean(dz) - u mean(dz u)).
+      std::vector<double> mdz(hidden, 0.0), mdzu(hidden, 0.0), exact(n);
+      const auto u64 = [&](int64_t i) { return (x[i] - double(mean[i % hidden])) * invstd[i % hidden]; };
+      const auto dz = [&](int64_t i) { return double(grad_skip[i]) + float(grad_gemm[i]); };
+      for (int64_t i = 0; i < n; ++i) {
+        mdz[i % hidden] += dz(i) / double(rows);
+        mdzu[i % hidden] += dz(i) * u64(i) / double(rows);
+      }
+      for (int64_t i = 0; i < n; ++i)
+        exact[i] = (go ? go[i] : 0.0) + invstd[i % hidden] * (dz(i) - mdz[i % hidden] - u64(i) * mdzu[i % hidden]);
+      expect_close(gx, exact, 1e-3, "grad_x against float64");
+    }
   }
 }
 

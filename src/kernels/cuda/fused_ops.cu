@@ -123,18 +123,20 @@ __global__ void __launch_bounds__(kThreads)
 
 template <class V>
 __global__ void __launch_bounds__(kThreads)
-    lru_skip_gelu_forward_kernel(const V* __restrict__ cx, const float* __restrict__ D, const float* __restrict__ u,
+    lru_skip_gelu_forward_kernel(const V* __restrict__ cx, const float* __restrict__ D, const ew::NormInput u,
                                  V* __restrict__ g, long long n, long long hidden, const uint8_t* __restrict__ keep,
                                  float scale) {
-  COMPRESSM_GRID_STRIDE_LOOP(i, n)
-    store(g, i, ew::skip_gelu(load(cx, i), D[i % hidden], u[i], ew::dropout_factor(keep, i, scale)));
+  COMPRESSM_GRID_STRIDE_LOOP(i, n) {
+    const long long h = i % hidden;
+    store(g, i, ew::skip_gelu(load(cx, i), D[h], ew::input_at(u, i, h), ew::dropout_factor(keep, i, scale)));
+  }
 }
 
 // Column parts (column_part).
 template <class V>
 __global__ void __launch_bounds__(kThreads)
     lru_skip_gelu_backward_kernel(const V* __restrict__ grad_g, const V* __restrict__ cx,
-                                  const float* __restrict__ D, const float* __restrict__ u, V* __restrict__ grad_cx,
+                                  const float* __restrict__ D, const ew::NormInput u, V* __restrict__ grad_cx,
                                   float* __restrict__ grad_u_skip, float* __restrict__ sums, long long rows,
                                   long long hidden, const uint8_t* __restrict__ keep, float scale) {
   ColumnPart c;
@@ -145,13 +147,91 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll 4
   for (long long r = c.first; r < c.last; ++r) {
     const long long i = r * hidden + h;
-    const float gp =
-        ew::skip_gelu_gradient(load(cx, i), d, u[i], ew::dropout_factor(keep, i, scale), load(grad_g, i));
+    const float ui = ew::input_at(u, i, h);
+    const float gp = ew::skip_gelu_gradient(load(cx, i), d, ui, ew::dropout_factor(keep, i, scale), load(grad_g, i));
     store(grad_cx, i, gp);
     grad_u_skip[i] = d * gp;
-    sum = sum + gp * u[i];
+    sum = sum + gp * ui;
   }
   sums[blockIdx.x * hidden + h] = sum;
+}
+
+// batch_norm (kernels::elementwise): column parts (column_part) of Welford
+// moments, then one thread per column merges the parts in order.
+__global__ void __launch_bounds__(kThreads)
+    column_moments_kernel(const float* __restrict__ x, float* __restrict__ part_mean, float* __restrict__ part_m2,
+                          long long rows, long long hidden) {
+  ColumnPart c;
+  if (!column_part(rows, hidden, c)) return;
+  float count = 0.f, mean = 0.f, m2 = 0.f;
+#pragma unroll 4
+  for (long long r = c.first; r < c.last; ++r) ew::welford_add(x[r * hidden + c.h], count, mean, m2);
+  part_mean[blockIdx.x * hidden + c.h] = mean;
+  part_m2[blockIdx.x * hidden + c.h] = m2;
+}
+
+__global__ void __launch_bounds__(kThreads)
+    moments_merge_kernel(const float* __restrict__ part_mean, const float* __restrict__ part_m2, long long rows,
+                         long long hidden, float eps, float* __restrict__ mean, float* __restrict__ var,
+                         float* __restrict__ invstd) {
+  const long long h = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (h >= hidden) return;
+  const long long parts = ew::lru_skip_parts(rows), part_rows = ew::lru_skip_part_rows(rows);
+  float count = 0.f, m = 0.f, m2 = 0.f;
+  for (long long p = 0; p < parts; ++p) {
+    const long long last = (p + 1) * part_rows < rows ? (p + 1) * part_rows : rows;
+    ew::moments_merge(count, m, m2, static_cast<float>(last - p * part_rows), part_mean[p * hidden + h],
+                      part_m2[p * hidden + h]);
+  }
+  const float v = rows > 0 ? m2 / static_cast<float>(rows) : 0.f;
+  mean[h] = m;
+  var[h] = v;
+  invstd[h] = 1.f / sqrtf(v + eps);
+}
+
+template <class V>
+__global__ void __launch_bounds__(kThreads)
+    batch_norm_cast_kernel(const float* __restrict__ x, const float* __restrict__ mean,
+                           const float* __restrict__ invstd, V* __restrict__ out, long long n, long long hidden) {
+  COMPRESSM_GRID_STRIDE_LOOP(i, n) {
+    const long long h = i % hidden;
+    store(out, i, ew::batch_norm(x[i], mean[h], invstd[h]));
+  }
+}
+
+// Column parts of dz = grad_u_skip + grad_u_gemm and dz .* u.
+template <class V>
+__global__ void __launch_bounds__(kThreads)
+    batch_norm_sums_kernel(const float* __restrict__ grad_u_skip, const V* __restrict__ grad_u_gemm,
+                           const ew::NormInput u, float* __restrict__ sums_dz, float* __restrict__ sums_dz_u,
+                           long long rows, long long hidden) {
+  ColumnPart c;
+  if (!column_part(rows, hidden, c)) return;
+  const long long h = c.h;
+  float sum_dz = 0.f, sum_dz_u = 0.f;
+#pragma unroll 4
+  for (long long r = c.first; r < c.last; ++r) {
+    const long long i = r * hidden + h;
+    const float dz = grad_u_skip[i] + load(grad_u_gemm, i);
+    sum_dz = sum_dz + dz;
+    sum_dz_u = sum_dz_u + dz * ew::input_at(u, i, h);
+  }
+  sums_dz[blockIdx.x * hidden + h] = sum_dz;
+  sums_dz_u[blockIdx.x * hidden + h] = sum_dz_u;
+}
+
+// sums = {sum of dz {H}, sum of dz .* u {H}}, scaled by 1 / rows here as the CPU loop does.
+template <class V>
+__global__ void __launch_bounds__(kThreads)
+    batch_norm_apply_kernel(const float* __restrict__ grad_out, const float* __restrict__ grad_u_skip,
+                            const V* __restrict__ grad_u_gemm, const ew::NormInput u, const float* __restrict__ sums,
+                            float inv_rows, float* __restrict__ grad_x, long long n, long long hidden) {
+  COMPRESSM_GRID_STRIDE_LOOP(i, n) {
+    const long long h = i % hidden;
+    const float dz = grad_u_skip[i] + load(grad_u_gemm, i);
+    grad_x[i] = ew::batch_norm_gradient(grad_out ? grad_out[i] : 0.f, dz, ew::input_at(u, i, h), u.invstd[h],
+                                        sums[h] * inv_rows, sums[hidden + h] * inv_rows);
+  }
 }
 
 __global__ void __launch_bounds__(kThreads)
@@ -381,10 +461,11 @@ void lru_skip_forward(const void* cx, Storage cx_type, const float* D, const flo
 
 namespace {
 // Launches a column-parts kernel (column_part) through launch(grid), then adds
-// its parts' sums from workspace into column_sum in part order.
+// its parts' sums from workspace into column_sum in part order: `sums` sums
+// per column, sum k's parts at workspace + k parts H, its total at column_sum + k H.
 template <class Launch>
 void launch_column_parts(const char* name, int64_t rows, int64_t hidden, float* workspace, float* column_sum,
-                         Stream stream, const Launch& launch) {
+                         Stream stream, const Launch& launch, int sums = 1) {
   if (hidden == 0) return;
   if (detail::blocks_for(hidden, kThreads) > 65535u)
     throw std::invalid_argument(std::string(name) + ": more than 65535 x 256 channels");
@@ -393,8 +474,9 @@ void launch_column_parts(const char* name, int64_t rows, int64_t hidden, float* 
     launch(dim3(static_cast<unsigned int>(parts), detail::blocks_for(hidden, kThreads)));
     detail::check_launch(name);
   }
-  const SumRowsJob job{workspace, column_sum, parts, hidden};
-  sum_rows(&job, 1, stream);
+  SumRowsJob jobs[kSumRowsJobs];
+  for (int k = 0; k < sums; ++k) jobs[k] = {workspace + k * parts * hidden, column_sum + k * hidden, parts, hidden};
+  sum_rows(jobs, sums, stream);
 }
 }  // namespace
 
@@ -413,7 +495,7 @@ void lru_skip_backward(const float* grad_y, const float* u, const void* grad_u_g
   });
 }
 
-void lru_skip_gelu_forward(const void* cx, Storage type, const float* D, const float* u, void* g, int64_t rows,
+void lru_skip_gelu_forward(const void* cx, Storage type, const float* D, ew::NormInput u, void* g, int64_t rows,
                            int64_t hidden, const uint8_t* keep, float scale, Stream stream) {
   const long long n = rows * hidden;
   if (n == 0) return;
@@ -426,7 +508,7 @@ void lru_skip_gelu_forward(const void* cx, Storage type, const float* D, const f
   detail::check_launch("lru_skip_gelu_forward (CUDA)");
 }
 
-void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, const float* D, const float* u,
+void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, const float* D, ew::NormInput u,
                             void* grad_cx, float* grad_u_skip, float* grad_D, float* workspace, int64_t rows,
                             int64_t hidden, const uint8_t* keep, float scale, Stream stream) {
   launch_column_parts("lru_skip_gelu_backward (CUDA)", rows, hidden, workspace, grad_D, stream, [&](dim3 grid) {
@@ -439,6 +521,63 @@ void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, co
           static_cast<const float*>(grad_g), static_cast<const float*>(cx), D, u, static_cast<float*>(grad_cx),
           grad_u_skip, workspace, rows, hidden, keep, scale);
   });
+}
+
+int64_t batch_norm_workspace(int64_t rows, int64_t hidden) { return 2 * (ew::lru_skip_parts(rows) + 1) * hidden; }
+
+void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, float* mean, float* var,
+                    float* invstd, float* workspace, Stream stream) {
+  if (hidden == 0) return;
+  const long long parts = ew::lru_skip_parts(rows);
+  float *part_mean = workspace, *part_m2 = workspace + parts * hidden;
+  if (detail::blocks_for(hidden, kThreads) > 65535u)
+    throw std::invalid_argument("column_moments (CUDA): more than 65535 x 256 channels");
+  if (parts > 0) {
+    const dim3 grid(static_cast<unsigned int>(parts), detail::blocks_for(hidden, kThreads));
+    COMPRESSM_LAUNCH(column_moments_kernel, grid, kThreads, stream)(x, part_mean, part_m2, rows, hidden);
+    detail::check_launch("column_moments (CUDA)");
+  }
+  COMPRESSM_LAUNCH(moments_merge_kernel, detail::blocks_for(hidden, kThreads), kThreads, stream)(
+      part_mean, part_m2, rows, hidden, eps, mean, var, invstd);
+  detail::check_launch("column_moments (CUDA): merge");
+}
+
+void batch_norm_cast(const float* x, const float* mean, const float* invstd, void* out, Storage out_type,
+                     int64_t rows, int64_t hidden, Stream stream) {
+  const long long n = rows * hidden;
+  if (n == 0) return;
+  if (out_type == Storage::kBFloat16)
+    COMPRESSM_LAUNCH(batch_norm_cast_kernel<__nv_bfloat16>, grid_for(n), kThreads, stream)(
+        x, mean, invstd, static_cast<__nv_bfloat16*>(out), n, hidden);
+  else
+    COMPRESSM_LAUNCH(batch_norm_cast_kernel<float>, grid_for(n), kThreads, stream)(
+        x, mean, invstd, static_cast<float*>(out), n, hidden);
+  detail::check_launch("batch_norm_cast (CUDA)");
+}
+
+void batch_norm_backward(const float* grad_out, const float* grad_u_skip, const void* grad_u_gemm, Storage type,
+                         ew::NormInput u, float* grad_x, float* workspace, int64_t rows, int64_t hidden,
+                         Stream stream) {
+  const long long n = rows * hidden;
+  if (n == 0) return;
+  const long long parts = ew::lru_skip_parts(rows);
+  float *sums_dz = workspace, *sums_dz_u = workspace + parts * hidden, *sums = workspace + 2 * parts * hidden;
+  launch_column_parts("batch_norm_backward (CUDA)", rows, hidden, sums_dz, sums, stream, [&](dim3 grid) {
+    if (type == Storage::kBFloat16)
+      COMPRESSM_LAUNCH(batch_norm_sums_kernel<__nv_bfloat16>, grid, kThreads, stream)(
+          grad_u_skip, static_cast<const __nv_bfloat16*>(grad_u_gemm), u, sums_dz, sums_dz_u, rows, hidden);
+    else
+      COMPRESSM_LAUNCH(batch_norm_sums_kernel<float>, grid, kThreads, stream)(
+          grad_u_skip, static_cast<const float*>(grad_u_gemm), u, sums_dz, sums_dz_u, rows, hidden);
+  }, 2);
+  const float inv_rows = 1.f / static_cast<float>(rows);
+  if (type == Storage::kBFloat16)
+    COMPRESSM_LAUNCH(batch_norm_apply_kernel<__nv_bfloat16>, grid_for(n), kThreads, stream)(
+        grad_out, grad_u_skip, static_cast<const __nv_bfloat16*>(grad_u_gemm), u, sums, inv_rows, grad_x, n, hidden);
+  else
+    COMPRESSM_LAUNCH(batch_norm_apply_kernel<float>, grid_for(n), kThreads, stream)(
+        grad_out, grad_u_skip, static_cast<const float*>(grad_u_gemm), u, sums, inv_rows, grad_x, n, hidden);
+  detail::check_launch("batch_norm_backward (CUDA): apply");
 }
 
 void sum_rows(const SumRowsJob* jobs, int count, Stream stream) {
