@@ -5,7 +5,10 @@
 // residual: LruBlockImpl::mix), the LRU with its skip term, GELU and dropout
 // as one op where the block runs it so (fused ops, wide, bf16:
 // lru_layer_bf16_gelu_dropout, then the GLU stage, LruBlockImpl::glu: with
-// norm, the stages of such a block) and the whole block. Each stage's forward pass
+// norm, the stages of such a block; in training it also takes the BatchNorm
+// into that op, norm_lru_gelu_dropout, lru_block_bf16_front) and the whole
+// block (and, where the norm is fused, block_norm_apart: the block with the
+// BatchNorm module apart). Each stage's forward pass
 // alone and forward + backward, median wall time over the steps with the
 // device synchronised around each one (so a stage's time includes its kernel
 // launches: on CUDA, eager, not graphed). Where Nsight Compute is missing
@@ -141,6 +144,24 @@ int main(int argc, char** argv) try {
                         o.dropout);
                   }});
     stages.insert(stages.end() - 1, {"glu", [&] { return block->glu(g, x); }});
+  }
+  // In training such a block also runs its BatchNorm inside that op
+  // (lru_block_bf16_front: norm_lru_gelu_dropout, then glu); the whole block
+  // with the BatchNorm module apart is its baseline.
+  if (block->fused_front(x)) {
+    stages.insert(stages.end() - 1, {"norm_lru_gelu_dropout", [&] {
+                    return compressm::nn::lru_block_bf16_front(
+                               block->lru->inputs(x),
+                               compressm::nn::dropout_keep_mask(x.sizes(), o.dropout, x.device()), o.dropout,
+                               block->norm->options.eps())
+                        .g;
+                  }});
+    stages.push_back({"block_norm_apart", [&] {
+                        block->fuse_norm = false;
+                        torch::Tensor out = block->forward(x);
+                        block->fuse_norm = true;
+                        return out;
+                      }});
   }
 
   std::ostringstream parts;

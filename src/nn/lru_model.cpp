@@ -6,6 +6,7 @@
 #include <string>
 
 #include "nn/fused_ops.h"
+#include "nn/lru_layer_function.h"
 #include "nn/lru_optimizer.h"
 
 namespace compressm::nn {
@@ -31,7 +32,29 @@ bool LruBlockImpl::fused_lru_activation(const torch::Tensor& z) const {
          LruLayerImpl::bf16_projections(lru_precision(), lru->hidden_dim());
 }
 
+bool LruBlockImpl::fused_front(const torch::Tensor& x) const {
+  return fuse_norm && is_training() && norm->options.track_running_stats() && fused_lru_activation(x) &&
+         x.dim() == 3 && x.size(0) * x.size(1) > 1;
+}
+
 torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) {
+  if (fused_front(x)) {
+    const double p = dropout->options.p();
+    const LruBlockFront f =
+        lru_block_bf16_front(lru->inputs(x), dropout_keep_mask(x.sizes(), p, x.device()), p, norm->options.eps());
+    // BatchNorm1d's running statistics: the unbiased variance, momentum or
+    // (momentum unset) the cumulative average.
+    {
+      torch::NoGradGuard no_grad;
+      norm->num_batches_tracked.add_(1);
+      const double m = norm->options.momentum().has_value() ? *norm->options.momentum()
+                                                            : 1.0 / norm->num_batches_tracked.item<double>();
+      const double rows = static_cast<double>(x.size(0) * x.size(1));
+      norm->running_mean.mul_(1.0 - m).add_(f.mean, m);
+      norm->running_var.mul_(1.0 - m).add_(f.var, m * rows / (rows - 1.0));
+    }
+    return glu(f.g, f.x);
+  }
   const torch::Tensor z = normalize(x);
   if (!fused_lru_activation(z)) return mix(lru(z, lru_precision()), x);
   const double p = is_training() ? dropout->options.p() : 0.0;

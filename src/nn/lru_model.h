@@ -43,6 +43,14 @@ class LruBlockImpl : public torch::nn::Module {
   bool fused_lru_activation(const torch::Tensor& z) const;
   // The fused ops' GLU stage: x + dropout(GLU(g)), g = dropout(GELU(y)).
   torch::Tensor glu(const torch::Tensor& g, const torch::Tensor& x);
+  // In training, a block that takes fused_lru_activation also runs its
+  // BatchNorm inside that op (lru_block_bf16_front: the normalised input is
+  // never written in float32, the residual's gradient is added in the norm's
+  // backward pass) and updates the running statistics as BatchNorm1d does.
+  // fuse_norm = false keeps the BatchNorm module apart (bench_block_parts
+  // compares). The same function and random draws either way.
+  bool fused_front(const torch::Tensor& x) const;
+  bool fuse_norm = true;
 
   torch::nn::BatchNorm1d norm{nullptr};
   LruLayer lru{nullptr};

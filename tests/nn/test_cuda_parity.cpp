@@ -180,6 +180,21 @@ TEST(CudaLruLayerBf16, MatchesTheCpuOpAndTheComposition) {
     const auto gelu_device = layer_values_and_gradients(inputs, upstream, kCuda, torch::kFloat, gelu_op(keep));
     for (size_t i = 0; i < gelu_cpu.size(); ++i)
       EXPECT_LT(max_relative(gelu_device[i], gelu_cpu[i]), 1e-2) << names[i] << " with GELU, against the CPU";
+    // The block front (BatchNorm inside the op, the residual's use of x): u
+    // is the block input, offset and scaled per channel.
+    const torch::Tensor w = torch::randn({s.batch, s.length, s.hidden});
+    const auto front_op = [&](const torch::Tensor& mask) {
+      return [mask, w](const LruLayerInputs& in) {
+        LruLayerInputs shifted = in;
+        shifted.u = 2 * in.u + 0.5;
+        const LruBlockFront f = lru_block_bf16_front(shifted, mask.to(in.u.device()), 0.25, 1e-5);
+        return f.g.to(torch::kFloat) + w.to(in.u.device()) * f.x;
+      };
+    };
+    const auto front_cpu = layer_values_and_gradients(inputs, upstream, torch::kCPU, torch::kFloat, front_op(keep));
+    const auto front_device = layer_values_and_gradients(inputs, upstream, kCuda, torch::kFloat, front_op(keep));
+    for (size_t i = 0; i < front_cpu.size(); ++i)
+      EXPECT_LT(max_relative(front_device[i], front_cpu[i]), 1e-2) << names[i] << " block front, against the CPU";
   }
 }
 

@@ -227,6 +227,44 @@ TEST(FusedOps, WideBf16BlockWithDropoutDrawsItsMasksInOrder) {
   EXPECT_GT(max_abs(block->forward(x).detach(), fused[0]), 1e-3);
 }
 
+// In training, a fused wide bf16 block runs its BatchNorm inside the LRU
+// op (lru_block_bf16_front): against the same block with the BatchNorm module
+// apart (fuse_norm = false), with dropout and the same draws: output, dL/dx
+// and every parameter's gradient, and the running statistics after two steps
+// (momentum 0.1, unbiased variance, num_batches_tracked); evaluation mode
+// then normalises with those statistics and does not take the fused front.
+TEST(FusedOps, WideBf16BlockFusesItsNormInTraining) {
+  torch::manual_seed(13);
+  LruBlock block(16, 24, 0.25, LruInit{}, Precision::kBf16, BlockOps::kFused);
+  const torch::Tensor x = 2 * torch::randn({2, 30, 24}) + 1, upstream = torch::randn({2, 30, 24});
+  ASSERT_TRUE(block->fused_front(x));
+  const auto run = [&](bool fuse) {
+    block->fuse_norm = fuse;
+    block->zero_grad();
+    block->norm->reset_running_stats();
+    std::vector<torch::Tensor> result;
+    for (int step = 0; step < 2; ++step) {
+      const torch::Tensor xl = leaf(x + step);
+      torch::manual_seed(14 + step);
+      const torch::Tensor out = block->forward(xl);
+      (out * upstream).sum().backward();
+      result.insert(result.end(), {out.detach(), xl.grad()});
+    }
+    for (const auto& p : block->parameters()) result.push_back(p.grad().clone());
+    for (const auto& b : block->norm->buffers()) result.push_back(b.clone().to(torch::kDouble));
+    return result;
+  };
+  const auto fused = run(true), apart = run(false);
+  ASSERT_EQ(fused.size(), apart.size());
+  for (size_t i = 0; i < fused.size(); ++i)
+    EXPECT_LT(max_abs(fused[i], apart[i]), 1e-4 * apart[i].abs().max().item<double>() + 1e-7) << "output " << i;
+  EXPECT_EQ(block->norm->num_batches_tracked.item<int64_t>(), 2);
+  block->fuse_norm = true;
+  block->eval();
+  EXPECT_FALSE(block->fused_front(x));
+  EXPECT_GT(block->norm->running_var.min().item<double>(), 0.0);
+}
+
 // Training mode with dropout: the output is the residual plus a scaled,
 // partly zeroed GLU, and evaluation mode draws nothing.
 TEST(FusedOps, BlockDropsInTrainingOnly) {
