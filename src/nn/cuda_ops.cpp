@@ -220,6 +220,7 @@ void batch_norm_cast(const torch::Tensor& x, const torch::Tensor& mean, const to
 
 void batch_norm_backward(const torch::Tensor& grad_out, const torch::Tensor& grad_u_skip,
                          const torch::Tensor& grad_u_gemm, const SkipInput& u, const torch::Tensor& grad_x) {
+  TORCH_CHECK(u.mean.defined() && u.invstd.defined(), "batch_norm_backward: u must be {x, mean, invstd}");
   const c10::cuda::CUDAGuard guard(u.x.device());
   const int64_t hidden = u.x.size(-1), rows = u.x.numel() / hidden;
   torch::Tensor workspace = torch::empty({kernels::cuda::batch_norm_workspace(rows, hidden)}, u.x.options());

@@ -284,6 +284,9 @@ struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
     ctx->saved_data["keep"] = keep;
     ctx->saved_data["scale"] = scale;
     ctx->mark_non_differentiable({mean, var});
+    // An unused output (x where the caller adds no residual, g in a test) gets
+    // no zero gradient filled in: backward handles undefined ones.
+    ctx->set_materialize_grads(false);
     return {g, x, mean, var};
   }
 
@@ -382,6 +385,9 @@ LruBlockFront lru_block_bf16_front(const LruLayerInputs& in, const torch::Tensor
   TORCH_CHECK(p >= 0.0 && p < 1.0, "lru_block_bf16_front: dropout rate must be in [0, 1), got ", p);
   TORCH_CHECK(eps > 0.0, "lru_block_bf16_front: eps must be positive, got ", eps);
   TORCH_CHECK(in.u.size(0) * in.u.size(1) > 1, "lru_block_bf16_front: batch statistics need more than one row");
+  // The moments count rows in float32: exact below 2^24.
+  TORCH_CHECK(in.u.size(0) * in.u.size(1) < (int64_t{1} << 24),
+              "lru_block_bf16_front: at most 2^24 - 1 rows (batch x time), got ", in.u.size(0) * in.u.size(1));
   std::optional<torch::Tensor> mask;
   if (keep.defined()) {
     TORCH_CHECK(keep.scalar_type() == torch::kByte && keep.sizes() == in.u.sizes() && keep.device() == in.u.device(),

@@ -47,6 +47,8 @@ torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) {
     {
       torch::NoGradGuard no_grad;
       norm->num_batches_tracked.add_(1);
+      // Momentum unset reads the count on the host, as BatchNorm1d does (a
+      // device sync; such a block cannot be captured in a CUDA graph).
       const double m = norm->options.momentum().has_value() ? *norm->options.momentum()
                                                             : 1.0 / norm->num_batches_tracked.item<double>();
       const double rows = static_cast<double>(x.size(0) * x.size(1));

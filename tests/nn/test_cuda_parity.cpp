@@ -316,6 +316,13 @@ void expect_model_matches_the_cpu(const LruModelOptions& o, uint64_t seed, doubl
     ASSERT_TRUE(g_gpu.defined()) << item.key();
     EXPECT_LT(max_relative(g_gpu, item.value().grad()), grad_tolerance) << item.key();
   }
+  // BatchNorm's running statistics after the step (fused into the LRU op on
+  // the device in the bf16 mode), and num_batches_tracked.
+  const auto gpu_buffers = gpu->named_buffers();
+  for (const auto& item : cpu->named_buffers()) {
+    const torch::Tensor b = gpu_buffers[item.key()].cpu().to(torch::kDouble);
+    EXPECT_LT(max_relative(b, item.value().to(torch::kDouble)), grad_tolerance) << item.key();
+  }
 }
 
 LruModelOptions small_model(int64_t hidden) {

@@ -258,27 +258,31 @@ TEST(LruLayerBf16, BlockFrontMatchesBatchNormThenTheGeluOp) {
       const torch::Tensor w = torch::randn(problem.in.u.sizes());
       const torch::Tensor keep = torch::rand(problem.in.u.sizes()).ge(p).to(torch::kByte);
       const torch::Tensor mask = p > 0 ? keep : torch::Tensor();
-      torch::Tensor mean, var;
-      const auto fused = evaluate(problem, [&](const LruLayerInputs& in) {
-        const LruBlockFront f = lru_block_bf16_front(in, mask, p, 1e-5);
-        EXPECT_EQ(f.g.scalar_type(), torch::kBFloat16);
-        EXPECT_FALSE(f.mean.requires_grad());
-        mean = f.mean;
-        var = f.var;
-        return f.g.to(torch::kFloat) + w * f.x;
-      });
-      const auto composed = evaluate(problem, [&](const LruLayerInputs& in) {
-        const int64_t h = in.u.size(2);
-        const torch::Tensor z = torch::batch_norm(in.u.reshape({-1, h}), {}, {}, {}, {}, true, 0.1, 1e-5, false);
-        LruLayerInputs normed = in;
-        normed.u = z.view(in.u.sizes());
-        return lru_layer_bf16_gelu_dropout(normed, mask, p).to(torch::kFloat) + w * in.u;
-      });
-      const torch::Tensor rows = problem.in.u.reshape({-1, c.hidden});
-      EXPECT_LT(max_relative(mean, rows.mean(0)), 1e-5);
-      EXPECT_LT(max_relative(var, rows.var(0, false)), 1e-5);
-      for (size_t i = 0; i < fused.size(); ++i)
-        EXPECT_LT(max_relative(fused[i], composed[i]), 1e-4) << kNames[i] << " p=" << p << " H=" << c.hidden;
+      for (const bool residual : {true, false}) {  // without: x's second output unused, no gradient for it
+        torch::Tensor mean, var;
+        const auto fused = evaluate(problem, [&](const LruLayerInputs& in) {
+          const LruBlockFront f = lru_block_bf16_front(in, mask, p, 1e-5);
+          EXPECT_EQ(f.g.scalar_type(), torch::kBFloat16);
+          EXPECT_FALSE(f.mean.requires_grad());
+          mean = f.mean;
+          var = f.var;
+          return residual ? f.g.to(torch::kFloat) + w * f.x : f.g.to(torch::kFloat);
+        });
+        const auto composed = evaluate(problem, [&](const LruLayerInputs& in) {
+          const int64_t h = in.u.size(2);
+          const torch::Tensor z = torch::batch_norm(in.u.reshape({-1, h}), {}, {}, {}, {}, true, 0.1, 1e-5, false);
+          LruLayerInputs normed = in;
+          normed.u = z.view(in.u.sizes());
+          const torch::Tensor g = lru_layer_bf16_gelu_dropout(normed, mask, p).to(torch::kFloat);
+          return residual ? g + w * in.u : g;
+        });
+        const torch::Tensor rows = problem.in.u.reshape({-1, c.hidden});
+        EXPECT_LT(max_relative(mean, rows.mean(0)), 1e-5);
+        EXPECT_LT(max_relative(var, rows.var(0, false)), 1e-5);
+        for (size_t i = 0; i < fused.size(); ++i)
+          EXPECT_LT(max_relative(fused[i], composed[i]), 1e-4)
+              << kNames[i] << " p=" << p << " H=" << c.hidden << (residual ? " with" : " without") << " residual";
+      }
     }
   }
   const Problem q = random_problem(torch::kFloat, {1, 5, 4, 20}, 1);
