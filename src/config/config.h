@@ -40,6 +40,9 @@ class ConfigError : public std::runtime_error {
 enum class Dataset { kSmnist, kSfmnist, kScifar, kDigits, kListops, kImdb, kAan, kPathfinder };
 enum class Device { kCpu, kCuda };
 enum class Precision { kFp32, kTf32, kBf16 };
+// How the LRU blocks run their element-wise work (nn::BlockOps): auto = the
+// fused ops on CUDA and LibTorch's ops on the CPU; fused or composed on both.
+enum class BlockOps { kAuto, kFused, kComposed };
 // none: plain training; tolerance: keep the smallest rank holding `tol` of the HSV
 // energy; fixed: shrink by reduction_fraction; pragmatic: fixed, rolled back and
 // stopped when val accuracy drops by more than performance_tolerance.
@@ -59,6 +62,7 @@ enum class OptimizerStatePolicy { kReset, kSlice };
 std::string_view to_string(Dataset value);
 std::string_view to_string(Device value);
 std::string_view to_string(Precision value);
+std::string_view to_string(BlockOps value);
 std::string_view to_string(ReductionMode value);
 std::string_view to_string(Selection value);
 std::string_view to_string(TruncationMethod value);
@@ -83,6 +87,9 @@ struct TrainingConfig {
   bool use_warmup_cosine = true;     // 10% linear warm-up, then cosine to 1e-7
   std::int64_t eval_steps = 1000;    // evaluate every eval_steps steps, >= 1
   Precision precision = Precision::kFp32;  // ours
+  // ours: fused element-wise block ops (docs/gpu.md, "Fused ops"); `fused`
+  // on the CPU runs the CPU loops that are the CUDA kernels' parity oracle.
+  BlockOps block_ops = BlockOps::kAuto;
   // ours: on device cuda, replay each training step as one CUDA graph
   // (nn/graphed_step.h); no effect on the CPU.
   bool cuda_graphs = true;

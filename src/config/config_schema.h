@@ -36,6 +36,7 @@ void for_each_field(ConfigT& c, Visitor&& visit) {
   visit("training", "use_warmup_cosine", c.training.use_warmup_cosine);
   visit("training", "eval_steps", c.training.eval_steps);
   visit("training", "precision", c.training.precision);
+  visit("training", "block_ops", c.training.block_ops);
   visit("training", "cuda_graphs", c.training.cuda_graphs);
   visit("reduction", "mode", c.reduction.mode);
   visit("reduction", "selection", c.reduction.selection);

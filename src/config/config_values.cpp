@@ -22,6 +22,7 @@ std::string_view name_of(E value) {
 std::string_view to_string(Dataset value) { return name_of(value); }
 std::string_view to_string(Device value) { return name_of(value); }
 std::string_view to_string(Precision value) { return name_of(value); }
+std::string_view to_string(BlockOps value) { return name_of(value); }
 std::string_view to_string(ReductionMode value) { return name_of(value); }
 std::string_view to_string(Selection value) { return name_of(value); }
 std::string_view to_string(TruncationMethod value) { return name_of(value); }

@@ -39,6 +39,10 @@ struct EnumNames<Precision> {
   static constexpr std::array<std::string_view, 3> names = {"fp32", "tf32", "bf16"};
 };
 template <>
+struct EnumNames<BlockOps> {
+  static constexpr std::array<std::string_view, 3> names = {"auto", "fused", "composed"};
+};
+template <>
 struct EnumNames<ReductionMode> {
   static constexpr std::array<std::string_view, 4> names = {"none", "tolerance", "fixed",
                                                             "pragmatic"};

@@ -27,6 +27,11 @@ nn::LruModelOptions model_options(const config::Config& config, int64_t input_di
     case config::Precision::kTf32: o.precision = nn::Precision::kTf32; break;
     case config::Precision::kBf16: o.precision = nn::Precision::kBf16; break;
   }
+  switch (config.training.block_ops) {
+    case config::BlockOps::kAuto: o.block_ops = nn::BlockOps::kAuto; break;
+    case config::BlockOps::kFused: o.block_ops = nn::BlockOps::kFused; break;
+    case config::BlockOps::kComposed: o.block_ops = nn::BlockOps::kComposed; break;
+  }
   return o;
 }
 

@@ -137,6 +137,7 @@ TEST(ConfigErrors, UnknownEnumValues) {
       {"dataset: mnist", {"dataset: expected smnist, sfmnist, scifar, digits, listops, imdb, aan or pathfinder, got \"mnist\""}},
       {"device: gpu", {"device: expected cpu or cuda, got \"gpu\""}},
       {"training: {precision: fp16}", {"training.precision: expected fp32, tf32 or bf16, got \"fp16\""}},
+      {"training: {block_ops: on}", {"training.block_ops: expected auto, fused or composed, got \"on\""}},
       {"reduction: {mode: always}", {"reduction.mode: expected none, tolerance, fixed or pragmatic"}},
       {"reduction: {selection: top}", {"reduction.selection: expected largest, smallest or random"}},
       {"reduction: {method: svd}", {"reduction.method: expected sqrtm or chol, got \"svd\""}},

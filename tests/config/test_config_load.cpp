@@ -34,6 +34,7 @@ void expect_our_defaults(const Config& c) {
   EXPECT_EQ(c.checkpoint_every, 0);
   EXPECT_EQ(c.training.precision, Precision::kFp32);
   EXPECT_TRUE(c.training.cuda_graphs);
+  EXPECT_EQ(c.training.block_ops, BlockOps::kAuto);
   EXPECT_EQ(c.model.max_phase, 6.28);
 }
 
@@ -189,8 +190,9 @@ TEST(ConfigOverrides, EveryForm) {
                                       "training.use_warmup_cosine=true", "training.precision=bf16",
                                       "device=cpu", "seed=7", "reduction.tol=1", "threads=3",
                                       "reduction.selection=\"random\"", "training.weight_decay=0",
-                                      "training.cuda_graphs=false"});
+                                      "training.cuda_graphs=false", "training.block_ops=fused"});
   EXPECT_FALSE(c.training.cuda_graphs);
+  EXPECT_EQ(c.training.block_ops, BlockOps::kFused);
   EXPECT_EQ(c.training.lr, 1e-3);
   EXPECT_EQ(c.model.state_dim, 64);
   EXPECT_EQ(c.reduction.mode, ReductionMode::kNone);

@@ -16,6 +16,7 @@
 #include "data/dataset.h"
 #include "linalg/dense_kernels.h"
 #include "training/runtime_setup.h"
+#include "training/trained_model.h"
 #include "training/trainer.h"
 
 namespace compressm::training {
@@ -44,6 +45,19 @@ TEST(RuntimeSetup, BlasCallsRunOnOneThreadUnlessTheUserChose) {
   if (linalg::lapack_available()) EXPECT_EQ(linalg::dense_kernel_threads(), 2);
   if (before) setenv("OPENBLAS_NUM_THREADS", saved.c_str(), 1); else unsetenv("OPENBLAS_NUM_THREADS");
   linalg::set_dense_kernel_threads(threads_before);
+}
+
+// training.block_ops and training.precision reach the model's options.
+TEST(TrainedModel, ConfigPicksTheBlockOpsAndPrecision) {
+  config::Config c;
+  EXPECT_EQ(model_options(c, 1, 10).block_ops, nn::BlockOps::kAuto);
+  c.training.block_ops = config::BlockOps::kFused;
+  c.training.precision = config::Precision::kBf16;
+  const nn::LruModelOptions o = model_options(c, 1, 10);
+  EXPECT_EQ(o.block_ops, nn::BlockOps::kFused);
+  EXPECT_EQ(o.precision, nn::Precision::kBf16);
+  c.training.block_ops = config::BlockOps::kComposed;
+  EXPECT_EQ(model_options(c, 1, 10).block_ops, nn::BlockOps::kComposed);
 }
 
 TEST(Trainer, ReachesNinetyPercentTestAccuracyOnDigits) {
