@@ -227,6 +227,15 @@ if [[ -x $CLI ]]; then
       --set training.num_steps="$STEPS" --set training.eval_steps=$((STEPS / 2)) --set checkpoint_every=0 \
       --out "$WORK/train_sfmnist_$precision" && tail -n 4 "$WORK/train_sfmnist_$precision.log" >>"$SUMMARY"
   done
+  # A wide bf16 model (H = 32: bfloat16 LRU projections; on CUDA the block's
+  # BatchNorm, LRU, GELU and dropout as one op) on real data, fused against
+  # LibTorch's composition; the CPU runs of docs/gpu.md reached 75.7%.
+  for ops in auto composed; do
+    step "train_sfmnist_wide_bf16_$ops" 180 "$CLI" train "${sfmnist[@]}" --set model.num_blocks=2 \
+      --set model.state_dim=64 --set model.hidden_dim=32 --set training.precision=bf16 --set training.block_ops=$ops \
+      --set training.num_steps=1500 --set training.eval_steps=1500 --set checkpoint_every=0 \
+      --out "$WORK/train_sfmnist_wide_bf16_$ops" && tail -n 2 "$WORK/train_sfmnist_wide_bf16_$ops.log" >>"$SUMMARY"
+  done
   step train_sfmnist_tol 240 "$CLI" train "${sfmnist[@]}" --set training.num_steps="$STEPS" \
     --set training.eval_steps=$((STEPS / 2)) --set checkpoint_every=0 --set reduction.mode=tolerance \
     --set reduction.tol=0.99 --set reduction.red_end=$((STEPS / 10)) --set reduction.red_interval=50 \
