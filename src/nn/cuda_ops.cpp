@@ -171,12 +171,6 @@ void lru_skip_backward(const torch::Tensor& grad_y, const torch::Tensor& u, cons
                                    grad_D.data_ptr<float>(), workspace.data_ptr<float>(), rows, hidden, stream_of(u));
 }
 
-namespace {
-kernels::elementwise::NormInput norm_input(const SkipInput& u) {
-  if (!u.mean.defined()) return {u.x.data_ptr<float>()};
-  return {u.x.data_ptr<float>(), u.mean.data_ptr<float>(), u.invstd.data_ptr<float>()};
-}
-}  // namespace
 
 void lru_skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const SkipInput& u,
                            const torch::Tensor& keep, double scale, const torch::Tensor& g) {

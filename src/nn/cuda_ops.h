@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "kernels/fused_ops.h"
 #include "nn/lru_layer_function.h"
 
 namespace compressm::nn::cuda_ops {
@@ -47,6 +48,11 @@ void lru_skip_backward(const torch::Tensor& grad_y, const torch::Tensor& u, cons
 struct SkipInput {
   torch::Tensor x, mean, invstd;
 };
+// Its pointers for the kernels (CPU loops or CUDA).
+inline kernels::elementwise::NormInput norm_input(const SkipInput& u) {
+  if (!u.mean.defined()) return {u.x.data_ptr<float>()};
+  return {u.x.data_ptr<float>(), u.mean.data_ptr<float>(), u.invstd.data_ptr<float>()};
+}
 // lru_skip_gelu: cx, g, grad_g, grad_cx bfloat16; keep uint8 or undefined;
 // grad_u_skip and grad_D float32.
 void lru_skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const SkipInput& u,

@@ -145,10 +145,7 @@ std::pair<tensor_list, torch::Tensor> bf16_core_backward(const Bf16Core& c, cons
 }
 
 // lru_skip_gelu on either device, u stored or normalised on the fly.
-kernels::elementwise::NormInput norm_input(const cuda_ops::SkipInput& u) {
-  if (!u.mean.defined()) return {u.x.data_ptr<float>()};
-  return {u.x.data_ptr<float>(), u.mean.data_ptr<float>(), u.invstd.data_ptr<float>()};
-}
+using cuda_ops::norm_input;
 
 void skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const cuda_ops::SkipInput& u,
                        const torch::Tensor& keep, double scale, torch::Tensor& g) {
