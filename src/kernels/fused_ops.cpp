@@ -16,6 +16,26 @@ namespace {
 // Elements per task: enough work to pay for waking a thread.
 constexpr int64_t kGrain = 1 << 15;
 
+// Runs element(i, h) for every element i = r * hidden + h of a {rows, hidden}
+// tensor, rows in parallel.
+template <class Element>
+void for_each_element(int64_t rows, int64_t hidden, const Element& element) {
+  at::parallel_for(0, rows, kGrain / hidden + 1, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      for (int64_t h = 0; h < hidden; ++h) element(r * hidden + h, h);
+  });
+}
+
+// Runs part(p, first, last) for each of the lru_skip_parts(rows) parts of
+// rows [first, last), parts in parallel.
+template <class Part>
+void for_each_row_part(int64_t rows, const Part& part) {
+  const int64_t part_rows = lru_skip_part_rows(rows);
+  at::parallel_for(0, lru_skip_parts(rows), 1, [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) part(p, p * part_rows, p * part_rows + lru_skip_part_size(rows, p));
+  });
+}
+
 }  // namespace
 
 template <class Y, class Z>
@@ -148,13 +168,8 @@ template void cross_entropy_backward<double>(const double*, const int64_t*, cons
 
 template <class V>
 void lru_skip_forward(const V* cx, const float* D, const float* u, float* out, int64_t rows, int64_t hidden) {
-  at::parallel_for(0, rows, kGrain / hidden + 1, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r)
-      for (int64_t h = 0; h < hidden; ++h) {
-        const int64_t i = r * hidden + h;
-        out[i] = lru_skip(static_cast<float>(cx[i]), D[h], u[i]);
-      }
-  });
+  for_each_element(rows, hidden,
+                   [&](int64_t i, int64_t h) { out[i] = lru_skip(static_cast<float>(cx[i]), D[h], u[i]); });
 }
 
 // Runs element(i, h, acc) over every element of a {rows, hidden} tensor, in
@@ -165,14 +180,12 @@ void lru_skip_forward(const V* cx, const float* D, const float* u, float* out, i
 template <int K, class Element>
 void sum_columns_by_parts(int64_t rows, int64_t hidden, const std::array<float*, K>& column_sums,
                           const Element& element) {
-  const int64_t parts = lru_skip_parts(rows), part_rows = lru_skip_part_rows(rows);
+  const int64_t parts = lru_skip_parts(rows);
   std::vector<float> sums(parts * K * hidden, 0.f);
-  at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) {
-      float* acc = sums.data() + p * K * hidden;
-      for (int64_t r = p * part_rows; r < std::min(rows, (p + 1) * part_rows); ++r)
-        for (int64_t h = 0; h < hidden; ++h) element(r * hidden + h, h, acc + h);
-    }
+  for_each_row_part(rows, [&](int64_t p, int64_t first, int64_t last) {
+    float* acc = sums.data() + p * K * hidden;
+    for (int64_t r = first; r < last; ++r)
+      for (int64_t h = 0; h < hidden; ++h) element(r * hidden + h, h, acc + h);
   });
   for (int k = 0; k < K; ++k)
     for (int64_t h = 0; h < hidden; ++h) {
@@ -195,13 +208,8 @@ template <class V>
 void lru_skip_gelu_forward(const V* cx, const float* D, NormInput u, V* g, int64_t rows, int64_t hidden,
                            const uint8_t* keep, double scale) {
   const float s = static_cast<float>(scale);
-  at::parallel_for(0, rows, kGrain / hidden + 1, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r)
-      for (int64_t h = 0; h < hidden; ++h) {
-        const int64_t i = r * hidden + h;
-        g[i] = static_cast<V>(
-            skip_gelu(static_cast<float>(cx[i]), D[h], input_at(u, i, h), dropout_factor(keep, i, s)));
-      }
+  for_each_element(rows, hidden, [&](int64_t i, int64_t h) {
+    g[i] = static_cast<V>(skip_gelu(static_cast<float>(cx[i]), D[h], input_at(u, i, h), dropout_factor(keep, i, s)));
   });
 }
 
@@ -222,27 +230,21 @@ void lru_skip_gelu_backward(const V* grad_g, const V* cx, const float* D, NormIn
 
 void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, float* mean, float* var,
                     float* invstd) {
-  const int64_t parts = lru_skip_parts(rows), part_rows = lru_skip_part_rows(rows);
+  const int64_t parts = lru_skip_parts(rows);
   std::vector<float> part_mean(parts * hidden, 0.f), part_m2(parts * hidden, 0.f);
-  at::parallel_for(0, parts, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t p = begin; p < end; ++p) {
-      float *m = part_mean.data() + p * hidden, *m2 = part_m2.data() + p * hidden;
-      float count = 0.f;
-      for (int64_t r = p * part_rows; r < std::min(rows, (p + 1) * part_rows); ++r) {
-        for (int64_t h = 0; h < hidden; ++h) {
-          float c = count;
-          welford_add(x[r * hidden + h], c, m[h], m2[h]);
-        }
-        count += 1.f;
+  for_each_row_part(rows, [&](int64_t p, int64_t first, int64_t last) {
+    float *m = part_mean.data() + p * hidden, *m2 = part_m2.data() + p * hidden;
+    for (int64_t r = first; r < last; ++r)
+      for (int64_t h = 0; h < hidden; ++h) {
+        float count = static_cast<float>(r - first);  // rows of the part before r, as in each column
+        welford_add(x[r * hidden + h], count, m[h], m2[h]);
       }
-    }
   });
   for (int64_t h = 0; h < hidden; ++h) {
     float count = 0.f, m = 0.f, m2 = 0.f;
-    for (int64_t p = 0; p < parts; ++p) {
-      const float n = static_cast<float>(std::min(rows, (p + 1) * part_rows) - p * part_rows);
-      moments_merge(count, m, m2, n, part_mean[p * hidden + h], part_m2[p * hidden + h]);
-    }
+    for (int64_t p = 0; p < parts; ++p)
+      moments_merge(count, m, m2, static_cast<float>(lru_skip_part_size(rows, p)), part_mean[p * hidden + h],
+                    part_m2[p * hidden + h]);
     mean[h] = m;
     var[h] = rows > 0 ? m2 / static_cast<float>(rows) : 0.f;
     invstd[h] = 1.f / std::sqrt(var[h] + eps);
@@ -251,13 +253,8 @@ void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, flo
 
 template <class V>
 void batch_norm_cast(const float* x, const float* mean, const float* invstd, V* out, int64_t rows, int64_t hidden) {
-  at::parallel_for(0, rows, kGrain / hidden + 1, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r)
-      for (int64_t h = 0; h < hidden; ++h) {
-        const int64_t i = r * hidden + h;
-        out[i] = static_cast<V>(batch_norm(x[i], mean[h], invstd[h]));
-      }
-  });
+  for_each_element(rows, hidden,
+                   [&](int64_t i, int64_t h) { out[i] = static_cast<V>(batch_norm(x[i], mean[h], invstd[h])); });
 }
 
 template <class V>
@@ -274,14 +271,10 @@ void batch_norm_backward(const float* grad_out, const float* grad_u_skip, const 
     sum_dz[h] *= inv_rows;
     sum_dz_u[h] *= inv_rows;
   }
-  at::parallel_for(0, rows, kGrain / hidden + 1, [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r)
-      for (int64_t h = 0; h < hidden; ++h) {
-        const int64_t i = r * hidden + h;
-        const float dz = grad_u_skip[i] + static_cast<float>(grad_u_gemm[i]);
-        grad_x[i] = batch_norm_gradient(grad_out ? grad_out[i] : 0.f, dz, input_at(u, i, h), u.invstd[h], sum_dz[h],
-                                        sum_dz_u[h]);
-      }
+  for_each_element(rows, hidden, [&](int64_t i, int64_t h) {
+    const float dz = grad_u_skip[i] + static_cast<float>(grad_u_gemm[i]);
+    grad_x[i] = batch_norm_gradient(grad_out ? grad_out[i] : 0.f, dz, input_at(u, i, h), u.invstd[h], sum_dz[h],
+                                    sum_dz_u[h]);
   });
 }
 

@@ -136,6 +136,11 @@ COMPRESSM_HD int64_t lru_skip_part_rows(int64_t rows) { return (rows + 255) / 25
 COMPRESSM_HD int64_t lru_skip_parts(int64_t rows) {
   return rows == 0 ? 0 : (rows + lru_skip_part_rows(rows) - 1) / lru_skip_part_rows(rows);
 }
+// Rows in part p (the last part may be short).
+COMPRESSM_HD int64_t lru_skip_part_size(int64_t rows, int64_t p) {
+  const int64_t first = p * lru_skip_part_rows(rows), last = first + lru_skip_part_rows(rows);
+  return (last < rows ? last : rows) - first;
+}
 
 // The input u of a kernel: stored (mean null), or the block's BatchNorm
 // applied on the fly to the block input x, u = (x - mean[h]) * invstd[h].

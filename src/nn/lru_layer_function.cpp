@@ -322,12 +322,29 @@ void check_bf16_arguments(const LruLayerInputs& in) {
   TORCH_CHECK(in.u.device().is_cpu() || in.u.is_cuda(), "lru_layer_bf16: tensors must be on the CPU or a CUDA device");
 }
 
+// The inputs of the autograd ops, contiguous, in as_list order.
+tensor_list contiguous_list(const LruLayerInputs& in) {
+  tensor_list t = as_list(in);
+  for (torch::Tensor& x : t) x = x.contiguous();
+  return t;
+}
+
+// The dropout arguments of the ops with the block's GELU: p in [0, 1); keep a
+// uint8 mask of u's shape on u's device, or undefined (none).
+std::optional<torch::Tensor> checked_keep_mask(const char* op, const LruLayerInputs& in, const torch::Tensor& keep,
+                                               double p) {
+  TORCH_CHECK(p >= 0.0 && p < 1.0, op, ": dropout rate must be in [0, 1), got ", p);
+  if (!keep.defined()) return std::nullopt;
+  TORCH_CHECK(keep.scalar_type() == torch::kByte && keep.sizes() == in.u.sizes() && keep.device() == in.u.device(),
+              op, ": keep mask must be uint8 ", in.u.sizes(), " on ", in.u.device());
+  return keep.contiguous();
+}
+
 }  // namespace
 
 torch::Tensor lru_layer(const LruLayerInputs& in) {
   check_arguments(in);
-  tensor_list t = as_list(in);
-  for (torch::Tensor& x : t) x = x.contiguous();
+  const tensor_list t = contiguous_list(in);
   if (in.u.is_cuda()) {
     TORCH_CHECK(in.u.scalar_type() == torch::kFloat, "lru_layer: CUDA tensors must be float32");
     // Wide layers: cuBLAS projections around the CUDA diagonal scan.
@@ -358,41 +375,26 @@ torch::Tensor lru_layer_unfused(const LruLayerInputs& in) {
 
 torch::Tensor lru_layer_bf16(const LruLayerInputs& in) {
   check_bf16_arguments(in);
-  tensor_list t = as_list(in);
-  for (torch::Tensor& x : t) x = x.contiguous();
+  const tensor_list t = contiguous_list(in);
   return LruLayerBf16::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]);
 }
 
 torch::Tensor lru_layer_bf16_gelu_dropout(const LruLayerInputs& in, const torch::Tensor& keep, double p) {
   check_bf16_arguments(in);
-  TORCH_CHECK(p >= 0.0 && p < 1.0, "lru_layer_bf16_gelu_dropout: dropout rate must be in [0, 1), got ", p);
-  std::optional<torch::Tensor> mask;
-  if (keep.defined()) {
-    TORCH_CHECK(keep.scalar_type() == torch::kByte && keep.sizes() == in.u.sizes() && keep.device() == in.u.device(),
-                "lru_layer_bf16_gelu_dropout: keep mask must be uint8 ", in.u.sizes(), " on ", in.u.device());
-    mask = keep.contiguous();
-  }
-  tensor_list t = as_list(in);
-  for (torch::Tensor& x : t) x = x.contiguous();
+  const std::optional<torch::Tensor> mask = checked_keep_mask("lru_layer_bf16_gelu_dropout", in, keep, p);
+  const tensor_list t = contiguous_list(in);
   return LruLayerBf16Gelu::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], mask, 1.0 / (1.0 - p));
 }
 
 LruBlockFront lru_block_bf16_front(const LruLayerInputs& in, const torch::Tensor& keep, double p, double eps) {
   check_bf16_arguments(in);
-  TORCH_CHECK(p >= 0.0 && p < 1.0, "lru_block_bf16_front: dropout rate must be in [0, 1), got ", p);
+  const std::optional<torch::Tensor> mask = checked_keep_mask("lru_block_bf16_front", in, keep, p);
   TORCH_CHECK(eps > 0.0, "lru_block_bf16_front: eps must be positive, got ", eps);
   TORCH_CHECK(in.u.size(0) * in.u.size(1) > 1, "lru_block_bf16_front: batch statistics need more than one row");
   // The moments count rows in float32: exact below 2^24.
   TORCH_CHECK(in.u.size(0) * in.u.size(1) < (int64_t{1} << 24),
               "lru_block_bf16_front: at most 2^24 - 1 rows (batch x time), got ", in.u.size(0) * in.u.size(1));
-  std::optional<torch::Tensor> mask;
-  if (keep.defined()) {
-    TORCH_CHECK(keep.scalar_type() == torch::kByte && keep.sizes() == in.u.sizes() && keep.device() == in.u.device(),
-                "lru_block_bf16_front: keep mask must be uint8 ", in.u.sizes(), " on ", in.u.device());
-    mask = keep.contiguous();
-  }
-  tensor_list t = as_list(in);
-  for (torch::Tensor& x : t) x = x.contiguous();
+  const tensor_list t = contiguous_list(in);
   const tensor_list out = LruBlockBf16Front::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], mask,
                                                    1.0 / (1.0 - p), eps);
   return {out[0], out[1], out[2], out[3]};

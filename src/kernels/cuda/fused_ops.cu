@@ -85,40 +85,37 @@ __global__ void __launch_bounds__(kThreads)
 // Kernels that sum a {rows, hidden} product down its columns in parts
 // (ew::lru_skip_parts) take a grid of {parts, column blocks}: blockIdx.x = part
 // of rows, blockIdx.y * blockDim.x + threadIdx.x = column h. Each thread walks
-// its column down the part's rows [first, last) (coalesced across h) and
-// writes its part's sum to sums[blockIdx.x * hidden + h]; sum_rows adds the
-// parts in order afterwards (launch_column_parts).
-struct ColumnPart {
-  long long h, first, last;
-};
-
-__device__ inline bool column_part(long long rows, long long hidden, ColumnPart& c) {
-  c.h = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x;
-  const long long part_rows = ew::lru_skip_part_rows(rows);
-  c.first = blockIdx.x * part_rows;
-  c.last = c.first + part_rows < rows ? c.first + part_rows : rows;
-  return c.h < hidden;
+// its column down the part's rows (coalesced across h), calling
+// element(i, h, acc) for every element, acc the K per-column values it
+// accumulates (from zero); value k of the part goes to
+// sums[(k gridDim.x + part) hidden + h], so that value k's parts lie at
+// sums + k parts H, which sum_rows adds in order afterwards
+// (launch_column_parts) or a merge combines.
+template <int K, class Element>
+__device__ __forceinline__ void accumulate_column_part(long long rows, long long hidden, float* __restrict__ sums,
+                                                       const Element& element) {
+  const long long h = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x;
+  if (h >= hidden) return;
+  const long long first = blockIdx.x * ew::lru_skip_part_rows(rows);
+  const long long last = first + ew::lru_skip_part_size(rows, blockIdx.x);
+  float acc[K] = {};
+#pragma unroll 4
+  for (long long r = first; r < last; ++r) element(r * hidden + h, h, acc);
+#pragma unroll
+  for (int k = 0; k < K; ++k) sums[(k * static_cast<long long>(gridDim.x) + blockIdx.x) * hidden + h] = acc[k];
 }
 
-// Column parts (column_part).
+// Column parts (accumulate_column_part).
 template <class V>
 __global__ void __launch_bounds__(kThreads)
     lru_skip_backward_kernel(const float* __restrict__ grad_y, const float* __restrict__ u,
                              const V* __restrict__ grad_u_gemm, const float* __restrict__ D,
                              float* __restrict__ grad_u, float* __restrict__ sums, long long rows, long long hidden) {
-  ColumnPart c;
-  if (!column_part(rows, hidden, c)) return;
-  const long long h = c.h;
-  const float d = D[h];
-  float sum = 0.f;
-#pragma unroll 4
-  for (long long r = c.first; r < c.last; ++r) {
-    const long long i = r * hidden + h;
+  accumulate_column_part<1>(rows, hidden, sums, [&](long long i, long long h, float* sum) {
     const float g = grad_y[i];
-    sum = sum + g * u[i];
-    grad_u[i] = ew::lru_skip(load(grad_u_gemm, i), d, g);
-  }
-  sums[blockIdx.x * hidden + h] = sum;
+    sum[0] = sum[0] + g * u[i];
+    grad_u[i] = ew::lru_skip(load(grad_u_gemm, i), D[h], g);
+  });
 }
 
 template <class V>
@@ -132,42 +129,29 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Column parts (column_part).
+// Column parts (accumulate_column_part).
 template <class V>
 __global__ void __launch_bounds__(kThreads)
     lru_skip_gelu_backward_kernel(const V* __restrict__ grad_g, const V* __restrict__ cx,
                                   const float* __restrict__ D, const ew::NormInput u, V* __restrict__ grad_cx,
                                   float* __restrict__ grad_u_skip, float* __restrict__ sums, long long rows,
                                   long long hidden, const uint8_t* __restrict__ keep, float scale) {
-  ColumnPart c;
-  if (!column_part(rows, hidden, c)) return;
-  const long long h = c.h;
-  const float d = D[h];
-  float sum = 0.f;
-#pragma unroll 4
-  for (long long r = c.first; r < c.last; ++r) {
-    const long long i = r * hidden + h;
-    const float ui = ew::input_at(u, i, h);
+  accumulate_column_part<1>(rows, hidden, sums, [&](long long i, long long h, float* sum) {
+    const float ui = ew::input_at(u, i, h), d = D[h];
     const float gp = ew::skip_gelu_gradient(load(cx, i), d, ui, ew::dropout_factor(keep, i, scale), load(grad_g, i));
     store(grad_cx, i, gp);
     grad_u_skip[i] = d * gp;
-    sum = sum + gp * ui;
-  }
-  sums[blockIdx.x * hidden + h] = sum;
+    sum[0] = sum[0] + gp * ui;
+  });
 }
 
-// batch_norm (kernels::elementwise): column parts (column_part) of Welford
+// batch_norm (kernels::elementwise): column parts (accumulate_column_part) of Welford
 // moments, then one thread per column merges the parts in order.
 __global__ void __launch_bounds__(kThreads)
-    column_moments_kernel(const float* __restrict__ x, float* __restrict__ part_mean, float* __restrict__ part_m2,
-                          long long rows, long long hidden) {
-  ColumnPart c;
-  if (!column_part(rows, hidden, c)) return;
-  float count = 0.f, mean = 0.f, m2 = 0.f;
-#pragma unroll 4
-  for (long long r = c.first; r < c.last; ++r) ew::welford_add(x[r * hidden + c.h], count, mean, m2);
-  part_mean[blockIdx.x * hidden + c.h] = mean;
-  part_m2[blockIdx.x * hidden + c.h] = m2;
+    column_moments_kernel(const float* __restrict__ x, float* __restrict__ parts, long long rows, long long hidden) {
+  float count = 0.f;  // (mean, M2) of the part in acc
+  accumulate_column_part<2>(rows, hidden, parts,
+                            [&](long long i, long long, float* acc) { ew::welford_add(x[i], count, acc[0], acc[1]); });
 }
 
 __global__ void __launch_bounds__(kThreads)
@@ -176,13 +160,11 @@ __global__ void __launch_bounds__(kThreads)
                          float* __restrict__ invstd) {
   const long long h = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (h >= hidden) return;
-  const long long parts = ew::lru_skip_parts(rows), part_rows = ew::lru_skip_part_rows(rows);
+  const long long parts = ew::lru_skip_parts(rows);
   float count = 0.f, m = 0.f, m2 = 0.f;
-  for (long long p = 0; p < parts; ++p) {
-    const long long last = (p + 1) * part_rows < rows ? (p + 1) * part_rows : rows;
-    ew::moments_merge(count, m, m2, static_cast<float>(last - p * part_rows), part_mean[p * hidden + h],
+  for (long long p = 0; p < parts; ++p)
+    ew::moments_merge(count, m, m2, static_cast<float>(ew::lru_skip_part_size(rows, p)), part_mean[p * hidden + h],
                       part_m2[p * hidden + h]);
-  }
   const float v = rows > 0 ? m2 / static_cast<float>(rows) : 0.f;
   mean[h] = m;
   var[h] = v;
@@ -203,21 +185,12 @@ __global__ void __launch_bounds__(kThreads)
 template <class V>
 __global__ void __launch_bounds__(kThreads)
     batch_norm_sums_kernel(const float* __restrict__ grad_u_skip, const V* __restrict__ grad_u_gemm,
-                           const ew::NormInput u, float* __restrict__ sums_dz, float* __restrict__ sums_dz_u,
-                           long long rows, long long hidden) {
-  ColumnPart c;
-  if (!column_part(rows, hidden, c)) return;
-  const long long h = c.h;
-  float sum_dz = 0.f, sum_dz_u = 0.f;
-#pragma unroll 4
-  for (long long r = c.first; r < c.last; ++r) {
-    const long long i = r * hidden + h;
+                           const ew::NormInput u, float* __restrict__ sums, long long rows, long long hidden) {
+  accumulate_column_part<2>(rows, hidden, sums, [&](long long i, long long h, float* acc) {
     const float dz = grad_u_skip[i] + load(grad_u_gemm, i);
-    sum_dz = sum_dz + dz;
-    sum_dz_u = sum_dz_u + dz * ew::input_at(u, i, h);
-  }
-  sums_dz[blockIdx.x * hidden + h] = sum_dz;
-  sums_dz_u[blockIdx.x * hidden + h] = sum_dz_u;
+    acc[0] = acc[0] + dz;
+    acc[1] = acc[1] + dz * ew::input_at(u, i, h);
+  });
 }
 
 // sums = {sum of dz {H}, sum of dz .* u {H}}, scaled by 1 / rows here as the CPU loop does.
@@ -460,7 +433,7 @@ void lru_skip_forward(const void* cx, Storage cx_type, const float* D, const flo
 }
 
 namespace {
-// Launches a column-parts kernel (column_part) through launch(grid), then adds
+// Launches a column-parts kernel (accumulate_column_part) through launch(grid), then adds
 // its parts' sums from workspace into column_sum in part order: `sums` sums
 // per column, sum k's parts at workspace + k parts H, its total at column_sum + k H.
 template <class Launch>
@@ -529,16 +502,15 @@ void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, flo
                     float* invstd, float* workspace, Stream stream) {
   if (hidden == 0) return;
   const long long parts = ew::lru_skip_parts(rows);
-  float *part_mean = workspace, *part_m2 = workspace + parts * hidden;
   if (detail::blocks_for(hidden, kThreads) > 65535u)
     throw std::invalid_argument("column_moments (CUDA): more than 65535 x 256 channels");
   if (parts > 0) {
     const dim3 grid(static_cast<unsigned int>(parts), detail::blocks_for(hidden, kThreads));
-    COMPRESSM_LAUNCH(column_moments_kernel, grid, kThreads, stream)(x, part_mean, part_m2, rows, hidden);
+    COMPRESSM_LAUNCH(column_moments_kernel, grid, kThreads, stream)(x, workspace, rows, hidden);
     detail::check_launch("column_moments (CUDA)");
   }
   COMPRESSM_LAUNCH(moments_merge_kernel, detail::blocks_for(hidden, kThreads), kThreads, stream)(
-      part_mean, part_m2, rows, hidden, eps, mean, var, invstd);
+      workspace, workspace + parts * hidden, rows, hidden, eps, mean, var, invstd);
   detail::check_launch("column_moments (CUDA): merge");
 }
 
@@ -561,14 +533,14 @@ void batch_norm_backward(const float* grad_out, const float* grad_u_skip, const 
   const long long n = rows * hidden;
   if (n == 0) return;
   const long long parts = ew::lru_skip_parts(rows);
-  float *sums_dz = workspace, *sums_dz_u = workspace + parts * hidden, *sums = workspace + 2 * parts * hidden;
-  launch_column_parts("batch_norm_backward (CUDA)", rows, hidden, sums_dz, sums, stream, [&](dim3 grid) {
+  float* sums = workspace + 2 * parts * hidden;  // after the two sums' parts
+  launch_column_parts("batch_norm_backward (CUDA)", rows, hidden, workspace, sums, stream, [&](dim3 grid) {
     if (type == Storage::kBFloat16)
       COMPRESSM_LAUNCH(batch_norm_sums_kernel<__nv_bfloat16>, grid, kThreads, stream)(
-          grad_u_skip, static_cast<const __nv_bfloat16*>(grad_u_gemm), u, sums_dz, sums_dz_u, rows, hidden);
+          grad_u_skip, static_cast<const __nv_bfloat16*>(grad_u_gemm), u, workspace, rows, hidden);
     else
       COMPRESSM_LAUNCH(batch_norm_sums_kernel<float>, grid, kThreads, stream)(
-          grad_u_skip, static_cast<const float*>(grad_u_gemm), u, sums_dz, sums_dz_u, rows, hidden);
+          grad_u_skip, static_cast<const float*>(grad_u_gemm), u, workspace, rows, hidden);
   }, 2);
   const float inv_rows = 1.f / static_cast<float>(rows);
   if (type == Storage::kBFloat16)
