@@ -4,6 +4,7 @@
 // from them. Internal to src/nn.
 #pragma once
 
+#include <ATen/record_function.h>
 #include <torch/autograd.h>
 
 #include "kernels/lru_layer_kernel.h"
@@ -40,6 +41,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer<Ke
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& lambda_re, const torch::Tensor& lambda_im,
                                const torch::Tensor& B_re, const torch::Tensor& B_im, const torch::Tensor& C_re,
                                const torch::Tensor& C_im, const torch::Tensor& D, const torch::Tensor& u) {
+    RECORD_USER_SCOPE("compressm::lru_layer_forward");
     tensor_list saved{lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u};
     torch::Tensor checkpoints = torch::empty({Kernels::checkpoint_size(shape_of(u, lambda_re))}, u.options());
     torch::Tensor y = Kernels::forward(saved, checkpoints);
@@ -49,6 +51,7 @@ struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer<Ke
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
+    RECORD_USER_SCOPE("compressm::lru_layer_backward");
     tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor checkpoints = saved.back();
     saved.pop_back();

@@ -3,6 +3,7 @@
 // parts are summed here with LibTorch reductions (a fixed order, no atomics).
 #include "nn/cuda_ops.h"
 
+#include <ATen/record_function.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/autograd.h>
@@ -35,6 +36,7 @@ float* floats(const torch::Tensor& t) { return reinterpret_cast<float*>(t.data_p
 
 struct DiagonalScanCuda : public torch::autograd::Function<DiagonalScanCuda> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& lambda, const torch::Tensor& u) {
+    RECORD_USER_SCOPE("compressm::diagonal_scan_forward");
     const c10::cuda::CUDAGuard guard(u.device());
     torch::Tensor x = torch::empty_like(u);
     kernels::cuda::diagonal_scan_forward(floats(lambda), floats(u), floats(x), {u.size(0), u.size(1), u.size(2)},
@@ -44,6 +46,7 @@ struct DiagonalScanCuda : public torch::autograd::Function<DiagonalScanCuda> {
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
+    RECORD_USER_SCOPE("compressm::diagonal_scan_backward");
     const tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor &lambda = saved[0], &x = saved[1];
     const c10::cuda::CUDAGuard guard(x.device());

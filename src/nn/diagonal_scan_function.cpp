@@ -1,5 +1,6 @@
 #include "nn/diagonal_scan_function.h"
 
+#include <ATen/record_function.h>
 #include <torch/autograd.h>
 
 #include "kernels/diagonal_scan.h"
@@ -34,12 +35,14 @@ torch::Tensor forward_kernel(const torch::Tensor& lambda, const torch::Tensor& u
 struct DiagonalScanFunction : public torch::autograd::Function<DiagonalScanFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& lambda,
                                const torch::Tensor& u) {
+                                 RECORD_USER_SCOPE("compressm::diagonal_scan_forward");
     torch::Tensor x = forward_kernel(lambda, u);
     ctx->save_for_backward({lambda, x});
     return x;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
+    RECORD_USER_SCOPE("compressm::diagonal_scan_backward");
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor& lambda = saved[0];
     const torch::Tensor& x = saved[1];

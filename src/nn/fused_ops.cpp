@@ -1,6 +1,7 @@
 #include "nn/fused_ops.h"
 
 #include <c10/util/BFloat16.h>
+#include <ATen/record_function.h>
 #include <torch/autograd.h>
 
 #include <optional>
@@ -72,6 +73,7 @@ SavedDropout saved_dropout(AutogradContext* ctx) {
 struct GeluDropout : public torch::autograd::Function<GeluDropout> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& y, const std::optional<torch::Tensor>& mask,
                                double scale, torch::ScalarType out_dtype) {
+                                 RECORD_USER_SCOPE("compressm::gelu_dropout_forward");
     const torch::Tensor keep = mask.value_or(torch::Tensor());
     torch::Tensor z = torch::empty(y.sizes(), y.options().dtype(out_dtype));
     if (y.is_cuda()) {
@@ -89,6 +91,7 @@ struct GeluDropout : public torch::autograd::Function<GeluDropout> {
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    RECORD_USER_SCOPE("compressm::gelu_dropout_backward");
     const tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor& y = saved[0];
     const SavedDropout dropout = saved_dropout(ctx);
@@ -111,6 +114,7 @@ struct GeluDropout : public torch::autograd::Function<GeluDropout> {
 struct GluResidual : public torch::autograd::Function<GluResidual> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& vg, const torch::Tensor& x,
                                const std::optional<torch::Tensor>& mask, double scale) {
+                                 RECORD_USER_SCOPE("compressm::glu_residual_forward");
     const torch::Tensor keep = mask.value_or(torch::Tensor());
     torch::Tensor out = torch::empty_like(x);
     const int64_t hidden = x.size(-1), rows = x.numel() / hidden;
@@ -130,6 +134,7 @@ struct GluResidual : public torch::autograd::Function<GluResidual> {
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    RECORD_USER_SCOPE("compressm::glu_residual_backward");
     const tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor& vg = saved[0];
     const SavedDropout dropout = saved_dropout(ctx);
@@ -160,6 +165,7 @@ struct LruParameterize : public torch::autograd::Function<LruParameterize> {
   // nu_log, theta_log, gamma_log, B_re, B_im -> lambda_re, lambda_im, Bt_re, Bt_im
   static tensor_list forward(AutogradContext* ctx, const torch::Tensor& nu_log, const torch::Tensor& theta_log,
                              const torch::Tensor& gamma_log, const torch::Tensor& B_re, const torch::Tensor& B_im) {
+                               RECORD_USER_SCOPE("compressm::lru_parameterize_forward");
     const tensor_list t{nu_log, theta_log, gamma_log, B_re, B_im};
     const int64_t n = B_re.size(0), h = B_re.size(1);
     tensor_list out{torch::empty_like(nu_log), torch::empty_like(nu_log), torch::empty_like(B_re),
@@ -178,6 +184,7 @@ struct LruParameterize : public torch::autograd::Function<LruParameterize> {
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    RECORD_USER_SCOPE("compressm::lru_parameterize_backward");
     const tensor_list t = ctx->get_saved_variables();
     for (torch::Tensor& g : grads) g = g.contiguous();
     tensor_list out;
@@ -200,6 +207,7 @@ struct LruParameterize : public torch::autograd::Function<LruParameterize> {
 
 struct ClassificationLoss : public torch::autograd::Function<ClassificationLoss> {
   static tensor_list forward(AutogradContext* ctx, const torch::Tensor& logits, const torch::Tensor& labels) {
+    RECORD_USER_SCOPE("compressm::classification_loss_forward");
     const int64_t batch = logits.size(0), classes = logits.size(1);
     torch::Tensor row_lse = torch::empty({batch}, logits.options());
     torch::Tensor loss = torch::empty({}, logits.options());
@@ -224,6 +232,7 @@ struct ClassificationLoss : public torch::autograd::Function<ClassificationLoss>
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    RECORD_USER_SCOPE("compressm::classification_loss_backward");
     const tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor &logits = saved[0], &labels = saved[1], &row_lse = saved[2];
     if (!grads[0].defined()) return {torch::Tensor(), torch::Tensor()};

@@ -1,5 +1,6 @@
 #include "nn/lru_layer_function.h"
 
+#include <ATen/record_function.h>
 #include <torch/autograd.h>
 
 #include <optional>
@@ -178,6 +179,7 @@ struct LruLayerBf16 : public torch::autograd::Function<LruLayerBf16> {
                                const torch::Tensor& lambda_im, const torch::Tensor& B_re, const torch::Tensor& B_im,
                                const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
                                const torch::Tensor& u) {
+                                 RECORD_USER_SCOPE("compressm::lru_layer_bf16_forward");
     const auto [core, cx] = bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u}, u.to(torch::kBFloat16));
     const int64_t h = u.size(2);
     torch::Tensor y = torch::empty_like(u);
@@ -194,6 +196,7 @@ struct LruLayerBf16 : public torch::autograd::Function<LruLayerBf16> {
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grad_outputs) {
+                                                 RECORD_USER_SCOPE("compressm::lru_layer_bf16_backward");
     const tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor &D = saved[kBf16CoreSaved], &u = saved[kBf16CoreSaved + 1];
     const int64_t h = u.size(2);
@@ -218,6 +221,7 @@ struct LruLayerBf16Gelu : public torch::autograd::Function<LruLayerBf16Gelu> {
                                const torch::Tensor& lambda_im, const torch::Tensor& B_re, const torch::Tensor& B_im,
                                const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
                                const torch::Tensor& u, const std::optional<torch::Tensor>& mask, double scale) {
+                                 RECORD_USER_SCOPE("compressm::lru_layer_bf16_gelu_forward");
     const auto [core, cx] = bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u}, u.to(torch::kBFloat16));
     const torch::Tensor keep = mask.value_or(torch::Tensor());
     const int64_t h = u.size(2);
@@ -233,6 +237,7 @@ struct LruLayerBf16Gelu : public torch::autograd::Function<LruLayerBf16Gelu> {
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grad_outputs) {
+                                                 RECORD_USER_SCOPE("compressm::lru_layer_bf16_gelu_backward");
     const tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor &D = saved[kBf16CoreSaved], &u = saved[kBf16CoreSaved + 1], &cx = saved[kBf16CoreSaved + 2];
     const torch::Tensor keep = ctx->saved_data["keep"].toTensor();
@@ -257,6 +262,7 @@ struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
                              const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
                              const torch::Tensor& x, const std::optional<torch::Tensor>& mask, double scale,
                              double eps) {
+                               RECORD_USER_SCOPE("compressm::lru_block_bf16_front_forward");
     const int64_t h = x.size(2), rows = x.numel() / h;
     torch::Tensor mean = torch::empty({h}, x.options()), var = torch::empty_like(mean),
                   invstd = torch::empty_like(mean);
@@ -289,6 +295,7 @@ struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grad_outputs) {
+                                                 RECORD_USER_SCOPE("compressm::lru_block_bf16_front_backward");
     const tensor_list saved = ctx->get_saved_variables();
     const size_t k = kBf16CoreSaved;
     const torch::Tensor &D = saved[k], &x = saved[k + 1], &cx = saved[k + 2];

@@ -1,0 +1,237 @@
+// How many kernels one training step launches, counted on the CPU: the ops a
+// CUDA graph of the step would hold, for the sMNIST configuration where
+// launches and one-after-another small kernels, not bytes, set the pace
+// (docs/gpu.md, "Fused ops"). No GPU needed.
+//
+//   bench_op_count [--blocks 1] [--state 256] [--hidden 8] [--batch 50] [--length 784]
+//                  [--input 1] [--classes 10] [--precision fp32|tf32|bf16]
+//                  [--block-ops auto|fused|composed] [--wide-lru bf16|fp32] [--list 0|1]
+//
+// LibTorch's RecordFunction callbacks see every ATen op the step dispatches.
+// An op counts as one kernel when it is a leaf (it dispatches no other op
+// that launches one) and is not in the list below of ops that only make views
+// or allocate; a few ops that compute and call others count as well. The
+// project's fused autograd ops (RECORD_USER_SCOPE "compressm::...") count
+// once each on their own line; on CUDA each one is one to a few kernels of
+// src/kernels/cuda (cuda_ops.cpp says which), and the ATen ops they call
+// (GEMMs, casts) count as above. It is an estimate of the CUDA graph, not a
+// trace of it: on the CPU some ops take other routes (BatchNorm's forward is
+// one CPU op and two or three CUDA kernels; sums may split in two on CUDA).
+// The optimiser is left out: the graphed step runs AdamW as one multi-tensor
+// kernel per parameter bucket (nn/graphed_step.h), not torch::optim's ops.
+//
+// Forward (with the loss) and backward are counted apart on the second step
+// (the first warms caches up). --list 1 prints the ops by name on stderr.
+// Last stdout line: JSON with forward_kernels, backward_kernels, fused_ops
+// and the configuration counted.
+#include <ATen/record_function.h>
+#include <torch/torch.h>
+
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "bench_flags.h"
+#include "bench_model_flags.h"
+#include "nn/fused_ops.h"
+#include "nn/lru_model.h"
+
+namespace {
+
+struct Options {
+  int64_t blocks = 1, state = 256, hidden = 8, batch = 50, length = 784, input = 1, classes = 10;
+  bool wide_lru_bf16 = true, list = false;
+  compressm::nn::BlockOps block_ops = compressm::nn::BlockOps::kFused;
+  std::string precision = "fp32";
+};
+
+Options parse(int argc, char** argv) {
+  Options o;
+  compressm::bench::Flags flags(argc, argv);
+  flags.read("--precision", o.precision);
+  flags.read("--blocks", o.blocks);
+  flags.read("--state", o.state);
+  flags.read("--hidden", o.hidden);
+  flags.read("--batch", o.batch);
+  flags.read("--length", o.length);
+  flags.read("--input", o.input);
+  flags.read("--classes", o.classes);
+  std::string block_ops = "fused", wide_lru = "bf16", list = "0";
+  flags.read("--block-ops", block_ops);
+  flags.read("--wide-lru", wide_lru);
+  flags.read("--list", list);
+  flags.check_all_read();
+  if (wide_lru != "bf16" && wide_lru != "fp32") throw std::invalid_argument("--wide-lru: bf16 or fp32, got " + wide_lru);
+  if (list != "0" && list != "1") throw std::invalid_argument("--list: 0 or 1, got " + list);
+  if (o.blocks < 1 || o.state < 1 || o.hidden < 1 || o.batch < 2 || o.length < 1 || o.input < 1 || o.classes < 2)
+    throw std::invalid_argument("sizes must be >= 1 (batch and classes >= 2)");
+  o.wide_lru_bf16 = wide_lru == "bf16";
+  o.list = list == "1";
+  o.block_ops = compressm::bench::block_ops_named(block_ops);
+  compressm::bench::precision_named(o.precision);
+  return o;
+}
+
+// Ops that launch no kernel on CUDA: views, shape queries, allocations, and
+// conversions that found nothing to do (a copying one dispatches copy_).
+const std::set<std::string>& no_kernel_ops() {
+  static const std::set<std::string> names{
+      "aten::empty", "aten::empty_strided", "aten::empty_like", "aten::view", "aten::reshape",
+      "aten::_reshape_alias", "aten::as_strided", "aten::as_strided_", "aten::t", "aten::transpose",
+      "aten::permute", "aten::expand", "aten::expand_as", "aten::unsqueeze", "aten::squeeze", "aten::select",
+      "aten::slice", "aten::detach", "aten::detach_", "aten::alias", "aten::resize_", "aten::set_",
+      "aten::_unsafe_view", "aten::view_as", "aten::view_as_real", "aten::view_as_complex", "aten::real",
+      "aten::imag", "aten::unbind", "aten::split", "aten::chunk", "aten::narrow", "aten::contiguous",
+      "aten::to", "aten::lift", "aten::lift_fresh", "aten::result_type", "aten::flatten", "aten::unflatten",
+      "aten::resolve_conj", "aten::resolve_neg", "aten::_conj", "aten::conj", "aten::type_as",
+      "aten::is_same_size", "aten::_has_compatible_shallow_copy_type", "aten::size", "aten::stride",
+      "aten::dim", "aten::numel", "aten::is_nonzero", "aten::new_empty", "aten::new_empty_strided",
+      "aten::_view_as_real", "aten::squeeze_", "aten::unsqueeze_", "detach"};
+  return names;
+}
+
+// Ops that compute themselves and also call ops (their leaves count too):
+// one kernel for their own work on CUDA, or more (BatchNorm's forward is two
+// or three there).
+const std::set<std::string>& computing_ops() {
+  static const std::set<std::string> names{"aten::native_batch_norm", "aten::native_batch_norm_backward",
+                                           "aten::addmm", "aten::mean", "aten::sum", "aten::aminmax"};
+  return names;
+}
+
+struct Frame {
+  std::string name;
+  bool counts = false;        // an ATen op or a fused op (not an autograd node)
+  bool kernel_below = false;  // an op under it launches a kernel
+};
+
+std::mutex mutex;
+std::map<std::string, int64_t> kernels, fused_ops, views;  // this phase's counts by name
+thread_local std::vector<Frame> stack;
+
+bool is_fused_op(const std::string& name) { return name.rfind("compressm::", 0) == 0; }
+
+// "op < the outermost op or autograd node it runs under", for --list.
+std::string where(const std::string& name) {
+  for (const Frame& f : stack)
+    if (f.name != name) return name + "  < " + f.name;
+  return name;
+}
+
+std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
+  const at::RecordScope scope = fn.scope();
+  const std::string name = fn.name();
+  // Autograd's nodes ("autograd::engine::evaluate_function: ...") are not ops.
+  const bool op = (scope == at::RecordScope::FUNCTION || scope == at::RecordScope::USER_SCOPE) &&
+                  name.rfind("autograd::", 0) != 0;
+  stack.push_back({name, op, false});
+  return nullptr;
+}
+
+// A kernel: a fused op, or an op with no kernel under it that is not a view
+// or an allocation.
+void on_end(const at::RecordFunction&, at::ObserverContext*) {
+  if (stack.empty()) return;
+  const Frame f = stack.back();
+  stack.pop_back();
+  bool launches = f.kernel_below;
+  if (f.counts) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (is_fused_op(f.name)) {
+      ++fused_ops[where(f.name)];
+      launches = true;
+    } else if (f.kernel_below && computing_ops().count(f.name)) {
+      ++kernels[where(f.name)];
+    } else if (!f.kernel_below) {
+      const bool view = no_kernel_ops().count(f.name) > 0;
+      ++(view ? views : kernels)[where(f.name)];
+      launches = !view;
+    }
+  }
+  if (launches && !stack.empty()) stack.back().kernel_below = true;
+}
+
+int64_t total(const std::map<std::string, int64_t>& counts) {
+  int64_t n = 0;
+  for (const auto& [name, count] : counts) n += count;
+  return n;
+}
+
+struct Phase {
+  int64_t kernels = 0, fused_ops = 0;
+};
+
+// The counts since the last call, listed on stderr when asked; then cleared.
+Phase end_phase(const char* phase, bool list) {
+  std::lock_guard<std::mutex> lock(mutex);
+  if (list) {
+    std::fprintf(stderr, "%s: %lld kernels, %lld fused ops, %lld views or allocations\n", phase,
+                 (long long)total(kernels), (long long)total(fused_ops), (long long)total(views));
+    for (const auto& [name, count] : fused_ops) std::fprintf(stderr, "  %5lld  %s\n", (long long)count, name.c_str());
+    for (const auto& [name, count] : kernels) std::fprintf(stderr, "  %5lld  %s\n", (long long)count, name.c_str());
+  }
+  const Phase p{total(kernels), total(fused_ops)};
+  kernels.clear();
+  fused_ops.clear();
+  views.clear();
+  return p;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  const Options o = parse(argc, argv);
+  at::set_num_threads(1);
+  torch::manual_seed(0);
+  compressm::nn::LruModelOptions m;
+  m.input_dim = o.input;
+  m.num_classes = o.classes;
+  m.num_blocks = o.blocks;
+  m.state_dim = o.state;
+  m.hidden_dim = o.hidden;
+  m.precision = compressm::bench::precision_named(o.precision);
+  m.block_ops = o.block_ops;
+  m.wide_lru_bf16 = o.wide_lru_bf16;
+  compressm::nn::LruModel model(m);
+  model->train();
+  const torch::Tensor x = torch::rand({o.batch, o.length, o.input});
+  const torch::Tensor labels = torch::randint(0, o.classes, {o.batch}, torch::kLong);
+
+  Phase forward, backward;
+  for (int step = 0; step < 2; ++step) {
+    const bool counted = step == 1;
+    for (const torch::Tensor& p : model->parameters()) p.mutable_grad() = torch::Tensor();
+    const at::CallbackHandle handle =
+        counted ? at::addGlobalCallback(at::RecordFunctionCallback(on_start, on_end)) : at::CallbackHandle();
+    const torch::Tensor loss = compressm::nn::classification_loss(model->forward(x), labels).first;
+    if (counted) forward = end_phase("forward (with the loss)", o.list);
+    loss.backward();
+    if (counted) {
+      backward = end_phase("backward", o.list);
+      at::removeCallback(handle);
+    }
+  }
+  std::fprintf(stderr,
+               "compressm: %lld block(s) N=%lld H=%lld B=%lld L=%lld %s, block ops %s: %lld kernels forward, "
+               "%lld backward (%lld fused ops among them, one each), AdamW apart\n",
+               (long long)o.blocks, (long long)o.state, (long long)o.hidden, (long long)o.batch, (long long)o.length,
+               o.precision.c_str(), compressm::bench::block_ops_name(o.block_ops),
+               (long long)(forward.kernels + forward.fused_ops), (long long)(backward.kernels + backward.fused_ops), (long long)(forward.fused_ops + backward.fused_ops));
+  std::cout << "{\"bench\": \"op_count\", \"forward_kernels\": " << forward.kernels + forward.fused_ops
+            << ", \"backward_kernels\": " << backward.kernels + backward.fused_ops
+            << ", \"fused_ops\": " << forward.fused_ops + backward.fused_ops << ", \"precision\": \"" << o.precision
+            << "\", \"block_ops\": \"" << compressm::bench::block_ops_name(o.block_ops) << "\", \"num_blocks\": "
+            << o.blocks << ", \"state_dim\": " << o.state << ", \"hidden_dim\": " << o.hidden
+            << ", \"batch_size\": " << o.batch << ", \"length\": " << o.length << "}" << std::endl;
+  return 0;
+} catch (const c10::Error& e) {
+  std::fprintf(stderr, "bench_op_count: error: %s\n", e.what_without_backtrace());
+  return 2;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_op_count: error: %s\n", e.what());
+  return 2;
+}

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# bench_op_count on two small shapes, the narrow fp32 block (the sMNIST
+# layer's fused kernels) and the wide bf16 block (BatchNorm inside the LRU
+# op): with block_ops fused a step must dispatch more fused ops and fewer
+# kernels in all than with LibTorch's composition. Catches a fused path that
+# falls back to the composition without saying so.
+#   op_count_check.sh PATH/TO/bench_op_count
+set -euo pipefail
+bin=$1
+
+# total kernels and fused ops of one run: "TOTAL FUSED"
+count() {
+  local line
+  line=$("$bin" "$@" 2>/dev/null | tail -n 1)
+  local fwd bwd fused
+  fwd=$(sed -n 's/.*"forward_kernels": \([0-9]*\).*/\1/p' <<<"$line")
+  bwd=$(sed -n 's/.*"backward_kernels": \([0-9]*\).*/\1/p' <<<"$line")
+  fused=$(sed -n 's/.*"fused_ops": \([0-9]*\).*/\1/p' <<<"$line")
+  [[ -n $fwd && -n $bwd && -n $fused ]] || { echo "no JSON counts in: $line"; exit 1; }
+  echo "$((fwd + bwd)) $fused"
+}
+
+check() {
+  local name=$1
+  shift
+  read -r composed composed_fused < <(count "$@" --block-ops composed)
+  read -r fused fused_fused < <(count "$@" --block-ops fused)
+  echo "$name: composed $composed kernels ($composed_fused fused ops), fused $fused ($fused_fused fused ops)"
+  if ((fused >= composed || fused_fused <= composed_fused)); then
+    echo "$name: the fused step does not launch fewer kernels with more fused ops"
+    exit 1
+  fi
+}
+
+check narrow_fp32 --blocks 1 --state 16 --hidden 8 --batch 4 --length 64
+check wide_bf16 --blocks 2 --state 16 --hidden 24 --batch 4 --length 64 --input 3 --precision bf16
