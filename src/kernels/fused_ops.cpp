@@ -214,18 +214,23 @@ void lru_skip_gelu_forward(const V* cx, const float* D, NormInput u, V* g, int64
 }
 
 template <class V>
-void lru_skip_gelu_backward(const V* grad_g, const V* cx, const float* D, NormInput u, V* grad_cx,
-                            float* grad_u_skip, float* grad_D, int64_t rows, int64_t hidden, const uint8_t* keep,
-                            double scale) {
+void lru_skip_gelu_backward(const V* grad_g, const V* cx, const float* D, NormInput u, const float* grad_out,
+                            V* grad_cx, float* grad_skip, float* sums, int64_t rows, int64_t hidden,
+                            const uint8_t* keep, double scale) {
   const float s = static_cast<float>(scale);
-  sum_columns_by_parts<1>(rows, hidden, {grad_D}, [&](int64_t i, int64_t h, float* sum) {
+  const auto element = [&](int64_t i, int64_t h, float* acc) {
     const float ui = input_at(u, i, h);
     const float gp = skip_gelu_gradient(static_cast<float>(cx[i]), D[h], ui, dropout_factor(keep, i, s),
                                         static_cast<float>(grad_g[i]));
     grad_cx[i] = static_cast<V>(gp);
-    grad_u_skip[i] = D[h] * gp;
-    sum[0] = sum[0] + gp * ui;
-  });
+    grad_skip[i] = skip_input_gradient(grad_out ? grad_out[i] : 0.f, D[h], gp, u, h);
+    acc[0] = acc[0] + gp * ui;
+    if (u.mean) acc[hidden] = acc[hidden] + gp;
+  };
+  if (u.mean)
+    sum_columns_by_parts<2>(rows, hidden, {sums, sums + hidden}, element);
+  else
+    sum_columns_by_parts<1>(rows, hidden, {sums}, element);
 }
 
 void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, float* mean, float* var,
@@ -258,43 +263,41 @@ void batch_norm_cast(const float* x, const float* mean, const float* invstd, V* 
 }
 
 template <class V>
-void batch_norm_backward(const float* grad_out, const float* grad_u_skip, const V* grad_u_gemm, NormInput u,
-                         float* grad_x, int64_t rows, int64_t hidden) {
-  std::vector<float> sum_dz(hidden), sum_dz_u(hidden);
-  sum_columns_by_parts<2>(rows, hidden, {sum_dz.data(), sum_dz_u.data()}, [&](int64_t i, int64_t h, float* acc) {
-    const float dz = grad_u_skip[i] + static_cast<float>(grad_u_gemm[i]);
-    acc[0] = acc[0] + dz;
-    acc[hidden] = acc[hidden] + dz * input_at(u, i, h);
+void batch_norm_backward(float* grad_x, const V* grad_u_gemm, NormInput u, const float* D, const float* skip_sums,
+                         int64_t rows, int64_t hidden) {
+  std::vector<float> mean_dz(hidden), mean_dz_u(hidden);
+  sum_columns_by_parts<2>(rows, hidden, {mean_dz.data(), mean_dz_u.data()}, [&](int64_t i, int64_t h, float* acc) {
+    const float g = static_cast<float>(grad_u_gemm[i]);
+    acc[0] = acc[0] + g;
+    acc[hidden] = acc[hidden] + g * input_at(u, i, h);
   });
   const float inv_rows = 1.f / static_cast<float>(rows);
-  for (int64_t h = 0; h < hidden; ++h) {
-    sum_dz[h] *= inv_rows;
-    sum_dz_u[h] *= inv_rows;
-  }
+  for (int64_t h = 0; h < hidden; ++h)
+    batch_norm_gradient_means(D[h], skip_sums[hidden + h], skip_sums[h], mean_dz[h], mean_dz_u[h], inv_rows,
+                              mean_dz[h], mean_dz_u[h]);
   for_each_element(rows, hidden, [&](int64_t i, int64_t h) {
-    const float dz = grad_u_skip[i] + static_cast<float>(grad_u_gemm[i]);
-    grad_x[i] = batch_norm_gradient(grad_out ? grad_out[i] : 0.f, dz, input_at(u, i, h), u.invstd[h], sum_dz[h],
-                                    sum_dz_u[h]);
+    grad_x[i] = batch_norm_gradient(grad_x[i], static_cast<float>(grad_u_gemm[i]), input_at(u, i, h), u.invstd[h],
+                                    mean_dz[h], mean_dz_u[h]);
   });
 }
 
 template void batch_norm_cast<float>(const float*, const float*, const float*, float*, int64_t, int64_t);
 template void batch_norm_cast<c10::BFloat16>(const float*, const float*, const float*, c10::BFloat16*, int64_t,
                                              int64_t);
-template void batch_norm_backward<float>(const float*, const float*, const float*, NormInput, float*, int64_t,
+template void batch_norm_backward<float>(float*, const float*, NormInput, const float*, const float*, int64_t,
                                          int64_t);
-template void batch_norm_backward<c10::BFloat16>(const float*, const float*, const c10::BFloat16*, NormInput, float*,
+template void batch_norm_backward<c10::BFloat16>(float*, const c10::BFloat16*, NormInput, const float*, const float*,
                                                  int64_t, int64_t);
 
 template void lru_skip_gelu_forward<float>(const float*, const float*, NormInput, float*, int64_t, int64_t,
                                            const uint8_t*, double);
 template void lru_skip_gelu_forward<c10::BFloat16>(const c10::BFloat16*, const float*, NormInput, c10::BFloat16*,
                                                    int64_t, int64_t, const uint8_t*, double);
-template void lru_skip_gelu_backward<float>(const float*, const float*, const float*, NormInput, float*, float*,
-                                            float*, int64_t, int64_t, const uint8_t*, double);
+template void lru_skip_gelu_backward<float>(const float*, const float*, const float*, NormInput, const float*, float*,
+                                            float*, float*, int64_t, int64_t, const uint8_t*, double);
 template void lru_skip_gelu_backward<c10::BFloat16>(const c10::BFloat16*, const c10::BFloat16*, const float*,
-                                                    NormInput, c10::BFloat16*, float*, float*, int64_t, int64_t,
-                                                    const uint8_t*, double);
+                                                    NormInput, const float*, c10::BFloat16*, float*, float*, int64_t,
+                                                    int64_t, const uint8_t*, double);
 
 template void lru_skip_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t);
 template void lru_skip_forward<c10::BFloat16>(const c10::BFloat16*, const float*, const float*, float*, int64_t,

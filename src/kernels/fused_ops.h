@@ -178,6 +178,24 @@ COMPRESSM_HD float batch_norm_gradient(float d_out, float dz, float u, float inv
   return d_out + invstd * (dz - mean_dz - u * mean_dz_u);
 }
 
+// The skip term's share of the gradient below it, from gp = dL/d(cx + D u):
+// D gp into a stored u; into the block input x where u = batch_norm(x) is
+// made on the fly, invstd D gp plus the residual path's dL/dx (d_out), the
+// part of batch_norm_gradient that needs no column mean. batch_norm_backward
+// adds the rest in place.
+COMPRESSM_HD float skip_input_gradient(float d_out, float d, float gp, const NormInput& u, int64_t h) {
+  return u.invstd ? d_out + u.invstd[h] * (d * gp) : d_out + d * gp;
+}
+
+// The column means of dz = D gp + g_gemm and dz .* u from the column sums of
+// gp (sum_gp), gp .* u (dL/dD), g_gemm and g_gemm .* u: D is constant down a
+// column, so the skip's shares need no pass of their own.
+COMPRESSM_HD void batch_norm_gradient_means(float d, float sum_gp, float sum_gp_u, float sum_gemm, float sum_gemm_u,
+                                            float inv_rows, float& mean_dz, float& mean_dz_u) {
+  mean_dz = (d * sum_gp + sum_gemm) * inv_rows;
+  mean_dz_u = (d * sum_gp_u + sum_gemm_u) * inv_rows;
+}
+
 // Cross-entropy of one row of C logits with label y: writes the row's
 // log-sum-exp, returns -log softmax(row)[y]; `correct` = the first maximal
 // logit is at y. A label outside [0, C) gives NaN.
@@ -243,33 +261,39 @@ void lru_skip_backward(const float* grad_y, const float* u, const V* grad_u_gemm
                        float* grad_D, int64_t rows, int64_t hidden);
 
 // lru_skip_gelu over {rows, H}: g = skip_gelu(cx, D[h], u, d_i), cx and g
-// stored as V. Backward, from dL/dg: grad_cx = dL/d(pre) (stored as V),
-// grad_u_skip = D .* dL/d(pre) (the skip's share of dL/du), grad_D {H} =
-// sum over rows of dL/d(pre) .* u in lru_skip's parts.
-// u: stored, or the BatchNorm of the block input (NormInput).
+// stored as V. u: stored, or the BatchNorm of the block input (NormInput).
+// Backward, from dL/dg, with gp = dL/d(pre): grad_cx = gp (stored as V),
+// grad_skip = skip_input_gradient (u stored: D .* gp, the skip's share of
+// dL/du; u normalised: grad_out + invstd .* D .* gp, to be completed by
+// batch_norm_backward in place; grad_out may be null), and the column sums
+// in lru_skip's parts: sums[0 .. H) = dL/dD = sum of gp .* u, and where u is
+// normalised sums[H .. 2H) = sum of gp.
 template <class V>
 void lru_skip_gelu_forward(const V* cx, const float* D, NormInput u, V* g, int64_t rows, int64_t hidden,
                            const uint8_t* keep, double scale);
 template <class V>
-void lru_skip_gelu_backward(const V* grad_g, const V* cx, const float* D, NormInput u, V* grad_cx,
-                            float* grad_u_skip, float* grad_D, int64_t rows, int64_t hidden, const uint8_t* keep,
-                            double scale);
+void lru_skip_gelu_backward(const V* grad_g, const V* cx, const float* D, NormInput u, const float* grad_out,
+                            V* grad_cx, float* grad_skip, float* sums, int64_t rows, int64_t hidden,
+                            const uint8_t* keep, double scale);
 
 // BatchNorm of a {rows, H} float32 array x, statistics over the rows
 // (LibTorch's BatchNorm1d in training, no affine):
 //   column_moments: mean, biased var and invstd = 1 / sqrt(var + eps) per
 //     column; Welford within lru_skip's parts of rows, the parts merged in order
 //   batch_norm_cast: out = batch_norm(x) stored as V (bfloat16 for the GEMM)
-//   batch_norm_backward: grad_x = grad_out + dL/dx through the norm, with
-//     dL/du = grad_u_skip + grad_u_gemm (both paths into u; grad_out may be
-//     null); u = NormInput{x, mean, invstd}. The column sums of dL/du and
-//     dL/du .* u in lru_skip's parts.
+//   batch_norm_backward: dL/dx in place over grad_x, which holds
+//     lru_skip_gelu_backward's grad_skip (grad_out + invstd .* D .* gp), with
+//     dL/du = D .* gp + grad_u_gemm (both paths into u) and u = NormInput{x,
+//     mean, invstd}: adds invstd .* (grad_u_gemm - mean(dL/du) - u .*
+//     mean(dL/du .* u)). The means from skip_sums (that op's sums: dL/dD, then
+//     the sum of gp) and the column sums of grad_u_gemm and grad_u_gemm .* u
+//     in lru_skip's parts (batch_norm_gradient_means).
 void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, float* mean, float* var, float* invstd);
 template <class V>
 void batch_norm_cast(const float* x, const float* mean, const float* invstd, V* out, int64_t rows, int64_t hidden);
 template <class V>
-void batch_norm_backward(const float* grad_out, const float* grad_u_skip, const V* grad_u_gemm, NormInput u,
-                         float* grad_x, int64_t rows, int64_t hidden);
+void batch_norm_backward(float* grad_x, const V* grad_u_gemm, NormInput u, const float* D, const float* skip_sums,
+                         int64_t rows, int64_t hidden);
 
 // The LRU parameterisation, N states and H channels (T float or double):
 //   lambda_{re,im}[n] = lru_lambda(nu_log[n], theta_log[n]),

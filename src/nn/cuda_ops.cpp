@@ -34,10 +34,12 @@ const uint8_t* keep_ptr(const torch::Tensor& keep) { return keep.defined() ? kee
 // Interleaved (re, im) floats of a complex64 tensor.
 float* floats(const torch::Tensor& t) { return reinterpret_cast<float*>(t.data_ptr<c10::complex<float>>()); }
 
+// (RECORD_USER_SCOPE declares a variable named `guard`: the device guards
+// here are named device_guard.)
 struct DiagonalScanCuda : public torch::autograd::Function<DiagonalScanCuda> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& lambda, const torch::Tensor& u) {
     RECORD_USER_SCOPE("compressm::diagonal_scan_forward");
-    const c10::cuda::CUDAGuard guard(u.device());
+    const c10::cuda::CUDAGuard device_guard(u.device());
     torch::Tensor x = torch::empty_like(u);
     kernels::cuda::diagonal_scan_forward(floats(lambda), floats(u), floats(x), {u.size(0), u.size(1), u.size(2)},
                                          stream_of(u));
@@ -49,8 +51,8 @@ struct DiagonalScanCuda : public torch::autograd::Function<DiagonalScanCuda> {
     RECORD_USER_SCOPE("compressm::diagonal_scan_backward");
     const tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor &lambda = saved[0], &x = saved[1];
-    const c10::cuda::CUDAGuard guard(x.device());
-    const torch::Tensor grad_x = grad_outputs[0].contiguous();
+    const c10::cuda::CUDAGuard device_guard(x.device());
+    const torch::Tensor grad_x = grad_outputs[0].resolve_conj().contiguous();
     torch::Tensor grad_u = torch::empty_like(x);
     torch::Tensor rows = torch::empty({x.size(0), x.size(2)}, x.options());
     kernels::cuda::diagonal_scan_backward(floats(lambda), floats(x), floats(grad_x), floats(grad_u), floats(rows),
@@ -134,10 +136,15 @@ torch::Tensor lru_layer_fused(const LruLayerInputs& in) {
 }
 
 namespace {
-const uint16_t* bf16_bits(const torch::Tensor& t) {
-  return reinterpret_cast<const uint16_t*>(t.data_ptr<c10::BFloat16>());
+// The bf16 scans load (re, im) pairs as __nv_bfloat162: 4-byte aligned on
+// the device (a view at an odd element offset would fault there, not in the
+// CPU emulator).
+uint16_t* mutable_bf16_bits(const torch::Tensor& t) {
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(t.data_ptr()) % 4 == 0,
+              "diagonal_scan_bf16 (CUDA): bfloat16 (re, im) pairs must start 4-byte aligned");
+  return reinterpret_cast<uint16_t*>(t.data_ptr<c10::BFloat16>());
 }
-uint16_t* mutable_bf16_bits(const torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<c10::BFloat16>()); }
+const uint16_t* bf16_bits(const torch::Tensor& t) { return mutable_bf16_bits(t); }
 kernels::ScanShape scan_shape(const torch::Tensor& u) { return {u.size(0), u.size(1), u.size(2) / 2}; }
 }  // namespace
 
@@ -185,16 +192,19 @@ void lru_skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, cons
 }
 
 void lru_skip_gelu_backward(const torch::Tensor& grad_g, const torch::Tensor& cx, const torch::Tensor& D,
-                            const SkipInput& u, const torch::Tensor& keep, double scale,
-                            const torch::Tensor& grad_cx, const torch::Tensor& grad_u_skip,
-                            const torch::Tensor& grad_D) {
+                            const SkipInput& u, const torch::Tensor& grad_out, const torch::Tensor& keep,
+                            double scale, const torch::Tensor& grad_cx, const torch::Tensor& grad_skip,
+                            const torch::Tensor& sums) {
   const c10::cuda::CUDAGuard guard(u.x.device());
   const int64_t hidden = u.x.size(-1), rows = u.x.numel() / hidden;
+  TORCH_CHECK(sums.numel() == (u.mean.defined() ? 2 : 1) * hidden && (u.mean.defined() || !grad_out.defined()),
+              "lru_skip_gelu_backward: sums must have 2H entries where u is normalised, else H; grad_out only then");
   torch::Tensor workspace = torch::empty({kernels::cuda::lru_skip_workspace(rows, hidden)}, u.x.options());
   kernels::cuda::lru_skip_gelu_backward(grad_g.data_ptr(), cx.data_ptr(), storage_of(cx), D.data_ptr<float>(),
-                                        norm_input(u), grad_cx.data_ptr(), grad_u_skip.data_ptr<float>(),
-                                        grad_D.data_ptr<float>(), workspace.data_ptr<float>(), rows, hidden,
-                                        keep_ptr(keep), static_cast<float>(scale), stream_of(u.x));
+                                        norm_input(u), grad_out.defined() ? grad_out.data_ptr<float>() : nullptr,
+                                        grad_cx.data_ptr(), grad_skip.data_ptr<float>(), sums.data_ptr<float>(),
+                                        workspace.data_ptr<float>(), rows, hidden, keep_ptr(keep),
+                                        static_cast<float>(scale), stream_of(u.x));
 }
 
 void column_moments(const torch::Tensor& x, double eps, const torch::Tensor& mean, const torch::Tensor& var,
@@ -215,16 +225,16 @@ void batch_norm_cast(const torch::Tensor& x, const torch::Tensor& mean, const to
                                  out.data_ptr(), storage_of(out), x.numel() / hidden, hidden, stream_of(x));
 }
 
-void batch_norm_backward(const torch::Tensor& grad_out, const torch::Tensor& grad_u_skip,
-                         const torch::Tensor& grad_u_gemm, const SkipInput& u, const torch::Tensor& grad_x) {
+void batch_norm_backward(const torch::Tensor& grad_x, const torch::Tensor& grad_u_gemm, const SkipInput& u,
+                         const torch::Tensor& D, const torch::Tensor& skip_sums) {
   TORCH_CHECK(u.mean.defined() && u.invstd.defined(), "batch_norm_backward: u must be {x, mean, invstd}");
   const c10::cuda::CUDAGuard guard(u.x.device());
   const int64_t hidden = u.x.size(-1), rows = u.x.numel() / hidden;
+  TORCH_CHECK(skip_sums.numel() == 2 * hidden, "batch_norm_backward: skip_sums must have 2H entries");
   torch::Tensor workspace = torch::empty({kernels::cuda::batch_norm_workspace(rows, hidden)}, u.x.options());
-  kernels::cuda::batch_norm_backward(grad_out.defined() ? grad_out.data_ptr<float>() : nullptr,
-                                     grad_u_skip.data_ptr<float>(), grad_u_gemm.data_ptr(), storage_of(grad_u_gemm),
-                                     norm_input(u), grad_x.data_ptr<float>(), workspace.data_ptr<float>(), rows,
-                                     hidden, stream_of(u.x));
+  kernels::cuda::batch_norm_backward(grad_x.data_ptr<float>(), grad_u_gemm.data_ptr(), storage_of(grad_u_gemm),
+                                     norm_input(u), D.data_ptr<float>(), skip_sums.data_ptr<float>(),
+                                     workspace.data_ptr<float>(), rows, hidden, stream_of(u.x));
 }
 
 void gelu_dropout_forward(const torch::Tensor& y, const torch::Tensor& keep, double scale, const torch::Tensor& z) {

@@ -54,23 +54,26 @@ inline kernels::elementwise::NormInput norm_input(const SkipInput& u) {
   return {u.x.data_ptr<float>(), u.mean.data_ptr<float>(), u.invstd.data_ptr<float>()};
 }
 // lru_skip_gelu: cx, g, grad_g, grad_cx bfloat16; keep uint8 or undefined;
-// grad_u_skip and grad_D float32.
+// grad_out (u normalised only; or undefined), grad_skip and sums float32, sums
+// {H} (u stored: dL/dD) or {2H} (normalised: dL/dD, the sum of gp), as
+// kernels::elementwise::lru_skip_gelu_backward.
 void lru_skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const SkipInput& u,
                            const torch::Tensor& keep, double scale, const torch::Tensor& g);
 void lru_skip_gelu_backward(const torch::Tensor& grad_g, const torch::Tensor& cx, const torch::Tensor& D,
-                            const SkipInput& u, const torch::Tensor& keep, double scale,
-                            const torch::Tensor& grad_cx, const torch::Tensor& grad_u_skip,
-                            const torch::Tensor& grad_D);
+                            const SkipInput& u, const torch::Tensor& grad_out, const torch::Tensor& keep,
+                            double scale, const torch::Tensor& grad_cx, const torch::Tensor& grad_skip,
+                            const torch::Tensor& sums);
 // The block's BatchNorm (kernels::elementwise::batch_norm) of x {.., H}
 // float32: moments into mean, var, invstd {H}; the normalised x as bfloat16
-// `out`; grad_x from grad_out (or undefined), grad_u_skip (float32) and
-// grad_u_gemm (bfloat16) with u = {x, mean, invstd}.
+// `out`; dL/dx completed in place over grad_x (lru_skip_gelu_backward's
+// grad_skip) from grad_u_gemm (bfloat16), D and that op's sums {2H}, with
+// u = {x, mean, invstd}.
 void column_moments(const torch::Tensor& x, double eps, const torch::Tensor& mean, const torch::Tensor& var,
                     const torch::Tensor& invstd);
 void batch_norm_cast(const torch::Tensor& x, const torch::Tensor& mean, const torch::Tensor& invstd,
                      const torch::Tensor& out);
-void batch_norm_backward(const torch::Tensor& grad_out, const torch::Tensor& grad_u_skip,
-                         const torch::Tensor& grad_u_gemm, const SkipInput& u, const torch::Tensor& grad_x);
+void batch_norm_backward(const torch::Tensor& grad_x, const torch::Tensor& grad_u_gemm, const SkipInput& u,
+                         const torch::Tensor& D, const torch::Tensor& skip_sums);
 
 // The kernels of fused_ops.h and of the graphed step's AdamW
 // (kernels/cuda/fused_ops_cuda.h) on contiguous CUDA tensors, validated by the

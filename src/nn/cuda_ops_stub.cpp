@@ -48,8 +48,8 @@ void lru_skip_gelu_forward(const torch::Tensor&, const torch::Tensor&, const Ski
   no_cuda("lru_layer_bf16_gelu_dropout");
 }
 void lru_skip_gelu_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const SkipInput&,
-                            const torch::Tensor&, double, const torch::Tensor&, const torch::Tensor&,
-                            const torch::Tensor&) {
+                            const torch::Tensor&, const torch::Tensor&, double, const torch::Tensor&,
+                            const torch::Tensor&, const torch::Tensor&) {
   no_cuda("lru_layer_bf16_gelu_dropout");
 }
 void column_moments(const torch::Tensor&, double, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) {
@@ -58,7 +58,7 @@ void column_moments(const torch::Tensor&, double, const torch::Tensor&, const to
 void batch_norm_cast(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) {
   no_cuda("lru_block_bf16");
 }
-void batch_norm_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const SkipInput&,
+void batch_norm_backward(const torch::Tensor&, const torch::Tensor&, const SkipInput&, const torch::Tensor&,
                          const torch::Tensor&) {
   no_cuda("lru_block_bf16");
 }

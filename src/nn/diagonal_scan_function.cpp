@@ -35,7 +35,7 @@ torch::Tensor forward_kernel(const torch::Tensor& lambda, const torch::Tensor& u
 struct DiagonalScanFunction : public torch::autograd::Function<DiagonalScanFunction> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& lambda,
                                const torch::Tensor& u) {
-                                 RECORD_USER_SCOPE("compressm::diagonal_scan_forward");
+    RECORD_USER_SCOPE("compressm::diagonal_scan_forward");
     torch::Tensor x = forward_kernel(lambda, u);
     ctx->save_for_backward({lambda, x});
     return x;
@@ -46,7 +46,7 @@ struct DiagonalScanFunction : public torch::autograd::Function<DiagonalScanFunct
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor& lambda = saved[0];
     const torch::Tensor& x = saved[1];
-    const torch::Tensor grad_x = grad_outputs[0].contiguous();
+    const torch::Tensor grad_x = grad_outputs[0].resolve_conj().contiguous();
     torch::Tensor grad_u = torch::empty_like(x);
     torch::Tensor grad_lambda = torch::empty_like(lambda);
     if (x.scalar_type() == torch::kComplexDouble)
@@ -77,8 +77,11 @@ void check_arguments(const torch::Tensor& lambda, const torch::Tensor& u) {
 
 torch::Tensor diagonal_scan(const torch::Tensor& lambda, const torch::Tensor& u) {
   check_arguments(lambda, u);
-  if (u.is_cuda()) return cuda_ops::diagonal_scan(lambda.contiguous(), u.contiguous());
-  return DiagonalScanFunction::apply(lambda.contiguous(), u.contiguous());
+  // resolve_conj: a conj view keeps its conj bit through contiguous(), and
+  // the kernels read the data as stored.
+  const torch::Tensor l = lambda.resolve_conj().contiguous(), v = u.resolve_conj().contiguous();
+  if (u.is_cuda()) return cuda_ops::diagonal_scan(l, v);
+  return DiagonalScanFunction::apply(l, v);
 }
 
 torch::Tensor diagonal_scan_reference(const torch::Tensor& lambda, const torch::Tensor& u) {

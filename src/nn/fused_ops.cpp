@@ -73,7 +73,7 @@ SavedDropout saved_dropout(AutogradContext* ctx) {
 struct GeluDropout : public torch::autograd::Function<GeluDropout> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& y, const std::optional<torch::Tensor>& mask,
                                double scale, torch::ScalarType out_dtype) {
-                                 RECORD_USER_SCOPE("compressm::gelu_dropout_forward");
+    RECORD_USER_SCOPE("compressm::gelu_dropout_forward");
     const torch::Tensor keep = mask.value_or(torch::Tensor());
     torch::Tensor z = torch::empty(y.sizes(), y.options().dtype(out_dtype));
     if (y.is_cuda()) {
@@ -114,7 +114,7 @@ struct GeluDropout : public torch::autograd::Function<GeluDropout> {
 struct GluResidual : public torch::autograd::Function<GluResidual> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& vg, const torch::Tensor& x,
                                const std::optional<torch::Tensor>& mask, double scale) {
-                                 RECORD_USER_SCOPE("compressm::glu_residual_forward");
+    RECORD_USER_SCOPE("compressm::glu_residual_forward");
     const torch::Tensor keep = mask.value_or(torch::Tensor());
     torch::Tensor out = torch::empty_like(x);
     const int64_t hidden = x.size(-1), rows = x.numel() / hidden;
@@ -165,7 +165,7 @@ struct LruParameterize : public torch::autograd::Function<LruParameterize> {
   // nu_log, theta_log, gamma_log, B_re, B_im -> lambda_re, lambda_im, Bt_re, Bt_im
   static tensor_list forward(AutogradContext* ctx, const torch::Tensor& nu_log, const torch::Tensor& theta_log,
                              const torch::Tensor& gamma_log, const torch::Tensor& B_re, const torch::Tensor& B_im) {
-                               RECORD_USER_SCOPE("compressm::lru_parameterize_forward");
+    RECORD_USER_SCOPE("compressm::lru_parameterize_forward");
     const tensor_list t{nu_log, theta_log, gamma_log, B_re, B_im};
     const int64_t n = B_re.size(0), h = B_re.size(1);
     tensor_list out{torch::empty_like(nu_log), torch::empty_like(nu_log), torch::empty_like(B_re),

@@ -159,17 +159,19 @@ void skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const cu
                                                 scale);
 }
 
+// grad_out: the residual's dL/dx where u is normalised (or undefined); sums
+// {H} (u stored) or {2H} (normalised): kernels::elementwise::lru_skip_gelu_backward.
 void skip_gelu_backward(const torch::Tensor& grad_g, const torch::Tensor& cx, const torch::Tensor& D,
-                        const cuda_ops::SkipInput& u, const torch::Tensor& keep, double scale, torch::Tensor& grad_cx,
-                        torch::Tensor& grad_u_skip, torch::Tensor& grad_D) {
+                        const cuda_ops::SkipInput& u, const torch::Tensor& grad_out, const torch::Tensor& keep,
+                        double scale, torch::Tensor& grad_cx, torch::Tensor& grad_skip, torch::Tensor& sums) {
   const int64_t h = u.x.size(2);
   if (u.x.is_cuda())
-    cuda_ops::lru_skip_gelu_backward(grad_g, cx, D, u, keep, scale, grad_cx, grad_u_skip, grad_D);
+    cuda_ops::lru_skip_gelu_backward(grad_g, cx, D, u, grad_out, keep, scale, grad_cx, grad_skip, sums);
   else
     kernels::elementwise::lru_skip_gelu_backward(
         grad_g.data_ptr<c10::BFloat16>(), cx.data_ptr<c10::BFloat16>(), D.data_ptr<float>(), norm_input(u),
-        grad_cx.data_ptr<c10::BFloat16>(), grad_u_skip.data_ptr<float>(), grad_D.data_ptr<float>(), u.x.numel() / h,
-        h, keep_ptr(keep), scale);
+        grad_out.defined() ? grad_out.data_ptr<float>() : nullptr, grad_cx.data_ptr<c10::BFloat16>(),
+        grad_skip.data_ptr<float>(), sums.data_ptr<float>(), u.x.numel() / h, h, keep_ptr(keep), scale);
 }
 
 // y = float(cx) + D .* u.
@@ -179,7 +181,7 @@ struct LruLayerBf16 : public torch::autograd::Function<LruLayerBf16> {
                                const torch::Tensor& lambda_im, const torch::Tensor& B_re, const torch::Tensor& B_im,
                                const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
                                const torch::Tensor& u) {
-                                 RECORD_USER_SCOPE("compressm::lru_layer_bf16_forward");
+    RECORD_USER_SCOPE("compressm::lru_layer_bf16_forward");
     const auto [core, cx] = bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u}, u.to(torch::kBFloat16));
     const int64_t h = u.size(2);
     torch::Tensor y = torch::empty_like(u);
@@ -196,7 +198,7 @@ struct LruLayerBf16 : public torch::autograd::Function<LruLayerBf16> {
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grad_outputs) {
-                                                 RECORD_USER_SCOPE("compressm::lru_layer_bf16_backward");
+    RECORD_USER_SCOPE("compressm::lru_layer_bf16_backward");
     const tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor &D = saved[kBf16CoreSaved], &u = saved[kBf16CoreSaved + 1];
     const int64_t h = u.size(2);
@@ -221,12 +223,11 @@ struct LruLayerBf16Gelu : public torch::autograd::Function<LruLayerBf16Gelu> {
                                const torch::Tensor& lambda_im, const torch::Tensor& B_re, const torch::Tensor& B_im,
                                const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
                                const torch::Tensor& u, const std::optional<torch::Tensor>& mask, double scale) {
-                                 RECORD_USER_SCOPE("compressm::lru_layer_bf16_gelu_forward");
+    RECORD_USER_SCOPE("compressm::lru_layer_bf16_gelu_forward");
     const auto [core, cx] = bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u}, u.to(torch::kBFloat16));
     const torch::Tensor keep = mask.value_or(torch::Tensor());
-    const int64_t h = u.size(2);
     torch::Tensor g = torch::empty_like(cx);
-    skip_gelu_forward(cx, D, {u}, keep, scale, g);
+    skip_gelu_forward(cx, D, {u, {}, {}}, keep, scale, g);
     tensor_list saved = saved_list(core);
     saved.insert(saved.end(), {D, u, cx});
     ctx->save_for_backward(saved);
@@ -237,15 +238,14 @@ struct LruLayerBf16Gelu : public torch::autograd::Function<LruLayerBf16Gelu> {
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grad_outputs) {
-                                                 RECORD_USER_SCOPE("compressm::lru_layer_bf16_gelu_backward");
+    RECORD_USER_SCOPE("compressm::lru_layer_bf16_gelu_backward");
     const tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor &D = saved[kBf16CoreSaved], &u = saved[kBf16CoreSaved + 1], &cx = saved[kBf16CoreSaved + 2];
     const torch::Tensor keep = ctx->saved_data["keep"].toTensor();
     const double scale = ctx->saved_data["scale"].toDouble();
-    const int64_t h = u.size(2);
     const torch::Tensor grad_g = grad_outputs[0].to(torch::kBFloat16).contiguous();
     torch::Tensor grad_cx = torch::empty_like(cx), grad_u = torch::empty_like(u), grad_D = torch::empty_like(D);
-    skip_gelu_backward(grad_g, cx, D, {u}, keep, scale, grad_cx, grad_u, grad_D);
+    skip_gelu_backward(grad_g, cx, D, {u, {}, {}}, torch::Tensor(), keep, scale, grad_cx, grad_u, grad_D);
     auto [grads, grad_ub] = bf16_core_backward(core_of(saved), grad_cx);
     grad_u.add_(grad_ub);  // the skip's share plus the B GEMM's
     grads.insert(grads.end(), {grad_D, grad_u, torch::Tensor(), torch::Tensor()});
@@ -262,7 +262,7 @@ struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
                              const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
                              const torch::Tensor& x, const std::optional<torch::Tensor>& mask, double scale,
                              double eps) {
-                               RECORD_USER_SCOPE("compressm::lru_block_bf16_front_forward");
+    RECORD_USER_SCOPE("compressm::lru_block_bf16_front_forward");
     const int64_t h = x.size(2), rows = x.numel() / h;
     torch::Tensor mean = torch::empty({h}, x.options()), var = torch::empty_like(mean),
                   invstd = torch::empty_like(mean);
@@ -295,7 +295,7 @@ struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
 
   static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
                                                torch::autograd::tensor_list grad_outputs) {
-                                                 RECORD_USER_SCOPE("compressm::lru_block_bf16_front_backward");
+    RECORD_USER_SCOPE("compressm::lru_block_bf16_front_backward");
     const tensor_list saved = ctx->get_saved_variables();
     const size_t k = kBf16CoreSaved;
     const torch::Tensor &D = saved[k], &x = saved[k + 1], &cx = saved[k + 2];
@@ -305,18 +305,21 @@ struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
     const torch::Tensor grad_g = grad_outputs[0].defined() ? grad_outputs[0].to(torch::kBFloat16).contiguous()
                                                            : torch::zeros_like(cx);
     const torch::Tensor grad_out = grad_outputs[1].defined() ? grad_outputs[1].contiguous() : torch::Tensor();
-    torch::Tensor grad_cx = torch::empty_like(cx), grad_u_skip = torch::empty_like(x), grad_D = torch::empty_like(D);
-    skip_gelu_backward(grad_g, cx, D, u, keep, scale, grad_cx, grad_u_skip, grad_D);
+    // grad_x: the skip's and the residual's shares of dL/dx first (one pass),
+    // then batch_norm_backward adds the rest in place; sums: dL/dD, sum of gp.
+    torch::Tensor grad_cx = torch::empty_like(cx), grad_x = torch::empty_like(x);
+    torch::Tensor sums = torch::empty({2, D.size(0)}, D.options());
+    skip_gelu_backward(grad_g, cx, D, u, grad_out, keep, scale, grad_cx, grad_x, sums);
     auto [grads, grad_ub] = bf16_core_backward(core_of(saved), grad_cx);
-    torch::Tensor grad_x = torch::empty_like(x);
     if (x.is_cuda()) {
-      cuda_ops::batch_norm_backward(grad_out, grad_u_skip, grad_ub, u, grad_x);
+      cuda_ops::batch_norm_backward(grad_x, grad_ub, u, D, sums);
     } else {
       const int64_t h = x.size(2);
-      kernels::elementwise::batch_norm_backward(
-          grad_out.defined() ? grad_out.data_ptr<float>() : nullptr, grad_u_skip.data_ptr<float>(),
-          grad_ub.data_ptr<c10::BFloat16>(), norm_input(u), grad_x.data_ptr<float>(), x.numel() / h, h);
+      kernels::elementwise::batch_norm_backward(grad_x.data_ptr<float>(), grad_ub.data_ptr<c10::BFloat16>(),
+                                                norm_input(u), D.data_ptr<float>(), sums.data_ptr<float>(),
+                                                x.numel() / h, h);
     }
+    const torch::Tensor grad_D = sums[0];
     grads.insert(grads.end(), {grad_D, grad_x, torch::Tensor(), torch::Tensor(), torch::Tensor()});
     return grads;
   }

@@ -528,7 +528,7 @@ TEST(EmulatedCudaFusedOps, LruSkipMatchesTheCpuLoops) {
   expect_close(out, out_ref, 1e-6, "forward");
   std::vector<float> gu(n, NAN), gu_ref(n), gD(hidden, NAN), gD_ref(hidden);
   std::vector<float> workspace(cuda::lru_skip_workspace(rows, hidden), NAN);
-  ASSERT_EQ(workspace.size(), static_cast<size_t>(ew::lru_skip_parts(rows) * hidden));
+  ASSERT_EQ(workspace.size(), static_cast<size_t>(2 * ew::lru_skip_parts(rows) * hidden));  // room for two sums
   cuda::lru_skip_backward(grad_y.data(), u.data(), grad_gemm.data(), Storage::kBFloat16, D.data(), gu.data(),
                           gD.data(), workspace.data(), rows, hidden, kStream);
   ew::lru_skip_backward(grad_y.data(), u.data(), grad_gemm.data(), D.data(), gu_ref.data(), gD_ref.data(), rows,
@@ -563,6 +563,7 @@ TEST(EmulatedCudaFusedOps, LruSkipGeluMatchesTheCpuLoops) {
   const auto cx = to_bf16(random_floats(n, 82)), grad_g = to_bf16(random_floats(n, 83));
   const auto mask = random_mask(n, 84);
   const auto mean = random_floats(hidden, 85), invstd = random_floats(hidden, 86, 0.5f, 2.f);
+  const auto grad_out = random_floats(n, 87);
   std::vector<float> workspace(cuda::lru_skip_workspace(rows, hidden), NAN);
   for (const bool normalized : {false, true})
     for (const bool dropout : {false, true}) {
@@ -577,16 +578,34 @@ TEST(EmulatedCudaFusedOps, LruSkipGeluMatchesTheCpuLoops) {
                                   kStream);
       ew::lru_skip_gelu_forward(cx.data(), D.data(), in, g_ref.data(), rows, hidden, keep, scale);
       expect_close(floats_of(g), floats_of(bits_of(g_ref)), 1.0 / 128, "g");
+      // Normalised: the residual's gradient enters grad_skip, and the sums
+      // are dL/dD and the sum of gp.
+      const float* go = normalized ? grad_out.data() : nullptr;
+      const int64_t sums = normalized ? 2 * hidden : hidden;
       std::vector<uint16_t> gcx(n, 0xffff);
       std::vector<c10::BFloat16> gcx_ref(n);
-      std::vector<float> gu(n, NAN), gu_ref(n), gD(hidden, NAN), gD_ref(hidden);
-      cuda::lru_skip_gelu_backward(grad_g.data(), cx.data(), Storage::kBFloat16, D.data(), in, gcx.data(), gu.data(),
-                                   gD.data(), workspace.data(), rows, hidden, keep, scale, kStream);
-      ew::lru_skip_gelu_backward(grad_g.data(), cx.data(), D.data(), in, gcx_ref.data(), gu_ref.data(),
+      std::vector<float> gu(n, NAN), gu_ref(n), gD(sums, NAN), gD_ref(sums);
+      cuda::lru_skip_gelu_backward(grad_g.data(), cx.data(), Storage::kBFloat16, D.data(), in, go, gcx.data(),
+                                   gu.data(), gD.data(), workspace.data(), rows, hidden, keep, scale, kStream);
+      ew::lru_skip_gelu_backward(grad_g.data(), cx.data(), D.data(), in, go, gcx_ref.data(), gu_ref.data(),
                                  gD_ref.data(), rows, hidden, keep, scale);
       expect_close(floats_of(gcx), floats_of(bits_of(gcx_ref)), 1.0 / 128, "grad_cx");
-      expect_close(gu, gu_ref, 1e-5, "grad_u_skip");
-      expect_close(gD, gD_ref, 1e-5, "grad_D");
+      expect_close(gu, gu_ref, 1e-5, "grad_skip");
+      expect_close(gD, gD_ref, 1e-5, "sums");
+      // The CPU loop against float64.
+      std::vector<double> sums64(sums, 0.0), skip64(n);
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t h = i % hidden;
+        const double ui = normalized ? (double(u[i]) - mean[h]) * invstd[h] : u[i];
+        const double gp = ew::skip_gelu_gradient<double>(static_cast<float>(cx[i]), D[h], ui,
+                                                         keep ? (keep[i] ? scale : 0.0) : 1.0,
+                                                         static_cast<float>(grad_g[i]));
+        sums64[h] += gp * ui;
+        if (normalized) sums64[hidden + h] += gp;
+        skip64[i] = (go ? go[i] : 0.0) + (normalized ? double(invstd[h]) : 1.0) * D[h] * gp;
+      }
+      expect_close(gu_ref, skip64, 1e-5, "grad_skip against float64");
+      expect_close(gD_ref, sums64, 1e-4, "sums against float64");
     }
 }
 
@@ -623,27 +642,42 @@ TEST(EmulatedCudaFusedOps, BatchNormMatchesTheCpuLoopsAndFloat64) {
     ew::batch_norm_cast(x.data(), mean.data(), invstd.data(), ub_ref.data(), rows, hidden);
     expect_close(floats_of(ub), floats_of(bits_of(ub_ref)), 1.0 / 128, "bf16(u)");
 
-    const auto grad_out = random_floats(n, 91), grad_skip = random_floats(n, 92);
+    // The skip kernel's outputs as batch_norm_backward takes them, built
+    // here from a random gp: grad_skip = grad_out + invstd D gp, skip_sums =
+    // {sum of gp u, sum of gp}.
+    const auto grad_out = random_floats(n, 91), gp = random_floats(n, 92), D = random_floats(hidden, 94);
     const auto grad_gemm = to_bf16(random_floats(n, 93));
     const ew::NormInput u{x.data(), mean.data(), invstd.data()};
+    const auto u64 = [&](int64_t i) { return (x[i] - double(mean[i % hidden])) * invstd[i % hidden]; };
+    std::vector<float> skip_sums(2 * hidden, 0.f);
+    {
+      std::vector<double> s64(2 * hidden, 0.0);
+      for (int64_t i = 0; i < n; ++i) {
+        s64[i % hidden] += gp[i] * u64(i);
+        s64[hidden + i % hidden] += gp[i];
+      }
+      for (int64_t k = 0; k < 2 * hidden; ++k) skip_sums[k] = static_cast<float>(s64[k]);
+    }
     for (const bool residual : {true, false}) {
       SCOPED_TRACE(residual ? "with the residual's gradient" : "without");
-      const float* go = residual ? grad_out.data() : nullptr;
-      std::vector<float> gx(n, NAN), gx_ref(n);
-      cuda::batch_norm_backward(go, grad_skip.data(), grad_gemm.data(), Storage::kBFloat16, u, gx.data(),
+      std::vector<float> gx(n), gx_ref;
+      for (int64_t i = 0; i < n; ++i)
+        gx[i] = ew::skip_input_gradient(residual ? grad_out[i] : 0.f, D[i % hidden], gp[i], u, i % hidden);
+      gx_ref = gx;
+      cuda::batch_norm_backward(gx.data(), grad_gemm.data(), Storage::kBFloat16, u, D.data(), skip_sums.data(),
                                 workspace.data(), rows, hidden, kStream);
-      ew::batch_norm_backward(go, grad_skip.data(), grad_gemm.data(), u, gx_ref.data(), rows, hidden);
+      ew::batch_norm_backward(gx_ref.data(), grad_gemm.data(), u, D.data(), skip_sums.data(), rows, hidden);
       expect_close(gx, gx_ref, 1e-5, "grad_x");
-      // float64: dx = go + invstd (dz - mean(dz) - u mean(dz u)).
+      // float64: dx = go + invstd (dz - mean(dz) - u mean(dz u)), dz = D gp + g_gemm.
       std::vector<double> mdz(hidden, 0.0), mdzu(hidden, 0.0), exact(n);
-      const auto u64 = [&](int64_t i) { return (x[i] - double(mean[i % hidden])) * invstd[i % hidden]; };
-      const auto dz = [&](int64_t i) { return double(grad_skip[i]) + float(grad_gemm[i]); };
+      const auto dz = [&](int64_t i) { return double(D[i % hidden]) * gp[i] + float(grad_gemm[i]); };
       for (int64_t i = 0; i < n; ++i) {
         mdz[i % hidden] += dz(i) / double(rows);
         mdzu[i % hidden] += dz(i) * u64(i) / double(rows);
       }
       for (int64_t i = 0; i < n; ++i)
-        exact[i] = (go ? go[i] : 0.0) + invstd[i % hidden] * (dz(i) - mdz[i % hidden] - u64(i) * mdzu[i % hidden]);
+        exact[i] = (residual ? grad_out[i] : 0.0) +
+                   invstd[i % hidden] * (dz(i) - mdz[i % hidden] - u64(i) * mdzu[i % hidden]);
       expect_close(gx, exact, 1e-3, "grad_x against float64");
     }
   }

@@ -129,19 +129,22 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Column parts (accumulate_column_part).
-template <class V>
+// Column parts (accumulate_column_part): K = 1, dL/dD; K = 2 (u normalised),
+// dL/dD and the sum of gp.
+template <class V, int K>
 __global__ void __launch_bounds__(kThreads)
     lru_skip_gelu_backward_kernel(const V* __restrict__ grad_g, const V* __restrict__ cx,
-                                  const float* __restrict__ D, const ew::NormInput u, V* __restrict__ grad_cx,
-                                  float* __restrict__ grad_u_skip, float* __restrict__ sums, long long rows,
+                                  const float* __restrict__ D, const ew::NormInput u,
+                                  const float* __restrict__ grad_out, V* __restrict__ grad_cx,
+                                  float* __restrict__ grad_skip, float* __restrict__ sums, long long rows,
                                   long long hidden, const uint8_t* __restrict__ keep, float scale) {
-  accumulate_column_part<1>(rows, hidden, sums, [&](long long i, long long h, float* sum) {
+  accumulate_column_part<K>(rows, hidden, sums, [&](long long i, long long h, float* acc) {
     const float ui = ew::input_at(u, i, h), d = D[h];
     const float gp = ew::skip_gelu_gradient(load(cx, i), d, ui, ew::dropout_factor(keep, i, scale), load(grad_g, i));
     store(grad_cx, i, gp);
-    grad_u_skip[i] = d * gp;
-    sum[0] = sum[0] + gp * ui;
+    grad_skip[i] = ew::skip_input_gradient(grad_out ? grad_out[i] : 0.f, d, gp, u, h);
+    acc[0] = acc[0] + gp * ui;
+    if (K == 2) acc[K - 1] = acc[K - 1] + gp;
   });
 }
 
@@ -181,29 +184,41 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// Column parts of dz = grad_u_skip + grad_u_gemm and dz .* u.
+// Column parts of grad_u_gemm and grad_u_gemm .* u.
 template <class V>
 __global__ void __launch_bounds__(kThreads)
-    batch_norm_sums_kernel(const float* __restrict__ grad_u_skip, const V* __restrict__ grad_u_gemm,
-                           const ew::NormInput u, float* __restrict__ sums, long long rows, long long hidden) {
+    batch_norm_sums_kernel(const V* __restrict__ grad_u_gemm, const ew::NormInput u, float* __restrict__ sums,
+                           long long rows, long long hidden) {
   accumulate_column_part<2>(rows, hidden, sums, [&](long long i, long long h, float* acc) {
-    const float dz = grad_u_skip[i] + load(grad_u_gemm, i);
-    acc[0] = acc[0] + dz;
-    acc[1] = acc[1] + dz * ew::input_at(u, i, h);
+    const float g = load(grad_u_gemm, i);
+    acc[0] = acc[0] + g;
+    acc[1] = acc[1] + g * ew::input_at(u, i, h);
   });
 }
 
-// sums = {sum of dz {H}, sum of dz .* u {H}}, scaled by 1 / rows here as the CPU loop does.
+// One thread per column: sums (grad_u_gemm's column sums, then those of
+// grad_u_gemm .* u) become the means of dz and dz .* u, as the CPU loop does.
+__global__ void __launch_bounds__(kThreads)
+    batch_norm_means_kernel(const float* __restrict__ D, const float* __restrict__ skip_sums,
+                            float* __restrict__ sums, float inv_rows, long long hidden) {
+  const long long h = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (h >= hidden) return;
+  float mean_dz, mean_dz_u;
+  ew::batch_norm_gradient_means(D[h], skip_sums[hidden + h], skip_sums[h], sums[h], sums[hidden + h], inv_rows,
+                                mean_dz, mean_dz_u);
+  sums[h] = mean_dz;
+  sums[hidden + h] = mean_dz_u;
+}
+
+// grad_x (holding the skip kernel's grad_skip) += the rest of dL/dx, in place.
 template <class V>
 __global__ void __launch_bounds__(kThreads)
-    batch_norm_apply_kernel(const float* __restrict__ grad_out, const float* __restrict__ grad_u_skip,
-                            const V* __restrict__ grad_u_gemm, const ew::NormInput u, const float* __restrict__ sums,
-                            float inv_rows, float* __restrict__ grad_x, long long n, long long hidden) {
+    batch_norm_apply_kernel(float* grad_x, const V* __restrict__ grad_u_gemm, const ew::NormInput u,
+                            const float* __restrict__ means, long long n, long long hidden) {
   COMPRESSM_GRID_STRIDE_LOOP(i, n) {
     const long long h = i % hidden;
-    const float dz = grad_u_skip[i] + load(grad_u_gemm, i);
-    grad_x[i] = ew::batch_norm_gradient(grad_out ? grad_out[i] : 0.f, dz, ew::input_at(u, i, h), u.invstd[h],
-                                        sums[h] * inv_rows, sums[hidden + h] * inv_rows);
+    grad_x[i] = ew::batch_norm_gradient(grad_x[i], load(grad_u_gemm, i), ew::input_at(u, i, h), u.invstd[h], means[h],
+                                        means[hidden + h]);
   }
 }
 
@@ -453,7 +468,7 @@ void launch_column_parts(const char* name, int64_t rows, int64_t hidden, float* 
 }
 }  // namespace
 
-int64_t lru_skip_workspace(int64_t rows, int64_t hidden) { return ew::lru_skip_parts(rows) * hidden; }
+int64_t lru_skip_workspace(int64_t rows, int64_t hidden) { return 2 * ew::lru_skip_parts(rows) * hidden; }
 
 void lru_skip_backward(const float* grad_y, const float* u, const void* grad_u_gemm, Storage grad_type,
                        const float* D, float* grad_u, float* grad_D, float* workspace, int64_t rows, int64_t hidden,
@@ -482,18 +497,33 @@ void lru_skip_gelu_forward(const void* cx, Storage type, const float* D, ew::Nor
 }
 
 void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, const float* D, ew::NormInput u,
-                            void* grad_cx, float* grad_u_skip, float* grad_D, float* workspace, int64_t rows,
-                            int64_t hidden, const uint8_t* keep, float scale, Stream stream) {
-  launch_column_parts("lru_skip_gelu_backward (CUDA)", rows, hidden, workspace, grad_D, stream, [&](dim3 grid) {
-    if (type == Storage::kBFloat16)
-      COMPRESSM_LAUNCH(lru_skip_gelu_backward_kernel<__nv_bfloat16>, grid, kThreads, stream)(
-          static_cast<const __nv_bfloat16*>(grad_g), static_cast<const __nv_bfloat16*>(cx), D, u,
-          static_cast<__nv_bfloat16*>(grad_cx), grad_u_skip, workspace, rows, hidden, keep, scale);
-    else
-      COMPRESSM_LAUNCH(lru_skip_gelu_backward_kernel<float>, grid, kThreads, stream)(
-          static_cast<const float*>(grad_g), static_cast<const float*>(cx), D, u, static_cast<float*>(grad_cx),
-          grad_u_skip, workspace, rows, hidden, keep, scale);
-  });
+                            const float* grad_out, void* grad_cx, float* grad_skip, float* sums, float* workspace,
+                            int64_t rows, int64_t hidden, const uint8_t* keep, float scale, Stream stream) {
+  const char* name = "lru_skip_gelu_backward (CUDA)";
+  const auto launch = [&](auto kernel, auto g, auto c, auto gc, dim3 grid) {
+    COMPRESSM_LAUNCH(kernel, grid, kThreads, stream)(g, c, D, u, grad_out, gc, grad_skip, workspace, rows, hidden,
+                                                     keep, scale);
+  };
+  const bool normalized = u.mean != nullptr;
+  launch_column_parts(name, rows, hidden, workspace, sums, stream, [&](dim3 grid) {
+    const auto* g16 = static_cast<const __nv_bfloat16*>(grad_g);
+    const auto* c16 = static_cast<const __nv_bfloat16*>(cx);
+    auto* gc16 = static_cast<__nv_bfloat16*>(grad_cx);
+    const auto* g32 = static_cast<const float*>(grad_g);
+    const auto* c32 = static_cast<const float*>(cx);
+    auto* gc32 = static_cast<float*>(grad_cx);
+    if (type == Storage::kBFloat16) {
+      if (normalized)
+        launch(lru_skip_gelu_backward_kernel<__nv_bfloat16, 2>, g16, c16, gc16, grid);
+      else
+        launch(lru_skip_gelu_backward_kernel<__nv_bfloat16, 1>, g16, c16, gc16, grid);
+    } else {
+      if (normalized)
+        launch(lru_skip_gelu_backward_kernel<float, 2>, g32, c32, gc32, grid);
+      else
+        launch(lru_skip_gelu_backward_kernel<float, 1>, g32, c32, gc32, grid);
+    }
+  }, normalized ? 2 : 1);
 }
 
 int64_t batch_norm_workspace(int64_t rows, int64_t hidden) { return 2 * (ew::lru_skip_parts(rows) + 1) * hidden; }
@@ -527,9 +557,8 @@ void batch_norm_cast(const float* x, const float* mean, const float* invstd, voi
   detail::check_launch("batch_norm_cast (CUDA)");
 }
 
-void batch_norm_backward(const float* grad_out, const float* grad_u_skip, const void* grad_u_gemm, Storage type,
-                         ew::NormInput u, float* grad_x, float* workspace, int64_t rows, int64_t hidden,
-                         Stream stream) {
+void batch_norm_backward(float* grad_x, const void* grad_u_gemm, Storage type, ew::NormInput u, const float* D,
+                         const float* skip_sums, float* workspace, int64_t rows, int64_t hidden, Stream stream) {
   const long long n = rows * hidden;
   if (n == 0) return;
   const long long parts = ew::lru_skip_parts(rows);
@@ -537,18 +566,20 @@ void batch_norm_backward(const float* grad_out, const float* grad_u_skip, const 
   launch_column_parts("batch_norm_backward (CUDA)", rows, hidden, workspace, sums, stream, [&](dim3 grid) {
     if (type == Storage::kBFloat16)
       COMPRESSM_LAUNCH(batch_norm_sums_kernel<__nv_bfloat16>, grid, kThreads, stream)(
-          grad_u_skip, static_cast<const __nv_bfloat16*>(grad_u_gemm), u, workspace, rows, hidden);
+          static_cast<const __nv_bfloat16*>(grad_u_gemm), u, workspace, rows, hidden);
     else
       COMPRESSM_LAUNCH(batch_norm_sums_kernel<float>, grid, kThreads, stream)(
-          grad_u_skip, static_cast<const float*>(grad_u_gemm), u, workspace, rows, hidden);
+          static_cast<const float*>(grad_u_gemm), u, workspace, rows, hidden);
   }, 2);
-  const float inv_rows = 1.f / static_cast<float>(rows);
+  COMPRESSM_LAUNCH(batch_norm_means_kernel, detail::blocks_for(hidden, kThreads), kThreads, stream)(
+      D, skip_sums, sums, 1.f / static_cast<float>(rows), hidden);
+  detail::check_launch("batch_norm_backward (CUDA): means");
   if (type == Storage::kBFloat16)
     COMPRESSM_LAUNCH(batch_norm_apply_kernel<__nv_bfloat16>, grid_for(n), kThreads, stream)(
-        grad_out, grad_u_skip, static_cast<const __nv_bfloat16*>(grad_u_gemm), u, sums, inv_rows, grad_x, n, hidden);
+        grad_x, static_cast<const __nv_bfloat16*>(grad_u_gemm), u, sums, n, hidden);
   else
     COMPRESSM_LAUNCH(batch_norm_apply_kernel<float>, grid_for(n), kThreads, stream)(
-        grad_out, grad_u_skip, static_cast<const float*>(grad_u_gemm), u, sums, inv_rows, grad_x, n, hidden);
+        grad_x, static_cast<const float*>(grad_u_gemm), u, sums, n, hidden);
   detail::check_launch("batch_norm_backward (CUDA): apply");
 }
 

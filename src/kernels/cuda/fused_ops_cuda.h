@@ -32,7 +32,8 @@ void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_ou
 // lru_skip (kernels::elementwise): out {rows, H} = cx + D .* u, cx stored as
 // `cx_type`. Backward: grad_u = grad_u_gemm + D .* grad_y and grad_D {H}, by
 // one kernel (a thread block per part of rows and 256 columns) writing the
-// parts' sums into `workspace` (lru_skip_workspace floats) and one sum_rows.
+// parts' sums into `workspace` (lru_skip_workspace floats, room for two sums'
+// parts) and one sum_rows.
 void lru_skip_forward(const void* cx, Storage cx_type, const float* D, const float* u, float* out, int64_t rows,
                       int64_t hidden, Stream stream);
 int64_t lru_skip_workspace(int64_t rows, int64_t hidden);
@@ -42,28 +43,32 @@ void lru_skip_backward(const float* grad_y, const float* u, const void* grad_u_g
 
 // lru_skip_gelu (kernels::elementwise): g = dropout(GELU(cx + D .* u)), cx
 // and g stored as `type`, u stored or normalised on the fly (NormInput).
-// Backward: grad_cx (stored as `type`), grad_u_skip and grad_D as
-// lru_skip_backward (the workspace of lru_skip_workspace).
+// Backward: grad_cx (stored as `type`), grad_skip (grad_out may be null) and
+// the column sums `sums` ({H}, or {2H} where u is normalised) as the CPU loop
+// writes them, by one column-parts kernel and one sum_rows (the workspace of
+// lru_skip_workspace).
 void lru_skip_gelu_forward(const void* cx, Storage type, const float* D, elementwise::NormInput u, void* g,
                            int64_t rows, int64_t hidden, const uint8_t* keep, float scale, Stream stream);
 void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, const float* D,
-                            elementwise::NormInput u, void* grad_cx, float* grad_u_skip, float* grad_D,
-                            float* workspace, int64_t rows, int64_t hidden, const uint8_t* keep, float scale,
-                            Stream stream);
+                            elementwise::NormInput u, const float* grad_out, void* grad_cx, float* grad_skip,
+                            float* sums, float* workspace, int64_t rows, int64_t hidden, const uint8_t* keep,
+                            float scale, Stream stream);
 
 // batch_norm (kernels::elementwise) of x {rows, H}: column_moments (a column
 // parts kernel and a merge kernel) writes mean, var, invstd {H};
 // batch_norm_cast writes out = batch_norm(x) stored as `out_type`;
-// batch_norm_backward writes grad_x from grad_out (may be null), grad_u_skip
-// and grad_u_gemm (stored as `type`), by a column-parts kernel, one sum_rows
-// and an element-wise kernel. Both take batch_norm_workspace floats.
+// batch_norm_backward completes dL/dx in place over grad_x (which holds
+// lru_skip_gelu_backward's grad_skip) from grad_u_gemm (stored as `type`), D
+// and that op's skip_sums {2H}, by a column-parts kernel, one sum_rows, a
+// per-column kernel and an element-wise kernel. Both take
+// batch_norm_workspace floats.
 int64_t batch_norm_workspace(int64_t rows, int64_t hidden);
 void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, float* mean, float* var,
                     float* invstd, float* workspace, Stream stream);
 void batch_norm_cast(const float* x, const float* mean, const float* invstd, void* out, Storage out_type,
                      int64_t rows, int64_t hidden, Stream stream);
-void batch_norm_backward(const float* grad_out, const float* grad_u_skip, const void* grad_u_gemm, Storage type,
-                         elementwise::NormInput u, float* grad_x, float* workspace, int64_t rows, int64_t hidden,
+void batch_norm_backward(float* grad_x, const void* grad_u_gemm, Storage type, elementwise::NormInput u,
+                         const float* D, const float* skip_sums, float* workspace, int64_t rows, int64_t hidden,
                          Stream stream);
 
 // The LRU parameterisation (kernels::elementwise::lru_parameterize_*), float32:
