@@ -4,7 +4,7 @@
 // (docs/gpu.md, "Fused ops"). No GPU needed.
 //
 //   bench_op_count [--blocks 1] [--state 256] [--hidden 8] [--batch 50] [--length 784]
-//                  [--input 1] [--classes 10] [--precision fp32|tf32|bf16]
+//                  [--input 1] [--classes 10] [--dropout 0.1] [--precision fp32|tf32|bf16]
 //                  [--block-ops auto|fused|composed] [--wide-lru bf16|fp32] [--list 0|1]
 //
 // LibTorch's RecordFunction callbacks see every ATen op the step dispatches.
@@ -44,6 +44,7 @@ namespace {
 
 struct Options {
   int64_t blocks = 1, state = 256, hidden = 8, batch = 50, length = 784, input = 1, classes = 10;
+  double dropout = 0.1;  // configs/smnist.yaml, configs/scifar.yaml
   bool wide_lru_bf16 = true, list = false;
   compressm::nn::BlockOps block_ops = compressm::nn::BlockOps::kFused;
   std::string precision = "fp32";
@@ -60,15 +61,18 @@ Options parse(int argc, char** argv) {
   flags.read("--length", o.length);
   flags.read("--input", o.input);
   flags.read("--classes", o.classes);
+  flags.read("--dropout", o.dropout);
   std::string block_ops = "fused", wide_lru = "bf16", list = "0";
   flags.read("--block-ops", block_ops);
   flags.read("--wide-lru", wide_lru);
   flags.read("--list", list);
   flags.check_all_read();
-  if (wide_lru != "bf16" && wide_lru != "fp32") throw std::invalid_argument("--wide-lru: bf16 or fp32, got " + wide_lru);
+  if (wide_lru != "bf16" && wide_lru != "fp32")
+    throw std::invalid_argument("--wide-lru: bf16 or fp32, got " + wide_lru);
   if (list != "0" && list != "1") throw std::invalid_argument("--list: 0 or 1, got " + list);
   if (o.blocks < 1 || o.state < 1 || o.hidden < 1 || o.batch < 2 || o.length < 1 || o.input < 1 || o.classes < 2)
     throw std::invalid_argument("sizes must be >= 1 (batch and classes >= 2)");
+  if (!(o.dropout >= 0 && o.dropout < 1)) throw std::invalid_argument("--dropout: in [0, 1)");
   o.wide_lru_bf16 = wide_lru == "bf16";
   o.list = list == "1";
   o.block_ops = compressm::bench::block_ops_named(block_ops);
@@ -193,6 +197,7 @@ int main(int argc, char** argv) try {
   m.num_blocks = o.blocks;
   m.state_dim = o.state;
   m.hidden_dim = o.hidden;
+  m.drop_rate = o.dropout;
   m.precision = compressm::bench::precision_named(o.precision);
   m.block_ops = o.block_ops;
   m.wide_lru_bf16 = o.wide_lru_bf16;
@@ -220,13 +225,15 @@ int main(int argc, char** argv) try {
                "%lld backward (%lld fused ops among them, one each), AdamW apart\n",
                (long long)o.blocks, (long long)o.state, (long long)o.hidden, (long long)o.batch, (long long)o.length,
                o.precision.c_str(), compressm::bench::block_ops_name(o.block_ops),
-               (long long)(forward.kernels + forward.fused_ops), (long long)(backward.kernels + backward.fused_ops), (long long)(forward.fused_ops + backward.fused_ops));
+               (long long)(forward.kernels + forward.fused_ops), (long long)(backward.kernels + backward.fused_ops),
+               (long long)(forward.fused_ops + backward.fused_ops));
   std::cout << "{\"bench\": \"op_count\", \"forward_kernels\": " << forward.kernels + forward.fused_ops
             << ", \"backward_kernels\": " << backward.kernels + backward.fused_ops
             << ", \"fused_ops\": " << forward.fused_ops + backward.fused_ops << ", \"precision\": \"" << o.precision
             << "\", \"block_ops\": \"" << compressm::bench::block_ops_name(o.block_ops) << "\", \"num_blocks\": "
             << o.blocks << ", \"state_dim\": " << o.state << ", \"hidden_dim\": " << o.hidden
-            << ", \"batch_size\": " << o.batch << ", \"length\": " << o.length << "}" << std::endl;
+            << ", \"batch_size\": " << o.batch << ", \"length\": " << o.length << ", \"dropout\": " << o.dropout
+            << "}" << std::endl;
   return 0;
 } catch (const c10::Error& e) {
   std::fprintf(stderr, "bench_op_count: error: %s\n", e.what_without_backtrace());

@@ -5,11 +5,14 @@
 // default (1 block, N=256, H=8, batch 50, L=784, 1 input channel, 10 classes).
 //
 //   bench_train_step [--blocks 1] [--state 256] [--hidden 8] [--batch 50] [--length 784]
-//                    [--input 1] [--classes 10] [--steps 30] [--warmup 3] [--threads 2]
+//                    [--input 1] [--classes 10] [--dropout 0.1] [--steps 30] [--warmup 3] [--threads 2]
 //                    [--device cpu|cuda] [--precision fp32|tf32|bf16] [--graph 0|1]
 //                    [--block-ops auto|fused|composed] [--lru-segments 0|1|2|4]
 //                    [--wide-lru bf16|fp32]
 //
+// --dropout is the blocks' drop rate, 0.1 as in configs/smnist.yaml and
+// configs/scifar.yaml (the official code's step trains with it too); the
+// H200 figures in docs/gpu.md before 2026-11-27 ran with none.
 // --block-ops picks how the blocks run their element-wise work
 // (LruModelOptions::block_ops; auto: fused on CUDA, LibTorch's ops on the
 // CPU); scripts/gpu_check.sh times fused against composed on the device.
@@ -44,6 +47,7 @@ struct Options {
           warmup = 3;
   int threads = 2;
   int64_t lru_segments = 0;
+  double dropout = 0.1;
   bool graph = false, wide_lru_bf16 = true;
   compressm::nn::BlockOps block_ops = compressm::nn::BlockOps::kAuto;
   std::string device = "cpu", precision = "fp32";
@@ -64,6 +68,7 @@ Options parse(int argc, char** argv) {
   flags.read("--steps", o.steps);
   flags.read("--warmup", o.warmup);
   flags.read("--threads", o.threads);
+  flags.read("--dropout", o.dropout);
   flags.read("--lru-segments", o.lru_segments);
   std::string graph = "0", block_ops = "auto", wide_lru = "bf16";
   flags.read("--graph", graph);
@@ -72,7 +77,9 @@ Options parse(int argc, char** argv) {
   flags.check_all_read();
   if (graph != "0" && graph != "1") throw std::invalid_argument("--graph: 0 or 1, got " + graph);
   o.graph = graph == "1";
-  if (wide_lru != "bf16" && wide_lru != "fp32") throw std::invalid_argument("--wide-lru: bf16 or fp32, got " + wide_lru);
+  if (!(o.dropout >= 0 && o.dropout < 1)) throw std::invalid_argument("--dropout: in [0, 1)");
+  if (wide_lru != "bf16" && wide_lru != "fp32")
+    throw std::invalid_argument("--wide-lru: bf16 or fp32, got " + wide_lru);
   o.wide_lru_bf16 = wide_lru == "bf16";
   o.block_ops = compressm::bench::block_ops_named(block_ops);
   compressm::bench::check_device_name(o.device);
@@ -97,6 +104,7 @@ int main(int argc, char** argv) try {
   b.model.num_blocks = o.blocks;
   b.model.state_dim = o.state;
   b.model.hidden_dim = o.hidden;
+  b.model.drop_rate = o.dropout;
   b.model.precision = compressm::bench::precision_named(o.precision);
   b.model.block_ops = o.block_ops;
   b.model.wide_lru_bf16 = o.wide_lru_bf16;
@@ -115,7 +123,8 @@ int main(int argc, char** argv) try {
             << ", \"threads\": " << o.threads << ", \"device\": \"" << o.device << "\", \"precision\": \""
             << o.precision << "\", \"num_blocks\": " << o.blocks << ", \"state_dim\": " << o.state
             << ", \"hidden_dim\": " << o.hidden << ", \"batch_size\": " << o.batch << ", \"length\": " << o.length
-            << ", \"steps\": " << o.steps << ", \"block_ops\": \"" << compressm::bench::block_ops_name(o.block_ops) << "\""
+            << ", \"steps\": " << o.steps << ", \"dropout\": " << o.dropout << ", \"block_ops\": \""
+            << compressm::bench::block_ops_name(o.block_ops) << "\""
             << ", \"lru_segments\": " << o.lru_segments
             << ", \"wide_lru\": \"" << (o.wide_lru_bf16 ? "bf16" : "fp32") << "\""
             << ", \"cuda_graph\": " << (r.graph_captured ? "true" : "false")

@@ -20,7 +20,8 @@ fi
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS="$THREADS"
 # The allocator settings the C++ side makes with mallopt(), for Python too.
 export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=-1
-ours=$("$BUILD_DIR/bench/bench_train_step" --threads "$THREADS" --steps 30 | tail -n 1)
+# No dropout on either side: python_lru_step.py's model has none.
+ours=$("$BUILD_DIR/bench/bench_train_step" --threads "$THREADS" --steps 30 --dropout 0 | tail -n 1)
 python=$(/usr/bin/python3 bench/python_lru_step.py --threads "$THREADS" --steps 8 | tail -n 1)
 /usr/bin/python3 - "$ours" "$python" <<'PY'
 import json, sys

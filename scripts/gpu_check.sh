@@ -184,6 +184,9 @@ done
 # The fused block ops and AdamW kernel against LibTorch's composition (the
 # baseline of the same invocation; the AdamW kernel is in both graphed runs).
 run_bench smnist_n256_graph_composed "${smnist[@]}" --state 256 --graph 1 --block-ops composed
+# Without dropout, as the figures of docs/gpu.md before 2026-11-27 ran
+# (bench_train_step's default is now the configs' 0.1).
+run_bench smnist_n256_graph_nodrop "${smnist[@]}" --state 256 --graph 1 --dropout 0
 # The fused LRU kernels without time segments (the baseline of the automatic
 # choice in smnist_n256_graph; kernels/cuda/lru_cuda.h).
 run_bench smnist_n256_graph_segments1 "${smnist[@]}" --state 256 --graph 1 --lru-segments 1
@@ -196,6 +199,7 @@ if [[ $QUICK != 1 ]]; then
 fi
 run_bench scifar_n384_bf16_graph "${scifar[@]}" --state 384 --precision bf16 --graph 1
 run_bench scifar_n384_bf16_graph_composed "${scifar[@]}" --state 384 --precision bf16 --graph 1 --block-ops composed
+run_bench scifar_n384_bf16_graph_nodrop "${scifar[@]}" --state 384 --precision bf16 --graph 1 --dropout 0
 # The LRU's B and C projections of the wide layers in float32 (TF32 GEMMs
 # around the complex64 scan; the baseline of lru_layer_bf16's bfloat16 ones).
 run_bench scifar_n384_bf16_graph_lru_fp32 "${scifar[@]}" --state 384 --precision bf16 --graph 1 --wide-lru fp32

@@ -182,7 +182,8 @@ struct LruLayerBf16 : public torch::autograd::Function<LruLayerBf16> {
                                const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
                                const torch::Tensor& u) {
     RECORD_USER_SCOPE("compressm::lru_layer_bf16_forward");
-    const auto [core, cx] = bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u}, u.to(torch::kBFloat16));
+    const auto [core, cx] =
+        bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u}, u.to(torch::kBFloat16));
     const int64_t h = u.size(2);
     torch::Tensor y = torch::empty_like(u);
     if (u.is_cuda())
@@ -224,7 +225,8 @@ struct LruLayerBf16Gelu : public torch::autograd::Function<LruLayerBf16Gelu> {
                                const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
                                const torch::Tensor& u, const std::optional<torch::Tensor>& mask, double scale) {
     RECORD_USER_SCOPE("compressm::lru_layer_bf16_gelu_forward");
-    const auto [core, cx] = bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u}, u.to(torch::kBFloat16));
+    const auto [core, cx] =
+        bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u}, u.to(torch::kBFloat16));
     const torch::Tensor keep = mask.value_or(torch::Tensor());
     torch::Tensor g = torch::empty_like(cx);
     skip_gelu_forward(cx, D, {u, {}, {}}, keep, scale, g);

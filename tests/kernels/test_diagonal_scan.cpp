@@ -127,7 +127,8 @@ TEST(DiagonalScan, BadArgumentsAreRejected) {
   EXPECT_THROW(diagonal_scan(torch::zeros({5}, torch::kComplexFloat), u), c10::Error);
   EXPECT_THROW(diagonal_scan(torch::zeros({4}, torch::kComplexDouble), u), c10::Error);
   EXPECT_THROW(diagonal_scan(torch::zeros({4}, torch::kFloat), torch::zeros({2, 3, 4})), c10::Error);
-  EXPECT_THROW(diagonal_scan(torch::zeros({4}, torch::kComplexFloat), torch::zeros({3, 4}, torch::kComplexFloat)), c10::Error);
+  EXPECT_THROW(diagonal_scan(torch::zeros({4}, torch::kComplexFloat), torch::zeros({3, 4}, torch::kComplexFloat)),
+               c10::Error);
 }
 
 // |a - b| <= relative |b| + absolute, elementwise.
@@ -136,7 +137,6 @@ void expect_within(const torch::Tensor& a, const torch::Tensor& b, double relati
   EXPECT_EQ(bad.sum().item<int64_t>(), 0) << what << ": largest error " << (a - b).abs().max().item<double>();
 }
 
-const uint16_t* bits(const torch::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<c10::BFloat16>()); }
 uint16_t* bits(torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<c10::BFloat16>()); }
 
 // bfloat16 inputs, a float32 state: x is the state rounded once (one
