@@ -9,21 +9,22 @@
 //
 // LibTorch's RecordFunction callbacks see every ATen op the step dispatches.
 // An op counts as one kernel when it is a leaf (it dispatches no other op
-// that launches one) and is not in the list below of ops that only make views
-// or allocate; a few ops that compute and call others count as well. The
-// project's fused autograd ops (RECORD_USER_SCOPE "compressm::...") count
-// once each on their own line; on CUDA each one is one to a few kernels of
-// src/kernels/cuda (cuda_ops.cpp says which), and the ATen ops they call
-// (GEMMs, casts) count as above. It is an estimate of the CUDA graph, not a
-// trace of it: on the CPU some ops take other routes (BatchNorm's forward is
-// one CPU op and two or three CUDA kernels; sums may split in two on CUDA).
+// that launches one) and is not in the list below of ops that only make
+// views or allocate; a few ops count as a fixed number of CUDA kernels
+// whatever they call on the CPU (fixed_ops: GEMMs, sums, BatchNorm). The
+// project's fused autograd ops (RECORD_USER_SCOPE "compressm::...") count as
+// the kernels their CUDA path launches (fused_launches, read off
+// src/nn/cuda_ops.cpp and src/kernels/cuda/fused_ops.cu), and the ATen ops
+// they call on both devices (GEMMs, casts) as above; their CPU paths call no
+// ATen op that the CUDA path does not. An estimate of the CUDA graph, not a
+// trace of it: on CUDA LibTorch may split or merge some ops differently.
 // The optimiser is left out: the graphed step runs AdamW as one multi-tensor
 // kernel per parameter bucket (nn/graphed_step.h), not torch::optim's ops.
 //
 // Forward (with the loss) and backward are counted apart on the second step
 // (the first warms caches up). --list 1 prints the ops by name on stderr.
-// Last stdout line: JSON with forward_kernels, backward_kernels, fused_ops
-// and the configuration counted.
+// Last stdout line: JSON with forward_kernels, backward_kernels (all
+// kernels), fused_ops (calls of fused ops) and the configuration counted.
 #include <ATen/record_function.h>
 #include <torch/torch.h>
 
@@ -94,27 +95,53 @@ const std::set<std::string>& no_kernel_ops() {
       "aten::resolve_conj", "aten::resolve_neg", "aten::_conj", "aten::conj", "aten::type_as",
       "aten::is_same_size", "aten::_has_compatible_shallow_copy_type", "aten::size", "aten::stride",
       "aten::dim", "aten::numel", "aten::is_nonzero", "aten::new_empty", "aten::new_empty_strided",
-      "aten::_view_as_real", "aten::squeeze_", "aten::unsqueeze_", "detach"};
+      "aten::_view_as_real", "aten::squeeze_", "aten::unsqueeze_", "detach",
+      "aten::_local_scalar_dense"};  // .item(): a copy to the host and a wait, not a kernel
   return names;
 }
 
-// Ops that compute themselves and also call ops (their leaves count too):
-// one kernel for their own work on CUDA, or more (BatchNorm's forward is two
-// or three there).
-const std::set<std::string>& computing_ops() {
-  static const std::set<std::string> names{"aten::native_batch_norm", "aten::native_batch_norm_backward",
-                                           "aten::addmm", "aten::mean", "aten::sum", "aten::aminmax"};
-  return names;
+// ATen ops that are a fixed number of CUDA kernels whatever they call on
+// the CPU (where mean is sum, fill_ and copy_): counted so, nothing below them.
+const std::map<std::string, int64_t>& fixed_ops() {
+  static const std::map<std::string, int64_t> launches{
+      {"aten::mm", 1},   {"aten::addmm", 1},   {"aten::mean", 1},
+      {"aten::sum", 1},  {"aten::bernoulli_", 1}, {"aten::native_batch_norm", 2},
+      {"aten::native_batch_norm_backward", 2}};
+  return launches;
+}
+
+// The CUDA kernels each fused op launches itself (src/nn/cuda_ops.cpp and
+// src/kernels/cuda/fused_ops.cu; a column-parts kernel with its sum_rows is
+// two), besides the ATen ops it calls on both devices (GEMMs, casts), which
+// count as any other. A fused op missing here ends the program with an error.
+const std::map<std::string, int64_t>& fused_launches() {
+  static const std::map<std::string, int64_t> launches{
+      // the fused kernel, the state blocks' sum, addcmul / the kernel,
+      // sum_rows, dL/dD (mul, sum), addcmul
+      {"compressm::lru_layer_forward", 3}, {"compressm::lru_layer_backward", 5},
+      {"compressm::diagonal_scan_forward", 1}, {"compressm::diagonal_scan_backward", 2},
+      {"compressm::gelu_dropout_forward", 1}, {"compressm::gelu_dropout_backward", 1},
+      {"compressm::glu_residual_forward", 1}, {"compressm::glu_residual_backward", 1},
+      {"compressm::lru_parameterize_forward", 1}, {"compressm::lru_parameterize_backward", 1},
+      {"compressm::classification_loss_forward", 1}, {"compressm::classification_loss_backward", 1},
+      // pack, scan, skip / scan, unpack, skip (2)
+      {"compressm::lru_layer_bf16_forward", 3}, {"compressm::lru_layer_bf16_backward", 4},
+      {"compressm::lru_layer_bf16_gelu_forward", 3}, {"compressm::lru_layer_bf16_gelu_backward", 4},
+      // moments (2), cast, pack, scan, skip / skip (2), scan, unpack, the norm's sums (2), means, apply
+      {"compressm::lru_block_bf16_front_forward", 6}, {"compressm::lru_block_bf16_front_backward", 8}};
+  return launches;
 }
 
 struct Frame {
   std::string name;
   bool counts = false;        // an ATen op or a fused op (not an autograd node)
   bool kernel_below = false;  // an op under it launches a kernel
+  bool opaque = false;        // a fixed op: what runs under it is its own business
 };
 
 std::mutex mutex;
 std::map<std::string, int64_t> kernels, fused_ops, views;  // this phase's counts by name
+std::set<std::string> unknown_fused_ops;
 thread_local std::vector<Frame> stack;
 
 bool is_fused_op(const std::string& name) { return name.rfind("compressm::", 0) == 0; }
@@ -126,36 +153,48 @@ std::string where(const std::string& name) {
   return name;
 }
 
+bool under_fixed_op() {
+  for (const Frame& f : stack)
+    if (f.opaque) return true;
+  return false;
+}
+
 std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
   const at::RecordScope scope = fn.scope();
   const std::string name = fn.name();
-  // Autograd's nodes ("autograd::engine::evaluate_function: ...") are not ops.
-  const bool op = (scope == at::RecordScope::FUNCTION || scope == at::RecordScope::USER_SCOPE) &&
-                  name.rfind("autograd::", 0) != 0;
-  stack.push_back({name, op, false});
+  // Autograd's nodes ("autograd::engine::evaluate_function: ...") are not
+  // ops; of the user scopes only the project's fused ops count.
+  const bool op = (scope == at::RecordScope::FUNCTION && name.rfind("autograd::", 0) != 0) ||
+                  (scope == at::RecordScope::USER_SCOPE && is_fused_op(name));
+  const bool hidden = under_fixed_op();
+  stack.push_back({name, op && !hidden, false, op && !hidden && fixed_ops().count(name) > 0});
   return nullptr;
 }
 
-// A kernel: a fused op, or an op with no kernel under it that is not a view
-// or an allocation.
+// A kernel: a fixed op or a fused op (as many as their tables say), or an op
+// with no kernel under it that is not a view or an allocation.
 void on_end(const at::RecordFunction&, at::ObserverContext*) {
   if (stack.empty()) return;
   const Frame f = stack.back();
-  stack.pop_back();
   bool launches = f.kernel_below;
   if (f.counts) {
     std::lock_guard<std::mutex> lock(mutex);
     if (is_fused_op(f.name)) {
+      const auto known = fused_launches().find(f.name);
+      if (known == fused_launches().end()) unknown_fused_ops.insert(f.name);
       ++fused_ops[where(f.name)];
+      if (known != fused_launches().end()) kernels[where(f.name)] += known->second;
       launches = true;
-    } else if (f.kernel_below && computing_ops().count(f.name)) {
-      ++kernels[where(f.name)];
+    } else if (f.opaque) {
+      kernels[where(f.name)] += fixed_ops().at(f.name);
+      launches = true;
     } else if (!f.kernel_below) {
       const bool view = no_kernel_ops().count(f.name) > 0;
       ++(view ? views : kernels)[where(f.name)];
       launches = !view;
     }
   }
+  stack.pop_back();
   if (launches && !stack.empty()) stack.back().kernel_below = true;
 }
 
@@ -173,9 +212,8 @@ struct Phase {
 Phase end_phase(const char* phase, bool list) {
   std::lock_guard<std::mutex> lock(mutex);
   if (list) {
-    std::fprintf(stderr, "%s: %lld kernels, %lld fused ops, %lld views or allocations\n", phase,
-                 (long long)total(kernels), (long long)total(fused_ops), (long long)total(views));
-    for (const auto& [name, count] : fused_ops) std::fprintf(stderr, "  %5lld  %s\n", (long long)count, name.c_str());
+    std::fprintf(stderr, "%s: %lld kernels (%lld calls of fused ops among them), %lld views or allocations\n",
+                 phase, (long long)total(kernels), (long long)total(fused_ops), (long long)total(views));
     for (const auto& [name, count] : kernels) std::fprintf(stderr, "  %5lld  %s\n", (long long)count, name.c_str());
   }
   const Phase p{total(kernels), total(fused_ops)};
@@ -220,15 +258,19 @@ int main(int argc, char** argv) try {
       at::removeCallback(handle);
     }
   }
+  if (!unknown_fused_ops.empty()) {
+    std::string names;
+    for (const std::string& name : unknown_fused_ops) names += " " + name;
+    throw std::logic_error("fused ops missing from fused_launches() (how many CUDA kernels each launches):" + names);
+  }
   std::fprintf(stderr,
                "compressm: %lld block(s) N=%lld H=%lld B=%lld L=%lld %s, block ops %s: %lld kernels forward, "
-               "%lld backward (%lld fused ops among them, one each), AdamW apart\n",
+               "%lld backward (%lld calls of fused ops), AdamW apart\n",
                (long long)o.blocks, (long long)o.state, (long long)o.hidden, (long long)o.batch, (long long)o.length,
-               o.precision.c_str(), compressm::bench::block_ops_name(o.block_ops),
-               (long long)(forward.kernels + forward.fused_ops), (long long)(backward.kernels + backward.fused_ops),
-               (long long)(forward.fused_ops + backward.fused_ops));
-  std::cout << "{\"bench\": \"op_count\", \"forward_kernels\": " << forward.kernels + forward.fused_ops
-            << ", \"backward_kernels\": " << backward.kernels + backward.fused_ops
+               o.precision.c_str(), compressm::bench::block_ops_name(o.block_ops), (long long)forward.kernels,
+               (long long)backward.kernels, (long long)(forward.fused_ops + backward.fused_ops));
+  std::cout << "{\"bench\": \"op_count\", \"forward_kernels\": " << forward.kernels
+            << ", \"backward_kernels\": " << backward.kernels
             << ", \"fused_ops\": " << forward.fused_ops + backward.fused_ops << ", \"precision\": \"" << o.precision
             << "\", \"block_ops\": \"" << compressm::bench::block_ops_name(o.block_ops) << "\", \"num_blocks\": "
             << o.blocks << ", \"state_dim\": " << o.state << ", \"hidden_dim\": " << o.hidden

@@ -276,6 +276,25 @@ kernels::elementwise::LruParameters<float> parameters_of(const std::vector<torch
 }
 }  // namespace
 
+void lru_bf16_pack(const std::vector<torch::Tensor>& t, const torch::Tensor& lambda, const torch::Tensor& w_in,
+                   const torch::Tensor& w_out) {
+  const c10::cuda::CUDAGuard guard(t[2].device());
+  kernels::cuda::lru_bf16_pack(t[0].data_ptr<float>(), t[1].data_ptr<float>(), t[2].data_ptr<float>(),
+                               t[3].data_ptr<float>(), t[4].data_ptr<float>(), t[5].data_ptr<float>(), t[2].size(0),
+                               t[2].size(1), lambda.data_ptr<float>(), w_in.data_ptr(), w_out.data_ptr(),
+                               stream_of(t[2]));
+}
+
+void lru_bf16_unpack_gradients(const torch::Tensor& grad_w_in, const torch::Tensor& grad_w_out,
+                               const torch::Tensor& lambda_rows, const std::vector<torch::Tensor>& grads) {
+  const c10::cuda::CUDAGuard guard(grad_w_in.device());
+  kernels::cuda::lru_bf16_unpack_gradients(
+      grad_w_in.data_ptr(), grad_w_out.data_ptr(), lambda_rows.data_ptr<float>(), lambda_rows.size(0),
+      grads[2].size(0), grads[2].size(1), grads[0].data_ptr<float>(), grads[1].data_ptr<float>(),
+      grads[2].data_ptr<float>(), grads[3].data_ptr<float>(), grads[4].data_ptr<float>(), grads[5].data_ptr<float>(),
+      stream_of(grad_w_in));
+}
+
 void lru_parameterize_forward(const std::vector<torch::Tensor>& t, const std::vector<torch::Tensor>& out) {
   const c10::cuda::CUDAGuard guard(t[3].device());
   kernels::cuda::lru_parameterize_forward(parameters_of(t), t[3].size(0), t[3].size(1), out[0].data_ptr<float>(),

@@ -92,6 +92,15 @@ void glu_residual_backward(const torch::Tensor& vg, const torch::Tensor& grad_ou
 void lru_parameterize_forward(const std::vector<torch::Tensor>& t, const std::vector<torch::Tensor>& out);
 void lru_parameterize_backward(const std::vector<torch::Tensor>& t, const std::vector<torch::Tensor>& grads,
                                const std::vector<torch::Tensor>& out);
+// The wide bf16 layer's GEMM operands (kernels::elementwise::lru_bf16_pack):
+// t = {lambda_re, lambda_im, B_re, B_im, C_re, C_im} float32 contiguous
+// CUDA tensors into lambda {N, 2} float32, w_in {2N, H} and w_out {H, 2N}
+// bfloat16; back, from grad_w_in, grad_w_out (bfloat16) and lambda_rows
+// {R, N, 2} float32 into grads (six float32 tensors shaped as t).
+void lru_bf16_pack(const std::vector<torch::Tensor>& t, const torch::Tensor& lambda, const torch::Tensor& w_in,
+                   const torch::Tensor& w_out);
+void lru_bf16_unpack_gradients(const torch::Tensor& grad_w_in, const torch::Tensor& grad_w_out,
+                               const torch::Tensor& lambda_rows, const std::vector<torch::Tensor>& grads);
 // classification_loss (fused_ops.h) on CUDA: float32 logits {B, C}, int64
 // labels; outputs preallocated (row_lse {B}, loss 0-dim, stats {2} double).
 void cross_entropy_forward(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& row_lse,

@@ -78,6 +78,14 @@ void glu_residual_backward(const torch::Tensor&, const torch::Tensor&, const tor
                            const torch::Tensor&) {
   no_cuda("glu_residual");
 }
+void lru_bf16_pack(const std::vector<torch::Tensor>&, const torch::Tensor&, const torch::Tensor&,
+                   const torch::Tensor&) {
+  no_cuda("lru_layer_bf16");
+}
+void lru_bf16_unpack_gradients(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                               const std::vector<torch::Tensor>&) {
+  no_cuda("lru_layer_bf16");
+}
 void lru_parameterize_forward(const std::vector<torch::Tensor>&, const std::vector<torch::Tensor>&) {
   no_cuda("lru_parameterize");
 }

@@ -99,10 +99,19 @@ std::pair<Bf16Core, torch::Tensor> bf16_core_forward(const tensor_list& t, const
   const int64_t n = t[0].size(0), h = ub.size(2);
   const kernels::ScanShape shape{ub.size(0), ub.size(1), n};
   Bf16Core c;
-  c.lambda = torch::stack({t[0], t[1]}, 1);  // {N, 2}
-  // W_in {2N, H}: rows (re, im) interleaved, so Bu {B, L, 2N} is the scan's complex layout.
-  c.w_in = torch::stack({t[2], t[3]}, 1).reshape({2 * n, h}).to(torch::kBFloat16);
-  c.w_out = torch::stack({t[4], -t[5]}, 2).reshape({h, 2 * n}).to(torch::kBFloat16);
+  // lambda {N, 2}; W_in {2N, H}: rows (re, im) interleaved, so Bu {B, L, 2N}
+  // is the scan's complex layout; W_out {H, 2N} = (C_re, -C_im) interleaved.
+  // One kernel (kernels::elementwise::lru_bf16_pack).
+  c.lambda = torch::empty({n, 2}, t[0].options());
+  c.w_in = torch::empty({2 * n, h}, t[0].options().dtype(torch::kBFloat16));
+  c.w_out = torch::empty({h, 2 * n}, c.w_in.options());
+  if (ub.is_cuda())
+    cuda_ops::lru_bf16_pack({t[0], t[1], t[2], t[3], t[4], t[5]}, c.lambda, c.w_in, c.w_out);
+  else
+    kernels::elementwise::lru_bf16_pack(t[0].data_ptr<float>(), t[1].data_ptr<float>(), t[2].data_ptr<float>(),
+                                        t[3].data_ptr<float>(), t[4].data_ptr<float>(), t[5].data_ptr<float>(), n, h,
+                                        c.lambda.data_ptr<float>(), c.w_in.data_ptr<c10::BFloat16>(),
+                                        c.w_out.data_ptr<c10::BFloat16>());
   c.ub = ub;
   c.bu = torch::matmul(c.ub, c.w_in.t()).contiguous();
   c.x = torch::empty_like(c.bu);
@@ -136,13 +145,21 @@ std::pair<tensor_list, torch::Tensor> bf16_core_backward(const Bf16Core& c, cons
     kernels::diagonal_scan_bf16_backward(c.lambda.data_ptr<float>(), bits(c.bu), c.checkpoints.data_ptr<float>(),
                                          bits(grad_x), bits(grad_bu), rows.data_ptr<float>(), shape);
   torch::Tensor grad_ub = torch::matmul(grad_bu, c.w_in).contiguous();  // {B, L, H} bfloat16
-  const torch::Tensor grad_w_in = torch::matmul(grad_bu.reshape({-1, 2 * n}).t(), c.ub.reshape({-1, h}));
-  const torch::Tensor grad_lambda = rows.sum(0);                          // {N, 2}
-  const torch::Tensor gi = grad_w_in.to(torch::kFloat).view({n, 2, h});   // d/d(B_re, B_im)
-  const torch::Tensor go = grad_w_out.to(torch::kFloat).view({h, n, 2});  // d/d(C_re, -C_im)
-  return {{grad_lambda.select(1, 0).contiguous(), grad_lambda.select(1, 1).contiguous(), gi.select(1, 0).contiguous(),
-           gi.select(1, 1).contiguous(), go.select(2, 0).contiguous(), go.select(2, 1).neg()},
-          grad_ub};
+  const torch::Tensor grad_w_in =
+      torch::matmul(grad_bu.reshape({-1, 2 * n}).t(), c.ub.reshape({-1, h})).contiguous();
+  // The six parameters' gradients in one kernel (lru_bf16_unpack_gradients).
+  const torch::TensorOptions f32 = c.lambda.options();
+  const tensor_list grads{torch::empty({n}, f32),    torch::empty({n}, f32),    torch::empty({n, h}, f32),
+                          torch::empty({n, h}, f32), torch::empty({h, n}, f32), torch::empty({h, n}, f32)};
+  const torch::Tensor go = grad_w_out.contiguous();
+  if (c.bu.is_cuda())
+    cuda_ops::lru_bf16_unpack_gradients(grad_w_in, go, rows, grads);
+  else
+    kernels::elementwise::lru_bf16_unpack_gradients(
+        grad_w_in.data_ptr<c10::BFloat16>(), go.data_ptr<c10::BFloat16>(), rows.data_ptr<float>(), rows.size(0), n,
+        h, grads[0].data_ptr<float>(), grads[1].data_ptr<float>(), grads[2].data_ptr<float>(),
+        grads[3].data_ptr<float>(), grads[4].data_ptr<float>(), grads[5].data_ptr<float>());
+  return {grads, grad_ub};
 }
 
 // lru_skip_gelu on either device, u stored or normalised on the fly.

@@ -1,33 +1,34 @@
 #!/usr/bin/env bash
 # bench_op_count on two small shapes, the narrow fp32 block (the sMNIST
 # layer's fused kernels) and the wide bf16 block (BatchNorm inside the LRU
-# op): with block_ops fused a step must dispatch more fused ops and fewer
+# op): with block_ops fused a step must call more fused ops and launch fewer
 # kernels in all than with LibTorch's composition. Catches a fused path that
 # falls back to the composition without saying so.
 #   op_count_check.sh PATH/TO/bench_op_count
 set -euo pipefail
 bin=$1
 
-# total kernels and fused ops of one run: "TOTAL FUSED"
+# total kernels and fused-op calls of one run: "TOTAL FUSED"
 count() {
-  local line
-  line=$("$bin" "$@" 2>/dev/null | tail -n 1)
-  local fwd bwd fused
+  local line fwd bwd fused
+  line=$("$bin" "$@" | tail -n 1) || { echo "bench_op_count $* failed" >&2; return 1; }
   fwd=$(sed -n 's/.*"forward_kernels": \([0-9]*\).*/\1/p' <<<"$line")
   bwd=$(sed -n 's/.*"backward_kernels": \([0-9]*\).*/\1/p' <<<"$line")
   fused=$(sed -n 's/.*"fused_ops": \([0-9]*\).*/\1/p' <<<"$line")
-  [[ -n $fwd && -n $bwd && -n $fused ]] || { echo "no JSON counts in: $line"; exit 1; }
+  [[ -n $fwd && -n $bwd && -n $fused ]] || { echo "no JSON counts in: $line" >&2; return 1; }
   echo "$((fwd + bwd)) $fused"
 }
 
 check() {
-  local name=$1
+  local name=$1 composed_counts fused_counts composed composed_fused fused fused_fused
   shift
-  read -r composed composed_fused < <(count "$@" --block-ops composed)
-  read -r fused fused_fused < <(count "$@" --block-ops fused)
-  echo "$name: composed $composed kernels ($composed_fused fused ops), fused $fused ($fused_fused fused ops)"
+  composed_counts=$(count "$@" --block-ops composed) || exit 1
+  fused_counts=$(count "$@" --block-ops fused) || exit 1
+  read -r composed composed_fused <<<"$composed_counts"
+  read -r fused fused_fused <<<"$fused_counts"
+  echo "$name: composed $composed kernels ($composed_fused fused-op calls), fused $fused ($fused_fused calls)"
   if ((fused >= composed || fused_fused <= composed_fused)); then
-    echo "$name: the fused step does not launch fewer kernels with more fused ops"
+    echo "$name: the fused step does not launch fewer kernels with more fused ops" >&2
     exit 1
   fi
 }

@@ -468,8 +468,12 @@ TEST(CudaGraphedStep, StepsQueuedAheadGiveTheSameResultsInOrder) {
   for (int i = 1; i < steps; ++i) {
     queued_step.submit(xs[i], ys[i]);
     EXPECT_EQ(queued_step.pending(), 2);
-    if (i == 5) EXPECT_THROW(queued_step.submit(xs[i], ys[i]), c10::Error);
-    if (i == 6) EXPECT_THROW(queued_step.step(xs[i], ys[i]), c10::Error) << "step() with steps pending";
+    if (i == 5) {
+      EXPECT_THROW(queued_step.submit(xs[i], ys[i]), c10::Error);
+    }
+    if (i == 6) {
+      EXPECT_THROW(queued_step.step(xs[i], ys[i]), c10::Error) << "step() with steps pending";
+    }
     got.push_back(queued_step.collect());
     EXPECT_GT(queued_step.collected_seconds(), 0.0) << "step " << i - 1;
   }

@@ -222,6 +222,56 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// One thread per element of B and of C (and of lambda); the same places as
+// the CPU loop (ew::lru_bf16_pack_indices).
+__global__ void __launch_bounds__(kThreads)
+    lru_bf16_pack_kernel(const float* __restrict__ lambda_re, const float* __restrict__ lambda_im,
+                         const float* __restrict__ B_re, const float* __restrict__ B_im,
+                         const float* __restrict__ C_re, const float* __restrict__ C_im, long long state,
+                         long long hidden, float* __restrict__ lambda, __nv_bfloat16* __restrict__ w_in,
+                         __nv_bfloat16* __restrict__ w_out) {
+  const long long total = state * hidden;
+  COMPRESSM_GRID_STRIDE_LOOP(i, total) {
+    int64_t in_re, out_re;
+    ew::lru_bf16_pack_indices(i, state, hidden, in_re, out_re);
+    store(w_in, in_re, B_re[i]);
+    store(w_in, in_re + hidden, B_im[i]);
+    store(w_out, out_re, C_re[i]);
+    store(w_out, out_re + 1, -C_im[i]);
+    if (i < state) {
+      lambda[2 * i] = lambda_re[i];
+      lambda[2 * i + 1] = lambda_im[i];
+    }
+  }
+}
+
+// Back; threads i < N also add state i's per-row dL/dlambda parts in row order.
+__global__ void __launch_bounds__(kThreads)
+    lru_bf16_unpack_kernel(const __nv_bfloat16* __restrict__ grad_w_in, const __nv_bfloat16* __restrict__ grad_w_out,
+                           const float* __restrict__ lambda_rows, long long rows, long long state, long long hidden,
+                           float* __restrict__ grad_lambda_re, float* __restrict__ grad_lambda_im,
+                           float* __restrict__ grad_B_re, float* __restrict__ grad_B_im,
+                           float* __restrict__ grad_C_re, float* __restrict__ grad_C_im) {
+  const long long total = state * hidden;
+  COMPRESSM_GRID_STRIDE_LOOP(i, total) {
+    int64_t in_re, out_re;
+    ew::lru_bf16_pack_indices(i, state, hidden, in_re, out_re);
+    grad_B_re[i] = load(grad_w_in, in_re);
+    grad_B_im[i] = load(grad_w_in, in_re + hidden);
+    grad_C_re[i] = load(grad_w_out, out_re);
+    grad_C_im[i] = -load(grad_w_out, out_re + 1);
+    if (i < state) {
+      float re = 0.f, im = 0.f;
+      for (long long r = 0; r < rows; ++r) {
+        re += lambda_rows[(r * state + i) * 2];
+        im += lambda_rows[(r * state + i) * 2 + 1];
+      }
+      grad_lambda_re[i] = re;
+      grad_lambda_im[i] = im;
+    }
+  }
+}
+
 __global__ void __launch_bounds__(kThreads)
     parameterize_forward_kernel(ew::LruParameters<float> p, long long state, long long hidden,
                                 float* __restrict__ lambda_re, float* __restrict__ lambda_im,
@@ -406,6 +456,29 @@ void lru_parameterize_forward(const ew::LruParameters<float>& p, int64_t state, 
   COMPRESSM_LAUNCH(parameterize_forward_kernel, grid_for(total), kThreads, stream)(
       p, state, hidden, lambda_re, lambda_im, Bt_re, Bt_im);
   detail::check_launch("lru_parameterize_forward (CUDA)");
+}
+
+void lru_bf16_pack(const float* lambda_re, const float* lambda_im, const float* B_re, const float* B_im,
+                   const float* C_re, const float* C_im, int64_t state, int64_t hidden, float* lambda, void* w_in,
+                   void* w_out, Stream stream) {
+  const long long total = state * hidden;
+  if (total == 0) return;
+  COMPRESSM_LAUNCH(lru_bf16_pack_kernel, grid_for(total), kThreads, stream)(
+      lambda_re, lambda_im, B_re, B_im, C_re, C_im, state, hidden, lambda, static_cast<__nv_bfloat16*>(w_in),
+      static_cast<__nv_bfloat16*>(w_out));
+  detail::check_launch("lru_bf16_pack (CUDA)");
+}
+
+void lru_bf16_unpack_gradients(const void* grad_w_in, const void* grad_w_out, const float* lambda_rows, int64_t rows,
+                               int64_t state, int64_t hidden, float* grad_lambda_re, float* grad_lambda_im,
+                               float* grad_B_re, float* grad_B_im, float* grad_C_re, float* grad_C_im,
+                               Stream stream) {
+  const long long total = state * hidden;
+  if (total == 0) return;
+  COMPRESSM_LAUNCH(lru_bf16_unpack_kernel, grid_for(total), kThreads, stream)(
+      static_cast<const __nv_bfloat16*>(grad_w_in), static_cast<const __nv_bfloat16*>(grad_w_out), lambda_rows, rows,
+      state, hidden, grad_lambda_re, grad_lambda_im, grad_B_re, grad_B_im, grad_C_re, grad_C_im);
+  detail::check_launch("lru_bf16_unpack_gradients (CUDA)");
 }
 
 void lru_parameterize_backward(const ew::LruParameters<float>& p, int64_t state, int64_t hidden,
