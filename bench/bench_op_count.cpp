@@ -116,9 +116,9 @@ const std::map<std::string, int64_t>& fixed_ops() {
 // count as any other. A fused op missing here ends the program with an error.
 const std::map<std::string, int64_t>& fused_launches() {
   static const std::map<std::string, int64_t> launches{
-      // the fused kernel, the state blocks' sum, addcmul / the kernel,
-      // sum_rows, dL/dD (mul, sum), addcmul
-      {"compressm::lru_layer_forward", 3}, {"compressm::lru_layer_backward", 5},
+      // the fused kernel, the skip term with the state blocks' sum / the
+      // kernel, sum_rows, dL/dD (mul, sum), addcmul
+      {"compressm::lru_layer_forward", 2}, {"compressm::lru_layer_backward", 5},
       {"compressm::diagonal_scan_forward", 1}, {"compressm::diagonal_scan_backward", 2},
       {"compressm::gelu_dropout_forward", 1}, {"compressm::gelu_dropout_backward", 1},
       {"compressm::glu_residual_forward", 1}, {"compressm::glu_residual_backward", 1},

@@ -166,10 +166,21 @@ template void cross_entropy_backward<float>(const float*, const int64_t*, const 
 template void cross_entropy_backward<double>(const double*, const int64_t*, const double*, int64_t, int64_t, double,
                                              double*);
 
+// The sum of `parts` arrays of n elements at a[i], a[n + i], ..., in order
+// (the CUDA kernels add the same way).
 template <class V>
-void lru_skip_forward(const V* cx, const float* D, const float* u, float* out, int64_t rows, int64_t hidden) {
+float sum_of_parts(const V* a, int64_t i, int64_t n, int64_t parts) {
+  float total = 0.f;
+  for (int64_t s = 0; s < parts; ++s) total += static_cast<float>(a[s * n + i]);
+  return total;
+}
+
+template <class V>
+void lru_skip_forward(const V* cx, const float* D, const float* u, float* out, int64_t rows, int64_t hidden,
+                      int64_t parts) {
+  const int64_t n = rows * hidden;
   for_each_element(rows, hidden,
-                   [&](int64_t i, int64_t h) { out[i] = lru_skip(static_cast<float>(cx[i]), D[h], u[i]); });
+                   [&](int64_t i, int64_t h) { out[i] = lru_skip(sum_of_parts(cx, i, n, parts), D[h], u[i]); });
 }
 
 // Runs element(i, h, acc) over every element of a {rows, hidden} tensor, in
@@ -346,9 +357,9 @@ template void lru_skip_gelu_backward<c10::BFloat16>(const c10::BFloat16*, const 
                                                     NormInput, const float*, c10::BFloat16*, float*, float*, int64_t,
                                                     int64_t, const uint8_t*, double);
 
-template void lru_skip_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t);
+template void lru_skip_forward<float>(const float*, const float*, const float*, float*, int64_t, int64_t, int64_t);
 template void lru_skip_forward<c10::BFloat16>(const c10::BFloat16*, const float*, const float*, float*, int64_t,
-                                              int64_t);
+                                              int64_t, int64_t);
 template void lru_skip_backward<float>(const float*, const float*, const float*, const float*, float*, float*, int64_t,
                                        int64_t);
 template void lru_skip_backward<c10::BFloat16>(const float*, const float*, const c10::BFloat16*, const float*, float*,

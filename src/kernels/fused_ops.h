@@ -258,10 +258,13 @@ template <class V, class X>
 void glu_residual_backward(const V* vg, const X* grad_out, V* grad_vg, int64_t rows, int64_t hidden,
                            const uint8_t* keep, double scale);
 
-// lru_skip over {rows, H} float32 arrays, cx stored as V (float or bfloat16):
-//   out[r, h] = cx[r, h] + D[h] u[r, h]
+// lru_skip over {rows, H} float32 arrays, cx stored as V (float or bfloat16),
+// or the sum of `parts` such arrays one after another, added in order (the
+// fused narrow layer's state blocks on CUDA):
+//   out[r, h] = sum over s of cx_s[r, h] + D[h] u[r, h]
 template <class V>
-void lru_skip_forward(const V* cx, const float* D, const float* u, float* out, int64_t rows, int64_t hidden);
+void lru_skip_forward(const V* cx, const float* D, const float* u, float* out, int64_t rows, int64_t hidden,
+                      int64_t parts = 1);
 // Its backward pass, given dL/dy and the GEMM side's dL/du (grad_u_gemm,
 // stored as V): grad_u = grad_u_gemm + D .* grad_y (both paths into u),
 // grad_D {H} = sum over rows of grad_y .* u, in the parts above.

@@ -73,12 +73,17 @@ torch::Tensor CudaKernels::forward(const tensor_list& t, const torch::Tensor& ch
   const torch::Tensor& u = t[7];
   const c10::cuda::CUDAGuard guard(u.device());
   const kernels::LruShape shape = shape_of(u, t[0]);
-  torch::Tensor parts = torch::empty({kernels::cuda::fused_state_blocks(shape), shape.batch, shape.length, shape.hidden},
-                                     u.options());
+  const int64_t blocks = kernels::cuda::fused_state_blocks(shape);
+  torch::Tensor parts = torch::empty({blocks, shape.batch, shape.length, shape.hidden}, u.options());
   kernels::cuda::lru_layer_forward(detail::weights_of<float>(t), u.data_ptr<float>(), parts.data_ptr<float>(),
                                    checkpoints.defined() ? checkpoints.data_ptr<float>() : nullptr, shape,
                                    stream_of(u));
-  return torch::addcmul(parts.sum(0), t[6], u);
+  // The state blocks' parts summed and the skip term added in one pass.
+  torch::Tensor y = torch::empty_like(u);
+  kernels::cuda::lru_skip_forward(parts.data_ptr<float>(), kernels::cuda::Storage::kFloat32, t[6].data_ptr<float>(),
+                                  u.data_ptr<float>(), y.data_ptr<float>(), shape.batch * shape.length, shape.hidden,
+                                  stream_of(u), blocks);
+  return y;
 }
 
 tensor_list CudaKernels::backward(const tensor_list& t, const torch::Tensor& checkpoints,
@@ -100,7 +105,9 @@ tensor_list CudaKernels::backward(const tensor_list& t, const torch::Tensor& che
   kernels::cuda::lru_layer_backward(detail::weights_of<float>(t), u.data_ptr<float>(), checkpoints.data_ptr<float>(),
                                     grad_y.data_ptr<float>(), parts, shape, stream_of(u));
   // The per-row parts summed over the batch and time segments (and the state
-  // blocks' dL/du parts over the blocks) in one launch.
+  // blocks' dL/du parts over the blocks) in one launch. The skip term's
+  // share stays with LibTorch's element-wise ops here: a column-parts kernel
+  // (lru_skip_backward) would run 8 of its 256 threads at H = 8.
   tensor_list sums{torch::empty({N}, o), torch::empty({N}, o), torch::empty({N, H}, o),
                    torch::empty({N, H}, o), torch::empty({H, N}, o), torch::empty({H, N}, o),
                    torch::empty({B, shape.length, H}, o)};

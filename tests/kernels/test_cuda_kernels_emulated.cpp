@@ -546,6 +546,15 @@ TEST(EmulatedCudaFusedOps, LruSkipMatchesTheCpuLoops) {
   cuda::lru_skip_forward(cx32.data(), Storage::kFloat32, D.data(), u.data(), o.data(), few, hidden, kStream);
   ew::lru_skip_forward(cx32.data(), D.data(), u.data(), o_ref.data(), few, hidden);
   expect_close(o, o_ref, 1e-6, "forward f32");
+  // Three float32 parts summed (the fused narrow layer's state blocks), in order.
+  const std::vector<float> cx3 = random_floats(3 * few * hidden, 76);
+  std::vector<float> o3(few * hidden, NAN), o3_ref(few * hidden), o3_exact(few * hidden);
+  cuda::lru_skip_forward(cx3.data(), Storage::kFloat32, D.data(), u.data(), o3.data(), few, hidden, kStream, 3);
+  ew::lru_skip_forward(cx3.data(), D.data(), u.data(), o3_ref.data(), few, hidden, 3);
+  for (int64_t i = 0; i < few * hidden; ++i)
+    o3_exact[i] = ((0.f + cx3[i]) + cx3[few * hidden + i]) + cx3[2 * few * hidden + i] + D[i % hidden] * u[i];
+  expect_close(o3, o3_ref, 1e-6, "forward, three parts");
+  expect_close(o3_ref, o3_exact, 1e-6, "forward, three parts, written out");
   std::vector<float> g(few * hidden, NAN), g_ref(few * hidden), d(hidden, NAN), d_ref(hidden);
   cuda::lru_skip_backward(grad_y.data(), u.data(), cx32.data(), Storage::kFloat32, D.data(), g.data(), d.data(),
                           workspace.data(), few, hidden, kStream);

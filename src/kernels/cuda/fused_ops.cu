@@ -74,12 +74,20 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// The sum of `parts` arrays of n elements at a[i], a[n + i], ... (in order).
+template <class V>
+__device__ __forceinline__ float sum_of_parts(const V* __restrict__ a, long long i, long long n, long long parts) {
+  float total = 0.f;
+  for (long long s = 0; s < parts; ++s) total += load(a, s * n + i);
+  return total;
+}
+
 template <class V>
 __global__ void __launch_bounds__(kThreads)
     lru_skip_forward_kernel(const V* __restrict__ cx, const float* __restrict__ D, const float* __restrict__ u,
-                            float* __restrict__ out, long long n, long long hidden) {
+                            float* __restrict__ out, long long n, long long hidden, long long parts) {
   COMPRESSM_GRID_STRIDE_LOOP(i, n)
-    out[i] = ew::lru_skip(load(cx, i), D[i % hidden], u[i]);
+    out[i] = ew::lru_skip(sum_of_parts(cx, i, n, parts), D[i % hidden], u[i]);
 }
 
 // Kernels that sum a {rows, hidden} product down its columns in parts
@@ -508,15 +516,15 @@ void cross_entropy_backward(const float* logits, const int64_t* labels, const fl
 }
 
 void lru_skip_forward(const void* cx, Storage cx_type, const float* D, const float* u, float* out, int64_t rows,
-                      int64_t hidden, Stream stream) {
+                      int64_t hidden, Stream stream, int64_t parts) {
   const long long n = rows * hidden;
   if (n == 0) return;
   if (cx_type == Storage::kBFloat16)
     COMPRESSM_LAUNCH(lru_skip_forward_kernel<__nv_bfloat16>, grid_for(n), kThreads, stream)(
-        static_cast<const __nv_bfloat16*>(cx), D, u, out, n, hidden);
+        static_cast<const __nv_bfloat16*>(cx), D, u, out, n, hidden, parts);
   else
     COMPRESSM_LAUNCH(lru_skip_forward_kernel<float>, grid_for(n), kThreads, stream)(
-        static_cast<const float*>(cx), D, u, out, n, hidden);
+        static_cast<const float*>(cx), D, u, out, n, hidden, parts);
   detail::check_launch("lru_skip_forward (CUDA)");
 }
 

@@ -30,12 +30,13 @@ void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_ou
                            int64_t hidden, const uint8_t* keep, float scale, Stream stream);
 
 // lru_skip (kernels::elementwise): out {rows, H} = cx + D .* u, cx stored as
-// `cx_type`. Backward: grad_u = grad_u_gemm + D .* grad_y and grad_D {H}, by
-// one kernel (a thread block per part of rows and 256 columns) writing the
-// parts' sums into `workspace` (lru_skip_workspace floats, room for two sums'
-// parts) and one sum_rows.
+// `cx_type`, or the sum of `parts` such arrays one after another (the fused
+// narrow layer's state blocks). Backward: grad_u = grad_u_gemm + D .* grad_y
+// and grad_D {H}, by one kernel (a thread block per part of rows and 256
+// columns) writing the parts' sums into `workspace` (lru_skip_workspace
+// floats, room for two sums' parts) and one sum_rows.
 void lru_skip_forward(const void* cx, Storage cx_type, const float* D, const float* u, float* out, int64_t rows,
-                      int64_t hidden, Stream stream);
+                      int64_t hidden, Stream stream, int64_t parts = 1);
 int64_t lru_skip_workspace(int64_t rows, int64_t hidden);
 void lru_skip_backward(const float* grad_y, const float* u, const void* grad_u_gemm, Storage grad_type,
                        const float* D, float* grad_u, float* grad_D, float* workspace, int64_t rows, int64_t hidden,
