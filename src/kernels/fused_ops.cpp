@@ -292,7 +292,7 @@ template void lru_bf16_unpack_gradients<c10::BFloat16>(const c10::BFloat16*, con
                                                        float*, float*);
 
 void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, float* mean, float* var,
-                    float* invstd) {
+                    float* invstd, const RunningStats& running) {
   const int64_t parts = lru_skip_parts(rows);
   std::vector<float> part_mean(parts * hidden, 0.f), part_m2(parts * hidden, 0.f);
   for_each_row_part(rows, [&](int64_t p, int64_t first, int64_t last) {
@@ -311,6 +311,7 @@ void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, flo
     mean[h] = m;
     var[h] = rows > 0 ? m2 / static_cast<float>(rows) : 0.f;
     invstd[h] = 1.f / std::sqrt(var[h] + eps);
+    update_running_stats(running, h, mean[h], var[h]);
   }
 }
 

@@ -170,6 +170,21 @@ COMPRESSM_HD void moments_merge(float& count, float& mean, float& m2, float coun
   count = total;
 }
 
+// BatchNorm1d's running statistics, updated from a batch's mean and biased
+// variance as LibTorch does: r <- (1 - momentum) r + momentum b, the variance
+// made unbiased (rows / (rows - 1)). Null pointers: no update.
+struct RunningStats {
+  float* mean = nullptr;
+  float* var = nullptr;
+  float momentum = 0.f;
+  float unbiased = 1.f;  // rows / (rows - 1)
+};
+COMPRESSM_HD void update_running_stats(const RunningStats& r, int64_t h, float mean, float var) {
+  if (!r.mean) return;
+  r.mean[h] = (1.f - r.momentum) * r.mean[h] + r.momentum * mean;
+  r.var[h] = (1.f - r.momentum) * r.var[h] + r.momentum * (var * r.unbiased);
+}
+
 // dL/dx of u = batch_norm(x) with batch statistics (biased variance), from
 // dL/du = dz, plus the residual path's dL/dx (d_out): mean_dz and mean_dz_u
 // are the column means of dz and dz .* u.
@@ -291,7 +306,8 @@ void lru_skip_gelu_backward(const V* grad_g, const V* cx, const float* D, NormIn
 // BatchNorm of a {rows, H} float32 array x, statistics over the rows
 // (LibTorch's BatchNorm1d in training, no affine):
 //   column_moments: mean, biased var and invstd = 1 / sqrt(var + eps) per
-//     column; Welford within lru_skip's parts of rows, the parts merged in order
+//     column; Welford within lru_skip's parts of rows, the parts merged in
+//     order; the running statistics updated where `running` has pointers
 //   batch_norm_cast: out = batch_norm(x) stored as V (bfloat16 for the GEMM)
 //   batch_norm_backward: dL/dx in place over grad_x, which holds
 //     lru_skip_gelu_backward's grad_skip (grad_out + invstd .* D .* gp), with
@@ -300,7 +316,8 @@ void lru_skip_gelu_backward(const V* grad_g, const V* cx, const float* D, NormIn
 //     mean(dL/du .* u)). The means from skip_sums (that op's sums: dL/dD, then
 //     the sum of gp) and the column sums of grad_u_gemm and grad_u_gemm .* u
 //     in lru_skip's parts (batch_norm_gradient_means).
-void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, float* mean, float* var, float* invstd);
+void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, float* mean, float* var, float* invstd,
+                    const RunningStats& running = {});
 template <class V>
 void batch_norm_cast(const float* x, const float* mean, const float* invstd, V* out, int64_t rows, int64_t hidden);
 template <class V>

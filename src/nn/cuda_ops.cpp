@@ -215,13 +215,13 @@ void lru_skip_gelu_backward(const torch::Tensor& grad_g, const torch::Tensor& cx
 }
 
 void column_moments(const torch::Tensor& x, double eps, const torch::Tensor& mean, const torch::Tensor& var,
-                    const torch::Tensor& invstd) {
+                    const torch::Tensor& invstd, const kernels::elementwise::RunningStats& running) {
   const c10::cuda::CUDAGuard guard(x.device());
   const int64_t hidden = x.size(-1), rows = x.numel() / hidden;
   torch::Tensor workspace = torch::empty({kernels::cuda::batch_norm_workspace(rows, hidden)}, x.options());
   kernels::cuda::column_moments(x.data_ptr<float>(), rows, hidden, static_cast<float>(eps), mean.data_ptr<float>(),
                                 var.data_ptr<float>(), invstd.data_ptr<float>(), workspace.data_ptr<float>(),
-                                stream_of(x));
+                                stream_of(x), running);
 }
 
 void batch_norm_cast(const torch::Tensor& x, const torch::Tensor& mean, const torch::Tensor& invstd,

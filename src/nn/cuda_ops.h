@@ -69,7 +69,7 @@ void lru_skip_gelu_backward(const torch::Tensor& grad_g, const torch::Tensor& cx
 // grad_skip) from grad_u_gemm (bfloat16), D and that op's sums {2H}, with
 // u = {x, mean, invstd}.
 void column_moments(const torch::Tensor& x, double eps, const torch::Tensor& mean, const torch::Tensor& var,
-                    const torch::Tensor& invstd);
+                    const torch::Tensor& invstd, const kernels::elementwise::RunningStats& running = {});
 void batch_norm_cast(const torch::Tensor& x, const torch::Tensor& mean, const torch::Tensor& invstd,
                      const torch::Tensor& out);
 void batch_norm_backward(const torch::Tensor& grad_x, const torch::Tensor& grad_u_gemm, const SkipInput& u,

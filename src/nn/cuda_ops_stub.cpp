@@ -52,7 +52,8 @@ void lru_skip_gelu_backward(const torch::Tensor&, const torch::Tensor&, const to
                             const torch::Tensor&, const torch::Tensor&) {
   no_cuda("lru_layer_bf16_gelu_dropout");
 }
-void column_moments(const torch::Tensor&, double, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) {
+void column_moments(const torch::Tensor&, double, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                    const kernels::elementwise::RunningStats&) {
   no_cuda("lru_block_bf16");
 }
 void batch_norm_cast(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) {

@@ -280,19 +280,25 @@ struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
                              const torch::Tensor& lambda_im, const torch::Tensor& B_re, const torch::Tensor& B_im,
                              const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
                              const torch::Tensor& x, const std::optional<torch::Tensor>& mask, double scale,
-                             double eps) {
+                             double eps, const std::optional<torch::Tensor>& running_mean,
+                             const std::optional<torch::Tensor>& running_var, double momentum) {
     RECORD_USER_SCOPE("compressm::lru_block_bf16_front_forward");
     const int64_t h = x.size(2), rows = x.numel() / h;
+    kernels::elementwise::RunningStats running;
+    if (running_mean && running_var) {
+      running = {running_mean->data_ptr<float>(), running_var->data_ptr<float>(), static_cast<float>(momentum),
+                 static_cast<float>(static_cast<double>(rows) / static_cast<double>(rows - 1))};
+    }
     torch::Tensor mean = torch::empty({h}, x.options()), var = torch::empty_like(mean),
                   invstd = torch::empty_like(mean);
     torch::Tensor ub = torch::empty(x.sizes(), x.options().dtype(torch::kBFloat16));
     if (x.is_cuda()) {
-      cuda_ops::column_moments(x, eps, mean, var, invstd);
+      cuda_ops::column_moments(x, eps, mean, var, invstd, running);
       cuda_ops::batch_norm_cast(x, mean, invstd, ub);
     } else {
       namespace ew = kernels::elementwise;
       ew::column_moments(x.data_ptr<float>(), rows, h, static_cast<float>(eps), mean.data_ptr<float>(),
-                         var.data_ptr<float>(), invstd.data_ptr<float>());
+                         var.data_ptr<float>(), invstd.data_ptr<float>(), running);
       ew::batch_norm_cast(x.data_ptr<float>(), mean.data_ptr<float>(), invstd.data_ptr<float>(),
                           ub.data_ptr<c10::BFloat16>(), rows, h);
     }
@@ -339,7 +345,9 @@ struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
                                                 x.numel() / h, h);
     }
     const torch::Tensor grad_D = sums[0];
-    grads.insert(grads.end(), {grad_D, grad_x, torch::Tensor(), torch::Tensor(), torch::Tensor()});
+    // No gradient for mask, scale, eps, the running statistics, momentum.
+    grads.insert(grads.end(), {grad_D, grad_x, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
+                               torch::Tensor(), torch::Tensor()});
     return grads;
   }
 };
@@ -415,7 +423,8 @@ torch::Tensor lru_layer_bf16_gelu_dropout(const LruLayerInputs& in, const torch:
   return LruLayerBf16Gelu::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], mask, 1.0 / (1.0 - p));
 }
 
-LruBlockFront lru_block_bf16_front(const LruLayerInputs& in, const torch::Tensor& keep, double p, double eps) {
+LruBlockFront lru_block_bf16_front(const LruLayerInputs& in, const torch::Tensor& keep, double p, double eps,
+                                   const BatchNormRunning& running) {
   check_bf16_arguments(in);
   const std::optional<torch::Tensor> mask = checked_keep_mask("lru_block_bf16_front", in, keep, p);
   TORCH_CHECK(eps > 0.0, "lru_block_bf16_front: eps must be positive, got ", eps);
@@ -423,9 +432,23 @@ LruBlockFront lru_block_bf16_front(const LruLayerInputs& in, const torch::Tensor
   // The moments count rows in float32: exact below 2^24.
   TORCH_CHECK(in.u.size(0) * in.u.size(1) < (int64_t{1} << 24),
               "lru_block_bf16_front: at most 2^24 - 1 rows (batch x time), got ", in.u.size(0) * in.u.size(1));
+  std::optional<torch::Tensor> running_mean, running_var;
+  if (running.mean.defined() || running.var.defined()) {
+    const int64_t h = in.u.size(2);
+    for (const torch::Tensor* r : {&running.mean, &running.var})
+      TORCH_CHECK(r->defined() && r->dim() == 1 && r->size(0) == h && r->scalar_type() == torch::kFloat &&
+                      r->is_contiguous() && r->device() == in.u.device(),
+                  "lru_block_bf16_front: the running mean and variance must be contiguous float32 {", h, "} on ",
+                  in.u.device());
+    TORCH_CHECK(running.momentum >= 0.0 && running.momentum <= 1.0,
+                "lru_block_bf16_front: momentum must be in [0, 1], got ", running.momentum);
+    running_mean = running.mean;
+    running_var = running.var;
+  }
   const tensor_list t = contiguous_list(in);
   const tensor_list out = LruBlockBf16Front::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], mask,
-                                                   1.0 / (1.0 - p), eps);
+                                                   1.0 / (1.0 - p), eps, running_mean, running_var,
+                                                   running.momentum);
   return {out[0], out[1], out[2], out[3]};
 }
 

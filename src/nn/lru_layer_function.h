@@ -53,12 +53,20 @@ torch::Tensor lru_layer_bf16_gelu_dropout(const LruLayerInputs& in, const torch:
 // skip term normalises x on the fly), and the backward pass adds the
 // residual's gradient of x (the gradient reaching `x`) to the norm's in its
 // last pass. Returns g (bfloat16); x, the same values as the input, for the
-// residual; the batch mean and biased variance {H} for the running
-// statistics (not differentiable). CPU or CUDA; float32.
+// residual; the batch mean and biased variance {H} (not differentiable).
+// `running`: BatchNorm1d's running statistics {H} (float32, on x's device),
+// updated in place by the kernel that merges the moments as BatchNorm1d
+// updates them (momentum; unbiased variance); undefined tensors: none.
+// CPU or CUDA; float32.
 struct LruBlockFront {
   torch::Tensor g, x, mean, var;
 };
-LruBlockFront lru_block_bf16_front(const LruLayerInputs& in, const torch::Tensor& keep, double p, double eps);
+struct BatchNormRunning {
+  torch::Tensor mean, var;
+  double momentum = 0.1;
+};
+LruBlockFront lru_block_bf16_front(const LruLayerInputs& in, const torch::Tensor& keep, double p, double eps,
+                                   const BatchNormRunning& running = {});
 
 // The same rounding points from LibTorch ops (casts, bfloat16 matmuls, the
 // complex64 diagonal scan, addcmul): the reference lru_layer_bf16's values and

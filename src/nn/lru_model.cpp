@@ -40,21 +40,20 @@ bool LruBlockImpl::fused_front(const torch::Tensor& x) const {
 torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) {
   if (fused_front(x)) {
     const double p = dropout->options.p();
-    const LruBlockFront f =
-        lru_block_bf16_front(lru->inputs(x), dropout_keep_mask(x.sizes(), p, x.device()), p, norm->options.eps());
-    // BatchNorm1d's running statistics: the unbiased variance, momentum or
+    // BatchNorm1d's running statistics, updated inside the op (the kernel
+    // that merges the batch moments): the unbiased variance, momentum or
     // (momentum unset) the cumulative average.
+    BatchNormRunning running{norm->running_mean, norm->running_var, 0.0};
     {
       torch::NoGradGuard no_grad;
       norm->num_batches_tracked.add_(1);
       // Momentum unset reads the count on the host, as BatchNorm1d does (a
       // device sync; such a block cannot be captured in a CUDA graph).
-      const double m = norm->options.momentum().has_value() ? *norm->options.momentum()
-                                                            : 1.0 / norm->num_batches_tracked.item<double>();
-      const double rows = static_cast<double>(x.size(0) * x.size(1));
-      norm->running_mean.mul_(1.0 - m).add_(f.mean, m);
-      norm->running_var.mul_(1.0 - m).add_(f.var, m * rows / (rows - 1.0));
+      running.momentum = norm->options.momentum().has_value() ? *norm->options.momentum()
+                                                              : 1.0 / norm->num_batches_tracked.item<double>();
     }
+    const LruBlockFront f = lru_block_bf16_front(lru->inputs(x), dropout_keep_mask(x.sizes(), p, x.device()), p,
+                                                 norm->options.eps(), running);
     return glu(f.g, f.x);
   }
   const torch::Tensor z = normalize(x);

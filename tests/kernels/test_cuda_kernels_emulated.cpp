@@ -709,6 +709,26 @@ TEST(EmulatedCudaFusedOps, BatchNormMatchesTheCpuLoopsAndFloat64) {
     for (int64_t i = 0; i < n; ++i) var64[i % hidden] += std::pow(x[i] - mean64[i % hidden], 2) / double(rows);
     expect_close(mean, mean64, 1e-5, "mean against float64");
     expect_close(var, var64, 1e-4, "var against float64");
+    // The running statistics updated by the merge (momentum 0.1, unbiased variance).
+    {
+      const auto r_mean0 = random_floats(hidden, 104), r_var0 = random_floats(hidden, 105, 0.5f, 2.f);
+      std::vector<float> r_mean = r_mean0, r_var = r_var0, r_mean_ref = r_mean0, r_var_ref = r_var0;
+      const float unbiased = static_cast<float>(double(rows) / double(rows - 1));
+      std::vector<float> m(hidden), v(hidden), is(hidden);
+      cuda::column_moments(x.data(), rows, hidden, eps, m.data(), v.data(), is.data(), workspace.data(), kStream,
+                           ew::RunningStats{r_mean.data(), r_var.data(), 0.1f, unbiased});
+      ew::column_moments(x.data(), rows, hidden, eps, m.data(), v.data(), is.data(),
+                         ew::RunningStats{r_mean_ref.data(), r_var_ref.data(), 0.1f, unbiased});
+      expect_close(r_mean, r_mean_ref, 1e-6, "running mean");
+      expect_close(r_var, r_var_ref, 1e-6, "running var");
+      std::vector<double> mean_exact(hidden), var_exact(hidden);
+      for (int64_t h = 0; h < hidden; ++h) {
+        mean_exact[h] = 0.9 * r_mean0[h] + 0.1 * mean64[h];
+        var_exact[h] = 0.9 * r_var0[h] + 0.1 * var64[h] * double(rows) / double(rows - 1);
+      }
+      expect_close(r_mean, mean_exact, 1e-5, "running mean against float64");
+      expect_close(r_var, var_exact, 1e-4, "running var against float64");
+    }
 
     std::vector<uint16_t> ub(n, 0xffff);
     std::vector<c10::BFloat16> ub_ref(n);

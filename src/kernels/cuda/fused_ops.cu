@@ -168,7 +168,7 @@ __global__ void __launch_bounds__(kThreads)
 __global__ void __launch_bounds__(kThreads)
     moments_merge_kernel(const float* __restrict__ part_mean, const float* __restrict__ part_m2, long long rows,
                          long long hidden, float eps, float* __restrict__ mean, float* __restrict__ var,
-                         float* __restrict__ invstd) {
+                         float* __restrict__ invstd, const ew::RunningStats running) {
   const long long h = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (h >= hidden) return;
   const long long parts = ew::lru_skip_parts(rows);
@@ -180,6 +180,7 @@ __global__ void __launch_bounds__(kThreads)
   mean[h] = m;
   var[h] = v;
   invstd[h] = 1.f / sqrtf(v + eps);
+  ew::update_running_stats(running, h, m, v);
 }
 
 template <class V>
@@ -610,7 +611,7 @@ void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, co
 int64_t batch_norm_workspace(int64_t rows, int64_t hidden) { return 2 * (ew::lru_skip_parts(rows) + 1) * hidden; }
 
 void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, float* mean, float* var,
-                    float* invstd, float* workspace, Stream stream) {
+                    float* invstd, float* workspace, Stream stream, const ew::RunningStats& running) {
   if (hidden == 0) return;
   const long long parts = ew::lru_skip_parts(rows);
   if (detail::blocks_for(hidden, kThreads) > 65535u)
@@ -621,7 +622,7 @@ void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, flo
     detail::check_launch("column_moments (CUDA)");
   }
   COMPRESSM_LAUNCH(moments_merge_kernel, detail::blocks_for(hidden, kThreads), kThreads, stream)(
-      workspace, workspace + parts * hidden, rows, hidden, eps, mean, var, invstd);
+      workspace, workspace + parts * hidden, rows, hidden, eps, mean, var, invstd, running);
   detail::check_launch("column_moments (CUDA): merge");
 }
 

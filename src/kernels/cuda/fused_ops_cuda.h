@@ -56,7 +56,8 @@ void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, co
                             float scale, Stream stream);
 
 // batch_norm (kernels::elementwise) of x {rows, H}: column_moments (a column
-// parts kernel and a merge kernel) writes mean, var, invstd {H};
+// parts kernel and a merge kernel) writes mean, var, invstd {H} and updates
+// the running statistics in the merge kernel where `running` has pointers;
 // batch_norm_cast writes out = batch_norm(x) stored as `out_type`;
 // batch_norm_backward completes dL/dx in place over grad_x (which holds
 // lru_skip_gelu_backward's grad_skip) from grad_u_gemm (stored as `type`), D
@@ -65,7 +66,7 @@ void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, co
 // batch_norm_workspace floats.
 int64_t batch_norm_workspace(int64_t rows, int64_t hidden);
 void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, float* mean, float* var,
-                    float* invstd, float* workspace, Stream stream);
+                    float* invstd, float* workspace, Stream stream, const elementwise::RunningStats& running = {});
 void batch_norm_cast(const float* x, const float* mean, const float* invstd, void* out, Storage out_type,
                      int64_t rows, int64_t hidden, Stream stream);
 void batch_norm_backward(float* grad_x, const void* grad_u_gemm, Storage type, elementwise::NormInput u,
