@@ -301,5 +301,35 @@ TEST(LruLayerBf16, RejectsFloat64AndBadShapes) {
   EXPECT_THROW(lru_layer_bf16(q.in), c10::Error);
 }
 
+// The block front's running statistics: updated as BatchNorm1d updates them,
+// and bad ones (shape, dtype, only one of the two, momentum) are errors that
+// name the op, with the buffers left as they were.
+TEST(LruLayerBf16, BlockFrontUpdatesOrRejectsTheRunningStatistics) {
+  const Problem p = random_problem(torch::kFloat, {2, 6, 4, 20}, 3);  // B, L, N, H
+  const torch::Tensor x = p.in.u;
+  torch::Tensor mean = torch::randn({20}), var = torch::rand({20}) + 0.5;
+  const torch::Tensor mean0 = mean.clone(), var0 = var.clone();
+  const LruBlockFront f = lru_block_bf16_front(p.in, torch::Tensor(), 0.0, 1e-5, {mean, var, 0.25});
+  const torch::Tensor flat = x.reshape({-1, 20});
+  EXPECT_TRUE(torch::allclose(mean, 0.75 * mean0 + 0.25 * flat.mean(0), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(var, 0.75 * var0 + 0.25 * flat.var(0, /*unbiased=*/true), 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(f.var, flat.var(0, /*unbiased=*/false), 1e-5, 1e-6));
+
+  const torch::Tensor before = mean.clone();
+  const auto expect_error = [&](const BatchNormRunning& r, const std::string& what) {
+    try {
+      lru_block_bf16_front(p.in, torch::Tensor(), 0.0, 1e-5, r);
+      ADD_FAILURE() << what << ": no error";
+    } catch (const c10::Error& e) {
+      EXPECT_NE(std::string(e.what()).find("lru_block_bf16_front"), std::string::npos) << what << ": " << e.what();
+    }
+    EXPECT_TRUE(torch::equal(mean, before)) << what;
+  };
+  expect_error({mean, torch::rand({19}), 0.1}, "a {19} variance");
+  expect_error({mean, torch::rand({20}, torch::kDouble), 0.1}, "a float64 variance");
+  expect_error({mean, torch::Tensor(), 0.1}, "no variance");
+  expect_error({mean, var, 1.5}, "momentum 1.5");
+}
+
 }  // namespace
 }  // namespace compressm::nn
