@@ -69,7 +69,7 @@ Options parse(int argc, char** argv) {
   compressm::bench::precision_named(o.precision);
   compressm::bench::check_device_name(o.device);
   if (o.steps < 1 || o.warmup < 0) throw std::invalid_argument("--steps: at least 1; --warmup: at least 0");
-  if (o.dropout < 0 || o.dropout >= 1) throw std::invalid_argument("--dropout: in [0, 1)");
+  compressm::bench::check_drop_rate(o.dropout);
   return o;
 }
 

@@ -44,40 +44,24 @@
 namespace {
 
 struct Options {
-  int64_t blocks = 1, state = 256, hidden = 8, batch = 50, length = 784, input = 1, classes = 10;
-  double dropout = 0.1;  // configs/smnist.yaml, configs/scifar.yaml
-  bool wide_lru_bf16 = true, list = false;
-  compressm::nn::BlockOps block_ops = compressm::nn::BlockOps::kFused;
-  std::string precision = "fp32";
+  compressm::bench::ModelFlags model;
+  bool list = false;
 };
 
 Options parse(int argc, char** argv) {
   Options o;
+  o.model.block_ops = "fused";
   compressm::bench::Flags flags(argc, argv);
-  flags.read("--precision", o.precision);
-  flags.read("--blocks", o.blocks);
-  flags.read("--state", o.state);
-  flags.read("--hidden", o.hidden);
-  flags.read("--batch", o.batch);
-  flags.read("--length", o.length);
-  flags.read("--input", o.input);
-  flags.read("--classes", o.classes);
-  flags.read("--dropout", o.dropout);
-  std::string block_ops = "fused", wide_lru = "bf16", list = "0";
-  flags.read("--block-ops", block_ops);
-  flags.read("--wide-lru", wide_lru);
+  o.model.read(flags);
+  std::string list = "0";
   flags.read("--list", list);
   flags.check_all_read();
-  if (wide_lru != "bf16" && wide_lru != "fp32")
-    throw std::invalid_argument("--wide-lru: bf16 or fp32, got " + wide_lru);
+  o.model.check();
   if (list != "0" && list != "1") throw std::invalid_argument("--list: 0 or 1, got " + list);
-  if (o.blocks < 1 || o.state < 1 || o.hidden < 1 || o.batch < 2 || o.length < 1 || o.input < 1 || o.classes < 2)
+  const compressm::bench::ModelFlags& m = o.model;
+  if (m.blocks < 1 || m.state < 1 || m.hidden < 1 || m.batch < 2 || m.length < 1 || m.input < 1 || m.classes < 2)
     throw std::invalid_argument("sizes must be >= 1 (batch and classes >= 2)");
-  if (!(o.dropout >= 0 && o.dropout < 1)) throw std::invalid_argument("--dropout: in [0, 1)");
-  o.wide_lru_bf16 = wide_lru == "bf16";
   o.list = list == "1";
-  o.block_ops = compressm::bench::block_ops_named(block_ops);
-  compressm::bench::precision_named(o.precision);
   return o;
 }
 
@@ -229,20 +213,11 @@ int main(int argc, char** argv) try {
   const Options o = parse(argc, argv);
   at::set_num_threads(1);
   torch::manual_seed(0);
-  compressm::nn::LruModelOptions m;
-  m.input_dim = o.input;
-  m.num_classes = o.classes;
-  m.num_blocks = o.blocks;
-  m.state_dim = o.state;
-  m.hidden_dim = o.hidden;
-  m.drop_rate = o.dropout;
-  m.precision = compressm::bench::precision_named(o.precision);
-  m.block_ops = o.block_ops;
-  m.wide_lru_bf16 = o.wide_lru_bf16;
-  compressm::nn::LruModel model(m);
+  const compressm::bench::ModelFlags& m = o.model;
+  compressm::nn::LruModel model(m.model());
   model->train();
-  const torch::Tensor x = torch::rand({o.batch, o.length, o.input});
-  const torch::Tensor labels = torch::randint(0, o.classes, {o.batch}, torch::kLong);
+  const torch::Tensor x = torch::rand({m.batch, m.length, m.input});
+  const torch::Tensor labels = torch::randint(0, m.classes, {m.batch}, torch::kLong);
 
   Phase forward, backward;
   for (int step = 0; step < 2; ++step) {
@@ -266,16 +241,15 @@ int main(int argc, char** argv) try {
   std::fprintf(stderr,
                "compressm: %lld block(s) N=%lld H=%lld B=%lld L=%lld %s, block ops %s: %lld kernels forward, "
                "%lld backward (%lld calls of fused ops), AdamW apart\n",
-               (long long)o.blocks, (long long)o.state, (long long)o.hidden, (long long)o.batch, (long long)o.length,
-               o.precision.c_str(), compressm::bench::block_ops_name(o.block_ops), (long long)forward.kernels,
-               (long long)backward.kernels, (long long)(forward.fused_ops + backward.fused_ops));
+               (long long)m.blocks, (long long)m.state, (long long)m.hidden, (long long)m.batch, (long long)m.length,
+               m.precision.c_str(), m.block_ops.c_str(), (long long)forward.kernels, (long long)backward.kernels,
+               (long long)(forward.fused_ops + backward.fused_ops));
   std::cout << "{\"bench\": \"op_count\", \"forward_kernels\": " << forward.kernels
             << ", \"backward_kernels\": " << backward.kernels
-            << ", \"fused_ops\": " << forward.fused_ops + backward.fused_ops << ", \"precision\": \"" << o.precision
-            << "\", \"block_ops\": \"" << compressm::bench::block_ops_name(o.block_ops) << "\", \"num_blocks\": "
-            << o.blocks << ", \"state_dim\": " << o.state << ", \"hidden_dim\": " << o.hidden
-            << ", \"batch_size\": " << o.batch << ", \"length\": " << o.length << ", \"dropout\": " << o.dropout
-            << "}" << std::endl;
+            << ", \"fused_ops\": " << forward.fused_ops + backward.fused_ops << ", \"precision\": \"" << m.precision
+            << "\", \"block_ops\": \"" << m.block_ops << "\", \"num_blocks\": " << m.blocks
+            << ", \"state_dim\": " << m.state << ", \"hidden_dim\": " << m.hidden << ", \"batch_size\": " << m.batch
+            << ", \"length\": " << m.length << ", \"dropout\": " << m.dropout << "}" << std::endl;
   return 0;
 } catch (const c10::Error& e) {
   std::fprintf(stderr, "bench_op_count: error: %s\n", e.what_without_backtrace());

@@ -43,47 +43,30 @@
 namespace {
 
 struct Options {
-  int64_t blocks = 1, state = 256, hidden = 8, batch = 50, length = 784, input = 1, classes = 10, steps = 30,
-          warmup = 3;
+  compressm::bench::ModelFlags model;
+  int64_t steps = 30, warmup = 3;
   int threads = 2;
   int64_t lru_segments = 0;
-  double dropout = 0.1;
-  bool graph = false, wide_lru_bf16 = true;
-  compressm::nn::BlockOps block_ops = compressm::nn::BlockOps::kAuto;
-  std::string device = "cpu", precision = "fp32";
+  bool graph = false;
+  std::string device = "cpu";
 };
 
 Options parse(int argc, char** argv) {
   Options o;
   compressm::bench::Flags flags(argc, argv);
   flags.read("--device", o.device);
-  flags.read("--precision", o.precision);
-  flags.read("--blocks", o.blocks);
-  flags.read("--state", o.state);
-  flags.read("--hidden", o.hidden);
-  flags.read("--batch", o.batch);
-  flags.read("--length", o.length);
-  flags.read("--input", o.input);
-  flags.read("--classes", o.classes);
+  o.model.read(flags);
   flags.read("--steps", o.steps);
   flags.read("--warmup", o.warmup);
   flags.read("--threads", o.threads);
-  flags.read("--dropout", o.dropout);
   flags.read("--lru-segments", o.lru_segments);
-  std::string graph = "0", block_ops = "auto", wide_lru = "bf16";
+  std::string graph = "0";
   flags.read("--graph", graph);
-  flags.read("--block-ops", block_ops);
-  flags.read("--wide-lru", wide_lru);
   flags.check_all_read();
   if (graph != "0" && graph != "1") throw std::invalid_argument("--graph: 0 or 1, got " + graph);
   o.graph = graph == "1";
-  if (!(o.dropout >= 0 && o.dropout < 1)) throw std::invalid_argument("--dropout: in [0, 1)");
-  if (wide_lru != "bf16" && wide_lru != "fp32")
-    throw std::invalid_argument("--wide-lru: bf16 or fp32, got " + wide_lru);
-  o.wide_lru_bf16 = wide_lru == "bf16";
-  o.block_ops = compressm::bench::block_ops_named(block_ops);
+  o.model.check();
   compressm::bench::check_device_name(o.device);
-  compressm::bench::precision_named(o.precision);
   return o;
 }
 
@@ -99,35 +82,26 @@ int main(int argc, char** argv) try {
   compressm::nn::cuda_ops::set_fused_time_segments(o.lru_segments);
   if (o.device == "cuda" && !torch::cuda::is_available()) throw std::invalid_argument("--device cuda: no CUDA device");
   compressm::benchmark::StepBenchOptions b;
-  b.model.input_dim = o.input;
-  b.model.num_classes = o.classes;
-  b.model.num_blocks = o.blocks;
-  b.model.state_dim = o.state;
-  b.model.hidden_dim = o.hidden;
-  b.model.drop_rate = o.dropout;
-  b.model.precision = compressm::bench::precision_named(o.precision);
-  b.model.block_ops = o.block_ops;
-  b.model.wide_lru_bf16 = o.wide_lru_bf16;
-  b.batch_size = o.batch;
-  b.length = o.length;
+  const compressm::bench::ModelFlags& m = o.model;
+  b.model = m.model();
+  b.batch_size = m.batch;
+  b.length = m.length;
   b.steps = o.steps;
   b.warmup_steps = o.warmup;
   b.device = o.device == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   b.cuda_graph = o.graph;
   const compressm::benchmark::StepBenchResult r = compressm::benchmark::run_step_bench(b);
   std::fprintf(stderr, "compressm: %lld block(s) N=%lld H=%lld B=%lld L=%lld, %s %s, %d threads: %.2f ms/step\n",
-               (long long)o.blocks, (long long)o.state, (long long)o.hidden, (long long)o.batch,
-               (long long)o.length, o.device.c_str(), o.precision.c_str(), o.threads, r.median_ms);
+               (long long)m.blocks, (long long)m.state, (long long)m.hidden, (long long)m.batch,
+               (long long)m.length, o.device.c_str(), m.precision.c_str(), o.threads, r.median_ms);
   std::cout << "{\"bench\": \"train_step\", \"impl\": \"compressm\", \"ms_per_step\": " << r.median_ms
             << ", \"steps_per_s\": " << 1000.0 / r.median_ms << ", \"cpu_ms_per_step\": " << r.cpu_median_ms
             << ", \"threads\": " << o.threads << ", \"device\": \"" << o.device << "\", \"precision\": \""
-            << o.precision << "\", \"num_blocks\": " << o.blocks << ", \"state_dim\": " << o.state
-            << ", \"hidden_dim\": " << o.hidden << ", \"batch_size\": " << o.batch << ", \"length\": " << o.length
-            << ", \"steps\": " << o.steps << ", \"dropout\": " << o.dropout << ", \"block_ops\": \""
-            << compressm::bench::block_ops_name(o.block_ops) << "\""
-            << ", \"lru_segments\": " << o.lru_segments
-            << ", \"wide_lru\": \"" << (o.wide_lru_bf16 ? "bf16" : "fp32") << "\""
-            << ", \"cuda_graph\": " << (r.graph_captured ? "true" : "false")
+            << m.precision << "\", \"num_blocks\": " << m.blocks << ", \"state_dim\": " << m.state
+            << ", \"hidden_dim\": " << m.hidden << ", \"batch_size\": " << m.batch << ", \"length\": " << m.length
+            << ", \"steps\": " << o.steps << ", \"dropout\": " << m.dropout << ", \"block_ops\": \""
+            << m.block_ops << "\"" << ", \"lru_segments\": " << o.lru_segments << ", \"wide_lru\": \""
+            << m.wide_lru << "\"" << ", \"cuda_graph\": " << (r.graph_captured ? "true" : "false")
             << ", \"final_loss\": " << r.final_loss << "}" << std::endl;
   return 0;
 } catch (const c10::Error& e) {
