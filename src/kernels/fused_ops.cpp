@@ -166,21 +166,14 @@ template void cross_entropy_backward<float>(const float*, const int64_t*, const 
 template void cross_entropy_backward<double>(const double*, const int64_t*, const double*, int64_t, int64_t, double,
                                              double*);
 
-// The sum of `parts` arrays of n elements at a[i], a[n + i], ..., in order
-// (the CUDA kernels add the same way).
-template <class V>
-float sum_of_parts(const V* a, int64_t i, int64_t n, int64_t parts) {
-  float total = 0.f;
-  for (int64_t s = 0; s < parts; ++s) total += static_cast<float>(a[s * n + i]);
-  return total;
-}
-
 template <class V>
 void lru_skip_forward(const V* cx, const float* D, const float* u, float* out, int64_t rows, int64_t hidden,
                       int64_t parts) {
   const int64_t n = rows * hidden;
-  for_each_element(rows, hidden,
-                   [&](int64_t i, int64_t h) { out[i] = lru_skip(sum_of_parts(cx, i, n, parts), D[h], u[i]); });
+  for_each_element(rows, hidden, [&](int64_t i, int64_t h) {
+    const float y = sum_in_order(parts, [&](int64_t s) { return static_cast<float>(cx[s * n + i]); });
+    out[i] = lru_skip(y, D[h], u[i]);
+  });
 }
 
 // Runs element(i, h, acc) over every element of a {rows, hidden} tensor, in
@@ -275,13 +268,8 @@ void lru_bf16_unpack_gradients(const V* grad_w_in, const V* grad_w_out, const fl
     grad_C_im[i] = -static_cast<float>(grad_w_out[out_re + 1]);
   });
   for (int64_t n = 0; n < state; ++n) {
-    float re = 0.f, im = 0.f;
-    for (int64_t r = 0; r < rows; ++r) {
-      re += lambda_rows[(r * state + n) * 2];
-      im += lambda_rows[(r * state + n) * 2 + 1];
-    }
-    grad_lambda_re[n] = re;
-    grad_lambda_im[n] = im;
+    grad_lambda_re[n] = sum_in_order(rows, [&](int64_t r) { return lambda_rows[(r * state + n) * 2]; });
+    grad_lambda_im[n] = sum_in_order(rows, [&](int64_t r) { return lambda_rows[(r * state + n) * 2 + 1]; });
   }
 }
 

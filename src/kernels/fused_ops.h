@@ -211,6 +211,15 @@ COMPRESSM_HD void batch_norm_gradient_means(float d, float sum_gp, float sum_gp_
   mean_dz_u = (d * sum_gp_u + sum_gemm_u) * inv_rows;
 }
 
+// value(0) + value(1) + ... + value(count - 1), added in that order from
+// 0.f: the CPU loops and the CUDA kernels sum parts and rows the same way.
+template <class Value>
+COMPRESSM_HD float sum_in_order(int64_t count, const Value& value) {
+  float total = 0.f;
+  for (int64_t k = 0; k < count; ++k) total += value(k);
+  return total;
+}
+
 // The wide bf16 LRU layer's GEMM operands (nn/lru_layer_function.cpp)
 // from its float32 parameters, N states, H channels: element i < N H of B
 // {N, H} and of C {H, N} goes to w_in {2N, H} at rows 2n (re) and 2n + 1

@@ -74,20 +74,14 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-// The sum of `parts` arrays of n elements at a[i], a[n + i], ... (in order).
-template <class V>
-__device__ __forceinline__ float sum_of_parts(const V* __restrict__ a, long long i, long long n, long long parts) {
-  float total = 0.f;
-  for (long long s = 0; s < parts; ++s) total += load(a, s * n + i);
-  return total;
-}
-
 template <class V>
 __global__ void __launch_bounds__(kThreads)
     lru_skip_forward_kernel(const V* __restrict__ cx, const float* __restrict__ D, const float* __restrict__ u,
                             float* __restrict__ out, long long n, long long hidden, long long parts) {
-  COMPRESSM_GRID_STRIDE_LOOP(i, n)
-    out[i] = ew::lru_skip(sum_of_parts(cx, i, n, parts), D[i % hidden], u[i]);
+  COMPRESSM_GRID_STRIDE_LOOP(i, n) {
+    const float y = ew::sum_in_order(parts, [&](int64_t s) { return load(cx, s * n + i); });
+    out[i] = ew::lru_skip(y, D[i % hidden], u[i]);
+  }
 }
 
 // Kernels that sum a {rows, hidden} product down its columns in parts
@@ -270,13 +264,8 @@ __global__ void __launch_bounds__(kThreads)
     grad_C_re[i] = load(grad_w_out, out_re);
     grad_C_im[i] = -load(grad_w_out, out_re + 1);
     if (i < state) {
-      float re = 0.f, im = 0.f;
-      for (long long r = 0; r < rows; ++r) {
-        re += lambda_rows[(r * state + i) * 2];
-        im += lambda_rows[(r * state + i) * 2 + 1];
-      }
-      grad_lambda_re[i] = re;
-      grad_lambda_im[i] = im;
+      grad_lambda_re[i] = ew::sum_in_order(rows, [&](int64_t r) { return lambda_rows[(r * state + i) * 2]; });
+      grad_lambda_im[i] = ew::sum_in_order(rows, [&](int64_t r) { return lambda_rows[(r * state + i) * 2 + 1]; });
     }
   }
 }
