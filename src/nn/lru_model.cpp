@@ -43,15 +43,15 @@ torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) {
     // BatchNorm1d's running statistics, updated inside the op (the kernel
     // that merges the batch moments): the unbiased variance, momentum or
     // (momentum unset) the cumulative average.
-    BatchNormRunning running{norm->running_mean, norm->running_var, 0.0};
     {
       torch::NoGradGuard no_grad;
       norm->num_batches_tracked.add_(1);
-      // Momentum unset reads the count on the host, as BatchNorm1d does (a
-      // device sync; such a block cannot be captured in a CUDA graph).
-      running.momentum = norm->options.momentum().has_value() ? *norm->options.momentum()
-                                                              : 1.0 / norm->num_batches_tracked.item<double>();
     }
+    // Momentum unset reads the count on the host, as BatchNorm1d does (a
+    // device sync; such a block cannot be captured in a CUDA graph).
+    const double momentum = norm->options.momentum().has_value() ? *norm->options.momentum()
+                                                                 : 1.0 / norm->num_batches_tracked.item<double>();
+    const BatchNormRunning running{norm->running_mean, norm->running_var, momentum};
     const LruBlockFront f = lru_block_bf16_front(lru->inputs(x), dropout_keep_mask(x.sizes(), p, x.device()), p,
                                                  norm->options.eps(), running);
     return glu(f.g, f.x);
