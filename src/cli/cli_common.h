@@ -2,6 +2,7 @@
 // JSON output (DESIGN.md §7).
 #pragma once
 
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -49,6 +50,23 @@ auto blame_input(const std::string& source, Computation&& computation) -> declty
     return computation();
   } catch (const std::invalid_argument& e) {
     throw io::InputError(source + ": " + e.what());
+  }
+}
+
+// Refuses an output path (`flag` names it) inside a checkpoint folder (one
+// that holds a manifest.json), the path itself or any folder above it:
+// writing there would replace or add a file the manifest does not list, and
+// the checkpoint would no longer load (e.g. `export --out RUN/final/model.bin`).
+inline void refuse_output_in_checkpoint(const std::string& flag, const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path at = fs::weakly_canonical(fs::absolute(path, ec), ec);
+  if (ec) return;  // unreadable: the write itself reports it
+  for (; !at.empty(); at = at.parent_path()) {
+    if (fs::is_directory(at, ec) && fs::exists(at / "manifest.json", ec))
+      throw UsageError(flag + " " + path + ": inside the checkpoint folder " + at.string() +
+                       "; refusing to write there (the checkpoint would no longer load)");
+    if (at == at.parent_path()) break;
   }
 }
 

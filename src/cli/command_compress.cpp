@@ -72,6 +72,7 @@ int run_compress(const CompressOptions& options) {
     throw UsageError("--tol " + std::to_string(*options.tol) + ": must be in (0, 1] (the fraction of energy kept)");
   if (options.rank && *options.rank < 1) throw UsageError("--rank " + std::to_string(*options.rank) + ": must be >= 1");
   const fs::path out(options.out_dir);
+  refuse_output_in_checkpoint("--out", options.out_dir);
   if (fs::exists(out) && !(fs::is_directory(out) && fs::is_empty(out)))
     throw UsageError("--out " + options.out_dir + ": exists and is not an empty folder (nothing is overwritten)");
   training::TrainedModel trained = training::load_trained_model(options.checkpoint_dir);

@@ -1,5 +1,8 @@
-// `compressm eval --checkpoint DIR [--json]`: test accuracy of a checkpoint
-// (a checkpoint folder, or a run folder meaning its final model; DESIGN.md §7).
+// `compressm eval --checkpoint DIR [--data-dir D] [--json]`: test accuracy of a
+// checkpoint (a checkpoint folder, or a run folder meaning its final model;
+// DESIGN.md §7) on the dataset of its run, read from the run config's
+// data_dir unless --data-dir names another folder (data moved, or a relative
+// data_dir run from elsewhere).
 #include <cstdio>
 #include <iostream>
 
@@ -19,6 +22,7 @@ CLI::App* add_eval_command(CLI::App& app, EvalOptions& options) {
   CLI::App* command = app.add_subcommand("eval", "Test accuracy of a trained model");
   command->add_option("--checkpoint", options.checkpoint_dir, "Checkpoint folder, or a run folder (its final model)")
       ->required();
+  command->add_option("--data-dir", options.data_dir, "Dataset folder (default: the run config's data_dir)");
   command->add_flag("--json", options.json, R"(Print {"accuracy": a, "n": count} on stdout)");
   return command;
 }
@@ -30,7 +34,8 @@ int run_eval(const EvalOptions& options) {
   training::configure_runtime(config.threads);
   data::Splits splits;
   try {
-    splits = data::load_dataset(std::string(config::to_string(config.dataset)), config.data_dir,
+    splits = data::load_dataset(std::string(config::to_string(config.dataset)),
+                                options.data_dir.empty() ? config.data_dir : options.data_dir,
                                 static_cast<uint64_t>(config.seed));
   } catch (const data::DataError& e) {
     throw io::InputError(e.what());

@@ -22,6 +22,7 @@ CLI::App* add_export_command(CLI::App& app, ExportOptions& options) {
 }
 
 int run_export(const ExportOptions& options) {
+  refuse_output_in_checkpoint("--out", options.out_path);
   const training::TrainedModel trained = training::load_trained_model(options.checkpoint_dir);
   const config::Config& config = trained.config;
   runtime::TensorFile file = exporting::model_tensor_file(

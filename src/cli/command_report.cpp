@@ -20,6 +20,7 @@ int run_report(const ReportOptions& options) {
   std::vector<report::RunSummary> runs;
   for (const std::string& dir : options.run_dirs) runs.push_back(report::read_run(dir));
   const fs::path out(options.out_dir);
+  refuse_output_in_checkpoint("--out", options.out_dir);
   if (fs::exists(out) && !fs::is_directory(out)) throw UsageError("--out " + options.out_dir + ": not a folder");
   const fs::path page = report::write_report(runs, out);
   std::cout << report::markdown_summary(runs) << "\nreport: " << page.string() << "\n";

@@ -1,8 +1,13 @@
 // `compressm train --config FILE [--set k=v ...] --out DIR [--resume DIR]`:
 // trains an LRU model and keeps a run folder (src/training/trainer.h).
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <csignal>
 #include <filesystem>
+#include <set>
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
@@ -23,9 +28,27 @@ bool same_folder(const fs::path& a, const fs::path& b) {
   return fs::weakly_canonical(a) == fs::weakly_canonical(b);
 }
 
+// Config keys a resumed run may change: how it runs, not what it computes.
+const std::set<std::string> kRuntimeKeys = {"threads", "data_dir", "checkpoint_every"};
+
+// "key (was A, now B)" for every leaf of `now` whose value differs in `was`.
+void differing_keys(const nlohmann::ordered_json& was, const nlohmann::ordered_json& now, const std::string& prefix,
+                    std::vector<std::pair<std::string, std::string>>& out) {
+  for (auto it = now.begin(); it != now.end(); ++it) {
+    const std::string key = prefix.empty() ? it.key() : prefix + "." + it.key();
+    const auto old = was.find(it.key());
+    if (old != was.end() && old->is_object() && it->is_object())
+      differing_keys(*old, *it, key, out);
+    else if (old == was.end() || *old != *it)
+      out.emplace_back(key, key + " (was " + (old == was.end() ? "unset" : old->dump()) + ", now " + it->dump() + ")");
+  }
+}
+
 // The effective config of a run: --config + --set, or (when resuming without
 // --config) the run's own config.yaml + --set; a resumed run must keep the
 // config it started with, or its metrics would not continue the same run.
+// Only kRuntimeKeys may change (for this invocation; config.yaml keeps the
+// run's values).
 config::Config run_config_for(const TrainOptions& options, std::vector<std::string>& notes) {
   if (options.resume_dir.empty()) {
     if (options.config_path.empty()) throw UsageError("--config is required (unless --resume is given)");
@@ -36,10 +59,87 @@ config::Config run_config_for(const TrainOptions& options, std::vector<std::stri
   const config::Config saved = config::load_config(saved_path.string());
   const std::string source = options.config_path.empty() ? saved_path.string() : options.config_path;
   const config::Config wanted = config::load_config(source, options.overrides, &notes);
-  if (wanted != saved)
-    throw UsageError("--resume " + options.resume_dir + ": the config (" + source +
-                     " with --set) differs from the run's config.yaml");
-  return saved;
+  std::vector<std::pair<std::string, std::string>> changed;
+  differing_keys(config::to_json(saved), config::to_json(wanted), "", changed);
+  std::string refused;
+  for (const auto& [key, text] : changed)
+    if (kRuntimeKeys.count(key) == 0) refused += (refused.empty() ? "" : ", ") + text;
+  if (!refused.empty())
+    throw UsageError("--resume " + options.resume_dir + ": the config (" + source + " with --set) differs from " +
+                     saved_path.string() + " in " + refused +
+                     "; a resumed run keeps its config (only threads, data_dir and checkpoint_every may change)");
+  config::Config result = saved;
+  result.threads = wanted.threads;
+  result.data_dir = wanted.data_dir;
+  result.checkpoint_every = wanted.checkpoint_every;
+  return result;
+}
+
+// An exclusive lock on the run folder for the life of the process (flock on
+// the folder itself: no file is added, and the kernel drops it when the
+// process ends, however it ends). A second `train` on the same folder, e.g.
+// a --resume while the run is still going, is refused.
+class RunFolderLock {
+ public:
+  RunFolderLock(const fs::path& folder, const std::string& flag) {
+    fd_ = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd_ < 0) throw UsageError(flag + " " + folder.string() + ": cannot open the folder");
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd_);
+      throw UsageError(flag + " " + folder.string() + ": another compressm process is training in this folder");
+    }
+  }
+  ~RunFolderLock() { ::close(fd_); }
+  RunFolderLock(const RunFolderLock&) = delete;
+  RunFolderLock& operator=(const RunFolderLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// SIGINT / SIGTERM while training: the loop stops after the step in flight
+// and writes a checkpoint (TrainerOptions::stop); a second signal ends the
+// process at once (SA_RESETHAND restores the default action).
+std::atomic<bool> stop_requested{false};
+std::atomic<int> stop_signal{0};
+static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<int>::is_always_lock_free,
+              "a signal handler may only touch lock-free atomics");
+
+extern "C" void request_stop(int signal) {
+  stop_signal.store(signal);
+  stop_requested.store(true);
+  static const char message[] =
+      "\ncompressm: stopping after this step to write a checkpoint (again to quit at once)\n";
+  [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, message, sizeof message - 1);
+}
+
+void stop_on_signals() {
+  struct sigaction action {};
+  action.sa_handler = request_stop;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESETHAND | SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+// Creates the new run folder; a path that cannot be a folder is the flag's fault.
+void create_run_folder(const fs::path& folder, const std::string& flag) {
+  std::error_code ec;
+  fs::create_directories(folder, ec);
+  if (ec) throw UsageError(flag + " " + folder.string() + ": cannot create the folder (" + ec.message() + ")");
+}
+
+// Restores `checkpoint`; a damaged one names the checkpoint before it, the
+// one to fall back on (the damaged folder is the user's to move aside).
+void restore_or_explain(training::Trainer& trainer, const fs::path& checkpoint, const fs::path& run_dir) {
+  try {
+    trainer.restore(checkpoint);
+  } catch (const training::CheckpointError& e) {
+    const fs::path before = training::checkpoint_before(run_dir, checkpoint);
+    if (before.empty()) throw;
+    throw training::CheckpointError(std::string(e.what()) + "; the checkpoint before it is " + before.string() +
+                                    ": move " + checkpoint.string() + " aside to resume from there");
+  }
 }
 
 data::Splits load_splits(const config::Config& config) {
@@ -80,34 +180,55 @@ int run_train(const TrainOptions& options) {
     report_warning("training.precision tf32 only changes CUDA GEMMs; on the CPU this trains in fp32");
   training::configure_runtime(config.threads);
 
-  const fs::path run_dir = options.resume_dir.empty() ? fs::path(options.out_dir) : fs::path(options.resume_dir);
-  fs::path resume_from;
-  if (options.resume_dir.empty()) {
-    if (fs::exists(run_dir) && (!fs::is_directory(run_dir) || !fs::is_empty(run_dir)))
+  const bool resuming = !options.resume_dir.empty();
+  const fs::path run_dir = resuming ? fs::path(options.resume_dir) : fs::path(options.out_dir);
+  if (!resuming) {
+    refuse_output_in_checkpoint("--out", options.out_dir);
+    if (fs::exists(run_dir) && !fs::is_directory(run_dir))
+      throw UsageError("--out " + options.out_dir + ": exists and is not a folder");
+    if (fs::exists(run_dir) && !fs::is_empty(run_dir))
       throw UsageError("--out " + options.out_dir + ": exists and is not empty (use --resume to continue a run)");
-    fs::create_directories(run_dir);
-  } else {
-    resume_from = training::latest_checkpoint(run_dir);
+  }
+  // The data first: a missing dataset leaves no new folder behind.
+  const data::Splits splits = load_splits(config);
+  if (!resuming) create_run_folder(run_dir, "--out");
+  const RunFolderLock lock(run_dir, resuming ? "--resume" : "--out");
+  fs::path resume_from;
+  if (resuming) {
+    // A run stopped before its first checkpoint (killed, or the machine went
+    // down) starts over; a finished run whose checkpoints are gone does not.
+    const bool no_checkpoint = !fs::exists(training::final_folder(run_dir)) && !fs::exists(run_dir / "checkpoints");
+    if (no_checkpoint && !fs::exists(run_dir / "metrics.json"))
+      std::cerr << "compressm: " << run_dir.string() << " has no checkpoint yet: starting the run over from step 0\n";
+    else
+      resume_from = training::latest_checkpoint(run_dir);
   }
 
-  const data::Splits splits = load_splits(config);
   training::TrainerOptions trainer_options;
   trainer_options.run_dir = run_dir;
   trainer_options.log = &std::cerr;
   trainer_options.log_is_terminal = ::isatty(STDERR_FILENO) != 0;
+  trainer_options.stop = &stop_requested;
   training::Trainer trainer(config, splits, trainer_options);
   if (!resume_from.empty()) {
-    trainer.restore(resume_from);
+    restore_or_explain(trainer, resume_from, run_dir);
     std::cerr << "compressm: resuming " << run_dir.string() << " at step " << trainer.steps_done() << " ("
               << resume_from.filename().string() << ")\n";
     if (trainer.steps_done() >= config.training.num_steps && resume_from == training::final_folder(run_dir)) {
       std::cerr << "compressm: the run is already finished\n";
       return kExitSuccess;
     }
-  } else {
+  } else if (!resuming) {
     io::write_file_atomically(run_dir / "config.yaml", config::to_yaml(config));
   }
-  trainer.run();
+  stop_on_signals();
+  const training::RunTotals totals = trainer.run();
+  if (totals.interrupted_at >= 0) {
+    std::cerr << "compressm: stopped at step " << totals.interrupted_at << " of " << config.training.num_steps
+              << "; checkpoint " << training::checkpoint_folder(run_dir, totals.interrupted_at).string()
+              << "; continue with: compressm train --resume " << run_dir.string() << "\n";
+    return 128 + stop_signal.load();
+  }
   return kExitSuccess;
 }
 

@@ -48,6 +48,7 @@ int run_train(const TrainOptions& options);
 
 struct EvalOptions {
   std::string checkpoint_dir;  // checkpoint folder, or run folder (its final model)
+  std::string data_dir;        // dataset folder (default: the run config's data_dir)
   bool json = false;
 };
 CLI::App* add_eval_command(CLI::App& app, EvalOptions& options);

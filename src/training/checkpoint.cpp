@@ -263,23 +263,40 @@ fs::path checkpoint_folder(const fs::path& run_dir, int64_t step) {
 
 fs::path final_folder(const fs::path& run_dir) { return run_dir / "final"; }
 
+namespace {
+// The checkpoints/step_NNNNNN folders of a run, by step.
+std::map<long long, fs::path> step_checkpoints(const fs::path& run_dir) {
+  std::map<long long, fs::path> found;
+  const fs::path folder = run_dir / "checkpoints";
+  if (!fs::is_directory(folder)) return found;
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_directory() || name.rfind("step_", 0) != 0) continue;
+    char* end = nullptr;
+    const long long step = std::strtoll(name.c_str() + 5, &end, 10);
+    if (end == name.c_str() + 5 || *end != '\0' || step < 0) continue;
+    found.emplace(step, entry.path());
+  }
+  return found;
+}
+}  // namespace
+
 fs::path latest_checkpoint(const fs::path& run_dir) {
   if (fs::exists(final_folder(run_dir) / "manifest.json")) return final_folder(run_dir);
-  fs::path best;
-  long long best_step = -1;
-  const fs::path folder = run_dir / "checkpoints";
-  if (fs::is_directory(folder)) {
-    for (const auto& entry : fs::directory_iterator(folder)) {
-      const std::string name = entry.path().filename().string();
-      if (!entry.is_directory() || name.rfind("step_", 0) != 0) continue;
-      char* end = nullptr;
-      const long long step = std::strtoll(name.c_str() + 5, &end, 10);
-      if (end == name.c_str() + 5 || *end != '\0') continue;
-      if (step > best_step) best_step = step, best = entry.path();
-    }
+  const std::map<long long, fs::path> found = step_checkpoints(run_dir);
+  if (found.empty()) throw CheckpointError(run_dir.string() + ": no checkpoint to resume from");
+  return found.rbegin()->second;
+}
+
+fs::path checkpoint_before(const fs::path& run_dir, const fs::path& checkpoint) {
+  const std::map<long long, fs::path> found = step_checkpoints(run_dir);
+  if (checkpoint == final_folder(run_dir)) return found.empty() ? fs::path() : found.rbegin()->second;
+  fs::path before;
+  for (const auto& [step, path] : found) {
+    if (path == checkpoint) break;
+    before = path;
   }
-  if (best_step < 0) throw CheckpointError(run_dir.string() + ": no checkpoint to resume from");
-  return best;
+  return before;
 }
 
 fs::path resolve_checkpoint(const fs::path& dir) {

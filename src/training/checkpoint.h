@@ -80,6 +80,10 @@ std::filesystem::path final_folder(const std::filesystem::path& run_dir);       
 // checkpoints/step_*. Throws CheckpointError if there is none.
 std::filesystem::path latest_checkpoint(const std::filesystem::path& run_dir);
 
+// The newest checkpoint of a run folder older than `checkpoint` (final/ is
+// the newest of all), or an empty path if there is none.
+std::filesystem::path checkpoint_before(const std::filesystem::path& run_dir, const std::filesystem::path& checkpoint);
+
 // `--checkpoint DIR` (DESIGN.md §7): a checkpoint folder itself, or a run
 // folder meaning its final model. Throws CheckpointError.
 std::filesystem::path resolve_checkpoint(const std::filesystem::path& dir);

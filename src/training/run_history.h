@@ -102,6 +102,9 @@ struct RunTotals {
   // it (graphed_step.h), which leaves out host work and idle gaps.
   double step_ms_median = 0;
   std::string device = "cpu";
+  // The step at which TrainerOptions::stop ended the loop (a checkpoint of it
+  // is in the run folder; no final model, no metrics.json), -1 if the run ended.
+  int64_t interrupted_at = -1;
 };
 
 // metrics.json: steps, train_accuracy, val_accuracy, test_accuracy (a list per

@@ -265,6 +265,7 @@ RunTotals Trainer::run() {
   // Where the steady part of the loop starts (RunTotals::steady_steps_per_s).
   Clock::time_point steady_start;
   double outside_before_steady = 0;
+  bool interrupted = false;
   model_->train();
   while (step_ < t.num_steps) {
     set_learning_rates();
@@ -301,9 +302,26 @@ RunTotals Trainer::run() {
       steady_start = Clock::now();
       outside_before_steady = outside_training_s;
     }
+    if (options_.stop != nullptr && options_.stop->load() && step_ < t.num_steps) {
+      interrupted = true;
+      break;
+    }
   }
   collect_all();
   if (progress_) progress_->finish();
+  if (interrupted) {
+    RunTotals totals;
+    totals.interrupted_at = step_;
+    const std::filesystem::path folder = checkpoint_folder(options_.run_dir, step_);
+    if (!options_.run_dir.empty() && !std::filesystem::exists(folder / "manifest.json")) {
+      const double loop_s = seconds_since(start);
+      writer.submit(capture(elapsed_before_ + loop_s, data_wait_before_ + loader.wait_seconds(), loop_before_ + loop_s,
+                            config_yaml),
+                    folder);
+    }
+    writer.finish();
+    return totals;
+  }
 
   const double loop_s = seconds_since(start);
   RunTotals totals;

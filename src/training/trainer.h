@@ -24,6 +24,7 @@
 
 #include <torch/optim/adamw.h>
 
+#include <atomic>
 #include <chrono>
 #include <deque>
 #include <filesystem>
@@ -63,6 +64,11 @@ struct TrainerOptions {
   // CUDA-graphed steps, 0 otherwise (a CPU step is done when it returns);
   // at most 1 with graphs. Any value gives the same run (tests compare).
   int pipeline_steps = -1;
+  // Checked after every step (e.g. set by a SIGINT handler): once true, the
+  // loop stops, writes a checkpoint of the last step into run_dir (unless one
+  // is there) and run() returns with RunTotals::interrupted_at set, without the
+  // final evaluation. `compressm train --resume` goes on from it. Null: never.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 class Trainer {

@@ -212,6 +212,19 @@ TEST_F(ExportClassifyCli, BadInputsAndUsageExitTwo) {
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
   EXPECT_FALSE(fs::exists(dir_->path() / "x.safetensors"));
+
+  // --out inside the checkpoint folder it reads (or any other) is refused:
+  // the checkpoint is left as it was and still loads.
+  const std::string before = read_text(run() / "final/model.bin");
+  for (const char* inside : {"final/model.bin", "final/model.safetensors", "final/sub/m.safetensors"}) {
+    r = run_cli({"export", "--checkpoint", run().string(), "--out", (run() / inside).string()});
+    EXPECT_EQ(r.status, 2) << inside;
+    EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+    EXPECT_NE(r.err.find("inside the checkpoint folder"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(read_text(run() / "final/model.bin"), before);
+  EXPECT_FALSE(fs::exists(run() / "final/model.safetensors"));
+  EXPECT_EQ(run_cli({"eval", "--checkpoint", run().string()}).status, 0);
 }
 
 }  // namespace

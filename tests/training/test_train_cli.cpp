@@ -136,6 +136,138 @@ TEST_F(TrainCli, DeviceCudaWithoutAGpuIsAUsageErrorBeforeAnyFile) {
   EXPECT_FALSE(fs::exists(dir.path() / "run"));
 }
 
+// Starts `compressm ARGS` in a child process with stderr into `err_file`
+// (stdout to /dev/null); returns its pid.
+pid_t spawn_cli(std::vector<std::string> args, const fs::path& err_file) {
+  const pid_t child = fork();
+  if (child == 0) {
+    freopen("/dev/null", "w", stdout);
+    freopen(err_file.c_str(), "w", stderr);
+    std::vector<char*> argv = {const_cast<char*>(COMPRESSM_CLI_PATH)};
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(COMPRESSM_CLI_PATH, argv.data());
+    _exit(127);
+  }
+  return child;
+}
+
+// Waits up to two minutes for `ready`; false if it never held.
+bool wait_for(const std::function<bool()>& ready) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!ready()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+// Ctrl-C (SIGINT) stops the loop after the step in flight, writes a
+// checkpoint of it and exits 130; --resume from there ends exactly as the
+// uninterrupted run.
+TEST_F(TrainCli, InterruptedRunCheckpointsItsLastStepAndResumesToTheSameMetrics) {
+  TempDir dir;
+  const fs::path stopped = dir / "stopped";
+  const fs::path err = dir / "stderr.txt";
+  const pid_t child = spawn_cli(train_args(stopped), err);
+  ASSERT_GE(child, 0);
+  // The first evaluation's progress line (step 50 of 300) is out: the loop is running.
+  ASSERT_TRUE(wait_for([&] { return read_text(err).find("step 50/300") != std::string::npos; })) << read_text(err);
+  kill(child, SIGINT);
+  int status = 0;
+  waitpid(child, &status, 0);
+  const std::string log = read_text(err);
+  ASSERT_TRUE(WIFEXITED(status)) << log;
+  ASSERT_EQ(WEXITSTATUS(status), 130) << log;
+  const size_t at = log.find("stopped at step ");
+  ASSERT_NE(at, std::string::npos) << log;
+  const int step = std::stoi(log.substr(at + 16));
+  EXPECT_GE(step, 50);
+  EXPECT_LT(step, 300);
+  char name[64];
+  std::snprintf(name, sizeof name, "checkpoints/step_%06d/manifest.json", step);
+  EXPECT_TRUE(fs::exists(stopped / name)) << log;
+  EXPECT_FALSE(fs::exists(stopped / "final"));
+  EXPECT_FALSE(fs::exists(stopped / "metrics.json"));
+
+  const CliResult resumed = run_cli({"train", "--resume", stopped.string()});
+  ASSERT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_EQ(metrics_without_timing(run() / "metrics.json"), metrics_without_timing(stopped / "metrics.json"));
+  EXPECT_EQ(read_text(run() / "final/model.bin"), read_text(stopped / "final/model.bin"));
+}
+
+// While one process trains in a run folder, a second `train` on it is refused
+// and changes nothing.
+TEST_F(TrainCli, ASecondTrainOnABusyRunFolderIsRefused) {
+  TempDir dir;
+  const fs::path busy = dir / "busy";
+  std::vector<std::string> args = train_args(busy);
+  // Long enough to be running throughout; short enough that a second run
+  // let in by mistake (it would start over) ends the test in seconds.
+  args.insert(args.end(), {"--set", "training.num_steps=2000", "--set", "checkpoint_every=0"});
+  const pid_t child = spawn_cli(args, dir / "stderr.txt");
+  ASSERT_GE(child, 0);
+  ASSERT_TRUE(wait_for([&] { return read_text(dir / "stderr.txt").find("step 50/2000") != std::string::npos; }));
+  const CliResult second = run_cli({"train", "--resume", busy.string()});
+  kill(child, SIGINT);
+  int status = 0;
+  waitpid(child, &status, 0);
+  EXPECT_EQ(second.status, 2) << second.err;
+  EXPECT_TRUE(is_one_error_line(second.err)) << second.err;
+  EXPECT_NE(second.err.find("another compressm process is training in this folder"), std::string::npos) << second.err;
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 130) << read_text(dir / "stderr.txt");
+}
+
+// A resumed run keeps its config: the message names each key that differs;
+// threads, data_dir and checkpoint_every may change.
+TEST_F(TrainCli, ResumeNamesTheConfigKeysThatDifferAndAllowsRuntimeOnes) {
+  const CliResult changed = run_cli({"train", "--resume", run().string(), "--set", "training.num_steps=60", "--set",
+                                     "model.state_dim=32"});
+  EXPECT_EQ(changed.status, 2);
+  EXPECT_TRUE(is_one_error_line(changed.err)) << changed.err;
+  EXPECT_NE(changed.err.find("model.state_dim (was 64, now 32), training.num_steps (was 300, now 60)"),
+            std::string::npos)
+      << changed.err;
+  const CliResult runtime = run_cli({"train", "--resume", run().string(), "--set", "threads=2", "--set",
+                                     "checkpoint_every=10"});
+  EXPECT_EQ(runtime.status, 0) << runtime.err;
+  EXPECT_NE(runtime.err.find("already finished"), std::string::npos) << runtime.err;
+}
+
+// A run stopped before its first checkpoint (and without metrics.json)
+// starts over on --resume and ends as the uninterrupted run.
+TEST_F(TrainCli, ResumeOfARunWithoutCheckpointsStartsItOver) {
+  TempDir dir;
+  const fs::path copy = dir / "copy";
+  fs::create_directories(copy);
+  fs::copy(run() / "config.yaml", copy / "config.yaml");
+  const CliResult resumed = run_cli({"train", "--resume", copy.string()});
+  ASSERT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("starting the run over from step 0"), std::string::npos) << resumed.err;
+  EXPECT_EQ(metrics_without_timing(run() / "metrics.json"), metrics_without_timing(copy / "metrics.json"));
+}
+
+// New-run folder problems: a file, and a dataset that is missing (no folder is left behind).
+TEST_F(TrainCli, OutThatIsAFileOrDataThatIsMissingLeavesNothing) {
+  TempDir dir;
+  const fs::path file = dir.write("afile", "");
+  CliResult r = run_cli(train_args(file));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("exists and is not a folder"), std::string::npos) << r.err;
+  std::vector<std::string> args = train_args(dir / "nodata");
+  args.insert(args.end(), {"--set", "data_dir=" + (dir / "missing").string()});
+  r = run_cli(args);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find((dir / "missing").string()), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "nodata"));
+  // Inside a checkpoint folder: refused, the checkpoint still loads.
+  r = run_cli(train_args(run() / "final" / "sub"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("inside the checkpoint folder"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(run() / "final" / "sub"));
+}
+
 TEST_F(TrainCli, KilledAndResumedRunEndsWithExactlyTheSameMetrics) {
   TempDir dir;
   const fs::path killed = dir / "killed";
@@ -195,6 +327,19 @@ TEST_F(TrainCli, EvalJsonMatchesTheRunsFinalTestAccuracy) {
   const CliResult text = run_cli({"eval", "--checkpoint", run().string()});
   ASSERT_EQ(text.status, 0) << text.err;
   EXPECT_NE(text.out.find("test accuracy"), std::string::npos) << text.out;
+
+  // --data-dir reads the dataset from another folder (a copy here; a missing one is named).
+  TempDir dir;
+  const std::string source = data::default_data_dir("digits");
+  for (const char* name : {"digits.csv.gz", "digits.csv"})
+    if (fs::exists(source + "/" + name)) fs::copy(source + "/" + name, dir / name);
+  const CliResult moved = run_cli({"eval", "--checkpoint", run().string(), "--data-dir", dir.path().string(), "--json"});
+  ASSERT_EQ(moved.status, 0) << moved.err;
+  EXPECT_EQ(nlohmann::json::parse(moved.out)["accuracy"].get<double>(), doc["accuracy"].get<double>());
+  const CliResult missing = run_cli({"eval", "--checkpoint", run().string(), "--data-dir", (dir / "no").string()});
+  EXPECT_EQ(missing.status, 2);
+  EXPECT_TRUE(is_one_error_line(missing.err)) << missing.err;
+  EXPECT_NE(missing.err.find((dir / "no").string()), std::string::npos) << missing.err;
 }
 
 // A pragmatic run resumed from a checkpoint taken while a reduction awaited
@@ -270,8 +415,8 @@ TEST_F(TrainCli, CompressTruncatesATrainedModelThatEvalThenReads) {
 
 // Copies the run, lets `damage` break the copy, and expects `args` (with
 // RUN replaced by the copy) to exit 2 with one line naming `file`.
-void expect_clear_error(const fs::path& source, const std::function<void(const fs::path&)>& damage,
-                        const std::vector<std::string>& args, const std::string& file) {
+CliResult expect_clear_error(const fs::path& source, const std::function<void(const fs::path&)>& damage,
+                             const std::vector<std::string>& args, const std::string& file) {
   TempDir dir;
   const fs::path copy = dir / "copy";
   fs::copy(source, copy, fs::copy_options::recursive);
@@ -283,6 +428,7 @@ void expect_clear_error(const fs::path& source, const std::function<void(const f
   EXPECT_TRUE(is_one_error_line(result.err)) << result.err;
   EXPECT_NE(result.err.find(file), std::string::npos) << result.err;
   EXPECT_TRUE(result.out.empty()) << result.out;
+  return result;
 }
 
 void truncate_file(const fs::path& path) { fs::resize_file(path, fs::file_size(path) / 2); }
@@ -305,13 +451,16 @@ TEST_F(TrainCli, DamagedCheckpointsAreBadInputNotCrashes) {
 
   // Resume picks the latest checkpoint (step 225 once final/ is gone) and checks it.
   const std::vector<std::string> resume = {"train", "--resume", "RUN"};
-  expect_clear_error(
+  const CliResult damaged = expect_clear_error(
       run(),
       [](const fs::path& r) {
         fs::remove_all(r / "final");
         flip_byte(r / "checkpoints/step_000225/state.json");
       },
       resume, "step_000225/state.json");
+  // ... and names the checkpoint to fall back on.
+  EXPECT_NE(damaged.err.find("the checkpoint before it is "), std::string::npos) << damaged.err;
+  EXPECT_NE(damaged.err.find("step_000150: move "), std::string::npos) << damaged.err;
   expect_clear_error(
       run(),
       [](const fs::path& r) {
