@@ -1,14 +1,28 @@
 #include "linalg/hankel.h"
 
 #include <stdexcept>
+#include <string>
 
 #include "linalg/dense_kernels_internal.h"
 #include "linalg/gramians.h"
 #include "linalg/stopwatch.h"
 
 namespace compressm::linalg {
+namespace {
+// Finite entries can still overflow once squared (|B| or |C| near 1e154 and
+// up): LAPACK must not see the infinities (it prints to stdout and fails),
+// so the caller gets an error that says what overflowed.
+void require_finite(const MatrixXc& m, const char* what) {
+  if (!m.allFinite())
+    throw std::invalid_argument(std::string("the ") + what +
+                                " has non-finite entries: the system's values are too large (overflow)");
+}
+}  // namespace
+
 SquareRootBalancing square_root_balancing(const MatrixXc& p, const MatrixXc& q,
                                           const VectorCountRule& vectors, Backend backend) {
+  require_finite(p, "controllability Gramian");
+  require_finite(q, "observability Gramian");
   Stopwatch watch;
   GramianFactor lc = psd_factor(p, backend);
   GramianFactor lo = psd_factor(q, backend);
@@ -23,11 +37,14 @@ SquareRootBalancing square_root_balancing(GramianFactor lc, GramianFactor lo,
   const Eigen::Index n = lc.L.rows();
   SquareRootBalancing out;
   Stopwatch watch;
+  require_finite(lc.L, "controllability Gramian's factor");
+  require_finite(lo.L, "observability Gramian's factor");
   out.Lc = std::move(lc);
   out.Lo = std::move(lo);
   // M = Lo^H Lc {rank_o, rank_c}; its singular values are the HSVs. Every
   // state outside the controllable or observable subspace adds a zero HSV.
   const MatrixXc m = factor_multiply(out.Lo, /*adjoint_f=*/true, out.Lc.L, backend);
+  require_finite(m, "product of the Gramian factors");
   out.timing.product_ms = watch.lap_ms();
   const Eigen::Index available = std::min(m.rows(), m.cols());
   auto padded = [n, available](const VectorXd& s) {

@@ -59,6 +59,13 @@ TEST_F(CliBadInput, BadSystemFiles) {
       {dir.write("unstable.json", R"({"lambda": [[0.6, 0.8]], "B": [[[1, 0]]], "C": [[[1, 0]]], "D": [1]})")
            .string(), "\"lambda\"[0] has modulus 1.000000 >= 1 (unstable)"},
       {dir.write("empty.json", R"({"lambda": [], "B": [], "C": [], "D": []})").string(), "N = 0"},
+      // Finite values whose Gramian overflows: no NaN HSVs, no LAPACK message on stdout.
+      {dir.write("huge.json", R"({"lambda": [[0.5, 0.1], [0.2, -0.3]], "B": [[[1, 0]], [[0, 1]]],
+                                  "C": [[[1e308, 1e308], [0.5, 0.5]]], "D": [0.7]})")
+           .string(), "Gramian"},
+      {dir.write("huge.json", R"({"lambda": [[0.5, 0.1], [0.2, -0.3]], "B": [[[1, 0]], [[0, 1]]],
+                                  "C": [[[1e308, 1e308], [0.5, 0.5]]], "D": [0.7]})")
+           .string(), "too large (overflow)"},
       {missing, "cannot open file"},
       {dir.path().string(), "is a directory"},
   };
