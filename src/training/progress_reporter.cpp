@@ -84,8 +84,10 @@ void ProgressReporter::print_summary(std::ostream& out, const RunHistory& histor
                   dims_text(r.state_dims).c_str());
     out << row;
   }
+  out << "(test%: the test accuracy at the best validation step so far; the test set is measured only when\n"
+         " the validation accuracy improves, as in the reference)\n";
   std::snprintf(row, sizeof row,
-                "best test %.2f%% (step %lld)  final test %.2f%%  N %s  %lld steps in %s (%.1f steps/s, %.1f without "
+                "test at best val %.2f%% (step %lld)  final test %.2f%%  N %s  %lld steps in %s (%.1f steps/s, %.1f without "
                 "evaluation, %.1f after 20 steps, median step %.3f ms, %s)  data wait %.1f%%\n",
                 100 * history.best_test_accuracy, static_cast<long long>(history.best_step),
                 100 * totals.final_test_accuracy, dims_text(totals.final_state_dims).c_str(),

@@ -94,6 +94,16 @@ TEST(RunReport, WritesThePageThePlotsAndTheTable) {
   EXPECT_NE(html.find("<table>"), std::string::npos);
 }
 
+// Wall times of runs of another length than the first run's give no speed-up.
+TEST(RunReport, SpeedUpOnlyBetweenRunsOfTheSameLength) {
+  TempDir dir;
+  RunSummary longer = read_run(write_run(dir.path() / "longer", 400.0, 0.95, false));
+  longer.metrics["steps"] = {100, 200, 400, 800};
+  const std::string md = markdown_summary({read_run(write_run(dir.path() / "full", 100.0, 0.90, false)), longer});
+  EXPECT_NE(md.find("| longer | 95.00 | 95.00 | [32] | 0 | 400.0 | n/a (800 steps) |"), std::string::npos) << md;
+  EXPECT_NE(md.find("test acc. at best val."), std::string::npos) << md;
+}
+
 TEST(RunReport, GroupsSeedsWithMeanAndSpread) {
   TempDir dir;
   std::vector<RunSummary> runs;

@@ -114,7 +114,7 @@ TEST_F(TrainCli, WritesTheRunFolder) {
   EXPECT_TRUE(m["reduction_history"].empty());
   const std::string curve = read_text(run() / "curve.csv");
   EXPECT_EQ(curve.substr(0, curve.find('\n')), "step,loss,train_acc,val_acc,test_acc,state_dims,elapsed_s");
-  EXPECT_NE(result_->err.find("best test"), std::string::npos) << result_->err;  // the summary table
+  EXPECT_NE(result_->err.find("test at best val"), std::string::npos) << result_->err;  // the summary table
 }
 
 TEST_F(TrainCli, RefusesToOverwriteANonEmptyRunFolder) {
