@@ -217,7 +217,14 @@ void restore_model(nn::LruModel& model, const CheckpointContents& contents, cons
     if (found == saved.end()) throw CheckpointError(source + ": no tensor '" + name + "'");
     if (found->second.sizes() != target.sizes() || found->second.scalar_type() != target.scalar_type())
       throw CheckpointError(source + ": tensor '" + name + "' has another shape or dtype than the model's");
-    target.copy_(found->second);
+    // A model with NaN or infinite weights (a diverged run, or an altered
+    // file) would evaluate and compress to nonsense: refused, as export does.
+    const torch::Tensor& value = found->second;
+    if (value.is_floating_point() && !torch::isfinite(value).all().item<bool>())
+      throw CheckpointError(source + ": tensor '" + name + "' has a non-finite value (a diverged run, or a damaged file)");
+    if (name.size() > 12 && name.compare(name.size() - 12, 12, ".running_var") == 0 && (value < 0).any().item<bool>())
+      throw CheckpointError(source + ": tensor '" + name + "' has a negative variance");
+    target.copy_(value);
   };
   for (auto& item : model->named_parameters()) copy_into(item.key(), item.value());
   for (auto& item : model->named_buffers()) copy_into(item.key(), item.value());

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <torch/cuda.h>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "cli/cli_runner.h"
 #include "data/dataset.h"
 #include "support/temp_dir.h"
+#include "training/checkpoint.h"
 
 namespace compressm::testing {
 namespace {
@@ -437,6 +439,39 @@ void flip_byte(const fs::path& path) {
   std::string bytes = read_text(path);
   bytes[bytes.size() / 2] ^= 0x40;
   std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+// A checkpoint whose weights are not finite (a diverged run, or an altered
+// file with a valid manifest) is refused by eval and compress, naming the
+// tensor; so is a negative BatchNorm variance.
+TEST_F(TrainCli, CheckpointsWithNonFiniteWeightsAreRefused) {
+  const training::CheckpointContents original = training::read_checkpoint(run() / "final");
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"head.weight", "non-finite value"}, {"blocks.0.lru.nu_log", "non-finite value"},
+      {"blocks.0.norm.running_var", "negative variance"}};
+  for (const auto& [name, problem] : cases) {
+    TempDir dir;
+    training::CheckpointContents contents = original;
+    bool found = false;
+    for (auto& [key, tensor] : contents.model_tensors) {
+      if (key != name) continue;
+      tensor = tensor.clone();
+      tensor.view({-1})[0] = problem == "negative variance" ? -1.0 : std::numeric_limits<double>::infinity();
+      found = true;
+    }
+    ASSERT_TRUE(found) << name;
+    training::write_checkpoint(contents, dir / "final");
+    for (const std::vector<std::string>& args :
+         {std::vector<std::string>{"eval", "--checkpoint", (dir / "final").string()},
+          std::vector<std::string>{"compress", "--checkpoint", (dir / "final").string(), "--tol", "0.9", "--out",
+                                   (dir / "c").string()}}) {
+      const CliResult r = run_cli(args);
+      EXPECT_EQ(r.status, 2) << args[0] << " " << name;
+      EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+      EXPECT_NE(r.err.find("tensor '" + name + "' has a " + problem), std::string::npos) << r.err;
+      EXPECT_FALSE(fs::exists(dir / "c"));
+    }
+  }
 }
 
 TEST_F(TrainCli, DamagedCheckpointsAreBadInputNotCrashes) {
