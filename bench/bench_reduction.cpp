@@ -1,4 +1,4 @@
-// One in-training reduction of a model of the sCIFAR shape (DESIGN.md §6):
+// One in-training reduction of a model of the sCIFAR shape (docs/design.md §6):
 // `blocks` LRU layers with N states and H channels, each taken through HSVs,
 // balanced truncation, re-diagonalisation and conversion to LRU parameters.
 //

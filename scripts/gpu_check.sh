@@ -109,7 +109,7 @@ else
   # The wheel's libraries (libtorch, libc10_cuda, the nvidia-* wheels) at run time.
   torch_lib=$(python3 -c 'import os, torch; print(os.path.join(os.path.dirname(torch.__file__), "lib"))')
   export LD_LIBRARY_PATH="$torch_lib:${LD_LIBRARY_PATH:-}"
-  # The default data locations (DESIGN.md §5) on this throwaway machine.
+  # The default data locations (docs/design.md §5) on this throwaway machine.
   mkdir -p /usr/share/datasets/fashion-mnist /usr/lib/python3/dist-packages/sklearn/datasets/data
   cp "$DEPS"/data/fashion-mnist/*.gz /usr/share/datasets/fashion-mnist/
   cp "$DEPS"/data/digits/digits.csv.gz /usr/lib/python3/dist-packages/sklearn/datasets/data/

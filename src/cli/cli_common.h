@@ -1,5 +1,5 @@
 // Helpers shared by the `compressm` subcommands: exit codes, error reporting,
-// JSON output (DESIGN.md §7).
+// JSON output (docs/design.md §7).
 #pragma once
 
 #include <filesystem>

@@ -50,7 +50,7 @@ torch::Device device_of(const std::string& name) {
 CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
   CLI::App* command =
       app.add_subcommand("bench", "Median ms per training step of a config's model on synthetic data");
-  command->add_option("--config", options.config_path, "YAML config file (DESIGN.md section 3)")->required();
+  command->add_option("--config", options.config_path, "YAML config file (docs/design.md section 3)")->required();
   command->add_option("--steps", options.steps, "Timed training steps (after the warm-up)")
       ->required();
   command->add_option("--warmup", options.warmup, "Untimed steps first (default 3)");

@@ -1,5 +1,5 @@
 // `compressm classify --model FILE (--dataset NAME [--data-dir D] | --input FILE) [--json]`:
-// the LibTorch-free runtime on an exported model (DESIGN.md §7). With a dataset,
+// the LibTorch-free runtime on an exported model (docs/design.md §7). With a dataset,
 // the accuracy on its test split (the same figure as `compressm eval` of the
 // checkpoint it was exported from); with --input, the class and probabilities
 // of one sequence (format: src/runtime/sequence_file.h).

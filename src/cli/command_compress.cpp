@@ -1,6 +1,6 @@
 // `compressm compress --checkpoint DIR (--tol T | --rank R) --out DIR [--json]`:
 // balanced truncation of a trained model after training (the post-training
-// baseline of DESIGN.md §2). Every block keeps the smallest rank holding `tol`
+// baseline of docs/design.md §2). Every block keeps the smallest rank holding `tol`
 // of its HSV energy, or R states; D and all non-SSM weights are kept. OUT becomes a run folder whose
 // final/ checkpoint `compressm eval` and `compressm export` read; it cannot be
 // resumed (it has no optimiser state).
@@ -79,6 +79,10 @@ int run_compress(const CompressOptions& options) {
 
   nlohmann::json blocks = nlohmann::json::array();
   auto layers = trained.model->lru_layers();
+  for (size_t b = 0; b < layers.size(); ++b)
+    if (options.rank && *options.rank >= layers[b]->state_dim())
+      report_warning("--rank " + std::to_string(*options.rank) + " is not below block " + std::to_string(b) +
+                     "'s N = " + std::to_string(layers[b]->state_dim()) + ": that block is kept whole");
   std::vector<training::LayerCut> cuts =
       blame_input((trained.folder / "model.bin").string(), [&] { return cut_blocks(layers, options); });
   for (size_t b = 0; b < layers.size(); ++b)

@@ -1,6 +1,6 @@
 // `compressm config --config FILE [--set section.key=value ...]`: the effective
 // config (file, then overrides in order, validated) as JSON on stdout, with the
-// YAML's nesting (DESIGN.md §3, §7).
+// YAML's nesting (docs/design.md §3, §7).
 #include <iostream>
 
 #include "cli/cli_common.h"
@@ -12,7 +12,7 @@ namespace compressm::cli {
 CLI::App* add_config_command(CLI::App& app, ConfigOptions& options) {
   CLI::App* command =
       app.add_subcommand("config", "Print the effective config (file + --set overrides) as JSON");
-  command->add_option("--config", options.config_path, "YAML config file (DESIGN.md section 3)")
+  command->add_option("--config", options.config_path, "YAML config file (docs/design.md section 3)")
       ->required();
   command
       ->add_option("--set", options.overrides,

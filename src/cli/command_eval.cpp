@@ -1,6 +1,6 @@
 // `compressm eval --checkpoint DIR [--data-dir D] [--json]`: test accuracy of a
 // checkpoint (a checkpoint folder, or a run folder meaning its final model;
-// DESIGN.md §7) on the dataset of its run, read from the run config's
+// docs/design.md §7) on the dataset of its run, read from the run config's
 // data_dir unless --data-dir names another folder (data moved, or a relative
 // data_dir run from elsewhere).
 #include <cstdio>

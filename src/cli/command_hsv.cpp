@@ -32,7 +32,7 @@ void print_table(const std::string& path, const linalg::VectorXd& hsv) {
 
 CLI::App* add_hsv_command(CLI::App& app, HsvOptions& options) {
   CLI::App* command = app.add_subcommand("hsv", "Print the Hankel singular values of a system");
-  command->add_option("--system", options.system_path, "System JSON file (DESIGN.md §4)")
+  command->add_option("--system", options.system_path, "System JSON file (docs/design.md §4)")
       ->required();
   command->add_flag("--json", options.json, R"(Print {"hsv": [...], "n": N} on stdout)");
   return command;

@@ -1,5 +1,5 @@
 // `compressm reduce --system FILE (--tol T | --rank R) --out FILE [--json]`:
-// one balanced truncation (DESIGN.md §2), the reduced system written to --out,
+// one balanced truncation (docs/design.md §2), the reduced system written to --out,
 // and its H-infinity error checked against the bound 2 * sum of discarded HSVs.
 #include <chrono>
 #include <cmath>
@@ -148,7 +148,7 @@ void print_summary(const ReduceResult& result, const ReduceOptions& options) {
             << " ms, H-inf error " << format_double("%.3f", result.hinf_ms) << " ms" << std::endl;
 }
 
-// The bound holds in exact arithmetic (DESIGN.md §2); a violation means the
+// The bound holds in exact arithmetic (docs/design.md §2); a violation means the
 // reduction or the frequency grid went wrong, which the user should know.
 // Rounding noise scales with the system: ||G||_inf <= 2 * sum of all HSVs.
 void warn_if_bound_violated(const ReduceResult& result) {
@@ -166,7 +166,7 @@ void warn_if_bound_violated(const ReduceResult& result) {
 CLI::App* add_reduce_command(CLI::App& app, ReduceOptions& options) {
   CLI::App* command =
       app.add_subcommand("reduce", "Balanced truncation of a system to a smaller state dimension");
-  command->add_option("--system", options.system_path, "System JSON file (DESIGN.md §4)")
+  command->add_option("--system", options.system_path, "System JSON file (docs/design.md §4)")
       ->required();
   command->add_option_function<double>(
       "--tol", [&options](const double& value) { options.tol = value; },

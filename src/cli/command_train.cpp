@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <csignal>
 #include <filesystem>
@@ -129,6 +130,21 @@ void create_run_folder(const fs::path& folder, const std::string& flag) {
   if (ec) throw UsageError(flag + " " + folder.string() + ": cannot create the folder (" + ec.message() + ")");
 }
 
+// A reducing config whose reduction steps all fall after the last training
+// step (e.g. a shortened run: training.num_steps cut, red_end kept) trains
+// unreduced; says so, or "" when some reduction step is in the run.
+std::string reduction_window_unused(const config::Config& config) {
+  const config::ReductionConfig& r = config.reduction;
+  if (r.mode == config::ReductionMode::kNone) return "";
+  // The first step s >= red_start with (s + 1) % red_interval == 0 (config.h).
+  const int64_t first = (r.red_start + r.red_interval) / r.red_interval * r.red_interval - 1;
+  if (first < std::min(r.red_end, config.training.num_steps)) return "";
+  return "reduction.mode " + std::string(config::to_string(r.mode)) + ", but no reduction step falls in the run: " +
+         "the first would be step " + std::to_string(first + 1) + " (red_start " + std::to_string(r.red_start) +
+         ", red_interval " + std::to_string(r.red_interval) + ", red_end " + std::to_string(r.red_end) +
+         ") and training.num_steps is " + std::to_string(config.training.num_steps) + ": the model stays unreduced";
+}
+
 // Restores `checkpoint`; a damaged one names the checkpoint before it, the
 // one to fall back on (the damaged folder is the user's to move aside).
 void restore_or_explain(training::Trainer& trainer, const fs::path& checkpoint, const fs::path& run_dir) {
@@ -155,7 +171,7 @@ data::Splits load_splits(const config::Config& config) {
 
 CLI::App* add_train_command(CLI::App& app, TrainOptions& options) {
   CLI::App* command = app.add_subcommand("train", "Train an LRU model; keeps a run folder with checkpoints");
-  command->add_option("--config", options.config_path, "YAML config file (DESIGN.md section 3)");
+  command->add_option("--config", options.config_path, "YAML config file (docs/design.md section 3)");
   command->add_option("--set", options.overrides, "Override one key, section.key=value (repeatable)")
       ->allow_extra_args(false);
   command->add_option("--out", options.out_dir, "Run folder to create (must be empty or absent)");
@@ -176,6 +192,7 @@ int run_train(const TrainOptions& options) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(e.what());
   }
+  if (const std::string unused = reduction_window_unused(config); !unused.empty()) report_warning(unused);
   if (config.training.precision == config::Precision::kTf32)
     report_warning("training.precision tf32 only changes CUDA GEMMs; on the CPU this trains in fp32");
   training::configure_runtime(config.threads);

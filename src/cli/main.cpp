@@ -1,4 +1,4 @@
-// `compressm`: one tool, one subcommand per task (DESIGN.md §7).
+// `compressm`: one tool, one subcommand per task (docs/design.md §7).
 // This file only dispatches and maps failures to exit codes:
 //   0 success, 2 bad input or usage (one line on stderr), 1 internal failure.
 #include <CLI/CLI.hpp>

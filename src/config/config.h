@@ -1,4 +1,4 @@
-// The run configuration (DESIGN.md §3): a typed `Config` read from YAML with the
+// The run configuration (docs/design.md §3): a typed `Config` read from YAML with the
 // official reference's keys, so its `configs/paper/*.yaml` load unchanged, plus
 // our additions (seed, threads, device, checkpoint_every, training.precision,
 // model.max_phase).

@@ -60,7 +60,7 @@ nlohmann::ordered_json to_json(const Config& config) {
 
 std::string to_yaml(const Config& config) {
   std::ostringstream out;
-  out << "# compressm effective config (DESIGN.md section 3)\n";
+  out << "# compressm effective config (docs/design.md section 3)\n";
   std::string_view current_section;
   detail::for_each_field(config, [&](std::string_view section, std::string_view key,
                                      const auto& value) {

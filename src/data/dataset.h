@@ -1,4 +1,4 @@
-// Datasets as plain arrays (DESIGN.md §5), shared by the LibTorch trainer and
+// Datasets as plain arrays (docs/design.md §5), shared by the LibTorch trainer and
 // the LibTorch-free runtime. Every dataset is a sequence classification task:
 // one example is a sequence of `seq_len` steps with `channels` features each.
 //
@@ -45,7 +45,7 @@ struct Splits {
   Dataset train, val, test;
 };
 
-// Every dataset name of the config (DESIGN.md §3), supported or not.
+// Every dataset name of the config (docs/design.md §3), supported or not.
 const std::vector<std::string>& dataset_names();
 
 // Where `name`'s files are looked for when the config gives no data_dir:

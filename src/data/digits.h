@@ -1,7 +1,7 @@
 // scikit-learn's digits (UCI optical digits, 8x8): digits.csv[.gz], one row
 // per example: 64 comma-separated integers in [0, 16] (row-major pixels) and a
 // label in [0, 10). As a sequence: pixel/16, inputs {count, 64, 1}.
-// Split (DESIGN.md §5): the LAST 360 rows are test, the rest train+val
+// Split (docs/design.md §5): the LAST 360 rows are test, the rest train+val
 // (split_train_val, 90/10).
 #pragma once
 

@@ -30,7 +30,7 @@ std::vector<int64_t> seeded_permutation(int64_t n, uint64_t seed);
 // The examples of `dataset` at `indices` (in that order), same shapes.
 Dataset take_examples(const Dataset& dataset, const std::vector<int64_t>& indices);
 
-// The split rule (DESIGN.md §5): n_val = n / 10 (integer division). With
+// The split rule (docs/design.md §5): n_val = n / 10 (integer division). With
 // p = seeded_permutation(n, seed ^ kSplitSalt), the examples p[0..n_val) form
 // val and the rest train; both keep the original file order. Consumes `all`
 // (train is compacted in place, so the peak memory is ~1.1x the data).

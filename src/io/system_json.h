@@ -1,4 +1,4 @@
-// The system file of `compressm hsv` / `compressm reduce` (DESIGN.md §4):
+// The system file of `compressm hsv` / `compressm reduce` (docs/design.md §4):
 //
 //   {"lambda": [[re,im],...N],            // diagonal of A, |lambda| < 1
 //    "B": [[[re,im],...H],...N],          // normalised input matrix Bt {N, H}

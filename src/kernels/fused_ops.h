@@ -91,7 +91,7 @@ COMPRESSM_HD void glu_gradients(T v, T g, T d, T grad_out, T& grad_v, T& grad_g)
   grad_g = grad_out * d * v * s * (T(1) - s);
 }
 
-// lambda = exp(-exp(nu_log)) (cos + i sin)(exp(theta_log)) (DESIGN.md §1).
+// lambda = exp(-exp(nu_log)) (cos + i sin)(exp(theta_log)) (docs/design.md §1).
 template <class T>
 COMPRESSM_HD void lru_lambda(T nu_log, T theta_log, T& re, T& im) {
   const T radius = exp_of(-exp_of(nu_log)), phase = exp_of(theta_log);

@@ -1,4 +1,4 @@
-// The whole LRU layer (DESIGN.md §1) as one CPU kernel, forward and backward,
+// The whole LRU layer (docs/design.md §1) as one CPU kernel, forward and backward,
 // without ever writing the {B, L, N} complex state to memory:
 //   x_k = lambda .* x_{k-1} + Bt u_k   (x_{-1} = 0)
 //   y_k = Re(C x_k) + D .* u_k

@@ -7,7 +7,7 @@
 
 namespace compressm::linalg {
 
-// Closed forms for a diagonal system (DESIGN.md §2):
+// Closed forms for a diagonal system (docs/design.md §2):
 //   P_ij = (B B^H)_ij / (1 - lambda_i conj(lambda_j))
 //   Q_ij = (C^H C)_ij / (1 - conj(lambda_i) lambda_j)
 // Precondition: every |lambda_i| < 1 (checked; throws std::invalid_argument).

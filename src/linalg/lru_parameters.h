@@ -5,7 +5,7 @@
 
 namespace compressm::linalg {
 
-// The LRU parameterisation (DESIGN.md §1):
+// The LRU parameterisation (docs/design.md §1):
 //   lambda = exp(-exp(nu_log) + i exp(theta_log)),  gamma = exp(gamma_log),
 //   B = diag(gamma) (B_re + i B_im),  C = C_re + i C_im.
 struct LruParameters {

@@ -14,7 +14,7 @@ using MatrixXc = Eigen::MatrixXcd;
 using Eigen::MatrixXd;
 using Eigen::VectorXd;
 
-// A complex diagonal discrete-time system (one LRU layer, DESIGN.md §1):
+// A complex diagonal discrete-time system (one LRU layer, docs/design.md §1):
 //   x_k = diag(lambda) x_{k-1} + B u_k,   y_k = C x_k (+ D .* u_k)
 // B is the *normalised* input matrix Bt = diag(gamma) (B_re + i B_im).
 struct DiagonalSystem {

@@ -1,4 +1,4 @@
-// The LRU layer (DESIGN.md §1), parameters named as the reference so that a
+// The LRU layer (docs/design.md §1), parameters named as the reference so that a
 // reduction can replace them:
 //   lambda = exp(-exp(nu_log) + i exp(theta_log))
 //   x_k = lambda .* x_{k-1} + diag(exp(gamma_log)) (B_re + i B_im) u_k

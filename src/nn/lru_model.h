@@ -1,4 +1,4 @@
-// LRU block and the sequence classifier built from it (DESIGN.md §1):
+// LRU block and the sequence classifier built from it (docs/design.md §1):
 //   block: BatchNorm (no affine) -> LRU -> GELU -> dropout -> GLU -> dropout -> + residual
 //   model: encoder (Linear, or Embedding for tokens) -> blocks -> mean over time -> Linear
 #pragma once

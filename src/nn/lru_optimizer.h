@@ -1,4 +1,4 @@
-// The LRU model's optimiser (DESIGN.md §1): AdamW with two parameter groups,
+// The LRU model's optimiser (docs/design.md §1): AdamW with two parameter groups,
 // and the key under which LibTorch's optimisers keep a parameter's state.
 // Shared by the trainer, the step benchmark, checkpoints, reductions and the
 // graphed step.

@@ -1,6 +1,6 @@
 // The exported model file (`compressm export`): a safetensors file whose
 // tensors carry the LibTorch parameter names and whose metadata describes the
-// architecture (DESIGN.md §1):
+// architecture (docs/design.md §1):
 //
 //   tensors   encoder.weight {H, input_dim}, encoder.bias {H}   (or embedding.weight {vocab, H})
 //             blocks.<b>.norm.running_mean {H}, .running_var {H}  (BatchNorm1d, no affine)

@@ -84,7 +84,7 @@ std::filesystem::path latest_checkpoint(const std::filesystem::path& run_dir);
 // the newest of all), or an empty path if there is none.
 std::filesystem::path checkpoint_before(const std::filesystem::path& run_dir, const std::filesystem::path& checkpoint);
 
-// `--checkpoint DIR` (DESIGN.md §7): a checkpoint folder itself, or a run
+// `--checkpoint DIR` (docs/design.md §7): a checkpoint folder itself, or a run
 // folder meaning its final model. Throws CheckpointError.
 std::filesystem::path resolve_checkpoint(const std::filesystem::path& dir);
 

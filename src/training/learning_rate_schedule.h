@@ -1,4 +1,4 @@
-// The learning-rate schedule of DESIGN.md §1: optional 10% linear warm-up,
+// The learning-rate schedule of docs/design.md §1: optional 10% linear warm-up,
 // then cosine decay to 1e-7.
 #pragma once
 

@@ -1,4 +1,4 @@
-// Compression during training (DESIGN.md §2): at the steps of the reduction
+// Compression during training (docs/design.md §2): at the steps of the reduction
 // window, each LRU block's Hankel singular values pick a new state dimension,
 // balanced truncation (or an ablation) cuts the block, its LRU parameters are
 // replaced and training goes on with the smaller tensors.

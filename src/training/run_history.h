@@ -1,7 +1,7 @@
 // What a run has measured so far: one record per evaluation, the best model's
 // metrics, and the training sums since the last evaluation. Saved in every
 // checkpoint (so a resumed run continues them exactly) and written as the run
-// folder's metrics.json and curve.csv (DESIGN.md §3). No LibTorch here.
+// folder's metrics.json and curve.csv (docs/design.md §3). No LibTorch here.
 #pragma once
 
 #include <cstdint>
@@ -25,7 +25,7 @@ struct EvalRecord {
   double elapsed_s = 0;          // wall time since the run started (across resumes)
 };
 
-// One in-training reduction of one block (DESIGN.md §2).
+// One in-training reduction of one block (docs/design.md §2).
 struct ReductionEvent {
   int64_t step = 0;               // training steps done when it happened
   int64_t block = 0;

@@ -1,5 +1,5 @@
 // The LRU training engine: builds the model from the config, trains it with
-// AdamW (SSM group at lr * ssm_lr_factor without weight decay, DESIGN.md §1),
+// AdamW (SSM group at lr * ssm_lr_factor without weight decay, docs/design.md §1),
 // evaluates, keeps the run folder up to date and checkpoints so a killed run
 // resumes to exactly the metrics of an uninterrupted one.
 //

@@ -91,7 +91,7 @@ TEST(CliReduce, ReplacesAnExistingOutputFile) {
   EXPECT_EQ(compressm::io::read_system_json(out).state_dim(), 4);
 }
 
-// The edge cases of DESIGN.md §2 (|mu| near 1, zero phases, repeated
+// The edge cases of docs/design.md §2 (|mu| near 1, zero phases, repeated
 // eigenvalues, states with no energy) end to end: the tool must succeed and
 // write a stable system that reads back, within the H-inf bound.
 TEST(CliReduce, HardSystemsGiveStableReadableOutput) {

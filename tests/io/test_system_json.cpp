@@ -1,4 +1,4 @@
-// System file reader/writer (DESIGN.md §4): exact round trip, golden files,
+// System file reader/writer (docs/design.md §4): exact round trip, golden files,
 // and one precise InputError per kind of bad input.
 #include "io/system_json.h"
 

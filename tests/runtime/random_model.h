@@ -1,5 +1,5 @@
 // Seeded random model files for the runtime tests (no LibTorch), and a plain
-// double-precision reference forward pass written straight from DESIGN.md §1
+// double-precision reference forward pass written straight from docs/design.md §1
 // with loops over the raw tensors: the slow reference the runtime is compared with.
 #pragma once
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """An independent reader of `compressm export` files: json + struct + numpy only,
-written from the safetensors spec and DESIGN.md section 1, sharing no code with the
+written from the safetensors spec and docs/design.md section 1, sharing no code with the
 C++ runtime. Checks the layout, then runs the model in float64 on one sequence.
 
     read_safetensors.py MODEL.safetensors INPUT.csv

@@ -249,6 +249,25 @@ TEST_F(TrainCli, ResumeOfARunWithoutCheckpointsStartsItOver) {
   EXPECT_EQ(metrics_without_timing(run() / "metrics.json"), metrics_without_timing(copy / "metrics.json"));
 }
 
+// A reducing config shortened so that no reduction step falls in the run says so.
+TEST_F(TrainCli, ReductionWindowAfterTheLastStepIsAWarning) {
+  TempDir dir;
+  std::vector<std::string> args = {"train", "--config", kConfigPath, "--out", (dir / "r").string(), "--set",
+                                   "training.num_steps=30", "--set", "training.eval_steps=30", "--set",
+                                   "reduction.mode=tolerance", "--set", "reduction.red_interval=50"};
+  const CliResult r = run_cli(args);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("compressm: warning: reduction.mode tolerance, but no reduction step falls in the run: the "
+                       "first would be step 50"),
+            std::string::npos)
+      << r.err;
+  args[4] = (dir / "r2").string();
+  args.back() = "reduction.red_interval=10";
+  const CliResult reduced = run_cli(args);
+  ASSERT_EQ(reduced.status, 0) << reduced.err;
+  EXPECT_EQ(reduced.err.find("no reduction step falls in the run"), std::string::npos) << reduced.err;
+}
+
 // New-run folder problems: a file, and a dataset that is missing (no folder is left behind).
 TEST_F(TrainCli, OutThatIsAFileOrDataThatIsMissingLeavesNothing) {
   TempDir dir;
@@ -413,6 +432,12 @@ TEST_F(TrainCli, CompressTruncatesATrainedModelThatEvalThenReads) {
                                      (dir / "rank10").string(), "--json"});
   ASSERT_EQ(by_rank.status, 0) << by_rank.err;
   EXPECT_EQ(nlohmann::json::parse(by_rank.out)["state_dims"], nlohmann::json({10}));
+  // A rank not below N keeps the block whole, with a warning.
+  const CliResult whole = run_cli({"compress", "--checkpoint", run().string(), "--rank", "100", "--out",
+                                   (dir / "rank100").string(), "--json"});
+  ASSERT_EQ(whole.status, 0) << whole.err;
+  EXPECT_EQ(nlohmann::json::parse(whole.out)["state_dims"], nlohmann::json({64}));
+  EXPECT_NE(whole.err.find("warning: --rank 100 is not below block 0's N = 64"), std::string::npos) << whole.err;
 }
 
 // Copies the run, lets `damage` break the copy, and expects `args` (with

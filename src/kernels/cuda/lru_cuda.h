@@ -1,5 +1,5 @@
 // CUDA kernels of the LRU's diagonal recurrence and of the fused LRU layer,
-// float32 / complex64, forward and backward (DESIGN.md §1). Plain device
+// float32 / complex64, forward and backward (docs/design.md §1). Plain device
 // pointers and a stream in, no tensors, no autograd (the wrappers are in
 // src/nn/cuda_ops.h); no CUDA header needed to call them. The CPU kernels in
 // src/kernels are the references they are tested against (tests/nn/
