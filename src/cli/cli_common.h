@@ -2,6 +2,7 @@
 // JSON output (docs/design.md §7).
 #pragma once
 
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -31,6 +32,13 @@ inline std::string single_line(std::string message) {
   }
   while (!message.empty() && message.back() == ' ') message.pop_back();
   return message;
+}
+
+// A flag's number as the user would write it (%g: 0 for 0.0, 1.5, 1e-06).
+inline std::string format_number(double value) {
+  char text[64];
+  std::snprintf(text, sizeof text, "%g", value);
+  return text;
 }
 
 inline void report_error(const std::string& message) {

@@ -1,9 +1,9 @@
 // `compressm compress --checkpoint DIR (--tol T | --rank R) --out DIR [--json]`:
 // balanced truncation of a trained model after training (the post-training
 // baseline of docs/design.md §2). Every block keeps the smallest rank holding `tol`
-// of its HSV energy, or R states; D and all non-SSM weights are kept. OUT becomes a run folder whose
-// final/ checkpoint `compressm eval` and `compressm export` read; it cannot be
-// resumed (it has no optimiser state).
+// of its HSV energy, or R states; D and all non-SSM weights are kept. OUT gets a
+// final/ checkpoint, which `compressm eval` and `compressm export` read, and
+// compress.json; it is not a run folder (no metrics, no optimiser state to resume).
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -32,7 +32,9 @@ CLI::App* add_compress_command(CLI::App& app, CompressOptions& options) {
   CLI::Option* rank = command->add_option("--rank", options.rank, "States to keep per block (>= 1)");
   tol->excludes(rank);
   rank->excludes(tol);
-  command->add_option("--out", options.out_dir, "Run folder to create (must be empty or absent)")->required();
+  command->add_option("--out", options.out_dir,
+                      "Folder to create for the compressed model: final/ and compress.json (must be empty or absent)")
+      ->required();
   command->add_flag("--json", options.json, "Print the per-block result as JSON on stdout");
   return command;
 }
@@ -69,7 +71,7 @@ std::vector<training::LayerCut> cut_blocks(const std::vector<nn::LruLayer>& laye
 int run_compress(const CompressOptions& options) {
   if (!options.tol && !options.rank) throw UsageError("one of --tol and --rank is required");
   if (options.tol && !(*options.tol > 0.0 && *options.tol <= 1.0))
-    throw UsageError("--tol " + std::to_string(*options.tol) + ": must be in (0, 1] (the fraction of energy kept)");
+    throw UsageError("--tol " + format_number(*options.tol) + ": must be in (0, 1] (the fraction of energy kept)");
   if (options.rank && *options.rank < 1) throw UsageError("--rank " + std::to_string(*options.rank) + ": must be >= 1");
   const fs::path out(options.out_dir);
   refuse_output_in_checkpoint("--out", options.out_dir);

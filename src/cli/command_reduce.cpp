@@ -36,7 +36,7 @@ RankRule rank_rule_from_flags(const ReduceOptions& options) {
   if (options.rank) return RankRule::fixed(*options.rank);
   const double tol = *options.tol;
   if (!(tol > 0.0 && tol <= 1.0)) {  // also rejects NaN
-    throw UsageError("--tol " + format_double("%g", tol) +
+    throw UsageError("--tol " + format_number(tol) +
                      " is out of range: must be in (0, 1] (fraction of HSV energy kept)");
   }
   return RankRule::energy(tol);
@@ -132,7 +132,7 @@ void print_summary(const ReduceResult& result, const ReduceOptions& options) {
   std::cout << "reduced " << options.system_path << " -> " << options.out_path << "\n"
             << "  rule         : "
             << (options.rank ? "fixed rank (--rank " + std::to_string(*options.rank) + ")"
-                             : "keep HSV energy fraction " + format_double("%g", *options.tol))
+                             : "keep HSV energy fraction " + format_number(*options.tol))
             << "\n"
             << "  state dim    : " << result.n << " -> " << r.rank << rank_note(result, options) << "\n"
             << "  HSV energy   : kept " << format_double("%.6g", r.kept_energy) << " of "

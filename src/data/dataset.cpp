@@ -7,12 +7,13 @@
 #include "data/mnist_idx.h"
 
 namespace compressm::data {
-namespace {
 
 const std::vector<std::string>& supported_names() {
   static const std::vector<std::string> names = {"smnist", "sfmnist", "scifar", "digits"};
   return names;
 }
+
+namespace {
 
 std::string joined(const std::vector<std::string>& names) {
   std::string text;

@@ -48,6 +48,9 @@ struct Splits {
 // Every dataset name of the config (docs/design.md §3), supported or not.
 const std::vector<std::string>& dataset_names();
 
+// The names load_dataset reads (the others are parsed configs only).
+const std::vector<std::string>& supported_names();
+
 // Where `name`'s files are looked for when the config gives no data_dir:
 //   sfmnist  /usr/share/datasets/fashion-mnist (Debian dataset-fashion-mnist)
 //   digits   /usr/lib/python3/dist-packages/sklearn/datasets/data (python3-sklearn)

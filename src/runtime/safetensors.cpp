@@ -174,7 +174,8 @@ TensorFile parse_safetensors(const std::string& bytes, const std::string& source
 TensorFile read_safetensors(const std::filesystem::path& path) {
   const std::string source = path.string();
   std::error_code error;
-  if (!std::filesystem::is_regular_file(path, error)) fail(source, "no such file");
+  if (!std::filesystem::is_regular_file(path, error))
+    fail(source, std::filesystem::is_directory(path, error) ? "a folder, not a model file" : "no such file");
   const uint64_t size = std::filesystem::file_size(path, error);
   if (error) fail(source, "cannot read the file size (" + error.message() + ")");
   if (size > kMaxFileBytes) fail(source, "file is " + std::to_string(size) + " bytes, more than a model file may be");

@@ -307,7 +307,9 @@ fs::path checkpoint_before(const fs::path& run_dir, const fs::path& checkpoint) 
 }
 
 fs::path resolve_checkpoint(const fs::path& dir) {
-  if (!fs::is_directory(dir)) throw CheckpointError(dir.string() + ": no such folder");
+  if (!fs::is_directory(dir))
+    throw CheckpointError(dir.string() + (fs::exists(dir) ? ": not a folder (a checkpoint or run folder is expected)"
+                                                          : ": no such folder"));
   if (fs::exists(dir / "manifest.json")) return dir;
   if (fs::is_directory(final_folder(dir))) return final_folder(dir);
   throw CheckpointError(dir.string() + ": neither a checkpoint folder (no manifest.json) nor a finished run (no final/)");

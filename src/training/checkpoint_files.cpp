@@ -102,7 +102,11 @@ void verify_manifest(const fs::path& folder) {
         throw CheckpointError(manifest_path.string() + ": bad file name '" + name + "'");
       const fs::path path = folder / name;
       if (!fs::exists(path)) throw CheckpointError(path.string() + ": missing (listed in the manifest)");
-      const uint64_t expected_size = file.at("size").get<uint64_t>();
+      const nlohmann::json& size = file.at("size");
+      if (!size.is_number_unsigned())
+        throw CheckpointError(manifest_path.string() + ": the size of '" + name + "' is not a byte count (" +
+                              size.dump() + ")");
+      const uint64_t expected_size = size.get<uint64_t>();
       const std::string bytes = read_checkpoint_file(path);
       if (bytes.size() != expected_size)
         throw CheckpointError(path.string() + ": " + std::to_string(bytes.size()) + " bytes, the manifest says " +

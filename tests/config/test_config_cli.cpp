@@ -51,6 +51,17 @@ TEST(CliConfig, OlderReferenceKeysLoadWithAWarning) {
       << result.err;
 }
 
+// A dataset the config knows but the readers do not: valid, with a warning.
+TEST(CliConfig, ADatasetWithoutReaderIsValidWithAWarning) {
+  const auto result = run_cli({"config", "--config", kSmnist, "--set", "dataset=listops"});
+  ASSERT_EQ(result.status, 0) << result.err;
+  EXPECT_EQ(nlohmann::json::parse(result.out)["dataset"], "listops");
+  EXPECT_EQ(line_count(result.err), 1) << result.err;
+  EXPECT_NE(result.err.find("dataset listops is a valid config, but train, eval and bench cannot read it yet"),
+            std::string::npos)
+      << result.err;
+}
+
 void expect_bad_input(const std::vector<std::string>& args, const std::string& names) {
   const auto result = run_cli(args);
   SCOPED_TRACE(result.err);

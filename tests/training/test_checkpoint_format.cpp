@@ -81,5 +81,25 @@ TEST(Manifest, DetectsTruncationCorruptionAndMissingFiles) {
   EXPECT_THROW(verify_manifest(dir.path()), CheckpointError);
 }
 
+// A negative size in the manifest is named as such (it printed as 2^64 - 5).
+TEST(Manifest, ANegativeSizeIsNamed) {
+  testing::TempDir dir;
+  dir.write("a.bin", "0123456789");
+  write_manifest(dir.path());
+  std::string text = testing::read_text(dir / "manifest.json");
+  const std::string size = "\"size\": 10";
+  const size_t at = text.find(size);
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, size.size(), "\"size\": -5");
+  dir.write("manifest.json", text);
+  try {
+    verify_manifest(dir.path());
+    FAIL() << "a negative size was accepted";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("the size of 'a.bin' is not a byte count (-5)"), std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace compressm::training

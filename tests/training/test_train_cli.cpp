@@ -508,6 +508,9 @@ TEST_F(TrainCli, DamagedCheckpointsAreBadInputNotCrashes) {
   expect_clear_error(run(), [](const fs::path& r) { truncate_file(r / "final/manifest.json"); }, eval,
                      "manifest.json");
   expect_clear_error(run(), [](const fs::path& r) { fs::remove_all(r / "final"); }, eval, "final");
+  // A file where a checkpoint folder is expected.
+  expect_clear_error(run(), [](const fs::path& r) { fs::remove_all(r), std::ofstream(r) << "x"; }, eval,
+                     "not a folder (a checkpoint or run folder is expected)");
 
   // Resume picks the latest checkpoint (step 225 once final/ is gone) and checks it.
   const std::vector<std::string> resume = {"train", "--resume", "RUN"};
