@@ -42,6 +42,9 @@ data::Dataset test_split(const runtime::Model& model, const ClassifyOptions& o) 
 }
 
 int classify_dataset(const runtime::Model& model, const ClassifyOptions& o) {
+  const std::string trained_on = metadata_or(model, "dataset", "");
+  if (!trained_on.empty() && trained_on != o.dataset)
+    report_warning(o.model_path + " was trained on " + trained_on + "; scoring it on " + o.dataset);
   const data::Dataset test = test_split(model, o);
   const runtime::Architecture& a = model.architecture();
   if (test.channels != a.input_dim || test.num_classes != a.num_classes)
@@ -105,7 +108,8 @@ CLI::App* add_classify_command(CLI::App& app, ClassifyOptions& options) {
                                             "One sequence: a text file of L lines of input_dim numbers");
   dataset->excludes(input);
   command->add_option("--threads", options.threads, "Threads for --dataset (sequences in parallel)")
-      ->check(CLI::Range(1, 256));
+      ->check(CLI::Range(1, 256))
+      ->needs(dataset);
   command->add_flag("--json", options.json,
                     R"(Print {"accuracy", "n"} (--dataset) or {"class", "probabilities", ...} (--input))");
   return command;

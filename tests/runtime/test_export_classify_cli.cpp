@@ -208,6 +208,18 @@ TEST_F(ExportClassifyCli, BadInputsAndUsageExitTwo) {
   r = run_cli({"classify", "--model", model().string(), "--dataset", "digits", "--input", words.string()});
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+  // Another dataset than the model's says so (then fails here: no such folder).
+  r = run_cli({"classify", "--model", model().string(), "--dataset", "smnist", "--data-dir",
+               (dir_->path() / "none").string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("compressm: warning: " + model().string() + " was trained on digits; scoring it on smnist"),
+            std::string::npos)
+      << r.err;
+  // --threads applies to --dataset only: with --input it is a usage error, not ignored.
+  r = run_cli({"classify", "--model", model().string(), "--input", words.string(), "--threads", "2"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find("--threads"), std::string::npos) << r.err;
   r = run_cli({"export", "--checkpoint", (dir_->path() / "nowhere").string(), "--out",
                (dir_->path() / "x.safetensors").string()});
   EXPECT_EQ(r.status, 2);
