@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -61,19 +62,30 @@ auto blame_input(const std::string& source, Computation&& computation) -> declty
   }
 }
 
-// Refuses an output path (`flag` names it) inside a checkpoint folder (one
-// that holds a manifest.json), the path itself or any folder above it:
-// writing there would replace or add a file the manifest does not list, and
-// the checkpoint would no longer load (e.g. `export --out RUN/final/model.bin`).
+// Whether `folder` is a compressm checkpoint folder: its manifest.json (a
+// small JSON file) says so. Other programs' manifest.json files do not count.
+inline bool is_checkpoint_folder(const std::filesystem::path& folder) {
+  std::error_code ec;
+  const std::filesystem::path manifest = folder / "manifest.json";
+  if (!std::filesystem::is_regular_file(manifest, ec) || std::filesystem::file_size(manifest, ec) > (1u << 20))
+    return false;
+  std::ifstream in(manifest);
+  const nlohmann::json document = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  return document.is_object() && document.value("format", "") == "compressm-checkpoint";
+}
+
+// Refuses an output path (`flag` names it) in a checkpoint folder or below
+// one: writing there could replace a file of the checkpoint (e.g. `export
+// --out RUN/final/model.bin`), and the checkpoint would no longer load.
 inline void refuse_output_in_checkpoint(const std::string& flag, const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::path at = fs::weakly_canonical(fs::absolute(path, ec), ec);
   if (ec) return;  // unreadable: the write itself reports it
   for (; !at.empty(); at = at.parent_path()) {
-    if (fs::is_directory(at, ec) && fs::exists(at / "manifest.json", ec))
+    if (fs::is_directory(at, ec) && is_checkpoint_folder(at))
       throw UsageError(flag + " " + path + ": inside the checkpoint folder " + at.string() +
-                       "; refusing to write there (the checkpoint would no longer load)");
+                       "; refusing to write there (it could replace a file of the checkpoint)");
     if (at == at.parent_path()) break;
   }
 }

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <csignal>
+#include <ctime>
 #include <filesystem>
 #include <set>
 
@@ -29,7 +31,9 @@ bool same_folder(const fs::path& a, const fs::path& b) {
   return fs::weakly_canonical(a) == fs::weakly_canonical(b);
 }
 
-// Config keys a resumed run may change: how it runs, not what it computes.
+// Config keys a resumed run may change: where the data is read from, how
+// often checkpoints are written, and the CPU threads (the run's model then
+// differs in the last bits from an uninterrupted one: sums split otherwise).
 const std::set<std::string> kRuntimeKeys = {"threads", "data_dir", "checkpoint_every"};
 
 // "key (was A, now B)" for every leaf of `now` whose value differs in `was`.
@@ -85,7 +89,9 @@ class RunFolderLock {
   RunFolderLock(const fs::path& folder, const std::string& flag) {
     fd_ = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd_ < 0) throw UsageError(flag + " " + folder.string() + ": cannot open the folder");
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    // Only a held lock refuses; a file system without flock (EINVAL,
+    // ENOLCK, ENOSYS) trains unlocked, as before.
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0 && errno == EWOULDBLOCK) {
       ::close(fd_);
       throw UsageError(flag + " " + folder.string() + ": another compressm process is training in this folder");
     }
@@ -99,26 +105,47 @@ class RunFolderLock {
 };
 
 // SIGINT / SIGTERM while training: the loop stops after the step in flight
-// and writes a checkpoint (TrainerOptions::stop); a second signal ends the
-// process at once (SA_RESETHAND restores the default action).
+// and writes a checkpoint (TrainerOptions::stop). One request may arrive as
+// several signals (Ctrl-C reaches every process of the terminal's group, and
+// `timeout` sends its signal to the child and then to its group): repeats
+// within kRepeatWindowNs of the first count as the same request; a signal
+// after that ends the process at once (the default action).
 std::atomic<bool> stop_requested{false};
 std::atomic<int> stop_signal{0};
-static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<int>::is_always_lock_free,
+std::atomic<int64_t> first_signal_ns{0};
+constexpr int64_t kRepeatWindowNs = 2'000'000'000;
+static_assert(std::atomic<bool>::is_always_lock_free && std::atomic<int>::is_always_lock_free &&
+                  std::atomic<int64_t>::is_always_lock_free,
               "a signal handler may only touch lock-free atomics");
 
+int64_t monotonic_ns() {  // clock_gettime is async-signal-safe
+  timespec now{};
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return static_cast<int64_t>(now.tv_sec) * 1'000'000'000 + now.tv_nsec;
+}
+
 extern "C" void request_stop(int signal) {
-  stop_signal.store(signal);
-  stop_requested.store(true);
-  static const char message[] =
-      "\ncompressm: stopping after this step to write a checkpoint (again to quit at once)\n";
-  [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, message, sizeof message - 1);
+  const int saved_errno = errno;
+  const int64_t now = monotonic_ns();
+  int64_t first = 0;
+  if (first_signal_ns.compare_exchange_strong(first, now)) {
+    stop_signal.store(signal);
+    stop_requested.store(true);
+    static const char message[] =
+        "\ncompressm: stopping after this step to write a checkpoint (again to quit at once)\n";
+    [[maybe_unused]] const ssize_t written = ::write(STDERR_FILENO, message, sizeof message - 1);
+  } else if (now - first > kRepeatWindowNs) {
+    ::signal(signal, SIG_DFL);
+    ::raise(signal);
+  }
+  errno = saved_errno;
 }
 
 void stop_on_signals() {
   struct sigaction action {};
   action.sa_handler = request_stop;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESETHAND | SA_RESTART;
+  action.sa_flags = SA_RESTART;
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
 }
@@ -210,12 +237,13 @@ int run_train(const TrainOptions& options) {
   const data::Splits splits = load_splits(config);
   if (!resuming) create_run_folder(run_dir, "--out");
   const RunFolderLock lock(run_dir, resuming ? "--resume" : "--out");
+  if (!resuming && !fs::is_empty(run_dir))  // another run took the folder between the check above and the lock
+    throw UsageError("--out " + options.out_dir + ": exists and is not empty (use --resume to continue a run)");
   fs::path resume_from;
   if (resuming) {
     // A run stopped before its first checkpoint (killed, or the machine went
     // down) starts over; a finished run whose checkpoints are gone does not.
-    const bool no_checkpoint = !fs::exists(training::final_folder(run_dir)) && !fs::exists(run_dir / "checkpoints");
-    if (no_checkpoint && !fs::exists(run_dir / "metrics.json"))
+    if (!training::has_checkpoint(run_dir) && !fs::exists(run_dir / "metrics.json"))
       std::cerr << "compressm: " << run_dir.string() << " has no checkpoint yet: starting the run over from step 0\n";
     else
       resume_from = training::latest_checkpoint(run_dir);
@@ -246,6 +274,8 @@ int run_train(const TrainOptions& options) {
               << "; continue with: compressm train --resume " << run_dir.string() << "\n";
     return 128 + stop_signal.load();
   }
+  if (stop_requested.load())
+    std::cerr << "compressm: the signal came after the last training step: the run finished normally\n";
   return kExitSuccess;
 }
 

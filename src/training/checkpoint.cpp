@@ -295,6 +295,10 @@ fs::path latest_checkpoint(const fs::path& run_dir) {
   return found.rbegin()->second;
 }
 
+bool has_checkpoint(const fs::path& run_dir) {
+  return fs::exists(final_folder(run_dir) / "manifest.json") || !step_checkpoints(run_dir).empty();
+}
+
 fs::path checkpoint_before(const fs::path& run_dir, const fs::path& checkpoint) {
   const std::map<long long, fs::path> found = step_checkpoints(run_dir);
   if (checkpoint == final_folder(run_dir)) return found.empty() ? fs::path() : found.rbegin()->second;

@@ -80,6 +80,10 @@ std::filesystem::path final_folder(const std::filesystem::path& run_dir);       
 // checkpoints/step_*. Throws CheckpointError if there is none.
 std::filesystem::path latest_checkpoint(const std::filesystem::path& run_dir);
 
+// Whether the run folder holds a checkpoint to resume from (final/ or a
+// checkpoints/step_NNNNNN folder; staging folders do not count).
+bool has_checkpoint(const std::filesystem::path& run_dir);
+
 // The newest checkpoint of a run folder older than `checkpoint` (final/ is
 // the newest of all), or an empty path if there is none.
 std::filesystem::path checkpoint_before(const std::filesystem::path& run_dir, const std::filesystem::path& checkpoint);

@@ -266,6 +266,7 @@ RunTotals Trainer::run() {
   Clock::time_point steady_start;
   double outside_before_steady = 0;
   bool interrupted = false;
+  bool checkpointed = false;  // the last step's checkpoint is queued or written
   model_->train();
   while (step_ < t.num_steps) {
     set_learning_rates();
@@ -298,6 +299,7 @@ RunTotals Trainer::run() {
                     checkpoint_folder(options_.run_dir, step_));
     }
     outside_training_s += seconds_since(outside_start);
+    checkpointed = checkpoint_now;
     if (step_ - first_step == RunTotals::kSteadyAfterSteps) {
       steady_start = Clock::now();
       outside_before_steady = outside_training_s;
@@ -312,12 +314,11 @@ RunTotals Trainer::run() {
   if (interrupted) {
     RunTotals totals;
     totals.interrupted_at = step_;
-    const std::filesystem::path folder = checkpoint_folder(options_.run_dir, step_);
-    if (!options_.run_dir.empty() && !std::filesystem::exists(folder / "manifest.json")) {
+    if (!options_.run_dir.empty() && !checkpointed) {
       const double loop_s = seconds_since(start);
       writer.submit(capture(elapsed_before_ + loop_s, data_wait_before_ + loader.wait_seconds(), loop_before_ + loop_s,
                             config_yaml),
-                    folder);
+                    checkpoint_folder(options_.run_dir, step_));
     }
     writer.finish();
     return totals;

@@ -238,6 +238,11 @@ TEST_F(ExportClassifyCli, BadInputsAndUsageExitTwo) {
   EXPECT_EQ(read_text(run() / "final/model.bin"), before);
   EXPECT_FALSE(fs::exists(run() / "final/model.safetensors"));
   EXPECT_EQ(run_cli({"eval", "--checkpoint", run().string()}).status, 0);
+  // Another program's manifest.json above --out does not make a checkpoint folder.
+  fs::create_directories(dir_->path() / "webapp");
+  dir_->write("webapp/manifest.json", R"({"name": "my web app"})");
+  r = run_cli({"export", "--checkpoint", run().string(), "--out", (dir_->path() / "webapp/m.safetensors").string()});
+  EXPECT_EQ(r.status, 0) << r.err;
 }
 
 }  // namespace

@@ -175,6 +175,10 @@ TEST_F(TrainCli, InterruptedRunCheckpointsItsLastStepAndResumesToTheSameMetrics)
   ASSERT_GE(child, 0);
   // The first evaluation's progress line (step 50 of 300) is out: the loop is running.
   ASSERT_TRUE(wait_for([&] { return read_text(err).find("step 50/300") != std::string::npos; })) << read_text(err);
+  // Twice, as Ctrl-C under `timeout` delivers it (the second once the first
+  // was handled: two pending ones would merge): one request.
+  kill(child, SIGINT);
+  EXPECT_TRUE(wait_for([&] { return read_text(err).find("compressm: stopping") != std::string::npos; }));
   kill(child, SIGINT);
   int status = 0;
   waitpid(child, &status, 0);
@@ -192,8 +196,10 @@ TEST_F(TrainCli, InterruptedRunCheckpointsItsLastStepAndResumesToTheSameMetrics)
   EXPECT_FALSE(fs::exists(stopped / "final"));
   EXPECT_FALSE(fs::exists(stopped / "metrics.json"));
 
-  const CliResult resumed = run_cli({"train", "--resume", stopped.string()});
+  // Resumed with checkpoints every 10 steps (a key a resume may change).
+  const CliResult resumed = run_cli({"train", "--resume", stopped.string(), "--set", "checkpoint_every=10"});
   ASSERT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_TRUE(fs::exists(stopped / "checkpoints/step_000290/manifest.json"));
   EXPECT_EQ(metrics_without_timing(run() / "metrics.json"), metrics_without_timing(stopped / "metrics.json"));
   EXPECT_EQ(read_text(run() / "final/model.bin"), read_text(stopped / "final/model.bin"));
 }
@@ -236,13 +242,15 @@ TEST_F(TrainCli, ResumeNamesTheConfigKeysThatDifferAndAllowsRuntimeOnes) {
   EXPECT_NE(runtime.err.find("already finished"), std::string::npos) << runtime.err;
 }
 
-// A run stopped before its first checkpoint (and without metrics.json)
-// starts over on --resume and ends as the uninterrupted run.
+// A run stopped before its first checkpoint was published (and without
+// metrics.json; here killed while staging it) starts over on --resume and
+// ends as the uninterrupted run.
 TEST_F(TrainCli, ResumeOfARunWithoutCheckpointsStartsItOver) {
   TempDir dir;
   const fs::path copy = dir / "copy";
-  fs::create_directories(copy);
+  fs::create_directories(copy / "checkpoints/.step_000075.partial");
   fs::copy(run() / "config.yaml", copy / "config.yaml");
+  fs::copy(run() / "checkpoints/step_000075/model.bin", copy / "checkpoints/.step_000075.partial/model.bin");
   const CliResult resumed = run_cli({"train", "--resume", copy.string()});
   ASSERT_EQ(resumed.status, 0) << resumed.err;
   EXPECT_NE(resumed.err.find("starting the run over from step 0"), std::string::npos) << resumed.err;
