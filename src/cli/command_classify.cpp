@@ -87,7 +87,8 @@ int classify_input(const runtime::Model& model, const ClassifyOptions& o) {
                 {"length", sequence.length}});
     return kExitSuccess;
   }
-  std::cout << "class " << best << "  (" << sequence.length << " steps, " << o.input_path << ")\n";
+  std::cout << "class " << best << "  (" << sequence.length << (sequence.length == 1 ? " step, " : " steps, ")
+            << o.input_path << ")\n";
   char line[64];
   for (Eigen::Index k = 0; k < p.size(); ++k) {
     std::snprintf(line, sizeof line, "  %5ld  %.6f%s\n", static_cast<long>(k), p[k], k == best ? "  <" : "");
