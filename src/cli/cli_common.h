@@ -35,6 +35,10 @@ inline std::string single_line(std::string message) {
   return message;
 }
 
+// The help of --set, the same for config, train and bench.
+inline constexpr const char* kSetHelp =
+    "Override one key, section.key=value or key=value, the value read as YAML (repeatable; applied in order)";
+
 // A flag's number as the user would write it (%g: 0 for 0.0, 1.5, 1e-06).
 inline std::string format_number(double value) {
   char text[64];

@@ -56,7 +56,7 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
   command->add_option("--warmup", options.warmup, "Untimed steps first (default 3)");
   command->add_option("--device", options.device, "cpu or cuda (default: the config's device)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
-  command->add_option("--set", options.overrides, "Override one key, section.key=value (repeatable)")
+  command->add_option("--set", options.overrides, kSetHelp)
       ->allow_extra_args(false);
   return command;
 }

@@ -17,9 +17,7 @@ CLI::App* add_config_command(CLI::App& app, ConfigOptions& options) {
   command->add_option("--config", options.config_path, "YAML config file (docs/design.md section 3)")
       ->required();
   command
-      ->add_option("--set", options.overrides,
-                   "Override one key, section.key=value or key=value, the value read as YAML "
-                   "(repeatable; applied in order)")
+      ->add_option("--set", options.overrides, kSetHelp)
       ->allow_extra_args(false);  // one value per --set, so `--set a=1 --set b=2`
   return command;
 }

@@ -199,7 +199,7 @@ data::Splits load_splits(const config::Config& config) {
 CLI::App* add_train_command(CLI::App& app, TrainOptions& options) {
   CLI::App* command = app.add_subcommand("train", "Train an LRU model; keeps a run folder with checkpoints");
   command->add_option("--config", options.config_path, "YAML config file (docs/design.md section 3)");
-  command->add_option("--set", options.overrides, "Override one key, section.key=value (repeatable)")
+  command->add_option("--set", options.overrides, kSetHelp)
       ->allow_extra_args(false);
   command->add_option("--out", options.out_dir, "Run folder to create (must be empty or absent)");
   command->add_option("--resume", options.resume_dir,
