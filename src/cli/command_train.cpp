@@ -57,7 +57,12 @@ void differing_keys(const nlohmann::ordered_json& was, const nlohmann::ordered_j
 config::Config run_config_for(const TrainOptions& options, std::vector<std::string>& notes) {
   if (options.resume_dir.empty()) {
     if (options.config_path.empty()) throw UsageError("--config is required (unless --resume is given)");
-    return config::load_config(options.config_path, options.overrides, &notes);
+    config::Config config = config::load_config(options.config_path, options.overrides, &notes);
+    // A relative data_dir is read from the working directory; the run records
+    // it absolute, so eval, export and resume find the data from anywhere.
+    if (!config.data_dir.empty() && fs::path(config.data_dir).is_relative())
+      config.data_dir = fs::absolute(config.data_dir).lexically_normal().string();
+    return config;
   }
   const fs::path saved_path = fs::path(options.resume_dir) / "config.yaml";
   if (!fs::exists(saved_path)) throw UsageError("--resume " + options.resume_dir + ": not a run folder (no config.yaml)");

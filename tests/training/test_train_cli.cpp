@@ -362,6 +362,17 @@ TEST_F(TrainCli, EvalJsonMatchesTheRunsFinalTestAccuracy) {
   const std::string source = data::default_data_dir("digits");
   for (const char* name : {"digits.csv.gz", "digits.csv"})
     if (fs::exists(source + "/" + name)) fs::copy(source + "/" + name, dir / name);
+  // A relative data_dir is recorded absolute in the run's config.yaml.
+  const fs::path relative = fs::relative(dir.path(), fs::current_path());
+  ASSERT_TRUE(relative.is_relative());
+  std::vector<std::string> args = train_args(dir / "rel");
+  args.insert(args.end(), {"--set", "data_dir=" + relative.string(), "--set", "training.num_steps=20", "--set",
+                           "training.eval_steps=20", "--set", "checkpoint_every=0"});
+  const CliResult rel = run_cli(args);
+  ASSERT_EQ(rel.status, 0) << rel.err;
+  EXPECT_NE(read_text(dir / "rel/config.yaml").find("data_dir: \"" + fs::absolute(relative).lexically_normal().string() + "\""),
+            std::string::npos)
+      << read_text(dir / "rel/config.yaml");
   const CliResult moved = run_cli({"eval", "--checkpoint", run().string(), "--data-dir", dir.path().string(), "--json"});
   ASSERT_EQ(moved.status, 0) << moved.err;
   EXPECT_EQ(nlohmann::json::parse(moved.out)["accuracy"].get<double>(), doc["accuracy"].get<double>());
