@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <tuple>
 
 #include "io/atomic_file.h"
@@ -281,6 +282,15 @@ RunTotals Trainer::run() {
     const bool in_sync = evaluate_now || checkpoint_now || options_.after_step ||
                          (reduction_ && reduction_->acts_after(step_, history_));
     while (pending_.size() > (in_sync ? size_t{0} : static_cast<size_t>(pipeline_steps_))) collect_step();
+    if (last_collected_.examples > 0 && !std::isfinite(last_collected_.result.loss)) {
+      if (progress_) progress_->finish();
+      const double loss = last_collected_.result.loss;
+      throw TrainingDiverged("training diverged at step " + std::to_string(last_collected_.step) + " (loss " +
+                             (std::isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf") + "): try a lower training.lr" +
+                             (options_.run_dir.empty() ? std::string()
+                                                       : "; " + options_.run_dir.string() +
+                                                             " keeps the checkpoints written before it"));
+    }
     if (reduction_) reduction_->after_step(step_, *this);
     if (options_.after_step) options_.after_step(step_, *this);
     const PendingStep& shown = last_collected_;  // the newest step whose result is in

@@ -71,6 +71,15 @@ struct TrainerOptions {
   const std::atomic<bool>* stop = nullptr;
 };
 
+// Thrown by Trainer::run when a step's loss is not finite: the run diverged
+// (typically a learning rate too high for the model). The config's fault, so
+// an io::InputError (the CLI exits 2); no checkpoint of the diverged model is
+// written.
+class TrainingDiverged : public io::InputError {
+ public:
+  using io::InputError::InputError;
+};
+
 class Trainer {
  public:
   // Builds the model (seeded) on config.device and the optimiser. `splits` must

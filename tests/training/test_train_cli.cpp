@@ -257,6 +257,22 @@ TEST_F(TrainCli, ResumeOfARunWithoutCheckpointsStartsItOver) {
   EXPECT_EQ(metrics_without_timing(run() / "metrics.json"), metrics_without_timing(copy / "metrics.json"));
 }
 
+// A run whose loss turns NaN stops there with a clear error (exit 2) and
+// writes no checkpoint, final model or metrics of the diverged model.
+TEST_F(TrainCli, ADivergedRunStopsWithAClearError) {
+  TempDir dir;
+  std::vector<std::string> args = train_args(dir / "diverged");
+  args.insert(args.end(), {"--set", "training.lr=1e6"});
+  const CliResult r = run_cli(args);
+  EXPECT_EQ(r.status, 2) << r.err;
+  const std::string last = r.err.substr(r.err.rfind("compressm: "));
+  EXPECT_NE(last.find("compressm: error: training diverged at step "), std::string::npos) << r.err;
+  EXPECT_NE(last.find("(loss nan): try a lower training.lr"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "diverged/final"));
+  EXPECT_FALSE(fs::exists(dir / "diverged/metrics.json"));
+  EXPECT_FALSE(fs::exists(dir / "diverged/checkpoints"));
+}
+
 // A reducing config shortened so that no reduction step falls in the run says so.
 TEST_F(TrainCli, ReductionWindowAfterTheLastStepIsAWarning) {
   TempDir dir;
