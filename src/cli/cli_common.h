@@ -11,6 +11,7 @@
 #include <string>
 
 #include "io/system_json.h"
+#include "training/checkpoint_files.h"  // its constants only: no link to the training library
 
 namespace compressm::cli {
 
@@ -70,12 +71,12 @@ auto blame_input(const std::string& source, Computation&& computation) -> declty
 // small JSON file) says so. Other programs' manifest.json files do not count.
 inline bool is_checkpoint_folder(const std::filesystem::path& folder) {
   std::error_code ec;
-  const std::filesystem::path manifest = folder / "manifest.json";
+  const std::filesystem::path manifest = folder / training::kManifestName;
   if (!std::filesystem::is_regular_file(manifest, ec) || std::filesystem::file_size(manifest, ec) > (1u << 20))
     return false;
   std::ifstream in(manifest);
   const nlohmann::json document = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  return document.is_object() && document.value("format", "") == "compressm-checkpoint";
+  return document.is_object() && document.value("format", "") == training::kManifestFormat;
 }
 
 // Refuses an output path (`flag` names it) in a checkpoint folder or below

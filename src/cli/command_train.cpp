@@ -231,19 +231,21 @@ int run_train(const TrainOptions& options) {
 
   const bool resuming = !options.resume_dir.empty();
   const fs::path run_dir = resuming ? fs::path(options.resume_dir) : fs::path(options.out_dir);
+  auto refuse_non_empty_out = [&] {
+    if (fs::exists(run_dir) && !fs::is_empty(run_dir))
+      throw UsageError("--out " + options.out_dir + ": exists and is not empty (use --resume to continue a run)");
+  };
   if (!resuming) {
     refuse_output_in_checkpoint("--out", options.out_dir);
     if (fs::exists(run_dir) && !fs::is_directory(run_dir))
       throw UsageError("--out " + options.out_dir + ": exists and is not a folder");
-    if (fs::exists(run_dir) && !fs::is_empty(run_dir))
-      throw UsageError("--out " + options.out_dir + ": exists and is not empty (use --resume to continue a run)");
+    refuse_non_empty_out();
   }
   // The data first: a missing dataset leaves no new folder behind.
   const data::Splits splits = load_splits(config);
   if (!resuming) create_run_folder(run_dir, "--out");
   const RunFolderLock lock(run_dir, resuming ? "--resume" : "--out");
-  if (!resuming && !fs::is_empty(run_dir))  // another run took the folder between the check above and the lock
-    throw UsageError("--out " + options.out_dir + ": exists and is not empty (use --resume to continue a run)");
+  if (!resuming) refuse_non_empty_out();  // another run may have taken the folder between the check above and the lock
   fs::path resume_from;
   if (resuming) {
     // A run stopped before its first checkpoint (killed, or the machine went

@@ -289,14 +289,14 @@ std::map<long long, fs::path> step_checkpoints(const fs::path& run_dir) {
 }  // namespace
 
 fs::path latest_checkpoint(const fs::path& run_dir) {
-  if (fs::exists(final_folder(run_dir) / "manifest.json")) return final_folder(run_dir);
+  if (fs::exists(final_folder(run_dir) / kManifestName)) return final_folder(run_dir);
   const std::map<long long, fs::path> found = step_checkpoints(run_dir);
   if (found.empty()) throw CheckpointError(run_dir.string() + ": no checkpoint to resume from");
   return found.rbegin()->second;
 }
 
 bool has_checkpoint(const fs::path& run_dir) {
-  return fs::exists(final_folder(run_dir) / "manifest.json") || !step_checkpoints(run_dir).empty();
+  return fs::exists(final_folder(run_dir) / kManifestName) || !step_checkpoints(run_dir).empty();
 }
 
 fs::path checkpoint_before(const fs::path& run_dir, const fs::path& checkpoint) {
@@ -314,7 +314,7 @@ fs::path resolve_checkpoint(const fs::path& dir) {
   if (!fs::is_directory(dir))
     throw CheckpointError(dir.string() + (fs::exists(dir) ? ": not a folder (a checkpoint or run folder is expected)"
                                                           : ": no such folder"));
-  if (fs::exists(dir / "manifest.json")) return dir;
+  if (fs::exists(dir / kManifestName)) return dir;
   if (fs::is_directory(final_folder(dir))) return final_folder(dir);
   throw CheckpointError(dir.string() + ": neither a checkpoint folder (no manifest.json) nor a finished run (no final/)");
 }

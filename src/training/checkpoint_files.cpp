@@ -16,8 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* kManifestName = "manifest.json";
-
 std::string hex64(uint64_t value) {
   char text[17];
   std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(value));
@@ -76,7 +74,7 @@ void write_manifest(const fs::path& folder) {
                      {"fnv1a64", hex64(fnv1a_64(bytes.data(), bytes.size()))}});
   }
   nlohmann::ordered_json manifest;
-  manifest["format"] = "compressm-checkpoint";
+  manifest["format"] = kManifestFormat;
   manifest["format_version"] = kCheckpointFormatVersion;
   manifest["files"] = files;
   write_synced_file(folder / kManifestName, manifest.dump(2) + "\n");
@@ -90,7 +88,7 @@ void verify_manifest(const fs::path& folder) {
   nlohmann::json manifest;
   try {
     manifest = nlohmann::json::parse(read_checkpoint_file(manifest_path));
-    if (manifest.at("format").get<std::string>() != "compressm-checkpoint")
+    if (manifest.at("format").get<std::string>() != kManifestFormat)
       throw CheckpointError(manifest_path.string() + ": not a compressm checkpoint manifest");
     const int version = manifest.at("format_version").get<int>();
     if (version != kCheckpointFormatVersion)

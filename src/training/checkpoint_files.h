@@ -15,6 +15,11 @@
 namespace compressm::training {
 
 constexpr int kCheckpointFormatVersion = 1;
+// The manifest's file name and its "format" value: what makes a folder a
+// checkpoint folder (also for the CLI's output checks, which run without
+// this library).
+constexpr const char* kManifestName = "manifest.json";
+constexpr const char* kManifestFormat = "compressm-checkpoint";
 
 // A missing, truncated, corrupt or incompatible checkpoint. One line that
 // starts with the file at fault. An io::InputError, so the CLI exits 2.

@@ -266,6 +266,13 @@ RunTotals Trainer::run() {
   // Where the steady part of the loop starts (RunTotals::steady_steps_per_s).
   Clock::time_point steady_start;
   double outside_before_steady = 0;
+  // Queues a checkpoint of the current step (the background writer saves it).
+  auto checkpoint_this_step = [&] {
+    const double loop_s = seconds_since(start);
+    writer.submit(capture(elapsed_before_ + loop_s, data_wait_before_ + loader.wait_seconds(), loop_before_ + loop_s,
+                          config_yaml),
+                  checkpoint_folder(options_.run_dir, step_));
+  };
   bool interrupted = false;
   bool checkpointed = false;  // the last step's checkpoint is queued or written
   model_->train();
@@ -302,12 +309,7 @@ RunTotals Trainer::run() {
       evaluate_and_record(elapsed_before_ + seconds_since(start), steps_per_second());
       last_val = history_.evals.back().val_accuracy;
     }
-    if (checkpoint_now) {
-      const double loop_s = seconds_since(start);
-      writer.submit(capture(elapsed_before_ + loop_s, data_wait_before_ + loader.wait_seconds(), loop_before_ + loop_s,
-                            config_yaml),
-                    checkpoint_folder(options_.run_dir, step_));
-    }
+    if (checkpoint_now) checkpoint_this_step();
     outside_training_s += seconds_since(outside_start);
     checkpointed = checkpoint_now;
     if (step_ - first_step == RunTotals::kSteadyAfterSteps) {
@@ -324,12 +326,7 @@ RunTotals Trainer::run() {
   if (interrupted) {
     RunTotals totals;
     totals.interrupted_at = step_;
-    if (!options_.run_dir.empty() && !checkpointed) {
-      const double loop_s = seconds_since(start);
-      writer.submit(capture(elapsed_before_ + loop_s, data_wait_before_ + loader.wait_seconds(), loop_before_ + loop_s,
-                            config_yaml),
-                    checkpoint_folder(options_.run_dir, step_));
-    }
+    if (!options_.run_dir.empty() && !checkpointed) checkpoint_this_step();
     writer.finish();
     return totals;
   }
