@@ -10,6 +10,8 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/philox.h"
+
 namespace compressm::kernels::elementwise {
 namespace {
 
@@ -37,6 +39,27 @@ void for_each_row_part(int64_t rows, const Part& part) {
 }
 
 }  // namespace
+
+void fill_keep_mask(uint8_t* keep, int64_t n, uint64_t seed, double keep_prob) {
+  const uint64_t threshold = philox::keep_threshold(keep_prob);
+  // kLanes Philox calls side by side (64 elements): the rounds over arrays
+  // of lanes vectorise, where one call at a time runs scalar.
+  constexpr int64_t kLanes = 16;
+  const int64_t blocks = n / (4 * kLanes);
+  at::parallel_for(0, blocks, kGrain / (4 * kLanes), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      uint32_t words[4][kLanes];
+      for (int64_t lane = 0; lane < kLanes; ++lane) {
+        const philox::Words w = philox::keep_words(seed, static_cast<uint64_t>(b * kLanes + lane));
+        for (int j = 0; j < 4; ++j) words[j][lane] = w.w[j];
+      }
+      uint8_t* out = keep + b * 4 * kLanes;
+      for (int64_t lane = 0; lane < kLanes; ++lane)
+        for (int j = 0; j < 4; ++j) out[4 * lane + j] = words[j][lane] < threshold;
+    }
+  });
+  for (int64_t i = blocks * 4 * kLanes; i < n; ++i) keep[i] = philox::keeps(seed, static_cast<uint64_t>(i), threshold);
+}
 
 template <class Y, class Z>
 void gelu_dropout_forward(const Y* y, Z* z, int64_t n, const uint8_t* keep, double scale) {

@@ -264,6 +264,9 @@ COMPRESSM_HD void adamw_update(T& p, T& m, T& v, T g, T decay, T step_size, T in
 }
 
 // CPU loops over contiguous arrays (fused_ops.cpp; at::parallel_for).
+// keep[i] = 1 with probability keep_prob, from Philox draws under `seed`
+// (kernels/philox.h: element i is the same bit whoever draws it).
+void fill_keep_mask(uint8_t* keep, int64_t n, uint64_t seed, double keep_prob);
 // Y, X: float or double; the second type of each pair is the storage of the
 // GEMM side (the bf16 precision mode keeps it in bfloat16), see the explicit
 // instantiations there: Z / V in {Y, c10::BFloat16}.

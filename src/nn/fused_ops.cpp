@@ -1,14 +1,17 @@
 #include "nn/fused_ops.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/record_function.h>
 #include <c10/util/BFloat16.h>
 #include <torch/autograd.h>
 
 #include <algorithm>
+#include <mutex>
 #include <optional>
 #include <utility>
 
 #include "kernels/fused_ops.h"
+#include "kernels/narrow_mix.h"
 #include "nn/cuda_ops.h"
 
 namespace compressm::nn {
@@ -109,6 +112,53 @@ struct GeluDropout : public torch::autograd::Function<GeluDropout> {
       });
     }
     return {grad_y, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+
+struct NarrowMix : public torch::autograd::Function<NarrowMix> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& y, const torch::Tensor& x,
+                               const torch::Tensor& weight, const torch::Tensor& bias,
+                               const std::optional<torch::Tensor>& keep_gelu,
+                               const std::optional<torch::Tensor>& keep_glu, double scale) {
+    RECORD_USER_SCOPE("compressm::narrow_mix_forward");
+    torch::Tensor out = torch::empty_like(x);
+    const int64_t hidden = x.size(-1), rows = x.numel() / hidden;
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "narrow_mix", [&] {
+      kernels::narrow_mix::forward(y.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+                                   {weight.data_ptr<scalar_t>(), bias.data_ptr<scalar_t>()},
+                                   {mask_ptr(keep_gelu), mask_ptr(keep_glu), scale}, out.data_ptr<scalar_t>(), rows,
+                                   hidden);
+    });
+    ctx->save_for_backward({y, weight, bias});
+    ctx->saved_data["keep_gelu"] = keep_gelu.value_or(torch::Tensor());
+    ctx->saved_data["keep_glu"] = keep_glu.value_or(torch::Tensor());
+    ctx->saved_data["scale"] = scale;
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    RECORD_USER_SCOPE("compressm::narrow_mix_backward");
+    const tensor_list saved = ctx->get_saved_variables();
+    const torch::Tensor &y = saved[0], &weight = saved[1], &bias = saved[2];
+    const torch::Tensor keep_gelu = ctx->saved_data["keep_gelu"].toTensor();
+    const torch::Tensor keep_glu = ctx->saved_data["keep_glu"].toTensor();
+    const double scale = ctx->saved_data["scale"].toDouble();
+    const torch::Tensor grad_out = grads[0].contiguous();
+    torch::Tensor grad_y = torch::empty_like(y), grad_weight = torch::empty_like(weight);
+    torch::Tensor grad_bias = torch::empty_like(bias);
+    const int64_t hidden = y.size(-1), rows = y.numel() / hidden;
+    AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "narrow_mix_backward", [&] {
+      kernels::narrow_mix::backward(y.data_ptr<scalar_t>(), {weight.data_ptr<scalar_t>(), bias.data_ptr<scalar_t>()},
+                                    {keep_ptr(keep_gelu), keep_ptr(keep_glu), scale}, grad_out.data_ptr<scalar_t>(),
+                                    grad_y.data_ptr<scalar_t>(), grad_weight.data_ptr<scalar_t>(),
+                                    grad_bias.data_ptr<scalar_t>(), rows, hidden);
+    });
+    return {grad_y, grad_out, grad_weight, grad_bias, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+
+ private:
+  static const uint8_t* mask_ptr(const std::optional<torch::Tensor>& keep) {
+    return keep.has_value() ? keep->data_ptr<uint8_t>() : nullptr;
   }
 };
 
@@ -302,7 +352,42 @@ std::array<torch::Tensor, 4> lru_parameterize(const torch::Tensor& nu_log, const
 torch::Tensor dropout_keep_mask(c10::IntArrayRef sizes, double p, const torch::Device& device) {
   TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout: rate must be in [0, 1), got ", p);
   if (p == 0.0) return torch::Tensor();
-  return torch::empty(sizes, torch::TensorOptions().dtype(torch::kByte).device(device)).bernoulli_(1.0 - p);
+  torch::Tensor keep = torch::empty(sizes, torch::TensorOptions().dtype(torch::kByte).device(device));
+  if (!device.is_cpu()) return keep.bernoulli_(1.0 - p);
+  uint64_t seed = 0;
+  {
+    at::Generator generator = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    seed = at::check_generator<at::CPUGeneratorImpl>(generator)->random64();
+  }
+  ew::fill_keep_mask(keep.data_ptr<uint8_t>(), keep.numel(), seed, 1.0 - p);
+  return keep;
+}
+
+bool narrow_mix_support(const torch::Tensor& y) {
+  return y.device().is_cpu() && (y.scalar_type() == torch::kFloat || y.scalar_type() == torch::kDouble) &&
+         y.dim() >= 1 && y.size(-1) >= 1 && y.size(-1) <= kernels::narrow_mix::kMaxHidden;
+}
+
+torch::Tensor narrow_mix(const torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& weight,
+                         const torch::Tensor& bias, const torch::Tensor& keep_gelu, const torch::Tensor& keep_glu,
+                         double p) {
+  TORCH_CHECK(narrow_mix_support(y), "narrow_mix: y must be a float32 or float64 CPU tensor {.., H} with 1 <= H <= ",
+              kernels::narrow_mix::kMaxHidden, ", got ", y.scalar_type(), " ", y.sizes(), " on ", y.device());
+  const int64_t h = y.size(-1);
+  TORCH_CHECK(x.sizes() == y.sizes(), "narrow_mix: x must be ", y.sizes(), " (y's shape), got ", x.sizes());
+  TORCH_CHECK(weight.dim() == 2 && weight.size(0) == 2 * h && weight.size(1) == h,
+              "narrow_mix: weight must be {", 2 * h, ", ", h, "} ([value; gate]), got ", weight.sizes());
+  TORCH_CHECK(bias.dim() == 1 && bias.size(0) == 2 * h, "narrow_mix: bias must be {", 2 * h, "}, got ",
+              bias.sizes());
+  for (const auto& [t, name] : {std::pair<const torch::Tensor&, const char*>{x, "x"}, {weight, "weight"},
+                                {bias, "bias"}})
+    TORCH_CHECK(t.scalar_type() == y.scalar_type() && t.device() == y.device(), "narrow_mix: ", name,
+                " must have y's dtype (", y.scalar_type(), ") and device, got ", t.scalar_type(), " on ", t.device());
+  check_keep("narrow_mix", keep_gelu, y, p);
+  check_keep("narrow_mix", keep_glu, y, p);
+  return NarrowMix::apply(y.contiguous(), x.contiguous(), weight.contiguous(), bias.contiguous(),
+                          optional_mask(keep_gelu), optional_mask(keep_glu), scale_of(p));
 }
 
 torch::Tensor gelu_dropout(const torch::Tensor& y, const torch::Tensor& keep, double p, torch::ScalarType out_dtype) {

@@ -25,13 +25,26 @@ namespace compressm::nn {
 // anywhere, float64 on the CPU. Callers fall back to LibTorch's ops otherwise.
 bool fused_ops_support(const torch::Tensor& t);
 
-// Bernoulli(1 - p) keep mask (uint8, 1 = kept) of `sizes` on `device`, drawn
-// from that device's default generator; undefined when p == 0.
+// Bernoulli(1 - p) keep mask (uint8, 1 = kept) of `sizes` on `device`,
+// undefined when p == 0. On CUDA LibTorch's bernoulli_ draws it; on the CPU
+// Philox draws under one 64-bit seed taken from the default CPU generator
+// (kernels/philox.h: ~20x faster than bernoulli_ there, and a checkpoint's
+// generator state still fixes every later mask).
 torch::Tensor dropout_keep_mask(c10::IntArrayRef sizes, double p, const torch::Device& device);
 
 torch::Tensor gelu_dropout(const torch::Tensor& y, const torch::Tensor& keep, double p, torch::ScalarType out_dtype);
 
 torch::Tensor glu_residual(const torch::Tensor& vg, const torch::Tensor& x, const torch::Tensor& keep, double p);
+
+// The mix stage of a narrow block on the CPU (kernels/narrow_mix.h) as one op:
+//   out = x + dropout(GLU(dropout(GELU(y)))),  GLU(g) = (g W_v^T + b_v) .* sigmoid(g W_g^T + b_g)
+// weight {2H, H} = [W_v; W_g] and bias {2H} = [b_v; b_g] (differentiable);
+// keep_gelu, keep_glu as above (the GELU's mask, then the GLU's). y and x
+// {.., H}, H <= 16, float32 or float64, everything on the CPU in one dtype.
+bool narrow_mix_support(const torch::Tensor& y);
+torch::Tensor narrow_mix(const torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& weight,
+                         const torch::Tensor& bias, const torch::Tensor& keep_gelu, const torch::Tensor& keep_glu,
+                         double p);
 
 // The LRU's parameterisation as one differentiable op (one kernel each way
 // on CUDA): {lambda_re, lambda_im, Bt_re, Bt_im} with

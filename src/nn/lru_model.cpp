@@ -70,7 +70,19 @@ torch::Tensor LruBlockImpl::normalize(const torch::Tensor& x) {
   return norm(x.reshape({shape[0] * shape[1], shape[2]})).view(shape);
 }
 
+bool LruBlockImpl::narrow_mix_stage(const torch::Tensor& y) const {
+  return ops == BlockOps::kAuto && precision != Precision::kBf16 && narrow_mix_support(y) &&
+         glu_value->weight.scalar_type() == y.scalar_type();
+}
+
 torch::Tensor LruBlockImpl::mix(const torch::Tensor& y, const torch::Tensor& x) {
+  if (narrow_mix_stage(y)) {
+    const double p = is_training() ? dropout->options.p() : 0.0;
+    const torch::Tensor keep_gelu = dropout_keep_mask(y.sizes(), p, y.device());
+    const torch::Tensor keep_glu = dropout_keep_mask(x.sizes(), p, x.device());
+    return narrow_mix(y, x, torch::cat({glu_value->weight, glu_gate->weight}),
+                      torch::cat({glu_value->bias, glu_gate->bias}), keep_gelu, keep_glu, p);
+  }
   if (!runs_fused(y, ops)) {
     torch::Tensor z = dropout(torch::gelu(y));
     z = dropout(dense(glu_value, z, precision) * torch::sigmoid(dense(glu_gate, z, precision)));

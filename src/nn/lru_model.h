@@ -21,9 +21,12 @@ namespace compressm::nn {
 //   kFused     the fused ops of fused_ops.h (one GEMM for both GLU halves)
 //   kComposed  LibTorch's separate ops: the reference the fused ops are
 //              tested and benchmarked against
-//   kAuto      fused on CUDA (float32), composed on the CPU: there the tensors
-//              sit in cache and LibTorch's vectorised GELU and sigmoid beat
-//              the fused ops' scalar loops (docs/gpu.md, "Fused block ops")
+//   kAuto      fused on CUDA (float32); on the CPU a narrow block (H <= 16,
+//              fp32 or tf32) runs its mix stage as one op (narrow_mix, one
+//              pass each way with vectorised GELU and sigmoid), the rest
+//              composed: there the tensors sit in cache and LibTorch's
+//              vectorised GELU and sigmoid beat the fused ops' scalar loops
+//              (docs/performance.md, "The narrow block's mix stage")
 enum class BlockOps { kAuto, kFused, kComposed };
 
 class LruBlockImpl : public torch::nn::Module {
@@ -38,6 +41,8 @@ class LruBlockImpl : public torch::nn::Module {
   // then mix's GLU stage: the same function (fused_lru_activation).
   torch::Tensor normalize(const torch::Tensor& x);                      // BatchNorm over (batch, time)
   torch::Tensor mix(const torch::Tensor& y, const torch::Tensor& x);    // x + dropout(GLU(dropout(GELU(y))))
+  // Whether mix runs as narrow_mix (kAuto on the CPU, H <= 16, not bf16).
+  bool narrow_mix_stage(const torch::Tensor& y) const;
   Precision lru_precision() const { return wide_lru_bf16 ? precision : Precision::kFp32; }
   // Whether forward runs lru_layer_bf16_gelu_dropout for a normalised input z.
   bool fused_lru_activation(const torch::Tensor& z) const;

@@ -256,8 +256,16 @@ TEST(FusedOps, WideBf16BlockFusesItsNormInTraining) {
   };
   const auto fused = run(true), apart = run(false);
   ASSERT_EQ(fused.size(), apart.size());
-  for (size_t i = 0; i < fused.size(); ++i)
-    EXPECT_LT(max_abs(fused[i], apart[i]), 1e-4 * apart[i].abs().max().item<double>() + 1e-7) << "output " << i;
+  // The GLU layers' weight gradients are products of the bfloat16 GLU input:
+  // where the two paths' float32 activations differ in the last bits, an
+  // element can round to the neighbouring bfloat16 (2^-8 relative), which
+  // moves a gradient entry by about 2^-8 of one summand (seen: 2.6e-4 of the
+  // largest entry with some dropout draws).
+  const size_t first_glu = 4 + block->lru->parameters().size();
+  for (size_t i = 0; i < fused.size(); ++i) {
+    const double tolerance = i == first_glu || i == first_glu + 2 ? 1e-3 : 1e-4;
+    EXPECT_LT(max_abs(fused[i], apart[i]), tolerance * apart[i].abs().max().item<double>() + 1e-7) << "output " << i;
+  }
   EXPECT_EQ(block->norm->num_batches_tracked.item<int64_t>(), 2);
   block->fuse_norm = true;
   block->eval();
