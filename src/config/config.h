@@ -42,7 +42,7 @@ enum class Device { kCpu, kCuda };
 enum class Precision { kFp32, kTf32, kBf16 };
 // How the LRU blocks run their element-wise work (nn::BlockOps): auto = the
 // fused ops on CUDA; on the CPU narrow_mix for blocks of H <= 16 (fp32) and
-// LibTorch's ops otherwise; fused or composed on both.
+// LibTorch's ops with Philox dropout masks otherwise; fused or composed on both.
 enum class BlockOps { kAuto, kFused, kComposed };
 // none: plain training; tolerance: keep the smallest rank holding `tol` of the HSV
 // energy; fixed: shrink by reduction_fraction; pragmatic: fixed, rolled back and

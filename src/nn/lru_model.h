@@ -23,9 +23,10 @@ namespace compressm::nn {
 //              tested and benchmarked against
 //   kAuto      fused on CUDA (float32); on the CPU a narrow block (H <= 16,
 //              fp32 or tf32) runs its mix stage as one op (narrow_mix, one
-//              pass each way with vectorised GELU and sigmoid), the rest
-//              composed: there the tensors sit in cache and LibTorch's
-//              vectorised GELU and sigmoid beat the fused ops' scalar loops
+//              pass each way with vectorised GELU and sigmoid), other blocks
+//              composed with Philox dropout masks (drop): there the tensors
+//              sit in cache and LibTorch's vectorised GELU and sigmoid beat
+//              the fused ops' scalar loops
 //              (docs/performance.md, "The narrow block's mix stage")
 enum class BlockOps { kAuto, kFused, kComposed };
 
@@ -43,6 +44,9 @@ class LruBlockImpl : public torch::nn::Module {
   torch::Tensor mix(const torch::Tensor& y, const torch::Tensor& x);    // x + dropout(GLU(dropout(GELU(y))))
   // Whether mix runs as narrow_mix (kAuto on the CPU, H <= 16, not bf16).
   bool narrow_mix_stage(const torch::Tensor& y) const;
+  // The composed blocks' dropout: LibTorch's module, except that kAuto on
+  // the CPU in training multiplies by a Philox keep mask (dropout_keep_mask).
+  torch::Tensor drop(const torch::Tensor& t);
   Precision lru_precision() const { return wide_lru_bf16 ? precision : Precision::kFp32; }
   // Whether forward runs lru_layer_bf16_gelu_dropout for a normalised input z.
   bool fused_lru_activation(const torch::Tensor& z) const;

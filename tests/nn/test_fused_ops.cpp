@@ -289,6 +289,49 @@ TEST(FusedOps, BlockDropsInTrainingOnly) {
   EXPECT_EQ(((first - x).abs() == 0).sum().item<int64_t>(), 0);
 }
 
+// A wide block on the CPU with BlockOps::kAuto runs LibTorch's ops with
+// Philox keep masks for its two dropouts (LruBlockImpl::drop): the same as
+// the composition by hand with the masks drawn in that order, values and
+// gradients; BlockOps::kComposed keeps LibTorch's Dropout module (other
+// draws); evaluation mode drops nothing.
+TEST(FusedOps, WideAutoBlockOnTheCpuDropsWithPhiloxMasks) {
+  torch::manual_seed(30);
+  LruBlock block(16, 24, 0.3, LruInit{}, Precision::kFp32, BlockOps::kAuto);
+  const torch::Tensor x = torch::randn({2, 40, 24}), upstream = torch::randn({2, 40, 24});
+  ASSERT_FALSE(block->narrow_mix_stage(x));
+  const auto run = [&](bool by_hand) {
+    block->zero_grad();
+    const torch::Tensor xl = leaf(x);
+    torch::manual_seed(31);
+    torch::Tensor out;
+    if (by_hand) {
+      const torch::Tensor y = block->lru(block->normalize(xl), Precision::kFp32);
+      const torch::Tensor keep_gelu = dropout_keep_mask(y.sizes(), 0.3, y.device());
+      const torch::Tensor g = torch::gelu(y) * keep_factor(keep_gelu, 0.3, torch::kFloat);
+      const torch::Tensor keep_glu = dropout_keep_mask(y.sizes(), 0.3, y.device());
+      out = xl + block->glu_value(g) * torch::sigmoid(block->glu_gate(g)) * keep_factor(keep_glu, 0.3, torch::kFloat);
+    } else {
+      out = block->forward(xl);
+    }
+    (out * upstream).sum().backward();
+    std::vector<torch::Tensor> result{out.detach(), xl.grad()};
+    for (const auto& p : block->parameters()) result.push_back(p.grad().clone());
+    return result;
+  };
+  const auto automatic = run(false), by_hand = run(true);
+  ASSERT_EQ(automatic.size(), by_hand.size());
+  for (size_t i = 0; i < automatic.size(); ++i)
+    EXPECT_LT(max_abs(automatic[i], by_hand[i]), 1e-6 * by_hand[i].abs().max().item<double>() + 1e-7)
+        << "output " << i;
+  torch::manual_seed(30);
+  LruBlock composed(16, 24, 0.3, LruInit{}, Precision::kFp32, BlockOps::kComposed);
+  torch::manual_seed(31);
+  EXPECT_GT(max_abs(composed->forward(x).detach(), automatic[0]), 1e-3);
+  block->eval();
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::equal(block->forward(x), block->forward(x)));
+}
+
 // lru_parameterize against the composition LruLayerImpl used before it, in
 // float64 and float32, values and the five gradients.
 TEST(FusedOps, LruParameterizeMatchesTheComposition) {
