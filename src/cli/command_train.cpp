@@ -18,6 +18,7 @@
 #include "data/dataset.h"
 #include "io/atomic_file.h"
 #include "training/checkpoint.h"
+#include "training/reduction_policy.h"
 #include "training/runtime_setup.h"
 #include "training/trained_model.h"
 #include "training/trainer.h"
@@ -167,12 +168,11 @@ void create_run_folder(const fs::path& folder, const std::string& flag) {
 // unreduced; says so, or "" when some reduction step is in the run.
 std::string reduction_window_unused(const config::Config& config) {
   const config::ReductionConfig& r = config.reduction;
-  if (r.mode == config::ReductionMode::kNone) return "";
-  // The first step s >= red_start with (s + 1) % red_interval == 0 (config.h).
-  const int64_t first = (r.red_start + r.red_interval) / r.red_interval * r.red_interval - 1;
-  if (first < std::min(r.red_end, config.training.num_steps)) return "";
+  const training::ReductionPolicy policy(config);
+  const int64_t first = policy.first_attempt_step();
+  if (first == 0 || (policy.is_attempt_step(first) && first <= config.training.num_steps)) return "";
   return "reduction.mode " + std::string(config::to_string(r.mode)) + ", but no reduction step falls in the run: " +
-         "the first would be step " + std::to_string(first + 1) + " (red_start " + std::to_string(r.red_start) +
+         "the first would be step " + std::to_string(first) + " (red_start " + std::to_string(r.red_start) +
          ", red_interval " + std::to_string(r.red_interval) + ", red_end " + std::to_string(r.red_end) +
          ") and training.num_steps is " + std::to_string(config.training.num_steps) + ": the model stays unreduced";
 }

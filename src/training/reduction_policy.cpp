@@ -18,6 +18,12 @@ bool ReductionPolicy::is_attempt_step(int64_t steps_done) const {
          steps_done % r.red_interval == 0;
 }
 
+int64_t ReductionPolicy::first_attempt_step() const {
+  const auto& r = config_.reduction;
+  if (r.mode == config::ReductionMode::kNone) return 0;
+  return (r.red_start / r.red_interval + 1) * r.red_interval;  // the first multiple with steps_done - 1 >= red_start
+}
+
 namespace {
 
 bool logs_hsv(const config::Config& config, int64_t steps_done) {

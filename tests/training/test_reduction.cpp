@@ -13,6 +13,7 @@
 #include "data/dataset.h"
 #include "training/block_reduction.h"
 #include "training/checkpoint.h"
+#include "training/reduction_policy.h"
 #include "training/runtime_setup.h"
 #include "training/trainer.h"
 
@@ -182,6 +183,34 @@ bool all_finite(nn::LruModel& model) {
   for (const auto& p : model->parameters())
     if (!torch::isfinite(p).all().item<bool>()) return false;
   return true;
+}
+
+// The attempt steps: every red_interval-th step whose 0-based index is in
+// [red_start, red_end); first_attempt_step is the first one on that grid
+// (the CLI warns when it lies past red_end or num_steps).
+TEST(ReductionSchedule, AttemptStepsAndTheFirstOne) {
+  config::Config c;
+  c.reduction.mode = config::ReductionMode::kTolerance;
+  c.reduction.red_start = 0;
+  c.reduction.red_end = 200;
+  c.reduction.red_interval = 50;
+  std::vector<int64_t> attempts;
+  for (int64_t steps = 1; steps <= 400; ++steps)
+    if (ReductionPolicy(c).is_attempt_step(steps)) attempts.push_back(steps);
+  EXPECT_EQ(attempts, (std::vector<int64_t>{50, 100, 150, 200}));
+  EXPECT_EQ(ReductionPolicy(c).first_attempt_step(), 50);
+  c.reduction.red_start = 50;  // the step with index 49 (steps_done 50) is before the window
+  EXPECT_EQ(ReductionPolicy(c).first_attempt_step(), 100);
+  EXPECT_FALSE(ReductionPolicy(c).is_attempt_step(50));
+  c.reduction.red_start = 49;
+  EXPECT_EQ(ReductionPolicy(c).first_attempt_step(), 50);
+  EXPECT_TRUE(ReductionPolicy(c).is_attempt_step(50));
+  c.reduction.red_start = 190;
+  c.reduction.red_end = 195;  // the grid's next step, 200 (index 199), is past the window
+  EXPECT_EQ(ReductionPolicy(c).first_attempt_step(), 200);
+  EXPECT_FALSE(ReductionPolicy(c).is_attempt_step(200));
+  c.reduction.mode = config::ReductionMode::kNone;
+  EXPECT_EQ(ReductionPolicy(c).first_attempt_step(), 0);
 }
 
 TEST(InTrainingReduction, TrainingStaysFiniteAcrossReductionsForEverySelectionAndPolicy) {

@@ -273,7 +273,7 @@ TEST_F(TrainCli, ADivergedRunStopsWithAClearError) {
   EXPECT_FALSE(fs::exists(dir / "diverged/checkpoints"));
 }
 
-// A reducing config shortened so that no reduction step falls in the run says so.
+// A reducing config shortened so that no reduction step falls in the run says so (num_steps or red_end).
 TEST_F(TrainCli, ReductionWindowAfterTheLastStepIsAWarning) {
   TempDir dir;
   std::vector<std::string> args = {"train", "--config", kConfigPath, "--out", (dir / "r").string(), "--set",
@@ -290,6 +290,15 @@ TEST_F(TrainCli, ReductionWindowAfterTheLastStepIsAWarning) {
   const CliResult reduced = run_cli(args);
   ASSERT_EQ(reduced.status, 0) << reduced.err;
   EXPECT_EQ(reduced.err.find("no reduction step falls in the run"), std::string::npos) << reduced.err;
+  // A window that closes before its first grid step: the same warning.
+  args[4] = (dir / "r3").string();
+  args.insert(args.end(), {"--set", "reduction.red_end=5"});
+  const CliResult closed = run_cli(args);
+  ASSERT_EQ(closed.status, 0) << closed.err;
+  EXPECT_NE(closed.err.find("no reduction step falls in the run: the first would be step 10 (red_start 0, "
+                            "red_interval 10, red_end 5)"),
+            std::string::npos)
+      << closed.err;
 }
 
 // New-run folder problems: a file, and a dataset that is missing (no folder is left behind).
