@@ -53,6 +53,9 @@ Options parse(int argc, char** argv) {
   o.model.block_ops = "fused";
   compressm::bench::Flags flags(argc, argv);
   o.model.read(flags);
+  // The count models the CUDA step, where auto means the fused ops (on the
+  // CPU auto would run the CPU-only narrow_mix).
+  if (o.model.block_ops == "auto") o.model.block_ops = "fused";
   std::string list = "0";
   flags.read("--list", list);
   flags.check_all_read();
@@ -90,7 +93,10 @@ const std::map<std::string, int64_t>& fixed_ops() {
   static const std::map<std::string, int64_t> launches{
       {"aten::mm", 1},   {"aten::addmm", 1},   {"aten::mean", 1},
       {"aten::sum", 1},  {"aten::bernoulli_", 1}, {"aten::native_batch_norm", 2},
-      {"aten::native_batch_norm_backward", 2}};
+      {"aten::native_batch_norm_backward", 2},
+      // a keep mask drawn on the CPU with Philox (nn::dropout_keep_mask): on
+      // CUDA the bernoulli_ kernel
+      {"compressm::dropout_keep_mask", 1}};
   return launches;
 }
 
@@ -163,14 +169,14 @@ void on_end(const at::RecordFunction&, at::ObserverContext*) {
   bool launches = f.kernel_below;
   if (f.counts) {
     std::lock_guard<std::mutex> lock(mutex);
-    if (is_fused_op(f.name)) {
+    if (f.opaque) {
+      kernels[where(f.name)] += fixed_ops().at(f.name);
+      launches = true;
+    } else if (is_fused_op(f.name)) {
       const auto known = fused_launches().find(f.name);
       if (known == fused_launches().end()) unknown_fused_ops.insert(f.name);
       ++fused_ops[where(f.name)];
       if (known != fused_launches().end()) kernels[where(f.name)] += known->second;
-      launches = true;
-    } else if (f.opaque) {
-      kernels[where(f.name)] += fixed_ops().at(f.name);
       launches = true;
     } else if (!f.kernel_below) {
       const bool view = no_kernel_ops().count(f.name) > 0;

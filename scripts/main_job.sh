@@ -7,7 +7,7 @@
 #               first 10% of training
 #   full        the same model without reduction
 # then prints the result table and the path of the HTML report
-# (`compressm report`). About 5 minutes of training on 2 cores (4000 steps: 3 min).
+# (`compressm report`). About 4.5 minutes of training on 2 cores.
 #   STEPS=6000 OUT_DIR=runs/main_job-... bash scripts/main_job.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

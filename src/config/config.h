@@ -41,7 +41,7 @@ enum class Dataset { kSmnist, kSfmnist, kScifar, kDigits, kListops, kImdb, kAan,
 enum class Device { kCpu, kCuda };
 enum class Precision { kFp32, kTf32, kBf16 };
 // How the LRU blocks run their element-wise work (nn::BlockOps): auto = the
-// fused ops on CUDA; on the CPU narrow_mix for blocks of H <= 16 (fp32) and
+// fused ops on CUDA; on the CPU narrow_mix for blocks of H <= 16 (not bf16) and
 // LibTorch's ops with Philox dropout masks otherwise; fused or composed on both.
 enum class BlockOps { kAuto, kFused, kComposed };
 // none: plain training; tolerance: keep the smallest rank holding `tol` of the HSV

@@ -133,13 +133,15 @@ void backward_part(const T* y, const Weights<T>& w, const Transposed<H, T>& wt, 
                    const T* grad_out, T* grad_y, int64_t first, int64_t last, Square<H, T>& gw_value,
                    Square<H, T>& gw_gate, RowVector<T, 2 * H>& gb) {
   Tile<T> t;
-  alignas(64) T grad_value[kTileSize], grad_gate[kTileSize], grad_g[kTileSize];
+  alignas(64) T grad_value[kTileSize], grad_gate[kTileSize], grad_g[kTileSize], sig[kTileSize];
   for_each_tile(first, last, [&](int64_t r0, int64_t m) {
     front<H>(y, w, wt, d, r0, m, t);
     const int64_t n = m * H, i0 = r0 * H;
-    const auto V = array(t.value, n);
-    const Array<T> S = T(1) / (T(1) + (-array(t.gate, n)).exp());
-    const Array<T> upstream = array(grad_out + i0, n) * array(t.drop_glu, n);
+    const auto V = array(t.value, n), S = array(sig, n);
+    array(sig, n) = T(1) / (T(1) + (-array(t.gate, n)).exp());
+    // dL/d(v .* sigmoid(a)) = dL/dout d_2, in grad_g until dL/dg is written there
+    array(grad_g, n) = array(grad_out + i0, n) * array(t.drop_glu, n);
+    const auto upstream = array(grad_g, n);
     array(grad_value, n) = upstream * S;
     array(grad_gate, n) = upstream * V * S * (T(1) - S);
     const auto G = rows_of<H>(static_cast<const T*>(t.g), m);
@@ -167,9 +169,12 @@ template <int H, class T>
 void backward_rows(const T* y, const Weights<T>& w, const Dropout& d, const T* grad_out, T* grad_y, T* grad_weight,
                    T* grad_bias, int64_t rows) {
   const Transposed<H, T> wt(w.weight);
-  const int64_t tiles = (rows + kTileRows - 1) / kTileRows;
-  const int64_t parts = std::max<int64_t>(1, std::min(kMaxParts, tiles));
-  const int64_t part_rows = (tiles + parts - 1) / parts * kTileRows;
+  // Parts of equal whole numbers of tiles (the last may be short), at most
+  // kMaxParts: a function of the row count alone.
+  const int64_t tiles = std::max<int64_t>(1, (rows + kTileRows - 1) / kTileRows);
+  const int64_t part_tiles = (tiles + kMaxParts - 1) / kMaxParts;
+  const int64_t parts = (tiles + part_tiles - 1) / part_tiles;
+  const int64_t part_rows = part_tiles * kTileRows;
   struct Sums {
     Square<H, T> value = Square<H, T>::Zero(), gate = Square<H, T>::Zero();
     RowVector<T, 2 * H> bias = RowVector<T, 2 * H>::Zero();

@@ -354,6 +354,7 @@ torch::Tensor dropout_keep_mask(c10::IntArrayRef sizes, double p, const torch::D
   if (p == 0.0) return torch::Tensor();
   torch::Tensor keep = torch::empty(sizes, torch::TensorOptions().dtype(torch::kByte).device(device));
   if (!device.is_cpu()) return keep.bernoulli_(1.0 - p);
+  RECORD_USER_SCOPE("compressm::dropout_keep_mask");  // bench_op_count counts it as CUDA's bernoulli_ kernel
   uint64_t seed = 0;
   {
     at::Generator generator = at::detail::getDefaultCPUGenerator();

@@ -22,7 +22,8 @@ namespace compressm::nn {
 //   kComposed  LibTorch's separate ops: the reference the fused ops are
 //              tested and benchmarked against
 //   kAuto      fused on CUDA (float32); on the CPU a narrow block (H <= 16,
-//              fp32 or tf32) runs its mix stage as one op (narrow_mix, one
+//              precision fp32 or tf32, a float32 or float64 model) runs its
+//              mix stage as one op (narrow_mix, one
 //              pass each way with vectorised GELU and sigmoid), other blocks
 //              composed with Philox dropout masks (drop): there the tensors
 //              sit in cache and LibTorch's vectorised GELU and sigmoid beat

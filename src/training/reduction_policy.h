@@ -48,9 +48,9 @@ class ReductionPolicy {
 
   // True when a reduction is tried after `steps_done` steps.
   bool is_attempt_step(int64_t steps_done) const;
-  // The first `steps_done` at or after red_start on the red_interval grid
-  // (an attempt when is_attempt_step says so: it may lie past red_end); 0
-  // when the mode is none.
+  // The first `steps_done` on the red_interval grid whose step (0-based
+  // index steps_done - 1) is at or after red_start: an attempt when
+  // is_attempt_step says so (it may lie past red_end); 0 when the mode is none.
   int64_t first_attempt_step() const;
 
   // The pre-reduction snapshot a pragmatic check may restore (saved in

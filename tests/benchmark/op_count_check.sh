@@ -3,7 +3,9 @@
 # layer's fused kernels) and the wide bf16 block (BatchNorm inside the LRU
 # op): with block_ops fused a step must call more fused ops and launch fewer
 # kernels in all than with LibTorch's composition. Catches a fused path that
-# falls back to the composition without saying so.
+# falls back to the composition without saying so. And dropout's two keep
+# masks per block count (CUDA draws each with a bernoulli_ kernel; the CPU's
+# Philox draw must count as one).
 #   op_count_check.sh PATH/TO/bench_op_count
 set -euo pipefail
 bin=$1
@@ -35,3 +37,13 @@ check() {
 
 check narrow_fp32 --blocks 1 --state 16 --hidden 8 --batch 4 --length 64
 check wide_bf16 --blocks 2 --state 16 --hidden 24 --batch 4 --length 64 --input 3 --precision bf16
+
+# The fused narrow step with dropout launches two kernels more per block
+# forward than without (the keep masks).
+with_dropout=$(count --blocks 1 --state 16 --hidden 8 --batch 4 --length 64 --block-ops fused --dropout 0.1) || exit 1
+without=$(count --blocks 1 --state 16 --hidden 8 --batch 4 --length 64 --block-ops fused --dropout 0) || exit 1
+echo "narrow_fp32 fused: ${without%% *} kernels without dropout, ${with_dropout%% *} with it"
+if (( ${with_dropout%% *} != ${without%% *} + 2 )); then
+  echo "narrow_fp32: dropout's two keep masks are not counted as two kernels" >&2
+  exit 1
+fi

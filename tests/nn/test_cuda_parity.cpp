@@ -302,7 +302,11 @@ LruModel seeded_model(const LruModelOptions& o, uint64_t seed, torch::Device dev
 // gradient within grad_tolerance (max_relative).
 void expect_model_matches_the_cpu(const LruModelOptions& o, uint64_t seed, double loss_tolerance,
                                   double grad_tolerance) {
-  LruModel cpu = seeded_model(o, seed, torch::kCPU), gpu = seeded_model(o, seed, kCuda);
+  // The CPU twin runs LibTorch's composition (kAuto there would run the
+  // CPU-only narrow_mix for H <= 16).
+  LruModelOptions composed = o;
+  composed.block_ops = BlockOps::kComposed;
+  LruModel cpu = seeded_model(composed, seed, torch::kCPU), gpu = seeded_model(o, seed, kCuda);
   const torch::Tensor x = torch::rand({4, 30, o.input_dim});
   const torch::Tensor labels = torch::randint(0, o.num_classes, {4}, torch::kLong);
   const torch::Tensor loss_cpu = torch::nn::functional::cross_entropy(cpu->forward(x), labels);

@@ -2,9 +2,9 @@
 // kernels/narrow_mix.h) against LibTorch's composition of the same math with
 // the same dropout masks: values and the gradients of y, x, W and b, in
 // float64 (the math) and float32 (Eigen's vectorised erf and exp), for
-// several widths and row counts that leave partial tiles; its independence
-// of the thread count; the block that runs it by default on the CPU; the
-// CPU keep masks; argument errors.
+// every width and row counts that leave partial tiles; a non-contiguous
+// input; its independence of the thread count; the block that runs it by
+// default on the CPU; the CPU keep masks; argument errors.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -70,14 +70,17 @@ const char* const kNames[] = {"out", "dL/dy", "dL/dx", "dL/dW", "dL/db"};
 
 TEST(NarrowMix, MatchesTheCompositionInFloat64AndFloat32) {
   // Rows 1, 2 x 35 = 70 (a partial second tile), 3 x 333 (16 tiles, parts of one tile each), 2 x 4000 (parts of
-  // several tiles); widths 1 to the limit 16; with and without dropout.
-  for (const Case& c : {Case{1, 1, 1, 0.0}, Case{2, 35, 5, 0.3}, Case{3, 333, 8, 0.1}, Case{2, 4000, 8, 0.1},
-                        Case{2, 70, 16, 0.5}, Case{1, 130, 3, 0.0}}) {
+  // several tiles), with and without dropout; then every width 1 .. 16 (each is compiled apart) on 2 x 150 rows.
+  std::vector<Case> cases{Case{1, 1, 1, 0.0}, Case{2, 35, 5, 0.3},  Case{3, 333, 8, 0.1},
+                          Case{2, 4000, 8, 0.1}, Case{2, 70, 16, 0.5}, Case{1, 130, 3, 0.0}};
+  for (int64_t h = 1; h <= 16; ++h) cases.push_back(Case{2, 150, h, 0.2});
+  for (const Case& c : cases) {
     for (const auto dtype : {torch::kDouble, torch::kFloat}) {
       SCOPED_TRACE("B=" + std::to_string(c.batch) + " L=" + std::to_string(c.length) + " H=" +
                    std::to_string(c.hidden) + " p=" + std::to_string(c.p) + " " + std::string(c10::toString(dtype)));
       const auto pairs = both_ways(c, dtype);
       // float64: libm erf and exp, the same math in another order; float32: Eigen's erf is within 4e-7.
+      // Relative to the largest entry, or absolute where that is below 1.
       const double tolerance = dtype == torch::kDouble ? 1e-12 : 2e-5;
       for (size_t i = 0; i < pairs.size(); ++i) {
         const double scale = pairs[i].second.abs().max().item<double>();
@@ -85,6 +88,17 @@ TEST(NarrowMix, MatchesTheCompositionInFloat64AndFloat32) {
       }
     }
   }
+}
+
+// A non-contiguous input (a transposed view) gives what its contiguous copy does.
+TEST(NarrowMix, TakesNonContiguousInputs) {
+  torch::manual_seed(27);
+  const torch::Tensor y = torch::randn({8, 30, 2}).transpose(0, 2), x = torch::randn({2, 30, 8});
+  const torch::Tensor w = torch::randn({16, 8}), b = torch::randn({16});
+  ASSERT_FALSE(y.is_contiguous());
+  const torch::Tensor keep = dropout_keep_mask(x.sizes(), 0.2, x.device());
+  EXPECT_TRUE(
+      torch::equal(narrow_mix(y, x, w, b, keep, keep, 0.2), narrow_mix(y.contiguous(), x, w, b, keep, keep, 0.2)));
 }
 
 // A wrong mask, a missing dropout scale or a swapped gate would show.
