@@ -109,6 +109,8 @@ int run_bench(const BenchOptions& options) {
   out["device"] = device_name;
   out["threads"] = at::get_num_threads();
   out["precision"] = config::to_string(config.training.precision);
+  out["block_ops"] = config::to_string(config.training.block_ops);
+  out["dropout"] = config.model.drop_rate;
   out["cuda_graph"] = result.graph_captured;
   out["final_loss"] = result.final_loss;
   std::cout << out.dump() << std::endl;  // one line: the last line of stdout

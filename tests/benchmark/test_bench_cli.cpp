@@ -38,7 +38,8 @@ int line_count(const std::string& text) {
 
 TEST(BenchCli, LastLineIsJsonWithTheConfigurationMeasured) {
   const CliResult r = run_cli(bench_args({"--steps", "3", "--warmup", "1", "--device", "cpu", "--set",
-                                          "model.num_blocks=2"}));
+                                          "model.num_blocks=2", "--set", "model.drop_rate=0.25", "--set",
+                                          "training.block_ops=composed"}));
   ASSERT_EQ(r.status, 0) << r.err;
   const nlohmann::json j = nlohmann::json::parse(last_line(r.out));
   EXPECT_GT(j.at("ms_per_step").get<double>(), 0.0);
@@ -53,6 +54,9 @@ TEST(BenchCli, LastLineIsJsonWithTheConfigurationMeasured) {
   EXPECT_EQ(j.at("device").get<std::string>(), "cpu");
   EXPECT_EQ(j.at("threads").get<int>(), 1);
   EXPECT_EQ(j.at("precision").get<std::string>(), "fp32");
+  EXPECT_EQ(j.at("block_ops").get<std::string>(), "composed");
+  EXPECT_EQ(j.at("dropout").get<double>(), 0.25);
+  EXPECT_FALSE(j.at("cuda_graph").get<bool>());
   EXPECT_TRUE(std::isfinite(j.at("final_loss").get<double>()));
 }
 
