@@ -40,12 +40,15 @@ inline std::string single_line(std::string message) {
 inline constexpr const char* kSetHelp =
     "Override one key, section.key=value or key=value, the value read as YAML (repeatable; applied in order)";
 
-// A flag's number as the user would write it (%g: 0 for 0.0, 1.5, 1e-06).
-inline std::string format_number(double value) {
+// `value` printed with a printf format for one double ("%.3f").
+inline std::string format_double(const char* format, double value) {
   char text[64];
-  std::snprintf(text, sizeof text, "%g", value);
+  std::snprintf(text, sizeof text, format, value);
   return text;
 }
+
+// A flag's number as the user would write it (%g: 0 for 0.0, 1.5, 1e-06).
+inline std::string format_number(double value) { return format_double("%g", value); }
 
 inline void report_error(const std::string& message) {
   std::cerr << "compressm: error: " << single_line(message) << std::endl;

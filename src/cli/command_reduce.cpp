@@ -3,7 +3,6 @@
 // and its H-infinity error checked against the bound 2 * sum of discarded HSVs.
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <iostream>
 
@@ -20,12 +19,6 @@ namespace fs = std::filesystem;
 using linalg::RankRule;
 
 constexpr int kMaxHinfGrid = 1 << 22;
-
-std::string format_double(const char* format, double value) {
-  char text[64];
-  std::snprintf(text, sizeof text, format, value);
-  return text;
-}
 
 // Exactly one of --tol / --rank; --tol is checked here, --rank once N is known.
 RankRule rank_rule_from_flags(const ReduceOptions& options) {

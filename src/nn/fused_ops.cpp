@@ -118,20 +118,21 @@ struct GeluDropout : public torch::autograd::Function<GeluDropout> {
 struct NarrowMix : public torch::autograd::Function<NarrowMix> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& y, const torch::Tensor& x,
                                const torch::Tensor& weight, const torch::Tensor& bias,
-                               const std::optional<torch::Tensor>& keep_gelu,
-                               const std::optional<torch::Tensor>& keep_glu, double scale) {
+                               const std::optional<torch::Tensor>& gelu_mask,
+                               const std::optional<torch::Tensor>& glu_mask, double scale) {
     RECORD_USER_SCOPE("compressm::narrow_mix_forward");
+    const torch::Tensor keep_gelu = gelu_mask.value_or(torch::Tensor()), keep_glu = glu_mask.value_or(torch::Tensor());
     torch::Tensor out = torch::empty_like(x);
     const int64_t hidden = x.size(-1), rows = x.numel() / hidden;
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "narrow_mix", [&] {
       kernels::narrow_mix::forward(y.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
                                    {weight.data_ptr<scalar_t>(), bias.data_ptr<scalar_t>()},
-                                   {mask_ptr(keep_gelu), mask_ptr(keep_glu), scale}, out.data_ptr<scalar_t>(), rows,
+                                   {keep_ptr(keep_gelu), keep_ptr(keep_glu), scale}, out.data_ptr<scalar_t>(), rows,
                                    hidden);
     });
     ctx->save_for_backward({y, weight, bias});
-    ctx->saved_data["keep_gelu"] = keep_gelu.value_or(torch::Tensor());
-    ctx->saved_data["keep_glu"] = keep_glu.value_or(torch::Tensor());
+    ctx->saved_data["keep_gelu"] = keep_gelu;
+    ctx->saved_data["keep_glu"] = keep_glu;
     ctx->saved_data["scale"] = scale;
     return out;
   }
@@ -154,11 +155,6 @@ struct NarrowMix : public torch::autograd::Function<NarrowMix> {
                                     grad_bias.data_ptr<scalar_t>(), rows, hidden);
     });
     return {grad_y, grad_out, grad_weight, grad_bias, torch::Tensor(), torch::Tensor(), torch::Tensor()};
-  }
-
- private:
-  static const uint8_t* mask_ptr(const std::optional<torch::Tensor>& keep) {
-    return keep.has_value() ? keep->data_ptr<uint8_t>() : nullptr;
   }
 };
 

@@ -14,16 +14,13 @@
 #include "kernels/fused_ops.h"
 #include "nn/fused_ops.h"
 #include "nn/lru_model.h"
+#include "support/block_runs.h"
 
 namespace compressm::nn {
 namespace {
 
-double max_abs(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
-}
-
-// A leaf copy of t for gradients.
-torch::Tensor leaf(const torch::Tensor& t) { return t.detach().clone().requires_grad_(true); }
+using testing::leaf;
+using testing::max_abs;
 
 torch::Tensor keep_factor(const torch::Tensor& keep, double p, torch::ScalarType dtype) {
   return keep.to(dtype) / (1.0 - p);
@@ -201,27 +198,14 @@ TEST(FusedOps, WideBf16BlockWithDropoutDrawsItsMasksInOrder) {
   LruBlock block(16, 24, 0.3, LruInit{}, Precision::kBf16, BlockOps::kFused);
   const torch::Tensor x = torch::randn({2, 30, 24}), upstream = torch::randn({2, 30, 24});
   ASSERT_TRUE(block->fused_lru_activation(block->normalize(x)));
-  const auto run = [&](bool by_hand) {
-    block->zero_grad();
-    const torch::Tensor xl = leaf(x);
-    torch::manual_seed(11);
-    torch::Tensor out;
-    if (by_hand) {
-      const torch::Tensor y = block->lru(block->normalize(xl), Precision::kBf16);
-      const torch::Tensor keep = dropout_keep_mask(y.sizes(), 0.3, y.device());
-      out = block->glu(gelu_dropout(y, keep, 0.3, torch::kBFloat16), xl);
-    } else {
-      out = block->forward(xl);
-    }
-    (out * upstream).sum().backward();
-    std::vector<torch::Tensor> result{out.detach(), xl.grad()};
-    for (const auto& p : block->parameters()) result.push_back(p.grad().clone());
-    return result;
+  const auto by_hand = [&](const torch::Tensor& xl) {
+    const torch::Tensor y = block->lru(block->normalize(xl), Precision::kBf16);
+    const torch::Tensor keep = dropout_keep_mask(y.sizes(), 0.3, y.device());
+    return block->glu(gelu_dropout(y, keep, 0.3, torch::kBFloat16), xl);
   };
-  const auto fused = run(false), by_hand = run(true);
-  ASSERT_EQ(fused.size(), by_hand.size());
-  for (size_t i = 0; i < fused.size(); ++i)
-    EXPECT_LT(max_abs(fused[i], by_hand[i]), 1e-5 * by_hand[i].abs().max().item<double>() + 1e-7) << "output " << i;
+  const auto fused =
+      testing::block_run(block, x, upstream, 11, [&](const torch::Tensor& xl) { return block->forward(xl); });
+  testing::expect_runs_match(fused, testing::block_run(block, x, upstream, 11, by_hand), 1e-5);
   // And the masks matter: another seed gives another output.
   torch::manual_seed(12);
   EXPECT_GT(max_abs(block->forward(x).detach(), fused[0]), 1e-3);
@@ -299,30 +283,16 @@ TEST(FusedOps, WideAutoBlockOnTheCpuDropsWithPhiloxMasks) {
   LruBlock block(16, 24, 0.3, LruInit{}, Precision::kFp32, BlockOps::kAuto);
   const torch::Tensor x = torch::randn({2, 40, 24}), upstream = torch::randn({2, 40, 24});
   ASSERT_FALSE(block->narrow_mix_stage(x));
-  const auto run = [&](bool by_hand) {
-    block->zero_grad();
-    const torch::Tensor xl = leaf(x);
-    torch::manual_seed(31);
-    torch::Tensor out;
-    if (by_hand) {
-      const torch::Tensor y = block->lru(block->normalize(xl), Precision::kFp32);
-      const torch::Tensor keep_gelu = dropout_keep_mask(y.sizes(), 0.3, y.device());
-      const torch::Tensor g = torch::gelu(y) * keep_factor(keep_gelu, 0.3, torch::kFloat);
-      const torch::Tensor keep_glu = dropout_keep_mask(y.sizes(), 0.3, y.device());
-      out = xl + block->glu_value(g) * torch::sigmoid(block->glu_gate(g)) * keep_factor(keep_glu, 0.3, torch::kFloat);
-    } else {
-      out = block->forward(xl);
-    }
-    (out * upstream).sum().backward();
-    std::vector<torch::Tensor> result{out.detach(), xl.grad()};
-    for (const auto& p : block->parameters()) result.push_back(p.grad().clone());
-    return result;
+  const auto by_hand = [&](const torch::Tensor& xl) {
+    const torch::Tensor y = block->lru(block->normalize(xl), Precision::kFp32);
+    const torch::Tensor keep_gelu = dropout_keep_mask(y.sizes(), 0.3, y.device());
+    const torch::Tensor g = torch::gelu(y) * keep_factor(keep_gelu, 0.3, torch::kFloat);
+    const torch::Tensor keep_glu = dropout_keep_mask(y.sizes(), 0.3, y.device());
+    return xl + block->glu_value(g) * torch::sigmoid(block->glu_gate(g)) * keep_factor(keep_glu, 0.3, torch::kFloat);
   };
-  const auto automatic = run(false), by_hand = run(true);
-  ASSERT_EQ(automatic.size(), by_hand.size());
-  for (size_t i = 0; i < automatic.size(); ++i)
-    EXPECT_LT(max_abs(automatic[i], by_hand[i]), 1e-6 * by_hand[i].abs().max().item<double>() + 1e-7)
-        << "output " << i;
+  const auto automatic =
+      testing::block_run(block, x, upstream, 31, [&](const torch::Tensor& xl) { return block->forward(xl); });
+  testing::expect_runs_match(automatic, testing::block_run(block, x, upstream, 31, by_hand), 1e-6);
   torch::manual_seed(30);
   LruBlock composed(16, 24, 0.3, LruInit{}, Precision::kFp32, BlockOps::kComposed);
   torch::manual_seed(31);

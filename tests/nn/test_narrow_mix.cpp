@@ -15,27 +15,14 @@
 
 #include "nn/fused_ops.h"
 #include "nn/lru_model.h"
+#include "support/block_runs.h"
 
 namespace compressm::nn {
 namespace {
 
-double max_abs(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
-}
-
-torch::Tensor leaf(const torch::Tensor& t) { return t.detach().clone().requires_grad_(true); }
-
-// out = x + d2 (v .* sigmoid(a)), [v | a] = d1 GELU(y) W^T + b, with LibTorch's ops.
-torch::Tensor composed(const torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b,
-                       const torch::Tensor& keep_gelu, const torch::Tensor& keep_glu, double p) {
-  torch::Tensor g = torch::gelu(y);
-  if (keep_gelu.defined()) g = g * keep_gelu.to(y.scalar_type()) / (1.0 - p);
-  const torch::Tensor vg = torch::nn::functional::linear(g, w, b);
-  const int64_t h = y.size(-1);
-  torch::Tensor z = vg.narrow(-1, 0, h) * torch::sigmoid(vg.narrow(-1, h, h));
-  if (keep_glu.defined()) z = z * keep_glu.to(y.scalar_type()) / (1.0 - p);
-  return x + z;
-}
+using testing::composed_mix;
+using testing::leaf;
+using testing::max_abs;
 
 struct Case {
   int64_t batch, length, hidden;
@@ -57,7 +44,7 @@ std::vector<std::pair<torch::Tensor, torch::Tensor>> both_ways(const Case& c, to
   for (const bool fused : {true, false}) {
     const torch::Tensor yl = leaf(y), xl = leaf(x), wl = leaf(w), bl = leaf(b);
     const torch::Tensor out = fused ? narrow_mix(yl, xl, wl, bl, keep_gelu, keep_glu, c.p)
-                                    : composed(yl, xl, wl, bl, keep_gelu, keep_glu, c.p);
+                                    : composed_mix(yl, xl, wl, bl, keep_gelu, keep_glu, c.p);
     (out * upstream).sum().backward();
     (fused ? fused_side : composed_side) = {out.detach(), yl.grad(), xl.grad(), wl.grad(), bl.grad()};
   }
@@ -193,29 +180,16 @@ TEST(NarrowMix, TheAutoBlockDrawsItsMasksInOrder) {
   torch::manual_seed(24);
   LruBlock block(16, 8, 0.3, LruInit{}, Precision::kFp32, BlockOps::kAuto);
   const torch::Tensor x = torch::randn({2, 40, 8}), upstream = torch::randn({2, 40, 8});
-  const auto run = [&](bool by_hand) {
-    block->zero_grad();
-    const torch::Tensor xl = leaf(x);
-    torch::manual_seed(25);
-    torch::Tensor out;
-    if (by_hand) {
-      const torch::Tensor y = block->lru(block->normalize(xl), Precision::kFp32);
-      const torch::Tensor keep_gelu = dropout_keep_mask(y.sizes(), 0.3, y.device());
-      const torch::Tensor keep_glu = dropout_keep_mask(y.sizes(), 0.3, y.device());
-      out = composed(y, xl, torch::cat({block->glu_value->weight, block->glu_gate->weight}),
-                     torch::cat({block->glu_value->bias, block->glu_gate->bias}), keep_gelu, keep_glu, 0.3);
-    } else {
-      out = block->forward(xl);
-    }
-    (out * upstream).sum().backward();
-    std::vector<torch::Tensor> result{out.detach(), xl.grad()};
-    for (const auto& p : block->parameters()) result.push_back(p.grad().clone());
-    return result;
+  const auto by_hand = [&](const torch::Tensor& xl) {
+    const torch::Tensor y = block->lru(block->normalize(xl), Precision::kFp32);
+    const torch::Tensor keep_gelu = dropout_keep_mask(y.sizes(), 0.3, y.device());
+    const torch::Tensor keep_glu = dropout_keep_mask(y.sizes(), 0.3, y.device());
+    return composed_mix(y, xl, torch::cat({block->glu_value->weight, block->glu_gate->weight}),
+                        torch::cat({block->glu_value->bias, block->glu_gate->bias}), keep_gelu, keep_glu, 0.3);
   };
-  const auto fused = run(false), by_hand = run(true);
-  ASSERT_EQ(fused.size(), by_hand.size());
-  for (size_t i = 0; i < fused.size(); ++i)
-    EXPECT_LT(max_abs(fused[i], by_hand[i]), 2e-5 * by_hand[i].abs().max().item<double>() + 1e-7) << "output " << i;
+  const auto own = [&](const torch::Tensor& xl) { return block->forward(xl); };
+  testing::expect_runs_match(testing::block_run(block, x, upstream, 25, own),
+                             testing::block_run(block, x, upstream, 25, by_hand), 2e-5);
 }
 
 // The CPU keep masks come from the default generator: the same seed, the
