@@ -156,9 +156,19 @@ nlohmann::json Trainer::checkpoint_state(double elapsed_s, double data_wait_s, d
 
 void Trainer::write_curve() const {
   if (options_.run_dir.empty()) return;
-  background_->post([path = options_.run_dir / "curve.csv", csv = curve_csv(history_)] {
-    io::write_file_atomically(path, csv);
+  background_->post([path = options_.run_dir / "curve.csv", csv = curve_csv(history_), log = options_.log] {
+    try {
+      io::write_file_atomically(path, csv);
+    } catch (const std::exception& e) {
+      // A log, rewritten whole at every evaluation: training goes on, and
+      // the end of the run writes it at once (write_curve_now).
+      if (log) *log << "compressm: warning: " << e.what() << " (written again at the next evaluation)\n";
+    }
   });
+}
+
+void Trainer::write_curve_now() const {
+  if (!options_.run_dir.empty()) io::write_file_atomically(options_.run_dir / "curve.csv", curve_csv(history_));
 }
 
 void Trainer::evaluate_and_record(double elapsed_s, double steps_per_second) {
@@ -228,6 +238,23 @@ void Trainer::collect_step() {
   history_.example_sum += p.examples;
   history_.batch_sum += 1;
   last_collected_ = p;
+  if (p.examples > 0 && !std::isfinite(p.result.loss) && first_diverged_.step == 0) first_diverged_ = p;
+}
+
+void Trainer::stop_if_diverged() {
+  if (first_diverged_.step == 0) return;
+  const double loss = first_diverged_.result.loss;
+  TrainingDiverged diverged("training diverged at step " + std::to_string(first_diverged_.step) + " (loss " +
+                            (std::isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf") + "): try a lower training.lr" +
+                            (options_.run_dir.empty() ? std::string()
+                                                      : "; " + options_.run_dir.string() +
+                                                            " keeps the checkpoints written before it"));
+  try {
+    if (progress_) progress_->finish();
+  } catch (const std::exception&) {
+    // The divergence is the error to report.
+  }
+  throw diverged;
 }
 
 void Trainer::collect_all() {
@@ -254,6 +281,7 @@ RunTotals Trainer::run() {
   loader_options.start = loader_state_;
   data::BatchLoader loader(splits_.train, loader_options);
 
+  first_diverged_ = PendingStep{};
   const Clock::time_point start = Clock::now();
   const int64_t first_step = step_;
   double last_val = history_.evals.empty() ? -1.0 : history_.evals.back().val_accuracy;
@@ -289,15 +317,7 @@ RunTotals Trainer::run() {
     const bool in_sync = evaluate_now || checkpoint_now || options_.after_step ||
                          (reduction_ && reduction_->acts_after(step_, history_));
     while (pending_.size() > (in_sync ? size_t{0} : static_cast<size_t>(pipeline_steps_))) collect_step();
-    if (last_collected_.examples > 0 && !std::isfinite(last_collected_.result.loss)) {
-      if (progress_) progress_->finish();
-      const double loss = last_collected_.result.loss;
-      throw TrainingDiverged("training diverged at step " + std::to_string(last_collected_.step) + " (loss " +
-                             (std::isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf") + "): try a lower training.lr" +
-                             (options_.run_dir.empty() ? std::string()
-                                                       : "; " + options_.run_dir.string() +
-                                                             " keeps the checkpoints written before it"));
-    }
+    stop_if_diverged();
     if (reduction_) reduction_->after_step(step_, *this);
     if (options_.after_step) options_.after_step(step_, *this);
     const PendingStep& shown = last_collected_;  // the newest step whose result is in
@@ -322,14 +342,16 @@ RunTotals Trainer::run() {
     }
   }
   collect_all();
-  if (progress_) progress_->finish();
+  stop_if_diverged();  // before any checkpoint of the steps just taken in
   if (interrupted) {
     RunTotals totals;
     totals.interrupted_at = step_;
     if (!options_.run_dir.empty() && !checkpointed) checkpoint_this_step();
     writer.finish();
+    if (progress_) progress_->finish();  // after the checkpoint: a failed log write cannot cost it
     return totals;
   }
+  if (progress_) progress_->finish();
 
   const double loop_s = seconds_since(start);
   RunTotals totals;
@@ -350,12 +372,15 @@ RunTotals Trainer::run() {
   const double total_loop = loop_before_ + loop_s;
   totals.data_wait_fraction = total_loop > 0 ? (data_wait_before_ + loader.wait_seconds()) / total_loop : 0.0;
   if (!options_.run_dir.empty()) {
+    // curve.csv and metrics.json before final/: a run folder with final/
+    // always has them (a resume of a finished run does nothing). If the
+    // process ends in between, --resume trains on from the last checkpoint.
+    background_->drain();
+    write_curve_now();
+    io::write_file_atomically(options_.run_dir / "metrics.json", metrics_json(history_, totals).dump(2) + "\n");
     writer.submit(capture(totals.wall_time_s, data_wait_before_ + loader.wait_seconds(), total_loop, config_yaml),
                   final_folder(options_.run_dir));
     writer.finish();
-    write_curve();
-    background_->drain();
-    io::write_file_atomically(options_.run_dir / "metrics.json", metrics_json(history_, totals).dump(2) + "\n");
   }
   if (options_.log) ProgressReporter::print_summary(*options_.log, history_, totals, step_, steps_per_second());
   return totals;

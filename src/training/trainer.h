@@ -92,7 +92,7 @@ class Trainer {
   void restore(const std::filesystem::path& checkpoint);
 
   // Trains until training.num_steps, then measures the final model on the test
-  // split, writes final/ and metrics.json. Returns the totals.
+  // split, writes curve.csv and metrics.json, then final/. Returns the totals.
   RunTotals run();
 
   // Re-creates AdamW's two parameter groups after the parameters changed
@@ -137,11 +137,16 @@ class Trainer {
   // Takes in the oldest submitted step's result: history sums, step time.
   void collect_step();
   void collect_all();
+  // Throws TrainingDiverged if a step taken in had a non-finite loss.
+  void stop_if_diverged();
   CheckpointContents capture(double elapsed_s, double data_wait_s, double loop_s, const std::string& config_yaml) const;
   void set_learning_rates();
   void evaluate_and_record(double elapsed_s, double steps_per_second);
   nlohmann::json checkpoint_state(double elapsed_s, double data_wait_s, double loop_s) const;
+  // curve.csv, rewritten whole: queued (a failure is a warning in the log;
+  // the next evaluation writes it again), or at once (a failure throws).
   void write_curve() const;
+  void write_curve_now() const;
 
   config::Config config_;
   const data::Splits& splits_;
@@ -161,6 +166,9 @@ class Trainer {
   int pipeline_steps_ = 0;
   std::deque<PendingStep> pending_;
   PendingStep last_collected_;  // the newest step taken in
+  // The first step taken in with a non-finite loss (step 0: none). Every
+  // step is checked as it is taken in, so that no checkpoint follows it.
+  PendingStep first_diverged_;
   RunHistory history_;
   int64_t step_ = 0;
   data::LoaderState loader_state_;

@@ -6,10 +6,13 @@
 
 #include <torch/cuda.h>
 
+#include <atomic>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
-#include <cstdlib>
+#include <limits>
+#include <sstream>
 #include <string>
 
 #include "config/config.h"
@@ -38,11 +41,15 @@ TEST(RuntimeSetup, BlasCallsRunOnOneThreadUnlessTheUserChose) {
   unsetenv("OPENBLAS_NUM_THREADS");
   linalg::set_dense_kernel_threads(2);
   configure_runtime(1);
-  if (linalg::lapack_available()) EXPECT_EQ(linalg::dense_kernel_threads(), 1);
+  if (linalg::lapack_available()) {
+    EXPECT_EQ(linalg::dense_kernel_threads(), 1);
+  }
   setenv("OPENBLAS_NUM_THREADS", "2", 1);
   linalg::set_dense_kernel_threads(2);
   configure_runtime(1);
-  if (linalg::lapack_available()) EXPECT_EQ(linalg::dense_kernel_threads(), 2);
+  if (linalg::lapack_available()) {
+    EXPECT_EQ(linalg::dense_kernel_threads(), 2);
+  }
   if (before) setenv("OPENBLAS_NUM_THREADS", saved.c_str(), 1); else unsetenv("OPENBLAS_NUM_THREADS");
   linalg::set_dense_kernel_threads(threads_before);
 }
@@ -154,6 +161,67 @@ TEST(Trainer, ResultsTakenInLateGiveTheSameRun) {
   EXPECT_TRUE(late.checkpoint == now.checkpoint) << "the step-140 checkpoints differ";
   EXPECT_EQ(late.totals.final_test_accuracy, now.totals.final_test_accuracy);
   EXPECT_EQ(late.totals.final_state_dims, now.totals.final_state_dims);
+}
+
+// A step whose loss is not finite is never checkpointed, also when its result
+// is taken in late and a stop request ends the loop before it is in (the stop
+// would otherwise checkpoint the diverged model).
+TEST(Trainer, ADivergedStepTakenInLateIsNeverCheckpointed) {
+  if (!digits_available()) GTEST_SKIP() << "scikit-learn's digits not installed (python3-sklearn)";
+  config::Config config = config::load_config(kConfigPath);
+  configure_runtime(config.threads);
+  const data::Splits splits = data::load_dataset("digits", "", static_cast<uint64_t>(config.seed));
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "compressm_diverged_late";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::atomic<bool> stop{true};  // stop after the first step
+  TrainerOptions options;
+  options.log = nullptr;
+  options.run_dir = dir;
+  options.pipeline_steps = 1;
+  options.stop = &stop;
+  Trainer trainer(config, splits, options);
+  {
+    torch::NoGradGuard no_grad;
+    trainer.model()->parameters().front().fill_(std::numeric_limits<double>::quiet_NaN());
+  }
+  EXPECT_THROW(trainer.run(), TrainingDiverged);
+  EXPECT_FALSE(std::filesystem::exists(dir / "checkpoints"));
+  std::filesystem::remove_all(dir);
+}
+
+// curve.csv is a log rewritten whole at every evaluation: a failed write is a
+// warning and training goes on; the next write puts every evaluation in, and
+// the run ends with final/ and metrics.json.
+TEST(Trainer, AFailedCurveWriteIsAWarning) {
+  if (!digits_available()) GTEST_SKIP() << "scikit-learn's digits not installed (python3-sklearn)";
+  config::Config config = config::load_config(kConfigPath);
+  config.training.num_steps = 100;
+  config.training.eval_steps = 25;
+  configure_runtime(config.threads);
+  const data::Splits splits = data::load_dataset("digits", "", static_cast<uint64_t>(config.seed));
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "compressm_curve_failure";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir / "curve.csv" / "in_the_way");  // a folder: the rename onto it fails
+  std::ostringstream log;
+  TrainerOptions options;
+  options.log = &log;
+  options.run_dir = dir;
+  options.after_step = [&](int64_t steps_done, Trainer&) {
+    if (steps_done == 60) std::filesystem::remove_all(dir / "curve.csv");
+  };
+  Trainer trainer(config, splits, options);
+  trainer.run();
+  EXPECT_NE(log.str().find("compressm: warning: "), std::string::npos) << log.str();
+  EXPECT_NE(log.str().find("curve.csv"), std::string::npos) << log.str();
+  EXPECT_TRUE(std::filesystem::exists(dir / "final"));
+  EXPECT_TRUE(std::filesystem::exists(dir / "metrics.json"));
+  std::ifstream curve(dir / "curve.csv");
+  std::string line;
+  int lines = 0;
+  while (std::getline(curve, line)) ++lines;
+  EXPECT_EQ(lines, 1 + 4);  // a header and the evaluations at steps 25, 50, 75 and 100
+  std::filesystem::remove_all(dir);
 }
 
 // On a GPU (skipped without one): the same run on cuda and on the CPU, without
