@@ -10,7 +10,7 @@
 #include <csignal>
 #include <ctime>
 #include <filesystem>
-#include <set>
+#include <iterator>
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
@@ -35,7 +35,30 @@ bool same_folder(const fs::path& a, const fs::path& b) {
 // Config keys a resumed run may change: where the data is read from, how
 // often checkpoints are written, and the CPU threads (the run's model then
 // differs in the last bits from an uninterrupted one: sums split otherwise).
-const std::set<std::string> kRuntimeKeys = {"threads", "data_dir", "checkpoint_every"};
+struct RuntimeKey {
+  const char* name;
+  void (*take)(config::Config& run, const config::Config& wanted);  // copies this key's value
+};
+constexpr RuntimeKey kRuntimeKeys[] = {
+    {"threads", [](config::Config& run, const config::Config& wanted) { run.threads = wanted.threads; }},
+    {"data_dir", [](config::Config& run, const config::Config& wanted) { run.data_dir = wanted.data_dir; }},
+    {"checkpoint_every",
+     [](config::Config& run, const config::Config& wanted) { run.checkpoint_every = wanted.checkpoint_every; }},
+};
+
+bool is_runtime_key(const std::string& key) {
+  return std::any_of(std::begin(kRuntimeKeys), std::end(kRuntimeKeys),
+                     [&](const RuntimeKey& runtime) { return key == runtime.name; });
+}
+
+// "threads, data_dir and checkpoint_every"
+std::string runtime_key_list() {
+  std::string list;
+  const std::size_t count = std::size(kRuntimeKeys);
+  for (std::size_t i = 0; i < count; ++i)
+    list += std::string(i == 0 ? "" : i + 1 == count ? " and " : ", ") + kRuntimeKeys[i].name;
+  return list;
+}
 
 // "key (was A, now B)" for every leaf of `now` whose value differs in `was`.
 void differing_keys(const nlohmann::ordered_json& was, const nlohmann::ordered_json& now, const std::string& prefix,
@@ -74,15 +97,13 @@ config::Config run_config_for(const TrainOptions& options, std::vector<std::stri
   differing_keys(config::to_json(saved), config::to_json(wanted), "", changed);
   std::string refused;
   for (const auto& [key, text] : changed)
-    if (kRuntimeKeys.count(key) == 0) refused += (refused.empty() ? "" : ", ") + text;
+    if (!is_runtime_key(key)) refused += (refused.empty() ? "" : ", ") + text;
   if (!refused.empty())
     throw UsageError("--resume " + options.resume_dir + ": the config (" + source + " with --set) differs from " +
-                     saved_path.string() + " in " + refused +
-                     "; a resumed run keeps its config (only threads, data_dir and checkpoint_every may change)");
+                     saved_path.string() + " in " + refused + "; a resumed run keeps its config (only " +
+                     runtime_key_list() + " may change)");
   config::Config result = saved;
-  result.threads = wanted.threads;
-  result.data_dir = wanted.data_dir;
-  result.checkpoint_every = wanted.checkpoint_every;
+  for (const RuntimeKey& runtime : kRuntimeKeys) runtime.take(result, wanted);
   return result;
 }
 

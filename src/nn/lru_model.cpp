@@ -146,12 +146,14 @@ std::vector<int64_t> LruModelImpl::state_dims() const {
   return dims;
 }
 
+bool has_leaf(const std::string& name, const std::string& leaf) {
+  return name.size() > leaf.size() && name[name.size() - leaf.size() - 1] == '.' &&
+         name.compare(name.size() - leaf.size(), leaf.size(), leaf) == 0;
+}
+
 bool is_ssm_parameter(const std::string& name) {
-  for (const char* suffix : {"nu_log", "theta_log", "gamma_log", "B_re", "B_im"}) {
-    const std::string s = std::string(".") + suffix;
-    if (name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0)
-      return true;
-  }
+  for (const char* leaf : {"nu_log", "theta_log", "gamma_log", "B_re", "B_im"})
+    if (has_leaf(name, leaf)) return true;
   return false;
 }
 

@@ -126,6 +126,10 @@ class LruModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(LruModel);
 
+// True when a dotted parameter or buffer name ends in ".leaf"
+// ("blocks.0.norm.running_var" has the leaf "running_var").
+bool has_leaf(const std::string& name, const std::string& leaf);
+
 // True for the parameter names of the SSM group.
 bool is_ssm_parameter(const std::string& name);
 

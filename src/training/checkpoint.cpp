@@ -222,7 +222,7 @@ void restore_model(nn::LruModel& model, const CheckpointContents& contents, cons
     const torch::Tensor& value = found->second;
     if (value.is_floating_point() && !torch::isfinite(value).all().item<bool>())
       throw CheckpointError(source + ": tensor '" + name + "' has a non-finite value (a diverged run, or a damaged file)");
-    if (name.size() > 12 && name.compare(name.size() - 12, 12, ".running_var") == 0 && (value < 0).any().item<bool>())
+    if (nn::has_leaf(name, "running_var") && (value < 0).any().item<bool>())
       throw CheckpointError(source + ": tensor '" + name + "' has a negative variance");
     target.copy_(value);
   };

@@ -131,8 +131,9 @@ TEST(CliHelp, Version) {
   EXPECT_EQ(result.status, 0);
   EXPECT_EQ(result.out.rfind("compressm ", 0), 0u) << result.out;
   // Which BLAS kernels run (src/linalg/blas_runtime.cpp), when the BLAS is OpenBLAS.
-  if (compressm::linalg::lapack_available())
+  if (compressm::linalg::lapack_available()) {
     EXPECT_NE(result.out.find("BLAS: OpenBLAS, kernels "), std::string::npos) << result.out;
+  }
 }
 
 }  // namespace

@@ -148,7 +148,9 @@ TEST(BlasKernels, NeverOlderThanTheCpuRunsUnlessTheUserChose) {
     EXPECT_EQ(k.how, "set by OPENBLAS_CORETYPE");
     return;
   }
-  if (k.in_use != k.chosen_by_library) EXPECT_NE(k.how.find("switched from " + k.chosen_by_library), std::string::npos);
+  if (k.in_use != k.chosen_by_library) {
+    EXPECT_NE(k.how.find("switched from " + k.chosen_by_library), std::string::npos);
+  }
 #if defined(__x86_64__)
   __builtin_cpu_init();
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&

@@ -40,6 +40,14 @@ TEST(LruModel, ParameterGroupsSplitTheSsmParameters) {
   EXPECT_TRUE(is_ssm_parameter("blocks.1.lru.B_im"));
   EXPECT_FALSE(is_ssm_parameter("blocks.1.lru.C_re"));
   EXPECT_FALSE(is_ssm_parameter("blocks.1.lru.D"));
+  EXPECT_FALSE(is_ssm_parameter("blocks.1.lru.xB_im"));  // a whole leaf, not a suffix of one
+}
+
+TEST(LruModel, HasLeafMatchesTheLastDottedComponent) {
+  EXPECT_TRUE(has_leaf("blocks.0.norm.running_var", "running_var"));
+  EXPECT_FALSE(has_leaf("blocks.0.norm.xrunning_var", "running_var"));
+  EXPECT_FALSE(has_leaf("running_var", "running_var"));  // no parent module
+  EXPECT_FALSE(has_leaf("blocks.0.norm.running_mean", "running_var"));
 }
 
 TEST(LruModel, BlockIsResidual) {

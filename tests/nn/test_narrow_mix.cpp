@@ -176,6 +176,37 @@ TEST(NarrowMix, TheAutoBlockRunsItOnTheCpu) {
   EXPECT_LT(max_abs(automatic->forward(x), plain->forward(x)), 1e-5 * b.abs().max().item<double>());
 }
 
+// Evaluation drops nothing: with dropout 0.3 the auto block's evaluation
+// output is the composed block's (same weights), and the same on every run.
+TEST(NarrowMix, TheAutoBlockDoesNotDropInEvaluation) {
+  torch::manual_seed(27);
+  LruBlock automatic(16, 8, 0.3, LruInit{}, Precision::kFp32, BlockOps::kAuto);
+  torch::manual_seed(27);
+  LruBlock plain(16, 8, 0.3, LruInit{}, Precision::kFp32, BlockOps::kComposed);
+  automatic->eval();
+  plain->eval();
+  torch::NoGradGuard no_grad;
+  const torch::Tensor x = torch::randn({3, 70, 8});
+  ASSERT_TRUE(automatic->narrow_mix_stage(x));
+  const torch::Tensor first = automatic->forward(x), reference = plain->forward(x);
+  EXPECT_TRUE(torch::equal(automatic->forward(x), first));
+  EXPECT_LT(max_abs(first, reference), 1e-5 * reference.abs().max().item<double>());
+}
+
+// An empty batch: an empty output, and zero (not undefined) gradients of W and b.
+TEST(NarrowMix, AnEmptyBatchHasZeroWeightGradients) {
+  const torch::Tensor y = leaf(torch::randn({0, 5, 8})), x = leaf(torch::randn({0, 5, 8}));
+  const torch::Tensor w = leaf(torch::randn({16, 8})), b = leaf(torch::randn({16}));
+  const torch::Tensor keep = dropout_keep_mask(y.sizes(), 0.1, y.device());
+  const torch::Tensor out = narrow_mix(y, x, w, b, keep, keep, 0.1);
+  EXPECT_EQ(out.sizes(), y.sizes());
+  out.sum().backward();
+  ASSERT_TRUE(w.grad().defined() && b.grad().defined());
+  EXPECT_EQ(w.grad().abs().max().item<double>(), 0.0);
+  EXPECT_EQ(b.grad().abs().max().item<double>(), 0.0);
+  EXPECT_EQ(y.grad().sizes(), y.sizes());
+}
+
 TEST(NarrowMix, TheAutoBlockDrawsItsMasksInOrder) {
   torch::manual_seed(24);
   LruBlock block(16, 8, 0.3, LruInit{}, Precision::kFp32, BlockOps::kAuto);

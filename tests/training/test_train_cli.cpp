@@ -236,6 +236,8 @@ TEST_F(TrainCli, ResumeNamesTheConfigKeysThatDifferAndAllowsRuntimeOnes) {
   EXPECT_NE(changed.err.find("model.state_dim (was 64, now 32), training.num_steps (was 300, now 60)"),
             std::string::npos)
       << changed.err;
+  EXPECT_NE(changed.err.find("(only threads, data_dir and checkpoint_every may change)"), std::string::npos)
+      << changed.err;
   const CliResult runtime = run_cli({"train", "--resume", run().string(), "--set", "threads=2", "--set",
                                      "checkpoint_every=10"});
   EXPECT_EQ(runtime.status, 0) << runtime.err;
