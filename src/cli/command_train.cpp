@@ -73,6 +73,17 @@ void differing_keys(const nlohmann::ordered_json& was, const nlohmann::ordered_j
   }
 }
 
+// "a (was 1, now 2), b (...)" for the keys that differ between two configs,
+// the runtime keys left out.
+std::string differing_non_runtime_keys(const config::Config& was, const config::Config& now) {
+  std::vector<std::pair<std::string, std::string>> changed;
+  differing_keys(config::to_json(was), config::to_json(now), "", changed);
+  std::string refused;
+  for (const auto& [key, text] : changed)
+    if (!is_runtime_key(key)) refused += (refused.empty() ? "" : ", ") + text;
+  return refused;
+}
+
 // The effective config of a run: --config + --set, or (when resuming without
 // --config) the run's own config.yaml + --set; a resumed run must keep the
 // config it started with, or its metrics would not continue the same run.
@@ -93,11 +104,7 @@ config::Config run_config_for(const TrainOptions& options, std::vector<std::stri
   const config::Config saved = config::load_config(saved_path.string());
   const std::string source = options.config_path.empty() ? saved_path.string() : options.config_path;
   const config::Config wanted = config::load_config(source, options.overrides, &notes);
-  std::vector<std::pair<std::string, std::string>> changed;
-  differing_keys(config::to_json(saved), config::to_json(wanted), "", changed);
-  std::string refused;
-  for (const auto& [key, text] : changed)
-    if (!is_runtime_key(key)) refused += (refused.empty() ? "" : ", ") + text;
+  const std::string refused = differing_non_runtime_keys(saved, wanted);
   if (!refused.empty())
     throw UsageError("--resume " + options.resume_dir + ": the config (" + source + " with --set) differs from " +
                      saved_path.string() + " in " + refused + "; a resumed run keeps its config (only " +
@@ -200,8 +207,26 @@ std::string reduction_window_unused(const config::Config& config) {
 
 // Restores `checkpoint`; a damaged one names the checkpoint before it, the
 // one to fall back on (the damaged folder is the user's to move aside).
-void restore_or_explain(training::Trainer& trainer, const fs::path& checkpoint, const fs::path& run_dir) {
+// A checkpoint copied in from another run (the same shapes, another lr or
+// seed) would go on under this run's config without a word: the config it
+// was written with (its own config.yaml) must agree but for the runtime keys.
+void check_checkpoint_config(const fs::path& checkpoint, const config::Config& run_config) {
+  const fs::path source = checkpoint / "config.yaml";
+  config::Config written;
   try {
+    written = config::load_config(source.string());
+  } catch (const config::ConfigError& e) {
+    throw training::CheckpointError(e.what());
+  }
+  if (const std::string differs = differing_non_runtime_keys(written, run_config); !differs.empty())
+    throw training::CheckpointError(source.string() + ": the checkpoint was written with another config than the " +
+                                    "run's, in " + differs + " (a checkpoint of another run?)");
+}
+
+void restore_or_explain(training::Trainer& trainer, const fs::path& checkpoint, const fs::path& run_dir,
+                        const config::Config& run_config) {
+  try {
+    check_checkpoint_config(checkpoint, run_config);
     trainer.restore(checkpoint);
   } catch (const training::CheckpointError& e) {
     const fs::path before = training::checkpoint_before(run_dir, checkpoint);
@@ -264,6 +289,11 @@ int run_train(const TrainOptions& options) {
   }
   // The data first: a missing dataset leaves no new folder behind.
   const data::Splits splits = load_splits(config);
+  if (splits.train.count() < config.training.batch_size)
+    throw UsageError((options.config_path.empty() ? "the run's config" : options.config_path) +
+                     ": training.batch_size " + std::to_string(config.training.batch_size) + " is larger than the " +
+                     std::to_string(splits.train.count()) + " training examples of " +
+                     std::string(config::to_string(config.dataset)));
   if (!resuming) create_run_folder(run_dir, "--out");
   const RunFolderLock lock(run_dir, resuming ? "--resume" : "--out");
   if (!resuming) refuse_non_empty_out();  // another run may have taken the folder between the check above and the lock
@@ -284,7 +314,7 @@ int run_train(const TrainOptions& options) {
   trainer_options.stop = &stop_requested;
   training::Trainer trainer(config, splits, trainer_options);
   if (!resume_from.empty()) {
-    restore_or_explain(trainer, resume_from, run_dir);
+    restore_or_explain(trainer, resume_from, run_dir, config);
     std::cerr << "compressm: resuming " << run_dir.string() << " at step " << trainer.steps_done() << " ("
               << resume_from.filename().string() << ")\n";
     if (trainer.steps_done() >= config.training.num_steps && resume_from == training::final_folder(run_dir)) {

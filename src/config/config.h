@@ -54,7 +54,7 @@ enum class Selection { kLargest, kSmallest, kRandom };
 // Gramians ("sqrtm") or their Cholesky factors ("chol").
 enum class TruncationMethod { kSqrtm, kChol };
 // What happens to AdamW's moments of the LRU tensors a reduction replaces:
-// reset (start from zero, step count kept) or slice (keep the moments of the
+// reset (no state: zero moments, step count 0) or slice (keep the moments of the
 // first r states, as the reference; exact only for `random`, which keeps
 // diagonal modes in their own basis). See docs/compression.md.
 enum class OptimizerStatePolicy { kReset, kSlice };

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <map>
+#include <set>
 #include <mutex>
 #include <stdexcept>
 
@@ -102,17 +103,21 @@ NamedTensors decode_tensors(const std::string& bytes, const std::string& source)
     const uint32_t rank = in.get<uint32_t>();
     if (rank > 8) throw CheckpointError(source + ": tensor '" + name + "': rank " + std::to_string(rank));
     std::vector<int64_t> sizes(rank);
-    int64_t numel = 1;
+    // The shape's product is checked against the bytes the file holds before
+    // anything that size is allocated (and cannot overflow on the way).
+    uint64_t numel = 1;
     for (auto& size : sizes) {
       size = in.get<int64_t>();
       if (size < 0 || size > (int64_t{1} << 40)) throw CheckpointError(source + ": tensor '" + name + "': bad size");
-      numel *= size;
+      if (size != 0 && numel > bytes.size() / static_cast<uint64_t>(size)) numel = bytes.size() + 1;  // too many
+      else numel *= static_cast<uint64_t>(size);
     }
     const uint64_t nbytes = in.get<uint64_t>();
-    const uint64_t expected = static_cast<uint64_t>(numel) * c10::elementSize(type);
-    if (nbytes != expected) throw CheckpointError(source + ": tensor '" + name + "': byte count does not match its shape");
+    if (numel > bytes.size() || nbytes != numel * c10::elementSize(type))
+      throw CheckpointError(source + ": tensor '" + name + "': byte count does not match its shape");
+    const char* data = in.take(nbytes);  // throws for a file shorter than its header says
     torch::Tensor t = torch::empty(sizes, torch::TensorOptions().dtype(type));
-    std::memcpy(t.data_ptr(), in.take(nbytes), nbytes);
+    std::memcpy(t.data_ptr(), data, nbytes);
     tensors.emplace_back(std::move(name), std::move(t));
   }
   if (!in.done()) throw CheckpointError(source + ": trailing bytes after the last tensor");
@@ -171,7 +176,15 @@ void write_checkpoint(const CheckpointContents& contents, const fs::path& destin
 }
 
 CheckpointContents read_checkpoint(const fs::path& folder) {
-  verify_manifest(folder);
+  const std::set<std::string> listed = verify_manifest(folder);
+  // Every file read must be one the manifest vouches for (rollback.bin too:
+  // without it a pending pragmatic check would be skipped).
+  const bool has_rollback = fs::exists(folder / "rollback.bin");
+  for (const char* name : {"model.bin", "optimizer.bin", "state.json", "config.yaml", "rollback.bin"}) {
+    if (listed.count(name) != 0 || (std::string(name) == "rollback.bin" && !has_rollback)) continue;
+    throw CheckpointError((folder / kManifestName).string() + ": does not list " + name +
+                          " (an unfinished or altered checkpoint)");
+  }
   CheckpointContents contents;
   const fs::path model_path = folder / "model.bin";
   const fs::path optimizer_path = folder / "optimizer.bin";
@@ -228,6 +241,14 @@ void restore_model(nn::LruModel& model, const CheckpointContents& contents, cons
   };
   for (auto& item : model->named_parameters()) copy_into(item.key(), item.value());
   for (auto& item : model->named_buffers()) copy_into(item.key(), item.value());
+  // A tensor the model does not have (more blocks than num_blocks, another
+  // architecture): not a checkpoint of this run's model.
+  const auto parameters = model->named_parameters();
+  const auto buffers = model->named_buffers();
+  for (const auto& [name, value] : saved)
+    if (!parameters.contains(name) && !buffers.contains(name))
+      throw CheckpointError(source + ": tensor '" + name + "' is not in the run's model (" +
+                            std::to_string(model->lru_layers().size()) + " blocks)");
 }
 
 void restore_optimizer(torch::optim::AdamW& optimizer, const nn::LruModel& model,

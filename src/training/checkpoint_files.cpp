@@ -80,12 +80,13 @@ void write_manifest(const fs::path& folder) {
   write_synced_file(folder / kManifestName, manifest.dump(2) + "\n");
 }
 
-void verify_manifest(const fs::path& folder) {
+std::set<std::string> verify_manifest(const fs::path& folder) {
   const fs::path manifest_path = folder / kManifestName;
   if (!fs::is_directory(folder)) throw CheckpointError(folder.string() + ": not a checkpoint folder");
   if (!fs::exists(manifest_path))
     throw CheckpointError(manifest_path.string() + ": missing (not a checkpoint folder, or an unfinished one)");
   nlohmann::json manifest;
+  std::set<std::string> listed;
   try {
     manifest = nlohmann::json::parse(read_checkpoint_file(manifest_path));
     if (manifest.at("format").get<std::string>() != kManifestFormat)
@@ -111,10 +112,12 @@ void verify_manifest(const fs::path& folder) {
                               std::to_string(expected_size) + " (truncated or corrupt checkpoint)");
       if (hex64(fnv1a_64(bytes.data(), bytes.size())) != file.at("fnv1a64").get<std::string>())
         throw CheckpointError(path.string() + ": checksum does not match the manifest (corrupt checkpoint)");
+      listed.insert(name);
     }
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(manifest_path.string() + ": malformed manifest (" + e.what() + ")");
   }
+  return listed;
 }
 
 void publish_folder(const fs::path& staged, const fs::path& destination) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <set>
 #include <string>
 
 #include "io/system_json.h"
@@ -41,9 +42,9 @@ void write_synced_file(const std::filesystem::path& path, const std::string& con
 void write_manifest(const std::filesystem::path& folder);
 
 // Checks the manifest of `folder`: format and version, and that every listed
-// file exists with its size and checksum. Throws CheckpointError naming the
-// first file at fault.
-void verify_manifest(const std::filesystem::path& folder);
+// file exists with its size and checksum. Returns the names it lists. Throws
+// CheckpointError naming the first file at fault.
+std::set<std::string> verify_manifest(const std::filesystem::path& folder);
 
 // Moves the complete folder `staged` to `destination` (same file system),
 // replacing an older folder there. rename(2) makes the new folder appear whole.

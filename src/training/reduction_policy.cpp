@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include "training/block_reduction.h"
@@ -75,7 +76,11 @@ void ReductionPolicy::reduce_all_blocks(int64_t steps_done, Trainer& trainer) {
   if (changed) trainer.rebuild_optimizer();
   if (pragmatic) {
     if (changed) {
-      history.pragmatic.check_step = steps_done + config_.reduction.red_interval;
+      // At the next attempt, or at the end of training if that comes first
+      // (a reduction at the last step is checked at once, untrained).
+      history.pragmatic.check_step =
+          std::min(steps_done + config_.reduction.red_interval, config_.training.num_steps);
+      if (history.pragmatic.check_step == steps_done) check_pragmatic(steps_done, trainer);
     } else {
       snapshot_.reset();
     }

@@ -9,8 +9,10 @@
 //   tolerance  r = smallest rank keeping `tol` of the plain HSV energy
 //   fixed      r = max(1, floor(N (1 - reduction_fraction)))
 //   pragmatic  fixed; the exact model and optimiser state from before each
-//              reduction is kept; at the next attempt (and when the window
-//              closes) validation accuracy is measured, and if it fell by
+//              reduction is kept; red_interval steps later (at the next
+//              attempt, or at the end of training if that comes first; at
+//              once after a reduction at the last step) validation accuracy
+//              is measured, and if it fell by
 //              more than performance_tolerance below its value before the
 //              reduction, that state is restored and reducing stops.
 // A block is cut only when r < 0.95 N (the 5% gate).

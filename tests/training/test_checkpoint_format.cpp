@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstring>
 #include <fstream>
 
 #include "support/temp_dir.h"
@@ -46,6 +47,23 @@ TEST(TensorFile, RoundTripsNamesDtypesShapesAndBytes) {
   }
 }
 
+// A header that claims a 4 TB tensor (shape and byte count consistent with
+// each other) in a file of a few bytes: an error before any allocation.
+TEST(TensorFile, AHeaderClaimingMoreThanTheFileHoldsIsAnError) {
+  std::string bytes = encode_tensors({{"w", torch::randn({10})}});
+  const size_t nbytes_at = bytes.size() - 40 - 8, size_at = nbytes_at - 8;  // ... {10} 40 [40 bytes]
+  auto set = [&](size_t at, uint64_t value) { std::memcpy(&bytes[at], &value, sizeof value); };
+  set(size_at, uint64_t{1} << 40);
+  set(nbytes_at, uint64_t{1} << 42);
+  try {
+    decode_tensors(bytes, "f");
+    ADD_FAILURE() << "accepted";
+  } catch (const CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("f: tensor 'w': byte count does not match its shape"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(TensorFile, TruncatedOrForeignBytesAreCheckpointErrors) {
   const std::string bytes = encode_tensors({{"w", torch::randn({10})}});
   for (size_t keep : {size_t{0}, size_t{5}, size_t{12}, bytes.size() - 1}) {
@@ -79,6 +97,37 @@ TEST(Manifest, DetectsTruncationCorruptionAndMissingFiles) {
   EXPECT_THROW(verify_manifest(dir.path()), CheckpointError);
   std::filesystem::remove(dir / "manifest.json");
   EXPECT_THROW(verify_manifest(dir.path()), CheckpointError);
+}
+
+// read_checkpoint reads only files the manifest lists: a rollback.bin put in
+// afterwards, or a core file left out of the list, is an error naming it.
+TEST(Manifest, EveryFileACheckpointReadsMustBeListed) {
+  testing::TempDir dir;
+  const std::string tensors = encode_tensors({{"w", torch::randn({3})}});
+  auto write_core = [&](bool with_state) {
+    dir.write("model.bin", tensors);
+    dir.write("optimizer.bin", tensors);
+    dir.write("config.yaml", "seed: 1\n");
+    if (with_state) dir.write("state.json", "{}");
+  };
+  write_core(true);
+  write_manifest(dir.path());
+  EXPECT_NO_THROW(read_checkpoint(dir.path()));
+  dir.write("rollback.bin", tensors);
+  auto expect_unlisted = [&](const std::string& name) {
+    try {
+      read_checkpoint(dir.path());
+      ADD_FAILURE() << name << " accepted";
+    } catch (const CheckpointError& e) {
+      EXPECT_NE(std::string(e.what()).find("manifest.json: does not list " + name), std::string::npos) << e.what();
+    }
+  };
+  expect_unlisted("rollback.bin");
+  std::filesystem::remove(dir / "rollback.bin");
+  std::filesystem::remove(dir / "state.json");
+  write_manifest(dir.path());
+  write_core(true);  // state.json back, after the manifest
+  expect_unlisted("state.json");
 }
 
 // A negative size in the manifest is named as such (it printed as 2^64 - 5).

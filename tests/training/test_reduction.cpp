@@ -312,5 +312,39 @@ TEST(InTrainingReduction, PragmaticRollbackRestoresTheExactPreReductionState) {
   EXPECT_TRUE(compared);
 }
 
+// The check of the last reduction comes at the end of training when its
+// red_interval steps would run past it: the final model is never an
+// unchecked reduction, and final/ carries no pending rollback.
+TEST(InTrainingReduction, PragmaticChecksTheLastReductionAtTheEndOfTraining) {
+  if (!digits_available()) GTEST_SKIP() << "scikit-learn's digits not installed (python3-sklearn)";
+  const data::Splits splits = data::load_dataset("digits", "", 0);
+  configure_runtime(1);
+  for (const int64_t num_steps : {100, 80}) {  // reductions after steps 40 and 80: checked at 80 and 100; at 80 at once
+    config::Config c = config::load_config(kConfigPath);
+    c.training.num_steps = num_steps;
+    c.training.eval_steps = 20;
+    c.reduction.mode = config::ReductionMode::kPragmatic;
+    c.reduction.reduction_fraction = 0.3;
+    c.reduction.performance_tolerance = 1.0;  // never rolls back: the check only ends the pending state
+    c.reduction.red_start = 0;
+    c.reduction.red_end = num_steps;
+    c.reduction.red_interval = 40;
+    TrainerOptions options;
+    options.log = nullptr;
+    std::vector<int64_t> pending_at;  // steps after which a snapshot is pending
+    options.after_step = [&](int64_t step, Trainer& t) {
+      if (t.reduction_policy()->pending_snapshot()) pending_at.push_back(step);
+    };
+    Trainer trainer(c, splits, options);
+    trainer.run();
+    const RunHistory& h = trainer.history();
+    ASSERT_EQ(h.reductions.size(), 2u) << num_steps;
+    EXPECT_EQ(h.pragmatic.check_step, -1) << num_steps;
+    EXPECT_FALSE(trainer.reduction_policy()->pending_snapshot().has_value()) << num_steps;
+    ASSERT_FALSE(pending_at.empty());
+    EXPECT_LT(pending_at.back(), num_steps) << num_steps;
+  }
+}
+
 }  // namespace
 }  // namespace compressm::training

@@ -261,6 +261,28 @@ TEST_F(TrainCli, ResumeOfARunWithoutCheckpointsStartsItOver) {
 
 // A run whose loss turns NaN stops there with a clear error (exit 2) and
 // writes no checkpoint, final model or metrics of the diverged model.
+// A checkpoint copied in from another run (the same model, another learning
+// rate) is refused, naming the keys its own config.yaml differs in.
+TEST_F(TrainCli, ACheckpointOfAnotherRunIsRefused) {
+  TempDir dir;
+  std::vector<std::string> args = train_args(dir / "other");
+  args.insert(args.end(), {"--set", "training.lr=0.02", "--set", "training.num_steps=100"});
+  ASSERT_EQ(run_cli(args).status, 0);
+  const fs::path mixed = dir / "mixed";
+  fs::create_directories(mixed / "checkpoints");
+  fs::copy(run() / "config.yaml", mixed / "config.yaml");
+  fs::copy(dir / "other/checkpoints/step_000075", mixed / "checkpoints/step_000075", fs::copy_options::recursive);
+  const CliResult r = run_cli({"train", "--resume", mixed.string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find((mixed / "checkpoints/step_000075/config.yaml").string() +
+                       ": the checkpoint was written with another config than the run's, in "),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("training.lr (was 0.02, now 0.01)"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(mixed / "metrics.json"));
+}
+
 TEST_F(TrainCli, ADivergedRunStopsWithAClearError) {
   TempDir dir;
   std::vector<std::string> args = train_args(dir / "diverged");
@@ -317,6 +339,14 @@ TEST_F(TrainCli, OutThatIsAFileOrDataThatIsMissingLeavesNothing) {
   EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
   EXPECT_NE(r.err.find((dir / "missing").string()), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir / "nodata"));
+  // A batch larger than the training split: named, before any folder is made.
+  args = train_args(dir / "bigbatch");
+  args.insert(args.end(), {"--set", "training.batch_size=100000"});
+  r = run_cli(args);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find(kConfigPath + ": training.batch_size 100000 is larger than the "), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(dir / "bigbatch"));
   // Inside a checkpoint folder: refused, the checkpoint still loads.
   r = run_cli(train_args(run() / "final" / "sub"));
   EXPECT_EQ(r.status, 2);
