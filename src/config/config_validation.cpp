@@ -5,6 +5,7 @@
 
 #include "config/config.h"
 #include "config/config_schema.h"
+#include "config/config_values.h"
 
 namespace compressm::config {
 namespace detail {
@@ -28,8 +29,8 @@ class Checker {
   void at_most(const std::string& path, T value, T maximum) {
     if (!(value <= maximum)) fail(path, "must be <= " + shown(maximum) + ", got " + shown(value));
   }
-  void no_nul(const std::string& path, const std::string& value) {
-    if (value.find('\0') != std::string::npos) fail(path, "must not contain a NUL character");
+  void keepable_string(const std::string& path, const std::string& value) {
+    if (const auto problem = string_problem(value)) fail(path, *problem);
   }
   void positive(const std::string& path, double value) {
     if (!(value > 0.0)) fail(path, "must be > 0, got " + shown(value));
@@ -67,7 +68,7 @@ class Checker {
 
 void validate(const Config& c, const Origins& origins) {
   Checker check(origins);
-  check.no_nul("data_dir", c.data_dir);
+  check.keepable_string("data_dir", c.data_dir);
   check.at_least("seed", c.seed, std::int64_t{0});
   check.at_least("threads", c.threads, 0);
   check.at_most("threads", c.threads, 4096);

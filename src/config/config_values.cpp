@@ -157,8 +157,43 @@ std::optional<std::string> read_value(const ScalarInput& input, std::string& out
   if (input.kind != ScalarInput::Kind::kScalar || is_null(input)) {
     return expected("a string", input);
   }
-  if (input.text.find('\0') != std::string::npos) return "must not contain a NUL character";
+  if (auto problem = string_problem(input.text)) return problem;
   out = input.text;
+  return std::nullopt;
+}
+
+std::optional<std::string> string_problem(const std::string& text) {
+  if (text.find('\0') != std::string::npos) return "must not contain a NUL character";
+  // UTF-8: a lead byte and its continuation bytes; no overlong forms,
+  // surrogates or code points above U+10FFFF.
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const std::size_t n = text.size();
+  for (std::size_t i = 0; i < n;) {
+    const unsigned char c = p[i];
+    std::size_t extra = 0;
+    unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if (c >= 0xC2 && c <= 0xDF) {
+      extra = 1;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      extra = 2;
+      if (c == 0xE0) low = 0xA0;
+      if (c == 0xED) high = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      extra = 3;
+      if (c == 0xF0) low = 0x90;
+      if (c == 0xF4) high = 0x8F;
+    } else {
+      return "is not valid UTF-8 (byte " + std::to_string(i) + ")";
+    }
+    if (i + extra >= n || p[i + 1] < low || p[i + 1] > high)
+      return "is not valid UTF-8 (byte " + std::to_string(i) + ")";
+    for (std::size_t k = 2; k <= extra; ++k)
+      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return "is not valid UTF-8 (byte " + std::to_string(i) + ")";
+    i += extra + 1;
+  }
   return std::nullopt;
 }
 

@@ -67,6 +67,10 @@ std::optional<std::string> read_value(const ScalarInput& input, std::int64_t& ou
 std::optional<std::string> read_value(const ScalarInput& input, double& out);
 std::optional<std::string> read_value(const ScalarInput& input, bool& out);
 std::optional<std::string> read_value(const ScalarInput& input, std::string& out);
+
+// Why a string value cannot be kept (it must be UTF-8 without NUL: the
+// effective config is written as YAML and JSON), or nullopt if it can.
+std::optional<std::string> string_problem(const std::string& text);
 std::optional<std::string> read_enum(const ScalarInput& input, std::string_view* names,
                                      std::size_t count, std::size_t& index);
 

@@ -81,6 +81,8 @@ TEST(ConfigErrors, WrongTypes) {
       {"training: {cuda_graphs: always}", {"training.cuda_graphs: expected true or false"}},
       {"data_dir:", {"data_dir: expected a string, got null"}},
       {"data_dir: [a, b]", {"data_dir: expected a string, got a list"}},
+      {"data_dir: /d/\xe9t\xe9", {"data_dir: is not valid UTF-8 (byte 3)"}},  // Latin-1, not UTF-8
+      {"data_dir: /d/\xed\xa0\x80", {"data_dir: is not valid UTF-8 (byte 3)"}},  // a surrogate
       {"dataset: 5", {"dataset: expected smnist", "got 5"}},
       {"model: 5", {"model: expected a mapping of keys, got \"5\""}},
       {"reduction: [tol, 0.9]", {"reduction: expected a mapping of keys, got a list"}},
@@ -220,6 +222,9 @@ TEST(ConfigErrors, BadOverridesNameTheFlag) {
     expect_message(message, "--set " + bad.assignment + ": ", bad.parts);
     EXPECT_EQ(message.find("(line"), std::string::npos);
   }
+  // A flag that is not UTF-8 itself is shown escaped.
+  expect_message(error_of([&] { load_config(kSmnist, {"data_dir=/d/\xe9"}); }), "--set \"data_dir=/d/\\ufffd\": ",
+                 {"data_dir: is not valid UTF-8 (byte 3)"});
   // Only the failing flag is named, and a file error still names the file.
   expect_message(error_of([&] { load_config(kSmnist, {"seed=1", "threads=x", "seed=2"}); }),
                  "--set threads=x: ", {"threads: expected an integer"});
@@ -236,6 +241,11 @@ TEST(ConfigErrors, ValidateNamesTheGivenSource) {
   c = Config{};
   c.model.drop_rate = std::nan("");
   expect_message(error_of([&] { validate(c); }), "config: ", {"model.drop_rate"});
+  c = Config{};
+  c.data_dir = "/d/\xc3";  // a lead byte without its continuation
+  expect_message(error_of([&] { validate(c); }), "config: ", {"data_dir: is not valid UTF-8 (byte 3)"});
+  c.data_dir = "/d/\xc3\xa9t\xc3\xa9";  // "/d/été": valid
+  EXPECT_NO_THROW(validate(c));
 }
 
 }  // namespace
