@@ -50,8 +50,11 @@ void check_out_is_not_input(const ReduceOptions& options) {
   std::error_code ec;
   bool same = fs::equivalent(options.system_path, options.out_path, ec);
   if (ec) {  // --out does not exist yet (or --system does not): compare spellings
-    same = fs::weakly_canonical(options.system_path, ec) ==
-           fs::weakly_canonical(options.out_path, ec);
+    std::error_code ec_system, ec_out;
+    const fs::path system = fs::weakly_canonical(options.system_path, ec_system);
+    const fs::path out = fs::weakly_canonical(options.out_path, ec_out);
+    // A spelling that cannot be resolved (two empty results) is no match.
+    same = !ec_system && !ec_out && system == out;
   }
   if (same) {
     throw UsageError("--out " + options.out_path +
@@ -113,7 +116,7 @@ nlohmann::json to_json(const ReduceResult& result, const ReduceOptions& options)
 
 // The core keeps fewer states than asked when some HSVs are exactly zero
 // (those states carry no input-output energy); say so rather than surprise.
-std::string rank_note(const ReduceResult& result, const ReduceOptions& options) {
+std::string rank_note(const ReduceResult& result) {
   const linalg::LruReduction& r = result.reduction;
   if (r.rank == r.requested_rank) return "";
   return " (requested " + std::to_string(r.requested_rank) + "; the other HSVs are zero)";
@@ -127,7 +130,7 @@ void print_summary(const ReduceResult& result, const ReduceOptions& options) {
             << (options.rank ? "fixed rank (--rank " + std::to_string(*options.rank) + ")"
                              : "keep HSV energy fraction " + format_number(*options.tol))
             << "\n"
-            << "  state dim    : " << result.n << " -> " << r.rank << rank_note(result, options) << "\n"
+            << "  state dim    : " << result.n << " -> " << r.rank << rank_note(result) << "\n"
             << "  HSV energy   : kept " << format_double("%.6g", r.kept_energy) << " of "
             << format_double("%.6g", total) << " ("
             << format_double("%.4f", total > 0 ? 100.0 * r.kept_energy / total : 100.0) << "%)\n"

@@ -109,11 +109,11 @@ int main(int argc, char** argv) {
   if (*reduce) return run_guarded([&] { return run_reduce(reduce_options); });
   if (*config) return run_guarded([&] { return run_config(config_options); });
   if (*classify) return run_guarded([&] { return run_classify(classify_options); });
+  if (*report) return run_guarded([&] { return run_report(report_options); });  // needs no LibTorch
 #ifdef COMPRESSM_WITH_TORCH
   if (*train) return run_guarded([&] { return run_train(train_options); });
   if (*eval) return run_guarded([&] { return run_eval(eval_options); });
   if (*export_command) return run_guarded([&] { return run_export(export_options); });
-  if (*report) return run_guarded([&] { return run_report(report_options); });
   if (*compress) return run_guarded([&] { return run_compress(compress_options); });
   if (*bench) return run_guarded([&] { return run_bench(bench_options); });
 #endif

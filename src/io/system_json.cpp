@@ -104,15 +104,21 @@ class SystemReader {
   }
 
   // A matrix stored row by row; every row must have `cols` entries.
+  // Every row's length is checked before the matrix is allocated: the size
+  // comes from the file, and only a file that holds all its entries may ask
+  // for the memory.
   linalg::MatrixXc read_rows(const json& rows, const std::string& where, size_t cols,
                              const std::string& cols_origin) const {
-    linalg::MatrixXc out(static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(cols));
     for (size_t i = 0; i < rows.size(); ++i) {
       const std::string row = at(where, i);
       expect_array(rows[i], row);
       if (rows[i].size() != cols) {
         fail(row + " has " + std::to_string(rows[i].size()) + " entries but " + cols_origin);
       }
+    }
+    linalg::MatrixXc out(static_cast<Eigen::Index>(rows.size()), static_cast<Eigen::Index>(cols));
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const std::string row = at(where, i);
       for (size_t j = 0; j < cols; ++j) {
         out(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) =
             complex_entry(rows[i][j], at(row, j));

@@ -3,9 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
-#include <string>
 #include <exception>
 #include <mutex>
+#include <string>
+#include <system_error>
 #include <thread>
 
 namespace compressm::runtime {
@@ -52,7 +53,13 @@ VectorF Model::classify(const float* inputs, int64_t length) const {
     for (size_t b = 0; b < weights_.blocks.size(); ++b) run_block(weights_.blocks[b], h, states[b], scratch);
     sum += h.cast<double>().rowwise().sum();
   }
-  return head((sum / static_cast<double>(length)).cast<float>());
+  VectorF logits = head((sum / static_cast<double>(length)).cast<float>());
+  // Finite inputs and weights can still overflow float32 on the way (an input
+  // of 3e38, or extreme weights): no class is then an answer.
+  if (!logits.allFinite())
+    throw std::invalid_argument("the model's output is not finite (float32 overflow in the forward pass: an input "
+                                "value or a weight is too large)");
+  return logits;
 }
 
 int32_t argmax(const VectorF& logits) {
@@ -78,24 +85,26 @@ std::vector<int32_t> predict_classes(const Model& model, const float* inputs, in
       classes[static_cast<size_t>(s)] = argmax(model.classify(inputs + s * stride, length));
   };
   const int n = static_cast<int>(std::clamp<int64_t>(threads, 1, std::max<int64_t>(count, 1)));
-  std::vector<std::thread> pool;
   std::exception_ptr failure;
   std::mutex failure_mutex;
-  for (int i = 1; i < n; ++i)
-    pool.emplace_back([&, i] {
-      try {
-        work(i, n);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(failure_mutex);
-        failure = std::current_exception();
-      }
-    });
-  try {
-    work(0, n);
-  } catch (...) {
-    std::lock_guard<std::mutex> lock(failure_mutex);
-    failure = std::current_exception();
+  auto guarded = [&](int64_t first) {
+    try {
+      work(first, n);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(failure_mutex);
+      failure = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  std::vector<int64_t> here = {0};  // the shares this thread runs
+  for (int i = 1; i < n; ++i) {
+    try {
+      pool.emplace_back(guarded, i);
+    } catch (const std::system_error&) {
+      here.push_back(i);  // no thread to be had (e.g. a process limit): this one takes the share
+    }
   }
+  for (const int64_t first : here) guarded(first);
   for (auto& t : pool) t.join();
   if (failure) std::rethrow_exception(failure);
   return classes;

@@ -31,7 +31,8 @@ class Model {
 
   // inputs {length, input_dim} row-major (with a vocabulary: {length} token ids,
   // integral floats in [0, vocab)) -> logits {classes}. Throws
-  // std::invalid_argument for length < 1 or a bad token id.
+  // std::invalid_argument for length < 1, a bad token id, or logits that
+  // overflowed float32.
   VectorF classify(const float* inputs, int64_t length) const;
 
   // The encoder applied to steps [first, first + h.cols()) of `inputs`: h {H, T}.
@@ -44,7 +45,8 @@ class Model {
 };
 
 // Predicted class (argmax of the logits, first on ties as torch's argmax) of
-// `count` sequences {count, length, input_dim} row-major, on `threads` threads.
+// `count` sequences {count, length, input_dim} row-major, on up to `threads`
+// threads (the calling thread runs the shares of threads it cannot start).
 std::vector<int32_t> predict_classes(const Model& model, const float* inputs, int64_t count, int64_t length,
                                      int threads);
 

@@ -1,6 +1,5 @@
 #include "runtime/sequence_file.h"
 
-#include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
@@ -11,6 +10,14 @@ namespace {
 
 [[noreturn]] void fail(const std::string& source, int64_t line, const std::string& what) {
   throw SequenceFileError(source + (line > 0 ? ":" + std::to_string(line) : std::string()) + ": " + what);
+}
+
+// The start of a field for a message: at most 40 bytes, control bytes as '?'.
+std::string shown(const std::string& field) {
+  std::string out = field.substr(0, 40);
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
+  return out;
 }
 
 // The numbers of one line; separators are commas, spaces and tabs.
@@ -25,10 +32,12 @@ std::vector<float> parse_line(const std::string& line, int64_t number, const std
     const size_t end = line.find_first_of(", \t\r", i);
     const std::string field = line.substr(i, end == std::string::npos ? std::string::npos : end - i);
     char* stop = nullptr;
-    errno = 0;
     const float v = std::strtof(field.c_str(), &stop);
-    if (stop == field.c_str() || *stop != '\0') fail(source, number, "'" + field.substr(0, 40) + "' is not a number");
-    if (!std::isfinite(v) || errno == ERANGE) fail(source, number, "value '" + field.substr(0, 40) + "' is not a finite float");
+    // The whole field (an embedded NUL byte ends strtof's reading, not the field's).
+    if (stop == field.c_str() || stop != field.c_str() + field.size())
+      fail(source, number, "'" + shown(field) + "' is not a number");
+    // Overflow gives +-inf; an underflow (ERANGE too) is a valid tiny or zero float.
+    if (!std::isfinite(v)) fail(source, number, "value '" + shown(field) + "' is not a finite float");
     values.push_back(v);
     i = end == std::string::npos ? line.size() : end;
   }

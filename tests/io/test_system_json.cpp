@@ -140,6 +140,18 @@ BadCase mutated(std::string name, const std::function<void(json&)>& mutate, std:
   return {std::move(name), doc.dump(), std::move(expected)};
 }
 
+// 1.5 MB of text that claims a 100,000 x 100,000 B (160 GB): the ragged
+// second row is the error, found before anything that size is allocated.
+BadCase huge_claim() {
+  const int n = 100000;
+  std::string zeros;
+  for (int i = 0; i < n; ++i) zeros += i ? ",[0,0]" : "[0,0]";
+  std::string rows = "[" + zeros + "]";
+  for (int i = 1; i < n; ++i) rows += ",[]";
+  return {"B_huge_claim", "{\"lambda\": [" + zeros + "], \"B\": [" + rows + "], \"C\": [], \"D\": []}",
+          "\"B\"[1] has 0 entries but \"B\"[0] has 100000 (H)"};
+}
+
 std::vector<BadCase> bad_cases() {
   return {
       {"truncated", R"({"lambda": [[0.5, 0.1)", "malformed JSON: parse error at line 1, column"},
@@ -181,6 +193,7 @@ std::vector<BadCase> bad_cases() {
        "invalid JSON: number overflow parsing '1e999'"},
       {"B_negative_overflow", R"({"lambda": [[0.5, 0]], "B": [[[1, -1e400]]], "C": [[[1, 0]]], "D": [1]})",
        "invalid JSON: number overflow parsing '-1e400'"},
+      huge_claim(),
   };
 }
 

@@ -205,6 +205,15 @@ TEST_F(ExportClassifyCli, BadInputsAndUsageExitTwo) {
   r = run_cli({"classify", "--model", model().string()});
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+  // Finite values that overflow float32 in the forward pass: an error, not a class from NaN logits.
+  std::string huge_values;
+  for (int t = 0; t < 64; ++t) huge_values += "3.4e38\n";
+  const fs::path huge = dir_->write("huge.csv", huge_values);
+  r = run_cli({"classify", "--model", model().string(), "--input", huge.string(), "--json"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find(huge.string() + ": the model's output is not finite"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out, "");
   r = run_cli({"classify", "--model", model().string(), "--dataset", "digits", "--input", words.string()});
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(is_one_error_line(r.err)) << r.err;

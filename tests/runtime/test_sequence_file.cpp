@@ -25,12 +25,22 @@ TEST(SequenceFile, ReadsStepsWithCommasSpacesAndComments) {
   EXPECT_EQ(s.values, (std::vector<float>{1, 2.5f, -3, 4, 5, 6, 7, 8, 9}));
 }
 
+// Values too small for a normal float (strtof's ERANGE) are valid floats.
+TEST(SequenceFile, AcceptsValuesThatUnderflow) {
+  const runtime::Sequence s = runtime::parse_sequence_text("1e-40\n-1e-50\n", 1, "in.csv");
+  ASSERT_EQ(s.length, 2);
+  EXPECT_GT(s.values[0], 0.0f);
+  EXPECT_LT(s.values[0], 1e-39f);
+  EXPECT_EQ(s.values[1], 0.0f);
+}
+
 TEST(SequenceFile, RejectsBadLinesNamingTheLine) {
   expect_rejected("1,2\n3\n", 2, "in.csv:2: has 1 values, the model takes 2");
   expect_rejected("1\nabc\n", 1, "in.csv:2: 'abc' is not a number");
   expect_rejected("1.5x\n", 1, "in.csv:1: '1.5x' is not a number");
   expect_rejected("nan\n", 1, "in.csv:1: value 'nan' is not a finite float");
   expect_rejected("1e99\n", 1, "not a finite float");
+  expect_rejected(std::string("0.5\0junk\n", 10), 1, "in.csv:1: '0.5?junk' is not a number");  // an embedded NUL byte
   expect_rejected("# only a comment\n\n", 1, "in.csv: no time steps");
   EXPECT_THROW(runtime::read_sequence_file("/nonexistent/in.csv", 1), SequenceFileError);
 }
