@@ -10,7 +10,7 @@ namespace compressm::report {
 
 struct Series {
   std::string name;           // legend entry
-  std::vector<double> x, y;   // same length; non-finite points are skipped
+  std::vector<double> x{}, y{};  // same length; non-finite points are skipped
   bool steps = false;         // draw as a step function (state dimension over steps)
   bool markers = false;       // a dot at every point
 };
@@ -22,7 +22,7 @@ struct LinePlot {
   bool log_y = false;         // log10 axis; non-positive values are skipped
   bool x_from_zero = false;   // the x axis starts at 0 (times, steps)
   bool y_from_zero = false;   // the y axis starts at 0 (sizes)
-  std::vector<Series> series;
+  std::vector<Series> series{};
   int width = 720, height = 420;
 };
 
