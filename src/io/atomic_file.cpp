@@ -20,14 +20,17 @@ namespace fs = std::filesystem;
                    std::strerror(error) + ")");
 }
 
+fs::path folder_of(const fs::path& path) { return path.has_parent_path() ? path.parent_path() : fs::path("."); }
+
 // Creates a fresh, hidden temporary file next to `path`; O_EXCL guarantees we
 // never clobber another writer's temporary file. Mode 0666 minus the umask,
 // as an ordinary new file would get.
 int create_temporary(const fs::path& path, fs::path& temporary) {
   static std::atomic<unsigned> counter{0};
-  const fs::path directory = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  const fs::path directory = folder_of(path);
   for (int attempt = 0; attempt < 100; ++attempt) {
-    temporary = directory / ("." + path.filename().string() + ".tmp." +
+    // At most 200 bytes of the name: the temporary's name must fit NAME_MAX (255) too.
+    temporary = directory / ("." + path.filename().string().substr(0, 200) + ".tmp." +
                              std::to_string(::getpid()) + "." + std::to_string(counter++));
     const int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
     if (fd >= 0 || errno != EEXIST) return fd;
@@ -76,6 +79,13 @@ void write_file_atomically(const fs::path& path, const std::string& contents) {
   if (!ok) {
     ::unlink(temporary.c_str());
     fail(path, step, error);
+  }
+  // The rename itself survives a crash once the folder is synced (best effort:
+  // some file systems cannot sync a folder; the file is in place either way).
+  const int dir_fd = ::open(folder_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
   }
 }
 

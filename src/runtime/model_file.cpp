@@ -83,7 +83,9 @@ void load_lru(BlockWeights& w, const std::map<std::string, FloatTensor>& t, cons
   w.lambda_im.resize(n);
   VectorF gamma(n);
   for (Eigen::Index i = 0; i < n; ++i) {
-    // |lambda| = exp(-exp(nu_log)) <= 1 for every finite nu_log.
+    // |lambda| = exp(-exp(nu_log)) <= 1 for every finite nu_log (exactly 1 in
+    // float for nu_log below about -17, and cos/sin may round |lambda| up by
+    // an ulp: a marginal mode, not a growing one over any practical length).
     const float radius = std::exp(-std::exp(nu_log[i]));
     const float phase = std::exp(theta_log[i]);
     w.lambda_re[i] = radius * std::cos(phase);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <system_error>
@@ -92,6 +93,8 @@ Entry parse_entry(const std::string& name, const json& info, uint64_t data_bytes
   uint64_t count = 1;
   for (const json& d : info["shape"]) {
     const uint64_t dim = unsigned_value(d, source, where + " shape entry");
+    if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+      fail(source, where + " shape entry " + std::to_string(dim) + " is too large");
     // count * dim * 4 must stay within the data area (and far from overflow).
     if (dim != 0 && count > data_bytes / kFloatBytes / dim)
       fail(source, where + " shape " + info["shape"].dump() + " is larger than the data area (" +

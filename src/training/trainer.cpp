@@ -142,6 +142,12 @@ void Trainer::restore(const fs::path& checkpoint) {
   if (step_ < 0 || step_ > config_.training.num_steps)
     throw CheckpointError(state_source + ": step " + std::to_string(step_) + " outside the run's " +
                           std::to_string(config_.training.num_steps) + " steps");
+  // data_dir may change on resume: the saved position must fit the data read now.
+  const int64_t examples = splits_.train.count();
+  if (loader_state_.epoch < 0 || loader_state_.position < 0 || loader_state_.position > examples)
+    throw CheckpointError(state_source + ": data position {epoch " + std::to_string(loader_state_.epoch) +
+                          ", example " + std::to_string(loader_state_.position) + "} does not fit the " +
+                          std::to_string(examples) + " training examples read now (another data_dir?)");
 }
 
 nlohmann::json Trainer::checkpoint_state(double elapsed_s, double data_wait_s, double loop_s) const {

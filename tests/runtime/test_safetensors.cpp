@@ -121,6 +121,9 @@ TEST(Safetensors, RejectsHugeDimensionsBeforeAllocating) {
   expect_rejected(file_of(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,18446744073709551615]}})",
                           floats(1)),
                   "lie outside the data area");
+  // After a 0 any size keeps the product 0: a size past int64 is still refused, by name.
+  expect_rejected(file_of(R"({"a":{"dtype":"F32","shape":[0,18446744073709551615],"data_offsets":[0,0]}})", ""),
+                  "shape entry 18446744073709551615 is too large");
 }
 
 TEST(Safetensors, RejectsOffsetsPastTheEndOverlapsAndGaps) {

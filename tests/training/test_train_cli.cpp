@@ -283,6 +283,26 @@ TEST_F(TrainCli, ACheckpointOfAnotherRunIsRefused) {
   EXPECT_FALSE(fs::exists(mixed / "metrics.json"));
 }
 
+// A saved data position that does not fit the training data read now (resumed
+// with another data_dir) is named in state.json's terms, not the loader's.
+TEST_F(TrainCli, ADataPositionOutsideTheDataIsRefused) {
+  TempDir dir;
+  const fs::path copy = dir / "copy";
+  fs::create_directories(copy / "checkpoints");
+  fs::copy(run() / "config.yaml", copy / "config.yaml");
+  training::CheckpointContents contents = training::read_checkpoint(run() / "checkpoints/step_000075");
+  contents.state["loader"]["position"] = 999999;
+  training::write_checkpoint(contents, copy / "checkpoints/step_000075");
+  const CliResult r = run_cli({"train", "--resume", copy.string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find((copy / "checkpoints/step_000075/state.json").string() +
+                       ": data position {epoch "),
+            std::string::npos)
+      << r.err;
+  EXPECT_NE(r.err.find("example 999999} does not fit the "), std::string::npos) << r.err;
+}
+
 TEST_F(TrainCli, ADivergedRunStopsWithAClearError) {
   TempDir dir;
   std::vector<std::string> args = train_args(dir / "diverged");
