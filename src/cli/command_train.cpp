@@ -226,6 +226,7 @@ void check_checkpoint_config(const fs::path& checkpoint, const config::Config& r
 void restore_or_explain(training::Trainer& trainer, const fs::path& checkpoint, const fs::path& run_dir,
                         const config::Config& run_config) {
   try {
+    training::verify_manifest(checkpoint);  // its config.yaml is read only once the manifest vouches for it
     check_checkpoint_config(checkpoint, run_config);
     trainer.restore(checkpoint);
   } catch (const training::CheckpointError& e) {
@@ -318,6 +319,16 @@ int run_train(const TrainOptions& options) {
     std::cerr << "compressm: resuming " << run_dir.string() << " at step " << trainer.steps_done() << " ("
               << resume_from.filename().string() << ")\n";
     if (trainer.steps_done() >= config.training.num_steps && resume_from == training::final_folder(run_dir)) {
+      // A run that ended between final/ and metrics.json (killed, disk full):
+      // final/state.json keeps the totals to write it again.
+      const fs::path metrics = run_dir / "metrics.json";
+      if (!fs::exists(metrics)) {
+        if (trainer.rewrite_final_metrics())
+          std::cerr << "compressm: wrote " << metrics.string() << " from final/ (the run had ended before it)\n";
+        else
+          report_warning(metrics.string() + " is missing and final/ keeps no totals (written by an older " +
+                         "version): compressm eval --checkpoint " + run_dir.string() + " gives the test accuracy");
+      }
       std::cerr << "compressm: the run is already finished\n";
       return kExitSuccess;
     }

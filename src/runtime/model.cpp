@@ -97,6 +97,8 @@ std::vector<int32_t> predict_classes(const Model& model, const float* inputs, in
   };
   std::vector<std::thread> pool;
   std::vector<int64_t> here = {0};  // the shares this thread runs
+  pool.reserve(static_cast<size_t>(n));  // no allocation (bad_alloc) once a thread runs
+  here.reserve(static_cast<size_t>(n));
   for (int i = 1; i < n; ++i) {
     try {
       pool.emplace_back(guarded, i);

@@ -31,8 +31,12 @@ bool logs_hsv(const config::Config& config, int64_t steps_done) {
   return config.reduction.hsv_interval > 0 && steps_done % config.reduction.hsv_interval == 0;
 }
 
+// The check is due at check_step, or at the end of training if that comes
+// first (a checkpoint of an earlier version may hold a later check_step).
 bool checks_pragmatic(const config::Config& config, int64_t steps_done, const RunHistory& history) {
-  return config.reduction.mode == config::ReductionMode::kPragmatic && history.pragmatic.check_step == steps_done;
+  const int64_t due = history.pragmatic.check_step;
+  return config.reduction.mode == config::ReductionMode::kPragmatic && due >= 0 &&
+         std::min(due, config.training.num_steps) == steps_done;
 }
 
 }  // namespace

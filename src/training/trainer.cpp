@@ -134,6 +134,8 @@ void Trainer::restore(const fs::path& checkpoint) {
     elapsed_before_ = s.at("elapsed_s").get<double>();
     data_wait_before_ = s.at("data_wait_s").get<double>();
     loop_before_ = s.at("loop_s").get<double>();
+    final_totals_.reset();
+    if (s.contains("totals")) final_totals_ = RunTotals::from_json(s.at("totals"));
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(state_source + ": " + e.what());
   } catch (const std::invalid_argument& e) {
@@ -171,6 +173,17 @@ void Trainer::write_curve() const {
       if (log) *log << "compressm: warning: " << e.what() << " (written again at the next evaluation)\n";
     }
   });
+}
+
+void Trainer::write_final_metrics(const RunTotals& totals) const {
+  io::write_file_atomically(options_.run_dir / "metrics.json", metrics_json(history_, totals).dump(2) + "\n");
+}
+
+bool Trainer::rewrite_final_metrics() const {
+  if (!final_totals_ || options_.run_dir.empty()) return false;
+  write_final_metrics(*final_totals_);
+  write_curve_now();
+  return true;
 }
 
 void Trainer::write_curve_now() const {
@@ -378,15 +391,21 @@ RunTotals Trainer::run() {
   const double total_loop = loop_before_ + loop_s;
   totals.data_wait_fraction = total_loop > 0 ? (data_wait_before_ + loader.wait_seconds()) / total_loop : 0.0;
   if (!options_.run_dir.empty()) {
-    // curve.csv and metrics.json before final/: a run folder with final/
-    // always has them (a resume of a finished run does nothing). If the
-    // process ends in between, --resume trains on from the last checkpoint.
-    background_->drain();
-    write_curve_now();
-    io::write_file_atomically(options_.run_dir / "metrics.json", metrics_json(history_, totals).dump(2) + "\n");
-    writer.submit(capture(totals.wall_time_s, data_wait_before_ + loader.wait_seconds(), total_loop, config_yaml),
-                  final_folder(options_.run_dir));
+    // final/ first (the model is what the run cost), with the totals in its
+    // state.json; then the logs. A run that ends before metrics.json is
+    // written gets it from final/ on --resume (write_final_metrics).
+    CheckpointContents final_contents =
+        capture(totals.wall_time_s, data_wait_before_ + loader.wait_seconds(), total_loop, config_yaml);
+    final_contents.state["totals"] = totals.to_json();
+    writer.submit(std::move(final_contents), final_folder(options_.run_dir));
     writer.finish();
+    background_->drain();
+    try {
+      write_curve_now();
+    } catch (const std::exception& e) {
+      if (options_.log) *options_.log << "compressm: warning: " << e.what() << "\n";
+    }
+    write_final_metrics(totals);
   }
   if (options_.log) ProgressReporter::print_summary(*options_.log, history_, totals, step_, steps_per_second());
   return totals;

@@ -31,6 +31,7 @@
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <optional>
 
 #include "config/config.h"
 #include "data/batch_loader.h"
@@ -92,8 +93,13 @@ class Trainer {
   void restore(const std::filesystem::path& checkpoint);
 
   // Trains until training.num_steps, then measures the final model on the test
-  // split, writes curve.csv and metrics.json, then final/. Returns the totals.
+  // split, writes final/, then curve.csv and metrics.json. Returns the totals.
   RunTotals run();
+
+  // After restore() of a finished run's final/: writes its metrics.json and
+  // curve.csv again from the totals final/state.json keeps (a run that ended
+  // between final/ and metrics.json). False if the checkpoint has none.
+  bool rewrite_final_metrics() const;
 
   // Re-creates AdamW's two parameter groups after the parameters changed
   // (a reduction); state is kept for the parameters that have some, and
@@ -147,6 +153,7 @@ class Trainer {
   // the next evaluation writes it again), or at once (a failure throws).
   void write_curve() const;
   void write_curve_now() const;
+  void write_final_metrics(const RunTotals& totals) const;
 
   config::Config config_;
   const data::Splits& splits_;
@@ -174,6 +181,7 @@ class Trainer {
   data::LoaderState loader_state_;
   // Totals carried over from before a resume.
   double elapsed_before_ = 0, data_wait_before_ = 0, loop_before_ = 0;
+  std::optional<RunTotals> final_totals_;  // restored from a finished run's final/
   // Progress lines and curve.csv are written here, off the compute thread.
   // Declared before progress_, which posts to it.
   std::unique_ptr<BackgroundTasks> background_ = std::make_unique<BackgroundTasks>();

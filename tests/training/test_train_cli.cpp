@@ -261,6 +261,22 @@ TEST_F(TrainCli, ResumeOfARunWithoutCheckpointsStartsItOver) {
 
 // A run whose loss turns NaN stops there with a clear error (exit 2) and
 // writes no checkpoint, final model or metrics of the diverged model.
+// A finished run that lost its metrics.json (it ended between final/ and
+// metrics.json) gets the same file back on --resume, from final/state.json.
+TEST_F(TrainCli, AResumeOfAFinishedRunWithoutMetricsWritesThemAgain) {
+  TempDir dir;
+  const fs::path copy = dir / "copy";
+  fs::copy(run(), copy, fs::copy_options::recursive);
+  fs::remove(copy / "metrics.json");
+  fs::remove(copy / "curve.csv");
+  const CliResult r = run_cli({"train", "--resume", copy.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("compressm: wrote " + (copy / "metrics.json").string() + " from final/"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(read_json(copy / "metrics.json"), read_json(run() / "metrics.json"));
+  EXPECT_EQ(read_text(copy / "curve.csv"), read_text(run() / "curve.csv"));
+}
+
 // A checkpoint copied in from another run (the same model, another learning
 // rate) is refused, naming the keys its own config.yaml differs in.
 TEST_F(TrainCli, ACheckpointOfAnotherRunIsRefused) {
