@@ -2,6 +2,8 @@
 // compressed) model as a safetensors file for the standalone runtime
 // (src/runtime/model_file.h). The file is checked by the runtime's own loader
 // before it is written, and written atomically.
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 
 #include "cli/cli_common.h"
@@ -21,8 +23,29 @@ CLI::App* add_export_command(CLI::App& app, ExportOptions& options) {
   return command;
 }
 
+namespace {
+
+// An existing --out is replaced only if it is a safetensors file (a model
+// exported before): its first 8 bytes are the header's length and the header
+// starts with '{'. Anything else there (a run's config.yaml or metrics.json,
+// a dataset file) is refused, not overwritten.
+void refuse_replacing_other_files(const std::string& out_path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(out_path, ec)) return;
+  if (fs::is_directory(out_path, ec)) throw UsageError("--out " + out_path + ": is a folder");
+  std::ifstream in(out_path, std::ios::binary);
+  char head[9] = {};
+  const bool model = in.read(head, sizeof head) && head[8] == '{';
+  if (!model)
+    throw UsageError("--out " + out_path + ": exists and is not a safetensors model file; refusing to replace it");
+}
+
+}  // namespace
+
 int run_export(const ExportOptions& options) {
   refuse_output_in_checkpoint("--out", options.out_path);
+  refuse_replacing_other_files(options.out_path);
   const training::TrainedModel trained = training::load_trained_model(options.checkpoint_dir);
   const config::Config& config = trained.config;
   runtime::TensorFile file = exporting::model_tensor_file(

@@ -235,6 +235,17 @@ TEST_F(ExportClassifyCli, BadInputsAndUsageExitTwo) {
   EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
   EXPECT_FALSE(fs::exists(dir_->path() / "x.safetensors"));
 
+  // An existing --out that is not a model file (here the run's own config.yaml)
+  // is refused and left as it was; an earlier export is replaced.
+  const std::string config_before = read_text(run() / "config.yaml");
+  r = run_cli({"export", "--checkpoint", run().string(), "--out", (run() / "config.yaml").string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find("exists and is not a safetensors model file; refusing to replace it"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(read_text(run() / "config.yaml"), config_before);
+  EXPECT_EQ(run_cli({"export", "--checkpoint", run().string(), "--out", model().string()}).status, 0);
+
   // --out inside the checkpoint folder it reads (or any other) is refused:
   // the checkpoint is left as it was and still loads.
   const std::string before = read_text(run() / "final/model.bin");
