@@ -123,26 +123,6 @@ RunHistory RunHistory::from_json(const nlohmann::json& document) {
   }
 }
 
-nlohmann::json RunTotals::to_json() const {
-  return {{"final_state_dims", final_state_dims}, {"final_test_accuracy", final_test_accuracy},
-          {"wall_time_s", wall_time_s},           {"data_wait_fraction", data_wait_fraction},
-          {"train_steps_per_s", train_steps_per_s}, {"steady_steps_per_s", steady_steps_per_s},
-          {"step_ms_median", step_ms_median},     {"device", device}};
-}
-
-RunTotals RunTotals::from_json(const nlohmann::json& document) {
-  RunTotals t;
-  t.final_state_dims = document.at("final_state_dims").get<std::vector<int64_t>>();
-  t.final_test_accuracy = document.at("final_test_accuracy").get<double>();
-  t.wall_time_s = document.at("wall_time_s").get<double>();
-  t.data_wait_fraction = document.at("data_wait_fraction").get<double>();
-  t.train_steps_per_s = document.at("train_steps_per_s").get<double>();
-  t.steady_steps_per_s = document.at("steady_steps_per_s").get<double>();
-  t.step_ms_median = document.at("step_ms_median").get<double>();
-  t.device = document.at("device").get<std::string>();
-  return t;
-}
-
 nlohmann::ordered_json metrics_json(const RunHistory& history, const RunTotals& totals) {
   nlohmann::ordered_json m;
   std::vector<int64_t> steps;

@@ -105,12 +105,6 @@ struct RunTotals {
   // The step at which TrainerOptions::stop ended the loop (a checkpoint of it
   // is in the run folder; no final model, no metrics.json), -1 if the run ended.
   int64_t interrupted_at = -1;
-
-  // The finished run's totals, kept in final/state.json so that a lost
-  // metrics.json can be written again (interrupted_at is not kept).
-  nlohmann::json to_json() const;
-  // Throws nlohmann::json::exception for a document of another shape.
-  static RunTotals from_json(const nlohmann::json& document);
 };
 
 // metrics.json: steps, train_accuracy, val_accuracy, test_accuracy (a list per

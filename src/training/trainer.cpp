@@ -134,8 +134,8 @@ void Trainer::restore(const fs::path& checkpoint) {
     elapsed_before_ = s.at("elapsed_s").get<double>();
     data_wait_before_ = s.at("data_wait_s").get<double>();
     loop_before_ = s.at("loop_s").get<double>();
-    final_totals_.reset();
-    if (s.contains("totals")) final_totals_ = RunTotals::from_json(s.at("totals"));
+    final_metrics_.reset();
+    if (s.contains("metrics_json")) final_metrics_ = s.at("metrics_json").get<std::string>();
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(state_source + ": " + e.what());
   } catch (const std::invalid_argument& e) {
@@ -175,13 +175,9 @@ void Trainer::write_curve() const {
   });
 }
 
-void Trainer::write_final_metrics(const RunTotals& totals) const {
-  io::write_file_atomically(options_.run_dir / "metrics.json", metrics_json(history_, totals).dump(2) + "\n");
-}
-
 bool Trainer::rewrite_final_metrics() const {
-  if (!final_totals_ || options_.run_dir.empty()) return false;
-  write_final_metrics(*final_totals_);
+  if (!final_metrics_ || options_.run_dir.empty()) return false;
+  io::write_file_atomically(options_.run_dir / "metrics.json", *final_metrics_);
   write_curve_now();
   return true;
 }
@@ -391,12 +387,13 @@ RunTotals Trainer::run() {
   const double total_loop = loop_before_ + loop_s;
   totals.data_wait_fraction = total_loop > 0 ? (data_wait_before_ + loader.wait_seconds()) / total_loop : 0.0;
   if (!options_.run_dir.empty()) {
-    // final/ first (the model is what the run cost), with the totals in its
-    // state.json; then the logs. A run that ends before metrics.json is
-    // written gets it from final/ on --resume (write_final_metrics).
+    // final/ first (the model is what the run cost), with metrics.json's text
+    // in its state.json; then the logs. A run that ends before metrics.json
+    // is written gets it from final/ on --resume (rewrite_final_metrics).
+    const std::string metrics = metrics_json(history_, totals).dump(2) + "\n";
     CheckpointContents final_contents =
         capture(totals.wall_time_s, data_wait_before_ + loader.wait_seconds(), total_loop, config_yaml);
-    final_contents.state["totals"] = totals.to_json();
+    final_contents.state["metrics_json"] = metrics;
     writer.submit(std::move(final_contents), final_folder(options_.run_dir));
     writer.finish();
     background_->drain();
@@ -405,7 +402,7 @@ RunTotals Trainer::run() {
     } catch (const std::exception& e) {
       if (options_.log) *options_.log << "compressm: warning: " << e.what() << "\n";
     }
-    write_final_metrics(totals);
+    io::write_file_atomically(options_.run_dir / "metrics.json", metrics);
   }
   if (options_.log) ProgressReporter::print_summary(*options_.log, history_, totals, step_, steps_per_second());
   return totals;

@@ -96,9 +96,9 @@ class Trainer {
   // split, writes final/, then curve.csv and metrics.json. Returns the totals.
   RunTotals run();
 
-  // After restore() of a finished run's final/: writes its metrics.json and
-  // curve.csv again from the totals final/state.json keeps (a run that ended
-  // between final/ and metrics.json). False if the checkpoint has none.
+  // After restore() of a finished run's final/: writes its metrics.json (the
+  // text final/state.json keeps) and curve.csv again, for a run that ended
+  // between final/ and metrics.json. False if the checkpoint keeps none.
   bool rewrite_final_metrics() const;
 
   // Re-creates AdamW's two parameter groups after the parameters changed
@@ -153,7 +153,6 @@ class Trainer {
   // the next evaluation writes it again), or at once (a failure throws).
   void write_curve() const;
   void write_curve_now() const;
-  void write_final_metrics(const RunTotals& totals) const;
 
   config::Config config_;
   const data::Splits& splits_;
@@ -181,7 +180,7 @@ class Trainer {
   data::LoaderState loader_state_;
   // Totals carried over from before a resume.
   double elapsed_before_ = 0, data_wait_before_ = 0, loop_before_ = 0;
-  std::optional<RunTotals> final_totals_;  // restored from a finished run's final/
+  std::optional<std::string> final_metrics_;  // metrics.json's text, restored from a finished run's final/
   // Progress lines and curve.csv are written here, off the compute thread.
   // Declared before progress_, which posts to it.
   std::unique_ptr<BackgroundTasks> background_ = std::make_unique<BackgroundTasks>();
