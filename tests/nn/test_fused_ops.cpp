@@ -299,12 +299,7 @@ TEST(FusedOps, WideAutoBlockOnTheCpuDropsWithPhiloxMasks) {
   EXPECT_GT(max_abs(composed->forward(x).detach(), automatic[0]), 1e-3);
   // Evaluation mode drops nothing: fresh twins (same initialisation and
   // running statistics) give the same output.
-  torch::manual_seed(30);
-  LruBlock fresh(16, 24, 0.3, LruInit{}, Precision::kFp32, BlockOps::kAuto);
-  torch::manual_seed(30);
-  LruBlock fresh_composed(16, 24, 0.3, LruInit{}, Precision::kFp32, BlockOps::kComposed);
-  fresh->eval();
-  fresh_composed->eval();
+  auto [fresh, fresh_composed] = testing::eval_twins(16, 24, 0.3, BlockOps::kAuto, 30);
   torch::NoGradGuard no_grad;
   const torch::Tensor evaluated = fresh->forward(x);
   EXPECT_LT(max_abs(evaluated, fresh_composed->forward(x)), 1e-6 * evaluated.abs().max().item<double>());

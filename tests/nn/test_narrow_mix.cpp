@@ -179,12 +179,7 @@ TEST(NarrowMix, TheAutoBlockRunsItOnTheCpu) {
 // Evaluation drops nothing: with dropout 0.3 the auto block's evaluation
 // output is the composed block's (same weights), and the same on every run.
 TEST(NarrowMix, TheAutoBlockDoesNotDropInEvaluation) {
-  torch::manual_seed(27);
-  LruBlock automatic(16, 8, 0.3, LruInit{}, Precision::kFp32, BlockOps::kAuto);
-  torch::manual_seed(27);
-  LruBlock plain(16, 8, 0.3, LruInit{}, Precision::kFp32, BlockOps::kComposed);
-  automatic->eval();
-  plain->eval();
+  auto [automatic, plain] = testing::eval_twins(16, 8, 0.3, BlockOps::kAuto, 27);
   torch::NoGradGuard no_grad;
   const torch::Tensor x = torch::randn({3, 70, 8});
   ASSERT_TRUE(automatic->narrow_mix_stage(x));

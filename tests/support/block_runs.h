@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <utility>
 #include <vector>
 
 #include "nn/lru_model.h"
@@ -17,6 +18,19 @@ namespace compressm::testing {
 
 inline double max_abs(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>();
+}
+
+// Two blocks of one initialisation (manual_seed(seed) before each), BlockOps
+// `ops` and kComposed, both in evaluation mode: {ops block, composed block}.
+inline std::pair<nn::LruBlock, nn::LruBlock> eval_twins(int64_t state, int64_t hidden, double drop_rate,
+                                                        nn::BlockOps ops, uint64_t seed) {
+  torch::manual_seed(seed);
+  nn::LruBlock block(state, hidden, drop_rate, nn::LruInit{}, nn::Precision::kFp32, ops);
+  torch::manual_seed(seed);
+  nn::LruBlock composed(state, hidden, drop_rate, nn::LruInit{}, nn::Precision::kFp32, nn::BlockOps::kComposed);
+  block->eval();
+  composed->eval();
+  return {block, composed};
 }
 
 // A leaf copy of t for gradients.

@@ -259,8 +259,14 @@ TEST_F(TrainCli, ResumeOfARunWithoutCheckpointsStartsItOver) {
   EXPECT_EQ(metrics_without_timing(run() / "metrics.json"), metrics_without_timing(copy / "metrics.json"));
 }
 
-// A run whose loss turns NaN stops there with a clear error (exit 2) and
-// writes no checkpoint, final model or metrics of the diverged model.
+// `train --resume folder` is refused: exit 2, one error line holding every part.
+void expect_resume_refused(const fs::path& folder, const std::vector<std::string>& parts) {
+  const CliResult r = run_cli({"train", "--resume", folder.string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
+  for (const std::string& part : parts) EXPECT_NE(r.err.find(part), std::string::npos) << r.err;
+}
+
 // A finished run that lost its metrics.json (it ended between final/ and
 // metrics.json) gets the same file back on --resume, from final/state.json.
 TEST_F(TrainCli, AResumeOfAFinishedRunWithoutMetricsWritesThemAgain) {
@@ -288,14 +294,9 @@ TEST_F(TrainCli, ACheckpointOfAnotherRunIsRefused) {
   fs::create_directories(mixed / "checkpoints");
   fs::copy(run() / "config.yaml", mixed / "config.yaml");
   fs::copy(dir / "other/checkpoints/step_000075", mixed / "checkpoints/step_000075", fs::copy_options::recursive);
-  const CliResult r = run_cli({"train", "--resume", mixed.string()});
-  EXPECT_EQ(r.status, 2);
-  EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
-  EXPECT_NE(r.err.find((mixed / "checkpoints/step_000075/config.yaml").string() +
-                       ": the checkpoint was written with another config than the run's, in "),
-            std::string::npos)
-      << r.err;
-  EXPECT_NE(r.err.find("training.lr (was 0.02, now 0.01)"), std::string::npos) << r.err;
+  expect_resume_refused(mixed, {(mixed / "checkpoints/step_000075/config.yaml").string() +
+                                     ": the checkpoint was written with another config than the run's, in ",
+                                 "training.lr (was 0.02, now 0.01)"});
   EXPECT_FALSE(fs::exists(mixed / "metrics.json"));
 }
 
@@ -309,16 +310,12 @@ TEST_F(TrainCli, ADataPositionOutsideTheDataIsRefused) {
   training::CheckpointContents contents = training::read_checkpoint(run() / "checkpoints/step_000075");
   contents.state["loader"]["position"] = 999999;
   training::write_checkpoint(contents, copy / "checkpoints/step_000075");
-  const CliResult r = run_cli({"train", "--resume", copy.string()});
-  EXPECT_EQ(r.status, 2);
-  EXPECT_TRUE(is_one_error_line(r.err)) << r.err;
-  EXPECT_NE(r.err.find((copy / "checkpoints/step_000075/state.json").string() +
-                       ": data position {epoch "),
-            std::string::npos)
-      << r.err;
-  EXPECT_NE(r.err.find("example 999999} does not fit the "), std::string::npos) << r.err;
+  expect_resume_refused(copy, {(copy / "checkpoints/step_000075/state.json").string() + ": data position {epoch ",
+                                "example 999999} does not fit the "});
 }
 
+// A run whose loss turns NaN stops there with a clear error (exit 2) and
+// writes no checkpoint, final model or metrics of the diverged model.
 TEST_F(TrainCli, ADivergedRunStopsWithAClearError) {
   TempDir dir;
   std::vector<std::string> args = train_args(dir / "diverged");

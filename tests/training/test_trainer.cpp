@@ -18,6 +18,7 @@
 #include "config/config.h"
 #include "data/dataset.h"
 #include "linalg/dense_kernels.h"
+#include "support/temp_dir.h"
 #include "training/runtime_setup.h"
 #include "training/trained_model.h"
 #include "training/trainer.h"
@@ -111,8 +112,7 @@ TEST(Trainer, ResultsTakenInLateGiveTheSameRun) {
   config.reduction.hsv_interval = 45;
   configure_runtime(config.threads);
   const data::Splits splits = data::load_dataset("digits", "", static_cast<uint64_t>(config.seed));
-  const std::filesystem::path root = std::filesystem::temp_directory_path() / "compressm_pipelined_trainer";
-  std::filesystem::remove_all(root);
+  const testing::TempDir root;
   struct Run {
     RunHistory history;
     RunTotals totals;
@@ -133,7 +133,6 @@ TEST(Trainer, ResultsTakenInLateGiveTheSameRun) {
     return r;
   };
   const Run now = run(0), late = run(3);
-  std::filesystem::remove_all(root);
   ASSERT_EQ(now.history.evals.size(), 3u);
   ASSERT_EQ(late.history.evals.size(), now.history.evals.size());
   for (size_t k = 0; k < now.history.evals.size(); ++k) {
@@ -171,13 +170,11 @@ TEST(Trainer, ADivergedStepTakenInLateIsNeverCheckpointed) {
   config::Config config = config::load_config(kConfigPath);
   configure_runtime(config.threads);
   const data::Splits splits = data::load_dataset("digits", "", static_cast<uint64_t>(config.seed));
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "compressm_diverged_late";
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  const testing::TempDir dir;
   const std::atomic<bool> stop{true};  // stop after the first step
   TrainerOptions options;
   options.log = nullptr;
-  options.run_dir = dir;
+  options.run_dir = dir.path();
   options.pipeline_steps = 1;
   options.stop = &stop;
   Trainer trainer(config, splits, options);
@@ -187,7 +184,6 @@ TEST(Trainer, ADivergedStepTakenInLateIsNeverCheckpointed) {
   }
   EXPECT_THROW(trainer.run(), TrainingDiverged);
   EXPECT_FALSE(std::filesystem::exists(dir / "checkpoints"));
-  std::filesystem::remove_all(dir);
 }
 
 // curve.csv is a log: writes that fail (here a folder in its place all run
@@ -199,24 +195,20 @@ TEST(Trainer, AFailedCurveWriteIsAWarning) {
   config.training.eval_steps = 25;
   configure_runtime(config.threads);
   const data::Splits splits = data::load_dataset("digits", "", static_cast<uint64_t>(config.seed));
-  const std::filesystem::path dir = std::filesystem::temp_directory_path() / "compressm_curve_failure";
-  std::filesystem::remove_all(dir);
+  const testing::TempDir dir;
   std::filesystem::create_directories(dir / "curve.csv" / "in_the_way");  // a folder: the rename onto it fails
   std::ostringstream log;
   TrainerOptions options;
   options.log = &log;
-  options.run_dir = dir;
+  options.run_dir = dir.path();
   Trainer trainer(config, splits, options);
   trainer.run();
   EXPECT_NE(log.str().find("compressm: warning: "), std::string::npos) << log.str();
   EXPECT_NE(log.str().find("curve.csv"), std::string::npos) << log.str();
   EXPECT_TRUE(std::filesystem::exists(dir / "final"));
   ASSERT_TRUE(std::filesystem::exists(dir / "metrics.json"));
-  std::ifstream metrics(dir / "metrics.json");
-  const std::string text((std::istreambuf_iterator<char>(metrics)), std::istreambuf_iterator<char>());
-  EXPECT_NE(text.find("\"final_test_accuracy\""), std::string::npos);
+  EXPECT_NE(testing::read_text(dir / "metrics.json").find("\"final_test_accuracy\""), std::string::npos);
   EXPECT_EQ(trainer.history().evals.size(), 4u);
-  std::filesystem::remove_all(dir);
 }
 
 // On a GPU (skipped without one): the same run on cuda and on the CPU, without
