@@ -205,16 +205,15 @@ std::string reduction_window_unused(const config::Config& config) {
          ") and training.num_steps is " + std::to_string(config.training.num_steps) + ": the model stays unreduced";
 }
 
-// Restores `checkpoint`; a damaged one names the checkpoint before it, the
-// one to fall back on (the damaged folder is the user's to move aside).
 // A checkpoint copied in from another run (the same shapes, another lr or
 // seed) would go on under this run's config without a word: the config it
 // was written with (its own config.yaml) must agree but for the runtime keys.
-void check_checkpoint_config(const fs::path& checkpoint, const config::Config& run_config) {
+void check_checkpoint_config(const training::CheckpointContents& contents, const fs::path& checkpoint,
+                             const config::Config& run_config) {
   const fs::path source = checkpoint / "config.yaml";
   config::Config written;
   try {
-    written = config::load_config(source.string());
+    written = config::parse_config(contents.config_yaml, source.string());
   } catch (const config::ConfigError& e) {
     throw training::CheckpointError(e.what());
   }
@@ -223,12 +222,14 @@ void check_checkpoint_config(const fs::path& checkpoint, const config::Config& r
                                     "run's, in " + differs + " (a checkpoint of another run?)");
 }
 
+// Restores `checkpoint`; a damaged one names the checkpoint before it, the
+// one to fall back on (the damaged folder is the user's to move aside).
 void restore_or_explain(training::Trainer& trainer, const fs::path& checkpoint, const fs::path& run_dir,
                         const config::Config& run_config) {
   try {
-    training::verify_manifest(checkpoint);  // its config.yaml is read only once the manifest vouches for it
-    check_checkpoint_config(checkpoint, run_config);
-    trainer.restore(checkpoint);
+    const training::CheckpointContents contents = training::read_checkpoint(checkpoint);  // manifest checked
+    check_checkpoint_config(contents, checkpoint, run_config);
+    trainer.restore(contents, checkpoint);
   } catch (const training::CheckpointError& e) {
     const fs::path before = training::checkpoint_before(run_dir, checkpoint);
     if (before.empty()) throw;
@@ -320,13 +321,13 @@ int run_train(const TrainOptions& options) {
               << resume_from.filename().string() << ")\n";
     if (trainer.steps_done() >= config.training.num_steps && resume_from == training::final_folder(run_dir)) {
       // A run that ended between final/ and metrics.json (killed, disk full):
-      // final/state.json keeps the totals to write it again.
+      // final/state.json keeps metrics.json's text to write it again.
       const fs::path metrics = run_dir / "metrics.json";
       if (!fs::exists(metrics)) {
         if (trainer.rewrite_final_metrics())
           std::cerr << "compressm: wrote " << metrics.string() << " from final/ (the run had ended before it)\n";
         else
-          report_warning(metrics.string() + " is missing and final/ keeps no totals (written by an older " +
+          report_warning(metrics.string() + " is missing and final/ keeps no copy of it (written by an older " +
                          "version): compressm eval --checkpoint " + run_dir.string() + " gives the test accuracy");
       }
       std::cerr << "compressm: the run is already finished\n";

@@ -179,12 +179,14 @@ CheckpointContents read_checkpoint(const fs::path& folder) {
   const std::set<std::string> listed = verify_manifest(folder);
   // Every file read must be one the manifest vouches for (rollback.bin too:
   // without it a pending pragmatic check would be skipped).
-  const bool has_rollback = fs::exists(folder / "rollback.bin");
-  for (const char* name : {"model.bin", "optimizer.bin", "state.json", "config.yaml", "rollback.bin"}) {
-    if (listed.count(name) != 0 || (std::string(name) == "rollback.bin" && !has_rollback)) continue;
-    throw CheckpointError((folder / kManifestName).string() + ": does not list " + name +
-                          " (an unfinished or altered checkpoint)");
-  }
+  const fs::path rollback_path = folder / "rollback.bin";
+  const bool has_rollback = fs::exists(rollback_path);
+  std::vector<std::string> read = {"model.bin", "optimizer.bin", "state.json", "config.yaml"};
+  if (has_rollback) read.push_back("rollback.bin");
+  for (const std::string& name : read)
+    if (listed.count(name) == 0)
+      throw CheckpointError((folder / kManifestName).string() + ": does not list " + name +
+                            " (an unfinished or altered checkpoint)");
   CheckpointContents contents;
   const fs::path model_path = folder / "model.bin";
   const fs::path optimizer_path = folder / "optimizer.bin";
@@ -197,8 +199,7 @@ CheckpointContents read_checkpoint(const fs::path& folder) {
     throw CheckpointError(state_path.string() + ": malformed JSON (" + e.what() + ")");
   }
   contents.config_yaml = read_checkpoint_file(folder / "config.yaml");
-  const fs::path rollback_path = folder / "rollback.bin";
-  if (fs::exists(rollback_path))
+  if (has_rollback)
     contents.rollback_tensors = decode_tensors(read_checkpoint_file(rollback_path), rollback_path.string());
   return contents;
 }

@@ -28,6 +28,16 @@ double seconds_since(Clock::time_point start) {
 
 constexpr size_t kSsmGroup = 0, kOtherGroup = 1;
 
+// curve.csv is a log, rewritten whole at every evaluation: a failed write is
+// a warning in `log` (`later` says what happens next), and training goes on.
+void write_curve_or_warn(const fs::path& path, const std::string& csv, std::ostream* log, const char* later) {
+  try {
+    io::write_file_atomically(path, csv);
+  } catch (const std::exception& e) {
+    if (log) *log << "compressm: warning: " << e.what() << later << "\n";
+  }
+}
+
 }  // namespace
 
 Trainer::Trainer(const config::Config& config, const data::Splits& splits, TrainerOptions options)
@@ -104,10 +114,9 @@ void Trainer::set_learning_rates() {
       .lr(scheduled_learning_rate(t.lr, step_, t.num_steps, t.use_warmup_cosine));
 }
 
-void Trainer::restore(const fs::path& checkpoint) {
+void Trainer::restore(const CheckpointContents& contents, const fs::path& checkpoint) {
   collect_all();
   graphed_.reset();  // before the optimiser it refers to can go
-  const CheckpointContents contents = read_checkpoint(checkpoint);
   const std::string state_source = (checkpoint / "state.json").string();
   try {
     const nlohmann::json& s = contents.state;
@@ -165,25 +174,15 @@ nlohmann::json Trainer::checkpoint_state(double elapsed_s, double data_wait_s, d
 void Trainer::write_curve() const {
   if (options_.run_dir.empty()) return;
   background_->post([path = options_.run_dir / "curve.csv", csv = curve_csv(history_), log = options_.log] {
-    try {
-      io::write_file_atomically(path, csv);
-    } catch (const std::exception& e) {
-      // A log, rewritten whole at every evaluation: training goes on, and
-      // the end of the run writes it at once (write_curve_now).
-      if (log) *log << "compressm: warning: " << e.what() << " (written again at the next evaluation)\n";
-    }
+    write_curve_or_warn(path, csv, log, " (written again at the next evaluation)");
   });
 }
 
 bool Trainer::rewrite_final_metrics() const {
   if (!final_metrics_ || options_.run_dir.empty()) return false;
   io::write_file_atomically(options_.run_dir / "metrics.json", *final_metrics_);
-  write_curve_now();
+  io::write_file_atomically(options_.run_dir / "curve.csv", curve_csv(history_));
   return true;
-}
-
-void Trainer::write_curve_now() const {
-  if (!options_.run_dir.empty()) io::write_file_atomically(options_.run_dir / "curve.csv", curve_csv(history_));
 }
 
 void Trainer::evaluate_and_record(double elapsed_s, double steps_per_second) {
@@ -397,11 +396,7 @@ RunTotals Trainer::run() {
     writer.submit(std::move(final_contents), final_folder(options_.run_dir));
     writer.finish();
     background_->drain();
-    try {
-      write_curve_now();
-    } catch (const std::exception& e) {
-      if (options_.log) *options_.log << "compressm: warning: " << e.what() << "\n";
-    }
+    write_curve_or_warn(options_.run_dir / "curve.csv", curve_csv(history_), options_.log, "");
     io::write_file_atomically(options_.run_dir / "metrics.json", metrics);
   }
   if (options_.log) ProgressReporter::print_summary(*options_.log, history_, totals, step_, steps_per_second());

@@ -88,9 +88,10 @@ class Trainer {
   Trainer(const config::Config& config, const data::Splits& splits, TrainerOptions options);
   ~Trainer();
 
-  // Continues from a checkpoint folder of a run with the same config. Throws
-  // CheckpointError for a damaged or mismatched checkpoint.
-  void restore(const std::filesystem::path& checkpoint);
+  // Continues from a checkpoint of a run with the same config, read from the
+  // folder `checkpoint` (read_checkpoint; the folder names errors). Throws
+  // CheckpointError for a mismatched checkpoint.
+  void restore(const CheckpointContents& contents, const std::filesystem::path& checkpoint);
 
   // Trains until training.num_steps, then measures the final model on the test
   // split, writes final/, then curve.csv and metrics.json. Returns the totals.
@@ -149,10 +150,8 @@ class Trainer {
   void set_learning_rates();
   void evaluate_and_record(double elapsed_s, double steps_per_second);
   nlohmann::json checkpoint_state(double elapsed_s, double data_wait_s, double loop_s) const;
-  // curve.csv, rewritten whole: queued (a failure is a warning in the log;
-  // the next evaluation writes it again), or at once (a failure throws).
+  // Queues curve.csv's rewrite (a failure is a warning in the log).
   void write_curve() const;
-  void write_curve_now() const;
 
   config::Config config_;
   const data::Splits& splits_;
