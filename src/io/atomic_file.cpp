@@ -80,13 +80,14 @@ void write_file_atomically(const fs::path& path, const std::string& contents) {
     ::unlink(temporary.c_str());
     fail(path, step, error);
   }
-  // The rename itself survives a crash once the folder is synced (best effort:
-  // some file systems cannot sync a folder; the file is in place either way).
-  const int dir_fd = ::open(folder_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    ::fsync(dir_fd);
-    ::close(dir_fd);
-  }
+  sync_best_effort(folder_of(path));  // the rename itself survives a crash once the folder is synced
+}
+
+void sync_best_effort(const fs::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
 }
 
 }  // namespace compressm::io

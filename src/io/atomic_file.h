@@ -14,4 +14,8 @@ namespace compressm::io {
 // a directory in the way, full disk).
 void write_file_atomically(const std::filesystem::path& path, const std::string& contents);
 
+// fsync of a file or folder, best effort (durability, not correctness: a
+// path that cannot be opened, or a file system that cannot sync it, is left).
+void sync_best_effort(const std::filesystem::path& path);
+
 }  // namespace compressm::io

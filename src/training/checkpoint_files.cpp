@@ -1,8 +1,5 @@
 #include "training/checkpoint_files.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
@@ -10,6 +7,8 @@
 #include <sstream>
 #include <stdexcept>
 #include <vector>
+
+#include "io/atomic_file.h"
 
 namespace compressm::training {
 namespace fs = std::filesystem;
@@ -20,13 +19,6 @@ std::string hex64(uint64_t value) {
   char text[17];
   std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(value));
   return text;
-}
-
-void fsync_path(const fs::path& path, int flags) {
-  const int fd = ::open(path.c_str(), flags);
-  if (fd < 0) return;  // best effort: durability, not correctness
-  ::fsync(fd);
-  ::close(fd);
 }
 
 }  // namespace
@@ -56,7 +48,7 @@ void write_synced_file(const fs::path& path, const std::string& contents) {
     out.flush();
     if (!out) throw std::runtime_error(path.string() + ": write failed");
   }
-  fsync_path(path, O_RDONLY);
+  io::sync_best_effort(path);
 }
 
 void write_manifest(const fs::path& folder) {
@@ -121,7 +113,7 @@ std::set<std::string> verify_manifest(const fs::path& folder) {
 }
 
 void publish_folder(const fs::path& staged, const fs::path& destination) {
-  fsync_path(staged, O_RDONLY | O_DIRECTORY);
+  io::sync_best_effort(staged);
   if (fs::exists(destination)) {
     // rename(2) cannot replace a non-empty directory: move the old one aside first.
     const fs::path old = destination.parent_path() / ("." + destination.filename().string() + ".old");
@@ -132,7 +124,7 @@ void publish_folder(const fs::path& staged, const fs::path& destination) {
   } else {
     fs::rename(staged, destination);
   }
-  fsync_path(destination.parent_path(), O_RDONLY | O_DIRECTORY);
+  io::sync_best_effort(destination.parent_path());
 }
 
 }  // namespace compressm::training
