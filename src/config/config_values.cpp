@@ -170,12 +170,13 @@ std::optional<std::string> string_problem(const std::string& text) {
   const std::size_t n = text.size();
   for (std::size_t i = 0; i < n;) {
     const unsigned char c = p[i];
-    std::size_t extra = 0;
-    unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
     if (c < 0x80) {
       ++i;
       continue;
-    } else if (c >= 0xC2 && c <= 0xDF) {
+    }
+    std::size_t extra = 0;                  // continuation bytes after the lead byte
+    unsigned char low = 0x80, high = 0xBF;  // the allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
       extra = 1;
     } else if (c >= 0xE0 && c <= 0xEF) {
       extra = 2;
@@ -185,13 +186,10 @@ std::optional<std::string> string_problem(const std::string& text) {
       extra = 3;
       if (c == 0xF0) low = 0x90;
       if (c == 0xF4) high = 0x8F;
-    } else {
-      return "is not valid UTF-8 (byte " + std::to_string(i) + ")";
     }
-    if (i + extra >= n || p[i + 1] < low || p[i + 1] > high)
-      return "is not valid UTF-8 (byte " + std::to_string(i) + ")";
-    for (std::size_t k = 2; k <= extra; ++k)
-      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return "is not valid UTF-8 (byte " + std::to_string(i) + ")";
+    bool valid = extra > 0 && i + extra < n && p[i + 1] >= low && p[i + 1] <= high;
+    for (std::size_t k = 2; valid && k <= extra; ++k) valid = p[i + k] >= 0x80 && p[i + k] <= 0xBF;
+    if (!valid) return "is not valid UTF-8 (byte " + std::to_string(i) + ")";
     i += extra + 1;
   }
   return std::nullopt;
