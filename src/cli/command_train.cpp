@@ -93,9 +93,11 @@ config::Config run_config_for(const TrainOptions& options, std::vector<std::stri
   if (options.resume_dir.empty()) {
     if (options.config_path.empty()) throw UsageError("--config is required (unless --resume is given)");
     config::Config config = config::load_config(options.config_path, options.overrides, &notes);
-    // A relative data_dir is read from the working directory; the run records
-    // it absolute, so eval, export and resume find the data from anywhere.
-    if (!config.data_dir.empty() && fs::path(config.data_dir).is_relative())
+    // A relative data_dir (or the dataset's default folder, relative for most
+    // datasets) is read from the working directory; the run records it
+    // absolute, so eval, export and resume read the same data from anywhere.
+    if (config.data_dir.empty()) config.data_dir = data::default_data_dir(std::string(config::to_string(config.dataset)));
+    if (fs::path(config.data_dir).is_relative())
       config.data_dir = fs::absolute(config.data_dir).lexically_normal().string();
     return config;
   }

@@ -80,6 +80,11 @@ Batch BatchLoader::next() {
   return std::move(ready.batch);
 }
 
+int64_t BatchLoader::ready_batches() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return static_cast<int64_t>(queue_.size());
+}
+
 void BatchLoader::produce(LoaderState start) {
   try {
     produce_loop(start);

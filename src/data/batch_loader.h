@@ -72,6 +72,8 @@ class BatchLoader {
   double wait_seconds() const { return wait_seconds_; }
   // Batches per epoch: count / batch_size with drop_last, else rounded up.
   int64_t batches_per_epoch() const;
+  // Batches the producer has ready now (at most options.prefetch).
+  int64_t ready_batches() const;
 
  private:
   struct Ready {
@@ -88,7 +90,7 @@ class BatchLoader {
   LoaderState state_;
   double wait_seconds_ = 0;
 
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable ready_;     // a batch was queued (or the producer failed)
   std::condition_variable has_room_;  // a batch was taken (or stop was asked)
   std::deque<Ready> queue_;

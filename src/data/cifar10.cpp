@@ -79,7 +79,8 @@ Dataset to_dataset(const std::vector<std::vector<uint8_t>>& batches, const Chann
 }  // namespace
 
 std::vector<uint8_t> read_cifar10_batch(const fs::path& path) {
-  std::vector<uint8_t> records = read_file_bytes(path);
+  // 60,000 records: all of CIFAR-10 in one file, far above a batch's 10,000.
+  std::vector<uint8_t> records = read_file_bytes(path, 60000 * uint64_t{kCifarRecordBytes});
   const auto fail = [&](const std::string& problem) { throw DataError(path.string() + ": " + problem); };
   if (records.empty()) fail("file is empty");
   if (records.size() % kCifarRecordBytes != 0) {

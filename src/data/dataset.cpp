@@ -58,9 +58,18 @@ std::string default_data_dir(const std::string& name) {
 Splits load_dataset(const std::string& name, const std::string& data_dir, uint64_t seed) {
   check_supported(name);
   const std::filesystem::path dir = data_dir.empty() ? default_data_dir(name) : data_dir;
-  if (name == "smnist" || name == "sfmnist") return load_mnist(dir, seed);
-  if (name == "scifar") return load_cifar10(dir, seed);
-  return load_digits(dir, seed);
+  std::error_code error;
+  if (std::filesystem::exists(dir, error) && !std::filesystem::is_directory(dir, error))
+    throw DataError(dir.string() + ": not a folder");
+  Splits splits = name == "smnist" || name == "sfmnist" ? load_mnist(dir, seed)
+                  : name == "scifar"                    ? load_cifar10(dir, seed)
+                                                        : load_digits(dir, seed);
+  // Validation picks the best checkpoint's test accuracy: an empty split would pick at random.
+  if (splits.val.count() == 0) {
+    throw DataError(dir.string() + ": " + std::to_string(splits.train.count()) +
+                    " training examples leave none for validation (a tenth of them; at least 10 are needed)");
+  }
+  return splits;
 }
 
 }  // namespace compressm::data

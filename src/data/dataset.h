@@ -63,7 +63,8 @@ std::string default_data_dir(const std::string& name);
 // default_data_dir(name)). The val split is a seeded 10% of the training
 // examples (split.h), so it is the same for the same seed on every platform.
 // Throws DataError for an unknown or not yet supported name (listops, imdb,
-// aan, pathfinder) and for any problem with the files.
+// aan, pathfinder), for any problem with the files, and for fewer than 10
+// training examples (an empty val split).
 Splits load_dataset(const std::string& name, const std::string& data_dir, uint64_t seed);
 
 }  // namespace compressm::data

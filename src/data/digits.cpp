@@ -72,8 +72,9 @@ class RowParser {
 }  // namespace
 
 Dataset read_digits_csv(const fs::path& path) {
-  const std::vector<uint8_t> bytes = read_file_bytes(path);
-  const std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  const std::vector<uint8_t> bytes = read_file_bytes(path, uint64_t{64} << 20);  // the real file: 265 KB
+  std::string_view text(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // a UTF-8 byte-order mark (saved by some editors)
   Dataset out;
   out.seq_len = kPixels;
   out.channels = 1;

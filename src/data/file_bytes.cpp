@@ -17,14 +17,19 @@ namespace fs = std::filesystem;
   throw DataError(path.string() + ": " + problem);
 }
 
-std::vector<uint8_t> read_raw(const fs::path& path) {
+std::string too_large(uint64_t max_bytes) { return "larger than " + std::to_string(max_bytes) + " bytes"; }
+
+std::vector<uint8_t> read_raw(const fs::path& path, uint64_t max_bytes) {
   std::error_code error;
   const fs::file_status status = fs::status(path, error);
-  if (!fs::exists(status)) fail(path, "no such file");
+  if (!fs::exists(status)) {
+    fail(path, error && error != std::errc::no_such_file_or_directory ? "cannot read (" + error.message() + ")"
+                                                                       : "no such file");
+  }
   if (!fs::is_regular_file(status)) fail(path, "not a regular file");
   const uintmax_t size = fs::file_size(path, error);
   if (error) fail(path, "cannot read size (" + error.message() + ")");
-  if (size > kMaxFileBytes) fail(path, "file is larger than " + std::to_string(kMaxFileBytes) + " bytes");
+  if (size > max_bytes) fail(path, "file is " + too_large(max_bytes));
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, "cannot open for reading");
   std::vector<uint8_t> bytes(static_cast<size_t>(size));
@@ -52,23 +57,31 @@ class Inflater {
   z_stream stream_{};
 };
 
-// Inflates one or more concatenated gzip members covering all of `in`.
-std::vector<uint8_t> gunzip(const fs::path& path, std::vector<uint8_t>& in) {
+// Inflates one or more concatenated gzip members covering all of `in`; stops
+// one byte past the bound that `size` reads from the first bytes.
+std::vector<uint8_t> gunzip(const fs::path& path, std::vector<uint8_t>& in, uint64_t max_bytes,
+                            const SizeBound& size) {
   Inflater inflater(path);
   z_stream& s = inflater.stream();
   s.next_in = in.data();
   s.avail_in = static_cast<uInt>(in.size());  // <= 2 GiB (kMaxFileBytes)
-  std::vector<uint8_t> out(std::min<uint64_t>(in.size() * 4 + 1024, kMaxFileBytes));
+  uint64_t stop = max_bytes + 1;  // inflating this many bytes means the data is too large
+  bool bounded = !size.bound;     // true once the header's bound is applied (or there is none)
+  std::vector<uint8_t> out(std::min<uint64_t>(in.size() * 4 + 1024, stop));
   size_t produced = 0;
   for (;;) {
-    if (produced == out.size()) {
-      if (out.size() >= kMaxFileBytes) {
-        fail(path, "gzip data decompresses to more than " + std::to_string(kMaxFileBytes) + " bytes");
-      }
-      out.resize(std::min<uint64_t>(out.size() * 2, kMaxFileBytes));
+    if (!bounded && produced >= size.header_bytes) {
+      bounded = true;
+      stop = std::min(stop, size.bound(out.data()) + 1);
+      if (produced >= stop) break;
+    }
+    if (produced == std::min<uint64_t>(out.size(), stop)) {
+      if (produced > max_bytes) fail(path, "gzip data decompresses to more than " + std::to_string(max_bytes) + " bytes");
+      if (produced == stop) break;  // one byte past the header's bound: the reader sees the data is too long
+      out.resize(std::min<uint64_t>(out.size() * 2, stop));
     }
     s.next_out = out.data() + produced;
-    s.avail_out = static_cast<uInt>(std::min<size_t>(out.size() - produced, 1u << 30));
+    s.avail_out = static_cast<uInt>(std::min<uint64_t>(std::min<uint64_t>(out.size(), stop) - produced, 1u << 30));
     const uInt before = s.avail_out;
     const int rc = inflate(&s, Z_NO_FLUSH);
     produced += before - s.avail_out;
@@ -93,10 +106,10 @@ std::vector<uint8_t> gunzip(const fs::path& path, std::vector<uint8_t>& in) {
 
 }  // namespace
 
-std::vector<uint8_t> read_file_bytes(const fs::path& path) {
-  std::vector<uint8_t> bytes = read_raw(path);
+std::vector<uint8_t> read_file_bytes(const fs::path& path, uint64_t max_bytes, const SizeBound& size) {
+  std::vector<uint8_t> bytes = read_raw(path, max_bytes);
   if (!has_gzip_magic(bytes.data(), bytes.size())) return bytes;
-  return gunzip(path, bytes);
+  return gunzip(path, bytes, max_bytes, size);
 }
 
 fs::path first_existing(const std::vector<fs::path>& candidates) {
@@ -104,6 +117,10 @@ fs::path first_existing(const std::vector<fs::path>& candidates) {
   for (const fs::path& path : candidates) {
     std::error_code error;
     if (fs::exists(path, error)) return path;
+    // Not "no such file" when the folder cannot be searched (permissions, a file in the path).
+    if (error && error != std::errc::no_such_file_or_directory) {
+      throw DataError(path.string() + ": cannot read (" + error.message() + ")");
+    }
     tried += (tried.empty() ? "" : " or ") + path.string();
   }
   throw DataError(tried + ": no such file");

@@ -33,7 +33,8 @@ Dataset take_examples(const Dataset& dataset, const std::vector<int64_t>& indice
 // The split rule (docs/design.md §5): n_val = n / 10 (integer division). With
 // p = seeded_permutation(n, seed ^ kSplitSalt), the examples p[0..n_val) form
 // val and the rest train; both keep the original file order. Consumes `all`
-// (train is compacted in place, so the peak memory is ~1.1x the data).
+// (train is compacted in place and keeps the capacity of all the rows, so the
+// peak memory is ~1.1x the data).
 inline constexpr uint64_t kSplitSalt = 0x73706c6974ULL;  // "split" in ASCII
 void split_train_val(Dataset all, uint64_t seed, Dataset& train, Dataset& val);
 

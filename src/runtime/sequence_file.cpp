@@ -20,15 +20,26 @@ std::string shown(const std::string& field) {
   return out;
 }
 
-// The numbers of one line; separators are commas, spaces and tabs.
+// The numbers of one line; separators are commas, spaces and tabs. A comma
+// separates two numbers: an empty field (",,", or a comma that starts or ends
+// the line) is an error, not skipped, so a missing value never shifts the others.
 std::vector<float> parse_line(const std::string& line, int64_t number, const std::string& source) {
   std::vector<float> values;
+  bool after_comma = false;  // a comma since the last number
+  const auto empty_field = [&] { fail(source, number, "field " + std::to_string(values.size() + 1) + " is empty"); };
   size_t i = 0;
   while (i < line.size()) {
-    if (line[i] == ',' || line[i] == ' ' || line[i] == '\t' || line[i] == '\r') {
+    if (line[i] == ' ' || line[i] == '\t' || line[i] == '\r') {
       ++i;
       continue;
     }
+    if (line[i] == ',') {
+      if (values.empty() || after_comma) empty_field();
+      after_comma = true;
+      ++i;
+      continue;
+    }
+    after_comma = false;
     const size_t end = line.find_first_of(", \t\r", i);
     const std::string field = line.substr(i, end == std::string::npos ? std::string::npos : end - i);
     char* stop = nullptr;
@@ -41,6 +52,7 @@ std::vector<float> parse_line(const std::string& line, int64_t number, const std
     values.push_back(v);
     i = end == std::string::npos ? line.size() : end;
   }
+  if (after_comma) empty_field();
   return values;
 }
 

@@ -4,7 +4,8 @@
 //   0.0, 0.5, 1.0        <- step 0: input_dim numbers, separated by commas and/or spaces
 //   0.1  0.4  0.9        <- step 1
 //
-// L lines of input_dim numbers (a token model: one integer token id per line);
+// L lines of input_dim numbers (a token model: one integer token id per line;
+// an empty field between commas, or at either end of a line, is an error);
 // the values are used as given, so apply the dataset's scaling (e.g. pixels / 255)
 // first. Untrusted input: every problem throws SequenceFileError naming the
 // file and the line.

@@ -149,17 +149,24 @@ TEST(BatchLoader, DestructorDoesNotHangWithAnUnconsumedQueue) {
   SUCCEED();
 }
 
-TEST(BatchLoader, PrefetchHidesLoadingBehindSlowCompute) {
+// The producer works ahead of the consumer: while the consumer computes, the
+// next `prefetch` batches get ready (a loader without its thread has none).
+TEST(BatchLoader, PreparesBatchesAheadWhileTheConsumerComputes) {
   const Dataset d = numbered(2000);
-  BatchLoader loader(d, options(50, 1, true));
-  const int batches = 40;
-  const auto sleep = std::chrono::milliseconds(5);
-  for (int b = 0; b < batches; ++b) {
-    loader.next();
-    std::this_thread::sleep_for(sleep);  // "compute"
-  }
-  // Only a loose bound: the consumer waited less than it computed.
-  EXPECT_LT(loader.wait_seconds(), batches * 0.005);
+  LoaderOptions o = options(50, 1, true);
+  o.prefetch = 3;
+  BatchLoader loader(d, o);
+  const std::vector<int64_t> first = ids(loader.next());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (loader.ready_batches() < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));  // "compute"
+  EXPECT_EQ(loader.ready_batches(), 3);  // never more than prefetch
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(loader.ready_batches(), 3);
+  // The batches prepared ahead are the ones the stream hands out next.
+  BatchLoader fresh(d, o);
+  EXPECT_EQ(ids(fresh.next()), first);
+  for (int b = 0; b < 3; ++b) EXPECT_EQ(ids(loader.next()), ids(fresh.next()));
   EXPECT_GE(loader.wait_seconds(), 0.0);
 }
 

@@ -49,6 +49,14 @@ TEST(DatasetRegistry, DispatchesByName) {
   EXPECT_EQ(cifar.train.count() + cifar.val.count(), 10);
   EXPECT_EQ(cifar.test.channels, 3);
   expect_data_error([&] { load_dataset("smnist", (dir / "none").string(), 0); }, {(dir / "none").string()});
+  // Fewer than 10 training examples leave no validation split: refused, not trained on blind.
+  write_mnist_dir(dir / "tiny", 9, 3, true);
+  expect_data_error([&] { load_dataset("smnist", (dir / "tiny").string(), 0); },
+                    {(dir / "tiny").string(), "9 training examples leave none for validation"});
+  // A data folder that is a file: named as such, not as missing files.
+  write_file(dir / "afile", "");
+  expect_data_error([&] { load_dataset("smnist", (dir / "afile").string(), 0); },
+                    {(dir / "afile").string() + ": not a folder"});
 }
 
 TEST(DatasetRegistry, DigitsFromTheDefaultDirIsDeterministicPerSeed) {

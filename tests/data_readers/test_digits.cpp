@@ -48,10 +48,14 @@ TEST(Digits, GzipAndCrLfLinesReadTheSame) {
   }
   write_file(dir / "a.csv", digits_csv(5));
   write_file(dir / "b.csv.gz", gzipped(crlf));
+  write_file(dir / "c.csv", "\xEF\xBB\xBF" + digits_csv(5));  // a UTF-8 byte-order mark is skipped
   const auto a = read_digits_csv(dir / "a.csv"), b = read_digits_csv(dir / "b.csv.gz");
+  const auto c = read_digits_csv(dir / "c.csv");
   EXPECT_EQ(a.inputs, b.inputs);
   EXPECT_EQ(a.labels, b.labels);
   EXPECT_EQ(a.count(), 5);
+  EXPECT_EQ(c.inputs, a.inputs);
+  EXPECT_EQ(c.labels, a.labels);
 }
 
 TEST(Digits, RealScikitLearnFileLoads) {

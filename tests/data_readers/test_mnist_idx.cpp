@@ -1,6 +1,7 @@
 // MNIST idx reader: values, labels, the 90/10 split, gzip = raw, and one
 // DataError naming the file per kind of bad input.
 #include "data/mnist_idx.h"
+#include "data/file_bytes.h"
 
 #include <gtest/gtest.h>
 
@@ -15,7 +16,9 @@ namespace {
 using compressm::data::DataError;
 using compressm::data::Dataset;
 using compressm::data::load_mnist;
+using compressm::data::read_file_bytes;
 using compressm::data::read_mnist_pair;
+using compressm::data::SizeBound;
 using compressm::data::Splits;
 using namespace compressm::testing;
 namespace fs = std::filesystem;
@@ -106,7 +109,9 @@ TEST(MnistIdxBadInput, EachProblemNamesTheFile) {
       {idx_images(4, 32, 32), labels, "images", "images are 32x32, expected 28x28"},
       {images.substr(0, images.size() - 1), labels, "images", "truncated"},
       {images.substr(0, 10), labels, "images", "truncated idx header"},
-      {images + "x", labels, "images", "unexpected bytes"},
+      {images + "x", labels, "images", "more data than the 3136 bytes the header promises"},
+      {gzipped(images + std::string(100000, '\0')), labels, "images", "more data than the 3136 bytes"},
+      {gzipped(idx_images(4, 28, 28, 0x801) + std::string(100000, '\0')), labels, "images", "bad idx magic"},
       {images, labels.substr(0, labels.size() - 2), "labels", "truncated"},
       {gz.substr(0, gz.size() / 2), labels, "images", "truncated gzip"},
       {corrupt, labels, "images", "corrupt gzip"},
@@ -119,6 +124,27 @@ TEST(MnistIdxBadInput, EachProblemNamesTheFile) {
     SCOPED_TRACE(c.problem);
     expect_bad_pair(c);
   }
+}
+
+// A gzip file is inflated only a little past the size its header gives: a
+// small file that decompresses to far more (a gzip bomb) costs no memory.
+TEST(ReadFileBytes, AHeaderBoundStopsInflating) {
+  TempDir dir;
+  const fs::path path = dir / "big.gz";
+  write_file(path, gzipped(std::string(1 << 20, 'a')));
+  expect_data_error([&] { read_file_bytes(path, 100000); }, {path.string(), "decompresses to more than 100000 bytes"});
+  const SizeBound header_says_100{16, [](const uint8_t*) { return uint64_t{100}; }};
+  const std::vector<uint8_t> start = read_file_bytes(path, 100000, header_says_100);
+  EXPECT_GT(start.size(), 100u);  // longer than the header says: the reader reports it
+  EXPECT_LT(start.size(), 100000u);
+  EXPECT_EQ(start[0], 'a');
+  // Within the bound: the whole file.
+  const SizeBound header_says_more{16, [](const uint8_t*) { return uint64_t{2} << 20; }};
+  EXPECT_EQ(read_file_bytes(path, uint64_t{4} << 20, header_says_more).size(), size_t{1} << 20);
+  // The cap applies to raw files too.
+  const fs::path raw = dir / "raw";
+  write_file(raw, std::string(1000, 'b'));
+  expect_data_error([&] { read_file_bytes(raw, 999); }, {raw.string(), "file is larger than 999 bytes"});
 }
 
 TEST(MnistIdxBadInput, LabelOutsideTheClasses) {

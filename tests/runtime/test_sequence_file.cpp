@@ -42,6 +42,11 @@ TEST(SequenceFile, RejectsBadLinesNamingTheLine) {
   expect_rejected("1e99\n", 1, "not a finite float");
   expect_rejected(std::string("0.5\0junk\n", 10), 1, "in.csv:1: '0.5?junk' is not a number");  // an embedded NUL byte
   expect_rejected("# only a comment\n\n", 1, "in.csv: no time steps");
+  // An empty field is an error, not skipped: it would shift the values after it.
+  expect_rejected("0.1,0.2,0.3\n0.1,,0.2,0.3\n", 3, "in.csv:2: field 2 is empty");
+  expect_rejected("0.1, ,0.2\n", 3, "in.csv:1: field 2 is empty");
+  expect_rejected(",0.1,0.2,0.3\n", 3, "in.csv:1: field 1 is empty");
+  expect_rejected("0.1,0.2,\n", 2, "in.csv:1: field 3 is empty");
   EXPECT_THROW(runtime::read_sequence_file("/nonexistent/in.csv", 1), SequenceFileError);
 }
 

@@ -15,6 +15,8 @@
 #include <thread>
 
 #include "cli/cli_runner.h"
+#include "config/config.h"
+#include "data_readers/synthetic_files.h"
 #include "data/dataset.h"
 #include "support/temp_dir.h"
 #include "training/checkpoint.h"
@@ -470,6 +472,45 @@ TEST_F(TrainCli, EvalJsonMatchesTheRunsFinalTestAccuracy) {
   EXPECT_EQ(missing.status, 2);
   EXPECT_TRUE(is_one_error_line(missing.err)) << missing.err;
   EXPECT_NE(missing.err.find((dir / "no").string()), std::string::npos) << missing.err;
+}
+
+// The working directory of a test, changed and put back (the CLI runs in it).
+class WorkingDirectory {
+ public:
+  explicit WorkingDirectory(const fs::path& dir) : saved_(fs::current_path()) { fs::current_path(dir); }
+  ~WorkingDirectory() { fs::current_path(saved_); }
+  WorkingDirectory(const WorkingDirectory&) = delete;
+  WorkingDirectory& operator=(const WorkingDirectory&) = delete;
+
+ private:
+  fs::path saved_;
+};
+
+// sMNIST's default folder (data/mnist) is relative: a run without data_dir
+// records the folder it read, absolute, so eval from elsewhere reads it too.
+TEST(TrainCliData, TheDefaultDataFolderIsRecordedAbsolute) {
+  TempDir dir;
+  const fs::path data = dir / "work" / data::default_data_dir("smnist");
+  ASSERT_TRUE(fs::path(data::default_data_dir("smnist")).is_relative());
+  fs::create_directories(data);
+  write_file(data / "train-images-idx3-ubyte", idx_images(40));
+  write_file(data / "train-labels-idx1-ubyte", idx_labels(40));
+  write_file(data / "t10k-images-idx3-ubyte", idx_images(20));
+  write_file(data / "t10k-labels-idx1-ubyte", idx_labels(20));
+  const fs::path config = dir.write("smnist_tiny.yaml",
+                                    "dataset: smnist\n"
+                                    "model: {num_blocks: 1, state_dim: 4, hidden_dim: 4}\n"
+                                    "training: {num_steps: 2, batch_size: 4, eval_steps: 2}\n"
+                                    "reduction: {mode: none}\nthreads: 1\ndevice: cpu\ncheckpoint_every: 0\n");
+  {
+    WorkingDirectory work(dir / "work");
+    const CliResult r = run_cli({"train", "--config", config.string(), "--out", (dir / "run").string()});
+    ASSERT_EQ(r.status, 0) << r.err;
+  }
+  EXPECT_EQ(config::load_config((dir / "run/config.yaml").string()).data_dir, data.lexically_normal().string());
+  const CliResult eval = run_cli({"eval", "--checkpoint", (dir / "run").string(), "--json"});
+  ASSERT_EQ(eval.status, 0) << eval.err;
+  EXPECT_EQ(nlohmann::json::parse(eval.out)["n"].get<int>(), 20);
 }
 
 // A pragmatic run resumed from a checkpoint taken while a reduction awaited
