@@ -37,6 +37,8 @@ RankRule rank_rule_from_flags(const ReduceOptions& options) {
 
 void check_rank_in_range(const ReduceOptions& options, Eigen::Index n) {
   if (!options.rank) return;
+  if (n == 1)
+    throw UsageError("--rank: " + options.system_path + " has one state (N = 1); there is nothing to cut");
   if (*options.rank < 1 || *options.rank >= n) {
     throw UsageError("--rank " + std::to_string(*options.rank) + " is out of range: must be in [1, " +
                      std::to_string(n) + ") for " + options.system_path + " (N = " +
@@ -59,6 +61,21 @@ void check_out_is_not_input(const ReduceOptions& options) {
   if (same) {
     throw UsageError("--out " + options.out_path +
                      " is the --system input file; refusing to overwrite it");
+  }
+}
+
+// An existing --out is replaced only if it is a system file (an earlier
+// reduction); a run's files or any other data there are refused.
+void refuse_replacing_other_files(const ReduceOptions& options) {
+  refuse_output_in_checkpoint("--out", options.out_path);
+  std::error_code ec;
+  if (!fs::exists(options.out_path, ec)) return;
+  if (!fs::is_regular_file(options.out_path, ec))
+    throw UsageError("--out " + options.out_path + ": exists and is not a regular file");
+  try {
+    io::read_system_json(options.out_path);
+  } catch (const std::exception&) {
+    throw UsageError("--out " + options.out_path + ": exists and is not a system file; refusing to replace it");
   }
 }
 
@@ -151,10 +168,28 @@ void warn_if_bound_violated(const ReduceResult& result) {
   const linalg::LruReduction& r = result.reduction;
   const double bound = r.hinf_bound;
   const double noise = 1e-9 * (r.kept_energy + r.discarded_energy);
+  if (!std::isfinite(result.hinf_error)) {
+    report_warning("the H-inf error is not finite (the frequency response overflowed): the bound is unchecked");
+    return;
+  }
   if (result.hinf_error > bound * (1.0 + 1e-6) + noise) {
     report_warning("H-inf error " + format_double("%.6e", result.hinf_error) +
                    " exceeds the balanced truncation bound " + format_double("%.6e", bound));
   }
+}
+
+// Balanced truncation of a stable system is stable: a reduced eigenvalue on
+// or outside the unit circle means rounding swamped the reduction (clamping
+// it would hide an H-inf error far above the bound), so nothing is written.
+void refuse_unstable_result(const ReduceResult& result, const ReduceOptions& options) {
+  std::string unstable, conditioning;
+  for (const auto& event : result.reduction.guards) {
+    if (event.guard == "unstable" && unstable.empty()) unstable = event.detail;
+    if (event.guard == "ill_conditioned") conditioning = "; " + event.detail;
+  }
+  if (unstable.empty()) return;
+  throw io::InputError(options.system_path + ": the reduction is unreliable in double precision: reduced " +
+                       unstable + conditioning + " (" + options.out_path + " not written)");
 }
 
 }  // namespace
@@ -190,8 +225,10 @@ int run_reduce(const ReduceOptions& options) {
   check_out_is_not_input(options);
   const linalg::DiagonalSystem system = io::read_system_json(options.system_path);
   check_rank_in_range(options, system.state_dim());
+  refuse_replacing_other_files(options);
 
   const ReduceResult result = reduce(system, rule, options);
+  refuse_unstable_result(result, options);
   io::write_system_json(result.reduction.reduced, options.out_path);
   warn_if_bound_violated(result);
   if (options.json) {

@@ -1,15 +1,17 @@
 #include "linalg/balanced_truncation.h"
 
 #include <cmath>
+#include <iomanip>
 #include <limits>
 #include <sstream>
 #include <stdexcept>
 
 #include "linalg/dense_kernels_internal.h"
-#include "linalg/eigenvalue_guards.h"
+#include "linalg/lru_parameters.h"
 #include "linalg/gramians.h"
 #include "linalg/hankel.h"
 #include "linalg/rank_selection.h"
+#include "linalg/stability.h"
 #include "linalg/stopwatch.h"
 
 namespace compressm::linalg {
@@ -53,6 +55,8 @@ std::pair<GramianFactor, GramianFactor> timed_factors(const DiagonalSystem& syst
   Stopwatch watch;
   const MatrixXc p = controllability_gramian(system);
   const MatrixXc q = observability_gramian(system);
+  require_finite(p, "controllability Gramian");
+  require_finite(q, "observability Gramian");
   timing.gramians_ms = watch.lap_ms();
   std::pair<GramianFactor, GramianFactor> factors{psd_factor(p, backend), psd_factor(q, backend)};
   timing.factor_ms = watch.lap_ms();
@@ -174,7 +178,23 @@ DiagonalReduction rediagonalise(const DenseSystem& reduced, const VectorXd& d, B
   out.system.B = lu.solve(reduced.B);
   out.system.C = reduced.C * eig.vectors;
   out.system.D = d;
-  apply_eigenvalue_guards(out.system.lambda, LruGuardLimits{}, &out.guards);
+  // Balanced truncation of a stable system is stable in exact arithmetic: an
+  // eigenvalue on or outside the unit circle is rounding, and a large one
+  // means the reduction went wrong (callers that write the result refuse it).
+  // Poles inside the circle stay where they are, however close to it; the
+  // LRU's own limits (lru_parameters.h) are system_to_lru's business.
+  const double max_radius = LruGuardLimits{}.max_radius;
+  for (Eigen::Index i = 0; i < out.system.lambda.size(); ++i) {
+    const double radius = std::abs(out.system.lambda[i]);
+    if (!std::isfinite(radius)) throw std::runtime_error("rediagonalise: eigenvalue " + std::to_string(i) + " is not finite");
+    if (radius < 1.0) continue;
+    std::ostringstream s;
+    s.precision(17);
+    s << "eigenvalue " << i << ": |mu| = " << radius << " >= 1 (unstable; rounding or an ill-conditioned system), "
+      << "clamped to 1 - " << std::setprecision(3) << 1.0 - max_radius;
+    out.guards.push_back({"unstable", s.str()});
+    out.system.lambda[i] *= max_radius / radius;
+  }
   return out;
 }
 

@@ -41,8 +41,9 @@ MatrixXc gram_columns(const MatrixXc& a, Backend backend = default_backend());
 
 // A factor L {N, rank} with P = L L^H for a Hermitian positive *semi*definite P.
 // Tries plain Cholesky first; when P is numerically singular it falls back to
-// Cholesky with diagonal pivoting (LAPACK xPSTRF) and stops at the numerical
-// rank, so states with no energy never produce NaN.
+// Cholesky with diagonal pivoting (LAPACK xPSTRF) of diag(P)^-1/2 P diag(P)^-1/2
+// and stops at the numerical rank, so states with no energy never produce NaN
+// and the cutoff does not depend on how each state is scaled.
 struct GramianFactor {
   MatrixXc L;                     // {N, rank}
   bool lower_triangular = false;  // square lower triangular (plain Cholesky)

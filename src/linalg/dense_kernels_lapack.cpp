@@ -161,21 +161,23 @@ GramianFactor psd_factor(const MatrixXc& p) {
     factor.triangularView<Eigen::StrictlyUpper>().setZero();
     return {std::move(factor), true};
   }
-  // Semidefinite: pivoted Cholesky stops at the numerical rank (tol < 0 asks
-  // for LAPACK's default N * eps * max(diag)).
-  l.matrix() = p;
-  std::vector<int> piv(n);
-  LapackBuffer<double> work(2 * static_cast<Eigen::Index>(n), n);
-  int rank = 0;
-  const double tol = -1.0;
-  zpstrf_("L", &n, l.data(), &n, piv.data(), &rank, &tol, work.data(), &info, 1);
-  if (info < 0) check_info(info, "zpstrf");
-  GramianFactor factor;
-  factor.lower_triangular = false;
-  factor.L = MatrixXc::Zero(n, rank);
-  for (int c = 0; c < rank; ++c)
-    for (int r = c; r < n; ++r) factor.L(piv[r] - 1, c) = l.matrix()(r, c);
-  return factor;
+  // Semidefinite: pivoted Cholesky of the equilibrated matrix stops at the
+  // numerical rank (tol < 0 asks for LAPACK's default N * eps * max(diag)).
+  return equilibrated_pivoted_factor(p, [&](const MatrixXc& scaled) {
+    l.matrix() = scaled;
+    std::vector<int> piv(n);
+    LapackBuffer<double> work(2 * static_cast<Eigen::Index>(n), n);
+    int rank = 0;
+    const double tol = -1.0;
+    zpstrf_("L", &n, l.data(), &n, piv.data(), &rank, &tol, work.data(), &info, 1);
+    if (info < 0) check_info(info, "zpstrf");
+    GramianFactor factor;
+    factor.lower_triangular = false;
+    factor.L = MatrixXc::Zero(n, rank);
+    for (int c = 0; c < rank; ++c)
+      for (int r = c; r < n; ++r) factor.L(piv[r] - 1, c) = l.matrix()(r, c);
+    return factor;
+  });
 }
 
 // Bidiagonalisation (zgebrd, the O(n^3) part), then the real bidiagonal's

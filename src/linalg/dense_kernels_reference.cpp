@@ -78,7 +78,7 @@ GramianFactor psd_factor(const MatrixXc& p) {
     MatrixXc l = llt.matrixL();
     if (l.diagonal().real().minCoeff() > 0.0 && l.allFinite()) return {std::move(l), true};
   }
-  return pivoted_cholesky(p);
+  return equilibrated_pivoted_factor(p, pivoted_cholesky);
 }
 
 PartialSvd partial_svd(const MatrixXc& m, const VectorCountRule& vectors) {

@@ -113,8 +113,11 @@ double hinf(const System& full, const System& reduced, int uniform_points, bool 
   double worst = 0.0;
   Workspace w;
   for (double omega :
-       hinf_frequency_grid(eigenvalues_of(f, diagonal), eigenvalues_of(r, diagonal), uniform_points))
-    worst = std::max(worst, sigma_max_at(e, omega, w));
+       hinf_frequency_grid(eigenvalues_of(f, diagonal), eigenvalues_of(r, diagonal), uniform_points)) {
+    const double sigma = sigma_max_at(e, omega, w);
+    if (std::isnan(sigma)) return sigma;  // std::max would drop it: the error is unknown, not small
+    worst = std::max(worst, sigma);
+  }
   return worst;
 }
 

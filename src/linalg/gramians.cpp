@@ -1,5 +1,7 @@
 #include "linalg/gramians.h"
 
+#include <array>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 
@@ -9,13 +11,46 @@
 namespace compressm::linalg {
 namespace {
 
+// x * y = hi + lo exactly (fma gives the rounding error of the product).
+struct TwoProduct {
+  double hi, lo;
+};
+TwoProduct two_product(double x, double y) {
+  const double hi = x * y;
+  return {hi, std::fma(x, y, -hi)};
+}
+
+// The sum of `terms` as accurate as if added in twice the working precision,
+// then rounded (Ogita, Rump, Oishi 2005, "Sum2": TwoSum with the errors kept).
+template <size_t K>
+double accurate_sum(const std::array<double, K>& terms) {
+  double sum = 0.0, error = 0.0;
+  for (const double t : terms) {
+    const double s = sum + t, t_part = s - sum;
+    error += (sum - (s - t_part)) + (t - t_part);
+    sum = s;
+  }
+  return sum + error;
+}
+
+// 1 - x y with full relative accuracy even when it is tiny: for x = lambda_i,
+// y = conj(lambda_i) it is 1 - |lambda_i|^2, which plain arithmetic gets only
+// to eps absolute (a relative error of eps / (1 - |lambda|^2) in the HSVs of
+// poles near the unit circle: 5e-5 at |lambda| = 1 - 1e-12), and which could
+// round to 0 for a |lambda| just below 1 (an infinite Gramian).
+Complex one_minus_product(Complex x, Complex y) {
+  const TwoProduct rr = two_product(x.real(), y.real()), ii = two_product(x.imag(), y.imag());
+  const TwoProduct ri = two_product(x.real(), y.imag()), ir = two_product(x.imag(), y.real());
+  return {accurate_sum<5>({1.0, -rr.hi, ii.hi, -rr.lo, ii.lo}), -accurate_sum<4>({ri.hi, ir.hi, ri.lo, ir.lo})};
+}
+
 // 1/z as conj(z)/|z|^2: |1 - a_i conj(b_j)| >= 1 - |a_i||b_j| > 0, so no
 // overflow guard is needed and the loop avoids the slow library division.
 MatrixXc divide_by_stein_kernel(MatrixXc g, const VectorXc& a, const VectorXc& b) {
   for (Eigen::Index j = 0; j < g.cols(); ++j) {
     const Complex bj = std::conj(b[j]);
     for (Eigen::Index i = 0; i < g.rows(); ++i) {
-      const Complex z = 1.0 - a[i] * bj;
+      const Complex z = one_minus_product(a[i], bj);
       g(i, j) *= std::conj(z) / std::norm(z);
     }
   }

@@ -5,19 +5,10 @@
 
 #include "linalg/dense_kernels_internal.h"
 #include "linalg/gramians.h"
+#include "linalg/stability.h"
 #include "linalg/stopwatch.h"
 
 namespace compressm::linalg {
-namespace {
-// Finite entries can still overflow once squared (|B| or |C| near 1e154 and
-// up): LAPACK must not see the infinities (it prints to stdout and fails),
-// so the caller gets an error that says what overflowed.
-void require_finite(const MatrixXc& m, const char* what) {
-  if (!m.allFinite())
-    throw std::invalid_argument(std::string("the ") + what +
-                                " has non-finite entries: the system's values are too large (overflow)");
-}
-}  // namespace
 
 SquareRootBalancing square_root_balancing(const MatrixXc& p, const MatrixXc& q,
                                           const VectorCountRule& vectors, Backend backend) {

@@ -1,5 +1,9 @@
 #include "linalg/lru_reduction.h"
 
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 
@@ -39,6 +43,29 @@ void validate_diagonal_system(const DiagonalSystem& s) {
            " >= 1 (unstable)");
 }
 
+double hsv_condition(const DiagonalSystem& system, double sigma1) {
+  const Eigen::Index n = system.state_dim();
+  VectorXd weight(n), gap(n);  // |B_i| |C_i| and 1 - |lambda_i|^2
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double r = std::abs(system.lambda[i]);
+    weight[i] = system.B.row(i).norm() * system.C.col(i).norm();
+    gap[i] = (1.0 - r) * (1.0 + r);
+  }
+  // sum_ij |P_ij| |Q_ij| bounded entrywise: |P_ij| <= |B_i| |B_j| / |1 - lambda_i conj(lambda_j)|, whose
+  // denominator is at least sqrt(gap_i gap_j) (P is semidefinite), which also keeps rounding from dividing by 0.
+  double sum = 0.0;
+  for (Eigen::Index j = 0; j < n; ++j) {
+    if (weight[j] == 0.0) continue;
+    for (Eigen::Index i = 0; i < n; ++i) {
+      const double d = std::max(std::abs(1.0 - system.lambda[i] * std::conj(system.lambda[j])),
+                                std::sqrt(gap[i] * gap[j]));
+      sum += weight[i] * weight[j] / (d * d);
+    }
+  }
+  if (sum == 0.0) return 1.0;  // no state both reachable and observable: every HSV is exactly 0
+  return std::max(1.0, sum / (sigma1 * sigma1));
+}
+
 LruReduction reduce_diagonal_system(const DiagonalSystem& system, const RankRule& rule,
                                     Backend backend, KeptStates kept) {
   validate_diagonal_system(system);
@@ -52,6 +79,14 @@ LruReduction reduce_diagonal_system(const DiagonalSystem& system, const RankRule
   out.balance_timing = truncation.timing;
   out.hsv = truncation.hsv;
   out.requested_rank = truncation.requested_rank;
+  const double condition = hsv_condition(system, out.hsv.size() ? out.hsv[0] : 0.0);
+  if (std::numeric_limits<double>::epsilon() * condition > kIllConditionedHsvError) {
+    std::ostringstream s;
+    s.precision(3);
+    s << "sum |P_ij| |Q_ij| / sigma_1^2 = " << condition << ": the states cancel each other, so rounding "
+      << "of about " << std::numeric_limits<double>::epsilon() * condition << " sigma_1 makes the HSVs unreliable";
+    out.guards.push_back({"ill_conditioned", s.str()});
+  }
   if (!truncation.truncated || truncation.requested_rank == n) {  // nothing to truncate: keep the layer
     out.rank = n;
     out.reduced = system;

@@ -34,4 +34,15 @@ LruReduction reduce_diagonal_system(const DiagonalSystem& system, const RankRule
 // Throws std::invalid_argument with a message naming the first problem found.
 void validate_diagonal_system(const DiagonalSystem& system);
 
+// How much rounding the HSVs of `system` can carry: sum_ij |P_ij| |Q_ij| /
+// sigma_1^2 (>= 1; P and Q bounded entrywise from B's rows and C's columns).
+// Forming P and Q costs eps |P_ij| absolute per entry, so sigma_1^2 is good to
+// about eps times this, relative. It stays near 1 for poles near the unit
+// circle (P, Q and sigma_1 grow together) and becomes huge when states cancel
+// each other (clustered poles with large B and C whose sum is small): then
+// the HSVs are rounding noise.
+double hsv_condition(const DiagonalSystem& system, double sigma1);
+// eps * hsv_condition above this adds the guard "ill_conditioned".
+inline constexpr double kIllConditionedHsvError = 1e-6;  // sigma_1 wrong from the 7th digit on
+
 }  // namespace compressm::linalg

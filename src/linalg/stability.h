@@ -18,4 +18,13 @@ inline void require_stable(const VectorXc& eigenvalues, const char* what) {
                                   " >= 1, the Gramian does not exist");
 }
 
+// Finite entries can still overflow once squared (|B| or |C| near 1e154 and
+// up): LAPACK must not see the infinities (it prints to stdout and fails),
+// so the caller gets an error that says what overflowed.
+inline void require_finite(const MatrixXc& m, const char* what) {
+  if (!m.allFinite())
+    throw std::invalid_argument(std::string("the ") + what +
+                                " has non-finite entries: the system's values are too large (overflow)");
+}
+
 }  // namespace compressm::linalg

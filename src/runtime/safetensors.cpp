@@ -15,6 +15,7 @@ namespace {
 using nlohmann::json;
 
 constexpr uint64_t kFloatBytes = 4;
+constexpr char kHexDigits[] = "0123456789abcdef";
 
 [[noreturn]] void fail(const std::string& source, const std::string& what) {
   throw ModelFileError(source + ": " + what);
@@ -44,22 +45,107 @@ void append_f32_le(std::string& out, float value) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
 }
 
-// The header as JSON. The callback refuses nesting deeper than a tensor's
-// shape array (depth 3) and duplicate top-level keys, which the DOM would
-// otherwise silently merge.
-json parse_header(const std::string& text, const std::string& source) {
-  std::set<std::string> top_level_keys;
-  const json::parser_callback_t check = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (depth > 3) fail(source, "header JSON is nested deeper than a safetensors header");
-    if (event == json::parse_event_t::key && depth == 1 && !top_level_keys.insert(parsed.get<std::string>()).second)
-      fail(source, "header names '" + parsed.get<std::string>() + "' twice");
+// A name or value from the header as it appears in a message: control
+// characters escaped, so the message stays one line.
+std::string shown(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte != 0x7f) {
+      out.push_back(c);
+    } else {
+      out += "\\x";
+      out.push_back(kHexDigits[byte >> 4]);
+      out.push_back(kHexDigits[byte & 0xf]);
+    }
+  }
+  return out;
+}
+
+// Checks the header's structure in one linear SAX pass before the DOM is
+// built: at most kMaxHeaderEntries entries, no key twice in any object (the
+// DOM would silently keep the last one) and no nesting deeper than a tensor's
+// shape array (depth 3). Each problem throws ModelFileError. A parser callback
+// could check the same, but nlohmann's callback parser rescans the earlier
+// entries whenever an object closes: quadratic in the number of entries.
+class HeaderChecker final : public nlohmann::json_sax<json> {
+ public:
+  explicit HeaderChecker(const std::string& source) : source_(source) {}
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override {
+    open();
+    object_keys_.emplace_back();
     return true;
-  };
+  }
+  // A key's object is the innermost open container: object_keys_.back().
+  bool key(string_t& key) override {
+    const bool top_level = open_containers_ == 1;
+    if (!object_keys_.back().insert(key).second) {
+      std::string owner = "header";
+      if (!top_level) owner = entry_ == "__metadata__" ? entry_ : "tensor '" + shown(entry_) + "'";
+      fail(source_, owner + " names '" + shown(key) + "' twice");
+    }
+    if (top_level) {
+      if (object_keys_.back().size() > kMaxHeaderEntries)
+        fail(source_, "header has more than " + std::to_string(kMaxHeaderEntries) +
+                          " entries, more than a model file may have");
+      entry_ = key;
+    }
+    return true;
+  }
+  bool end_object() override {
+    object_keys_.pop_back();
+    --open_containers_;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    open();
+    return true;
+  }
+  bool end_array() override {
+    --open_containers_;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    fail(source_, std::string("header is not valid JSON (") + e.what() + ")");
+  }
+
+ private:
+  void open() {
+    if (++open_containers_ > 3) fail(source_, "header JSON is nested deeper than a safetensors header");
+  }
+
+  const std::string& source_;
+  size_t open_containers_ = 0;
+  std::vector<std::set<std::string>> object_keys_;  // one set per open object, innermost last
+  std::string entry_;                                // the current top-level key
+};
+
+// The header as JSON: checked by HeaderChecker, then parsed into a DOM
+// without a callback (linear).
+json parse_header(const std::string& text, const std::string& source) {
+  // As the reference reader: the JSON object starts at the header's first
+  // byte (nlohmann alone would skip a UTF-8 byte-order mark or whitespace).
+  if (text.empty()) fail(source, "header is empty, not a JSON object");
+  const auto first = static_cast<unsigned char>(text[0]);
+  if (first != '{') {
+    std::string start = std::string("byte 0x") + kHexDigits[first >> 4] + kHexDigits[first & 0xf];
+    if (text.rfind("\xef\xbb\xbf", 0) == 0) start = "a UTF-8 byte-order mark";
+    else if (first > 0x20 && first < 0x7f) start = "'" + text.substr(0, 1) + "'";
+    fail(source, "header is not a JSON object: it starts with " + start + ", not '{'");
+  }
+  HeaderChecker checker(source);
+  json::sax_parse(text, &checker);
   try {
-    json header = json::parse(text, check);
-    if (!header.is_object()) fail(source, "header is not a JSON object");
-    return header;
-  } catch (const json::exception& e) {
+    return json::parse(text);
+  } catch (const json::exception& e) {  // the checker has seen the same text: not expected
     fail(source, std::string("header is not valid JSON (") + e.what() + ")");
   }
 }
@@ -78,15 +164,15 @@ struct Entry {
 // One tensor's header entry, checked on its own; sizes are bounded by
 // `data_bytes` before any product can overflow.
 Entry parse_entry(const std::string& name, const json& info, uint64_t data_bytes, const std::string& source) {
-  const std::string where = "tensor '" + name + "'";
+  const std::string where = "tensor '" + shown(name) + "'";
   if (name.empty()) fail(source, "a tensor has an empty name");
   if (!info.is_object()) fail(source, where + " is not a JSON object");
   for (const auto& item : info.items())
     if (item.key() != "dtype" && item.key() != "shape" && item.key() != "data_offsets")
-      fail(source, where + " has unknown field '" + item.key() + "'");
+      fail(source, where + " has unknown field '" + shown(item.key()) + "'");
   if (!info.contains("dtype") || !info["dtype"].is_string()) fail(source, where + " has no dtype string");
   const std::string dtype = info["dtype"].get<std::string>();
-  if (dtype != "F32") fail(source, where + " has dtype " + dtype + ", expected F32");
+  if (dtype != "F32") fail(source, where + " has dtype " + shown(dtype) + ", expected F32");
   if (!info.contains("shape") || !info["shape"].is_array()) fail(source, where + " has no shape array");
   if (info["shape"].size() > static_cast<size_t>(kMaxTensorRank)) fail(source, where + " has too many dimensions");
   Entry e{name, {}, 0, 0};
@@ -119,7 +205,7 @@ std::map<std::string, std::string> parse_metadata(const json& value, const std::
   if (!value.is_object()) fail(source, "__metadata__ is not a JSON object");
   std::map<std::string, std::string> metadata;
   for (const auto& item : value.items()) {
-    if (!item.value().is_string()) fail(source, "__metadata__ value '" + item.key() + "' is not a string");
+    if (!item.value().is_string()) fail(source, "__metadata__ value '" + shown(item.key()) + "' is not a string");
     metadata[item.key()] = item.value().get<std::string>();
   }
   return metadata;
@@ -131,10 +217,10 @@ void check_tiling(std::vector<Entry> entries, uint64_t data_bytes, const std::st
             [](const Entry& a, const Entry& b) { return std::tie(a.begin, a.end) < std::tie(b.begin, b.end); });
   uint64_t position = 0;
   for (const Entry& e : entries) {
-    if (e.begin < position) fail(source, "tensor '" + e.name + "' overlaps the tensor before it");
+    if (e.begin < position) fail(source, "tensor '" + shown(e.name) + "' overlaps the tensor before it");
     if (e.begin > position)
       fail(source, "data area has unused bytes [" + std::to_string(position) + ", " + std::to_string(e.begin) +
-                       ") before tensor '" + e.name + "'");
+                       ") before tensor '" + shown(e.name) + "'");
     position = e.end;
   }
   if (position != data_bytes)
@@ -157,12 +243,18 @@ TensorFile parse_safetensors(const std::string& bytes, const std::string& source
 
   TensorFile file;
   std::vector<Entry> entries;
-  for (const auto& item : header.items()) {
-    if (item.key() == "__metadata__") {
-      file.metadata = parse_metadata(item.value(), source);
-    } else {
-      entries.push_back(parse_entry(item.key(), item.value(), data_bytes, source));
+  // The checks above should leave no JSON access that can throw; should one
+  // slip through, it is still this file's error, not a json::exception.
+  try {
+    for (const auto& item : header.items()) {
+      if (item.key() == "__metadata__") {
+        file.metadata = parse_metadata(item.value(), source);
+      } else {
+        entries.push_back(parse_entry(item.key(), item.value(), data_bytes, source));
+      }
     }
+  } catch (const json::exception& e) {
+    fail(source, std::string("header cannot be read (") + e.what() + ")");
   }
   check_tiling(entries, data_bytes, source);
   for (const Entry& e : entries) {

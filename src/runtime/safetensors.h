@@ -31,6 +31,11 @@ class ModelFileError : public std::runtime_error {
 inline constexpr uint64_t kMaxHeaderBytes = uint64_t{100} << 20;  // as the reference reader
 inline constexpr uint64_t kMaxFileBytes = uint64_t{4} << 30;
 inline constexpr int kMaxTensorRank = 8;
+// Top-level header entries (tensors and __metadata__). A model file has 14
+// tensors per block (model_file.h: at most kMaxBlocks = 1024 blocks) and a few
+// more; 16 per block plus 64 is generous and keeps a hostile header from
+// costing more than a real one (test_safetensors.cpp checks it against kMaxBlocks).
+inline constexpr uint64_t kMaxHeaderEntries = 16 * 1024 + 64;
 
 struct FloatTensor {
   std::vector<int64_t> shape;
@@ -43,11 +48,13 @@ struct TensorFile {
 };
 
 // Parses the bytes of a safetensors file whose tensors are all F32. Every
-// structural problem (short file, header length past the end, broken or
-// non-object JSON, duplicate or unknown keys, non-string metadata, dtype other
-// than F32, bad shapes, offsets outside the data area, overlapping or gapped
-// tensors) throws ModelFileError prefixed by `source`. Values are not checked
-// here (NaN is a valid float); the model loader checks them.
+// structural problem (short file, header length past the end, broken JSON or a
+// header that does not start with '{' (a byte-order mark included), more than
+// kMaxHeaderEntries entries, a key twice in any object, unknown keys,
+// non-string metadata, dtype other than F32, bad shapes, offsets outside the
+// data area, overlapping or gapped tensors) throws ModelFileError prefixed by
+// `source`. Values are not checked here (NaN is a valid float); the model
+// loader checks them.
 TensorFile parse_safetensors(const std::string& bytes, const std::string& source);
 
 // Reads `path` (at most kMaxFileBytes) and parses it. Throws ModelFileError.

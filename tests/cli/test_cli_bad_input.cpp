@@ -63,9 +63,9 @@ TEST_F(CliBadInput, BadSystemFiles) {
       {dir.write("huge.json", R"({"lambda": [[0.5, 0.1], [0.2, -0.3]], "B": [[[1, 0]], [[0, 1]]],
                                   "C": [[[1e308, 1e308], [0.5, 0.5]]], "D": [0.7]})")
            .string(), "Gramian"},
-      {dir.write("huge.json", R"({"lambda": [[0.5, 0.1], [0.2, -0.3]], "B": [[[1, 0]], [[0, 1]]],
-                                  "C": [[[1e308, 1e308], [0.5, 0.5]]], "D": [0.7]})")
-           .string(), "too large (overflow)"},
+      {dir.write("hugeB.json", R"({"lambda": [[0.5, 0.1], [0.2, -0.3]], "B": [[[1e308, 1e308]], [[0, 1]]],
+                                  "C": [[[1, 0], [0.5, 0.5]]], "D": [0.7]})")
+           .string(), "controllability Gramian has non-finite entries: the system's values are too large (overflow)"},
       {missing, "cannot open file"},
       {dir.path().string(), "is a directory"},
   };
@@ -86,6 +86,9 @@ TEST_F(CliBadInput, ToleranceOutsideUnitInterval) {
 TEST_F(CliBadInput, RankOutsideRange) {
   for (const char* rank : {"0", "8", "9", "-3", "2.5", "x"}) expect_bad_input(reduce({"--rank", rank}), "--rank");
   expect_bad_input(reduce({"--rank", "8"}), "N = 8");
+  const std::string one = dir.write("one.json", R"({"lambda": [[0.5, 0]], "B": [[[1, 0]]], "C": [[[1, 0]]], "D": [1]})")
+                              .string();
+  expect_bad_input({"reduce", "--system", one, "--rank", "1", "--out", out}, one + " has one state (N = 1)");
 }
 
 TEST_F(CliBadInput, ExactlyOneOfTolAndRank) {
@@ -126,6 +129,8 @@ TEST_F(CliBadInput, ExistingOutputIsLeftUntouched) {
   expect_bad_input({"reduce", "--system", golden, "--tol", "1.5", "--out", previous.string()}, "--tol");
   expect_bad_input({"reduce", "--system", golden, "--rank", "8", "--out", previous.string()}, "--rank");
   expect_bad_input({"reduce", "--system", unstable, "--rank", "1", "--out", previous.string()}, unstable);
+  expect_bad_input({"reduce", "--system", golden, "--rank", "3", "--out", previous.string()},
+                   "exists and is not a system file");
   EXPECT_EQ(read_text(previous), "previous contents");
 }
 

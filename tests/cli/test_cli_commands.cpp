@@ -82,13 +82,60 @@ TEST(CliReduce, FixedRankAndHumanSummary) {
   EXPECT_EQ(compressm::io::read_system_json(out).state_dim(), 3);
 }
 
-TEST(CliReduce, ReplacesAnExistingOutputFile) {
+// An existing --out is replaced only when it is a system file (an earlier
+// reduction); any other file there is refused and left as it was.
+TEST(CliReduce, ReplacesAnEarlierReductionButNoOtherFile) {
   TempDir dir;
-  const auto out = dir.write("reduced.json", "previous run");
-  const auto result = run_cli({"reduce", "--system", golden_path("lru_case_100.json"), "--rank", "4",
-                               "--out", out.string(), "--json"});
+  const std::string system = golden_path("lru_case_100.json");
+  const auto out = dir / "reduced.json";
+  ASSERT_EQ(run_cli({"reduce", "--system", system, "--rank", "2", "--out", out.string()}).status, 0);
+  const auto result = run_cli({"reduce", "--system", system, "--rank", "4", "--out", out.string(), "--json"});
   ASSERT_EQ(result.status, 0) << result.err;
   EXPECT_EQ(compressm::io::read_system_json(out).state_dim(), 4);
+
+  const auto notes = dir.write("notes.json", "previous run");
+  const auto refused = run_cli({"reduce", "--system", system, "--rank", "4", "--out", notes.string()});
+  EXPECT_EQ(refused.status, 2);
+  EXPECT_NE(refused.err.find(notes.string() + ": exists and is not a system file; refusing to replace it"),
+            std::string::npos) << refused.err;
+  EXPECT_EQ(read_text(notes), "previous run");
+}
+
+// States that cancel each other (1 / (z^6 - eps^6) as six poles with residues
+// ~1e8 whose sum is small) make the HSVs rounding noise. The tool says so:
+// either the reduction is refused (a reduced pole came out unstable, nothing
+// written) or it succeeds with the ill_conditioned guard; never silently.
+TEST(CliReduce, CancellingStatesAreFlaggedOrRefused) {
+  TempDir dir;
+  const int k = 6;
+  compressm::linalg::DiagonalSystem s{compressm::linalg::VectorXc(k), compressm::linalg::MatrixXc(k, 1),
+                                      compressm::linalg::MatrixXc(1, k), compressm::linalg::VectorXd::Zero(1)};
+  for (int m = 0; m < k; ++m) {
+    s.lambda[m] = std::polar(0.017, 2.0 * M_PI * m / k);
+    const auto residue = 1.0 / (static_cast<double>(k) * std::pow(s.lambda[m], k - 1));
+    s.B(m, 0) = std::sqrt(residue);
+    s.C(0, m) = std::sqrt(residue);
+  }
+  const auto system = dir / "cancelling.json";
+  compressm::io::write_system_json(s, system);
+  const auto hsv = run_cli({"hsv", "--system", system.string()});
+  EXPECT_EQ(hsv.status, 0) << hsv.err;
+  EXPECT_NE(hsv.err.find(system.string() + ": the HSVs are unreliable"), std::string::npos) << hsv.err;
+  for (int rank = 1; rank < k; ++rank) {
+    SCOPED_TRACE("rank " + std::to_string(rank));
+    const auto out = dir / ("out" + std::to_string(rank) + ".json");
+    const auto r = run_cli({"reduce", "--system", system.string(), "--rank", std::to_string(rank), "--out",
+                            out.string()});
+    if (r.status == 0) {
+      EXPECT_NE(r.out.find("ill_conditioned"), std::string::npos) << r.out;
+    } else {
+      EXPECT_EQ(r.status, 2);
+      EXPECT_NE(r.err.find(system.string() + ": the reduction is unreliable in double precision: reduced "
+                                             "eigenvalue"),
+                std::string::npos) << r.err;
+      EXPECT_FALSE(std::filesystem::exists(out));
+    }
+  }
 }
 
 // The edge cases of docs/design.md §2 (|mu| near 1, zero phases, repeated

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <Eigen/SVD>
+#include <cmath>
+#include <limits>
 #include <tuple>
 
 #include "linalg/balanced_truncation.h"
@@ -133,6 +135,95 @@ TEST(Rediagonalise, DiagonalisableMatrixIsExact) {
   EXPECT_TRUE(r.guards.empty());
   EXPECT_LT(markov_difference(real_markov_parameters(r.system, 64), real_markov_parameters(s, 64)),
             1e-12);
+}
+
+// Rescaling a state (its B row times s, its C column over s) leaves the HSVs
+// unchanged. With a zero B row P is singular and the factor falls back to
+// pivoted Cholesky, whose cutoff must not depend on that scaling (it did:
+// HSVs off by 5e-3 sigma_1 and a different rank for --tol 0.99).
+TEST(HankelSingularValues, IndependentOfHowEachStateIsScaled) {
+  std::mt19937_64 rng(77);
+  DiagonalSystem s = testing::random_system(rng, 32, 1, testing::SystemKind::Standard, 0.5, 0.99);
+  s.B.row(9).setZero();
+  DiagonalSystem scaled = s;
+  scaled.B.row(5) *= 1e-7;
+  scaled.C.col(5) *= 1e7;
+  for (const Backend backend : {Backend::Reference, default_backend()}) {
+    const VectorXd a = hankel_singular_values(s, backend), b = hankel_singular_values(scaled, backend);
+    EXPECT_LT((a - b).cwiseAbs().maxCoeff(), 1e-12 * a[0]) << backend_name(backend) << "\n" << a.transpose()
+                                                            << "\n" << b.transpose();
+    EXPECT_EQ(reduce_diagonal_system(s, RankRule::energy(0.99), backend).rank,
+              reduce_diagonal_system(scaled, RankRule::energy(0.99), backend).rank);
+  }
+}
+
+// 1 - |lambda|^2 is formed to full relative accuracy: for one state the HSV
+// is |B| |C| / (1 - lambda^2) exactly, here with 1 - lambda = 2^-40 + 2^-52.
+// Plain arithmetic loses the low bits of lambda^2 (an error of 3e-5).
+TEST(HankelSingularValues, ExactForAPoleNearTheUnitCircle) {
+  const double lambda = 1.0 - std::ldexp(1.0, -40) - std::ldexp(1.0, -52);
+  for (const Complex pole : {Complex(lambda, 0.0), Complex(0.0, lambda), Complex(-lambda, 0.0)}) {
+    const DiagonalSystem s{VectorXc::Constant(1, pole), MatrixXc::Constant(1, 1, 0.75), MatrixXc::Constant(1, 1, 2.0),
+                           VectorXd::Zero(1)};
+    // 1 - lambda is exact (Sterbenz); 1 + lambda and the product in long double (64-bit mantissa).
+    const long double gap = static_cast<long double>(1.0 - lambda) * (1.0L + static_cast<long double>(lambda));
+    const double exact = static_cast<double>(1.5L / gap);
+    for (const Backend backend : {Backend::Reference, default_backend()})
+      EXPECT_NEAR(hankel_singular_values(s, backend)[0], exact, 1e-13 * exact) << pole;
+  }
+}
+
+// Poles inside the unit circle keep their place, however close to it; the
+// LRU's limit 1 - 1e-7 is system_to_lru's business. Clamping them here made
+// the H-inf error 1.6e5 against a bound of 60.
+TEST(LruReduction, PolesNearTheUnitCircleAreNotClamped) {
+  std::mt19937_64 rng(100);
+  DiagonalSystem s = testing::random_system(rng, 8, 2);
+  s.lambda[3] = std::polar(1.0 - 1e-9, 0.7);
+  s.B.row(3) *= 1e-4;  // a strong state all the same: |B| |C| / (1 - |lambda|^2) ~ 1e4
+  const LruReduction r = reduce_diagonal_system(s, RankRule::energy(0.9));
+  ASSERT_LT(r.rank, 8);
+  EXPECT_GT(r.reduced.lambda.cwiseAbs().maxCoeff(), 1.0 - 1e-8);
+  EXPECT_LT(r.reduced.lambda.cwiseAbs().maxCoeff(), 1.0);
+  for (const GuardEvent& e : r.guards) ADD_FAILURE() << e.guard << ": " << e.detail;
+  EXPECT_LE(hinf_error(s, r.reduced), r.hinf_bound * (1.0 + 1e-6));
+}
+
+// An eigenvalue of A_r on or outside the unit circle cannot come from a
+// stable system: it is reported as "unstable" (and clamped inside).
+TEST(Rediagonalise, AnUnstableEigenvalueIsReported) {
+  DenseSystem d{MatrixXc(2, 2), MatrixXc(2, 1), MatrixXc(1, 2)};
+  d.A << 1.5, 0.0, 0.0, 0.25;
+  d.B << 1.0, 1.0;
+  d.C << 1.0, 1.0;
+  const DiagonalReduction r = rediagonalise(d, VectorXd::Zero(1));
+  ASSERT_EQ(r.guards.size(), 1u);
+  EXPECT_EQ(r.guards[0].guard, "unstable");
+  EXPECT_NE(r.guards[0].detail.find("|mu| = 1.5 >= 1"), std::string::npos) << r.guards[0].detail;
+  EXPECT_LT(r.system.lambda.cwiseAbs().maxCoeff(), 1.0);
+}
+
+// States that cancel each other (1 / (z^6 - eps^6) as six poles on a circle of
+// radius eps with residues ~1e8) leave HSVs that are rounding noise: flagged.
+TEST(LruReduction, CancellingStatesAreFlaggedIllConditioned) {
+  const int k = 6;
+  const double eps = 0.017;
+  DiagonalSystem s{VectorXc(k), MatrixXc(k, 1), MatrixXc(1, k), VectorXd::Zero(1)};
+  for (int m = 0; m < k; ++m) {
+    s.lambda[m] = std::polar(eps, 2.0 * M_PI * m / k);
+    const Complex residue = 1.0 / (static_cast<double>(k) * std::pow(s.lambda[m], k - 1));
+    s.B(m, 0) = std::sqrt(residue);
+    s.C(0, m) = std::sqrt(residue);
+  }
+  EXPECT_GT(std::numeric_limits<double>::epsilon() * hsv_condition(s, hankel_singular_values(s)[0]),
+            kIllConditionedHsvError);
+  const LruReduction r = reduce_diagonal_system(s, RankRule::fixed(2));
+  ASSERT_FALSE(r.guards.empty());
+  EXPECT_EQ(r.guards[0].guard, "ill_conditioned");
+  // A well-conditioned system is not flagged.
+  std::mt19937_64 rng(5);
+  const DiagonalSystem fine = testing::random_system(rng, 64, 4);
+  EXPECT_LT(hsv_condition(fine, hankel_singular_values(fine)[0]), 1e4);
 }
 
 }  // namespace

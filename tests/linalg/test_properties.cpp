@@ -33,6 +33,8 @@ void check_system(std::mt19937_64& rng, SystemKind kind, int seed, Outcome& outc
   const LruReduction r = reduce_diagonal_system(s, rule);
   ASSERT_TRUE(r.hsv.allFinite()) << where;
   ASSERT_GE(r.hsv.minCoeff(), 0.0) << where;
+  // Stable as computed, not by a clamp: no "unstable" guard fired.
+  for (const GuardEvent& e : r.guards) ASSERT_NE(e.guard, "unstable") << where << ": " << e.detail;
   for (Eigen::Index i = 0; i < r.reduced.lambda.size(); ++i)
     ASSERT_LT(std::abs(r.reduced.lambda[i]), 1.0) << where;
   std::vector<GuardEvent> guards;

@@ -220,6 +220,7 @@ TEST_P(GoldenCaseTest, MatchesOfficialCodeAndExactOracle) {
 
       const double radius = r.reduced.lambda.cwiseAbs().maxCoeff();
       EXPECT_LT(radius, 1.0);
+      for (const GuardEvent& e : r.guards) EXPECT_NE(e.guard, "unstable") << e.detail;  // stable, not clamped
 
       const double hinf = hinf_error(c.system, r.reduced);
       EXPECT_LE(hinf, r.hinf_bound * (1.0 + 1e-6)) << "H-inf error above 2 * discarded HSVs";

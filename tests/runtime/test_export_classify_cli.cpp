@@ -177,7 +177,7 @@ TEST_F(ExportClassifyCli, BadModelFilesExitTwoWithOneLine) {
   expect_bad_model(damaged("truncated.safetensors", [](std::string& b) { b.resize(b.size() / 2); }), "");
   expect_bad_model(damaged("short.safetensors", [](std::string& b) { b.resize(5); }), "too short");
   expect_bad_model(damaged("long_header.safetensors", [](std::string& b) { b[5] = 0x7f; }), "larger than the file");
-  expect_bad_model(damaged("json.safetensors", [](std::string& b) { b[8] = '['; }), "not valid JSON");
+  expect_bad_model(damaged("json.safetensors", [](std::string& b) { b[8] = '['; }), "header is not a JSON object");
   expect_bad_model(dir_->write("text.safetensors", "this is not a model file at all"), "larger than the file");
   // NaN in head.bias: its offsets from the header.
   expect_bad_model(damaged("nan.safetensors",

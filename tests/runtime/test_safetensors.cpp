@@ -6,6 +6,7 @@
 #include <cstring>
 #include <string>
 
+#include "runtime/model_file.h"
 #include "runtime/safetensors.h"
 
 namespace compressm::testing {
@@ -90,6 +91,70 @@ TEST(Safetensors, RejectsBrokenJson) {
   expect_rejected(file_of(R"({"__metadata__": []})", ""), "__metadata__ is not a JSON object");
   const std::string t = R"({"dtype":"F32","shape":[1],"data_offsets":[0,4]})";
   expect_rejected(file_of("{\"a\":" + t + ",\"a\":" + t + "}", floats(1)), "names 'a' twice");
+}
+
+TEST(Safetensors, RejectsDuplicateKeysAtEveryLevel) {
+  // The DOM keeps the last of two equal keys: an F16 tensor would pass as F32,
+  // and a metadata value would be read as whichever came last.
+  expect_rejected(file_of(R"({"a":{"dtype":"F16","dtype":"F32","shape":[1],"data_offsets":[0,4]}})", floats(1)),
+                  "tensor 'a' names 'dtype' twice");
+  expect_rejected(file_of(R"({"__metadata__":{"format":"evil","format":"compressm-lru"}})", ""),
+                  "__metadata__ names 'format' twice");
+  expect_rejected(file_of(R"({"a":{"dtype":{"k":1,"k":2},"shape":[1],"data_offsets":[0,4]}})", floats(1)),
+                  "tensor 'a' names 'k' twice");
+  // Equal keys in different objects are fine.
+  EXPECT_NO_THROW(runtime::parse_safetensors(
+      file_of(R"({"__metadata__":{"dtype":"x"},"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", floats(1)),
+      "x"));
+}
+
+TEST(Safetensors, RejectsAHeaderThatDoesNotStartWithABrace) {
+  // As the reference reader, which nlohmann alone is not: it skips a UTF-8
+  // byte-order mark and whitespace.
+  const std::string t = R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})";
+  expect_rejected(file_of("\xef\xbb\xbf" + t, floats(1)), "starts with a UTF-8 byte-order mark, not '{'");
+  expect_rejected(file_of(" " + t, floats(1)), "starts with byte 0x20, not '{'");
+  expect_rejected(file_of("", ""), "header is empty");
+  EXPECT_NO_THROW(runtime::parse_safetensors(file_of(t + "  ", floats(1)), "x"));  // padding after is fine
+}
+
+TEST(Safetensors, NamesFromTheHeaderStayOnOneLine) {
+  // "\n" in a JSON string is a newline in the name; messages show it escaped.
+  expect_rejected(file_of(R"({"a\nb":{"dtype":"F32","shape":[1],"data_offsets":[0,8]}})", floats(2)),
+                  "tensor 'a\\x0ab' has 8 data bytes");
+  expect_rejected(file_of(R"({"a":{"dtype":"F\u000016","shape":[1],"data_offsets":[0,4]}})", floats(1)),
+                  "dtype F\\x0016, expected F32");
+  expect_rejected(file_of(R"({"a\r":{},"a\r":{}})", ""), "header names 'a\\x0d' twice");
+}
+
+// A header of `count` empty tensors ("t0000000": shape [0], no data bytes).
+std::string empty_tensors(uint64_t count) {
+  std::string header = "{";
+  for (uint64_t i = 0; i < count; ++i) {
+    std::string name = std::to_string(i);
+    name.insert(0, 7 - name.size(), '0');
+    header += (i ? ",\"t" : "\"t") + name + R"(":{"dtype":"F32","shape":[0],"data_offsets":[0,0]})";
+  }
+  return header + "}";
+}
+
+TEST(Safetensors, RefusesMoreHeaderEntriesThanAModelFileCanHave) {
+  // The cap leaves room for the largest model file (every tensor plus __metadata__).
+  runtime::Architecture largest;
+  largest.state_dims.assign(static_cast<size_t>(runtime::kMaxBlocks), 1);
+  EXPECT_LE(runtime::expected_tensor_shapes(largest).size() + 1, runtime::kMaxHeaderEntries);
+  // Far more entries than that (cheap to write, and quadratic to parse with a
+  // DOM callback): refused by count, early.
+  expect_rejected(file_of(empty_tensors(20000), ""),
+                  "header has more than " + std::to_string(runtime::kMaxHeaderEntries) + " entries");
+  // At the cap a header loads, or fails for its real reason.
+  const std::string at_cap = empty_tensors(runtime::kMaxHeaderEntries);
+  EXPECT_EQ(runtime::parse_safetensors(file_of(at_cap, ""), "x").tensors.size(), runtime::kMaxHeaderEntries);
+  std::string with_f16 = at_cap;
+  with_f16.replace(with_f16.rfind("F32"), 3, "F16");
+  expect_rejected(file_of(with_f16, ""), "dtype F16, expected F32");
+  expect_rejected(file_of(at_cap.substr(0, at_cap.size() - 1) + R"(,"__metadata__":{}})", ""),
+                  "more than " + std::to_string(runtime::kMaxHeaderEntries) + " entries");  // one more
 }
 
 TEST(Safetensors, RejectsBadEntries) {
