@@ -45,6 +45,10 @@ int classify_dataset(const runtime::Model& model, const ClassifyOptions& o) {
   const std::string trained_on = metadata_or(model, "dataset", "");
   if (!trained_on.empty() && trained_on != o.dataset)
     report_warning(o.model_path + " was trained on " + trained_on + "; scoring it on " + o.dataset);
+  const std::string precision = metadata_or(model, "precision", "fp32");
+  if (precision != "fp32")
+    report_warning(o.model_path + " was trained with precision " + precision + "; this runtime computes in float32, "
+                   "so its accuracy can differ slightly from `compressm eval` of the checkpoint");
   const data::Dataset test = test_split(model, o);
   const runtime::Architecture& a = model.architecture();
   if (test.channels != a.input_dim || test.num_classes != a.num_classes)
@@ -75,6 +79,11 @@ int classify_input(const runtime::Model& model, const ClassifyOptions& o) {
   } catch (const runtime::SequenceFileError& e) {
     throw io::InputError(e.what());
   }
+  const std::string trained_length = metadata_or(model, "seq_len", "");
+  if (!trained_length.empty() && trained_length != std::to_string(sequence.length))
+    report_warning(o.input_path + " has " + std::to_string(sequence.length) + (sequence.length == 1 ? " step" : " steps") +
+                   "; " + o.model_path + " was trained on " + metadata_or(model, "dataset", "its dataset") +
+                   " sequences of " + trained_length + " (a missing or extra line?)");
   // A token id outside the vocabulary is the input file's fault.
   const runtime::VectorF logits =
       blame_input(o.input_path, [&] { return model.classify(sequence.values.data(), sequence.length); });

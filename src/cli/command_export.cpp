@@ -3,14 +3,15 @@
 // (src/runtime/model_file.h). The file is checked by the runtime's own loader
 // before it is written, and written atomically.
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "config/config.h"
+#include "data/dataset.h"
 #include "export/model_export.h"
 #include "io/atomic_file.h"
+#include "runtime/safetensors.h"
 #include "training/trained_model.h"
 
 namespace compressm::cli {
@@ -26,19 +27,20 @@ CLI::App* add_export_command(CLI::App& app, ExportOptions& options) {
 namespace {
 
 // An existing --out is replaced only if it is a safetensors file (a model
-// exported before): its first 8 bytes are the header's length and the header
-// starts with '{'. Anything else there (a run's config.yaml or metrics.json,
-// a dataset file) is refused, not overwritten.
+// exported before, read as one: header length, JSON header, tensors tiling
+// the data). Anything else there (a run's config.yaml or metrics.json, a
+// dataset file, a JSON file that merely starts like one, a pipe) is refused.
 void refuse_replacing_other_files(const std::string& out_path) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (!fs::exists(out_path, ec)) return;
   if (fs::is_directory(out_path, ec)) throw UsageError("--out " + out_path + ": is a folder");
-  std::ifstream in(out_path, std::ios::binary);
-  char head[9] = {};
-  const bool model = in.read(head, sizeof head) && head[8] == '{';
-  if (!model)
+  if (!fs::is_regular_file(out_path, ec)) throw UsageError("--out " + out_path + ": exists and is not a regular file");
+  try {
+    runtime::read_safetensors(out_path);
+  } catch (const std::exception&) {
     throw UsageError("--out " + out_path + ": exists and is not a safetensors model file; refusing to replace it");
+  }
 }
 
 }  // namespace
@@ -51,6 +53,10 @@ int run_export(const ExportOptions& options) {
   runtime::TensorFile file = exporting::model_tensor_file(
       trained.model, trained.contents.config_yaml, std::string(config::to_string(config.dataset)), config.seed);
   file.metadata["data_dir"] = config.data_dir;  // `classify --dataset` reads the same folder by default
+  // The runtime computes in float32: `classify` says so for a model trained in bf16 or tf32.
+  file.metadata["precision"] = std::string(config::to_string(config.training.precision));
+  const int64_t seq_len = data::sequence_length(std::string(config::to_string(config.dataset)));
+  if (seq_len > 0) file.metadata["seq_len"] = std::to_string(seq_len);  // `classify --input` checks it
   std::string bytes;
   try {
     bytes = exporting::encode_model_file(file, trained.folder.string());

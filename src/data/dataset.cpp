@@ -55,6 +55,13 @@ std::string default_data_dir(const std::string& name) {
   return {};
 }
 
+int64_t sequence_length(const std::string& name) {
+  if (name == "smnist" || name == "sfmnist") return 784;
+  if (name == "scifar") return 1024;
+  if (name == "digits") return 64;
+  return 0;
+}
+
 Splits load_dataset(const std::string& name, const std::string& data_dir, uint64_t seed) {
   check_supported(name);
   const std::filesystem::path dir = data_dir.empty() ? default_data_dir(name) : data_dir;

@@ -59,6 +59,10 @@ const std::vector<std::string>& supported_names();
 // Throws DataError for an unknown name.
 std::string default_data_dir(const std::string& name);
 
+// The length of every sequence of dataset `name` (784, 1024, 64), or 0 when
+// its sequences vary in length or it has no reader yet.
+int64_t sequence_length(const std::string& name);
+
 // Reads the train/val/test splits of dataset `name` from `data_dir` (empty:
 // default_data_dir(name)). The val split is a seeded 10% of the training
 // examples (split.h), so it is the same for the same seed on every platform.

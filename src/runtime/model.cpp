@@ -54,12 +54,14 @@ VectorF Model::classify(const float* inputs, int64_t length) const {
     sum += h.cast<double>().rowwise().sum();
   }
   VectorF logits = head((sum / static_cast<double>(length)).cast<float>());
-  // Finite inputs and weights can still overflow float32 on the way (an input
-  // of 3e38, or extreme weights): no class is then an answer.
+  require_finite_output(logits);  // e.g. an input of 3e38, or extreme weights
+  return logits;
+}
+
+void require_finite_output(const VectorF& logits) {
   if (!logits.allFinite())
     throw std::invalid_argument("the model's output is not finite (float32 overflow in the forward pass: an input "
                                 "value or a weight is too large)");
-  return logits;
 }
 
 int32_t argmax(const VectorF& logits) {

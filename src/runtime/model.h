@@ -50,6 +50,10 @@ class Model {
 std::vector<int32_t> predict_classes(const Model& model, const float* inputs, int64_t count, int64_t length,
                                      int threads);
 
+// Throws std::invalid_argument when `logits` are not finite: finite inputs and
+// weights can still overflow float32 on the way, and no class is then an answer.
+void require_finite_output(const VectorF& logits);
+
 // Index of the largest logit; the first one on ties.
 int32_t argmax(const VectorF& logits);
 

@@ -28,6 +28,7 @@ const VectorF& Stream::step(const float* input) {
   state_.steps += 1;
   // Mean pooling so far: head((1/(t+1)) sum_{k<=t} h_k).
   logits_ = model_->head((state_.output_sum / static_cast<double>(state_.steps)).cast<float>());
+  require_finite_output(logits_);
   return logits_;
 }
 

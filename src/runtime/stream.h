@@ -31,7 +31,8 @@ class Stream {
 
   // Advances every block by one step with `input` {input_dim} (with a vocabulary,
   // one token id) and returns the logits after this step. Throws
-  // std::invalid_argument for a bad token id (the stream is then unchanged).
+  // std::invalid_argument for a bad token id (the stream is then unchanged)
+  // and for logits that are not finite (float32 overflow; the step is taken).
   const VectorF& step(const float* input);
 
   const VectorF& output() const { return state_.output; }  // h_t {H} of the last step

@@ -12,6 +12,7 @@ namespace {
 using compressm::data::DataError;
 using compressm::data::default_data_dir;
 using compressm::data::load_dataset;
+using compressm::data::sequence_length;
 using compressm::data::Splits;
 using namespace compressm::testing;
 namespace fs = std::filesystem;
@@ -44,10 +45,13 @@ TEST(DatasetRegistry, DispatchesByName) {
     const Splits s = load_dataset(name, (dir / "mnist").string(), 0);
     EXPECT_EQ(s.test.count(), 3);
     EXPECT_EQ(s.train.seq_len, 784);
+    EXPECT_EQ(sequence_length(name), s.test.seq_len);
   }
   const Splits cifar = load_dataset("scifar", (dir / "cifar").string(), 0);
   EXPECT_EQ(cifar.train.count() + cifar.val.count(), 10);
   EXPECT_EQ(cifar.test.channels, 3);
+  EXPECT_EQ(sequence_length("scifar"), cifar.test.seq_len);
+  EXPECT_EQ(sequence_length("listops"), 0);
   expect_data_error([&] { load_dataset("smnist", (dir / "none").string(), 0); }, {(dir / "none").string()});
   // Fewer than 10 training examples leave no validation split: refused, not trained on blind.
   write_mnist_dir(dir / "tiny", 9, 3, true);

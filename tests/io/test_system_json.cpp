@@ -80,6 +80,12 @@ TEST(SystemJson, WriteReplacesAtomicallyAndLeavesNoTemporaryFile) {
   int entries = 0;
   for ([[maybe_unused]] const auto& entry : fs::directory_iterator(dir.path())) ++entries;
   EXPECT_EQ(entries, 1);
+  // The replaced file keeps its permissions (the temporary file was created 0666 less the umask).
+  fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
+  compressm::io::write_system_json(awkward_system(3, 2), file);
+  EXPECT_EQ(compressm::io::read_system_json(file).state_dim(), 3);
+  EXPECT_EQ(fs::status(file).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read);
 }
 
 TEST(SystemJson, WriteIntoMissingDirectoryNamesTheFile) {

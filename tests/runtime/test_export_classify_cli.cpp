@@ -140,6 +140,33 @@ TEST_F(ExportClassifyCli, ClassifiesOneSequenceFromATextFile) {
   const CliResult text = run_cli({"classify", "--model", model().string(), "--input", input.string()});
   ASSERT_EQ(text.status, 0) << text.err;
   EXPECT_EQ(text.out.rfind("class " + std::to_string(best_class), 0), 0u) << text.out;
+  EXPECT_EQ(text.err, "");
+  // A sequence of another length than the model was trained on still runs (an LRU takes any length), with a warning.
+  const fs::path shorter = dir_->write("short.csv", "0.1\n0.2\n0.3\n");
+  const CliResult warned = run_cli({"classify", "--model", model().string(), "--input", shorter.string()});
+  ASSERT_EQ(warned.status, 0) << warned.err;
+  EXPECT_NE(warned.err.find(shorter.string() + " has 3 steps; " + model().string() +
+                            " was trained on digits sequences of 64"),
+            std::string::npos) << warned.err;
+}
+
+// The runtime computes in float32: a model trained with bf16 dense layers is
+// classified with a warning that its accuracy can differ slightly from eval's.
+TEST_F(ExportClassifyCli, AModelTrainedInBf16IsClassifiedWithAWarning) {
+  const std::string config = std::string(COMPRESSM_SOURCE_DIR) + "/tests/training/digits_train.yaml";
+  const fs::path run16 = dir_->path() / "run_bf16", model16 = dir_->path() / "bf16.safetensors";
+  const CliResult train = run_cli({"train", "--config", config, "--out", run16.string(), "--set",
+                                   "training.num_steps=20", "--set", "training.eval_steps=20", "--set",
+                                   "checkpoint_every=0", "--set", "training.precision=bf16"});
+  ASSERT_EQ(train.status, 0) << train.err;
+  ASSERT_EQ(run_cli({"export", "--checkpoint", run16.string(), "--out", model16.string()}).status, 0);
+  const CliResult r = run_cli({"classify", "--model", model16.string(), "--dataset", "digits", "--json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find(model16.string() + " was trained with precision bf16; this runtime computes in float32"),
+            std::string::npos) << r.err;
+  const CliResult fp32 = run_cli({"classify", "--model", model().string(), "--dataset", "digits", "--json"});
+  ASSERT_EQ(fp32.status, 0) << fp32.err;
+  EXPECT_EQ(fp32.err.find("precision"), std::string::npos) << fp32.err;
 }
 
 TEST_F(ExportClassifyCli, AnIndependentPythonReaderComputesTheSameLogits) {
@@ -245,6 +272,12 @@ TEST_F(ExportClassifyCli, BadInputsAndUsageExitTwo) {
       << r.err;
   EXPECT_EQ(read_text(run() / "config.yaml"), config_before);
   EXPECT_EQ(run_cli({"export", "--checkpoint", run().string(), "--out", model().string()}).status, 0);
+  // A JSON file whose ninth byte is '{' (what the check once looked at) is not a model either.
+  const fs::path results = dir_->write("results.json", R"({"runs":{"important":[1,2,3]}})");
+  r = run_cli({"export", "--checkpoint", run().string(), "--out", results.string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("exists and is not a safetensors model file"), std::string::npos) << r.err;
+  EXPECT_EQ(read_text(results), R"({"runs":{"important":[1,2,3]}})");
 
   // --out inside the checkpoint folder it reads (or any other) is refused:
   // the checkpoint is left as it was and still loads.

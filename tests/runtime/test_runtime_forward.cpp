@@ -116,6 +116,16 @@ TEST(RuntimeStream, ABadTokenLeavesTheStreamUnchanged) {
   EXPECT_EQ(stream.save().blocks[0].x, before.blocks[0].x);
 }
 
+// An input that overflows float32 on the way gives no logits, streamed or not.
+TEST(RuntimeStream, AnOutputThatOverflowsIsAnError) {
+  const Architecture a = small_architecture({12, 7});
+  const runtime::Model model = load(random_model_file(a, 16));
+  const std::vector<float> huge(static_cast<size_t>(a.input_dim), 3e38f);
+  EXPECT_THROW(model.classify(huge.data(), 1), std::invalid_argument);
+  runtime::Stream stream(model);
+  EXPECT_THROW(stream.step(huge.data()), std::invalid_argument);
+}
+
 TEST(RuntimeClassify, PredictClassesOnTwoThreadsEqualsOneByOne) {
   const Architecture a = small_architecture({12, 7});
   const runtime::Model model = load(random_model_file(a, 16));
