@@ -5,6 +5,7 @@
 // of one sequence (format: src/runtime/sequence_file.h).
 #include <cstdio>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
@@ -35,7 +36,23 @@ data::Dataset test_split(const runtime::Model& model, const ClassifyOptions& o) 
   const std::string seed = metadata_or(model, "seed", "0");
   const bool numeric = !seed.empty() && seed.size() < 19 && seed.find_first_not_of("0123456789") == std::string::npos;
   try {
-    return data::load_dataset(o.dataset, dir, numeric ? std::stoull(seed) : 0).test;
+    data::Dataset test = data::load_dataset(o.dataset, dir, numeric ? std::stoull(seed) : 0).test;
+    // Normalised as in training (scifar), not with the statistics of the training files found now.
+    const std::string scaling = metadata_or(model, "input_scaling", "");
+    if (!scaling.empty() && o.dataset == metadata_or(model, "dataset", "")) {
+      const nlohmann::json saved = nlohmann::json::parse(scaling, nullptr, /*allow_exceptions=*/false);
+      if (!saved.is_object() || !saved.contains("mean") || !saved.contains("std") || !saved["mean"].is_array() ||
+          !saved["std"].is_array())
+        throw io::InputError(o.model_path + ": __metadata__ input_scaling is not {\"mean\": [...], \"std\": [...]}");
+      try {
+        data::rescale_channels(test, saved["mean"].get<std::vector<float>>(), saved["std"].get<std::vector<float>>());
+      } catch (const nlohmann::json::exception&) {
+        throw io::InputError(o.model_path + ": __metadata__ input_scaling holds something other than numbers");
+      } catch (const data::DataError& e) {
+        throw io::InputError(o.model_path + ": __metadata__ input_scaling: " + e.what());
+      }
+    }
+    return test;
   } catch (const data::DataError& e) {
     throw io::InputError(e.what());
   }

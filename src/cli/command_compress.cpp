@@ -98,6 +98,9 @@ int run_compress(const CompressOptions& options) {
                     {"rank", options.rank ? nlohmann::json(*options.rank) : nlohmann::json()},
                     {"state_dims", trained.model->state_dims()},
                     {"blocks", blocks}};
+  // eval and export of the compressed model normalise inputs as the run did (scifar).
+  if (const auto scaling = trained.contents.state.find("input_scaling"); scaling != trained.contents.state.end())
+    contents.state["input_scaling"] = *scaling;
   contents.config_yaml = trained.contents.config_yaml;
   training::write_checkpoint(contents, training::final_folder(out));
   io::write_file_atomically(out / "compress.json", contents.state.dump(2) + "\n");

@@ -40,6 +40,7 @@ int run_eval(const EvalOptions& options) {
   } catch (const data::DataError& e) {
     throw io::InputError(e.what());
   }
+  training::apply_saved_input_scaling(trained.contents, folder, {&splits.test});  // the statistics the model saw
   if ((trained.model->options().vocab_size == 0 && trained.model->options().input_dim != splits.train.channels) ||
       trained.model->options().num_classes != splits.train.num_classes)
     throw io::InputError((folder / "model.bin").string() + ": the model does not fit dataset " +

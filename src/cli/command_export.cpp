@@ -57,6 +57,10 @@ int run_export(const ExportOptions& options) {
   file.metadata["precision"] = std::string(config::to_string(config.training.precision));
   const int64_t seq_len = data::sequence_length(std::string(config::to_string(config.dataset)));
   if (seq_len > 0) file.metadata["seq_len"] = std::to_string(seq_len);  // `classify --input` checks it
+  // The per-channel statistics the inputs were normalised with (scifar): `classify --dataset` uses them, and
+  // they are what a caller of `classify --input` applies to its pixels.
+  const auto scaling = trained.contents.state.find("input_scaling");
+  if (scaling != trained.contents.state.end() && !scaling->is_null()) file.metadata["input_scaling"] = scaling->dump();
   std::string bytes;
   try {
     bytes = exporting::encode_model_file(file, trained.folder.string());

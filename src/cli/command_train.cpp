@@ -226,11 +226,15 @@ void check_checkpoint_config(const training::CheckpointContents& contents, const
 
 // Restores `checkpoint`; a damaged one names the checkpoint before it, the
 // one to fall back on (the damaged folder is the user's to move aside).
-void restore_or_explain(training::Trainer& trainer, const fs::path& checkpoint, const fs::path& run_dir,
-                        const config::Config& run_config) {
+// The data goes on with the input statistics the run started with (another
+// data_dir's training files give other ones); the trainer reads `splits` only
+// once it runs.
+void restore_or_explain(training::Trainer& trainer, data::Splits& splits, const fs::path& checkpoint,
+                        const fs::path& run_dir, const config::Config& run_config) {
   try {
     const training::CheckpointContents contents = training::read_checkpoint(checkpoint);  // manifest checked
     check_checkpoint_config(contents, checkpoint, run_config);
+    training::apply_saved_input_scaling(contents, checkpoint, {&splits.train, &splits.val, &splits.test});
     trainer.restore(contents, checkpoint);
   } catch (const training::CheckpointError& e) {
     const fs::path before = training::checkpoint_before(run_dir, checkpoint);
@@ -292,7 +296,7 @@ int run_train(const TrainOptions& options) {
     refuse_non_empty_out();
   }
   // The data first: a missing dataset leaves no new folder behind.
-  const data::Splits splits = load_splits(config);
+  data::Splits splits = load_splits(config);
   if (splits.train.count() < config.training.batch_size)
     throw UsageError((options.config_path.empty() ? "the run's config" : options.config_path) +
                      ": training.batch_size " + std::to_string(config.training.batch_size) + " is larger than the " +
@@ -318,7 +322,7 @@ int run_train(const TrainOptions& options) {
   trainer_options.stop = &stop_requested;
   training::Trainer trainer(config, splits, trainer_options);
   if (!resume_from.empty()) {
-    restore_or_explain(trainer, resume_from, run_dir, config);
+    restore_or_explain(trainer, splits, resume_from, run_dir, config);
     std::cerr << "compressm: resuming " << run_dir.string() << " at step " << trainer.steps_done() << " ("
               << resume_from.filename().string() << ")\n";
     if (trainer.steps_done() >= config.training.num_steps && resume_from == training::final_folder(run_dir)) {

@@ -1,6 +1,7 @@
 #include "data/dataset.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "data/cifar10.h"
 #include "data/digits.h"
@@ -53,6 +54,27 @@ std::string default_data_dir(const std::string& name) {
   if (name == "pathfinder") return "data/lra_release/pathfinder32";
   check_supported(name);  // throws: unknown name
   return {};
+}
+
+void rescale_channels(Dataset& dataset, const std::vector<float>& mean, const std::vector<float>& std) {
+  const size_t channels = static_cast<size_t>(dataset.channels);
+  if (dataset.channel_mean.size() != channels || dataset.channel_std.size() != channels)
+    throw DataError("the dataset has no per-channel statistics to replace");
+  if (mean.size() != channels || std.size() != channels)
+    throw DataError("saved input statistics for " + std::to_string(mean.size()) + " channels, the dataset has " +
+                    std::to_string(channels));
+  for (size_t c = 0; c < channels; ++c)
+    if (!(std[c] > 0.0f) || !std::isfinite(mean[c]) || !std::isfinite(std[c]))
+      throw DataError("saved input statistics of channel " + std::to_string(c) + " are not a finite mean and a positive std");
+  if (mean == dataset.channel_mean && std == dataset.channel_std) return;
+  // (x s + m - m') / s' in double: the pixel / max_pixel value, then the saved normalisation.
+  for (size_t k = 0; k < dataset.inputs.size(); ++k) {
+    const size_t c = k % channels;
+    const double pixel = static_cast<double>(dataset.inputs[k]) * dataset.channel_std[c] + dataset.channel_mean[c];
+    dataset.inputs[k] = static_cast<float>((pixel - mean[c]) / std[c]);
+  }
+  dataset.channel_mean = mean;
+  dataset.channel_std = std;
 }
 
 int64_t sequence_length(const std::string& name) {

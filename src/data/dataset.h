@@ -45,6 +45,13 @@ struct Splits {
   Dataset train, val, test;
 };
 
+// Re-expresses `dataset`'s inputs, normalised with its own channel_mean and
+// channel_std, with `mean` and `std` instead (a run's saved statistics: the
+// training files of another data folder give other ones, and the model saw
+// its own). Throws DataError when the dataset has no per-channel statistics
+// or the sizes differ.
+void rescale_channels(Dataset& dataset, const std::vector<float>& mean, const std::vector<float>& std);
+
 // Every dataset name of the config (docs/design.md §3), supported or not.
 const std::vector<std::string>& dataset_names();
 

@@ -82,8 +82,12 @@ Sequence parse_sequence_text(const std::string& text, int64_t channels, const st
 Sequence read_sequence_file(const std::filesystem::path& path, int64_t channels) {
   const std::string source = path.string();
   std::error_code error;
-  if (!std::filesystem::is_regular_file(path, error))
-    fail(source, 0, std::filesystem::is_directory(path, error) ? "a folder, not a sequence file" : "no such file");
+  if (!std::filesystem::is_regular_file(path, error)) {
+    const char* problem = std::filesystem::is_directory(path, error) ? "a folder, not a sequence file"
+                          : std::filesystem::exists(path, error)    ? "not a regular file (a pipe or a device?)"
+                                                                    : "no such file";
+    fail(source, 0, problem);
+  }
   if (std::filesystem::file_size(path, error) > kMaxSequenceFileBytes) fail(source, 0, "file is too large");
   std::ifstream in(path, std::ios::binary);
   if (!in.is_open()) fail(source, 0, "cannot open the file");

@@ -23,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "data/dataset.h"
 #include "nn/lru_model.h"
 #include "nn/lru_optimizer.h"
 #include "training/checkpoint_files.h"
@@ -40,6 +41,16 @@ struct CheckpointContents {
   std::string config_yaml;
   NamedTensors rollback_tensors;   // empty: no rollback.bin
 };
+
+// The per-channel input statistics the run normalised its data with, saved
+// in state.json as "input_scaling": {"mean": [...], "std": [...]} (datasets
+// with such statistics: scifar). eval, resume and export use them rather than
+// the statistics of the training files found now, which another data folder
+// changes. Applies them to every dataset given; no-op for checkpoints without
+// them. Throws CheckpointError naming state.json when they are malformed.
+nlohmann::json input_scaling_json(const data::Dataset& train);  // null without statistics
+void apply_saved_input_scaling(const CheckpointContents& contents, const std::filesystem::path& folder,
+                               const std::vector<data::Dataset*>& datasets);
 
 // A checkpoint's model and optimizer tensors as one list with "model/" and
 // "optimizer/" prefixes (rollback.bin), and back.

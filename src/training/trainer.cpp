@@ -168,7 +168,8 @@ nlohmann::json Trainer::checkpoint_state(double elapsed_s, double data_wait_s, d
           {"history", history_.to_json()},
           {"elapsed_s", elapsed_s},
           {"data_wait_s", data_wait_s},
-          {"loop_s", loop_s}};
+          {"loop_s", loop_s},
+          {"input_scaling", input_scaling_json(splits_.train)}};
 }
 
 void Trainer::write_curve() const {

@@ -201,6 +201,7 @@ TEST_F(ExportClassifyCli, AnIndependentPythonReaderComputesTheSameLogits) {
 TEST_F(ExportClassifyCli, BadModelFilesExitTwoWithOneLine) {
   expect_bad_model(dir_->path() / "missing.safetensors", "no such file");
   expect_bad_model(dir_->path(), "a folder, not a model file");
+  expect_bad_model("/dev/null", "not a regular file (a pipe or a device?)");  // was "no such file"
   expect_bad_model(damaged("truncated.safetensors", [](std::string& b) { b.resize(b.size() / 2); }), "");
   expect_bad_model(damaged("short.safetensors", [](std::string& b) { b.resize(5); }), "too short");
   expect_bad_model(damaged("long_header.safetensors", [](std::string& b) { b[5] = 0x7f; }), "larger than the file");

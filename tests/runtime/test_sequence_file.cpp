@@ -48,6 +48,12 @@ TEST(SequenceFile, RejectsBadLinesNamingTheLine) {
   expect_rejected(",0.1,0.2,0.3\n", 3, "in.csv:1: field 1 is empty");
   expect_rejected("0.1,0.2,\n", 2, "in.csv:1: field 3 is empty");
   EXPECT_THROW(runtime::read_sequence_file("/nonexistent/in.csv", 1), SequenceFileError);
+  try {
+    runtime::read_sequence_file("/dev/null", 1);
+    ADD_FAILURE() << "/dev/null accepted";
+  } catch (const SequenceFileError& e) {
+    EXPECT_NE(std::string(e.what()).find("/dev/null: not a regular file"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

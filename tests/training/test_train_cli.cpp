@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -511,6 +512,70 @@ TEST(TrainCliData, TheDefaultDataFolderIsRecordedAbsolute) {
   const CliResult eval = run_cli({"eval", "--checkpoint", (dir / "run").string(), "--json"});
   ASSERT_EQ(eval.status, 0) << eval.err;
   EXPECT_EQ(nlohmann::json::parse(eval.out)["n"].get<int>(), 20);
+}
+
+// A scifar run normalises its inputs with the channel statistics of the
+// training files it read; they are saved with every checkpoint and exported,
+// so eval and classify from a folder whose training files differ still feed
+// the model what it saw (they recomputed the statistics from those files).
+TEST(TrainCliData, AScifarRunKeepsItsInputStatistics) {
+  TempDir dir;
+  write_cifar_dir(dir / "a", 10, 20);
+  fs::create_directories(dir / "b");
+  for (const auto& entry : fs::directory_iterator(dir / "a")) fs::copy(entry.path(), dir / "b" / entry.path().filename());
+  std::string bright;  // other training files: every pixel 250
+  for (int i = 0; i < 10; ++i) bright += static_cast<char>(i % 10) + std::string(3072, static_cast<char>(250));
+  write_file(dir / "b/data_batch_1.bin", bright);
+  const fs::path config = dir.write("scifar_tiny.yaml",
+                                    "dataset: scifar\n"
+                                    "model: {num_blocks: 1, state_dim: 4, hidden_dim: 4}\n"
+                                    "training: {num_steps: 3, batch_size: 4, eval_steps: 3}\n"
+                                    "reduction: {mode: none}\nthreads: 1\ndevice: cpu\ncheckpoint_every: 0\n");
+  const CliResult r = run_cli({"train", "--config", config.string(), "--out", (dir / "run").string(), "--set",
+                               "data_dir=" + (dir / "a").string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const data::Splits a = data::load_dataset("scifar", (dir / "a").string(), 0);
+  data::Splits b = data::load_dataset("scifar", (dir / "b").string(), 0);
+  ASSERT_NE(a.train.channel_mean, b.train.channel_mean);
+  const nlohmann::json saved = read_json(dir / "run/final/state.json")["input_scaling"];
+  EXPECT_EQ(saved["mean"].get<std::vector<float>>(), a.train.channel_mean);
+  EXPECT_EQ(saved["std"].get<std::vector<float>>(), a.train.channel_std);
+  // The test split of b put back on a's statistics is a's test split.
+  data::rescale_channels(b.test, a.train.channel_mean, a.train.channel_std);
+  ASSERT_EQ(b.test.inputs.size(), a.test.inputs.size());
+  for (size_t k = 0; k < a.test.inputs.size(); ++k) ASSERT_NEAR(b.test.inputs[k], a.test.inputs[k], 1e-5) << k;
+
+  const CliResult eval_a = run_cli({"eval", "--checkpoint", (dir / "run").string(), "--json"});
+  const CliResult eval_b = run_cli({"eval", "--checkpoint", (dir / "run").string(), "--data-dir", (dir / "b").string(),
+                                    "--json"});
+  ASSERT_EQ(eval_a.status, 0) << eval_a.err;
+  ASSERT_EQ(eval_b.status, 0) << eval_b.err;
+  EXPECT_EQ(nlohmann::json::parse(eval_a.out), nlohmann::json::parse(eval_b.out));
+  // The export carries them: classify --dataset uses them, --input callers read them.
+  const fs::path model = dir / "m.safetensors";
+  ASSERT_EQ(run_cli({"export", "--checkpoint", (dir / "run").string(), "--out", model.string()}).status, 0);
+  const std::string bytes = read_text(model);
+  uint64_t header = 0;
+  std::memcpy(&header, bytes.data(), 8);
+  const nlohmann::json metadata = nlohmann::json::parse(bytes.substr(8, header))["__metadata__"];
+  EXPECT_EQ(nlohmann::json::parse(metadata["input_scaling"].get<std::string>()), saved);
+  const CliResult classify_b = run_cli({"classify", "--model", model.string(), "--dataset", "scifar", "--data-dir",
+                                        (dir / "b").string(), "--json"});
+  ASSERT_EQ(classify_b.status, 0) << classify_b.err;
+  EXPECT_EQ(nlohmann::json::parse(classify_b.out), nlohmann::json::parse(eval_a.out));
+  // Malformed statistics in a model file or a checkpoint: exit 2 naming the file.
+  nlohmann::json edited = nlohmann::json::parse(bytes.substr(8, header));
+  edited["__metadata__"]["input_scaling"] = R"({"mean": [0, 0], "std": [1, 1]})";
+  const std::string text = edited.dump();
+  std::string length(8, '\0');
+  const uint64_t n = text.size();
+  std::memcpy(length.data(), &n, 8);
+  const fs::path bad = dir.write("bad.safetensors", length + text + bytes.substr(8 + header));
+  const CliResult refused = run_cli({"classify", "--model", bad.string(), "--dataset", "scifar", "--data-dir",
+                                     (dir / "b").string()});
+  EXPECT_EQ(refused.status, 2);
+  EXPECT_NE(refused.err.find(bad.string() + ": __metadata__ input_scaling: saved input statistics for 2 channels"),
+            std::string::npos) << refused.err;
 }
 
 // A pragmatic run resumed from a checkpoint taken while a reduction awaited
