@@ -72,18 +72,19 @@ int classify_dataset(const runtime::Model& model, const ClassifyOptions& o) {
     throw io::InputError(o.model_path + ": the model takes " + std::to_string(a.input_dim) + " channel(s) and " +
                          std::to_string(a.num_classes) + " classes, dataset " + o.dataset + " has " +
                          std::to_string(test.channels) + " and " + std::to_string(test.num_classes));
-  const std::vector<int32_t> predicted = blame_input(o.model_path, [&] {
-    return runtime::predict_classes(model, test.inputs.data(), test.count(), test.seq_len, o.threads);
+  const std::vector<runtime::VectorF> logits = blame_input(o.model_path, [&] {
+    return runtime::predict_logits(model, test.inputs.data(), test.count(), test.seq_len, o.threads);
   });
   int64_t correct = 0;
-  for (int64_t i = 0; i < test.count(); ++i) correct += predicted[static_cast<size_t>(i)] == test.labels[static_cast<size_t>(i)];
+  for (size_t i = 0; i < logits.size(); ++i) correct += runtime::argmax(logits[i]) == test.labels[i];
   const double accuracy = test.count() > 0 ? static_cast<double>(correct) / test.count() : 0.0;
+  const double loss = runtime::mean_cross_entropy(logits, test.labels);
   if (o.json) {
-    print_json({{"accuracy", accuracy}, {"n", test.count()}});
+    print_json({{"accuracy", accuracy}, {"n", test.count()}, {"loss", loss}});
   } else {
     char line[128];
-    std::snprintf(line, sizeof line, "test accuracy %.4f%% (%lld of %lld)", 100 * accuracy,
-                  static_cast<long long>(correct), static_cast<long long>(test.count()));
+    std::snprintf(line, sizeof line, "test accuracy %.4f%% (%lld of %lld), loss %.6f", 100 * accuracy,
+                  static_cast<long long>(correct), static_cast<long long>(test.count()), loss);
     std::cout << line << "  " << o.model_path << " on " << o.dataset << "\n";
   }
   return kExitSuccess;
@@ -98,7 +99,8 @@ int classify_input(const runtime::Model& model, const ClassifyOptions& o) {
   }
   const std::string trained_length = metadata_or(model, "seq_len", "");
   if (!trained_length.empty() && trained_length != std::to_string(sequence.length))
-    report_warning(o.input_path + " has " + std::to_string(sequence.length) + (sequence.length == 1 ? " step" : " steps") +
+    report_warning(o.input_path + " has " + std::to_string(sequence.length) +
+                   (sequence.length == 1 ? " step" : " steps") +
                    "; " + o.model_path + " was trained on " + metadata_or(model, "dataset", "its dataset") +
                    " sequences of " + trained_length + " (a missing or extra line?)");
   // A token id outside the vocabulary is the input file's fault.
@@ -138,7 +140,7 @@ CLI::App* add_classify_command(CLI::App& app, ClassifyOptions& options) {
       ->check(CLI::Range(1, 256))
       ->needs(dataset);
   command->add_flag("--json", options.json,
-                    R"(Print {"accuracy", "n"} (--dataset) or {"class", "probabilities", ...} (--input))");
+                    R"(Print {"accuracy", "n", "loss"} (--dataset) or {"class", "probabilities", ...} (--input))");
   return command;
 }
 

@@ -23,7 +23,7 @@ CLI::App* add_eval_command(CLI::App& app, EvalOptions& options) {
   command->add_option("--checkpoint", options.checkpoint_dir, "Checkpoint folder, or a run folder (its final model)")
       ->required();
   command->add_option("--data-dir", options.data_dir, "Dataset folder (default: the run config's data_dir)");
-  command->add_flag("--json", options.json, R"(Print {"accuracy": a, "n": count} on stdout)");
+  command->add_flag("--json", options.json, R"(Print {"accuracy": a, "n": count, "loss": mean cross-entropy} on stdout)");
   return command;
 }
 
@@ -48,11 +48,11 @@ int run_eval(const EvalOptions& options) {
   nn::LruModel& model = trained.model;
   const training::Accuracy result = training::evaluate_accuracy(model, splits.test, config.training.batch_size);
   if (options.json) {
-    print_json({{"accuracy", result.accuracy}, {"n", result.count}});
+    print_json({{"accuracy", result.accuracy}, {"n", result.count}, {"loss", result.loss}});
   } else {
     char line[128];
-    std::snprintf(line, sizeof line, "test accuracy %.4f%% (%lld of %lld)", 100 * result.accuracy,
-                  static_cast<long long>(result.correct), static_cast<long long>(result.count));
+    std::snprintf(line, sizeof line, "test accuracy %.4f%% (%lld of %lld), loss %.6f", 100 * result.accuracy,
+                  static_cast<long long>(result.correct), static_cast<long long>(result.count), result.loss);
     std::cout << line << "  " << folder.string() << "\n";
   }
   return kExitSuccess;

@@ -181,15 +181,29 @@ void warn_if_bound_violated(const ReduceResult& result) {
 // Balanced truncation of a stable system is stable: a reduced eigenvalue on
 // or outside the unit circle means rounding swamped the reduction (clamping
 // it would hide an H-inf error far above the bound), so nothing is written.
+// Likewise an H-inf error far above the bound (poles within a few eps of the
+// unit circle, placed only to eps absolute: the gain there is off by eps /
+// (1 - |mu|) relative) is no reduction, whatever its poles look like.
+constexpr double kRefusedBoundExcess = 1e3;
+
 void refuse_unstable_result(const ReduceResult& result, const ReduceOptions& options) {
   std::string unstable, conditioning;
   for (const auto& event : result.reduction.guards) {
     if (event.guard == "unstable" && unstable.empty()) unstable = event.detail;
     if (event.guard == "ill_conditioned") conditioning = "; " + event.detail;
   }
-  if (unstable.empty()) return;
-  throw io::InputError(options.system_path + ": the reduction is unreliable in double precision: reduced " +
-                       unstable + conditioning + " (" + options.out_path + " not written)");
+  const std::string not_written = " (" + options.out_path + " not written)";
+  if (!unstable.empty())
+    throw io::InputError(options.system_path + ": the reduction is unreliable in double precision: reduced " +
+                         unstable + conditioning + not_written);
+  const linalg::LruReduction& r = result.reduction;
+  const double noise = 1e-9 * (r.kept_energy + r.discarded_energy);
+  if (std::isfinite(result.hinf_error) && result.hinf_error > kRefusedBoundExcess * r.hinf_bound + noise)
+    throw io::InputError(options.system_path + ": the reduction is unreliable in double precision: its H-inf error " +
+                         format_double("%.6e", result.hinf_error) + " is more than " +
+                         format_number(kRefusedBoundExcess) + " times the bound " +
+                         format_double("%.6e", r.hinf_bound) + " (poles within rounding of the unit circle?)" +
+                         conditioning + not_written);
 }
 
 }  // namespace

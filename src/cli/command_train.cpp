@@ -96,7 +96,8 @@ config::Config run_config_for(const TrainOptions& options, std::vector<std::stri
     // A relative data_dir (or the dataset's default folder, relative for most
     // datasets) is read from the working directory; the run records it
     // absolute, so eval, export and resume read the same data from anywhere.
-    if (config.data_dir.empty()) config.data_dir = data::default_data_dir(std::string(config::to_string(config.dataset)));
+    if (config.data_dir.empty())
+      config.data_dir = data::default_data_dir(std::string(config::to_string(config.dataset)));
     if (fs::path(config.data_dir).is_relative())
       config.data_dir = fs::absolute(config.data_dir).lexically_normal().string();
     return config;

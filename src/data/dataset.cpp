@@ -65,7 +65,8 @@ void rescale_channels(Dataset& dataset, const std::vector<float>& mean, const st
                     std::to_string(channels));
   for (size_t c = 0; c < channels; ++c)
     if (!(std[c] > 0.0f) || !std::isfinite(mean[c]) || !std::isfinite(std[c]))
-      throw DataError("saved input statistics of channel " + std::to_string(c) + " are not a finite mean and a positive std");
+      throw DataError("saved input statistics of channel " + std::to_string(c) +
+                      " are not a finite mean and a positive std");
   if (mean == dataset.channel_mean && std == dataset.channel_std) return;
   // (x s + m - m') / s' in double: the pixel / max_pixel value, then the saved normalisation.
   for (size_t k = 0; k < dataset.inputs.size(); ++k) {

@@ -76,7 +76,8 @@ std::vector<uint8_t> gunzip(const fs::path& path, std::vector<uint8_t>& in, uint
       if (produced >= stop) break;
     }
     if (produced == std::min<uint64_t>(out.size(), stop)) {
-      if (produced > max_bytes) fail(path, "gzip data decompresses to more than " + std::to_string(max_bytes) + " bytes");
+      if (produced > max_bytes)
+        fail(path, "gzip data decompresses to more than " + std::to_string(max_bytes) + " bytes");
       if (produced == stop) break;  // one byte past the header's bound: the reader sees the data is too long
       out.resize(std::min<uint64_t>(out.size() * 2, stop));
     }

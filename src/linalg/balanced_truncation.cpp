@@ -186,7 +186,8 @@ DiagonalReduction rediagonalise(const DenseSystem& reduced, const VectorXd& d, B
   const double max_radius = LruGuardLimits{}.max_radius;
   for (Eigen::Index i = 0; i < out.system.lambda.size(); ++i) {
     const double radius = std::abs(out.system.lambda[i]);
-    if (!std::isfinite(radius)) throw std::runtime_error("rediagonalise: eigenvalue " + std::to_string(i) + " is not finite");
+    if (!std::isfinite(radius))
+      throw std::runtime_error("rediagonalise: eigenvalue " + std::to_string(i) + " is not finite");
     if (radius < 1.0) continue;
     std::ostringstream s;
     s.precision(17);

@@ -79,12 +79,31 @@ VectorF softmax(const VectorF& logits) {
 
 std::vector<int32_t> predict_classes(const Model& model, const float* inputs, int64_t count, int64_t length,
                                      int threads) {
-  std::vector<int32_t> classes(static_cast<size_t>(std::max<int64_t>(count, 0)));
+  const std::vector<VectorF> logits = predict_logits(model, inputs, count, length, threads);
+  std::vector<int32_t> classes(logits.size());
+  for (size_t s = 0; s < logits.size(); ++s) classes[s] = argmax(logits[s]);
+  return classes;
+}
+
+double mean_cross_entropy(const std::vector<VectorF>& logits, const std::vector<int32_t>& labels) {
+  if (logits.size() != labels.size()) throw std::invalid_argument("mean_cross_entropy: one label per sequence");
+  double sum = 0.0;
+  for (size_t s = 0; s < logits.size(); ++s) {
+    const Eigen::VectorXd z = logits[s].cast<double>();
+    const double largest = z.maxCoeff();
+    sum += largest + std::log((z.array() - largest).exp().sum()) - z[labels[s]];  // -log softmax(z)[label]
+  }
+  return logits.empty() ? 0.0 : sum / static_cast<double>(logits.size());
+}
+
+std::vector<VectorF> predict_logits(const Model& model, const float* inputs, int64_t count, int64_t length,
+                                    int threads) {
+  std::vector<VectorF> logits(static_cast<size_t>(std::max<int64_t>(count, 0)));
   const int64_t stride = length * model.architecture().input_dim;
   // Sequences are independent: thread i takes sequences i, i + threads, ...
   auto work = [&](int64_t first, int64_t step) {
     for (int64_t s = first; s < count; s += step)
-      classes[static_cast<size_t>(s)] = argmax(model.classify(inputs + s * stride, length));
+      logits[static_cast<size_t>(s)] = model.classify(inputs + s * stride, length);
   };
   const int n = static_cast<int>(std::clamp<int64_t>(threads, 1, std::max<int64_t>(count, 1)));
   std::exception_ptr failure;
@@ -111,7 +130,7 @@ std::vector<int32_t> predict_classes(const Model& model, const float* inputs, in
   for (const int64_t first : here) guarded(first);
   for (auto& t : pool) t.join();
   if (failure) std::rethrow_exception(failure);
-  return classes;
+  return logits;
 }
 
 }  // namespace compressm::runtime

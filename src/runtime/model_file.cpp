@@ -1,5 +1,6 @@
 #include "runtime/model_file.h"
 
+#include <charconv>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -31,7 +32,8 @@ int64_t parse_size(const std::string& text, int64_t low, int64_t high, const std
   const bool digits = !text.empty() && text.size() <= 18 && text.find_first_not_of("0123456789") == std::string::npos;
   const int64_t value = digits ? std::stoll(text) : -1;
   if (!digits || value < low || value > high)
-    fail(source, what + " is '" + text.substr(0, 40) + "', expected an integer in [" + std::to_string(low) + ", " +
+    fail(source, what + " is '" + shown_in_message(text.substr(0, 40)) + "', expected an integer in [" +
+                     std::to_string(low) + ", " +
                      std::to_string(high) + "]");
   return value;
 }
@@ -145,9 +147,11 @@ std::map<std::string, std::string> model_metadata(const Architecture& a, const s
 
 Architecture parse_architecture(const std::map<std::string, std::string>& m, const std::string& source) {
   if (metadata_value(m, "format", source) != kFormatName)
-    fail(source, "__metadata__ format is '" + m.at("format") + "', expected '" + kFormatName + "'");
+    fail(source, "__metadata__ format is '" + shown_in_message(m.at("format").substr(0, 40)) + "', expected '" +
+                     kFormatName + "'");
   if (metadata_value(m, "format_version", source) != kFormatVersion)
-    fail(source, "__metadata__ format_version is '" + m.at("format_version") + "', this runtime reads " +
+    fail(source, "__metadata__ format_version is '" + shown_in_message(m.at("format_version").substr(0, 40)) +
+                     "', this runtime reads " +
                      kFormatVersion);
   Architecture a;
   a.vocab_size = parse_size(metadata_value(m, "vocab_size", source), 0, kMaxVocabulary, "vocab_size", source);
@@ -157,10 +161,12 @@ Architecture parse_architecture(const std::map<std::string, std::string>& m, con
   a.hidden_dim = parse_size(metadata_value(m, "hidden_dim", source), 1, kMaxWidth, "hidden_dim", source);
   a.state_dims = parse_state_dims(metadata_value(m, "state_dims", source), source);
   const std::string& eps = metadata_value(m, "batchnorm_eps", source);
-  char* end = nullptr;
-  a.batchnorm_eps = std::strtod(eps.c_str(), &end);
-  if (eps.empty() || *end != '\0' || !(a.batchnorm_eps > 0 && a.batchnorm_eps <= 1))
-    fail(source, "__metadata__ batchnorm_eps is '" + eps.substr(0, 40) + "', expected a number in (0, 1]");
+  // A plain decimal (from_chars: no space, sign, hex form or trailing bytes), as export writes it.
+  const auto [end, error] = std::from_chars(eps.data(), eps.data() + eps.size(), a.batchnorm_eps);
+  if (eps.empty() || error != std::errc() || end != eps.data() + eps.size() ||
+      !(a.batchnorm_eps > 0 && a.batchnorm_eps <= 1))
+    fail(source, "__metadata__ batchnorm_eps is '" + shown_in_message(eps.substr(0, 40)) +
+                     "', expected a number in (0, 1]");
   return a;
 }
 
@@ -195,7 +201,7 @@ ModelWeights model_weights(const TensorFile& file, const std::string& source) {
   const Architecture& a = w.architecture;
   const auto expected = expected_tensor_shapes(a);
   for (const auto& [name, tensor] : file.tensors)
-    if (!expected.count(name)) fail(source, "unexpected tensor '" + name + "' for this architecture");
+    if (!expected.count(name)) fail(source, "unexpected tensor '" + shown_in_message(name) + "' for this architecture");
   for (const auto& [name, shape] : expected) {
     const auto found = file.tensors.find(name);
     if (found == file.tensors.end()) fail(source, "no tensor '" + name + "'");

@@ -45,22 +45,6 @@ void append_f32_le(std::string& out, float value) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
 }
 
-// A name or value from the header as it appears in a message: control
-// characters escaped, so the message stays one line.
-std::string shown(const std::string& text) {
-  std::string out;
-  for (char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (byte >= 0x20 && byte != 0x7f) {
-      out.push_back(c);
-    } else {
-      out += "\\x";
-      out.push_back(kHexDigits[byte >> 4]);
-      out.push_back(kHexDigits[byte & 0xf]);
-    }
-  }
-  return out;
-}
 
 // Checks the header's structure in one linear SAX pass before the DOM is
 // built: at most kMaxHeaderEntries entries, no key twice in any object (the
@@ -72,13 +56,13 @@ class HeaderChecker final : public nlohmann::json_sax<json> {
  public:
   explicit HeaderChecker(const std::string& source) : source_(source) {}
 
-  bool null() override { return true; }
-  bool boolean(bool) override { return true; }
-  bool number_integer(number_integer_t) override { return true; }
-  bool number_unsigned(number_unsigned_t) override { return true; }
-  bool number_float(number_float_t, const string_t&) override { return true; }
-  bool string(string_t&) override { return true; }
-  bool binary(binary_t&) override { return true; }
+  bool null() override { return value(); }
+  bool boolean(bool) override { return value(); }
+  bool number_integer(number_integer_t) override { return value(); }
+  bool number_unsigned(number_unsigned_t) override { return value(); }
+  bool number_float(number_float_t, const string_t&) override { return value(); }
+  bool string(string_t&) override { return value(); }
+  bool binary(binary_t&) override { return value(); }
   bool start_object(std::size_t) override {
     open();
     object_keys_.emplace_back();
@@ -89,8 +73,8 @@ class HeaderChecker final : public nlohmann::json_sax<json> {
     const bool top_level = open_containers_ == 1;
     if (!object_keys_.back().insert(key).second) {
       std::string owner = "header";
-      if (!top_level) owner = entry_ == "__metadata__" ? entry_ : "tensor '" + shown(entry_) + "'";
-      fail(source_, owner + " names '" + shown(key) + "' twice");
+      if (!top_level) owner = entry_ == "__metadata__" ? entry_ : "tensor '" + shown_in_message(entry_) + "'";
+      fail(source_, owner + " names '" + shown_in_message(key) + "' twice");
     }
     if (top_level) {
       if (object_keys_.back().size() > kMaxHeaderEntries)
@@ -119,11 +103,21 @@ class HeaderChecker final : public nlohmann::json_sax<json> {
 
  private:
   void open() {
+    value();
     if (++open_containers_ > 3) fail(source_, "header JSON is nested deeper than a safetensors header");
+  }
+  // The DOM parsed next costs tens of bytes per value: a header of long
+  // arrays within the file-size cap must not cost gigabytes first.
+  bool value() {
+    if (++values_ > kMaxHeaderValues)
+      fail(source_, "header has more than " + std::to_string(kMaxHeaderValues) +
+                        " JSON values, more than a model file may have");
+    return true;
   }
 
   const std::string& source_;
   size_t open_containers_ = 0;
+  size_t values_ = 0;
   std::vector<std::set<std::string>> object_keys_;  // one set per open object, innermost last
   std::string entry_;                                // the current top-level key
 };
@@ -164,15 +158,15 @@ struct Entry {
 // One tensor's header entry, checked on its own; sizes are bounded by
 // `data_bytes` before any product can overflow.
 Entry parse_entry(const std::string& name, const json& info, uint64_t data_bytes, const std::string& source) {
-  const std::string where = "tensor '" + shown(name) + "'";
+  const std::string where = "tensor '" + shown_in_message(name) + "'";
   if (name.empty()) fail(source, "a tensor has an empty name");
   if (!info.is_object()) fail(source, where + " is not a JSON object");
   for (const auto& item : info.items())
     if (item.key() != "dtype" && item.key() != "shape" && item.key() != "data_offsets")
-      fail(source, where + " has unknown field '" + shown(item.key()) + "'");
+      fail(source, where + " has unknown field '" + shown_in_message(item.key()) + "'");
   if (!info.contains("dtype") || !info["dtype"].is_string()) fail(source, where + " has no dtype string");
   const std::string dtype = info["dtype"].get<std::string>();
-  if (dtype != "F32") fail(source, where + " has dtype " + shown(dtype) + ", expected F32");
+  if (dtype != "F32") fail(source, where + " has dtype " + shown_in_message(dtype) + ", expected F32");
   if (!info.contains("shape") || !info["shape"].is_array()) fail(source, where + " has no shape array");
   if (info["shape"].size() > static_cast<size_t>(kMaxTensorRank)) fail(source, where + " has too many dimensions");
   Entry e{name, {}, 0, 0};
@@ -205,7 +199,8 @@ std::map<std::string, std::string> parse_metadata(const json& value, const std::
   if (!value.is_object()) fail(source, "__metadata__ is not a JSON object");
   std::map<std::string, std::string> metadata;
   for (const auto& item : value.items()) {
-    if (!item.value().is_string()) fail(source, "__metadata__ value '" + shown(item.key()) + "' is not a string");
+    if (!item.value().is_string())
+      fail(source, "__metadata__ value '" + shown_in_message(item.key()) + "' is not a string");
     metadata[item.key()] = item.value().get<std::string>();
   }
   return metadata;
@@ -217,10 +212,10 @@ void check_tiling(std::vector<Entry> entries, uint64_t data_bytes, const std::st
             [](const Entry& a, const Entry& b) { return std::tie(a.begin, a.end) < std::tie(b.begin, b.end); });
   uint64_t position = 0;
   for (const Entry& e : entries) {
-    if (e.begin < position) fail(source, "tensor '" + shown(e.name) + "' overlaps the tensor before it");
+    if (e.begin < position) fail(source, "tensor '" + shown_in_message(e.name) + "' overlaps the tensor before it");
     if (e.begin > position)
       fail(source, "data area has unused bytes [" + std::to_string(position) + ", " + std::to_string(e.begin) +
-                       ") before tensor '" + shown(e.name) + "'");
+                       ") before tensor '" + shown_in_message(e.name) + "'");
     position = e.end;
   }
   if (position != data_bytes)
@@ -228,6 +223,21 @@ void check_tiling(std::vector<Entry> entries, uint64_t data_bytes, const std::st
 }
 
 }  // namespace
+
+std::string shown_in_message(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (byte >= 0x20 && byte != 0x7f) {
+      out.push_back(c);
+    } else {
+      out += "\\x";
+      out.push_back(kHexDigits[byte >> 4]);
+      out.push_back(kHexDigits[byte & 0xf]);
+    }
+  }
+  return out;
+}
 
 TensorFile parse_safetensors(const std::string& bytes, const std::string& source) {
   if (bytes.size() < 8)

@@ -36,6 +36,9 @@ inline constexpr int kMaxTensorRank = 8;
 // more; 16 per block plus 64 is generous and keeps a hostile header from
 // costing more than a real one (test_safetensors.cpp checks it against kMaxBlocks).
 inline constexpr uint64_t kMaxHeaderEntries = 16 * 1024 + 64;
+// An entry is at most 14 JSON values (object, dtype, shape with up to
+// kMaxTensorRank dimensions, data_offsets with 2); __metadata__ about 20.
+inline constexpr uint64_t kMaxHeaderValues = 16 * kMaxHeaderEntries;
 
 struct FloatTensor {
   std::vector<int64_t> shape;
@@ -56,6 +59,10 @@ struct TensorFile {
 // `source`. Values are not checked here (NaN is a valid float); the model
 // loader checks them.
 TensorFile parse_safetensors(const std::string& bytes, const std::string& source);
+
+// A name or value from a header as it appears in a message: control
+// characters escaped as \xNN, so the message stays one line.
+std::string shown_in_message(const std::string& text);
 
 // Reads `path` (at most kMaxFileBytes) and parses it. Throws ModelFileError.
 TensorFile read_safetensors(const std::filesystem::path& path);

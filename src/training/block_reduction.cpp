@@ -106,7 +106,10 @@ LayerCut balanced_cut(linalg::DiagonalSystem full, const linalg::RankRule& rule,
   LayerCut c;
   c.full = std::move(full);
   c.cut = linalg::reduce_diagonal_system(c.full, rule, linalg::default_backend(), kept);
-  if (c.cut.rank >= c.full.state_dim()) return c;
+  if (c.cut.rank >= c.full.state_dim()) {  // kept whole; a guard on the HSVs (ill_conditioned) is still news
+    for (const auto& g : c.cut.guards) c.guards.push_back(g.guard + ": " + g.detail);
+    return c;
+  }
   std::vector<linalg::GuardEvent> guards = c.cut.guards;
   c.parameters = linalg::system_to_lru(c.cut.reduced, &guards);
   c.reduced = linalg::lru_to_system(c.parameters);

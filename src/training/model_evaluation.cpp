@@ -22,14 +22,21 @@ Accuracy evaluate_accuracy(nn::LruModel& model, const data::Dataset& split, int6
   torch::NoGradGuard no_grad;
   const torch::Device device = model->device();
   Accuracy result;
+  double loss_sum = 0.0;
   const data::SequentialBatches batches(split, batch_size);
   for (int64_t i = 0; i < batches.num_batches(); ++i) {
     data::Batch batch = batches.batch(i);
     const torch::Tensor logits = model->forward(batch_inputs(batch, device));
-    result.correct += logits.argmax(1).eq(batch_labels(batch, device)).sum().item<int64_t>();
+    const torch::Tensor labels = batch_labels(batch, device);
+    result.correct += logits.argmax(1).eq(labels).sum().item<int64_t>();
+    loss_sum += torch::nn::functional::cross_entropy(
+                    logits.to(torch::kFloat64), labels,
+                    torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    .item<double>();
     result.count += batch.size;
   }
   result.accuracy = result.count > 0 ? static_cast<double>(result.correct) / result.count : 0.0;
+  result.loss = result.count > 0 ? loss_sum / static_cast<double>(result.count) : 0.0;
   model->train(was_training);
   return result;
 }

@@ -15,6 +15,7 @@ struct Accuracy {
   double accuracy = 0;  // correct / count (0 for an empty split)
   int64_t correct = 0;
   int64_t count = 0;
+  double loss = 0;      // mean cross-entropy (0 for an empty split)
 };
 
 // Inputs of a batch as a {B, L, channels} float tensor and labels as int64 {B},

@@ -81,10 +81,12 @@ TEST_F(ExportClassifyCli, ClassifyAccuracyEqualsEval) {
         run_cli({"classify", "--model", model().string(), "--dataset", "digits", "--threads", threads, "--json"});
     ASSERT_EQ(c.status, 0) << c.err;
     const nlohmann::json got = nlohmann::json::parse(c.out);  // exactly one document
-    EXPECT_EQ(got.size(), 2u);
+    EXPECT_EQ(got.size(), 3u);
     EXPECT_EQ(got["n"], expected["n"]);
     EXPECT_EQ(got["n"].get<int>(), 360);
     EXPECT_EQ(got["accuracy"].get<double>(), expected["accuracy"].get<double>()) << "threads " << threads;
+    // float32 logits from Eigen and from LibTorch: the same loss to rounding.
+    EXPECT_NEAR(got["loss"].get<double>(), expected["loss"].get<double>(), 1e-5 * expected["loss"].get<double>());
   }
   EXPECT_GT(expected["accuracy"].get<double>(), 0.5);  // a trained model, not chance
   const CliResult text = run_cli({"classify", "--model", model().string(), "--dataset", "digits"});
@@ -115,7 +117,10 @@ TEST_F(ExportClassifyCli, ACompressedCheckpointExportsAtItsReducedSize) {
   ASSERT_EQ(eval.status, 0) << eval.err;
   const CliResult classify = run_cli({"classify", "--model", file.string(), "--dataset", "digits", "--json"});
   ASSERT_EQ(classify.status, 0) << classify.err;
-  EXPECT_EQ(nlohmann::json::parse(classify.out), nlohmann::json::parse(eval.out));
+  const nlohmann::json c_doc = nlohmann::json::parse(classify.out), e_doc = nlohmann::json::parse(eval.out);
+  EXPECT_EQ(c_doc["accuracy"], e_doc["accuracy"]);
+  EXPECT_EQ(c_doc["n"], e_doc["n"]);
+  EXPECT_NEAR(c_doc["loss"].get<double>(), e_doc["loss"].get<double>(), 1e-5 * e_doc["loss"].get<double>());
 }
 
 TEST_F(ExportClassifyCli, ClassifiesOneSequenceFromATextFile) {

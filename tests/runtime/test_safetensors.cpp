@@ -155,6 +155,11 @@ TEST(Safetensors, RefusesMoreHeaderEntriesThanAModelFileCanHave) {
   expect_rejected(file_of(with_f16, ""), "dtype F16, expected F32");
   expect_rejected(file_of(at_cap.substr(0, at_cap.size() - 1) + R"(,"__metadata__":{}})", ""),
                   "more than " + std::to_string(runtime::kMaxHeaderEntries) + " entries");  // one more
+  // Few entries but a huge array (a DOM of tens of bytes per value): refused while counting.
+  std::string long_shape = R"({"a":{"dtype":"F32","shape":[0)";
+  for (uint64_t k = 0; k < runtime::kMaxHeaderValues; ++k) long_shape += ",0";
+  expect_rejected(file_of(long_shape + R"(],"data_offsets":[0,0]}})", ""),
+                  "header has more than " + std::to_string(runtime::kMaxHeaderValues) + " JSON values");
 }
 
 TEST(Safetensors, RejectsBadEntries) {
