@@ -50,7 +50,11 @@ MatrixXc divide_by_stein_kernel(MatrixXc g, const VectorXc& a, const VectorXc& b
   for (Eigen::Index j = 0; j < g.cols(); ++j) {
     const Complex bj = std::conj(b[j]);
     for (Eigen::Index i = 0; i < g.rows(); ++i) {
-      const Complex z = one_minus_product(a[i], bj);
+      // Plain arithmetic is off by ~2 eps absolute: relatively accurate unless
+      // 1 - a_i b_j is small, where the exact form takes over (4x the cost per
+      // entry: for every entry, 20 ms more in a ~400 ms sCIFAR reduction).
+      Complex z = 1.0 - a[i] * bj;
+      if (std::abs(z.real()) + std::abs(z.imag()) < 0.5) z = one_minus_product(a[i], bj);
       g(i, j) *= std::conj(z) / std::norm(z);
     }
   }
