@@ -649,6 +649,13 @@ TEST_F(TrainCli, CompressTruncatesATrainedModelThatEvalThenReads) {
   ASSERT_EQ(eval.status, 0) << eval.err;
   const double accuracy = nlohmann::json::parse(eval.out)["accuracy"].get<double>();
   EXPECT_GT(accuracy, 0.3);  // tol 0.9 keeps most of what the model does (chance is 0.1)
+  // The human summary: each block's H-inf error against its bound (within it here).
+  const CliResult text = run_cli({"compress", "--checkpoint", run().string(), "--tol", "0.9", "--out",
+                                  (dir / "compressed_text").string()});
+  ASSERT_EQ(text.status, 0) << text.err;
+  EXPECT_NE(text.out.find("block 0: N 64 -> "), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find(" <= bound "), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("above"), std::string::npos) << text.out;
 
   // Nothing is overwritten; a tolerance outside (0, 1] is a usage error.
   const CliResult again = run_cli({"compress", "--checkpoint", run().string(), "--tol", "0.9", "--out", out.string()});
