@@ -36,7 +36,7 @@ data::Dataset test_split(const runtime::Model& model, const ClassifyOptions& o) 
   const std::string seed = metadata_or(model, "seed", "0");
   const bool numeric = !seed.empty() && seed.size() < 19 && seed.find_first_not_of("0123456789") == std::string::npos;
   try {
-    data::Dataset test = data::load_dataset(o.dataset, dir, numeric ? std::stoull(seed) : 0).test;
+    data::Dataset test = data::load_test_split(o.dataset, dir, numeric ? std::stoull(seed) : 0);
     // Normalised as in training (scifar), not with the statistics of the training files found now.
     const std::string scaling = metadata_or(model, "input_scaling", "");
     if (!scaling.empty() && o.dataset == metadata_or(model, "dataset", "")) {

@@ -32,21 +32,21 @@ int run_eval(const EvalOptions& options) {
   const config::Config& config = trained.config;
   const fs::path& folder = trained.folder;
   training::configure_runtime(config.threads);
-  data::Splits splits;
+  data::Dataset test;
   try {
-    splits = data::load_dataset(std::string(config::to_string(config.dataset)),
-                                options.data_dir.empty() ? config.data_dir : options.data_dir,
-                                static_cast<uint64_t>(config.seed));
+    test = data::load_test_split(std::string(config::to_string(config.dataset)),
+                                 options.data_dir.empty() ? config.data_dir : options.data_dir,
+                                 static_cast<uint64_t>(config.seed));
   } catch (const data::DataError& e) {
     throw io::InputError(e.what());
   }
-  training::apply_saved_input_scaling(trained.contents, folder, {&splits.test});  // the statistics the model saw
-  if ((trained.model->options().vocab_size == 0 && trained.model->options().input_dim != splits.train.channels) ||
-      trained.model->options().num_classes != splits.train.num_classes)
+  training::apply_saved_input_scaling(trained.contents, folder, {&test});  // the statistics the model saw
+  if ((trained.model->options().vocab_size == 0 && trained.model->options().input_dim != test.channels) ||
+      trained.model->options().num_classes != test.num_classes)
     throw io::InputError((folder / "model.bin").string() + ": the model does not fit dataset " +
                          std::string(config::to_string(config.dataset)) + " (input width or class count differs)");
   nn::LruModel& model = trained.model;
-  const training::Accuracy result = training::evaluate_accuracy(model, splits.test, config.training.batch_size);
+  const training::Accuracy result = training::evaluate_accuracy(model, test, config.training.batch_size);
   if (options.json) {
     print_json({{"accuracy", result.accuracy}, {"n", result.count}, {"loss", result.loss}});
   } else {

@@ -85,12 +85,27 @@ int64_t sequence_length(const std::string& name) {
   return 0;
 }
 
-Splits load_dataset(const std::string& name, const std::string& data_dir, uint64_t seed) {
+namespace {
+
+// The folder of dataset `name` (checked to be one when it exists).
+std::filesystem::path data_folder(const std::string& name, const std::string& data_dir) {
   check_supported(name);
   const std::filesystem::path dir = data_dir.empty() ? default_data_dir(name) : data_dir;
   std::error_code error;
   if (std::filesystem::exists(dir, error) && !std::filesystem::is_directory(dir, error))
     throw DataError(dir.string() + ": not a folder");
+  return dir;
+}
+
+}  // namespace
+
+Dataset load_test_split(const std::string& name, const std::string& data_dir, uint64_t seed) {
+  if (name == "smnist" || name == "sfmnist") return load_mnist_test(data_folder(name, data_dir));
+  return load_dataset(name, data_dir, seed).test;
+}
+
+Splits load_dataset(const std::string& name, const std::string& data_dir, uint64_t seed) {
+  const std::filesystem::path dir = data_folder(name, data_dir);
   Splits splits = name == "smnist" || name == "sfmnist" ? load_mnist(dir, seed)
                   : name == "scifar"                    ? load_cifar10(dir, seed)
                                                         : load_digits(dir, seed);

@@ -78,4 +78,9 @@ int64_t sequence_length(const std::string& name);
 // training examples (an empty val split).
 Splits load_dataset(const std::string& name, const std::string& data_dir, uint64_t seed);
 
+// Only the test split, for eval and classify: smnist and sfmnist read only
+// their t10k files; scifar still reads the training batches (its channel
+// statistics), digits its one file.
+Dataset load_test_split(const std::string& name, const std::string& data_dir, uint64_t seed);
+
 }  // namespace compressm::data

@@ -109,16 +109,24 @@ Dataset read_mnist_pair(const fs::path& images, const fs::path& labels) {
   return out;
 }
 
-Splits load_mnist(const fs::path& dir, uint64_t seed) {
+namespace {
+
+// The pair `prefix`-{images-idx3,labels-idx1}-ubyte[.gz] of `dir`.
+Dataset read_mnist_files(const fs::path& dir, const std::string& prefix) {
   const auto gz_or_raw = [&](const std::string& name) { return first_existing({dir / (name + ".gz"), dir / name}); };
-  const auto pair = [&](const std::string& prefix) {
-    const fs::path images = gz_or_raw(prefix + "-images-idx3-ubyte");  // looked up first: reported first
-    return read_mnist_pair(images, gz_or_raw(prefix + "-labels-idx1-ubyte"));
-  };
+  const fs::path images = gz_or_raw(prefix + "-images-idx3-ubyte");  // looked up first: reported first
+  return read_mnist_pair(images, gz_or_raw(prefix + "-labels-idx1-ubyte"));
+}
+
+}  // namespace
+
+Splits load_mnist(const fs::path& dir, uint64_t seed) {
   Splits splits;
-  split_train_val(pair("train"), seed, splits.train, splits.val);
-  splits.test = pair("t10k");
+  split_train_val(read_mnist_files(dir, "train"), seed, splits.train, splits.val);
+  splits.test = read_mnist_files(dir, "t10k");
   return splits;
 }
+
+Dataset load_mnist_test(const fs::path& dir) { return read_mnist_files(dir, "t10k"); }
 
 }  // namespace compressm::data

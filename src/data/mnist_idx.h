@@ -24,5 +24,7 @@ Dataset read_mnist_pair(const std::filesystem::path& images, const std::filesyst
 // and t10k-... (each `.gz` first, then raw). train+val come from the train
 // files (split_train_val), test is t10k.
 Splits load_mnist(const std::filesystem::path& dir, uint64_t seed);
+// Only the test split (t10k-*): the training files are neither read nor needed.
+Dataset load_mnist_test(const std::filesystem::path& dir);
 
 }  // namespace compressm::data

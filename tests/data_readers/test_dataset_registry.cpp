@@ -9,9 +9,11 @@
 
 namespace {
 
+using compressm::data::Dataset;
 using compressm::data::DataError;
 using compressm::data::default_data_dir;
 using compressm::data::load_dataset;
+using compressm::data::load_test_split;
 using compressm::data::sequence_length;
 using compressm::data::Splits;
 using namespace compressm::testing;
@@ -46,11 +48,15 @@ TEST(DatasetRegistry, DispatchesByName) {
     EXPECT_EQ(s.test.count(), 3);
     EXPECT_EQ(s.train.seq_len, 784);
     EXPECT_EQ(sequence_length(name), s.test.seq_len);
+    const Dataset test = load_test_split(name, (dir / "mnist").string(), 0);
+    EXPECT_EQ(test.inputs, s.test.inputs);
+    EXPECT_EQ(test.labels, s.test.labels);
   }
   const Splits cifar = load_dataset("scifar", (dir / "cifar").string(), 0);
   EXPECT_EQ(cifar.train.count() + cifar.val.count(), 10);
   EXPECT_EQ(cifar.test.channels, 3);
   EXPECT_EQ(sequence_length("scifar"), cifar.test.seq_len);
+  EXPECT_EQ(load_test_split("scifar", (dir / "cifar").string(), 0).inputs, cifar.test.inputs);
   EXPECT_EQ(sequence_length("listops"), 0);
   expect_data_error([&] { load_dataset("smnist", (dir / "none").string(), 0); }, {(dir / "none").string()});
   // Fewer than 10 training examples leave no validation split: refused, not trained on blind.

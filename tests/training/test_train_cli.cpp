@@ -514,6 +514,12 @@ TEST(TrainCliData, TheDefaultDataFolderIsRecordedAbsolute) {
   const CliResult eval = run_cli({"eval", "--checkpoint", (dir / "run").string(), "--json"});
   ASSERT_EQ(eval.status, 0) << eval.err;
   EXPECT_EQ(nlohmann::json::parse(eval.out)["n"].get<int>(), 20);
+  // eval needs only the test files (it used to read, and require, the training pair too).
+  fs::remove(data / "train-images-idx3-ubyte");
+  fs::remove(data / "train-labels-idx1-ubyte");
+  const CliResult test_only = run_cli({"eval", "--checkpoint", (dir / "run").string(), "--json"});
+  ASSERT_EQ(test_only.status, 0) << test_only.err;
+  EXPECT_EQ(nlohmann::json::parse(test_only.out), nlohmann::json::parse(eval.out));
 }
 
 // A scifar run normalises its inputs with the channel statistics of the
