@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -80,6 +81,24 @@ inline bool is_checkpoint_folder(const std::filesystem::path& folder) {
   std::ifstream in(manifest);
   const nlohmann::json document = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   return document.is_object() && document.value("format", "") == training::kManifestFormat;
+}
+
+// An existing output `path` (`flag` names it) is replaced only if
+// `read_as_kind` reads it without throwing (an earlier output of the same
+// command); anything else there (a run's config.yaml or metrics.json, a
+// dataset file, a folder, a pipe) is refused and left as it was.
+inline void refuse_replacing_other_files(const std::string& flag, const std::string& path, const std::string& kind,
+                                         const std::function<void(const std::string&)>& read_as_kind) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) return;
+  if (fs::is_directory(path, ec)) throw UsageError(flag + " " + path + ": is a folder");
+  if (!fs::is_regular_file(path, ec)) throw UsageError(flag + " " + path + ": exists and is not a regular file");
+  try {
+    read_as_kind(path);
+  } catch (const std::exception&) {
+    throw UsageError(flag + " " + path + ": exists and is not a " + kind + "; refusing to replace it");
+  }
 }
 
 // Refuses an output path (`flag` names it) in a checkpoint folder or below

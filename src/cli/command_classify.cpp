@@ -10,6 +10,7 @@
 #include "cli/cli_common.h"
 #include "cli/commands.h"
 #include "data/dataset.h"
+#include "data/input_scaling_json.h"
 #include "runtime/model.h"
 #include "runtime/sequence_file.h"
 
@@ -40,14 +41,8 @@ data::Dataset test_split(const runtime::Model& model, const ClassifyOptions& o) 
     // Normalised as in training (scifar), not with the statistics of the training files found now.
     const std::string scaling = metadata_or(model, "input_scaling", "");
     if (!scaling.empty() && o.dataset == metadata_or(model, "dataset", "")) {
-      const nlohmann::json saved = nlohmann::json::parse(scaling, nullptr, /*allow_exceptions=*/false);
-      if (!saved.is_object() || !saved.contains("mean") || !saved.contains("std") || !saved["mean"].is_array() ||
-          !saved["std"].is_array())
-        throw io::InputError(o.model_path + ": __metadata__ input_scaling is not {\"mean\": [...], \"std\": [...]}");
       try {
-        data::rescale_channels(test, saved["mean"].get<std::vector<float>>(), saved["std"].get<std::vector<float>>());
-      } catch (const nlohmann::json::exception&) {
-        throw io::InputError(o.model_path + ": __metadata__ input_scaling holds something other than numbers");
+        data::rescale_channels(test, nlohmann::json::parse(scaling, nullptr, /*allow_exceptions=*/false));
       } catch (const data::DataError& e) {
         throw io::InputError(o.model_path + ": __metadata__ input_scaling: " + e.what());
       }

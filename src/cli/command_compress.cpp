@@ -109,10 +109,9 @@ int run_compress(const CompressOptions& options) {
     print_json({{"state_dims", trained.model->state_dims()}, {"blocks", blocks}});
   } else {
     for (const auto& row : blocks) {
-      // The bound holds in exact arithmetic; rounding noise scales with the block's HSV energy.
       const double error = row["hinf_error"].get<double>(), bound = row["hinf_bound"].get<double>();
-      const double noise = 1e-9 * (row["kept_energy"].get<double>() + row["discarded_energy"].get<double>());
-      const char* relation = error <= bound * (1.0 + 1e-6) + noise ? "<=" : "> (above!)";
+      const double energy = row["kept_energy"].get<double>() + row["discarded_energy"].get<double>();
+      const char* relation = linalg::hinf_error_exceeds(error, bound, energy, 1.0 + 1e-6) ? "> (above!)" : "<=";
       char line[200];
       std::snprintf(line, sizeof line, "block %lld: N %lld -> %lld, H-inf error %.3g %s bound %.3g\n",
                     row["block"].get<long long>(), row["old_dim"].get<long long>(), row["new_dim"].get<long long>(),

@@ -2,7 +2,6 @@
 // compressed) model as a safetensors file for the standalone runtime
 // (src/runtime/model_file.h). The file is checked by the runtime's own loader
 // before it is written, and written atomically.
-#include <filesystem>
 #include <iostream>
 
 #include "cli/cli_common.h"
@@ -24,30 +23,11 @@ CLI::App* add_export_command(CLI::App& app, ExportOptions& options) {
   return command;
 }
 
-namespace {
-
-// An existing --out is replaced only if it is a safetensors file (a model
-// exported before, read as one: header length, JSON header, tensors tiling
-// the data). Anything else there (a run's config.yaml or metrics.json, a
-// dataset file, a JSON file that merely starts like one, a pipe) is refused.
-void refuse_replacing_other_files(const std::string& out_path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::exists(out_path, ec)) return;
-  if (fs::is_directory(out_path, ec)) throw UsageError("--out " + out_path + ": is a folder");
-  if (!fs::is_regular_file(out_path, ec)) throw UsageError("--out " + out_path + ": exists and is not a regular file");
-  try {
-    runtime::read_safetensors(out_path);
-  } catch (const std::exception&) {
-    throw UsageError("--out " + out_path + ": exists and is not a safetensors model file; refusing to replace it");
-  }
-}
-
-}  // namespace
-
 int run_export(const ExportOptions& options) {
   refuse_output_in_checkpoint("--out", options.out_path);
-  refuse_replacing_other_files(options.out_path);
+  // An earlier export is replaced; anything else there (even a JSON file that starts like one) is refused.
+  refuse_replacing_other_files("--out", options.out_path, "safetensors model file",
+                               [](const std::string& path) { runtime::read_safetensors(path); });
   const training::TrainedModel trained = training::load_trained_model(options.checkpoint_dir);
   const config::Config& config = trained.config;
   runtime::TensorFile file = exporting::model_tensor_file(

@@ -1,7 +1,6 @@
 // `compressm hsv --system FILE [--json]`: Hankel singular values of a system file.
 #include <cstdio>
 #include <iostream>
-#include <limits>
 
 #include "cli/cli_common.h"
 #include "cli/commands.h"
@@ -44,12 +43,8 @@ int run_hsv(const HsvOptions& options) {
   const linalg::DiagonalSystem system = io::read_system_json(options.system_path);
   const linalg::VectorXd hsv =
       blame_input(options.system_path, [&] { return linalg::hankel_singular_values(system); });
-  const double condition = linalg::hsv_condition(system, hsv.size() ? hsv[0] : 0.0);
-  if (std::numeric_limits<double>::epsilon() * condition > linalg::kIllConditionedHsvError) {
-    report_warning(options.system_path + ": the HSVs are unreliable: sum |P_ij| |Q_ij| / sigma_1^2 = " +
-                   format_double("%.3g", condition) + " (the states cancel each other; rounding of about " +
-                   format_double("%.3g", std::numeric_limits<double>::epsilon() * condition) + " sigma_1)");
-  }
+  if (const auto guard = linalg::ill_conditioned_guard(system, hsv))
+    report_warning(options.system_path + ": the HSVs are unreliable: " + guard->detail);
   if (options.json) {
     print_json({{"hsv", std::vector<double>(hsv.data(), hsv.data() + hsv.size())},
                 {"n", system.state_dim()}});

@@ -64,21 +64,6 @@ void check_out_is_not_input(const ReduceOptions& options) {
   }
 }
 
-// An existing --out is replaced only if it is a system file (an earlier
-// reduction); a run's files or any other data there are refused.
-void refuse_replacing_other_files(const ReduceOptions& options) {
-  refuse_output_in_checkpoint("--out", options.out_path);
-  std::error_code ec;
-  if (!fs::exists(options.out_path, ec)) return;
-  if (!fs::is_regular_file(options.out_path, ec))
-    throw UsageError("--out " + options.out_path + ": exists and is not a regular file");
-  try {
-    io::read_system_json(options.out_path);
-  } catch (const std::exception&) {
-    throw UsageError("--out " + options.out_path + ": exists and is not a system file; refusing to replace it");
-  }
-}
-
 struct ReduceResult {
   Eigen::Index n = 0;  // state dimension of the full system
   linalg::LruReduction reduction;
@@ -163,18 +148,15 @@ void print_summary(const ReduceResult& result, const ReduceOptions& options) {
 
 // The bound holds in exact arithmetic (docs/design.md §2); a violation means the
 // reduction or the frequency grid went wrong, which the user should know.
-// Rounding noise scales with the system: ||G||_inf <= 2 * sum of all HSVs.
 void warn_if_bound_violated(const ReduceResult& result) {
   const linalg::LruReduction& r = result.reduction;
-  const double bound = r.hinf_bound;
-  const double noise = 1e-9 * (r.kept_energy + r.discarded_energy);
   if (!std::isfinite(result.hinf_error)) {
     report_warning("the H-inf error is not finite (the frequency response overflowed): the bound is unchecked");
     return;
   }
-  if (result.hinf_error > bound * (1.0 + 1e-6) + noise) {
+  if (linalg::hinf_error_exceeds(result.hinf_error, r.hinf_bound, r.kept_energy + r.discarded_energy, 1.0 + 1e-6)) {
     report_warning("H-inf error " + format_double("%.6e", result.hinf_error) +
-                   " exceeds the balanced truncation bound " + format_double("%.6e", bound));
+                   " exceeds the balanced truncation bound " + format_double("%.6e", r.hinf_bound));
   }
 }
 
@@ -197,8 +179,9 @@ void refuse_unstable_result(const ReduceResult& result, const ReduceOptions& opt
     throw io::InputError(options.system_path + ": the reduction is unreliable in double precision: reduced " +
                          unstable + conditioning + not_written);
   const linalg::LruReduction& r = result.reduction;
-  const double noise = 1e-9 * (r.kept_energy + r.discarded_energy);
-  if (std::isfinite(result.hinf_error) && result.hinf_error > kRefusedBoundExcess * r.hinf_bound + noise)
+  if (std::isfinite(result.hinf_error) &&
+      linalg::hinf_error_exceeds(result.hinf_error, r.hinf_bound, r.kept_energy + r.discarded_energy,
+                                 kRefusedBoundExcess))
     throw io::InputError(options.system_path + ": the reduction is unreliable in double precision: its H-inf error " +
                          format_double("%.6e", result.hinf_error) + " is more than " +
                          format_number(kRefusedBoundExcess) + " times the bound " +
@@ -239,7 +222,9 @@ int run_reduce(const ReduceOptions& options) {
   check_out_is_not_input(options);
   const linalg::DiagonalSystem system = io::read_system_json(options.system_path);
   check_rank_in_range(options, system.state_dim());
-  refuse_replacing_other_files(options);
+  refuse_output_in_checkpoint("--out", options.out_path);
+  refuse_replacing_other_files("--out", options.out_path, "system file",  // an earlier reduction is replaced
+                               [](const std::string& path) { io::read_system_json(path); });
 
   const ReduceResult result = reduce(system, rule, options);
   refuse_unstable_result(result, options);

@@ -17,8 +17,6 @@ namespace fs = std::filesystem;
   throw DataError(path.string() + ": " + problem);
 }
 
-std::string too_large(uint64_t max_bytes) { return "larger than " + std::to_string(max_bytes) + " bytes"; }
-
 std::vector<uint8_t> read_raw(const fs::path& path, uint64_t max_bytes) {
   std::error_code error;
   const fs::file_status status = fs::status(path, error);
@@ -29,7 +27,7 @@ std::vector<uint8_t> read_raw(const fs::path& path, uint64_t max_bytes) {
   if (!fs::is_regular_file(status)) fail(path, "not a regular file");
   const uintmax_t size = fs::file_size(path, error);
   if (error) fail(path, "cannot read size (" + error.message() + ")");
-  if (size > max_bytes) fail(path, "file is " + too_large(max_bytes));
+  if (size > max_bytes) fail(path, "file is larger than " + std::to_string(max_bytes) + " bytes");
   std::ifstream in(path, std::ios::binary);
   if (!in) fail(path, "cannot open for reading");
   std::vector<uint8_t> bytes(static_cast<size_t>(size));

@@ -63,12 +63,13 @@ void write_file_atomically(const fs::path& path, const std::string& contents) {
   const int fd = create_temporary(path, temporary);
   if (fd < 0) fail(path, "create temporary file", errno);
 
-  // fsync before rename: otherwise a crash could leave the new name pointing
-  // at an empty file on some file systems.
   // A file replaced keeps its permissions (the temporary one is 0666 less the
   // umask), not its setuid/setgid bits: the new contents are not that program.
   struct stat existing {};
   if (::lstat(path.c_str(), &existing) == 0 && S_ISREG(existing.st_mode)) ::fchmod(fd, existing.st_mode & 0777);
+
+  // fsync before rename: otherwise a crash could leave the new name pointing
+  // at an empty file on some file systems.
   const char* step = "write";
   bool ok = write_all(fd, contents) && ::fsync(fd) == 0;
   int error = errno;

@@ -7,9 +7,9 @@
 #include <stdexcept>
 
 #include "linalg/dense_kernels_internal.h"
-#include "linalg/lru_parameters.h"
 #include "linalg/gramians.h"
 #include "linalg/hankel.h"
+#include "linalg/lru_parameters.h"
 #include "linalg/rank_selection.h"
 #include "linalg/stability.h"
 #include "linalg/stopwatch.h"

@@ -66,6 +66,20 @@ double hsv_condition(const DiagonalSystem& system, double sigma1) {
   return std::max(1.0, sum / (sigma1 * sigma1));
 }
 
+std::optional<GuardEvent> ill_conditioned_guard(const DiagonalSystem& system, const VectorXd& hsv) {
+  const double rounding = std::numeric_limits<double>::epsilon() * hsv_condition(system, hsv.size() ? hsv[0] : 0.0);
+  if (!(rounding > kIllConditionedHsvError)) return std::nullopt;
+  std::ostringstream s;
+  s.precision(3);
+  s << "sum |P_ij| |Q_ij| / sigma_1^2 = " << rounding / std::numeric_limits<double>::epsilon()
+    << ": the states cancel each other; rounding of about " << rounding << " sigma_1";
+  return GuardEvent{"ill_conditioned", s.str()};
+}
+
+bool hinf_error_exceeds(double error, double bound, double hsv_energy, double factor) {
+  return !(error <= factor * bound + 1e-9 * hsv_energy);
+}
+
 LruReduction reduce_diagonal_system(const DiagonalSystem& system, const RankRule& rule,
                                     Backend backend, KeptStates kept) {
   validate_diagonal_system(system);
@@ -79,14 +93,7 @@ LruReduction reduce_diagonal_system(const DiagonalSystem& system, const RankRule
   out.balance_timing = truncation.timing;
   out.hsv = truncation.hsv;
   out.requested_rank = truncation.requested_rank;
-  const double condition = hsv_condition(system, out.hsv.size() ? out.hsv[0] : 0.0);
-  if (std::numeric_limits<double>::epsilon() * condition > kIllConditionedHsvError) {
-    std::ostringstream s;
-    s.precision(3);
-    s << "sum |P_ij| |Q_ij| / sigma_1^2 = " << condition << ": the states cancel each other, so rounding "
-      << "of about " << std::numeric_limits<double>::epsilon() * condition << " sigma_1 makes the HSVs unreliable";
-    out.guards.push_back({"ill_conditioned", s.str()});
-  }
+  if (std::optional<GuardEvent> guard = ill_conditioned_guard(system, out.hsv)) out.guards.push_back(*guard);
   if (!truncation.truncated || truncation.requested_rank == n) {  // nothing to truncate: keep the layer
     out.rank = n;
     out.reduced = system;

@@ -2,6 +2,8 @@
 // re-diagonalisation. This is what `compressm reduce` and the trainer call.
 #pragma once
 
+#include <optional>
+
 #include "linalg/balanced_truncation.h"
 #include "linalg/dense_kernels.h"
 #include "linalg/rank_selection.h"
@@ -42,7 +44,16 @@ void validate_diagonal_system(const DiagonalSystem& system);
 // each other (clustered poles with large B and C whose sum is small): then
 // the HSVs are rounding noise.
 double hsv_condition(const DiagonalSystem& system, double sigma1);
-// eps * hsv_condition above this adds the guard "ill_conditioned".
+// eps * hsv_condition above this makes the guard "ill_conditioned".
 inline constexpr double kIllConditionedHsvError = 1e-6;  // sigma_1 wrong from the 7th digit on
+// That guard for `system` with HSVs `hsv` (descending), or none. reduce_diagonal_system
+// reports it; `compressm hsv` warns with its detail.
+std::optional<GuardEvent> ill_conditioned_guard(const DiagonalSystem& system, const VectorXd& hsv);
+
+// Whether an H-inf error measured on the frequency grid is above `factor`
+// times the bound 2 * (discarded HSVs), beyond rounding, which scales with the
+// system (||G||_inf <= 2 * the sum of all HSVs, `hsv_energy`). The bound holds
+// in exact arithmetic. A NaN error counts as above (it is not known to be within).
+bool hinf_error_exceeds(double error, double bound, double hsv_energy, double factor);
 
 }  // namespace compressm::linalg

@@ -44,16 +44,16 @@ class Model {
   ModelWeights weights_;
 };
 
-// Predicted class (argmax of the logits, first on ties as torch's argmax) of
-// `count` sequences {count, length, input_dim} row-major, on up to `threads`
-// threads (the calling thread runs the shares of threads it cannot start).
-// The logits of each sequence, the same way.
+// The logits of `count` sequences {count, length, input_dim} row-major, on up
+// to `threads` threads (the calling thread runs the shares of threads it
+// cannot start).
 std::vector<VectorF> predict_logits(const Model& model, const float* inputs, int64_t count, int64_t length,
                                     int threads);
-// Mean of -log softmax(logits)[label] (double; 0 for no sequences), as `compressm eval`'s loss.
-double mean_cross_entropy(const std::vector<VectorF>& logits, const std::vector<int32_t>& labels);
+// Their predicted classes (argmax of the logits, first on ties as torch's argmax).
 std::vector<int32_t> predict_classes(const Model& model, const float* inputs, int64_t count, int64_t length,
                                      int threads);
+// Mean of -log softmax(logits)[label] (double; 0 for no sequences), as `compressm eval`'s loss.
+double mean_cross_entropy(const std::vector<VectorF>& logits, const std::vector<int32_t>& labels);
 
 // Throws std::invalid_argument when `logits` are not finite: finite inputs and
 // weights can still overflow float32 on the way, and no class is then an answer.

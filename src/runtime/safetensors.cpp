@@ -9,6 +9,8 @@
 #include <system_error>
 #include <tuple>
 
+#include "runtime/input_file.h"
+
 namespace compressm::runtime {
 namespace {
 
@@ -279,12 +281,7 @@ TensorFile parse_safetensors(const std::string& bytes, const std::string& source
 TensorFile read_safetensors(const std::filesystem::path& path) {
   const std::string source = path.string();
   std::error_code error;
-  if (!std::filesystem::is_regular_file(path, error)) {
-    const char* problem = std::filesystem::is_directory(path, error) ? "a folder, not a model file"
-                          : std::filesystem::exists(path, error)    ? "not a regular file (a pipe or a device?)"
-                                                                    : "no such file";
-    fail(source, problem);
-  }
+  if (const std::string problem = input_file_problem(path, "model file"); !problem.empty()) fail(source, problem);
   const uint64_t size = std::filesystem::file_size(path, error);
   if (error) fail(source, "cannot read the file size (" + error.message() + ")");
   if (size > kMaxFileBytes) fail(source, "file is " + std::to_string(size) + " bytes, more than a model file may be");

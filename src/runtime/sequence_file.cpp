@@ -5,6 +5,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "runtime/input_file.h"
+
 namespace compressm::runtime {
 namespace {
 
@@ -82,12 +84,7 @@ Sequence parse_sequence_text(const std::string& text, int64_t channels, const st
 Sequence read_sequence_file(const std::filesystem::path& path, int64_t channels) {
   const std::string source = path.string();
   std::error_code error;
-  if (!std::filesystem::is_regular_file(path, error)) {
-    const char* problem = std::filesystem::is_directory(path, error) ? "a folder, not a sequence file"
-                          : std::filesystem::exists(path, error)    ? "not a regular file (a pipe or a device?)"
-                                                                    : "no such file";
-    fail(source, 0, problem);
-  }
+  if (const std::string problem = input_file_problem(path, "sequence file"); !problem.empty()) fail(source, 0, problem);
   if (std::filesystem::file_size(path, error) > kMaxSequenceFileBytes) fail(source, 0, "file is too large");
   std::ifstream in(path, std::ios::binary);
   if (!in.is_open()) fail(source, 0, "cannot open the file");

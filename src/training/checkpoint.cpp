@@ -10,6 +10,8 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "data/input_scaling_json.h"
+
 namespace compressm::training {
 namespace fs = std::filesystem;
 
@@ -175,21 +177,13 @@ void write_checkpoint(const CheckpointContents& contents, const fs::path& destin
   publish_folder(staged, destination);
 }
 
-nlohmann::json input_scaling_json(const data::Dataset& train) {
-  if (train.channel_mean.empty()) return nullptr;
-  return {{"mean", train.channel_mean}, {"std", train.channel_std}};
-}
-
 void apply_saved_input_scaling(const CheckpointContents& contents, const fs::path& folder,
                                const std::vector<data::Dataset*>& datasets) {
   const auto found = contents.state.find("input_scaling");
   if (found == contents.state.end() || found->is_null()) return;
   const std::string source = (folder / "state.json").string();
   try {
-    const auto mean = found->at("mean").get<std::vector<float>>(), std = found->at("std").get<std::vector<float>>();
-    for (data::Dataset* dataset : datasets) data::rescale_channels(*dataset, mean, std);
-  } catch (const nlohmann::json::exception& e) {
-    throw CheckpointError(source + ": input_scaling: " + e.what());
+    for (data::Dataset* dataset : datasets) data::rescale_channels(*dataset, *found);
   } catch (const data::DataError& e) {
     throw CheckpointError(source + ": input_scaling: " + e.what());
   }

@@ -48,7 +48,6 @@ struct CheckpointContents {
 // the statistics of the training files found now, which another data folder
 // changes. Applies them to every dataset given; no-op for checkpoints without
 // them. Throws CheckpointError naming state.json when they are malformed.
-nlohmann::json input_scaling_json(const data::Dataset& train);  // null without statistics
 void apply_saved_input_scaling(const CheckpointContents& contents, const std::filesystem::path& folder,
                                const std::vector<data::Dataset*>& datasets);
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <tuple>
 
+#include "data/input_scaling_json.h"
 #include "io/atomic_file.h"
 #include "nn/fused_ops.h"
 #include "training/checkpoint.h"
@@ -169,7 +170,7 @@ nlohmann::json Trainer::checkpoint_state(double elapsed_s, double data_wait_s, d
           {"elapsed_s", elapsed_s},
           {"data_wait_s", data_wait_s},
           {"loop_s", loop_s},
-          {"input_scaling", input_scaling_json(splits_.train)}};
+          {"input_scaling", data::input_scaling_json(splits_.train)}};
 }
 
 void Trainer::write_curve() const {

@@ -108,16 +108,8 @@ TEST(CliReduce, ReplacesAnEarlierReductionButNoOtherFile) {
 TEST(CliReduce, CancellingStatesAreFlaggedOrRefused) {
   TempDir dir;
   const int k = 6;
-  compressm::linalg::DiagonalSystem s{compressm::linalg::VectorXc(k), compressm::linalg::MatrixXc(k, 1),
-                                      compressm::linalg::MatrixXc(1, k), compressm::linalg::VectorXd::Zero(1)};
-  for (int m = 0; m < k; ++m) {
-    s.lambda[m] = std::polar(0.017, 2.0 * M_PI * m / k);
-    const auto residue = 1.0 / (static_cast<double>(k) * std::pow(s.lambda[m], k - 1));
-    s.B(m, 0) = std::sqrt(residue);
-    s.C(0, m) = std::sqrt(residue);
-  }
   const auto system = dir / "cancelling.json";
-  compressm::io::write_system_json(s, system);
+  compressm::io::write_system_json(compressm::testing::cancelling_system(k, 0.017), system);
   const auto hsv = run_cli({"hsv", "--system", system.string()});
   EXPECT_EQ(hsv.status, 0) << hsv.err;
   EXPECT_NE(hsv.err.find(system.string() + ": the HSVs are unreliable"), std::string::npos) << hsv.err;

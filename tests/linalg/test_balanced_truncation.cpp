@@ -206,15 +206,7 @@ TEST(Rediagonalise, AnUnstableEigenvalueIsReported) {
 // States that cancel each other (1 / (z^6 - eps^6) as six poles on a circle of
 // radius eps with residues ~1e8) leave HSVs that are rounding noise: flagged.
 TEST(LruReduction, CancellingStatesAreFlaggedIllConditioned) {
-  const int k = 6;
-  const double eps = 0.017;
-  DiagonalSystem s{VectorXc(k), MatrixXc(k, 1), MatrixXc(1, k), VectorXd::Zero(1)};
-  for (int m = 0; m < k; ++m) {
-    s.lambda[m] = std::polar(eps, 2.0 * M_PI * m / k);
-    const Complex residue = 1.0 / (static_cast<double>(k) * std::pow(s.lambda[m], k - 1));
-    s.B(m, 0) = std::sqrt(residue);
-    s.C(0, m) = std::sqrt(residue);
-  }
+  const DiagonalSystem s = testing::cancelling_system(6, 0.017);
   EXPECT_GT(std::numeric_limits<double>::epsilon() * hsv_condition(s, hankel_singular_values(s)[0]),
             kIllConditionedHsvError);
   const LruReduction r = reduce_diagonal_system(s, RankRule::fixed(2));

@@ -73,4 +73,18 @@ inline DiagonalSystem random_system(std::mt19937_64& rng, int n, int h,
   return s;
 }
 
+// States that cancel each other: 1 / (z^k - eps^k) as k poles on the circle
+// of radius eps with residues ~eps^(1-k) (1e8 for k = 6, eps = 0.017) whose
+// sum is small. Its HSVs are rounding noise in double precision.
+inline DiagonalSystem cancelling_system(int k, double eps) {
+  DiagonalSystem s{linalg::VectorXc(k), linalg::MatrixXc(k, 1), linalg::MatrixXc(1, k), linalg::VectorXd::Zero(1)};
+  for (int m = 0; m < k; ++m) {
+    s.lambda[m] = std::polar(eps, 2.0 * M_PI * m / k);
+    const Complex residue = 1.0 / (static_cast<double>(k) * std::pow(s.lambda[m], k - 1));
+    s.B(m, 0) = std::sqrt(residue);
+    s.C(0, m) = std::sqrt(residue);
+  }
+  return s;
+}
+
 }  // namespace compressm::testing
