@@ -320,6 +320,12 @@ void lru_parameterize_backward(const std::vector<torch::Tensor>& t, const std::v
                                            grads[3].data_ptr<float>(), g, stream_of(t[3]));
 }
 
+void mean_over_time(const torch::Tensor& h, const torch::Tensor& out) {
+  const c10::cuda::CUDAGuard guard(h.device());
+  kernels::cuda::mean_over_time(h.data_ptr<float>(), out.data_ptr<float>(), h.size(0), h.size(1), h.size(2),
+                                stream_of(h));
+}
+
 void cross_entropy_forward(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& row_lse,
                            const torch::Tensor& loss, const torch::Tensor& stats) {
   const c10::cuda::CUDAGuard guard(logits.device());

@@ -101,6 +101,9 @@ void lru_bf16_pack(const std::vector<torch::Tensor>& t, const torch::Tensor& lam
                    const torch::Tensor& w_out);
 void lru_bf16_unpack_gradients(const torch::Tensor& grad_w_in, const torch::Tensor& grad_w_out,
                                const torch::Tensor& lambda_rows, const std::vector<torch::Tensor>& grads);
+// mean_over_time (fused_ops.h) on CUDA: h {B, L, H} contiguous float32 into
+// out {B, H}.
+void mean_over_time(const torch::Tensor& h, const torch::Tensor& out);
 // classification_loss (fused_ops.h) on CUDA: float32 logits {B, C}, int64
 // labels; outputs preallocated (row_lse {B}, loss 0-dim, stats {2} double).
 void cross_entropy_forward(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& row_lse,

@@ -94,6 +94,7 @@ void lru_parameterize_backward(const std::vector<torch::Tensor>&, const std::vec
                                const std::vector<torch::Tensor>&) {
   no_cuda("lru_parameterize");
 }
+void mean_over_time(const torch::Tensor&, const torch::Tensor&) { no_cuda("mean_over_time"); }
 void cross_entropy_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
                            const torch::Tensor&) {
   no_cuda("classification_loss");

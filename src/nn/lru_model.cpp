@@ -131,7 +131,7 @@ LruModelImpl::LruModelImpl(const LruModelOptions& o) : options_(o) {
 torch::Tensor LruModelImpl::forward(const torch::Tensor& x) {
   torch::Tensor h = options_.vocab_size > 0 ? embedding(x) : dense(encoder, x, options_.precision);
   for (const auto& block : *blocks) h = block->as<LruBlock>()->forward(h);
-  return dense(head, h.mean(1), options_.precision);
+  return dense(head, mean_over_time(h), options_.precision);
 }
 
 std::vector<LruLayer> LruModelImpl::lru_layers() const {

@@ -20,6 +20,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "kernels/cuda/fused_ops_cuda.h"
@@ -212,8 +213,9 @@ TEST(EmulatedCudaFusedOps, CrossEntropyMatchesTheCpuLoops) {
 }
 
 TEST(EmulatedCudaFusedOps, SumRowsAddsEachArraysRowsInOrder) {
-  // Three arrays of different shapes in one launch (blockIdx.y = array).
-  const std::vector<std::pair<int64_t, int64_t>> shapes{{3, 700}, {50, 16}, {1, 1}};
+  // Arrays of different shapes in one launch (blockIdx.y = array); 50 and 37
+  // rows: whole groups of 16 loads ahead and the rest one by one.
+  const std::vector<std::pair<int64_t, int64_t>> shapes{{3, 700}, {50, 16}, {1, 1}, {37, 5}, {16, 3}};
   std::vector<std::vector<float>> in, out, ref;
   std::vector<cuda::SumRowsJob> jobs;
   for (size_t k = 0; k < shapes.size(); ++k) {
@@ -229,6 +231,26 @@ TEST(EmulatedCudaFusedOps, SumRowsAddsEachArraysRowsInOrder) {
   cuda::sum_rows(jobs.data(), static_cast<int>(jobs.size()), kStream);
   for (size_t k = 0; k < shapes.size(); ++k) EXPECT_EQ(out[k], ref[k]) << "array " << k << ": the same order";
   EXPECT_THROW(cuda::sum_rows(jobs.data(), cuda::kSumRowsJobs + 1, kStream), std::invalid_argument);
+}
+
+TEST(EmulatedCudaFusedOps, MeanOverTimeIsTheMeanOfEachColumn) {
+  // {batch, length, cols}: sMNIST's 8 columns (one tile, 32 row groups), a
+  // partial 32-column tile, one element, 300 columns over 10 tiles, one step.
+  using Shape = std::tuple<int64_t, int64_t, int64_t>;
+  const std::vector<Shape> shapes{{3, 784, 8}, {2, 50, 70}, {1, 1, 1}, {2, 5, 300}, {4, 1, 33}};
+  for (const auto& [batch, length, cols] : shapes) {
+    SCOPED_TRACE(std::to_string(batch) + "x" + std::to_string(length) + "x" + std::to_string(cols));
+    const std::vector<float> in = random_floats(batch * length * cols, 40);
+    std::vector<float> out(batch * cols, NAN);
+    std::vector<double> exact(batch * cols, 0.0);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t t = 0; t < length; ++t)
+        for (int64_t j = 0; j < cols; ++j) exact[b * cols + j] += in[(b * length + t) * cols + j] / double(length);
+    cuda::mean_over_time(in.data(), out.data(), batch, length, cols, kStream);
+    expect_close(out, exact, 1e-6, "mean");
+  }
+  std::vector<float> none;
+  EXPECT_THROW(cuda::mean_over_time(none.data(), none.data(), 2, 0, 3, kStream), std::invalid_argument);
 }
 
 TEST(EmulatedCudaFusedOps, AdamwStepUpdatesEveryTensorOfTheBucketAndSkipsThoseWithoutGradient) {

@@ -402,6 +402,18 @@ TEST(CudaGraphedStep, MatchesEagerAdamWStepByStep) {
     GraphedTrainStep step(graphed, *graphed_adamw);
     const torch::Tensor x = torch::rand({6, 25, 1}).to(kCuda);
     const torch::Tensor y = torch::randint(0, 4, {6}, torch::kLong).to(kCuda);
+    // bf16: a GEMM output rounded to 8 bits moves by one ulp wherever the
+    // eager and the captured cuBLAS calls add in another order, and AdamW's
+    // first steps (m / sqrt(v): about the gradient's sign) turn such moves
+    // into whole-lr updates. Measured on an H200 (2026-11-27): the two runs
+    // part by up to 3e-3 in the loss, 6e-3 in the parameters and 9e-2 in the
+    // last gradients (fp32: below 1e-4, 1e-4, 1e-3). Hence bf16's bounds, and
+    // for every precision: the graphed losses follow the eager ones to within
+    // a tenth of a step's mean progress (replays on weights one step stale
+    // would be about one step's progress off).
+    const bool bf16 = precision == Precision::kBf16;
+    const double loss_tol = bf16 ? 1e-2 : 1e-4, param_tol = bf16 ? 3e-2 : 1e-4, grad_tol = bf16 ? 0.25 : 1e-3;
+    double deviation = 0.0, progress = 0.0, previous = 0.0;
     const int steps = 10;
     for (int i = 0; i < steps; ++i) {
       const double lr_scale = 1.0 - 0.05 * i;
@@ -414,21 +426,26 @@ TEST(CudaGraphedStep, MatchesEagerAdamWStepByStep) {
       loss.backward();
       eager_adamw->step();
       const auto [graphed_loss, correct] = step.step(x, y);
-      EXPECT_NEAR(graphed_loss, loss.item<double>(), 1e-4 * std::abs(loss.item<double>()) + 1e-6)
-          << "H=" << hidden << " step " << i;
+      const double eager_loss = loss.item<double>();
+      EXPECT_NEAR(graphed_loss, eager_loss, loss_tol * std::abs(eager_loss) + 1e-6) << "H=" << hidden << " step " << i;
+      deviation += std::abs(graphed_loss - eager_loss);
+      if (i > 0) progress += std::abs(eager_loss - previous);
+      previous = eager_loss;
       EXPECT_GE(correct, 0);
       EXPECT_LE(correct, 6);
     }
+    EXPECT_LT(deviation / steps, 0.1 * progress / (steps - 1)) << "H=" << hidden;
     EXPECT_TRUE(step.captured()) << "H=" << hidden;
     const auto eager_params = eager->named_parameters(), graphed_params = graphed->named_parameters();
     for (const auto& item : eager_params)
-      EXPECT_LT(max_relative(graphed_params[item.key()], item.value()), 1e-4) << "H=" << hidden << " " << item.key();
+      EXPECT_LT(max_relative(graphed_params[item.key()], item.value()), param_tol)
+          << "H=" << hidden << " " << item.key();
     // The last replay's gradients are where the parameters' .grad point (the
     // tensors autograd allocated from the graph's pool during the capture).
     for (const auto& item : eager_params) {
       const torch::Tensor g = graphed_params[item.key()].grad();
       ASSERT_TRUE(g.defined()) << "H=" << hidden << " " << item.key();
-      EXPECT_LT(max_relative(g, item.value().grad()), 1e-3) << "H=" << hidden << " " << item.key();
+      EXPECT_LT(max_relative(g, item.value().grad()), grad_tol) << "H=" << hidden << " " << item.key();
     }
     // Another batch size: eager, same arithmetic.
     step.step(x.slice(0, 0, 3), y.slice(0, 0, 3));

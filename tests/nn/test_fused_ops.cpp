@@ -149,6 +149,8 @@ TEST(FusedOps, BadArgumentsAreClearErrors) {
   expect_error([&] { glu_residual(torch::randn({2, 3, 7}), y, keep, 0.1); }, "glu_residual: vg must be");
   expect_error([&] { glu_residual(vg.to(torch::kBFloat16), y.to(torch::kDouble), torch::Tensor(), 0.0); },
                "vg dtype");
+  expect_error([&] { mean_over_time(torch::randn({2, 0, 3})); }, "mean_over_time: h must be {B, L, H} with L > 0");
+  expect_error([&] { mean_over_time(y[0]); }, "mean_over_time: h must be");
 }
 
 // The block with the fused ops computes what LibTorch's composition does

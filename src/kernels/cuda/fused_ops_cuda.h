@@ -115,6 +115,13 @@ struct SumRowsJob {
 constexpr int kSumRowsJobs = 8;
 void sum_rows(const SumRowsJob* jobs, int count, Stream stream);
 
+// out[b, j] = the mean over t of in[b, t, j] for in {batch, length, cols}
+// float32 (the model's pooling over time): each of a block's row groups adds
+// a strided share of the rows, then the shares are added in a fixed order
+// (deterministic, not in row order). LibTorch's mean ran 4 thread blocks at
+// sMNIST's {50, 784, 8}.
+void mean_over_time(const float* in, float* out, int64_t batch, int64_t length, int64_t cols, Stream stream);
+
 // One AdamW step of a bucket of parameters whose values and moments are one
 // flat buffer each (p, m, v) while their gradients stay where autograd put
 // them: tensor k is elements [starts[k], starts[k + 1]) of the flat buffers,
