@@ -288,6 +288,21 @@ TEST(CudaFusedOps, ClassificationLossMatchesTheCpuLoops) {
   }
 }
 
+TEST(CudaFusedOps, MeanOverTimeMatchesTheCpuMeanAndItsGradient) {
+  SKIP_WITHOUT_CUDA();
+  torch::manual_seed(24);
+  // {3, 40, 31}: a partial tile of 31 columns (wider h takes LibTorch's mean).
+  for (const auto& sizes : {std::vector<int64_t>{50, 784, 8}, {3, 40, 31}, {2, 1, 5}, {2, 3, 70}}) {
+    const torch::Tensor h = torch::randn(sizes), weights = torch::randn({sizes[0], sizes[2]});
+    const torch::Tensor a = h.clone().requires_grad_(true), b = h.to(kCuda).requires_grad_(true);
+    const torch::Tensor cpu = mean_over_time(a), dev = mean_over_time(b);
+    EXPECT_LT(max_relative(dev, cpu), 1e-5) << c10::IntArrayRef(sizes);
+    (cpu * weights).sum().backward();
+    (dev * weights.to(kCuda)).sum().backward();
+    EXPECT_LT(max_relative(b.grad(), a.grad()), 1e-6) << c10::IntArrayRef(sizes);
+  }
+}
+
 // A model initialised from `seed`, on `device`: twins built with the same seed start equal.
 LruModel seeded_model(const LruModelOptions& o, uint64_t seed, torch::Device device) {
   torch::manual_seed(seed);
