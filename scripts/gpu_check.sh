@@ -190,6 +190,12 @@ run_bench smnist_n256_graph_nodrop "${smnist[@]}" --state 256 --graph 1 --dropou
 # The fused LRU kernels without time segments (the baseline of the automatic
 # choice in smnist_n256_graph; kernels/cuda/lru_cuda.h).
 run_bench smnist_n256_graph_segments1 "${smnist[@]}" --state 256 --graph 1 --lru-segments 1
+# Both passes forced to 2 and to 4 segments (the automatic choice gave the
+# forward 4 and the backward 2 on an H200: 4 did not fit its grid in one wave).
+run_bench smnist_n256_graph_segments2 "${smnist[@]}" --state 256 --graph 1 --lru-segments 2
+run_bench smnist_n256_graph_segments4 "${smnist[@]}" --state 256 --graph 1 --lru-segments 4
+# The automatic choice once more: the spread between two identical runs.
+run_bench smnist_n256_graph_again "${smnist[@]}" --state 256 --graph 1
 QUICK=${QUICK:-0}  # 1: sMNIST, one sCIFAR figure and the sFMNIST trainer runs only
 if [[ $QUICK != 1 ]]; then
   run_bench scifar_n384 "${scifar[@]}" --state 384
@@ -282,16 +288,18 @@ NCU=$(command -v ncu || true)
 for candidate in /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu; do
   [[ -z $NCU && -x $candidate ]] && NCU=$candidate
 done
+NCU_TIMEOUT=${NCU_TIMEOUT:-180}  # seconds for each profile
 note "ncu: ${NCU:-not found}"
 if [[ $QUICK != 1 && -x $BUILD/bench/bench_train_step && -n $NCU ]]; then
-  step ncu_smnist_n256 180 "$NCU" --metrics gpu__time_duration.sum --print-summary per-kernel --launch-count 3000 \
-    "$BUILD/bench/bench_train_step" --device cuda --blocks 1 --hidden 8 --batch 50 --length 784 --input 1 \
-    --classes 10 --state 256 --graph 1 --warmup 4 --steps 2 || true
+  step ncu_smnist_n256 "$NCU_TIMEOUT" "$NCU" --metrics gpu__time_duration.sum --print-summary per-kernel \
+    --launch-count 3000 "$BUILD/bench/bench_train_step" --device cuda --blocks 1 --hidden 8 --batch 50 \
+    --length 784 --input 1 --classes 10 --state 256 --graph 1 --warmup 4 --steps 2 || true
   # One sCIFAR-shaped block (N = 384, H = 512, bf16): where the wide step's
   # time and DRAM bytes go (GEMMs, scan, fused ops, BatchNorm).
-  step ncu_scifar_1block 180 "$NCU" --metrics gpu__time_duration.sum,dram__bytes.sum --print-summary per-kernel \
-    --launch-count 3000 "$BUILD/bench/bench_train_step" --device cuda --blocks 1 --hidden 512 --batch 50 \
-    --length 1024 --input 3 --classes 10 --state 384 --precision bf16 --graph 1 --warmup 4 --steps 2 || true
+  step ncu_scifar_1block "$NCU_TIMEOUT" "$NCU" --metrics gpu__time_duration.sum,dram__bytes.sum \
+    --print-summary per-kernel --launch-count 3000 "$BUILD/bench/bench_train_step" --device cuda --blocks 1 \
+    --hidden 512 --batch 50 --length 1024 --input 3 --classes 10 --state 384 --precision bf16 --graph 1 \
+    --warmup 4 --steps 2 || true
 fi
 
 if [[ $QUICK != 1 ]]; then
