@@ -8,7 +8,7 @@
 //                    [--input 1] [--classes 10] [--dropout 0.1] [--steps 30] [--warmup 3] [--threads 2]
 //                    [--device cpu|cuda] [--precision fp32|tf32|bf16] [--graph 0|1]
 //                    [--block-ops auto|fused|composed] [--lru-segments 0|1|2|4]
-//                    [--wide-lru bf16|fp32]
+//                    [--wide-lru bf16|fp32] [--queue-ahead 1|0]
 //
 // --dropout is the blocks' drop rate, 0.1 as in configs/smnist.yaml and
 // configs/scifar.yaml (the official code's step trains with it too); the
@@ -18,6 +18,11 @@
 // CPU); scripts/gpu_check.sh times fused against composed on the device.
 // --lru-segments forces the fused LRU kernels' time segments (CUDA, H <= 16;
 // kernels/cuda/lru_cuda.h; 0 = automatic), for the same comparison.
+// --queue-ahead 1 (default; with --graph 1 on CUDA): each timed step is queued
+// before the previous one's loss is read back, as the trainer runs them, and
+// a step's time is the wall time between two results; 0: each step waits
+// for its loss before the next starts (the figures of docs/gpu.md up to
+// 2026-11-27). The JSON says which ran ("queued_ahead").
 // --wide-lru fp32 keeps the LRU projections of layers wider than 16 channels
 // in float32 (TF32 GEMMs on CUDA) in the bf16 mode
 // (LruModelOptions::wide_lru_bf16; default bf16), the baseline of the
@@ -48,6 +53,7 @@ struct Options {
   int threads = 2;
   int64_t lru_segments = 0;
   bool graph = false;
+  bool queue_ahead = true;
   std::string device = "cpu";
 };
 
@@ -60,11 +66,15 @@ Options parse(int argc, char** argv) {
   flags.read("--warmup", o.warmup);
   flags.read("--threads", o.threads);
   flags.read("--lru-segments", o.lru_segments);
-  std::string graph = "0";
+  std::string graph = "0", queue_ahead = "1";
   flags.read("--graph", graph);
+  flags.read("--queue-ahead", queue_ahead);
   flags.check_all_read();
   if (graph != "0" && graph != "1") throw std::invalid_argument("--graph: 0 or 1, got " + graph);
+  if (queue_ahead != "0" && queue_ahead != "1")
+    throw std::invalid_argument("--queue-ahead: 0 or 1, got " + queue_ahead);
   o.graph = graph == "1";
+  o.queue_ahead = queue_ahead == "1";
   o.model.check();
   compressm::bench::check_device_name(o.device);
   return o;
@@ -90,6 +100,7 @@ int main(int argc, char** argv) try {
   b.warmup_steps = o.warmup;
   b.device = o.device == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   b.cuda_graph = o.graph;
+  b.queue_ahead = o.queue_ahead;
   const compressm::benchmark::StepBenchResult r = compressm::benchmark::run_step_bench(b);
   std::fprintf(stderr, "compressm: %lld block(s) N=%lld H=%lld B=%lld L=%lld, %s %s, %d threads: %.2f ms/step\n",
                (long long)m.blocks, (long long)m.state, (long long)m.hidden, (long long)m.batch,
@@ -102,7 +113,7 @@ int main(int argc, char** argv) try {
             << ", \"steps\": " << o.steps << ", \"dropout\": " << m.dropout << ", \"block_ops\": \""
             << m.block_ops << "\"" << ", \"lru_segments\": " << o.lru_segments << ", \"wide_lru\": \""
             << m.wide_lru << "\"" << ", \"cuda_graph\": " << (r.graph_captured ? "true" : "false")
-            << ", \"final_loss\": " << r.final_loss << "}" << std::endl;
+            << ", \"queued_ahead\": " << (r.queued_ahead ? "true" : "false") << ", \"final_loss\": " << r.final_loss << "}" << std::endl;
   return 0;
 } catch (const c10::Error& e) {
   std::fprintf(stderr, "bench_train_step: error: %s\n", e.what_without_backtrace());

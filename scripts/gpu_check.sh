@@ -196,6 +196,10 @@ run_bench smnist_n256_graph_segments2 "${smnist[@]}" --state 256 --graph 1 --lru
 run_bench smnist_n256_graph_segments4 "${smnist[@]}" --state 256 --graph 1 --lru-segments 4
 # The automatic choice once more: the spread between two identical runs.
 run_bench smnist_n256_graph_again "${smnist[@]}" --state 256 --graph 1
+# Each step waiting for its loss before the next starts (bench_train_step's
+# only mode up to 2026-11-27; the default now queues one step ahead, as the
+# trainer does).
+run_bench smnist_n256_graph_sync "${smnist[@]}" --state 256 --graph 1 --queue-ahead 0
 QUICK=${QUICK:-0}  # 1: sMNIST, one sCIFAR figure and the sFMNIST trainer runs only
 if [[ $QUICK != 1 ]]; then
   run_bench scifar_n384 "${scifar[@]}" --state 384
@@ -204,6 +208,7 @@ if [[ $QUICK != 1 ]]; then
   run_bench scifar_n93 "${scifar[@]}" --state 93
 fi
 run_bench scifar_n384_bf16_graph "${scifar[@]}" --state 384 --precision bf16 --graph 1
+run_bench scifar_n384_bf16_graph_sync "${scifar[@]}" --state 384 --precision bf16 --graph 1 --queue-ahead 0
 run_bench scifar_n384_bf16_graph_composed "${scifar[@]}" --state 384 --precision bf16 --graph 1 --block-ops composed
 run_bench scifar_n384_bf16_graph_nodrop "${scifar[@]}" --state 384 --precision bf16 --graph 1 --dropout 0
 # The LRU's B and C projections of the wide layers in float32 (TF32 GEMMs

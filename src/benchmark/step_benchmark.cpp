@@ -45,7 +45,8 @@ StepBenchResult run_step_bench(const StepBenchOptions& o) {
   model->to(o.device);
   model->train();
   std::unique_ptr<torch::optim::AdamW> optimizer = nn::make_lru_adamw(model, o.lr * o.ssm_lr_factor, o.lr, o.weight_decay);
-  const auto [x, labels] = synthetic_batch(o);
+  const std::pair<torch::Tensor, torch::Tensor> batch = synthetic_batch(o);
+  const torch::Tensor &x = batch.first, &labels = batch.second;
   std::unique_ptr<nn::GraphedTrainStep> graphed;
   if (o.cuda_graph && o.device.is_cuda()) graphed = std::make_unique<nn::GraphedTrainStep>(model, *optimizer);
 
@@ -54,9 +55,21 @@ StepBenchResult run_step_bench(const StepBenchOptions& o) {
   result.warmup_steps = graphed ? std::max<int64_t>(o.warmup_steps, nn::GraphedTrainStep::kEagerSteps + 1)
                                 : o.warmup_steps;
   std::vector<double> cpu_ms;
-  for (int64_t step = 0; step < result.warmup_steps + o.steps; ++step) {
-    const Clock::time_point start = Clock::now();
-    const std::clock_t cpu_start = std::clock();
+  Clock::time_point last;
+  std::clock_t cpu_last = 0;
+  const auto start_timing = [&] {
+    last = Clock::now();
+    cpu_last = std::clock();
+  };
+  const auto record = [&] {  // the time since start_timing or the last record
+    const Clock::time_point now = Clock::now();
+    const std::clock_t cpu_now = std::clock();
+    result.step_ms.push_back(std::chrono::duration<double, std::milli>(now - last).count());
+    cpu_ms.push_back(1e3 * static_cast<double>(cpu_now - cpu_last) / CLOCKS_PER_SEC);
+    last = now;
+    cpu_last = cpu_now;
+  };
+  const auto synchronous_step = [&] {
     if (graphed) {
       result.final_loss = graphed->step(x, labels).first;  // waits for the device
     } else {
@@ -67,10 +80,27 @@ StepBenchResult run_step_bench(const StepBenchOptions& o) {
       optimizer->step();
       result.final_loss = stats.cpu().data_ptr<double>()[0];  // waits for the device, as the trainer's step does
     }
-    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    if (step < result.warmup_steps) continue;
-    result.step_ms.push_back(ms);
-    cpu_ms.push_back(1e3 * static_cast<double>(std::clock() - cpu_start) / CLOCKS_PER_SEC);
+  };
+  for (int64_t step = 0; step < result.warmup_steps; ++step) synchronous_step();
+  result.queued_ahead = graphed && o.queue_ahead && graphed->captured();
+  start_timing();
+  if (result.queued_ahead) {
+    // The trainer's loop: step k + 1 is queued before step k's result is
+    // collected; a step's time is the wall time between two results.
+    const auto collect = [&] {
+      result.final_loss = graphed->collect().first;
+      record();
+    };
+    for (int64_t step = 0; step < o.steps; ++step) {
+      graphed->submit(x, labels);
+      if (graphed->pending() > 1) collect();
+    }
+    while (graphed->pending() > 0) collect();
+  } else {
+    for (int64_t step = 0; step < o.steps; ++step) {
+      synchronous_step();
+      record();
+    }
   }
   result.median_ms = median(result.step_ms);
   result.graph_captured = graphed && graphed->captured();

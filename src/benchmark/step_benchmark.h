@@ -28,6 +28,12 @@ struct StepBenchOptions {
   // On CUDA: each step replayed as one CUDA graph (nn/graphed_step.h), as
   // `compressm train` does with training.cuda_graphs.
   bool cuda_graph = false;
+  // With a graph: queue each timed step before reading the previous one back
+  // (GraphedTrainStep::submit / collect, the trainer's loop), so that the
+  // device does not idle while the host waits; a step's time is then the
+  // wall time between two collected results. false: each step waits for its
+  // loss before the next is launched (synchronous).
+  bool queue_ahead = true;
 };
 
 struct StepBenchResult {
@@ -37,11 +43,13 @@ struct StepBenchResult {
   double final_loss = 0;        // last step's loss (finite: the steps trained)
   bool graph_captured = false;  // cuda_graph: whether the capture succeeded
   int64_t warmup_steps = 0;     // untimed steps run (with a graph at least kEagerSteps + 1)
+  bool queued_ahead = false;    // whether the timed steps were queued ahead (a captured graph and queue_ahead)
 };
 
 // Builds the model (seeded) on `device`, runs warm-up then timed steps; each
-// step ends with the loss read back to the host (as the trainer does), so a
-// CUDA step's time includes its kernels. Throws std::invalid_argument for
+// step's loss is read back to the host (as the trainer does), so a CUDA
+// step's time includes its kernels: synchronously, or one step queued ahead
+// (queue_ahead with a captured graph). Throws std::invalid_argument for
 // bad sizes and c10::Error from LibTorch (e.g. no CUDA device).
 StepBenchResult run_step_bench(const StepBenchOptions& options);
 

@@ -1,6 +1,7 @@
-// `compressm bench --config FILE --steps K [--device cpu|cuda] [--warmup W] [--set k=v ...]`:
+// `compressm bench --config FILE --steps K [--device cpu|cuda] [--warmup W] [--sync] [--set k=v ...]`:
 // median wall time of K training steps of the config's model on one synthetic
-// batch of its dataset's shape (src/benchmark/step_benchmark.h). Progress on
+// batch of its dataset's shape (src/benchmark/step_benchmark.h; graphed CUDA
+// steps queued one ahead, as the trainer runs them, unless --sync). Progress on
 // stderr; the last stdout line is one JSON object with ms_per_step and the
 // configuration measured.
 #include <ATen/Parallel.h>
@@ -56,6 +57,9 @@ CLI::App* add_bench_command(CLI::App& app, BenchOptions& options) {
   command->add_option("--warmup", options.warmup, "Untimed steps first (default 3)");
   command->add_option("--device", options.device, "cpu or cuda (default: the config's device)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
+  command->add_flag("--sync", options.sync,
+                    "With CUDA graphs: wait for each step's loss before the next starts (default: one step "
+                    "queued ahead, as the trainer runs them)");
   command->add_option("--set", options.overrides, kSetHelp)
       ->allow_extra_args(false);
   return command;
@@ -84,6 +88,7 @@ int run_bench(const BenchOptions& options) {
   bench.seed = static_cast<uint64_t>(config.seed);
   bench.device = device_of(device_name);
   bench.cuda_graph = config.training.cuda_graphs;
+  bench.queue_ahead = !options.sync;
   if (bench.model.precision == nn::Precision::kTf32 && bench.device.is_cpu())
     report_warning("training.precision tf32 only changes CUDA GEMMs; on the CPU this measures fp32");
 
@@ -112,6 +117,7 @@ int run_bench(const BenchOptions& options) {
   out["block_ops"] = config::to_string(config.training.block_ops);
   out["dropout"] = config.model.drop_rate;
   out["cuda_graph"] = result.graph_captured;
+  out["queued_ahead"] = result.queued_ahead;
   out["final_loss"] = result.final_loss;
   std::cout << out.dump() << std::endl;  // one line: the last line of stdout
   return kExitSuccess;

@@ -98,6 +98,7 @@ struct BenchOptions {
   long steps = 0;                      // timed steps, >= 1
   long warmup = 3;                     // untimed steps first
   std::string device;                  // "cpu" | "cuda"; empty = the config's device
+  bool sync = false;                   // graphed steps one at a time, not queued ahead
 };
 CLI::App* add_bench_command(CLI::App& app, BenchOptions& options);
 int run_bench(const BenchOptions& options);

@@ -57,7 +57,12 @@ TEST(BenchCli, LastLineIsJsonWithTheConfigurationMeasured) {
   EXPECT_EQ(j.at("block_ops").get<std::string>(), "composed");
   EXPECT_EQ(j.at("dropout").get<double>(), 0.25);
   EXPECT_FALSE(j.at("cuda_graph").get<bool>());
+  EXPECT_FALSE(j.at("queued_ahead").get<bool>());  // only graphed CUDA steps queue ahead
   EXPECT_TRUE(std::isfinite(j.at("final_loss").get<double>()));
+  // --sync (graphed CUDA steps one at a time) is accepted anywhere; on the CPU it changes nothing.
+  const CliResult sync = run_cli(bench_args({"--steps", "2", "--warmup", "0", "--device", "cpu", "--sync"}));
+  ASSERT_EQ(sync.status, 0) << sync.err;
+  EXPECT_FALSE(nlohmann::json::parse(last_line(sync.out)).at("queued_ahead").get<bool>());
 }
 
 TEST(BenchCli, Bf16AndTf32OnTheCpu) {
