@@ -113,7 +113,8 @@ int main(int argc, char** argv) try {
             << ", \"steps\": " << o.steps << ", \"dropout\": " << m.dropout << ", \"block_ops\": \""
             << m.block_ops << "\"" << ", \"lru_segments\": " << o.lru_segments << ", \"wide_lru\": \""
             << m.wide_lru << "\"" << ", \"cuda_graph\": " << (r.graph_captured ? "true" : "false")
-            << ", \"queued_ahead\": " << (r.queued_ahead ? "true" : "false") << ", \"final_loss\": " << r.final_loss << "}" << std::endl;
+            << ", \"queued_ahead\": " << (r.queued_ahead ? "true" : "false")
+            << ", \"final_loss\": " << r.final_loss << "}" << std::endl;
   return 0;
 } catch (const c10::Error& e) {
   std::fprintf(stderr, "bench_train_step: error: %s\n", e.what_without_backtrace());
