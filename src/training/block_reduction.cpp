@@ -126,12 +126,13 @@ std::vector<linalg::DiagonalSystem> layer_systems(const std::vector<nn::LruLayer
 
 namespace {
 
-// ||G - G_r||_inf on the frequency grid, or NaN when that would cost more than
-// kMaxHinfWork (the grid grows with N, each point costs ~N H^2).
-double measured_hinf_error(const linalg::DiagonalSystem& full, const linalg::DiagonalSystem& now) {
+// ||G - G_r||_inf on the frequency grid, or nothing when that would cost
+// more than kMaxHinfWork (the grid grows with N, each point costs ~N H^2).
+std::optional<double> measured_hinf_error(const linalg::DiagonalSystem& full, const linalg::DiagonalSystem& now) {
   const double n = static_cast<double>(full.state_dim()), h = static_cast<double>(full.B.cols());
   const double work = (2048.0 + 6.0 * n) * n * h * h;
-  return work <= kMaxHinfWork ? linalg::hinf_error(full, now) : std::numeric_limits<double>::quiet_NaN();
+  if (work > kMaxHinfWork) return std::nullopt;
+  return linalg::hinf_error(full, now);
 }
 
 }  // namespace
@@ -150,7 +151,9 @@ BlockPlan plan_block_reduction(linalg::DiagonalSystem full, const config::Reduct
     plan.cut = balanced_cut(std::move(full), plan.rule, kept);
     if (plan.cut->cut.rank < n) {
       linalg::Stopwatch hinf_watch;
-      plan.hinf_error = measured_hinf_error(plan.cut->full, plan.cut->reduced);
+      const std::optional<double> error = measured_hinf_error(plan.cut->full, plan.cut->reduced);
+      plan.hinf_measured = error.has_value();
+      plan.hinf_error = error.value_or(std::numeric_limits<double>::quiet_NaN());
       plan.hinf_ms = hinf_watch.lap_ms();
     }
   }
@@ -168,6 +171,7 @@ std::optional<ReductionEvent> apply_block_reduction(BlockPlan plan, nn::LruLayer
   event.block = block;
   event.selection = std::string(config::to_string(reduction.selection));
   event.hinf_error = plan.hinf_error;
+  event.hinf_measured = plan.hinf_measured;
   event.hinf_ms = plan.hinf_ms;
 
   if (!plan.cut) {  // random selection: r random diagonal modes, no balancing
@@ -187,7 +191,9 @@ std::optional<ReductionEvent> apply_block_reduction(BlockPlan plan, nn::LruLayer
     event.new_dim = now.state_dim();
     event.wall_ms = plan.plan_ms + watch.lap_ms();
     linalg::Stopwatch hinf_watch;
-    event.hinf_error = measured_hinf_error(full, now);
+    const std::optional<double> error = measured_hinf_error(full, now);
+    event.hinf_measured = error.has_value();
+    event.hinf_error = error.value_or(std::numeric_limits<double>::quiet_NaN());
     event.hinf_ms = hinf_watch.lap_ms();
     return event;
   }

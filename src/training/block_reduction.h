@@ -77,6 +77,7 @@ struct BlockPlan {
   linalg::DiagonalSystem full;  // random selection: the layer before the cut
   linalg::VectorXd hsv;         // random selection: its HSVs
   double hinf_error = std::numeric_limits<double>::quiet_NaN();
+  bool hinf_measured = false;  // false: not cut, or the grid would cost more than kMaxHinfWork
   double plan_ms = 0.0, hinf_ms = 0.0;
 };
 BlockPlan plan_block_reduction(linalg::DiagonalSystem full, const config::ReductionConfig& reduction);

@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "training/block_reduction.h"
@@ -126,12 +127,19 @@ std::string format_event(const ReductionEvent& e) {
                   static_cast<long long>(e.new_dim), e.wall_ms);
   } else {
     const double total = e.kept_energy + e.discarded_energy;
+    char error[64];
+    if (!e.hinf_measured)
+      std::snprintf(error, sizeof error, "error not measured (N H^2 too large)");
+    else if (!std::isfinite(e.hinf_error))
+      std::snprintf(error, sizeof error, "error not finite (overflow)");
+    else
+      std::snprintf(error, sizeof error, "error %.3g", e.hinf_error);
     std::snprintf(line, sizeof line,
                   "step %lld: block %lld reduced %lld -> %lld (%s), kept %.2f%% of HSV energy, H-inf bound %.3g, "
-                  "error %.3g, %.0f ms (+%.0f ms measuring the error)",
+                  "%s, %.0f ms (+%.0f ms measuring the error)",
                   static_cast<long long>(e.step), static_cast<long long>(e.block), static_cast<long long>(e.old_dim),
                   static_cast<long long>(e.new_dim), e.selection.c_str(),
-                  total > 0 ? 100 * e.kept_energy / total : 100.0, e.hinf_bound, e.hinf_error, e.wall_ms, e.hinf_ms);
+                  total > 0 ? 100 * e.kept_energy / total : 100.0, e.hinf_bound, error, e.wall_ms, e.hinf_ms);
   }
   return line;
 }

@@ -9,7 +9,7 @@ namespace compressm::training {
 namespace {
 
 // NaN (no value) is written as null and read back as NaN.
-nlohmann::json number_or_null(double v) { return std::isnan(v) ? nlohmann::json() : nlohmann::json(v); }
+nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
 double read_number_or_null(const nlohmann::json& j) {
   return j.is_null() ? std::numeric_limits<double>::quiet_NaN() : j.get<double>();
 }
@@ -25,6 +25,7 @@ Json event_json(const ReductionEvent& e) {
           {"discarded_energy", number_or_null(e.discarded_energy)},
           {"hinf_bound", number_or_null(e.hinf_bound)},
           {"hinf_error", number_or_null(e.hinf_error)},
+          {"hinf_measured", e.hinf_measured},
           {"wall_ms", e.wall_ms},
           {"hinf_ms", e.hinf_ms},
           {"guards", e.guards},
@@ -43,6 +44,8 @@ ReductionEvent event_from_json(const nlohmann::json& j) {
   e.discarded_energy = read_number_or_null(j.at("discarded_energy"));
   e.hinf_bound = read_number_or_null(j.at("hinf_bound"));
   e.hinf_error = read_number_or_null(j.at("hinf_error"));
+  // Histories written before the field: a null error then meant either.
+  e.hinf_measured = j.value("hinf_measured", !j.at("hinf_error").is_null());
   e.wall_ms = j.at("wall_ms").get<double>();
   e.hinf_ms = j.at("hinf_ms").get<double>();
   e.guards = j.at("guards").get<std::vector<std::string>>();

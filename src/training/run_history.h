@@ -34,7 +34,9 @@ struct ReductionEvent {
   double kept_energy = 0;         // plain sum of the kept HSVs (NaN for random)
   double discarded_energy = 0;    // plain sum of the discarded HSVs (NaN for random)
   double hinf_bound = 0;          // 2 * discarded_energy (NaN for random: no bound)
-  double hinf_error = 0;          // ||G - G_r||_inf measured on a frequency grid
+  double hinf_error = 0;          // ||G - G_r||_inf measured on a frequency grid (NaN: not
+                                  // measured, or not finite)
+  bool hinf_measured = true;      // false: skipped, the grid would cost too much (large N H^2)
   double wall_ms = 0;             // HSVs + truncation + conversion (on a worker thread, beside
                                   // the other blocks) + optimiser surgery
   double hinf_ms = 0;             // measuring hinf_error (a diagnostic, not part of the reduction)

@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <limits>
 
 #include "config/config.h"
 #include "data/dataset.h"
@@ -80,6 +81,36 @@ TEST(BlockReduction, GateKeepsABlockWhoseRankWouldShrinkItByUnderFivePercent) {
   // tol 1.0 keeps every state with nonzero HSV: r = N fails the gate.
   EXPECT_FALSE(reduce_block(layer, optimizer, tolerance_reduction(1.0, config::Selection::kLargest), 0, 1));
   EXPECT_EQ(layer->state_dim(), 40);
+}
+
+// A block too wide for the H-inf grid (N = 128, H = 32: ~3.7e8 > 2e8 units of
+// work) reports its error as not measured, distinct from a measured error
+// that is not finite; both survive metrics.json as null, the flag tells them apart.
+TEST(BlockReduction, AnUnmeasuredErrorIsToldApartFromAnOverflow) {
+  torch::manual_seed(4);
+  nn::LruLayer wide(128, 32, nn::LruInit{0.5, 0.99, 6.28});
+  torch::optim::AdamW optimizer(wide->parameters());
+  auto event = reduce_block(wide, optimizer, tolerance_reduction(0.9, config::Selection::kLargest), 0, 1);
+  ASSERT_TRUE(event.has_value());
+  EXPECT_FALSE(event->hinf_measured);
+  EXPECT_TRUE(std::isnan(event->hinf_error));
+  EXPECT_NE(format_event(*event).find("error not measured"), std::string::npos) << format_event(*event);
+  nn::LruLayer narrow(48, 6, nn::LruInit{0.5, 0.99, 6.28});
+  torch::optim::AdamW narrow_optimizer(narrow->parameters());
+  auto measured = reduce_block(narrow, narrow_optimizer, tolerance_reduction(0.9, config::Selection::kLargest), 0, 1);
+  ASSERT_TRUE(measured.has_value());
+  EXPECT_TRUE(measured->hinf_measured);
+  EXPECT_EQ(format_event(*measured).find("error not"), std::string::npos) << format_event(*measured);
+  measured->hinf_error = std::numeric_limits<double>::infinity();
+  EXPECT_NE(format_event(*measured).find("error not finite"), std::string::npos) << format_event(*measured);
+  // Through the run history's JSON and back.
+  RunHistory history;
+  history.reductions = {*event, *measured};
+  const RunHistory back = RunHistory::from_json(nlohmann::json::parse(history.to_json().dump()));
+  ASSERT_EQ(back.reductions.size(), 2u);
+  EXPECT_FALSE(back.reductions[0].hinf_measured);
+  EXPECT_TRUE(back.reductions[1].hinf_measured);
+  EXPECT_TRUE(std::isnan(back.reductions[1].hinf_error));
 }
 
 TEST(BlockReduction, SliceCarriesTheKeptModesMomentsForRandomSelection) {
