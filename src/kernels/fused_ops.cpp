@@ -80,7 +80,7 @@ void gelu_dropout_backward(const Y* y, const Z* grad_z, Y* grad_y, int64_t n, co
 
 template <class V, class X>
 void glu_residual_forward(const V* vg, const X* x, X* out, int64_t rows, int64_t hidden, const uint8_t* keep,
-                          double scale) {
+                          double scale, const X* bias) {
   const X s = static_cast<X>(scale);
   at::parallel_for(0, rows, kGrain / hidden + 1, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
@@ -88,7 +88,8 @@ void glu_residual_forward(const V* vg, const X* x, X* out, int64_t rows, int64_t
       const V* gate = value + hidden;
       for (int64_t j = 0; j < hidden; ++j) {
         const int64_t i = r * hidden + j;
-        out[i] = glu_output(x[i], static_cast<X>(value[j]), static_cast<X>(gate[j]), dropout_factor(keep, i, s));
+        out[i] = glu_output(x[i], with_bias(static_cast<X>(value[j]), bias, j),
+                            with_bias(static_cast<X>(gate[j]), bias, hidden + j), dropout_factor(keep, i, s));
       }
     }
   });
@@ -96,7 +97,7 @@ void glu_residual_forward(const V* vg, const X* x, X* out, int64_t rows, int64_t
 
 template <class V, class X>
 void glu_residual_backward(const V* vg, const X* grad_out, V* grad_vg, int64_t rows, int64_t hidden,
-                           const uint8_t* keep, double scale) {
+                           const uint8_t* keep, double scale, const X* bias) {
   const X s = static_cast<X>(scale);
   at::parallel_for(0, rows, kGrain / hidden + 1, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
@@ -107,7 +108,8 @@ void glu_residual_backward(const V* vg, const X* grad_out, V* grad_vg, int64_t r
       for (int64_t j = 0; j < hidden; ++j) {
         const int64_t i = r * hidden + j;
         X gv, gg;
-        glu_gradients(static_cast<X>(value[j]), static_cast<X>(gate[j]), dropout_factor(keep, i, s), grad_out[i],
+        glu_gradients(with_bias(static_cast<X>(value[j]), bias, j),
+                      with_bias(static_cast<X>(gate[j]), bias, hidden + j), dropout_factor(keep, i, s), grad_out[i],
                       gv, gg);
         grad_value[j] = static_cast<V>(gv);
         grad_gate[j] = static_cast<V>(gg);
@@ -380,8 +382,10 @@ template void lru_skip_backward<c10::BFloat16>(const float*, const float*, const
 #define COMPRESSM_INSTANTIATE(Y, Z)                                                                          \
   template void gelu_dropout_forward<Y, Z>(const Y*, Z*, int64_t, const uint8_t*, double);                   \
   template void gelu_dropout_backward<Y, Z>(const Y*, const Z*, Y*, int64_t, const uint8_t*, double);        \
-  template void glu_residual_forward<Z, Y>(const Z*, const Y*, Y*, int64_t, int64_t, const uint8_t*, double); \
-  template void glu_residual_backward<Z, Y>(const Z*, const Y*, Z*, int64_t, int64_t, const uint8_t*, double);
+  template void glu_residual_forward<Z, Y>(const Z*, const Y*, Y*, int64_t, int64_t, const uint8_t*, double,  \
+                                           const Y*);                                                         \
+  template void glu_residual_backward<Z, Y>(const Z*, const Y*, Z*, int64_t, int64_t, const uint8_t*, double, \
+                                            const Y*);
 
 COMPRESSM_INSTANTIATE(float, float)
 COMPRESSM_INSTANTIATE(double, double)

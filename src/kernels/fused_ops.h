@@ -77,6 +77,13 @@ COMPRESSM_HD T dropout_factor(const uint8_t* keep, int64_t i, T scale) {
   return keep == nullptr ? T(1) : (keep[i] ? scale : T(0));
 }
 
+// v + bias[j], or v where there is no bias (the GLU's GEMM output and its
+// bias, added here rather than by a pass of its own).
+template <class T>
+COMPRESSM_HD T with_bias(T v, const T* bias, int64_t j) {
+  return bias == nullptr ? v : v + bias[j];
+}
+
 // glu_residual for one element, value v and gate g, after dropout factor d.
 template <class T>
 COMPRESSM_HD T glu_output(T x, T v, T g, T d) {
@@ -276,14 +283,15 @@ void gelu_dropout_forward(const Y* y, Z* z, int64_t n, const uint8_t* keep, doub
 //   grad_y[i] = grad_z[i] * d_i * gelu'(y[i])
 template <class Y, class Z>
 void gelu_dropout_backward(const Y* y, const Z* grad_z, Y* grad_y, int64_t n, const uint8_t* keep, double scale);
-//   out[r, j] = x[r, j] + d * vg[r, j] * sigmoid(vg[r, H + j]),  vg {rows, 2H}, x and out {rows, H}
+//   out[r, j] = x[r, j] + d * v * sigmoid(g),  vg {rows, 2H}, x and out {rows, H},
+//   v = vg[r, j] + bias[j], g = vg[r, H + j] + bias[H + j] (bias {2H}, or null: none)
 template <class V, class X>
 void glu_residual_forward(const V* vg, const X* x, X* out, int64_t rows, int64_t hidden, const uint8_t* keep,
-                          double scale);
-//   grad_vg {rows, 2H} from grad_out {rows, H}
+                          double scale, const X* bias = nullptr);
+//   grad_vg {rows, 2H} (also the bias's gradient, summed over the rows) from grad_out {rows, H}
 template <class V, class X>
 void glu_residual_backward(const V* vg, const X* grad_out, V* grad_vg, int64_t rows, int64_t hidden,
-                           const uint8_t* keep, double scale);
+                           const uint8_t* keep, double scale, const X* bias = nullptr);
 
 // lru_skip over {rows, H} float32 arrays, cx stored as V (float or bfloat16),
 // or the sum of `parts` such arrays one after another, added in order (the

@@ -71,12 +71,12 @@ void gelu_dropout_backward(const torch::Tensor&, const torch::Tensor&, const tor
                            const torch::Tensor&) {
   no_cuda("gelu_dropout");
 }
-void glu_residual_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, double,
-                          const torch::Tensor&) {
+void glu_residual_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                          double, const torch::Tensor&) {
   no_cuda("glu_residual");
 }
-void glu_residual_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, double,
-                           const torch::Tensor&) {
+void glu_residual_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                           double, const torch::Tensor&) {
   no_cuda("glu_residual");
 }
 void lru_bf16_pack(const std::vector<torch::Tensor>&, const torch::Tensor&, const torch::Tensor&,

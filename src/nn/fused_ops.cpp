@@ -158,24 +158,31 @@ struct NarrowMix : public torch::autograd::Function<NarrowMix> {
   }
 };
 
+// The bias's pointer for the kernels: null for the empty tensor that stands
+// for none (autograd's apply takes no undefined tensor).
+template <class X>
+const X* bias_of(const torch::Tensor& bias) {
+  return bias.numel() > 0 ? bias.data_ptr<X>() : nullptr;
+}
+
 struct GluResidual : public torch::autograd::Function<GluResidual> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& vg, const torch::Tensor& x,
-                               const std::optional<torch::Tensor>& mask, double scale) {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& vg, const torch::Tensor& bias,
+                               const torch::Tensor& x, const std::optional<torch::Tensor>& mask, double scale) {
     RECORD_USER_SCOPE("compressm::glu_residual_forward");
     const torch::Tensor keep = mask.value_or(torch::Tensor());
     torch::Tensor out = torch::empty_like(x);
     const int64_t hidden = x.size(-1), rows = x.numel() / hidden;
     if (x.is_cuda()) {
-      cuda_ops::glu_residual_forward(vg, x, keep, scale, out);
+      cuda_ops::glu_residual_forward(vg, bias, x, keep, scale, out);
     } else {
       dispatch_cpu(x.scalar_type(), vg.scalar_type(), [&](auto xt, auto vt) {
         using X = decltype(xt);
         using V = decltype(vt);
         ew::glu_residual_forward(static_cast<const V*>(vg.data_ptr()), x.data_ptr<X>(), out.data_ptr<X>(), rows,
-                                 hidden, keep_ptr(keep), scale);
+                                 hidden, keep_ptr(keep), scale, bias_of<X>(bias));
       });
     }
-    ctx->save_for_backward({vg});
+    ctx->save_for_backward({vg, bias});
     save_dropout(ctx, keep, scale);
     return out;
   }
@@ -183,23 +190,26 @@ struct GluResidual : public torch::autograd::Function<GluResidual> {
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     RECORD_USER_SCOPE("compressm::glu_residual_backward");
     const tensor_list saved = ctx->get_saved_variables();
-    const torch::Tensor& vg = saved[0];
+    const torch::Tensor &vg = saved[0], &bias = saved[1];
     const SavedDropout dropout = saved_dropout(ctx);
     const torch::Tensor grad_out = grads[0].contiguous();
     torch::Tensor grad_vg = torch::empty_like(vg);
     const int64_t hidden = grad_out.size(-1), rows = grad_out.numel() / hidden;
     if (vg.is_cuda()) {
-      cuda_ops::glu_residual_backward(vg, grad_out, dropout.keep, dropout.scale, grad_vg);
+      cuda_ops::glu_residual_backward(vg, bias, grad_out, dropout.keep, dropout.scale, grad_vg);
     } else {
       dispatch_cpu(grad_out.scalar_type(), vg.scalar_type(), [&](auto xt, auto vt) {
         using X = decltype(xt);
         using V = decltype(vt);
         ew::glu_residual_backward(static_cast<const V*>(vg.data_ptr()), grad_out.data_ptr<X>(),
                                   static_cast<V*>(grad_vg.data_ptr()), rows, hidden, keep_ptr(dropout.keep),
-                                  dropout.scale);
+                                  dropout.scale, bias_of<X>(bias));
       });
     }
-    return {grad_vg, grad_out, torch::Tensor(), torch::Tensor()};
+    // The bias's gradient: grad_vg summed over the rows, in x's dtype.
+    torch::Tensor grad_bias;
+    if (bias.numel() > 0) grad_bias = grad_vg.reshape({rows, 2 * hidden}).sum(0, false, grad_out.scalar_type());
+    return {grad_vg, grad_bias, grad_out, torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -421,7 +431,8 @@ torch::Tensor gelu_dropout(const torch::Tensor& y, const torch::Tensor& keep, do
   return GeluDropout::apply(y.contiguous(), optional_mask(keep), scale_of(p), out_dtype);
 }
 
-torch::Tensor glu_residual(const torch::Tensor& vg, const torch::Tensor& x, const torch::Tensor& keep, double p) {
+torch::Tensor glu_residual(const torch::Tensor& vg, const torch::Tensor& x, const torch::Tensor& keep, double p,
+                           const torch::Tensor& bias) {
   check_compute_dtype("glu_residual", x);
   check_keep("glu_residual", keep, x, p);
   TORCH_CHECK(x.dim() >= 1 && x.size(-1) > 0, "glu_residual: x must have a non-empty last dimension");
@@ -432,7 +443,13 @@ torch::Tensor glu_residual(const torch::Tensor& vg, const torch::Tensor& x, cons
   TORCH_CHECK(vg.device() == x.device(), "glu_residual: vg must be on x's device");
   TORCH_CHECK(gemm_side_ok(vg.scalar_type(), x.scalar_type()), "glu_residual: vg dtype ", vg.scalar_type(),
               " with x ", x.scalar_type(), " (allowed: x's, or bfloat16 for float32)");
-  return GluResidual::apply(vg.contiguous(), x.contiguous(), optional_mask(keep), scale_of(p));
+  if (bias.defined())
+    TORCH_CHECK(bias.dim() == 1 && bias.size(0) == vg_sizes.back() && bias.scalar_type() == x.scalar_type() &&
+                    bias.device() == x.device(),
+                "glu_residual: bias must be ", x.scalar_type(), " {", vg_sizes.back(), "} on ", x.device(), ", got ",
+                bias.scalar_type(), " ", bias.sizes(), " on ", bias.device());
+  const torch::Tensor b = bias.defined() ? bias.contiguous() : torch::empty({0}, x.options());
+  return GluResidual::apply(vg.contiguous(), b, x.contiguous(), optional_mask(keep), scale_of(p));
 }
 
 }  // namespace compressm::nn

@@ -34,7 +34,11 @@ torch::Tensor dropout_keep_mask(c10::IntArrayRef sizes, double p, const torch::D
 
 torch::Tensor gelu_dropout(const torch::Tensor& y, const torch::Tensor& keep, double p, torch::ScalarType out_dtype);
 
-torch::Tensor glu_residual(const torch::Tensor& vg, const torch::Tensor& x, const torch::Tensor& keep, double p);
+// bias {2H} in x's dtype (differentiable), added to [v | g] inside the op
+// (a pass over the {.., 2H} GEMM output fewer than the GEMM adding it), or
+// undefined for none.
+torch::Tensor glu_residual(const torch::Tensor& vg, const torch::Tensor& x, const torch::Tensor& keep, double p,
+                           const torch::Tensor& bias = {});
 
 // The mix stage of a narrow block on the CPU (kernels/narrow_mix.h) as one op:
 //   out = x + dropout(GLU(dropout(GELU(y)))),  GLU(g) = (g W_v^T + b_v) .* sigmoid(g W_g^T + b_g)

@@ -119,29 +119,38 @@ TEST(EmulatedCudaFusedOps, GluResidualMatchesTheCpuLoops) {
     const auto x = random_floats(rows * hidden, 5);
     const auto grad = random_floats(rows * hidden, 6);
     const auto mask = random_mask(rows * hidden, 7);
-    for (const bool dropout : {false, true}) {
+    const auto bias_values = random_floats(2 * hidden, 8);
+    for (const auto& [dropout, with_bias] :
+         std::vector<std::pair<bool, bool>>{{false, false}, {true, false}, {false, true}, {true, true}}) {
+      SCOPED_TRACE(std::string(dropout ? "dropout" : "no dropout") + (with_bias ? ", bias" : ""));
+      const float* bias = with_bias ? bias_values.data() : nullptr;
       const uint8_t* keep = dropout ? mask.data() : nullptr;
       const float scale = dropout ? 1.f / 0.75f : 1.f;
       std::vector<float> out(rows * hidden), out_ref(rows * hidden);
       std::vector<float> gvg(rows * 2 * hidden, NAN), gvg_ref(rows * 2 * hidden);
       cuda::glu_residual_forward(vg.data(), Storage::kFloat32, x.data(), out.data(), rows, hidden, keep, scale,
-                                 kStream);
-      ew::glu_residual_forward(vg.data(), x.data(), out_ref.data(), rows, hidden, keep, scale);
+                                 kStream, bias);
+      ew::glu_residual_forward(vg.data(), x.data(), out_ref.data(), rows, hidden, keep, scale, bias);
       expect_close(out, out_ref, 1e-6, "forward f32");
+      if (with_bias) {  // the bias moves the output (a kernel that dropped it would pass against itself)
+        std::vector<float> unbiased(rows * hidden);
+        ew::glu_residual_forward(vg.data(), x.data(), unbiased.data(), rows, hidden, keep, scale);
+        EXPECT_NE(out, unbiased);
+      }
       cuda::glu_residual_backward(vg.data(), Storage::kFloat32, grad.data(), gvg.data(), rows, hidden, keep, scale,
-                                  kStream);
-      ew::glu_residual_backward(vg.data(), grad.data(), gvg_ref.data(), rows, hidden, keep, scale);
+                                  kStream, bias);
+      ew::glu_residual_backward(vg.data(), grad.data(), gvg_ref.data(), rows, hidden, keep, scale, bias);
       expect_close(gvg, gvg_ref, 1e-6, "backward f32 (every element of [v | g] written)");
       const auto vgb = to_bf16(vg);
       std::vector<uint16_t> gvgb(rows * 2 * hidden);
       std::vector<c10::BFloat16> gvgb_ref(rows * 2 * hidden);
       cuda::glu_residual_forward(vgb.data(), Storage::kBFloat16, x.data(), out.data(), rows, hidden, keep, scale,
-                                 kStream);
-      ew::glu_residual_forward(vgb.data(), x.data(), out_ref.data(), rows, hidden, keep, scale);
+                                 kStream, bias);
+      ew::glu_residual_forward(vgb.data(), x.data(), out_ref.data(), rows, hidden, keep, scale, bias);
       expect_close(out, out_ref, 1e-6, "forward bf16");
       cuda::glu_residual_backward(vgb.data(), Storage::kBFloat16, grad.data(), gvgb.data(), rows, hidden, keep,
-                                  scale, kStream);
-      ew::glu_residual_backward(vgb.data(), grad.data(), gvgb_ref.data(), rows, hidden, keep, scale);
+                                  scale, kStream, bias);
+      ew::glu_residual_backward(vgb.data(), grad.data(), gvgb_ref.data(), rows, hidden, keep, scale, bias);
       EXPECT_EQ(gvgb, bits_of(gvgb_ref)) << "backward bf16: the same rounding";
     }
   }
@@ -215,7 +224,8 @@ TEST(EmulatedCudaFusedOps, CrossEntropyMatchesTheCpuLoops) {
 TEST(EmulatedCudaFusedOps, SumRowsAddsEachArraysRowsInOrder) {
   // Arrays of different shapes in one launch (blockIdx.y = array); 50 and 37
   // rows: whole groups of 16 loads ahead and the rest one by one.
-  const std::vector<std::pair<int64_t, int64_t>> shapes{{3, 700}, {50, 16}, {1, 1}, {37, 5}, {16, 3}};
+  // 4097 columns: blocks of 256 threads (narrower launches use 64).
+  const std::vector<std::pair<int64_t, int64_t>> shapes{{3, 700}, {50, 16}, {1, 1}, {37, 5}, {16, 3}, {17, 4097}};
   std::vector<std::vector<float>> in, out, ref;
   std::vector<cuda::SumRowsJob> jobs;
   for (size_t k = 0; k < shapes.size(); ++k) {
@@ -237,7 +247,9 @@ TEST(EmulatedCudaFusedOps, MeanOverTimeIsTheMeanOfEachColumn) {
   // {batch, length, cols}: sMNIST's 8 columns (one tile, 32 row groups), a
   // partial 32-column tile, one element, 300 columns over 10 tiles, one step.
   using Shape = std::tuple<int64_t, int64_t, int64_t>;
-  const std::vector<Shape> shapes{{3, 784, 8}, {2, 50, 70}, {1, 1, 1}, {2, 5, 300}, {4, 1, 33}};
+  // 3 and 31 columns: 256 / tile row groups leave threads that add nothing.
+  const std::vector<Shape> shapes{{3, 784, 8}, {2, 50, 70}, {1, 1, 1},  {2, 5, 300},
+                                  {4, 1, 33},  {2, 50, 3},  {2, 50, 31}};
   for (const auto& [batch, length, cols] : shapes) {
     SCOPED_TRACE(std::to_string(batch) + "x" + std::to_string(length) + "x" + std::to_string(cols));
     const std::vector<float> in = random_floats(batch * length * cols, 40);
@@ -711,7 +723,8 @@ TEST(EmulatedCudaFusedOps, LruBf16PackMatchesTheCpuLoopsAndTheLayout) {
 // loop and the float64 formula; 777 rows (partial last part) and 5 rows.
 TEST(EmulatedCudaFusedOps, BatchNormMatchesTheCpuLoopsAndFloat64) {
   const int64_t hidden = 300;
-  for (const int64_t rows : {int64_t{777}, int64_t{5}}) {
+  // 4100 rows: 256 parts, whole groups of 16 parts loaded ahead in the merge.
+  for (const int64_t rows : {int64_t{777}, int64_t{5}, int64_t{4100}}) {
     SCOPED_TRACE("rows=" + std::to_string(rows));
     const int64_t n = rows * hidden;
     std::vector<float> x = random_floats(n, 90);

@@ -52,10 +52,13 @@ __global__ void __launch_bounds__(kThreads)
 template <class V>
 __global__ void __launch_bounds__(kThreads)
     glu_residual_forward_kernel(const V* __restrict__ vg, const float* __restrict__ x, float* __restrict__ out,
-                                long long n, long long hidden, const uint8_t* __restrict__ keep, float scale) {
+                                long long n, long long hidden, const uint8_t* __restrict__ keep, float scale,
+                                const float* __restrict__ bias) {
   COMPRESSM_GRID_STRIDE_LOOP(i, n) {
-    const long long value = i + (i / hidden) * hidden;  // r 2H + j
-    out[i] = ew::glu_output(x[i], load(vg, value), load(vg, value + hidden), ew::dropout_factor(keep, i, scale));
+    const long long j = i % hidden, value = i + (i / hidden) * hidden;  // r 2H + j
+    out[i] = ew::glu_output(x[i], ew::with_bias(load(vg, value), bias, j),
+                            ew::with_bias(load(vg, value + hidden), bias, hidden + j),
+                            ew::dropout_factor(keep, i, scale));
   }
 }
 
@@ -63,12 +66,13 @@ template <class V>
 __global__ void __launch_bounds__(kThreads)
     glu_residual_backward_kernel(const V* __restrict__ vg, const float* __restrict__ grad_out,
                                  V* __restrict__ grad_vg, long long n, long long hidden,
-                                 const uint8_t* __restrict__ keep, float scale) {
+                                 const uint8_t* __restrict__ keep, float scale, const float* __restrict__ bias) {
   COMPRESSM_GRID_STRIDE_LOOP(i, n) {
-    const long long value = i + (i / hidden) * hidden;
+    const long long j = i % hidden, value = i + (i / hidden) * hidden;
     float gv, gg;
-    ew::glu_gradients(load(vg, value), load(vg, value + hidden), ew::dropout_factor(keep, i, scale), grad_out[i], gv,
-                      gg);
+    ew::glu_gradients(ew::with_bias(load(vg, value), bias, j),
+                      ew::with_bias(load(vg, value + hidden), bias, hidden + j), ew::dropout_factor(keep, i, scale),
+                      grad_out[i], gv, gg);
     store(grad_vg, value, gv);
     store(grad_vg, value + hidden, gg);
   }
@@ -476,29 +480,29 @@ void gelu_dropout_backward(const float* y, const void* grad_z, Storage grad_type
 }
 
 void glu_residual_forward(const void* vg, Storage vg_type, const float* x, float* out, int64_t rows, int64_t hidden,
-                          const uint8_t* keep, float scale, Stream stream) {
+                          const uint8_t* keep, float scale, Stream stream, const float* bias) {
   const long long n = rows * hidden;
   if (n == 0) return;
   if (vg_type == Storage::kBFloat16)
     COMPRESSM_LAUNCH(glu_residual_forward_kernel, grid_for(n), kThreads, stream)(
-        static_cast<const __nv_bfloat16*>(vg), x, out, n, hidden, keep, scale);
+        static_cast<const __nv_bfloat16*>(vg), x, out, n, hidden, keep, scale, bias);
   else
     COMPRESSM_LAUNCH(glu_residual_forward_kernel, grid_for(n), kThreads, stream)(
-        static_cast<const float*>(vg), x, out, n, hidden, keep, scale);
+        static_cast<const float*>(vg), x, out, n, hidden, keep, scale, bias);
   detail::check_launch("glu_residual_forward (CUDA)");
 }
 
 void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_out, void* grad_vg, int64_t rows,
-                           int64_t hidden, const uint8_t* keep, float scale, Stream stream) {
+                           int64_t hidden, const uint8_t* keep, float scale, Stream stream, const float* bias) {
   const long long n = rows * hidden;
   if (n == 0) return;
   if (vg_type == Storage::kBFloat16)
     COMPRESSM_LAUNCH(glu_residual_backward_kernel, grid_for(n), kThreads, stream)(
         static_cast<const __nv_bfloat16*>(vg), grad_out, static_cast<__nv_bfloat16*>(grad_vg), n, hidden, keep,
-        scale);
+        scale, bias);
   else
     COMPRESSM_LAUNCH(glu_residual_backward_kernel, grid_for(n), kThreads, stream)(
-        static_cast<const float*>(vg), grad_out, static_cast<float*>(grad_vg), n, hidden, keep, scale);
+        static_cast<const float*>(vg), grad_out, static_cast<float*>(grad_vg), n, hidden, keep, scale, bias);
   detail::check_launch("glu_residual_backward (CUDA)");
 }
 

@@ -22,12 +22,15 @@ void gelu_dropout_forward(const float* y, void* z, Storage z_type, int64_t n, co
 // grad_y = grad_z * d * GELU'(y), grad_z stored as `grad_type`.
 void gelu_dropout_backward(const float* y, const void* grad_z, Storage grad_type, float* grad_y, int64_t n,
                            const uint8_t* keep, float scale, Stream stream);
-// out {rows, H} = x + dropout(v .* sigmoid(g)), vg {rows, 2H} stored as `vg_type`.
+// out {rows, H} = x + dropout(v .* sigmoid(g)), [v | g] = vg {rows, 2H}
+// stored as `vg_type` plus bias {2H} (float32; null: none).
 void glu_residual_forward(const void* vg, Storage vg_type, const float* x, float* out, int64_t rows, int64_t hidden,
-                          const uint8_t* keep, float scale, Stream stream);
-// grad_vg {rows, 2H} (stored as `vg_type`) from grad_out {rows, H}.
+                          const uint8_t* keep, float scale, Stream stream, const float* bias = nullptr);
+// grad_vg {rows, 2H} (stored as `vg_type`) from grad_out {rows, H}; the
+// bias's gradient is the caller's (the column sums of grad_vg).
 void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_out, void* grad_vg, int64_t rows,
-                           int64_t hidden, const uint8_t* keep, float scale, Stream stream);
+                           int64_t hidden, const uint8_t* keep, float scale, Stream stream,
+                           const float* bias = nullptr);
 
 // lru_skip (kernels::elementwise): out {rows, H} = cx + D .* u, cx stored as
 // `cx_type`, or the sum of `parts` such arrays one after another (the fused
