@@ -133,9 +133,14 @@ LruModelImpl::LruModelImpl(const LruModelOptions& o) : options_(o) {
 }
 
 torch::Tensor LruModelImpl::forward(const torch::Tensor& x) {
-  torch::Tensor h = options_.vocab_size > 0 ? embedding(x) : dense(encoder, x, options_.precision);
+  torch::Tensor h = encode(x);
   for (const auto& block : *blocks) h = block->as<LruBlock>()->forward(h);
   return dense(head, mean_over_time(h), options_.precision);
+}
+
+torch::Tensor LruModelImpl::encode(const torch::Tensor& x) {
+  if (options_.vocab_size > 0) return embedding(x);
+  return dense(encoder, x, options_.input_dim <= kFloat32EncoderInputs ? Precision::kFp32 : options_.precision);
 }
 
 std::vector<LruLayer> LruModelImpl::lru_layers() const {

@@ -89,7 +89,9 @@ struct LruModelOptions {
   double drop_rate = 0.0;
   LruInit init;
   // Compute precision of the encoder, GLU and head (precision.h); tf32 also
-  // sets LibTorch's process-wide TF32 flag when the model is built.
+  // sets LibTorch's process-wide TF32 flag when the model is built. An
+  // encoder of at most kFloat32EncoderInputs input channels computes in
+  // float32 whatever the precision (LruModelImpl::encode).
   Precision precision = Precision::kFp32;
   // How the blocks run their element-wise work. The same function either
   // way; dropout draws differ.
@@ -105,6 +107,13 @@ class LruModelImpl : public torch::nn::Module {
   explicit LruModelImpl(const LruModelOptions& options);
   // x {B, L, input_dim} float (or {B, L} int64 tokens) -> logits {B, num_classes}
   torch::Tensor forward(const torch::Tensor& x);
+  // Its first stage: x -> {B, L, H} float32. A Linear encoder with at most
+  // kFloat32EncoderInputs inputs computes in float32 in every precision: with
+  // K = 1 or 3 its GEMM is a pass over its output, and bf16 wrote that output
+  // in bfloat16, added the bias in a second pass and cast it to float32 in a
+  // third (H200, sCIFAR: 83 + 86 us per step besides the GEMM).
+  static constexpr int64_t kFloat32EncoderInputs = 16;
+  torch::Tensor encode(const torch::Tensor& x);
 
   std::vector<LruLayer> lru_layers() const;
   std::vector<int64_t> state_dims() const;

@@ -71,6 +71,32 @@ TEST(Precision, Bf16ModelTrainsFloat32Parameters) {
   }
 }
 
+// A bf16 model encodes a few input channels in float32 (a GEMM with K = 2
+// is a pass over its output), and many in bfloat16 like the other layers.
+TEST(Precision, Bf16ModelEncodesFewInputChannelsInFloat32) {
+  torch::manual_seed(6);
+  for (const int64_t inputs : {int64_t{2}, LruModelImpl::kFloat32EncoderInputs + 1}) {
+    LruModelOptions o = small_model(Precision::kBf16);
+    o.input_dim = inputs;
+    LruModel model(o);
+    const torch::Tensor x = torch::rand({3, 20, inputs});
+    const auto params = model->named_parameters();
+    const torch::Tensor &w = params["encoder.weight"], &b = params["encoder.bias"];
+    const torch::Tensor h = model->encode(x);
+    EXPECT_EQ(h.scalar_type(), torch::kFloat) << inputs;
+    const torch::Tensor fp32 = torch::nn::functional::linear(x, w, b);
+    if (inputs <= LruModelImpl::kFloat32EncoderInputs) {
+      EXPECT_TRUE(torch::equal(h, fp32)) << inputs;
+    } else {
+      const torch::Tensor rounded = torch::nn::functional::linear(x.to(torch::kBFloat16), w.to(torch::kBFloat16),
+                                                                  b.to(torch::kBFloat16))
+                                        .to(torch::kFloat);
+      EXPECT_TRUE(torch::equal(h, rounded)) << inputs;
+      EXPECT_FALSE(torch::equal(h, fp32)) << inputs;
+    }
+  }
+}
+
 TEST(Precision, Tf32IsFp32OnTheCpu) {
   torch::manual_seed(9);
   LruModel fp32(small_model(Precision::kFp32));
