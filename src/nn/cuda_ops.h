@@ -102,6 +102,9 @@ void lru_bf16_pack(const std::vector<torch::Tensor>& t, const torch::Tensor& lam
                    const torch::Tensor& w_out);
 void lru_bf16_unpack_gradients(const torch::Tensor& grad_w_in, const torch::Tensor& grad_w_out,
                                const torch::Tensor& lambda_rows, const std::vector<torch::Tensor>& grads);
+// Sums over the rows of a contiguous {.., cols} float32 or bfloat16 tensor
+// into out {cols} float32 (kernels::cuda::column_sums; deterministic).
+void column_sums(const torch::Tensor& a, const torch::Tensor& out);
 // mean_over_time (fused_ops.h) on CUDA: h {B, L, H} contiguous float32 into
 // out {B, H}.
 void mean_over_time(const torch::Tensor& h, const torch::Tensor& out);

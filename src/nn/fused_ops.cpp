@@ -208,7 +208,12 @@ struct GluResidual : public torch::autograd::Function<GluResidual> {
     }
     // The bias's gradient: grad_vg summed over the rows, in x's dtype.
     torch::Tensor grad_bias;
-    if (bias.numel() > 0) grad_bias = grad_vg.reshape({rows, 2 * hidden}).sum(0, false, grad_out.scalar_type());
+    if (bias.numel() > 0 && vg.is_cuda()) {
+      grad_bias = torch::empty({2 * hidden}, grad_out.options());
+      cuda_ops::column_sums(grad_vg, grad_bias);
+    } else if (bias.numel() > 0) {
+      grad_bias = grad_vg.reshape({rows, 2 * hidden}).sum(0, false, grad_out.scalar_type());
+    }
     return {grad_vg, grad_bias, grad_out, torch::Tensor(), torch::Tensor()};
   }
 };

@@ -243,6 +243,40 @@ TEST(EmulatedCudaFusedOps, SumRowsAddsEachArraysRowsInOrder) {
   EXPECT_THROW(cuda::sum_rows(jobs.data(), cuda::kSumRowsJobs + 1, kStream), std::invalid_argument);
 }
 
+TEST(EmulatedCudaFusedOps, ColumnSumsAddEachColumnOfAFloatOrBfloat16ArrayOrOfAProduct) {
+  // {rows, cols}: sMNIST-like 8 columns over many parts, a partial tile,
+  // one row, 3 columns (idle threads), 1024 columns in 32 tiles.
+  const std::vector<std::pair<int64_t, int64_t>> shapes{{5000, 8}, {300, 70}, {1, 5}, {700, 3}, {90, 1024}};
+  for (const auto& [rows, cols] : shapes) {
+    for (const bool product : {false, true}) {
+      SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(cols) + (product ? " a .* b" : ""));
+      const auto a = random_floats(rows * cols, 50), b = random_floats(rows * cols, 51);
+      const auto a16 = to_bf16(a);
+      std::vector<double> exact(cols, 0.0), exact16(cols, 0.0);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < cols; ++j) {
+          const int64_t i = r * cols + j;
+          exact[j] += double(a[i]) * (product ? b[i] : 1.0);
+          exact16[j] += double(float(a16[i])) * (product ? b[i] : 1.0);
+        }
+      const int64_t parts = cuda::column_sum_parts(rows, cols);
+      EXPECT_GE(parts, 1);
+      EXPECT_LE(parts, 256);
+      std::vector<float> workspace(parts * cols, NAN), out(cols, NAN);
+      cuda::column_sums(a.data(), Storage::kFloat32, product ? b.data() : nullptr, out.data(), workspace.data(), rows,
+                        cols, kStream);
+      // float32 sums of up to 5000 terms of magnitude <= 4: a few ulp of the total's scale.
+      expect_close(out, exact, 2e-5 * std::sqrt(double(rows)), "float32");
+      std::fill(out.begin(), out.end(), NAN);
+      cuda::column_sums(a16.data(), Storage::kBFloat16, product ? b.data() : nullptr, out.data(), workspace.data(),
+                        rows, cols, kStream);
+      expect_close(out, exact16, 2e-5 * std::sqrt(double(rows)), "bfloat16");
+    }
+  }
+  EXPECT_EQ(cuda::column_sum_parts(0, 8), 0);
+  EXPECT_EQ(cuda::column_sum_parts(1000000, 8), 256);
+}
+
 TEST(EmulatedCudaFusedOps, MeanOverTimeIsTheMeanOfEachColumn) {
   // {batch, length, cols}: sMNIST's 8 columns (one tile, 32 row groups), a
   // partial 32-column tile, one element, 300 columns over 10 tiles, one step.

@@ -402,6 +402,37 @@ __global__ void __launch_bounds__(kThreads) sum_rows_kernel(const SumRowsJobs al
   }
 }
 
+// Parts of column sums (column_sum_parts in fused_ops_cuda.h): block (part,
+// tile of `tile` columns), kThreads / tile row groups of `tile` threads;
+// each thread adds every groups-th row of its column within the part, then
+// group 0 adds the groups' sums in order.
+template <class A>
+__global__ void __launch_bounds__(kThreads)
+    column_sum_parts_kernel(const A* __restrict__ a, const float* __restrict__ b, float* __restrict__ parts,
+                            long long rows, long long cols, int tile, long long part_rows) {
+  __shared__ float shares[kThreads];
+  const int groups = kThreads / tile, c = static_cast<int>(threadIdx.x) % tile;
+  const int group = static_cast<int>(threadIdx.x) / tile;
+  const long long j = static_cast<long long>(blockIdx.y) * tile + c;
+  const long long first = static_cast<long long>(blockIdx.x) * part_rows;
+  const long long last = first + part_rows < rows ? first + part_rows : rows;
+  float sum = 0.f;
+  if (group < groups && j < cols) {
+#pragma unroll 4
+    for (long long r = first + group; r < last; r += groups) {
+      const long long i = r * cols + j;
+      sum += b == nullptr ? load(a, i) : load(a, i) * b[i];
+    }
+  }
+  shares[threadIdx.x] = sum;
+  __syncthreads();
+  if (group == 0 && j < cols) {
+    float total = 0.f;
+    for (int g = 0; g < groups; ++g) total += shares[g * tile + c];
+    parts[static_cast<long long>(blockIdx.x) * cols + j] = total;
+  }
+}
+
 // out[b, j] = the mean over t of in[b, t, j]. Block (b, tile of `tile`
 // columns): kThreads / tile row groups of `tile` threads; each thread adds
 // every groups-th row of its column, then group 0 adds the groups' sums in
@@ -732,10 +763,48 @@ void sum_rows(const SumRowsJob* jobs, int count, Stream stream) {
   detail::check_launch("sum_rows (CUDA)");
 }
 
+namespace {
+int column_tile(int64_t cols) { return cols < 32 ? static_cast<int>(cols) : 32; }
+}  // namespace
+
+// About 8 rows per thread, at most 256 parts (a sum_rows column of 256 rows).
+int64_t column_sum_parts(int64_t rows, int64_t cols) {
+  if (rows <= 0 || cols <= 0) return 0;
+  const int64_t per_part = static_cast<int64_t>(kThreads / column_tile(cols)) * 8;
+  const int64_t parts = (rows + per_part - 1) / per_part;
+  return parts < 256 ? parts : 256;
+}
+
+void column_sum_parts(const void* a, Storage a_type, const float* b, float* parts, int64_t rows, int64_t cols,
+                      Stream stream) {
+  const int64_t count = column_sum_parts(rows, cols);
+  if (count == 0) return;
+  const int tile = column_tile(cols);
+  const unsigned int tiles = detail::blocks_for(cols, tile);
+  if (tiles > 65535u) throw std::invalid_argument("column_sums (CUDA): more than 65535 x 32 columns");
+  const long long part_rows = (rows + count - 1) / count;
+  const dim3 grid(static_cast<unsigned int>(count), tiles);
+  if (a_type == Storage::kBFloat16)
+    COMPRESSM_LAUNCH(column_sum_parts_kernel<__nv_bfloat16>, grid, kThreads, stream)(
+        static_cast<const __nv_bfloat16*>(a), b, parts, rows, cols, tile, part_rows);
+  else
+    COMPRESSM_LAUNCH(column_sum_parts_kernel<float>, grid, kThreads, stream)(static_cast<const float*>(a), b, parts,
+                                                                            rows, cols, tile, part_rows);
+  detail::check_launch("column_sums (CUDA)");
+}
+
+void column_sums(const void* a, Storage a_type, const float* b, float* out, float* parts, int64_t rows, int64_t cols,
+                 Stream stream) {
+  if (cols <= 0) return;
+  column_sum_parts(a, a_type, b, parts, rows, cols, stream);
+  const SumRowsJob job{parts, out, column_sum_parts(rows, cols), cols};
+  sum_rows(&job, 1, stream);
+}
+
 void mean_over_time(const float* in, float* out, int64_t batch, int64_t length, int64_t cols, Stream stream) {
   if (batch == 0 || cols == 0) return;
   if (length <= 0) throw std::invalid_argument("mean_over_time (CUDA): no time steps");
-  const int tile = cols < 32 ? static_cast<int>(cols) : 32;
+  const int tile = column_tile(cols);
   const unsigned int tiles = detail::blocks_for(cols, tile);
   if (tiles > 65535u || batch > 0x7fffffff)
     throw std::invalid_argument("mean_over_time (CUDA): more than 65535 x 32 columns or 2^31 sequences");
