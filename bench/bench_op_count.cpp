@@ -107,11 +107,13 @@ const std::map<std::string, int64_t>& fixed_ops() {
 const std::map<std::string, int64_t>& fused_launches() {
   static const std::map<std::string, int64_t> launches{
       // the fused kernel, the skip term with the state blocks' sum / the
-      // kernel, sum_rows, dL/dD (mul, sum), addcmul
-      {"compressm::lru_layer_forward", 2}, {"compressm::lru_layer_backward", 5},
+      // kernel, dL/dD's column parts, sum_rows, addcmul
+      {"compressm::lru_layer_forward", 2}, {"compressm::lru_layer_backward", 4},
       {"compressm::diagonal_scan_forward", 1}, {"compressm::diagonal_scan_backward", 2},
       {"compressm::gelu_dropout_forward", 1}, {"compressm::gelu_dropout_backward", 1},
-      {"compressm::glu_residual_forward", 1}, {"compressm::glu_residual_backward", 1},
+      // backward: the kernel, the bias gradient's column parts and sum_rows
+      // (the blocks always pass the GLU bias)
+      {"compressm::glu_residual_forward", 1}, {"compressm::glu_residual_backward", 3},
       {"compressm::lru_parameterize_forward", 1}, {"compressm::lru_parameterize_backward", 1},
       {"compressm::classification_loss_forward", 1}, {"compressm::classification_loss_backward", 1},
       // pack, scan, skip / scan, unpack, skip (2)

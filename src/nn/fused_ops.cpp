@@ -4,6 +4,7 @@
 #include <ATen/record_function.h>
 #include <c10/util/BFloat16.h>
 #include <torch/autograd.h>
+#include <torch/nn/functional/linear.h>
 
 #include <algorithm>
 #include <mutex>
@@ -206,13 +207,24 @@ struct GluResidual : public torch::autograd::Function<GluResidual> {
                                   dropout.scale, bias_of<X>(bias));
       });
     }
-    // The bias's gradient: grad_vg summed over the rows, in x's dtype.
+    // The bias's gradient: grad_vg summed over the rows, in x's dtype (on
+    // the CPU a loop, in row order: no ATen op the CUDA path does not run).
     torch::Tensor grad_bias;
-    if (bias.numel() > 0 && vg.is_cuda()) {
+    if (bias.numel() > 0) {
       grad_bias = torch::empty({2 * hidden}, grad_out.options());
-      cuda_ops::column_sums(grad_vg, grad_bias);
-    } else if (bias.numel() > 0) {
-      grad_bias = grad_vg.reshape({rows, 2 * hidden}).sum(0, false, grad_out.scalar_type());
+      if (vg.is_cuda()) {
+        cuda_ops::column_sums(grad_vg, grad_bias);
+      } else {
+        dispatch_cpu(grad_out.scalar_type(), vg.scalar_type(), [&](auto xt, auto vt) {
+          using X = decltype(xt);
+          using V = decltype(vt);
+          const V* g = static_cast<const V*>(grad_vg.data_ptr());
+          X* sum = grad_bias.data_ptr<X>();
+          std::fill(sum, sum + 2 * hidden, X(0));
+          for (int64_t r = 0; r < rows; ++r)
+            for (int64_t j = 0; j < 2 * hidden; ++j) sum[j] += static_cast<X>(g[r * 2 * hidden + j]);
+        });
+      }
     }
     return {grad_vg, grad_bias, grad_out, torch::Tensor(), torch::Tensor()};
   }
@@ -331,7 +343,40 @@ struct MeanOverTime : public torch::autograd::Function<MeanOverTime> {
   }
 };
 
+// x W^T + b by LibTorch's GEMMs, the bias gradient by column_sums.
+struct CudaLinear : public torch::autograd::Function<CudaLinear> {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight,
+                               const torch::Tensor& bias) {
+    std::vector<int64_t> sizes = x.sizes().vec();
+    sizes.back() = weight.size(0);
+    ctx->save_for_backward({x, weight});
+    return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight.t()).view(sizes);
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    RECORD_USER_SCOPE("compressm::linear_backward");
+    const tensor_list saved = ctx->get_saved_variables();
+    const torch::Tensor &x = saved[0], &weight = saved[1];
+    const torch::Tensor g = grads[0].contiguous().view({-1, weight.size(0)});
+    torch::Tensor grad_x, grad_weight, grad_bias;
+    if (ctx->needs_input_grad(0)) grad_x = g.mm(weight).view(x.sizes());
+    if (ctx->needs_input_grad(1)) grad_weight = g.t().mm(x.reshape({-1, x.size(-1)}));
+    if (ctx->needs_input_grad(2)) {
+      grad_bias = torch::empty({weight.size(0)}, g.options());
+      cuda_ops::column_sums(g, grad_bias);
+    }
+    return {grad_x, grad_weight, grad_bias};
+  }
+};
+
 }  // namespace
+
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  if (x.is_cuda() && x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat && bias.defined() &&
+      bias.scalar_type() == torch::kFloat && x.dim() >= 1 && cuda_ops::compiled())
+    return CudaLinear::apply(x.contiguous(), weight, bias);
+  return torch::nn::functional::linear(x, weight, bias);
+}
 
 torch::Tensor mean_over_time(const torch::Tensor& h) {
   TORCH_CHECK(h.dim() == 3 && h.size(1) > 0, "mean_over_time: h must be {B, L, H} with L > 0, got ", h.sizes());

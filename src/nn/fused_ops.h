@@ -68,6 +68,13 @@ std::array<torch::Tensor, 4> lru_parameterize(const torch::Tensor& nu_log, const
 // and give a NaN loss on CUDA.
 std::pair<torch::Tensor, torch::Tensor> classification_loss(const torch::Tensor& logits, const torch::Tensor& labels);
 
+// x W^T + b (torch::nn::functional::linear): for float32 CUDA tensors with
+// a bias, its gradient summed by kernels::cuda::column_sums (LibTorch's
+// linear backward summed sMNIST's {39200, 8} encoder output with a few
+// thread blocks: 9-12 us for each of the encoder's and the head's biases,
+// H200); elsewhere LibTorch's linear.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+
 // The mean over time of h {B, L, H} (the model's pooling), differentiable:
 // float32 on CUDA with H < 32 one kernel (kernels::cuda::mean_over_time:
 // 13.8 us at sMNIST's {50, 784, 8}, where LibTorch's reduction ran 4 thread

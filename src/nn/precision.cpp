@@ -4,6 +4,8 @@
 #include <torch/version.h>
 #include <torch/nn/functional/linear.h>
 
+#include "nn/fused_ops.h"
+
 namespace compressm::nn {
 
 std::string_view to_string(Precision precision) {
@@ -16,7 +18,7 @@ std::string_view to_string(Precision precision) {
 }
 
 torch::Tensor dense(const torch::nn::Linear& layer, const torch::Tensor& x, Precision precision) {
-  if (precision != Precision::kBf16) return torch::nn::functional::linear(x, layer->weight, layer->bias);
+  if (precision != Precision::kBf16) return nn::linear(x, layer->weight, layer->bias);
   const torch::Tensor bias = layer->bias.defined() ? layer->bias.to(torch::kBFloat16) : torch::Tensor();
   return torch::nn::functional::linear(x.to(torch::kBFloat16), layer->weight.to(torch::kBFloat16), bias)
       .to(torch::kFloat);
