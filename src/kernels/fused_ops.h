@@ -288,7 +288,7 @@ void gelu_dropout_backward(const Y* y, const Z* grad_z, Y* grad_y, int64_t n, co
 template <class V, class X>
 void glu_residual_forward(const V* vg, const X* x, X* out, int64_t rows, int64_t hidden, const uint8_t* keep,
                           double scale, const X* bias = nullptr);
-//   grad_vg {rows, 2H} (also the bias's gradient, summed over the rows) from grad_out {rows, H}
+//   grad_vg {rows, 2H} from grad_out {rows, H} (summed over the rows it is the bias's gradient: the caller's)
 template <class V, class X>
 void glu_residual_backward(const V* vg, const X* grad_out, V* grad_vg, int64_t rows, int64_t hidden,
                            const uint8_t* keep, double scale, const X* bias = nullptr);

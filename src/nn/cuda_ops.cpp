@@ -118,6 +118,7 @@ tensor_list CudaKernels::backward(const tensor_list& t, const torch::Tensor& che
                    torch::empty({N, H}, o), torch::empty({H, N}, o), torch::empty({H, N}, o),
                    torch::empty({B, shape.length, H}, o), torch::empty({H}, o)};
   const tensor_list row_parts{lambda_re, lambda_im, B_re, B_im, C_re, C_im, u_parts, D_parts};
+  static_assert(kernels::cuda::kSumRowsJobs >= 8, "one sum_rows launch for the layer's eight sums");
   std::vector<kernels::cuda::SumRowsJob> jobs;
   for (size_t k = 0; k < sums.size(); ++k)
     jobs.push_back({row_parts[k].data_ptr<float>(), sums[k].data_ptr<float>(), row_parts[k].size(0),

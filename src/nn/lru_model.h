@@ -108,7 +108,8 @@ class LruModelImpl : public torch::nn::Module {
   // x {B, L, input_dim} float (or {B, L} int64 tokens) -> logits {B, num_classes}
   torch::Tensor forward(const torch::Tensor& x);
   // Its first stage: x -> {B, L, H} float32. A Linear encoder with at most
-  // kFloat32EncoderInputs inputs computes in float32 in every precision: with
+  // kFloat32EncoderInputs inputs computes in float32 (TF32 where that flag is
+  // on) in every precision: with
   // K = 1 or 3 its GEMM is a pass over its output, and bf16 wrote that output
   // in bfloat16, added the bias in a second pass and cast it to float32 in a
   // third (H200, sCIFAR: 83 + 86 us per step besides the GEMM).

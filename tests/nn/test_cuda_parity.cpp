@@ -228,13 +228,17 @@ TEST(CudaFusedBlock, OpsMatchTheCpuLoops) {
       const torch::Tensor upstream = torch::randn({3, 37, hidden});
       const torch::Tensor vg_cpu = vg.clone().requires_grad_(true), vg_dev = vg.to(kCuda).requires_grad_(true);
       const torch::Tensor x_cpu = x.clone().requires_grad_(true), x_dev = x.to(kCuda).requires_grad_(true);
-      const torch::Tensor out_cpu = glu_residual(vg_cpu, x_cpu, keep, p);
-      const torch::Tensor out_dev = glu_residual(vg_dev, x_dev, keep.to(kCuda), p);
+      // The GLU bias, added inside the op; its gradient by column sums on the device.
+      const torch::Tensor bias = torch::randn({2 * hidden});
+      const torch::Tensor b_cpu = bias.clone().requires_grad_(true), b_dev = bias.to(kCuda).requires_grad_(true);
+      const torch::Tensor out_cpu = glu_residual(vg_cpu, x_cpu, keep, p, b_cpu);
+      const torch::Tensor out_dev = glu_residual(vg_dev, x_dev, keep.to(kCuda), p, b_dev);
       EXPECT_LT(max_relative(out_dev, out_cpu), 1e-5) << what;
       (out_cpu * upstream).sum().backward();
       (out_dev * upstream.to(kCuda)).sum().backward();
       EXPECT_LT(max_relative(vg_dev.grad(), vg_cpu.grad()), tolerance) << what;
       EXPECT_LT(max_relative(x_dev.grad(), x_cpu.grad()), 1e-6) << what;
+      EXPECT_LT(max_relative(b_dev.grad(), b_cpu.grad()), side == torch::kFloat ? 1e-5 : 1e-2) << what;
     }
   }
 }
@@ -285,6 +289,39 @@ TEST(CudaFusedOps, ClassificationLossMatchesTheCpuLoops) {
     (3.0 * loss_cpu).backward();
     (3.0 * loss_dev).backward();
     EXPECT_LT(max_relative(b.grad(), a.grad()), 1e-5) << batch;
+  }
+}
+
+// nn::linear (CudaLinear on the device: LibTorch's GEMMs, the bias gradient
+// by column sums) against LibTorch's linear on the CPU: 3-D, 2-D and
+// non-contiguous inputs, an input without gradient (the encoder's).
+TEST(CudaFusedOps, LinearMatchesLibTorchsLinear) {
+  SKIP_WITHOUT_CUDA();
+  enable_tf32(false);
+  torch::manual_seed(25);
+  const torch::Tensor weight = torch::randn({8, 3}), bias = torch::randn({8});
+  const std::vector<torch::Tensor> inputs{torch::randn({50, 40, 3}), torch::randn({7, 3}),
+                                          torch::randn({40, 50, 3}).transpose(0, 1)};
+  for (size_t k = 0; k < inputs.size(); ++k) {
+    for (const bool input_grad : {true, false}) {
+      const torch::Tensor x_cpu = inputs[k].clone().requires_grad_(input_grad);
+      const torch::Tensor x_dev = inputs[k].to(kCuda).requires_grad_(input_grad);
+      const torch::Tensor w_cpu = weight.clone().requires_grad_(true), w_dev = weight.to(kCuda).requires_grad_(true);
+      const torch::Tensor b_cpu = bias.clone().requires_grad_(true), b_dev = bias.to(kCuda).requires_grad_(true);
+      const torch::Tensor out_cpu = torch::nn::functional::linear(x_cpu, w_cpu, b_cpu);
+      const torch::Tensor out_dev = compressm::nn::linear(x_dev, w_dev, b_dev);
+      ASSERT_EQ(out_dev.sizes(), out_cpu.sizes()) << k;
+      EXPECT_LT(max_relative(out_dev, out_cpu), 1e-5) << k;
+      const torch::Tensor upstream = torch::randn(out_cpu.sizes());
+      (out_cpu * upstream).sum().backward();
+      (out_dev * upstream.to(kCuda)).sum().backward();
+      EXPECT_LT(max_relative(w_dev.grad(), w_cpu.grad()), 1e-5) << k;
+      EXPECT_LT(max_relative(b_dev.grad(), b_cpu.grad()), 1e-5) << k;
+      EXPECT_EQ(x_dev.grad().defined(), input_grad) << k;
+      if (input_grad) {
+        EXPECT_LT(max_relative(x_dev.grad(), x_cpu.grad()), 1e-5) << k;
+      }
+    }
   }
 }
 
@@ -367,7 +404,9 @@ TEST(CudaLruModel, ForwardAndGradientsMatchTheCpu) {
 }
 
 // A wide model in the bf16 mode (bfloat16 LRU projections and GLU) on the
-// device against the same model on the CPU: the same rounding points, but
+// device against the same model on the CPU: nearly the same rounding points
+// (the GLU bias: rounded to bfloat16 with the GEMM output in the CPU's
+// LibTorch composition, added in float32 inside the device's fused op), and
 // bfloat16 roundings flip where cuBLAS sums in another order than the CPU.
 TEST(CudaLruModel, Bf16WideModelMatchesTheCpu) {
   SKIP_WITHOUT_CUDA();
