@@ -264,17 +264,13 @@ void gelu_dropout_backward(const torch::Tensor& y, const torch::Tensor& grad_z, 
                                        stream_of(y));
 }
 
-namespace {
-const float* bias_ptr(const torch::Tensor& bias) { return bias.numel() > 0 ? bias.data_ptr<float>() : nullptr; }
-}  // namespace
-
 void glu_residual_forward(const torch::Tensor& vg, const torch::Tensor& bias, const torch::Tensor& x,
                           const torch::Tensor& keep, double scale, const torch::Tensor& out) {
   const c10::cuda::CUDAGuard guard(x.device());
   const int64_t hidden = x.size(-1);
   kernels::cuda::glu_residual_forward(vg.data_ptr(), storage_of(vg), x.data_ptr<float>(), out.data_ptr<float>(),
                                       x.numel() / hidden, hidden, keep_ptr(keep), static_cast<float>(scale),
-                                      stream_of(x), bias_ptr(bias));
+                                      stream_of(x), data_or_null<float>(bias));
 }
 
 void glu_residual_backward(const torch::Tensor& vg, const torch::Tensor& bias, const torch::Tensor& grad_out,
@@ -283,7 +279,7 @@ void glu_residual_backward(const torch::Tensor& vg, const torch::Tensor& bias, c
   const int64_t hidden = grad_out.size(-1);
   kernels::cuda::glu_residual_backward(vg.data_ptr(), storage_of(vg), grad_out.data_ptr<float>(), grad_vg.data_ptr(),
                                        grad_out.numel() / hidden, hidden, keep_ptr(keep), static_cast<float>(scale),
-                                       stream_of(grad_out), bias_ptr(bias));
+                                       stream_of(grad_out), data_or_null<float>(bias));
 }
 
 namespace {

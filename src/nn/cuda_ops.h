@@ -17,6 +17,13 @@ namespace compressm::nn::cuda_ops {
 // True when this build has the CUDA kernels.
 bool compiled();
 
+// t's data, or null for an empty tensor: how an optional operand that
+// autograd's apply cannot take undefined (glu_residual's bias) reaches a kernel.
+template <class T>
+const T* data_or_null(const torch::Tensor& t) {
+  return t.numel() > 0 ? t.data_ptr<T>() : nullptr;
+}
+
 // diagonal_scan for contiguous complex64 CUDA tensors; differentiable.
 torch::Tensor diagonal_scan(const torch::Tensor& lambda, const torch::Tensor& u);
 

@@ -159,13 +159,6 @@ struct NarrowMix : public torch::autograd::Function<NarrowMix> {
   }
 };
 
-// The bias's pointer for the kernels: null for the empty tensor that stands
-// for none (autograd's apply takes no undefined tensor).
-template <class X>
-const X* bias_of(const torch::Tensor& bias) {
-  return bias.numel() > 0 ? bias.data_ptr<X>() : nullptr;
-}
-
 struct GluResidual : public torch::autograd::Function<GluResidual> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& vg, const torch::Tensor& bias,
                                const torch::Tensor& x, const std::optional<torch::Tensor>& mask, double scale) {
@@ -180,7 +173,7 @@ struct GluResidual : public torch::autograd::Function<GluResidual> {
         using X = decltype(xt);
         using V = decltype(vt);
         ew::glu_residual_forward(static_cast<const V*>(vg.data_ptr()), x.data_ptr<X>(), out.data_ptr<X>(), rows,
-                                 hidden, keep_ptr(keep), scale, bias_of<X>(bias));
+                                 hidden, keep_ptr(keep), scale, cuda_ops::data_or_null<X>(bias));
       });
     }
     ctx->save_for_backward({vg, bias});
@@ -204,7 +197,7 @@ struct GluResidual : public torch::autograd::Function<GluResidual> {
         using V = decltype(vt);
         ew::glu_residual_backward(static_cast<const V*>(vg.data_ptr()), grad_out.data_ptr<X>(),
                                   static_cast<V*>(grad_vg.data_ptr()), rows, hidden, keep_ptr(dropout.keep),
-                                  dropout.scale, bias_of<X>(bias));
+                                  dropout.scale, cuda_ops::data_or_null<X>(bias));
       });
     }
     // The bias's gradient: grad_vg summed over the rows, in x's dtype (on

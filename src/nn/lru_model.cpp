@@ -108,7 +108,7 @@ torch::Tensor LruBlockImpl::glu(const torch::Tensor& g, const torch::Tensor& x) 
   // The pair's bias is added inside glu_residual, in x's dtype: on the
   // GPU the GEMM's bias add was a pass of its own over the {B, L, 2H}
   // output (H200: 165 us per sCIFAR block), and in bf16 rounded to bfloat16.
-  torch::Tensor vg = dense_pair(glu_value, glu_gate, g, precision, /*with_bias=*/false);
+  torch::Tensor vg = dense_pair(glu_value, glu_gate, g, precision);
   if (precision != Precision::kBf16 || x.scalar_type() != torch::kFloat) vg = vg.to(x.scalar_type());
   const torch::Tensor bias = torch::cat({glu_value->bias, glu_gate->bias}).to(x.scalar_type());
   return glu_residual(vg, x, dropout_keep_mask(x.sizes(), p, x.device()), p, bias);

@@ -25,12 +25,10 @@ torch::Tensor dense(const torch::nn::Linear& layer, const torch::Tensor& x, Prec
 }
 
 torch::Tensor dense_pair(const torch::nn::Linear& a, const torch::nn::Linear& b, const torch::Tensor& x,
-                         Precision precision, bool with_bias) {
+                         Precision precision) {
   const torch::Tensor weight = torch::cat({a->weight, b->weight}, 0);
-  const torch::Tensor bias = with_bias ? torch::cat({a->bias, b->bias}, 0) : torch::Tensor();
-  if (precision != Precision::kBf16) return torch::nn::functional::linear(x, weight, bias);
-  return torch::nn::functional::linear(x.to(torch::kBFloat16), weight.to(torch::kBFloat16),
-                                       with_bias ? bias.to(torch::kBFloat16) : torch::Tensor());
+  if (precision != Precision::kBf16) return torch::nn::functional::linear(x, weight);
+  return torch::nn::functional::linear(x.to(torch::kBFloat16), weight.to(torch::kBFloat16));
 }
 
 void require_float32_bf16_reductions() {

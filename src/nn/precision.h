@@ -33,13 +33,12 @@ std::string_view to_string(Precision precision);
 // layer(x) computed in `precision`; float32 in, float32 out.
 torch::Tensor dense(const torch::nn::Linear& layer, const torch::Tensor& x, Precision precision);
 
-// [a(x) | b(x)] along the last dimension by one GEMM on the concatenated
+// [W_a x | W_b x] along the last dimension by one GEMM on the concatenated
 // weights (x is read once): the GLU's value and gate for glu_residual
-// (fused_ops.h). In `precision`; bf16 returns bfloat16 (x may already be
-// bfloat16), fp32 and tf32 return x's dtype. with_bias false leaves the
-// biases out (glu_residual adds them).
+// (fused_ops.h), which adds the biases. In `precision`; bf16 returns
+// bfloat16 (x may already be bfloat16), fp32 and tf32 return x's dtype.
 torch::Tensor dense_pair(const torch::nn::Linear& a, const torch::nn::Linear& b, const torch::Tensor& x,
-                         Precision precision, bool with_bias = true);
+                         Precision precision);
 
 // Sets LibTorch's process-wide flags that let cuBLAS and cuDNN use TF32 for
 // float32 GEMMs and convolutions (torch.backends.cuda.matmul.allow_tf32);

@@ -402,14 +402,15 @@ __global__ void __launch_bounds__(kThreads) sum_rows_kernel(const SumRowsJobs al
   }
 }
 
-// Parts of column sums (column_sum_parts in fused_ops_cuda.h): block (part,
-// tile of `tile` columns), kThreads / tile row groups of `tile` threads;
-// each thread adds every groups-th row of its column within the part, then
-// group 0 adds the groups' sums in order.
+// Parts of column sums (column_sum_parts in fused_ops_cuda.h), each divided
+// by `divisor` (1; mean_over_time: the part is a sequence, the divisor its
+// length): block (part, tile of `tile` columns), kThreads / tile row groups
+// of `tile` threads; each thread adds every groups-th row of its column
+// within the part, then group 0 adds the groups' sums in order.
 template <class A>
 __global__ void __launch_bounds__(kThreads)
     column_sum_parts_kernel(const A* __restrict__ a, const float* __restrict__ b, float* __restrict__ parts,
-                            long long rows, long long cols, int tile, long long part_rows) {
+                            long long rows, long long cols, int tile, long long part_rows, float divisor) {
   __shared__ float shares[kThreads];
   const int groups = kThreads / tile, c = static_cast<int>(threadIdx.x) % tile;
   const int group = static_cast<int>(threadIdx.x) / tile;
@@ -429,33 +430,7 @@ __global__ void __launch_bounds__(kThreads)
   if (group == 0 && j < cols) {
     float total = 0.f;
     for (int g = 0; g < groups; ++g) total += shares[g * tile + c];
-    parts[static_cast<long long>(blockIdx.x) * cols + j] = total;
-  }
-}
-
-// out[b, j] = the mean over t of in[b, t, j]. Block (b, tile of `tile`
-// columns): kThreads / tile row groups of `tile` threads; each thread adds
-// every groups-th row of its column, then group 0 adds the groups' sums in
-// order (deterministic).
-__global__ void __launch_bounds__(kThreads)
-    mean_over_time_kernel(const float* __restrict__ in, float* __restrict__ out, long long length, long long cols,
-                          int tile) {
-  __shared__ float shares[kThreads];
-  const int groups = kThreads / tile, c = static_cast<int>(threadIdx.x) % tile;
-  const int group = static_cast<int>(threadIdx.x) / tile;
-  const long long j = static_cast<long long>(blockIdx.y) * tile + c;
-  float sum = 0.f;
-  if (group < groups && j < cols) {
-    const float* column = in + static_cast<long long>(blockIdx.x) * length * cols + j;
-#pragma unroll 4
-    for (long long t = group; t < length; t += groups) sum += column[t * cols];
-  }
-  shares[threadIdx.x] = sum;
-  __syncthreads();
-  if (group == 0 && j < cols) {
-    float total = 0.f;
-    for (int g = 0; g < groups; ++g) total += shares[g * tile + c];
-    out[static_cast<long long>(blockIdx.x) * cols + j] = total / static_cast<float>(length);
+    parts[static_cast<long long>(blockIdx.x) * cols + j] = total / divisor;
   }
 }
 
@@ -786,10 +761,10 @@ void column_sum_parts(const void* a, Storage a_type, const float* b, float* part
   const dim3 grid(static_cast<unsigned int>(count), tiles);
   if (a_type == Storage::kBFloat16)
     COMPRESSM_LAUNCH(column_sum_parts_kernel<__nv_bfloat16>, grid, kThreads, stream)(
-        static_cast<const __nv_bfloat16*>(a), b, parts, rows, cols, tile, part_rows);
+        static_cast<const __nv_bfloat16*>(a), b, parts, rows, cols, tile, part_rows, 1.f);
   else
     COMPRESSM_LAUNCH(column_sum_parts_kernel<float>, grid, kThreads, stream)(static_cast<const float*>(a), b, parts,
-                                                                            rows, cols, tile, part_rows);
+                                                                            rows, cols, tile, part_rows, 1.f);
   detail::check_launch("column_sums (CUDA)");
 }
 
@@ -808,8 +783,9 @@ void mean_over_time(const float* in, float* out, int64_t batch, int64_t length, 
   const unsigned int tiles = detail::blocks_for(cols, tile);
   if (tiles > 65535u || batch > 0x7fffffff)
     throw std::invalid_argument("mean_over_time (CUDA): more than 65535 x 32 columns or 2^31 sequences");
-  COMPRESSM_LAUNCH(mean_over_time_kernel, dim3(static_cast<unsigned int>(batch), tiles), kThreads, stream)(
-      in, out, length, cols, tile);
+  // Column sums with one part per sequence, divided by its length.
+  COMPRESSM_LAUNCH(column_sum_parts_kernel<float>, dim3(static_cast<unsigned int>(batch), tiles), kThreads, stream)(
+      in, nullptr, out, batch * length, cols, tile, length, static_cast<float>(length));
   detail::check_launch("mean_over_time (CUDA)");
 }
 

@@ -135,9 +135,9 @@ void column_sums(const void* a, Storage a_type, const float* b, float* out, floa
                  Stream stream);
 
 // out[b, j] = the mean over t of in[b, t, j] for in {batch, length, cols}
-// float32 (the model's pooling over time): each of a block's row groups adds
-// a strided share of the rows, then the shares are added in a fixed order
-// (deterministic, not in row order). LibTorch's mean ran 4 thread blocks at
+// float32 (the model's pooling over time): column_sum_parts' kernel with
+// one part per sequence, divided by its length (deterministic, not in row
+// order). LibTorch's mean ran 4 thread blocks at
 // sMNIST's {50, 784, 8}.
 void mean_over_time(const float* in, float* out, int64_t batch, int64_t length, int64_t cols, Stream stream);
 
