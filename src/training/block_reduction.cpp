@@ -126,13 +126,17 @@ std::vector<linalg::DiagonalSystem> layer_systems(const std::vector<nn::LruLayer
 
 namespace {
 
-// ||G - G_r||_inf on the frequency grid, or nothing when that would cost
-// more than kMaxHinfWork (the grid grows with N, each point costs ~N H^2).
-std::optional<double> measured_hinf_error(const linalg::DiagonalSystem& full, const linalg::DiagonalSystem& now) {
+// ||G - G_r||_inf on the frequency grid into `into`'s hinf_error,
+// hinf_measured and hinf_ms (a BlockPlan or a ReductionEvent). Not measured
+// (NaN, false) when that would cost more than kMaxHinfWork (the grid grows
+// with N, each point costs ~N H^2).
+template <class Record>
+void measure_hinf_error(const linalg::DiagonalSystem& full, const linalg::DiagonalSystem& now, Record& into) {
+  linalg::Stopwatch watch;
   const double n = static_cast<double>(full.state_dim()), h = static_cast<double>(full.B.cols());
-  const double work = (2048.0 + 6.0 * n) * n * h * h;
-  if (work > kMaxHinfWork) return std::nullopt;
-  return linalg::hinf_error(full, now);
+  into.hinf_measured = (2048.0 + 6.0 * n) * n * h * h <= kMaxHinfWork;
+  into.hinf_error = into.hinf_measured ? linalg::hinf_error(full, now) : std::numeric_limits<double>::quiet_NaN();
+  into.hinf_ms = watch.lap_ms();
 }
 
 }  // namespace
@@ -149,13 +153,7 @@ BlockPlan plan_block_reduction(linalg::DiagonalSystem full, const config::Reduct
     const auto kept = reduction.selection == config::Selection::kSmallest ? linalg::KeptStates::kSmallest
                                                                           : linalg::KeptStates::kLargest;
     plan.cut = balanced_cut(std::move(full), plan.rule, kept);
-    if (plan.cut->cut.rank < n) {
-      linalg::Stopwatch hinf_watch;
-      const std::optional<double> error = measured_hinf_error(plan.cut->full, plan.cut->reduced);
-      plan.hinf_measured = error.has_value();
-      plan.hinf_error = error.value_or(std::numeric_limits<double>::quiet_NaN());
-      plan.hinf_ms = hinf_watch.lap_ms();
-    }
+    if (plan.cut->cut.rank < n) measure_hinf_error(plan.cut->full, plan.cut->reduced, plan);
   }
   plan.plan_ms = watch.lap_ms() - plan.hinf_ms;
   return plan;
@@ -190,11 +188,7 @@ std::optional<ReductionEvent> apply_block_reduction(BlockPlan plan, nn::LruLayer
     if (reduction.optimizer_state == config::OptimizerStatePolicy::kSlice) carry_states(layer, optimizer, saved, kept);
     event.new_dim = now.state_dim();
     event.wall_ms = plan.plan_ms + watch.lap_ms();
-    linalg::Stopwatch hinf_watch;
-    const std::optional<double> error = measured_hinf_error(full, now);
-    event.hinf_measured = error.has_value();
-    event.hinf_error = error.value_or(std::numeric_limits<double>::quiet_NaN());
-    event.hinf_ms = hinf_watch.lap_ms();
+    measure_hinf_error(full, now, event);
     return event;
   }
 
