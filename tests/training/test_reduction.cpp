@@ -111,6 +111,16 @@ TEST(BlockReduction, AnUnmeasuredErrorIsToldApartFromAnOverflow) {
   EXPECT_FALSE(back.reductions[0].hinf_measured);
   EXPECT_TRUE(back.reductions[1].hinf_measured);
   EXPECT_TRUE(std::isnan(back.reductions[1].hinf_error));
+  // A history written before the field: a null error reads as not measured,
+  // a number as measured. A field of the wrong type is a clear error.
+  nlohmann::json old = nlohmann::json::parse(history.to_json().dump());
+  for (auto& e : old["reductions"]) e.erase("hinf_measured");
+  const RunHistory older = RunHistory::from_json(old);
+  EXPECT_FALSE(older.reductions[0].hinf_measured);
+  EXPECT_FALSE(older.reductions[1].hinf_measured);  // its error was not finite: null in the file
+  nlohmann::json wrong = nlohmann::json::parse(history.to_json().dump());
+  wrong["reductions"][0]["hinf_measured"] = "yes";
+  EXPECT_THROW(RunHistory::from_json(wrong), std::invalid_argument);
 }
 
 TEST(BlockReduction, SliceCarriesTheKeptModesMomentsForRandomSelection) {
