@@ -53,9 +53,11 @@ Options parse(int argc, char** argv) {
   o.model.block_ops = "fused";
   compressm::bench::Flags flags(argc, argv);
   o.model.read(flags);
-  // The count models the CUDA step, where auto means the fused ops (on the
-  // CPU auto would run the CPU-only narrow_mix).
-  if (o.model.block_ops == "auto") o.model.block_ops = "fused";
+  // The count models the CUDA step, where auto means the fused ops, except
+  // that narrow fp32 blocks (H <= 16, not bf16) run their mix stage as
+  // narrow_mix on both devices: for those auto stays auto.
+  if (o.model.block_ops == "auto" && (o.model.hidden > 16 || o.model.precision == "bf16"))
+    o.model.block_ops = "fused";
   std::string list = "0";
   flags.read("--list", list);
   flags.check_all_read();
@@ -96,7 +98,9 @@ const std::map<std::string, int64_t>& fixed_ops() {
       {"aten::native_batch_norm_backward", 2},
       // a keep mask drawn on the CPU with Philox (nn::dropout_keep_mask): on
       // CUDA the bernoulli_ kernel
-      {"compressm::dropout_keep_mask", 1}};
+      {"compressm::dropout_keep_mask", 1},
+      // narrow_mix's masks: drawn inside its kernels on CUDA
+      {"compressm::narrow_mix_masks", 0}};
   return launches;
 }
 
@@ -111,6 +115,8 @@ const std::map<std::string, int64_t>& fused_launches() {
       {"compressm::lru_layer_forward", 2}, {"compressm::lru_layer_backward", 4},
       {"compressm::diagonal_scan_forward", 1}, {"compressm::diagonal_scan_backward", 2},
       {"compressm::gelu_dropout_forward", 1}, {"compressm::gelu_dropout_backward", 1},
+      // the kernel / the kernel and sum_rows of its blocks' weight-gradient sums
+      {"compressm::narrow_mix_forward", 1}, {"compressm::narrow_mix_backward", 2},
       // backward: the kernel, the bias gradient's column parts and sum_rows
       // (the blocks always pass the GLU bias). Not counted: on CUDA a float32
       // dense layer's bias gradient is column parts and sum_rows (nn::linear,

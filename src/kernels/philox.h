@@ -51,16 +51,19 @@ COMPRESSM_PHILOX_HD uint64_t keep_threshold(double keep_prob) {
 }
 
 // The dropout draws of one mask: element i takes word i % 4 of the counter
-// (i / 4 as two 32-bit halves, 0, 0) under the key `seed`. Every consumer
-// (CPU loop, CUDA kernel, a backward pass drawing again) computes the same
-// bit for the same (seed, i).
-COMPRESSM_PHILOX_HD Words keep_words(uint64_t seed, uint64_t group) {
-  return philox4x32_10(static_cast<uint32_t>(group), static_cast<uint32_t>(group >> 32), 0u, 0u,
+// (i / 4 as two 32-bit halves, then `stream` as two halves) under the key
+// `seed`. Every consumer (CPU loop, CUDA kernel, a backward pass drawing
+// again) computes the same bit for the same (seed, stream, i). The CPU's
+// masks use stream 0; the CUDA kernels that draw their own masks use
+// LibTorch's CUDA generator offset as the stream (one per launch).
+COMPRESSM_PHILOX_HD Words keep_words(uint64_t seed, uint64_t group, uint64_t stream = 0) {
+  return philox4x32_10(static_cast<uint32_t>(group), static_cast<uint32_t>(group >> 32),
+                       static_cast<uint32_t>(stream), static_cast<uint32_t>(stream >> 32),
                        static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
 }
 
-COMPRESSM_PHILOX_HD bool keeps(uint64_t seed, uint64_t i, uint64_t threshold) {
-  return keep_words(seed, i >> 2).w[i & 3] < threshold;
+COMPRESSM_PHILOX_HD bool keeps(uint64_t seed, uint64_t i, uint64_t threshold, uint64_t stream = 0) {
+  return keep_words(seed, i >> 2, stream).w[i & 3] < threshold;
 }
 
 }  // namespace compressm::kernels::philox

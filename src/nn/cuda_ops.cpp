@@ -3,15 +3,19 @@
 // parts are summed here with LibTorch reductions (a fixed order, no atomics).
 #include "nn/cuda_ops.h"
 
+#include <ATen/cuda/CUDAGeneratorImpl.h>
 #include <ATen/record_function.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/autograd.h>
 
+#include <mutex>
 #include <vector>
 
 #include "kernels/cuda/fused_ops_cuda.h"
 #include "kernels/cuda/lru_cuda.h"
+#include "kernels/cuda/narrow_mix_cuda.h"
+#include "kernels/philox.h"
 #include "nn/checkpointed_layer.h"
 
 namespace compressm::nn::cuda_ops {
@@ -332,6 +336,59 @@ void column_sums(const torch::Tensor& a, const torch::Tensor& out) {
   torch::Tensor parts = torch::empty({kernels::cuda::column_sum_parts(rows, cols), cols}, out.options());
   kernels::cuda::column_sums(a.data_ptr(), storage_of(a), nullptr, out.data_ptr<float>(), parts.data_ptr<float>(), rows,
                              cols, stream_of(a));
+}
+
+kernels::cuda::PhiloxSeed narrow_mix_philox(const torch::Device& device) {
+  const at::Generator& generator = at::cuda::detail::getDefaultCUDAGenerator(device.index());
+  at::PhiloxCudaState state;
+  {
+    std::lock_guard<std::mutex> lock(generator.mutex());
+    state = at::check_generator<at::CUDAGeneratorImpl>(generator)->philox_cuda_state(4);
+  }
+  kernels::cuda::PhiloxSeed seed;
+  if (state.captured_) {
+    seed.seed_ptr = state.seed_.ptr;
+    seed.offset_ptr = state.offset_.ptr;
+    seed.offset_intragraph = state.offset_intragraph_;
+  } else {
+    seed.seed = state.seed_.val;
+    seed.offset = state.offset_.val;
+  }
+  return seed;
+}
+
+namespace {
+kernels::cuda::NarrowMixDropout narrow_mix_dropout(const NarrowMixMasks& masks) {
+  kernels::cuda::NarrowMixDropout d;
+  d.keep_gelu = keep_ptr(masks.keep_gelu);
+  d.keep_glu = keep_ptr(masks.keep_glu);
+  d.draw = masks.draw;
+  d.philox = masks.philox;
+  d.threshold = kernels::philox::keep_threshold(1.0 - masks.p);
+  d.scale = static_cast<float>(1.0 / (1.0 - masks.p));
+  return d;
+}
+}  // namespace
+
+void narrow_mix_forward(const torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& weight,
+                        const torch::Tensor& bias, const NarrowMixMasks& masks, const torch::Tensor& out) {
+  const c10::cuda::CUDAGuard guard(y.device());
+  const int64_t hidden = y.size(-1);
+  kernels::cuda::narrow_mix_forward(y.data_ptr<float>(), x.data_ptr<float>(), weight.data_ptr<float>(),
+                                    bias.data_ptr<float>(), narrow_mix_dropout(masks), out.data_ptr<float>(),
+                                    y.numel() / hidden, hidden, stream_of(y));
+}
+
+void narrow_mix_backward(const torch::Tensor& y, const torch::Tensor& weight, const torch::Tensor& bias,
+                         const NarrowMixMasks& masks, const torch::Tensor& grad_out, const torch::Tensor& grad_y,
+                         const torch::Tensor& grad_params) {
+  const c10::cuda::CUDAGuard guard(y.device());
+  const int64_t hidden = y.size(-1), rows = y.numel() / hidden;
+  torch::Tensor workspace = torch::empty({kernels::cuda::narrow_mix_workspace(rows, hidden)}, y.options());
+  kernels::cuda::narrow_mix_backward(y.data_ptr<float>(), weight.data_ptr<float>(), bias.data_ptr<float>(),
+                                     narrow_mix_dropout(masks), grad_out.data_ptr<float>(), grad_y.data_ptr<float>(),
+                                     grad_params.data_ptr<float>(), workspace.data_ptr<float>(), rows, hidden,
+                                     stream_of(y));
 }
 
 void mean_over_time(const torch::Tensor& h, const torch::Tensor& out) {

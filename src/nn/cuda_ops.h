@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "kernels/cuda/narrow_mix_cuda.h"
 #include "kernels/fused_ops.h"
 #include "nn/lru_layer_function.h"
 
@@ -115,6 +116,26 @@ void column_sums(const torch::Tensor& a, const torch::Tensor& out);
 // mean_over_time (fused_ops.h) on CUDA: h {B, L, H} contiguous float32 into
 // out {B, H}.
 void mean_over_time(const torch::Tensor& h, const torch::Tensor& out);
+// narrow_mix (fused_ops.h) on CUDA (kernels/cuda/narrow_mix_cuda.h): y, x,
+// out, grad_out, grad_y {rows, H}, weight {2H, H}, bias {2H}, float32
+// contiguous; grad_params {2H (H + 1)} = [dL/dW | dL/db]. The masks: given
+// (keep_gelu and keep_glu uint8), drawn in the kernels (draw, under
+// `philox`), or none.
+struct NarrowMixMasks {
+  torch::Tensor keep_gelu, keep_glu;
+  bool draw = false;
+  kernels::cuda::PhiloxSeed philox;
+  double p = 0.0;
+};
+// The state of `device`'s default CUDA generator for one launch's draws
+// (taken under its lock; the generator's offset advances by 4): values, or
+// device pointers while a CUDA graph is being captured.
+kernels::cuda::PhiloxSeed narrow_mix_philox(const torch::Device& device);
+void narrow_mix_forward(const torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& weight,
+                        const torch::Tensor& bias, const NarrowMixMasks& masks, const torch::Tensor& out);
+void narrow_mix_backward(const torch::Tensor& y, const torch::Tensor& weight, const torch::Tensor& bias,
+                         const NarrowMixMasks& masks, const torch::Tensor& grad_out, const torch::Tensor& grad_y,
+                         const torch::Tensor& grad_params);
 // classification_loss (fused_ops.h) on CUDA: float32 logits {B, C}, int64
 // labels; outputs preallocated (row_lse {B}, loss 0-dim, stats {2} double).
 void cross_entropy_forward(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& row_lse,

@@ -94,6 +94,18 @@ void lru_parameterize_backward(const std::vector<torch::Tensor>&, const std::vec
                                const std::vector<torch::Tensor>&) {
   no_cuda("lru_parameterize");
 }
+kernels::cuda::PhiloxSeed narrow_mix_philox(const torch::Device&) {
+  no_cuda("narrow_mix");
+  return {};
+}
+void narrow_mix_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
+                        const NarrowMixMasks&, const torch::Tensor&) {
+  no_cuda("narrow_mix");
+}
+void narrow_mix_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const NarrowMixMasks&,
+                         const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) {
+  no_cuda("narrow_mix");
+}
 void mean_over_time(const torch::Tensor&, const torch::Tensor&) { no_cuda("mean_over_time"); }
 void column_sums(const torch::Tensor&, const torch::Tensor&) { no_cuda("column_sums"); }
 void cross_entropy_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,

@@ -116,25 +116,55 @@ struct GeluDropout : public torch::autograd::Function<GeluDropout> {
   }
 };
 
+// The narrow mix's dropout: given masks (CPU or CUDA), or (CUDA) masks the
+// kernels draw under a Philox state taken from LibTorch's CUDA generator at
+// the forward pass and kept for the backward pass.
+void save_philox(AutogradContext* ctx, const kernels::cuda::PhiloxSeed& s) {
+  ctx->saved_data["seed"] = static_cast<int64_t>(s.seed);
+  ctx->saved_data["offset"] = static_cast<int64_t>(s.offset);
+  ctx->saved_data["seed_ptr"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(s.seed_ptr));
+  ctx->saved_data["offset_ptr"] = static_cast<int64_t>(reinterpret_cast<intptr_t>(s.offset_ptr));
+  ctx->saved_data["offset_intragraph"] = static_cast<int64_t>(s.offset_intragraph);
+}
+
+kernels::cuda::PhiloxSeed saved_philox(AutogradContext* ctx) {
+  kernels::cuda::PhiloxSeed s;
+  s.seed = static_cast<uint64_t>(ctx->saved_data["seed"].toInt());
+  s.offset = static_cast<uint64_t>(ctx->saved_data["offset"].toInt());
+  s.seed_ptr = reinterpret_cast<const int64_t*>(static_cast<intptr_t>(ctx->saved_data["seed_ptr"].toInt()));
+  s.offset_ptr = reinterpret_cast<const int64_t*>(static_cast<intptr_t>(ctx->saved_data["offset_ptr"].toInt()));
+  s.offset_intragraph = static_cast<uint32_t>(ctx->saved_data["offset_intragraph"].toInt());
+  return s;
+}
+
 struct NarrowMix : public torch::autograd::Function<NarrowMix> {
+  // draw (CUDA only): the kernels draw the masks (gelu_mask and glu_mask unset).
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& y, const torch::Tensor& x,
                                const torch::Tensor& weight, const torch::Tensor& bias,
                                const std::optional<torch::Tensor>& gelu_mask,
-                               const std::optional<torch::Tensor>& glu_mask, double scale) {
+                               const std::optional<torch::Tensor>& glu_mask, double p, bool draw) {
     RECORD_USER_SCOPE("compressm::narrow_mix_forward");
     const torch::Tensor keep_gelu = gelu_mask.value_or(torch::Tensor()), keep_glu = glu_mask.value_or(torch::Tensor());
     torch::Tensor out = torch::empty_like(x);
     const int64_t hidden = x.size(-1), rows = x.numel() / hidden;
-    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "narrow_mix", [&] {
-      kernels::narrow_mix::forward(y.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
-                                   {weight.data_ptr<scalar_t>(), bias.data_ptr<scalar_t>()},
-                                   {keep_ptr(keep_gelu), keep_ptr(keep_glu), scale}, out.data_ptr<scalar_t>(), rows,
-                                   hidden);
-    });
+    if (y.is_cuda()) {
+      cuda_ops::NarrowMixMasks masks{keep_gelu, keep_glu, draw, {}, p};
+      if (draw) masks.philox = cuda_ops::narrow_mix_philox(y.device());
+      if (rows > 0) cuda_ops::narrow_mix_forward(y, x, weight, bias, masks, out);
+      save_philox(ctx, masks.philox);
+    } else {
+      AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "narrow_mix", [&] {
+        kernels::narrow_mix::forward(y.data_ptr<scalar_t>(), x.data_ptr<scalar_t>(),
+                                     {weight.data_ptr<scalar_t>(), bias.data_ptr<scalar_t>()},
+                                     {keep_ptr(keep_gelu), keep_ptr(keep_glu), scale_of(p)}, out.data_ptr<scalar_t>(),
+                                     rows, hidden);
+      });
+    }
     ctx->save_for_backward({y, weight, bias});
     ctx->saved_data["keep_gelu"] = keep_gelu;
     ctx->saved_data["keep_glu"] = keep_glu;
-    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["draw"] = draw;
     return out;
   }
 
@@ -144,18 +174,30 @@ struct NarrowMix : public torch::autograd::Function<NarrowMix> {
     const torch::Tensor &y = saved[0], &weight = saved[1], &bias = saved[2];
     const torch::Tensor keep_gelu = ctx->saved_data["keep_gelu"].toTensor();
     const torch::Tensor keep_glu = ctx->saved_data["keep_glu"].toTensor();
-    const double scale = ctx->saved_data["scale"].toDouble();
+    const double p = ctx->saved_data["p"].toDouble();
     const torch::Tensor grad_out = grads[0].contiguous();
-    torch::Tensor grad_y = torch::empty_like(y), grad_weight = torch::empty_like(weight);
-    torch::Tensor grad_bias = torch::empty_like(bias);
+    torch::Tensor grad_y = torch::empty_like(y), grad_weight, grad_bias;
     const int64_t hidden = y.size(-1), rows = y.numel() / hidden;
-    AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "narrow_mix_backward", [&] {
-      kernels::narrow_mix::backward(y.data_ptr<scalar_t>(), {weight.data_ptr<scalar_t>(), bias.data_ptr<scalar_t>()},
-                                    {keep_ptr(keep_gelu), keep_ptr(keep_glu), scale}, grad_out.data_ptr<scalar_t>(),
-                                    grad_y.data_ptr<scalar_t>(), grad_weight.data_ptr<scalar_t>(),
-                                    grad_bias.data_ptr<scalar_t>(), rows, hidden);
-    });
-    return {grad_y, grad_out, grad_weight, grad_bias, torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    if (y.is_cuda()) {
+      const cuda_ops::NarrowMixMasks masks{keep_gelu, keep_glu, ctx->saved_data["draw"].toBool(), saved_philox(ctx), p};
+      // [dL/dW | dL/db] in one buffer, written by the kernels' sum.
+      const torch::Tensor params = rows > 0 ? torch::empty({2 * hidden * (hidden + 1)}, y.options())
+                                            : torch::zeros({2 * hidden * (hidden + 1)}, y.options());
+      if (rows > 0) cuda_ops::narrow_mix_backward(y, weight, bias, masks, grad_out, grad_y, params);
+      grad_weight = params.narrow(0, 0, 2 * hidden * hidden).view(weight.sizes());
+      grad_bias = params.narrow(0, 2 * hidden * hidden, 2 * hidden);
+    } else {
+      grad_weight = torch::empty_like(weight);
+      grad_bias = torch::empty_like(bias);
+      AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "narrow_mix_backward", [&] {
+        kernels::narrow_mix::backward(y.data_ptr<scalar_t>(), {weight.data_ptr<scalar_t>(), bias.data_ptr<scalar_t>()},
+                                      {keep_ptr(keep_gelu), keep_ptr(keep_glu), scale_of(p)},
+                                      grad_out.data_ptr<scalar_t>(), grad_y.data_ptr<scalar_t>(),
+                                      grad_weight.data_ptr<scalar_t>(), grad_bias.data_ptr<scalar_t>(), rows, hidden);
+      });
+    }
+    return {grad_y, grad_out, grad_weight, grad_bias, torch::Tensor(), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
   }
 };
 
@@ -441,15 +483,18 @@ torch::Tensor dropout_keep_mask(c10::IntArrayRef sizes, double p, const torch::D
 }
 
 bool narrow_mix_support(const torch::Tensor& y) {
-  return y.device().is_cpu() && (y.scalar_type() == torch::kFloat || y.scalar_type() == torch::kDouble) &&
-         y.dim() >= 1 && y.size(-1) >= 1 && y.size(-1) <= kernels::narrow_mix::kMaxHidden;
+  const bool dtype_ok = y.is_cuda() ? cuda_ops::compiled() && y.scalar_type() == torch::kFloat
+                                    : y.device().is_cpu() && (y.scalar_type() == torch::kFloat ||
+                                                              y.scalar_type() == torch::kDouble);
+  return dtype_ok && y.dim() >= 1 && y.size(-1) >= 1 && y.size(-1) <= kernels::narrow_mix::kMaxHidden;
 }
 
-torch::Tensor narrow_mix(const torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& weight,
-                         const torch::Tensor& bias, const torch::Tensor& keep_gelu, const torch::Tensor& keep_glu,
-                         double p) {
-  TORCH_CHECK(narrow_mix_support(y), "narrow_mix: y must be a float32 or float64 CPU tensor {.., H} with 1 <= H <= ",
-              kernels::narrow_mix::kMaxHidden, ", got ", y.scalar_type(), " ", y.sizes(), " on ", y.device());
+namespace {
+void check_narrow_mix(const torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& weight,
+                      const torch::Tensor& bias) {
+  TORCH_CHECK(narrow_mix_support(y), "narrow_mix: y must be a float32 or float64 tensor {.., H} (float32 on CUDA) ",
+              "with 1 <= H <= ", kernels::narrow_mix::kMaxHidden, ", got ", y.scalar_type(), " ", y.sizes(), " on ",
+              y.device());
   const int64_t h = y.size(-1);
   TORCH_CHECK(x.sizes() == y.sizes(), "narrow_mix: x must be ", y.sizes(), " (y's shape), got ", x.sizes());
   TORCH_CHECK(weight.dim() == 2 && weight.size(0) == 2 * h && weight.size(1) == h,
@@ -460,10 +505,36 @@ torch::Tensor narrow_mix(const torch::Tensor& y, const torch::Tensor& x, const t
                                 {bias, "bias"}})
     TORCH_CHECK(t.scalar_type() == y.scalar_type() && t.device() == y.device(), "narrow_mix: ", name,
                 " must have y's dtype (", y.scalar_type(), ") and device, got ", t.scalar_type(), " on ", t.device());
+}
+}  // namespace
+
+torch::Tensor narrow_mix(const torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& weight,
+                         const torch::Tensor& bias, const torch::Tensor& keep_gelu, const torch::Tensor& keep_glu,
+                         double p) {
+  check_narrow_mix(y, x, weight, bias);
   check_keep("narrow_mix", keep_gelu, y, p);
   check_keep("narrow_mix", keep_glu, y, p);
   return NarrowMix::apply(y.contiguous(), x.contiguous(), weight.contiguous(), bias.contiguous(),
-                          optional_mask(keep_gelu), optional_mask(keep_glu), scale_of(p));
+                          optional_mask(keep_gelu), optional_mask(keep_glu), p, false);
+}
+
+torch::Tensor narrow_mix_dropout(const torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& weight,
+                                 const torch::Tensor& bias, double p) {
+  check_narrow_mix(y, x, weight, bias);
+  TORCH_CHECK(p >= 0.0 && p < 1.0, "narrow_mix: dropout rate must be in [0, 1), got ", p);
+  if (!y.is_cuda() || p == 0.0) {
+    torch::Tensor keep_gelu, keep_glu;
+    {
+      // (bench_op_count counts no kernel here: on CUDA the op's kernels draw them)
+      RECORD_USER_SCOPE("compressm::narrow_mix_masks");
+      // Drawn one after the other (an argument list's order is unspecified).
+      keep_gelu = dropout_keep_mask(y.sizes(), p, y.device());
+      keep_glu = dropout_keep_mask(x.sizes(), p, x.device());
+    }
+    return narrow_mix(y, x, weight, bias, keep_gelu, keep_glu, p);
+  }
+  return NarrowMix::apply(y.contiguous(), x.contiguous(), weight.contiguous(), bias.contiguous(), std::nullopt,
+                          std::nullopt, p, true);
 }
 
 torch::Tensor gelu_dropout(const torch::Tensor& y, const torch::Tensor& keep, double p, torch::ScalarType out_dtype) {

@@ -40,15 +40,23 @@ torch::Tensor gelu_dropout(const torch::Tensor& y, const torch::Tensor& keep, do
 torch::Tensor glu_residual(const torch::Tensor& vg, const torch::Tensor& x, const torch::Tensor& keep, double p,
                            const torch::Tensor& bias = {});
 
-// The mix stage of a narrow block on the CPU (kernels/narrow_mix.h) as one op:
+// The mix stage of a narrow block (kernels/narrow_mix.h on the CPU,
+// kernels/cuda/narrow_mix_cuda.h on CUDA) as one op:
 //   out = x + dropout(GLU(dropout(GELU(y)))),  GLU(g) = (g W_v^T + b_v) .* sigmoid(g W_g^T + b_g)
 // weight {2H, H} = [W_v; W_g] and bias {2H} = [b_v; b_g] (differentiable);
 // keep_gelu, keep_glu as above (the GELU's mask, then the GLU's). y and x
-// {.., H}, H <= 16, float32 or float64, everything on the CPU in one dtype.
+// {.., H}, H <= 16, everything on one device in one dtype: float32 or
+// float64 on the CPU, float32 on CUDA.
 bool narrow_mix_support(const torch::Tensor& y);
 torch::Tensor narrow_mix(const torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& weight,
                          const torch::Tensor& bias, const torch::Tensor& keep_gelu, const torch::Tensor& keep_glu,
                          double p);
+// The same with its masks drawn at rate p: on the CPU by dropout_keep_mask
+// (the GELU's, then the GLU's); on CUDA inside the kernels (Philox under the
+// CUDA generator's state, new masks on each replay of a CUDA graph; no mask
+// tensor, no draw kernel).
+torch::Tensor narrow_mix_dropout(const torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& weight,
+                                 const torch::Tensor& bias, double p);
 
 // The LRU's parameterisation as one differentiable op (one kernel each way
 // on CUDA): {lambda_re, lambda_im, Bt_re, Bt_im} with

@@ -78,10 +78,8 @@ bool LruBlockImpl::narrow_mix_stage(const torch::Tensor& y) const {
 torch::Tensor LruBlockImpl::mix(const torch::Tensor& y, const torch::Tensor& x) {
   if (narrow_mix_stage(y)) {
     const double p = is_training() ? dropout->options.p() : 0.0;
-    const torch::Tensor keep_gelu = dropout_keep_mask(y.sizes(), p, y.device());
-    const torch::Tensor keep_glu = dropout_keep_mask(x.sizes(), p, x.device());
-    return narrow_mix(y, x, torch::cat({glu_value->weight, glu_gate->weight}),
-                      torch::cat({glu_value->bias, glu_gate->bias}), keep_gelu, keep_glu, p);
+    return narrow_mix_dropout(y, x, torch::cat({glu_value->weight, glu_gate->weight}),
+                              torch::cat({glu_value->bias, glu_gate->bias}), p);
   }
   if (!runs_fused(y, ops)) {
     torch::Tensor z = drop(torch::gelu(y));

@@ -21,11 +21,12 @@ namespace compressm::nn {
 //   kFused     the fused ops of fused_ops.h (one GEMM for both GLU halves)
 //   kComposed  LibTorch's separate ops: the reference the fused ops are
 //              tested and benchmarked against
-//   kAuto      fused on CUDA (float32); on the CPU a narrow block (H <= 16,
-//              precision fp32 or tf32, a float32 or float64 model) runs its
-//              mix stage as one op (narrow_mix, one
-//              pass each way with vectorised GELU and sigmoid), other blocks
-//              composed with Philox dropout masks (drop): there the tensors
+//   kAuto      a narrow block (H <= 16, precision fp32 or tf32; a float32
+//              model, or float64 on the CPU) runs its mix stage as one op
+//              (narrow_mix: on the CPU one pass each way with vectorised
+//              GELU and sigmoid; on CUDA one kernel each way, the dropout
+//              masks drawn inside). Other blocks: fused on CUDA (float32);
+//              on the CPU composed with Philox dropout masks (drop): there the tensors
 //              sit in cache and LibTorch's vectorised GELU and sigmoid beat
 //              the fused ops' scalar loops
 //              (docs/performance.md, "The narrow block's mix stage")
@@ -43,7 +44,7 @@ class LruBlockImpl : public torch::nn::Module {
   // then mix's GLU stage: the same function (fused_lru_activation).
   torch::Tensor normalize(const torch::Tensor& x);                      // BatchNorm over (batch, time)
   torch::Tensor mix(const torch::Tensor& y, const torch::Tensor& x);    // x + dropout(GLU(dropout(GELU(y))))
-  // Whether mix runs as narrow_mix (kAuto on the CPU, H <= 16, not bf16).
+  // Whether mix runs as narrow_mix (kAuto, H <= 16, not bf16).
   bool narrow_mix_stage(const torch::Tensor& y) const;
   // The composed blocks' dropout: LibTorch's module, except that kAuto on
   // the CPU in training multiplies by a Philox keep mask (dropout_keep_mask).

@@ -5,7 +5,7 @@
 # kernels in all than with LibTorch's composition. Catches a fused path that
 # falls back to the composition without saying so. And dropout's two keep
 # masks per block count (CUDA draws each with a bernoulli_ kernel; the CPU's
-# Philox draw must count as one).
+# Philox draw must count as one), except narrow_mix's, drawn in its kernels.
 #   op_count_check.sh PATH/TO/bench_op_count
 set -euo pipefail
 bin=$1
@@ -45,5 +45,16 @@ without=$(count --blocks 1 --state 16 --hidden 8 --batch 4 --length 64 --block-o
 echo "narrow_fp32 fused: ${without%% *} kernels without dropout, ${with_dropout%% *} with it"
 if (( ${with_dropout%% *} != ${without%% *} + 2 )); then
   echo "narrow_fp32: dropout's two keep masks are not counted as two kernels" >&2
+  exit 1
+fi
+
+# block_ops auto on the narrow fp32 block: its mix stage is narrow_mix (one
+# kernel forward, two backward, the masks drawn inside): fewer kernels than
+# the fused ops, and dropout adds none.
+auto_drop=$(count --blocks 1 --state 16 --hidden 8 --batch 4 --length 64 --block-ops auto --dropout 0.1) || exit 1
+auto_plain=$(count --blocks 1 --state 16 --hidden 8 --batch 4 --length 64 --block-ops auto --dropout 0) || exit 1
+echo "narrow_fp32 auto (narrow_mix): ${auto_plain%% *} kernels without dropout, ${auto_drop%% *} with it"
+if (( ${auto_drop%% *} >= ${with_dropout%% *} || ${auto_drop%% *} != ${auto_plain%% *} )); then
+  echo "narrow_fp32 auto: narrow_mix does not launch fewer kernels than the fused ops, or its masks cost kernels" >&2
   exit 1
 fi

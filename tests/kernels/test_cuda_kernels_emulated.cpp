@@ -25,10 +25,13 @@
 
 #include "kernels/cuda/fused_ops_cuda.h"
 #include "kernels/cuda/lru_cuda.h"
+#include "kernels/cuda/narrow_mix_cuda.h"
 #include "kernels/diagonal_scan.h"
 #include "kernels/diagonal_scan_bf16.h"
 #include "kernels/fused_ops.h"
 #include "kernels/lru_layer_kernel.h"
+#include "kernels/narrow_mix.h"
+#include "kernels/philox.h"
 
 namespace compressm::kernels {
 namespace {
@@ -219,6 +222,98 @@ TEST(EmulatedCudaFusedOps, CrossEntropyMatchesTheCpuLoops) {
     ew::cross_entropy_backward(logits.data(), labels.data(), lse_ref.data(), batch, classes, grad_loss, g_ref.data());
     expect_close(g, g_ref, 1e-6, "dlogits");
   }
+}
+
+// The narrow block's mix stage (cuda/narrow_mix.cu) against the CPU loops
+// (kernels/narrow_mix.h) with the same masks: none, given, and drawn in the
+// kernels (the CPU gets the bits philox::keeps gives for the launch's seed
+// and stream: the GELU's mask elements 0 .. n - 1, the GLU's n .. 2n - 1),
+// from values and from a captured state (device pointers plus the
+// intra-graph offset). Rows: part of a tile, several tiles, and more tiles
+// than the backward's 256 thread blocks (each block sums two).
+TEST(EmulatedCudaNarrowMix, MatchesTheCpuLoopsWithNoGivenAndDrawnMasks) {
+  struct Case {
+    int64_t rows, hidden;
+  };
+  const double p = 0.25, keep_prob = 1.0 - p;
+  const float scale = static_cast<float>(1.0 / keep_prob);
+  const uint64_t seed = 0x9e3779b97f4a7c15ull, stream = 40;
+  for (const Case c : {Case{77, 1}, Case{333, 3}, Case{300, 8}, Case{131, 16}, Case{128 * 257 + 5, 2}}) {
+    const int64_t n = c.rows * c.hidden, h = c.hidden;
+    const std::vector<float> y = random_floats(n, 1), x = random_floats(n, 2), up = random_floats(n, 3);
+    const std::vector<float> weight = random_floats(2 * h * h, 4, -0.6f, 0.6f), bias = random_floats(2 * h, 5);
+    const uint64_t threshold = philox::keep_threshold(keep_prob);
+    std::vector<uint8_t> drawn(2 * n);
+    for (int64_t i = 0; i < 2 * n; ++i) drawn[i] = philox::keeps(seed, i, threshold, stream) ? 1 : 0;
+    const std::vector<uint8_t> given_gelu = random_mask(n, 6), given_glu = random_mask(n, 7);
+    const int64_t offset_value = 32;  // a captured state: offset 32 + intra-graph 8 = stream 40
+    const int64_t seed_value = static_cast<int64_t>(seed);
+    for (const std::string mode : {"none", "given", "drawn", "captured"}) {
+      SCOPED_TRACE("rows " + std::to_string(c.rows) + " H " + std::to_string(h) + " masks " + mode);
+      cuda::NarrowMixDropout d;
+      narrow_mix::Dropout ref_d{nullptr, nullptr, 1.0};
+      if (mode == "given") {
+        d.keep_gelu = given_gelu.data();
+        d.keep_glu = given_glu.data();
+        ref_d = {given_gelu.data(), given_glu.data(), 1.0 / keep_prob};
+      } else if (mode != "none") {
+        d.draw = true;
+        d.threshold = threshold;
+        if (mode == "drawn") {
+          d.philox.seed = seed;
+          d.philox.offset = stream;
+        } else {
+          d.philox.seed_ptr = &seed_value;
+          d.philox.offset_ptr = &offset_value;
+          d.philox.offset_intragraph = 8;
+        }
+        ref_d = {drawn.data(), drawn.data() + n, 1.0 / keep_prob};
+      }
+      if (mode != "none") d.scale = scale;
+      std::vector<float> out(n, NAN), out_ref(n);
+      cuda::narrow_mix_forward(y.data(), x.data(), weight.data(), bias.data(), d, out.data(), c.rows, h, kStream);
+      narrow_mix::forward(y.data(), x.data(), {weight.data(), bias.data()}, ref_d, out_ref.data(), c.rows, h);
+      expect_close(out, out_ref, 2e-5, "out");
+      std::vector<float> grad_y(n, NAN), grad_y_ref(n), params(2 * h * (h + 1), NAN);
+      std::vector<float> gw_ref(2 * h * h), gb_ref(2 * h), workspace(cuda::narrow_mix_workspace(c.rows, h), NAN);
+      cuda::narrow_mix_backward(y.data(), weight.data(), bias.data(), d, up.data(), grad_y.data(), params.data(),
+                                workspace.data(), c.rows, h, kStream);
+      narrow_mix::backward(y.data(), {weight.data(), bias.data()}, ref_d, up.data(), grad_y_ref.data(),
+                           gw_ref.data(), gb_ref.data(), c.rows, h);
+      expect_close(grad_y, grad_y_ref, 2e-5, "grad_y");
+      // Sums over up to 33,000 rows, in another order than the CPU's parts.
+      const std::vector<float> gw(params.begin(), params.begin() + 2 * h * h), gb(params.begin() + 2 * h * h,
+                                                                                    params.end());
+      const double sum_tolerance = 2e-6 * std::sqrt(static_cast<double>(c.rows)) * 10;
+      expect_close(gw, gw_ref, sum_tolerance, "grad_weight");
+      expect_close(gb, gb_ref, sum_tolerance, "grad_bias");
+    }
+    // The drawn masks keep about 1 - p of each mask's elements.
+    const double kept_gelu = std::count(drawn.begin(), drawn.begin() + n, 1) / static_cast<double>(n);
+    const double kept_glu = std::count(drawn.begin() + n, drawn.end(), 1) / static_cast<double>(n);
+    EXPECT_NEAR(kept_gelu, keep_prob, 5.0 / std::sqrt(static_cast<double>(n)));
+    EXPECT_NEAR(kept_glu, keep_prob, 5.0 / std::sqrt(static_cast<double>(n)));
+  }
+}
+
+TEST(EmulatedCudaNarrowMix, RefusesAWidthAboveSixteenMasksGivenAndDrawnAndAHalfCapturedState) {
+  const std::vector<float> v(17 * 34, 0.5f);
+  std::vector<float> out(v.size());
+  const std::vector<uint8_t> keep(v.size(), 1);
+  EXPECT_THROW(cuda::narrow_mix_forward(v.data(), v.data(), v.data(), v.data(), {}, out.data(), 2, 17, kStream),
+               std::invalid_argument);
+  cuda::NarrowMixDropout both;
+  both.keep_glu = keep.data();
+  both.draw = true;
+  EXPECT_THROW(cuda::narrow_mix_forward(v.data(), v.data(), v.data(), v.data(), both, out.data(), 2, 8, kStream),
+               std::invalid_argument);
+  cuda::NarrowMixDropout half_captured;
+  half_captured.draw = true;
+  const int64_t value = 1;
+  half_captured.philox.seed_ptr = &value;
+  EXPECT_THROW(cuda::narrow_mix_forward(v.data(), v.data(), v.data(), v.data(), half_captured, out.data(), 2, 8,
+                                        kStream),
+               std::invalid_argument);
 }
 
 TEST(EmulatedCudaFusedOps, SumRowsAddsEachArraysRowsInOrder) {

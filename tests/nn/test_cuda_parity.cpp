@@ -10,6 +10,14 @@
 
 #include <cmath>
 
+#if defined(COMPRESSM_WITH_CUDA)  // CUDA's headers: the graph capture test
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+#include "kernels/philox.h"
 #include "nn/cuda_ops.h"
 #include "nn/diagonal_scan_function.h"
 #include "nn/fused_ops.h"
@@ -242,6 +250,143 @@ TEST(CudaFusedBlock, OpsMatchTheCpuLoops) {
     }
   }
 }
+
+// The narrow block's mix stage (kernels/cuda/narrow_mix_cuda.h) against the
+// CPU op with the same masks: values and the four gradients, H = 3, 8
+// (sMNIST's) and 16, rows that fill several backward tiles and part of one.
+struct NarrowMixRun {
+  torch::Tensor out, grad_y, grad_x, grad_w, grad_b;
+};
+
+template <class Op>
+NarrowMixRun narrow_mix_run(const std::vector<torch::Tensor>& in, const torch::Tensor& upstream,
+                            torch::Device device, Op op) {
+  std::vector<torch::Tensor> leaves;
+  for (const torch::Tensor& t : in) leaves.push_back(t.detach().to(device).requires_grad_(true));
+  const torch::Tensor out = op(leaves[0], leaves[1], leaves[2], leaves[3]);
+  (out * upstream.to(device)).sum().backward();
+  return {out.detach().cpu(), leaves[0].grad().cpu(), leaves[1].grad().cpu(), leaves[2].grad().cpu(),
+          leaves[3].grad().cpu()};
+}
+
+std::vector<torch::Tensor> narrow_mix_inputs(int64_t hidden) {
+  return {2.0 * torch::randn({5, 301, hidden}), torch::randn({5, 301, hidden}),
+          torch::randn({2 * hidden, hidden}) / std::sqrt(double(hidden)), 0.3 * torch::randn({2 * hidden})};
+}
+
+void expect_narrow_mix_runs_match(const NarrowMixRun& dev, const NarrowMixRun& cpu, const std::string& what) {
+  EXPECT_LT(max_relative(dev.out, cpu.out), 1e-5) << what;
+  EXPECT_LT(max_relative(dev.grad_y, cpu.grad_y), 1e-5) << what;
+  EXPECT_TRUE(torch::equal(dev.grad_x, cpu.grad_x)) << what << ": dL/dx is dL/dout";
+  // Sums over 1,505 rows in another order than the CPU's parts.
+  EXPECT_LT(max_relative(dev.grad_w, cpu.grad_w), 1e-4) << what;
+  EXPECT_LT(max_relative(dev.grad_b, cpu.grad_b), 1e-4) << what;
+}
+
+TEST(CudaNarrowMix, MatchesTheCpuOpWithTheSameMasks) {
+  SKIP_WITHOUT_CUDA();
+  torch::manual_seed(31);
+  const double p = 0.3;
+  for (const int64_t hidden : {3, 8, 16}) {
+    const std::vector<torch::Tensor> in = narrow_mix_inputs(hidden);
+    const torch::Tensor upstream = torch::randn(in[1].sizes());
+    const torch::Tensor keep_gelu = dropout_keep_mask(in[0].sizes(), p, torch::kCPU);
+    const torch::Tensor keep_glu = dropout_keep_mask(in[0].sizes(), p, torch::kCPU);
+    for (const bool masked : {false, true}) {
+      const std::string what = "H=" + std::to_string(hidden) + (masked ? " with masks" : " without dropout");
+      const auto op = [&](torch::Device device) {
+        return [&, device](const torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& w,
+                           const torch::Tensor& b) {
+          if (!masked) return narrow_mix(y, x, w, b, {}, {}, 0.0);
+          return narrow_mix(y, x, w, b, keep_gelu.to(device), keep_glu.to(device), p);
+        };
+      };
+      expect_narrow_mix_runs_match(narrow_mix_run(in, upstream, kCuda, op(kCuda)),
+                                   narrow_mix_run(in, upstream, torch::kCPU, op(torch::kCPU)), what);
+    }
+  }
+}
+
+// Masks drawn in the kernels: the bits philox::keeps gives for the
+// generator state the op took (GELU's elements 0 .. n - 1, GLU's n .. 2n - 1
+// of its stream), the CPU op given those bits matches; the next call draws
+// other masks; about p of the GLU's elements are dropped (out == x there).
+TEST(CudaNarrowMix, DrawsItsMasksFromTheCudaGeneratorState) {
+  SKIP_WITHOUT_CUDA();
+  torch::manual_seed(32);
+  const double p = 0.25;
+  const std::vector<torch::Tensor> in = narrow_mix_inputs(8);
+  const torch::Tensor upstream = torch::randn(in[1].sizes());
+  const int64_t n = in[0].numel();
+  // The state the next draw takes: the generator advances by 4 per draw.
+  const kernels::cuda::PhiloxSeed state = cuda_ops::narrow_mix_philox(kCuda);
+  ASSERT_EQ(state.seed_ptr, nullptr) << "not capturing: values";
+  const uint64_t threshold = kernels::philox::keep_threshold(1.0 - p);
+  torch::Tensor bits = torch::empty({2 * n}, torch::kByte);
+  for (int64_t i = 0; i < 2 * n; ++i)
+    bits[i] = kernels::philox::keeps(state.seed, i, threshold, state.offset + 4) ? 1 : 0;
+  const torch::Tensor keep_gelu = bits.narrow(0, 0, n).view(in[0].sizes());
+  const torch::Tensor keep_glu = bits.narrow(0, n, n).view(in[0].sizes());
+  const auto drawing = [&](auto... t) { return narrow_mix_dropout(t..., p); };
+  const NarrowMixRun drawn = narrow_mix_run(in, upstream, kCuda, drawing);
+  const NarrowMixRun cpu = narrow_mix_run(in, upstream, torch::kCPU, [&](auto... t) {
+    return narrow_mix(t..., keep_gelu, keep_glu, p);
+  });
+  expect_narrow_mix_runs_match(drawn, cpu, "drawn masks");
+  const double dropped = drawn.out.eq(in[1]).to(torch::kDouble).mean().item<double>();
+  EXPECT_NEAR(dropped, p, 0.02);
+  const NarrowMixRun next = narrow_mix_run(in, upstream, kCuda, drawing);
+  EXPECT_GT(next.out.ne(drawn.out).to(torch::kDouble).mean().item<double>(), 0.1) << "the next call: other masks";
+}
+
+#if defined(COMPRESSM_WITH_CUDA)
+// Captured in a CUDA graph (as the graphed training step is), the op reads
+// the generator's state on the device: each replay draws new masks, and the
+// backward pass inside the same replay the same masks as its forward pass
+// (dL/dy is zero exactly where the GELU's mask dropped y, and dL/dW matches
+// the CPU op given the forward pass's masks).
+TEST(CudaNarrowMix, EachReplayOfACapturedGraphDrawsNewMasks) {
+  SKIP_WITHOUT_CUDA();
+  torch::manual_seed(33);
+  const double p = 0.25;
+  const std::vector<torch::Tensor> in = narrow_mix_inputs(8);
+  std::vector<torch::Tensor> leaves;
+  for (const torch::Tensor& t : in) leaves.push_back(t.to(kCuda).requires_grad_(true));
+  const torch::Tensor upstream = torch::randn(in[1].sizes()).to(kCuda);
+  torch::Tensor out;
+  at::cuda::CUDAGraph graph;
+  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, 0);
+  c10::cuda::device_synchronize();
+  {
+    const c10::cuda::CUDAStreamGuard guard(side);
+    // Warm-up outside the capture (allocations), then the capture.
+    (narrow_mix_dropout(leaves[0], leaves[1], leaves[2], leaves[3], p) * upstream).sum().backward();
+    for (torch::Tensor& l : leaves) l.mutable_grad().zero_();
+    c10::cuda::device_synchronize();
+    graph.capture_begin();
+    out = narrow_mix_dropout(leaves[0], leaves[1], leaves[2], leaves[3], p);
+    (out * upstream).sum().backward();
+    graph.capture_end();
+  }
+  std::vector<torch::Tensor> outs, grad_ys;
+  for (int replay = 0; replay < 2; ++replay) {
+    for (torch::Tensor& l : leaves) l.mutable_grad().zero_();
+    graph.replay();
+    c10::cuda::device_synchronize();
+    outs.push_back(out.detach().cpu());
+    grad_ys.push_back(leaves[0].grad().cpu());
+    const double dropped = outs.back().eq(in[1]).to(torch::kDouble).mean().item<double>();
+    EXPECT_NEAR(dropped, p, 0.02) << "replay " << replay;
+    // Where the forward pass kept the GLU's element, out != x (almost surely);
+    // dL/dx = upstream everywhere.
+    EXPECT_TRUE(torch::equal(leaves[1].grad().cpu(), upstream.cpu())) << "replay " << replay;
+    const double zero_grad_y = grad_ys.back().eq(0).to(torch::kDouble).mean().item<double>();
+    EXPECT_NEAR(zero_grad_y, p, 0.02) << "replay " << replay << ": the GELU's mask zeroes dL/dy";
+  }
+  EXPECT_GT(outs[1].ne(outs[0]).to(torch::kDouble).mean().item<double>(), 0.1) << "new masks on each replay";
+  EXPECT_GT(grad_ys[1].ne(grad_ys[0]).to(torch::kDouble).mean().item<double>(), 0.1);
+}
+#endif
 
 // lru_parameterize's two kernels against its CPU loops (sMNIST's and
 // sCIFAR's shapes), values and the five gradients.
