@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 namespace {
@@ -168,6 +169,41 @@ TEST(BatchLoader, PreparesBatchesAheadWhileTheConsumerComputes) {
   EXPECT_EQ(ids(fresh.next()), first);
   for (int b = 0; b < 3; ++b) EXPECT_EQ(ids(loader.next()), ids(fresh.next()));
   EXPECT_GE(loader.wait_seconds(), 0.0);
+}
+
+// A failure on the producer thread reaches the consumer: next() hands out
+// what was ready, then rethrows the producer's exception (every later call
+// too), and the loader still closes. The failure: the dataset emptied while
+// the producer waited for room (the loader's contract forbids it; here it
+// is the one way to make gather_batch throw on the producer thread). The
+// emptying happens before next() takes the loader's lock, the producer's
+// next read after it: no race.
+TEST(BatchLoader, AProducerFailureIsRethrownByNextAndTheLoaderStillCloses) {
+  Dataset d = numbered(10);
+  LoaderOptions o = options(4, 1, true);
+  o.prefetch = 1;
+  {
+    BatchLoader loader(d, o);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (loader.ready_batches() < 1 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_EQ(loader.ready_batches(), 1);
+    d.inputs.clear();
+    d.labels.clear();
+    EXPECT_EQ(ids(loader.next()).size(), 4u);  // prepared before the dataset was emptied
+    std::vector<std::string> messages;
+    for (int call = 0; call < 2; ++call) {
+      try {
+        loader.next();
+        ADD_FAILURE() << "call " << call << ": next() returned a batch of an empty dataset";
+      } catch (const std::exception& e) {  // the producer's (a batch of 0 - 4 examples: std::length_error)
+        messages.push_back(e.what());
+      }
+    }
+    ASSERT_EQ(messages.size(), 2u);
+    EXPECT_FALSE(messages[0].empty());
+    EXPECT_EQ(messages[1], messages[0]) << "the same failure again";
+  }  // the destructor returns
 }
 
 TEST(BatchLoader, RejectsInvalidOptions) {
