@@ -33,8 +33,6 @@ kernels::cuda::Storage storage_of(const torch::Tensor& t) {
   return t.scalar_type() == torch::kBFloat16 ? kernels::cuda::Storage::kBFloat16 : kernels::cuda::Storage::kFloat32;
 }
 
-const uint8_t* keep_ptr(const torch::Tensor& keep) { return keep.defined() ? keep.data_ptr<uint8_t>() : nullptr; }
-
 // Interleaved (re, im) floats of a complex64 tensor.
 float* floats(const torch::Tensor& t) { return reinterpret_cast<float*>(t.data_ptr<c10::complex<float>>()); }
 
@@ -197,7 +195,6 @@ void lru_skip_backward(const torch::Tensor& grad_y, const torch::Tensor& u, cons
                                    storage_of(grad_u_gemm), D.data_ptr<float>(), grad_u.data_ptr<float>(),
                                    grad_D.data_ptr<float>(), workspace.data_ptr<float>(), rows, hidden, stream_of(u));
 }
-
 
 void lru_skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const SkipInput& u,
                            const torch::Tensor& keep, double scale, const torch::Tensor& g) {

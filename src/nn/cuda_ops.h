@@ -25,6 +25,11 @@ const T* data_or_null(const torch::Tensor& t) {
   return t.numel() > 0 ? t.data_ptr<T>() : nullptr;
 }
 
+// A dropout keep mask's data (uint8), or null for an undefined mask (no dropout).
+inline const uint8_t* keep_ptr(const torch::Tensor& keep) {
+  return keep.defined() ? keep.data_ptr<uint8_t>() : nullptr;
+}
+
 // diagonal_scan for contiguous complex64 CUDA tensors; differentiable.
 torch::Tensor diagonal_scan(const torch::Tensor& lambda, const torch::Tensor& u);
 

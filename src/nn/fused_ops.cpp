@@ -20,9 +20,8 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
+using cuda_ops::keep_ptr;
 namespace ew = kernels::elementwise;
-
-const uint8_t* keep_ptr(const torch::Tensor& keep) { return keep.defined() ? keep.data_ptr<uint8_t>() : nullptr; }
 
 // The mask as the ops' argument: autograd's apply takes no undefined tensor.
 std::optional<torch::Tensor> optional_mask(const torch::Tensor& keep) {

@@ -83,9 +83,9 @@ void check_arguments(const LruLayerInputs& in) {
 }
 
 // lru_layer_bf16: its kernels on the CPU (kernels/) or CUDA (cuda_ops.h).
+using cuda_ops::keep_ptr;
 const uint16_t* bits(const torch::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<c10::BFloat16>()); }
 uint16_t* bits(torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<c10::BFloat16>()); }
-const uint8_t* keep_ptr(const torch::Tensor& keep) { return keep.defined() ? keep.data_ptr<uint8_t>() : nullptr; }
 
 // The projections and the scan of the bf16 layer, up to cx = Re(C s) (bfloat16
 // {B, L, H}), and the tensors their backward pass needs. Saved in this order.
