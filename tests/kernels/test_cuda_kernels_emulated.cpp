@@ -230,7 +230,7 @@ TEST(EmulatedCudaFusedOps, CrossEntropyMatchesTheCpuLoops) {
 // and stream: the GELU's mask elements 0 .. n - 1, the GLU's n .. 2n - 1),
 // from values and from a captured state (device pointers plus the
 // intra-graph offset). Rows: part of a tile, several tiles, and more tiles
-// than the backward's 256 thread blocks (each block sums two).
+// than the backward's 1024 thread blocks (each block sums two).
 TEST(EmulatedCudaNarrowMix, MatchesTheCpuLoopsWithNoGivenAndDrawnMasks) {
   struct Case {
     int64_t rows, hidden;
@@ -238,7 +238,7 @@ TEST(EmulatedCudaNarrowMix, MatchesTheCpuLoopsWithNoGivenAndDrawnMasks) {
   const double p = 0.25, keep_prob = 1.0 - p;
   const float scale = static_cast<float>(1.0 / keep_prob);
   const uint64_t seed = 0x9e3779b97f4a7c15ull, stream = 40;
-  for (const Case c : {Case{77, 1}, Case{333, 3}, Case{300, 8}, Case{131, 16}, Case{128 * 257 + 5, 2}}) {
+  for (const Case c : {Case{77, 1}, Case{333, 3}, Case{300, 8}, Case{131, 16}, Case{128 * 1025 + 3, 1}}) {
     const int64_t n = c.rows * c.hidden, h = c.hidden;
     const std::vector<float> y = random_floats(n, 1), x = random_floats(n, 2), up = random_floats(n, 3);
     const std::vector<float> weight = random_floats(2 * h * h, 4, -0.6f, 0.6f), bias = random_floats(2 * h, 5);
@@ -281,7 +281,7 @@ TEST(EmulatedCudaNarrowMix, MatchesTheCpuLoopsWithNoGivenAndDrawnMasks) {
       narrow_mix::backward(y.data(), {weight.data(), bias.data()}, ref_d, up.data(), grad_y_ref.data(),
                            gw_ref.data(), gb_ref.data(), c.rows, h);
       expect_close(grad_y, grad_y_ref, 2e-5, "grad_y");
-      // Sums over up to 33,000 rows, in another order than the CPU's parts.
+      // Sums over up to 131,000 rows, in another order than the CPU's parts.
       const std::vector<float> gw(params.begin(), params.begin() + 2 * h * h), gb(params.begin() + 2 * h * h,
                                                                                     params.end());
       const double sum_tolerance = 2e-6 * std::sqrt(static_cast<double>(c.rows)) * 10;
