@@ -51,19 +51,34 @@ COMPRESSM_PHILOX_HD uint64_t keep_threshold(double keep_prob) {
 }
 
 // The dropout draws of one mask: element i takes word i % 4 of the counter
-// (i / 4 as two 32-bit halves, then `stream` as two halves) under the key
-// `seed`. Every consumer (CPU loop, CUDA kernel, a backward pass drawing
-// again) computes the same bit for the same (seed, stream, i). The CPU's
-// masks use stream 0; the CUDA kernels that draw their own masks use
-// LibTorch's CUDA generator offset as the stream (one per launch).
-COMPRESSM_PHILOX_HD Words keep_words(uint64_t seed, uint64_t group, uint64_t stream = 0) {
-  return philox4x32_10(static_cast<uint32_t>(group), static_cast<uint32_t>(group >> 32),
-                       static_cast<uint32_t>(stream), static_cast<uint32_t>(stream >> 32),
+// (i / 4 as two 32-bit halves, 0, 0) under the key `seed`. Every consumer
+// (CPU loop, CUDA kernel, a backward pass drawing again) computes the same
+// bit for the same (seed, i).
+COMPRESSM_PHILOX_HD Words keep_words(uint64_t seed, uint64_t group) {
+  return philox4x32_10(static_cast<uint32_t>(group), static_cast<uint32_t>(group >> 32), 0u, 0u,
                        static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
 }
 
-COMPRESSM_PHILOX_HD bool keeps(uint64_t seed, uint64_t i, uint64_t threshold, uint64_t stream = 0) {
-  return keep_words(seed, i >> 2, stream).w[i & 3] < threshold;
+COMPRESSM_PHILOX_HD bool keeps(uint64_t seed, uint64_t i, uint64_t threshold) {
+  return keep_words(seed, i >> 2).w[i & 3] < threshold;
+}
+
+// The draws of CUDA kernels that take LibTorch's CUDA generator state
+// (seed, offset): group g gets the counter curand_init(seed, g, offset)
+// starts from, (offset / 4 as two halves, g as two halves), i.e. subsequence
+// g at that offset, as LibTorch's own kernels use subsequence = thread index.
+// A draw that reserved 4 words per subsequence (philox_cuda_state(4)) then
+// stays inside its reservation: no counter another draw of the same
+// generator uses.
+COMPRESSM_PHILOX_HD Words generator_words(uint64_t seed, uint64_t offset, uint64_t group) {
+  const uint64_t step = offset / 4;
+  return philox4x32_10(static_cast<uint32_t>(step), static_cast<uint32_t>(step >> 32),
+                       static_cast<uint32_t>(group), static_cast<uint32_t>(group >> 32),
+                       static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+}
+
+COMPRESSM_PHILOX_HD bool generator_keeps(uint64_t seed, uint64_t offset, uint64_t i, uint64_t threshold) {
+  return generator_words(seed, offset, i >> 2).w[i & 3] < threshold;
 }
 
 }  // namespace compressm::kernels::philox

@@ -336,7 +336,7 @@ void column_sums(const torch::Tensor& a, const torch::Tensor& out) {
 }
 
 kernels::cuda::PhiloxSeed narrow_mix_philox(const torch::Device& device) {
-  const at::Generator& generator = at::cuda::detail::getDefaultCUDAGenerator(device.index());
+  at::Generator generator = at::cuda::detail::getDefaultCUDAGenerator(device.index());  // mutex() is not const
   at::PhiloxCudaState state;
   {
     std::lock_guard<std::mutex> lock(generator.mutex());

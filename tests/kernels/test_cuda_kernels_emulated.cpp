@@ -226,8 +226,8 @@ TEST(EmulatedCudaFusedOps, CrossEntropyMatchesTheCpuLoops) {
 
 // The narrow block's mix stage (cuda/narrow_mix.cu) against the CPU loops
 // (kernels/narrow_mix.h) with the same masks: none, given, and drawn in the
-// kernels (the CPU gets the bits philox::keeps gives for the launch's seed
-// and stream: the GELU's mask elements 0 .. n - 1, the GLU's n .. 2n - 1),
+// kernels (the CPU gets the bits philox::generator_keeps gives for the
+// launch's seed and offset: the GELU's mask elements 0 .. n - 1, the GLU's n .. 2n - 1),
 // from values and from a captured state (device pointers plus the
 // intra-graph offset). Rows: part of a tile, several tiles, and more tiles
 // than the backward's 1024 thread blocks (each block sums two).
@@ -237,16 +237,16 @@ TEST(EmulatedCudaNarrowMix, MatchesTheCpuLoopsWithNoGivenAndDrawnMasks) {
   };
   const double p = 0.25, keep_prob = 1.0 - p;
   const float scale = static_cast<float>(1.0 / keep_prob);
-  const uint64_t seed = 0x9e3779b97f4a7c15ull, stream = 40;
+  const uint64_t seed = 0x9e3779b97f4a7c15ull, offset = 40;
   for (const Case c : {Case{77, 1}, Case{333, 3}, Case{300, 8}, Case{131, 16}, Case{128 * 1025 + 3, 1}}) {
     const int64_t n = c.rows * c.hidden, h = c.hidden;
     const std::vector<float> y = random_floats(n, 1), x = random_floats(n, 2), up = random_floats(n, 3);
     const std::vector<float> weight = random_floats(2 * h * h, 4, -0.6f, 0.6f), bias = random_floats(2 * h, 5);
     const uint64_t threshold = philox::keep_threshold(keep_prob);
     std::vector<uint8_t> drawn(2 * n);
-    for (int64_t i = 0; i < 2 * n; ++i) drawn[i] = philox::keeps(seed, i, threshold, stream) ? 1 : 0;
+    for (int64_t i = 0; i < 2 * n; ++i) drawn[i] = philox::generator_keeps(seed, offset, i, threshold) ? 1 : 0;
     const std::vector<uint8_t> given_gelu = random_mask(n, 6), given_glu = random_mask(n, 7);
-    const int64_t offset_value = 32;  // a captured state: offset 32 + intra-graph 8 = stream 40
+    const int64_t offset_value = 32;  // a captured state: offset 32 + intra-graph 8 = offset 40
     const int64_t seed_value = static_cast<int64_t>(seed);
     for (const std::string mode : {"none", "given", "drawn", "captured"}) {
       SCOPED_TRACE("rows " + std::to_string(c.rows) + " H " + std::to_string(h) + " masks " + mode);
@@ -261,7 +261,7 @@ TEST(EmulatedCudaNarrowMix, MatchesTheCpuLoopsWithNoGivenAndDrawnMasks) {
         d.threshold = threshold;
         if (mode == "drawn") {
           d.philox.seed = seed;
-          d.philox.offset = stream;
+          d.philox.offset = offset;
         } else {
           d.philox.seed_ptr = &seed_value;
           d.philox.offset_ptr = &offset_value;

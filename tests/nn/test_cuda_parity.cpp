@@ -11,6 +11,7 @@
 #include <cmath>
 
 #if defined(COMPRESSM_WITH_CUDA)  // CUDA's headers: the graph capture test
+#include <ATen/cuda/CUDAGeneratorImpl.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -307,7 +308,7 @@ TEST(CudaNarrowMix, MatchesTheCpuOpWithTheSameMasks) {
   }
 }
 
-// Masks drawn in the kernels: the bits philox::keeps gives for the
+// Masks drawn in the kernels: the bits philox::generator_keeps gives for the
 // generator state the op took (GELU's elements 0 .. n - 1, GLU's n .. 2n - 1
 // of its stream), the CPU op given those bits matches; the next call draws
 // other masks; about p of the GLU's elements are dropped (out == x there).
@@ -324,7 +325,7 @@ TEST(CudaNarrowMix, DrawsItsMasksFromTheCudaGeneratorState) {
   const uint64_t threshold = kernels::philox::keep_threshold(1.0 - p);
   torch::Tensor bits = torch::empty({2 * n}, torch::kByte);
   for (int64_t i = 0; i < 2 * n; ++i)
-    bits[i] = kernels::philox::keeps(state.seed, i, threshold, state.offset + 4) ? 1 : 0;
+    bits[i] = kernels::philox::generator_keeps(state.seed, state.offset + 4, i, threshold) ? 1 : 0;
   const torch::Tensor keep_gelu = bits.narrow(0, 0, n).view(in[0].sizes());
   const torch::Tensor keep_glu = bits.narrow(0, n, n).view(in[0].sizes());
   const auto drawing = [&](auto... t) { return narrow_mix_dropout(t..., p); };
@@ -340,51 +341,81 @@ TEST(CudaNarrowMix, DrawsItsMasksFromTheCudaGeneratorState) {
 }
 
 #if defined(COMPRESSM_WITH_CUDA)
+// Bits of a mask drawn at generator state (seed, offset): elements
+// [first, first + count) of the draw, shaped as `like`.
+torch::Tensor drawn_mask(uint64_t seed, uint64_t offset, int64_t first, const torch::Tensor& like, double p) {
+  const uint64_t threshold = kernels::philox::keep_threshold(1.0 - p);
+  torch::Tensor bits = torch::empty({like.numel()}, torch::kByte);
+  uint8_t* b = bits.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < like.numel(); ++i)
+    b[i] = kernels::philox::generator_keeps(seed, offset, first + i, threshold) ? 1 : 0;
+  return bits.view(like.sizes());
+}
+
 // Captured in a CUDA graph (as the graphed training step is), the op reads
-// the generator's state on the device: each replay draws new masks, and the
-// backward pass inside the same replay the same masks as its forward pass
-// (dL/dy is zero exactly where the GELU's mask dropped y, and dL/dW matches
-// the CPU op given the forward pass's masks).
-TEST(CudaNarrowMix, EachReplayOfACapturedGraphDrawsNewMasks) {
+// the generator's state on the device. Two ops in one graph (the second
+// draws at intra-graph offset 4), forward and backward, replayed twice:
+// each replay's output and four gradients match the CPU op given the masks
+// of the offset the replay took (the generator's offset just before it,
+// and 4 more), so each replay draws new masks and its backward pass the
+// same bits as its forward pass.
+TEST(CudaNarrowMix, EachReplayOfACapturedGraphDrawsNewMasksAndItsBackwardTheSame) {
   SKIP_WITHOUT_CUDA();
   torch::manual_seed(33);
   const double p = 0.25;
   const std::vector<torch::Tensor> in = narrow_mix_inputs(8);
   std::vector<torch::Tensor> leaves;
   for (const torch::Tensor& t : in) leaves.push_back(t.to(kCuda).requires_grad_(true));
-  const torch::Tensor upstream = torch::randn(in[1].sizes()).to(kCuda);
+  const torch::Tensor upstream = torch::randn(in[1].sizes());
+  const torch::Tensor upstream_dev = upstream.to(kCuda);
+  const auto two_mixes = [&](const torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& w,
+                             const torch::Tensor& b) {
+    return narrow_mix_dropout(narrow_mix_dropout(y, x, w, b, p), x, w, b, p);
+  };
   torch::Tensor out;
   at::cuda::CUDAGraph graph;
   const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, 0);
   c10::cuda::device_synchronize();
   {
     const c10::cuda::CUDAStreamGuard guard(side);
-    // Warm-up outside the capture (allocations), then the capture.
-    (narrow_mix_dropout(leaves[0], leaves[1], leaves[2], leaves[3], p) * upstream).sum().backward();
-    for (torch::Tensor& l : leaves) l.mutable_grad().zero_();
+    // Warm-up outside the capture (allocations, .grad), then the capture.
+    (two_mixes(leaves[0], leaves[1], leaves[2], leaves[3]) * upstream_dev).sum().backward();
     c10::cuda::device_synchronize();
     graph.capture_begin();
-    out = narrow_mix_dropout(leaves[0], leaves[1], leaves[2], leaves[3], p);
-    (out * upstream).sum().backward();
+    out = two_mixes(leaves[0], leaves[1], leaves[2], leaves[3]);
+    (out * upstream_dev).sum().backward();
     graph.capture_end();
   }
-  std::vector<torch::Tensor> outs, grad_ys;
+  at::Generator generator = at::cuda::detail::getDefaultCUDAGenerator(0);
+  const auto* state = at::check_generator<at::CUDAGeneratorImpl>(generator);
+  std::vector<torch::Tensor> outs;
   for (int replay = 0; replay < 2; ++replay) {
+    SCOPED_TRACE("replay " + std::to_string(replay));
     for (torch::Tensor& l : leaves) l.mutable_grad().zero_();
+    c10::cuda::device_synchronize();
+    const uint64_t seed = state->current_seed(), offset = state->philox_offset_per_thread();
     graph.replay();
     c10::cuda::device_synchronize();
-    outs.push_back(out.detach().cpu());
-    grad_ys.push_back(leaves[0].grad().cpu());
-    const double dropped = outs.back().eq(in[1]).to(torch::kDouble).mean().item<double>();
-    EXPECT_NEAR(dropped, p, 0.02) << "replay " << replay;
-    // Where the forward pass kept the GLU's element, out != x (almost surely);
-    // dL/dx = upstream everywhere.
-    EXPECT_TRUE(torch::equal(leaves[1].grad().cpu(), upstream.cpu())) << "replay " << replay;
-    const double zero_grad_y = grad_ys.back().eq(0).to(torch::kDouble).mean().item<double>();
-    EXPECT_NEAR(zero_grad_y, p, 0.02) << "replay " << replay << ": the GELU's mask zeroes dL/dy";
+    const NarrowMixRun dev{out.detach().cpu(), leaves[0].grad().cpu(), leaves[1].grad().cpu(),
+                           leaves[2].grad().cpu(), leaves[3].grad().cpu()};
+    const int64_t n = in[0].numel();
+    const torch::Tensor m1 = drawn_mask(seed, offset, 0, in[0], p), m2 = drawn_mask(seed, offset, n, in[0], p);
+    const torch::Tensor m3 = drawn_mask(seed, offset + 4, 0, in[0], p);
+    const torch::Tensor m4 = drawn_mask(seed, offset + 4, n, in[0], p);
+    const NarrowMixRun cpu = narrow_mix_run(in, upstream, torch::kCPU, [&](const torch::Tensor& y,
+                                                                          const torch::Tensor& x,
+                                                                          const torch::Tensor& w,
+                                                                          const torch::Tensor& b) {
+      return narrow_mix(narrow_mix(y, x, w, b, m1, m2, p), x, w, b, m3, m4, p);
+    });
+    EXPECT_LT(max_relative(dev.out, cpu.out), 1e-5);
+    EXPECT_LT(max_relative(dev.grad_y, cpu.grad_y), 1e-5);
+    EXPECT_LT(max_relative(dev.grad_x, cpu.grad_x), 1e-5);  // both ops' dL/dx and the residual's
+    EXPECT_LT(max_relative(dev.grad_w, cpu.grad_w), 1e-4);
+    EXPECT_LT(max_relative(dev.grad_b, cpu.grad_b), 1e-4);
+    outs.push_back(dev.out);
   }
   EXPECT_GT(outs[1].ne(outs[0]).to(torch::kDouble).mean().item<double>(), 0.1) << "new masks on each replay";
-  EXPECT_GT(grad_ys[1].ne(grad_ys[0]).to(torch::kDouble).mean().item<double>(), 0.1);
 }
 #endif
 

@@ -15,7 +15,7 @@ namespace ew = compressm::kernels::elementwise;
 
 constexpr int kForwardThreads = 256;
 // Backward: a tile of kBackwardThreads rows at a time, its g and [dv | da]
-// in shared memory for the weight gradient's sums (H = 16: 25.6 KB).
+// in shared memory for the weight gradient's sums (H = 16: 27.8 KB).
 constexpr int kBackwardThreads = 128;
 // Thread blocks of the backward pass (its parts of the weight gradient): a
 // function of the row count alone, so that the sums are added in the same
@@ -44,10 +44,10 @@ class MaskReader {
     if (!draw_) return;
     if (d.philox.seed_ptr != nullptr) {  // captured in a CUDA graph: this replay's values
       seed_ = static_cast<uint64_t>(*d.philox.seed_ptr);
-      stream_ = static_cast<uint64_t>(*d.philox.offset_ptr) + d.philox.offset_intragraph;
+      offset_ = static_cast<uint64_t>(*d.philox.offset_ptr) + d.philox.offset_intragraph;
     } else {
       seed_ = d.philox.seed;
-      stream_ = d.philox.offset;
+      offset_ = d.philox.offset;
     }
   }
 
@@ -56,16 +56,19 @@ class MaskReader {
     if (!draw_) return 1.f;
     const uint64_t e = first_ + static_cast<uint64_t>(i), group = e >> 2;
     if (group != group_) {
-      words_ = philox::keep_words(seed_, group, stream_);
+      words_ = philox::generator_words(seed_, offset_, group);
       group_ = group;
     }
+    // (a runtime index: the four words sit in local memory, L1. Selecting
+    // the word with conditionals instead took the forward kernel from 112 to
+    // 231 registers at H = 8 and spilled at H = 16, sm_90.)
     return words_.w[e & 3] < threshold_ ? scale_ : 0.f;
   }
 
  private:
   const uint8_t* keep_;
   bool draw_;
-  uint64_t threshold_, first_, seed_ = 0, stream_ = 0, group_ = ~uint64_t{0};
+  uint64_t threshold_, first_, seed_ = 0, offset_ = 0, group_ = ~uint64_t{0};
   float scale_;
   philox::Words words_{};
 };
@@ -117,7 +120,8 @@ __global__ void __launch_bounds__(kBackwardThreads)
                                const float* __restrict__ bias, const NarrowMixDropout d,
                                const float* __restrict__ grad_out, float* __restrict__ grad_y,
                                float* __restrict__ parts, long long rows) {
-  constexpr int kG = H + 1, kD = 2 * H + 1;  // padded row strides (no bank conflicts on the row stores)
+  // Odd row strides: the threads' row stores fall in distinct banks.
+  constexpr int kG = H % 2 == 0 ? H + 1 : H, kD = 2 * H + 1;
   constexpr int kPerThread = (kParams<H> + kBackwardThreads - 1) / kBackwardThreads;
   __shared__ float w[kParams<H>];
   __shared__ float gs[kBackwardThreads * kG];  // the tile's g

@@ -16,11 +16,15 @@
 //
 // Dropout: keep masks (uint8, 1 = kept) as on the CPU, or drawn inside the
 // kernels (no mask tensor, no draw kernel): element i of the GELU's mask is
-// philox::keeps(seed, i, threshold, stream) and element i of the GLU's is
-// element rows H + i of the same stream (kernels/philox.h), where (seed,
-// stream) is LibTorch's CUDA generator state, read on the device when a
-// CUDA graph captured it (the fields of at::PhiloxCudaState), so that each
-// replay draws new masks. The backward pass draws the same bits again.
+// philox::generator_keeps(seed, offset, i, threshold) and element i of the
+// GLU's is element rows H + i of the same draw (kernels/philox.h), where
+// (seed, offset) is LibTorch's CUDA generator state, read on the device when
+// a CUDA graph captured it (the fields of at::PhiloxCudaState), so that
+// each replay draws new masks. The backward pass draws the same bits again,
+// from the state the forward pass took: forward and backward must run in
+// one graph (as the graphed training step captures them) or both eagerly;
+// a backward captured in a graph of its own would read the offset of
+// whatever replay ran last.
 #pragma once
 
 #include <cstdint>
