@@ -303,8 +303,12 @@ if [[ $QUICK != 1 && -x $BUILD/bench/bench_train_step && -n $NCU ]]; then
     --launch-count 3000 "$BUILD/bench/bench_train_step" --device cuda --blocks 1 --hidden 8 --batch 50 \
     --length 784 --input 1 --classes 10 --state 256 --graph 1 --warmup 4 --steps 2 || true
   # One sCIFAR-shaped block (N = 384, H = 512, bf16): where the wide step's
-  # time and DRAM bytes go (GEMMs, scan, fused ops, BatchNorm).
-  step ncu_scifar_1block "$NCU_TIMEOUT" "$NCU" --metrics gpu__time_duration.sum,dram__bytes.sum \
+  # time and DRAM bytes go (GEMMs, scan, fused ops, BatchNorm), and for each
+  # kernel whether the SMs or memory bound it (percent of peak) and its
+  # achieved occupancy. scripts/ncu_table.py tabulates the log.
+  step ncu_scifar_1block "$NCU_TIMEOUT" "$NCU" --metrics \
+    gpu__time_duration.sum,dram__bytes.sum,sm__throughput.avg.pct_of_peak_sustained_elapsed,\
+gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed,sm__warps_active.avg.pct_of_peak_sustained_active \
     --print-summary per-kernel --launch-count 3000 "$BUILD/bench/bench_train_step" --device cuda --blocks 1 \
     --hidden 512 --batch 50 --length 1024 --input 3 --classes 10 --state 384 --precision bf16 --graph 1 \
     --warmup 4 --steps 2 || true
