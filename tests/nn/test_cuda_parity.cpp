@@ -530,8 +530,9 @@ LruModel seeded_model(const LruModelOptions& o, uint64_t seed, torch::Device dev
 // gradient within grad_tolerance (max_relative).
 void expect_model_matches_the_cpu(const LruModelOptions& o, uint64_t seed, double loss_tolerance,
                                   double grad_tolerance) {
-  // The CPU twin runs LibTorch's composition (kAuto there would run the
-  // CPU-only narrow_mix for H <= 16).
+  // The CPU twin runs LibTorch's composition, the reference (the device's
+  // kAuto runs narrow_mix's kernels for H <= 16: this checks them inside
+  // the model; CudaNarrowMix.* against the CPU op).
   LruModelOptions composed = o;
   composed.block_ops = BlockOps::kComposed;
   LruModel cpu = seeded_model(composed, seed, torch::kCPU), gpu = seeded_model(o, seed, kCuda);
