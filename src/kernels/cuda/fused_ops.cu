@@ -52,16 +52,19 @@ unsigned int batched_grid_for(long long n) {
 template <class Fetch, class Apply>
 __device__ __forceinline__ void batched_grid_stride(long long n, const Fetch& fetch, const Apply& apply) {
   const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
-  long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
   using Inputs = decltype(fetch(0LL));
-  for (; i + (kStrideBatch - 1) * stride < n; i += kStrideBatch * stride) {
-    Inputs in[kStrideBatch];
+  // Rounds of kStrideBatch elements, the last one's elements past n left
+  // out (predicated: a thread with fewer elements still fetches them together).
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
+       i += kStrideBatch * stride) {
+    Inputs in[kStrideBatch] = {};
 #pragma unroll
-    for (int k = 0; k < kStrideBatch; ++k) in[k] = fetch(i + k * stride);
+    for (int k = 0; k < kStrideBatch; ++k)
+      if (i + k * stride < n) in[k] = fetch(i + k * stride);
 #pragma unroll
-    for (int k = 0; k < kStrideBatch; ++k) apply(in[k], i + k * stride);
+    for (int k = 0; k < kStrideBatch; ++k)
+      if (i + k * stride < n) apply(in[k], i + k * stride);
   }
-  for (; i < n; i += stride) apply(fetch(i), i);
 }
 
 template <class Z>
