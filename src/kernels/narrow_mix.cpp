@@ -9,9 +9,6 @@
 #include <unsupported/Eigen/SpecialFunctions>
 
 #include <algorithm>
-#include <stdexcept>
-#include <string>
-#include <type_traits>
 #include <vector>
 
 namespace compressm::kernels::narrow_mix {
@@ -199,28 +196,17 @@ void backward_rows(const T* y, const Weights<T>& w, const Dropout& d, const T* g
   for (int j = 0; j < 2 * H; ++j) grad_bias[j] = total.bias(j);
 }
 
-// Calls f(std::integral_constant<int, h>{}) for 1 <= h <= kMaxHidden.
-template <int H = 1, class F>
-void with_hidden(int64_t h, const F& f) {
-  if constexpr (H <= kMaxHidden) {
-    if (h == H) return f(std::integral_constant<int, H>{});
-    return with_hidden<H + 1>(h, f);
-  }
-  throw std::invalid_argument("narrow_mix: H must be in [1, " + std::to_string(kMaxHidden) + "], got " +
-                              std::to_string(h));
-}
-
 }  // namespace
 
 template <class T>
 void forward(const T* y, const T* x, Weights<T> w, Dropout d, T* out, int64_t rows, int64_t hidden) {
-  with_hidden(hidden, [&](auto h) { forward_rows<decltype(h)::value>(y, x, w, d, out, rows); });
+  with_hidden(hidden, "narrow_mix", [&](auto h) { forward_rows<decltype(h)::value>(y, x, w, d, out, rows); });
 }
 
 template <class T>
 void backward(const T* y, Weights<T> w, Dropout d, const T* grad_out, T* grad_y, T* grad_weight, T* grad_bias,
               int64_t rows, int64_t hidden) {
-  with_hidden(hidden, [&](auto h) {
+  with_hidden(hidden, "narrow_mix", [&](auto h) {
     backward_rows<decltype(h)::value>(y, w, d, grad_out, grad_y, grad_weight, grad_bias, rows);
   });
 }

@@ -18,10 +18,26 @@
 #pragma once
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
 
 namespace compressm::kernels::narrow_mix {
 
 constexpr int64_t kMaxHidden = 16;
+
+// Calls f(std::integral_constant<int, h>{}) for 1 <= h <= kMaxHidden (every
+// width instantiated: the CPU loops' fixed-width products, the CUDA
+// kernels' registers); std::invalid_argument naming `what` otherwise.
+template <int H = 1, class F>
+void with_hidden(int64_t h, const char* what, const F& f) {
+  if constexpr (H <= kMaxHidden) {
+    if (h == H) return f(std::integral_constant<int, H>{});
+    return with_hidden<H + 1>(h, what, f);
+  }
+  throw std::invalid_argument(std::string(what) + ": H must be in [1, " + std::to_string(kMaxHidden) + "], got " +
+                              std::to_string(h));
+}
 
 template <class T>
 struct Weights {

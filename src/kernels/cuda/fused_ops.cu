@@ -148,7 +148,8 @@ __global__ void __launch_bounds__(kThreads)
 
 // Kernels that sum a {rows, hidden} product down its columns in parts
 // (ew::lru_skip_parts) take a grid of {parts, column blocks}: blockIdx.x = part
-// of rows, blockIdx.y * blockDim.x + threadIdx.x = column h. Each thread walks
+// of rows, blockIdx.y * blockDim.x + threadIdx.x = column h (part_column();
+// the kernel returns for h >= hidden). Each thread walks
 // its column down the part's rows (coalesced across h), kRowBatch rows at a
 // time: fetch(i) loads one element's inputs for each of the batch's rows
 // first, then apply(inputs, i, acc) runs on them in row order, acc the K
@@ -163,11 +164,14 @@ __global__ void __launch_bounds__(kThreads)
 // Stored on are the thread's own (Welford's count).
 constexpr int kRowBatch = 8;
 
+__device__ __forceinline__ long long part_column() {
+  return static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x;
+}
+
 template <int K, int Stored = K, class Fetch, class Apply>
-__device__ __forceinline__ void accumulate_column_part(long long rows, long long hidden, float* __restrict__ sums,
-                                                       const Fetch& fetch, const Apply& apply) {
-  const long long h = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x;
-  if (h >= hidden) return;
+__device__ __forceinline__ void accumulate_column_part(long long h, long long rows, long long hidden,
+                                                       float* __restrict__ sums, const Fetch& fetch,
+                                                       const Apply& apply) {
   const long long first = blockIdx.x * ew::lru_skip_part_rows(rows);
   const long long last = first + ew::lru_skip_part_size(rows, blockIdx.x);
   using Inputs = decltype(fetch(0LL));
@@ -209,11 +213,11 @@ __global__ void __launch_bounds__(kThreads)
   struct Inputs {
     float g, u, gemm;
   };
-  const long long h = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x;
+  const long long h = part_column();
   if (h >= hidden) return;
   const float d = D[h];
   accumulate_column_part<1>(
-      rows, hidden, sums, [&](long long i) { return Inputs{grad_y[i], u[i], load(grad_u_gemm, i)}; },
+      h, rows, hidden, sums, [&](long long i) { return Inputs{grad_y[i], u[i], load(grad_u_gemm, i)}; },
       [&](const Inputs& in, long long i, float* sum) {
         sum[0] = sum[0] + in.g * in.u;
         grad_u[i] = ew::lru_skip(in.gemm, d, in.g);
@@ -249,12 +253,12 @@ __global__ void __launch_bounds__(kThreads)
   struct Inputs {
     float cx, grad_g, x, grad_out, factor;
   };
-  const long long h = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x;
+  const long long h = part_column();
   if (h >= hidden) return;
   const float d = D[h];
   const ColumnInput column(u, h);
   accumulate_column_part<K>(
-      rows, hidden, sums,
+      h, rows, hidden, sums,
       [&](long long i) {
         return Inputs{load(cx, i), load(grad_g, i), u.x[i], grad_out ? grad_out[i] : 0.f,
                       ew::dropout_factor(keep, i, scale)};
@@ -282,8 +286,10 @@ constexpr int kColumnThreads = 64;
 __global__ void __launch_bounds__(kThreads)
     column_moments_kernel(const float* __restrict__ x, float* __restrict__ parts, long long rows, long long hidden) {
   // acc = (mean, M2) of the part, stored, and the count
+  const long long h = part_column();
+  if (h >= hidden) return;
   accumulate_column_part<3, 2>(
-      rows, hidden, parts, [&](long long i) { return x[i]; },
+      h, rows, hidden, parts, [&](long long i) { return x[i]; },
       [&](float xi, long long, float* acc) { ew::welford_add(xi, acc[2], acc[0], acc[1]); });
 }
 
@@ -338,11 +344,11 @@ __global__ void __launch_bounds__(kThreads)
   struct Inputs {
     float g, x;
   };
-  const long long h = static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x;
+  const long long h = part_column();
   if (h >= hidden) return;
   const ColumnInput column(u, h);
   accumulate_column_part<2>(
-      rows, hidden, sums, [&](long long i) { return Inputs{load(grad_u_gemm, i), u.x[i]}; },
+      h, rows, hidden, sums, [&](long long i) { return Inputs{load(grad_u_gemm, i), u.x[i]}; },
       [&](const Inputs& in, long long, float* acc) {
         acc[0] = acc[0] + in.g;
         acc[1] = acc[1] + in.g * column.at(in.x);

@@ -1,11 +1,10 @@
 // narrow_mix_cuda.h: one thread per row of H <= 16 values, every H a
 // compile-time constant (the row's values stay in registers).
-#include <type_traits>
-
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/fused_ops_cuda.h"
 #include "kernels/cuda/narrow_mix_cuda.h"
 #include "kernels/fused_ops.h"
+#include "kernels/narrow_mix.h"
 #include "kernels/philox.h"
 
 namespace compressm::kernels::cuda {
@@ -191,16 +190,6 @@ long long backward_parts(int64_t rows) {
   return per_part == 0 ? 0 : (tiles + per_part - 1) / per_part;
 }
 
-// Calls f(std::integral_constant<int, h>{}) for 1 <= h <= kNarrowMixMaxHidden.
-template <int H = 1, class F>
-void with_hidden(int64_t h, const char* what, const F& f) {
-  if constexpr (H <= kNarrowMixMaxHidden) {
-    if (h == H) return f(std::integral_constant<int, H>{});
-    return with_hidden<H + 1>(h, what, f);
-  }
-  throw std::invalid_argument(std::string(what) + ": H must be in [1, 16], got " + std::to_string(h));
-}
-
 void check_dropout(const NarrowMixDropout& d, const char* what) {
   if (d.draw && (d.keep_gelu != nullptr || d.keep_glu != nullptr))
     throw std::invalid_argument(std::string(what) + ": masks given and drawn");
@@ -213,7 +202,7 @@ void check_dropout(const NarrowMixDropout& d, const char* what) {
 void narrow_mix_forward(const float* y, const float* x, const float* weight, const float* bias,
                         const NarrowMixDropout& dropout, float* out, int64_t rows, int64_t hidden, Stream stream) {
   check_dropout(dropout, "narrow_mix_forward (CUDA)");
-  with_hidden(hidden, "narrow_mix_forward (CUDA)", [&](auto h) {
+  narrow_mix::with_hidden(hidden, "narrow_mix_forward (CUDA)", [&](auto h) {
     constexpr int H = decltype(h)::value;
     if (rows <= 0) return;
     const unsigned int blocks = detail::blocks_for(rows, kForwardThreads);
@@ -229,7 +218,7 @@ void narrow_mix_backward(const float* y, const float* weight, const float* bias,
                          const float* grad_out, float* grad_y, float* grad_params, float* workspace, int64_t rows,
                          int64_t hidden, Stream stream) {
   check_dropout(dropout, "narrow_mix_backward (CUDA)");
-  with_hidden(hidden, "narrow_mix_backward (CUDA)", [&](auto h) {
+  narrow_mix::with_hidden(hidden, "narrow_mix_backward (CUDA)", [&](auto h) {
     constexpr int H = decltype(h)::value;
     if (rows <= 0) throw std::invalid_argument("narrow_mix_backward (CUDA): no rows");
     const long long parts = backward_parts(rows);

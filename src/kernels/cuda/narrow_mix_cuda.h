@@ -33,8 +33,6 @@
 
 namespace compressm::kernels::cuda {
 
-constexpr int64_t kNarrowMixMaxHidden = 16;
-
 // LibTorch's CUDA generator state for one launch (at::PhiloxCudaState):
 // the values, or (captured in a CUDA graph) device pointers to the seed and
 // the offset, to which offset_intragraph is added.
