@@ -308,6 +308,17 @@ TEST(CudaNarrowMix, MatchesTheCpuOpWithTheSameMasks) {
   }
 }
 
+// Bits of a mask drawn at generator state (seed, offset): elements
+// first, first + 1, ... of the draw, as many as `like` has, shaped as it.
+torch::Tensor drawn_mask(uint64_t seed, uint64_t offset, int64_t first, const torch::Tensor& like, double p) {
+  const uint64_t threshold = kernels::philox::keep_threshold(1.0 - p);
+  torch::Tensor bits = torch::empty({like.numel()}, torch::kByte);
+  uint8_t* b = bits.data_ptr<uint8_t>();
+  for (int64_t i = 0; i < like.numel(); ++i)
+    b[i] = kernels::philox::generator_keeps(seed, offset, first + i, threshold) ? 1 : 0;
+  return bits.view(like.sizes());
+}
+
 // Masks drawn in the kernels: the bits philox::generator_keeps gives for the
 // generator state the op took (GELU's elements 0 .. n - 1, GLU's n .. 2n - 1
 // of its stream), the CPU op given those bits matches; the next call draws
@@ -322,12 +333,8 @@ TEST(CudaNarrowMix, DrawsItsMasksFromTheCudaGeneratorState) {
   // The state the next draw takes: the generator advances by 4 per draw.
   const kernels::cuda::PhiloxSeed state = cuda_ops::narrow_mix_philox(kCuda);
   ASSERT_EQ(state.seed_ptr, nullptr) << "not capturing: values";
-  const uint64_t threshold = kernels::philox::keep_threshold(1.0 - p);
-  torch::Tensor bits = torch::empty({2 * n}, torch::kByte);
-  for (int64_t i = 0; i < 2 * n; ++i)
-    bits[i] = kernels::philox::generator_keeps(state.seed, state.offset + 4, i, threshold) ? 1 : 0;
-  const torch::Tensor keep_gelu = bits.narrow(0, 0, n).view(in[0].sizes());
-  const torch::Tensor keep_glu = bits.narrow(0, n, n).view(in[0].sizes());
+  const torch::Tensor keep_gelu = drawn_mask(state.seed, state.offset + 4, 0, in[0], p);
+  const torch::Tensor keep_glu = drawn_mask(state.seed, state.offset + 4, n, in[0], p);
   const auto drawing = [&](auto... t) { return narrow_mix_dropout(t..., p); };
   const NarrowMixRun drawn = narrow_mix_run(in, upstream, kCuda, drawing);
   const NarrowMixRun cpu = narrow_mix_run(in, upstream, torch::kCPU, [&](auto... t) {
@@ -341,17 +348,6 @@ TEST(CudaNarrowMix, DrawsItsMasksFromTheCudaGeneratorState) {
 }
 
 #if defined(COMPRESSM_WITH_CUDA)
-// Bits of a mask drawn at generator state (seed, offset): elements
-// [first, first + count) of the draw, shaped as `like`.
-torch::Tensor drawn_mask(uint64_t seed, uint64_t offset, int64_t first, const torch::Tensor& like, double p) {
-  const uint64_t threshold = kernels::philox::keep_threshold(1.0 - p);
-  torch::Tensor bits = torch::empty({like.numel()}, torch::kByte);
-  uint8_t* b = bits.data_ptr<uint8_t>();
-  for (int64_t i = 0; i < like.numel(); ++i)
-    b[i] = kernels::philox::generator_keeps(seed, offset, first + i, threshold) ? 1 : 0;
-  return bits.view(like.sizes());
-}
-
 // Captured in a CUDA graph (as the graphed training step is), the op reads
 // the generator's state on the device. Two ops in one graph (the second
 // draws at intra-graph offset 4), forward and backward, replayed twice:
