@@ -8,7 +8,8 @@
 namespace compressm::training {
 namespace {
 
-// NaN (no value) is written as null and read back as NaN.
+// NaN or an infinity (no finite value: an overflowed error) is written as null
+// and read back as NaN.
 nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); }
 double read_number_or_null(const nlohmann::json& j) {
   return j.is_null() ? std::numeric_limits<double>::quiet_NaN() : j.get<double>();
