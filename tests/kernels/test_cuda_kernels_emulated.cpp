@@ -659,7 +659,12 @@ std::vector<uint16_t> random_bf16_bits(size_t n, uint32_t seed) { return bits_of
 TEST(EmulatedCudaDiagonalScanBf16, ForwardAndBackwardMatchTheCpuKernels) {
   // B x N = 300 threads: five blocks of 64, the last partly idle; L = 37: two
   // chunks of 16 and a partial one; L = 16 one chunk; L = 3 only a partial one.
-  for (const ScanShape shape : {ScanShape{3, 37, 100}, ScanShape{2, 16, 7}, ScanShape{1, 3, 70}}) {
+  // The kernels load 64 steps (forward) and 32 steps (backward) at a time in
+  // two alternating buffers: L = 64 is one forward group, 128 two; 97 two
+  // forward groups (the second partial) and four backward ones (one step in
+  // the last); 200 four forward groups and seven backward ones.
+  for (const ScanShape shape : {ScanShape{3, 37, 100}, ScanShape{2, 16, 7}, ScanShape{1, 3, 70}, ScanShape{1, 64, 5},
+                                ScanShape{1, 128, 40}, ScanShape{1, 97, 65}, ScanShape{2, 200, 33}}) {
     SCOPED_TRACE("B=" + std::to_string(shape.batch) + " L=" + std::to_string(shape.length) +
                  " N=" + std::to_string(shape.state));
     const int64_t n = 2 * shape.batch * shape.length * shape.state;

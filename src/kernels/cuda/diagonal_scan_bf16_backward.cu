@@ -12,27 +12,83 @@ namespace {
 
 constexpr int kThreads = 64;  // see the forward kernel
 constexpr int kChunk = static_cast<int>(kBf16ScanChunk);
+// Chunks loaded per round trip to memory (u, grad_x and their checkpoints),
+// for the forward kernel's reason: one chunk ahead (32 loads per thread)
+// this kernel moved 2.1 TB/s (run 6, ncu). Two groups in registers (the one
+// running and the one loading) plus a chunk's float32 states: ~170
+// registers at two chunks per group.
+constexpr int kGroupChunks = 2;
+constexpr int kGroup = kGroupChunks * kChunk;
 
-__device__ __forceinline__ int chunk_steps(long long length, long long c) {
-  const long long left = length - c * kChunk;
-  return left < kChunk ? static_cast<int>(left) : kChunk;
+// Steps in group g (kGroup but for the last).
+__device__ __forceinline__ int group_steps(long long length, long long g) {
+  const long long left = length - g * kGroup;
+  return left < kGroup ? static_cast<int>(left) : kGroup;
 }
 
-// Chunk c's u and grad_x (p + c * kChunk * state), m steps.
-__device__ __forceinline__ void load_chunk(const __nv_bfloat162* __restrict__ u,
-                                           const __nv_bfloat162* __restrict__ grad_x, long long offset,
-                                           long long state, int m, __nv_bfloat162 (&u_out)[kChunk],
-                                           __nv_bfloat162 (&g_out)[kChunk]) {
+struct Group {
+  __nv_bfloat162 u[kGroup], g[kGroup];
+  float2 entering[kGroupChunks];  // the float32 state entering each chunk
+};
+
+// Group g's m steps of u and grad_x (offset: its first step's) and the
+// checkpoints of its chunks (cp: its first chunk's). A whole group is one
+// run of loads with no branch between them.
+__device__ __forceinline__ void load_group(const __nv_bfloat162* __restrict__ u,
+                                           const __nv_bfloat162* __restrict__ grad_x, const float2* __restrict__ cp,
+                                           long long offset, long long state, int m, Group& out) {
+  if (m == kGroup) {
 #pragma unroll
-  for (int k = 0; k < kChunk; ++k)
-    if (k < m) {
-      u_out[k] = u[offset + k * state];
-      g_out[k] = grad_x[offset + k * state];
+    for (int k = 0; k < kGroup; ++k) {
+      out.u[k] = u[offset + k * state];
+      out.g[k] = grad_x[offset + k * state];
     }
+#pragma unroll
+    for (int c = 0; c < kGroupChunks; ++c) out.entering[c] = cp[c * state];
+    return;
+  }
+#pragma unroll
+  for (int k = 0; k < kGroup; ++k)
+    if (k < m) {
+      out.u[k] = u[offset + k * state];
+      out.g[k] = grad_x[offset + k * state];
+    }
+#pragma unroll
+  for (int c = 0; c < kGroupChunks; ++c)
+    if (c * kChunk < m) out.entering[c] = cp[c * state];
 }
 
-// Chunks backwards; the previous chunk's loads (u, grad_x, its checkpoint)
-// are issued before this chunk's arithmetic, as in the forward kernel.
+// The adjoint back through a group's m steps, chunk by chunk from its last:
+// the chunk's states recomputed from its checkpoint, then g_k = grad_x_k +
+// conj(lambda) g_{k+1} written rounded to gup[k * state] (gup: the group's
+// first step), and conj(state before step k) g_k added to sum (dL/dlambda).
+__device__ __forceinline__ void run_group(const Group& in, int m, float2 l, float2& g, float2& sum,
+                                          __nv_bfloat162* __restrict__ gup, long long state) {
+#pragma unroll
+  for (int c = kGroupChunks - 1; c >= 0; --c) {
+    if (c * kChunk >= m) continue;
+    const int steps = m - c * kChunk < kChunk ? m - c * kChunk : kChunk;
+    const float2 entering = in.entering[c];
+    float2 states[kChunk];
+    float2 s = entering;
+#pragma unroll
+    for (int k = 0; k < kChunk; ++k)
+      if (k < steps) {
+        s = detail::complex_add(detail::complex_mul(l, s), __bfloat1622float2(in.u[c * kChunk + k]));
+        states[k] = s;
+      }
+#pragma unroll
+    for (int k = kChunk - 1; k >= 0; --k)
+      if (k < steps) {
+        g = detail::complex_add(__bfloat1622float2(in.g[c * kChunk + k]), detail::conj_mul(l, g));
+        gup[(c * kChunk + k) * state] = __float22bfloat162_rn(g);
+        sum = detail::complex_add(sum, detail::conj_mul(k > 0 ? states[k - 1] : entering, g));
+      }
+  }
+}
+
+// Groups backwards in two register buffers in turn: the previous group's
+// loads are issued before this group's arithmetic, as in the forward kernel.
 __global__ void __launch_bounds__(kThreads)
     scan_bf16_backward_kernel(const float2* __restrict__ lambda, const __nv_bfloat162* __restrict__ u,
                               const float2* __restrict__ checkpoints, const __nv_bfloat162* __restrict__ grad_x,
@@ -42,45 +98,27 @@ __global__ void __launch_bounds__(kThreads)
   if (index >= batch * state) return;
   const long long b = index / state, n = index % state;
   const long long chunks = (length + kChunk - 1) / kChunk;
+  const long long groups = (length + kGroup - 1) / kGroup;
   const float2 l = lambda[n];
   const long long base = b * length * state + n;
   const __nv_bfloat162* up = u + base;
   const __nv_bfloat162* gxp = grad_x + base;
   __nv_bfloat162* gup = grad_u + base;
   const float2* cp = checkpoints + b * chunks * state + n;
-  __nv_bfloat162 u_next[kChunk], g_next[kChunk];
-  load_chunk(up, gxp, (chunks - 1) * kChunk * state, state, chunk_steps(length, chunks - 1), u_next, g_next);
-  float2 entering_next = cp[(chunks - 1) * state];
+  const long long stride = kGroup * state, cp_stride = kGroupChunks * state;
+  const auto load = [&](long long group, Group& out) {
+    load_group(up, gxp, cp + group * cp_stride, group * stride, state, group_steps(length, group), out);
+  };
+  Group even, odd;  // by the parity of the count from the last group
+  load(groups - 1, even);
   float2 g = make_float2(0.f, 0.f), sum = make_float2(0.f, 0.f);
-  for (long long c = chunks - 1; c >= 0; --c) {
-    const long long t0 = c * kChunk;
-    const int m = chunk_steps(length, c);
-    const float2 entering = entering_next;
-    float2 states[kChunk], gv[kChunk];
-#pragma unroll
-    for (int k = 0; k < kChunk; ++k)
-      if (k < m) {
-        states[k] = __bfloat1622float2(u_next[k]);
-        gv[k] = __bfloat1622float2(g_next[k]);
-      }
-    if (c > 0) {
-      load_chunk(up, gxp, (c - 1) * kChunk * state, state, kChunk, u_next, g_next);  // only the last is partial
-      entering_next = cp[(c - 1) * state];
-    }
-    float2 s = entering;
-#pragma unroll
-    for (int k = 0; k < kChunk; ++k)
-      if (k < m) {
-        s = detail::complex_add(detail::complex_mul(l, s), states[k]);
-        states[k] = s;
-      }
-#pragma unroll
-    for (int k = kChunk - 1; k >= 0; --k)
-      if (k < m) {
-        g = detail::complex_add(gv[k], detail::conj_mul(l, g));
-        gup[(t0 + k) * state] = __float22bfloat162_rn(g);
-        sum = detail::complex_add(sum, detail::conj_mul(k > 0 ? states[k - 1] : entering, g));
-      }
+  for (long long group = groups - 1; group >= 0; group -= 2) {
+    const bool has_odd = group > 0;
+    if (has_odd) load(group - 1, odd);
+    run_group(even, group_steps(length, group), l, g, sum, gup + group * stride, state);
+    if (!has_odd) break;
+    if (group > 1) load(group - 2, even);
+    run_group(odd, kGroup, l, g, sum, gup + (group - 1) * stride, state);
   }
   grad_lambda_rows[b * state + n] = sum;
 }
