@@ -185,7 +185,7 @@ done
 # baseline of the same invocation; the AdamW kernel is in both graphed runs).
 run_bench smnist_n256_graph_composed "${smnist[@]}" --state 256 --graph 1 --block-ops composed
 # The narrow block's mix stage as the separate fused ops (GELU, GEMM, GLU;
-# LibTorch's Bernoulli masks) instead of narrow_mix, which auto runs.
+# the mask kernel's masks) instead of narrow_mix, which auto runs.
 run_bench smnist_n256_graph_fused "${smnist[@]}" --state 256 --graph 1 --block-ops fused
 # Without dropout, as the figures of docs/gpu.md before 2026-11-27 ran
 # (bench_train_step's default is now the configs' 0.1).

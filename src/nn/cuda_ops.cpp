@@ -12,6 +12,7 @@
 #include <mutex>
 #include <vector>
 
+#include "kernels/cuda/dropout_cuda.h"
 #include "kernels/cuda/fused_ops_cuda.h"
 #include "kernels/cuda/lru_cuda.h"
 #include "kernels/cuda/narrow_mix_cuda.h"
@@ -335,7 +336,7 @@ void column_sums(const torch::Tensor& a, const torch::Tensor& out) {
                              cols, stream_of(a));
 }
 
-kernels::cuda::PhiloxSeed narrow_mix_philox(const torch::Device& device) {
+kernels::cuda::PhiloxSeed generator_philox(const torch::Device& device) {
   at::Generator generator = at::cuda::detail::getDefaultCUDAGenerator(device.index());  // mutex() is not const
   at::PhiloxCudaState state;
   {
@@ -352,6 +353,15 @@ kernels::cuda::PhiloxSeed narrow_mix_philox(const torch::Device& device) {
     seed.offset = state.offset_.val;
   }
   return seed;
+}
+
+void draw_keep_mask(const torch::Tensor& keep, double p) {
+  TORCH_CHECK(keep.is_cuda() && keep.scalar_type() == torch::kByte && keep.is_contiguous(),
+              "draw_keep_mask: keep must be a contiguous uint8 CUDA tensor");
+  TORCH_CHECK(p >= 0.0 && p < 1.0, "draw_keep_mask: rate must be in [0, 1), got ", p);
+  const c10::cuda::CUDAGuard device_guard(keep.device());
+  kernels::cuda::draw_keep_mask(keep.data_ptr<uint8_t>(), keep.numel(), generator_philox(keep.device()),
+                                kernels::philox::keep_threshold(1.0 - p), stream_of(keep));
 }
 
 namespace {

@@ -135,7 +135,10 @@ struct NarrowMixMasks {
 // The state of `device`'s default CUDA generator for one launch's draws
 // (taken under its lock; the generator's offset advances by 4): values, or
 // device pointers while a CUDA graph is being captured.
-kernels::cuda::PhiloxSeed narrow_mix_philox(const torch::Device& device);
+kernels::cuda::PhiloxSeed generator_philox(const torch::Device& device);
+// Fills keep (uint8, contiguous, on a CUDA device) with a Bernoulli(1 - p)
+// keep mask (kernels::cuda::draw_keep_mask) under generator_philox's state.
+void draw_keep_mask(const torch::Tensor& keep, double p);
 void narrow_mix_forward(const torch::Tensor& y, const torch::Tensor& x, const torch::Tensor& weight,
                         const torch::Tensor& bias, const NarrowMixMasks& masks, const torch::Tensor& out);
 void narrow_mix_backward(const torch::Tensor& y, const torch::Tensor& weight, const torch::Tensor& bias,

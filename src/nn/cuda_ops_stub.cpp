@@ -94,10 +94,11 @@ void lru_parameterize_backward(const std::vector<torch::Tensor>&, const std::vec
                                const std::vector<torch::Tensor>&) {
   no_cuda("lru_parameterize");
 }
-kernels::cuda::PhiloxSeed narrow_mix_philox(const torch::Device&) {
-  no_cuda("narrow_mix");
+kernels::cuda::PhiloxSeed generator_philox(const torch::Device&) {
+  no_cuda("the CUDA generator's state");
   return {};
 }
+void draw_keep_mask(const torch::Tensor&, double) { no_cuda("draw_keep_mask"); }
 void narrow_mix_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
                         const NarrowMixMasks&, const torch::Tensor&) {
   no_cuda("narrow_mix");

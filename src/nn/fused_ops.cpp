@@ -148,7 +148,7 @@ struct NarrowMix : public torch::autograd::Function<NarrowMix> {
     const int64_t hidden = x.size(-1), rows = x.numel() / hidden;
     if (y.is_cuda()) {
       cuda_ops::NarrowMixMasks masks{keep_gelu, keep_glu, draw, {}, p};
-      if (draw) masks.philox = cuda_ops::narrow_mix_philox(y.device());
+      if (draw) masks.philox = cuda_ops::generator_philox(y.device());
       if (rows > 0) cuda_ops::narrow_mix_forward(y, x, weight, bias, masks, out);
       save_philox(ctx, masks.philox);
     } else {
@@ -469,6 +469,10 @@ torch::Tensor dropout_keep_mask(c10::IntArrayRef sizes, double p, const torch::D
   TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout: rate must be in [0, 1), got ", p);
   if (p == 0.0) return torch::Tensor();
   torch::Tensor keep = torch::empty(sizes, torch::TensorOptions().dtype(torch::kByte).device(device));
+  if (device.is_cuda() && cuda_ops::compiled()) {
+    cuda_ops::draw_keep_mask(keep, p);
+    return keep;
+  }
   if (!device.is_cpu()) return keep.bernoulli_(1.0 - p);
   RECORD_USER_SCOPE("compressm::dropout_keep_mask");  // bench_op_count counts it as CUDA's bernoulli_ kernel
   uint64_t seed = 0;

@@ -23,6 +23,7 @@
 #include <tuple>
 #include <vector>
 
+#include "kernels/cuda/dropout_cuda.h"
 #include "kernels/cuda/fused_ops_cuda.h"
 #include "kernels/cuda/lru_cuda.h"
 #include "kernels/cuda/narrow_mix_cuda.h"
@@ -327,6 +328,65 @@ TEST(EmulatedCudaNarrowMix, RefusesAWidthAboveSixteenMasksGivenAndDrawnAndAHalfC
   EXPECT_THROW(cuda::narrow_mix_forward(v.data(), v.data(), v.data(), v.data(), half_captured, out.data(), 2, 8,
                                         kStream),
                std::invalid_argument);
+}
+
+// The keep-mask kernel writes philox::generator_keeps' bit for every
+// element, from the state given by value or (a captured CUDA graph) behind
+// pointers plus the intra-graph offset. Sizes: a partial group only (1, 3),
+// one whole group (4), whole groups and a partial one (1003), and past the
+// grid's 4096 x 256 threads of 4 elements, where threads take a second
+// group (4,194,309: the last two groups, the last partial).
+TEST(EmulatedCudaDropoutMask, WritesTheGeneratorsBitsForEveryElement) {
+  const uint64_t seed = 0x1234abcd5678ull, offset = 40;
+  const uint64_t threshold = philox::keep_threshold(0.8);
+  for (const int64_t n : {int64_t{1}, int64_t{3}, int64_t{4}, int64_t{1003}, int64_t{4194309}}) {
+    SCOPED_TRACE("n=" + std::to_string(n));
+    // 0xff (neither 0 nor 1) in every byte that must be written, and past the end.
+    std::vector<uint8_t> by_value(n + 4, 0xff), captured(n + 4, 0xff);
+    cuda::PhiloxSeed value;
+    value.seed = seed;
+    value.offset = offset;
+    cuda::draw_keep_mask(by_value.data(), n, value, threshold, kStream);
+    const int64_t seed_value = static_cast<int64_t>(seed), offset_value = static_cast<int64_t>(offset - 8);
+    cuda::PhiloxSeed in_graph;
+    in_graph.seed_ptr = &seed_value;
+    in_graph.offset_ptr = &offset_value;
+    in_graph.offset_intragraph = 8;
+    cuda::draw_keep_mask(captured.data(), n, in_graph, threshold, kStream);
+    int64_t wrong = 0, kept = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const uint8_t expected = philox::generator_keeps(seed, offset, static_cast<uint64_t>(i), threshold) ? 1 : 0;
+      wrong += (by_value[i] != expected) + (captured[i] != expected);
+      kept += expected;
+    }
+    EXPECT_EQ(wrong, 0);
+    for (int k = 0; k < 4; ++k) {
+      EXPECT_EQ(by_value[n + k], 0xff) << "a byte past the mask was written";
+    }
+    if (n > 1000) {  // within 5 standard deviations of 0.8
+      EXPECT_NEAR(static_cast<double>(kept) / static_cast<double>(n), 0.8, 5.0 * std::sqrt(0.8 * 0.2 / n));
+    }
+  }
+  // Another offset: other bits.
+  std::vector<uint8_t> a(1000), b(1000);
+  cuda::PhiloxSeed s;
+  s.seed = seed;
+  s.offset = offset;
+  cuda::draw_keep_mask(a.data(), 1000, s, threshold, kStream);
+  s.offset = offset + 4;
+  cuda::draw_keep_mask(b.data(), 1000, s, threshold, kStream);
+  EXPECT_GT(std::count_if(a.begin(), a.end(), [&, i = 0](uint8_t x) mutable { return x != b[i++]; }), 100);
+}
+
+TEST(EmulatedCudaDropoutMask, RefusesAMisalignedMaskAndAHalfCapturedState) {
+  std::vector<uint32_t> words(4);
+  uint8_t* bytes = reinterpret_cast<uint8_t*>(words.data());
+  EXPECT_THROW(cuda::draw_keep_mask(bytes + 1, 8, {}, 0, kStream), std::invalid_argument);
+  cuda::PhiloxSeed half;
+  const int64_t value = 1;
+  half.offset_ptr = &value;
+  EXPECT_THROW(cuda::draw_keep_mask(bytes, 8, half, 0, kStream), std::invalid_argument);
+  EXPECT_THROW(cuda::draw_keep_mask(bytes, -1, {}, 0, kStream), std::invalid_argument);
 }
 
 TEST(EmulatedCudaFusedOps, SumRowsAddsEachArraysRowsInOrder) {

@@ -331,7 +331,7 @@ TEST(CudaNarrowMix, DrawsItsMasksFromTheCudaGeneratorState) {
   const torch::Tensor upstream = torch::randn(in[1].sizes());
   const int64_t n = in[0].numel();
   // The state the next draw takes: the generator advances by 4 per draw.
-  const kernels::cuda::PhiloxSeed state = cuda_ops::narrow_mix_philox(kCuda);
+  const kernels::cuda::PhiloxSeed state = cuda_ops::generator_philox(kCuda);
   ASSERT_EQ(state.seed_ptr, nullptr) << "not capturing: values";
   const torch::Tensor keep_gelu = drawn_mask(state.seed, state.offset + 4, 0, in[0], p);
   const torch::Tensor keep_glu = drawn_mask(state.seed, state.offset + 4, n, in[0], p);
@@ -412,6 +412,62 @@ TEST(CudaNarrowMix, EachReplayOfACapturedGraphDrawsNewMasksAndItsBackwardTheSame
     outs.push_back(dev.out);
   }
   EXPECT_GT(outs[1].ne(outs[0]).to(torch::kDouble).mean().item<double>(), 0.1) << "new masks on each replay";
+}
+#endif
+
+// dropout_keep_mask on CUDA (kernels::cuda::draw_keep_mask): the bits
+// philox::generator_keeps gives for the generator state it took (the one
+// after the state read here), of an odd-sized mask; about 1 - p kept; the
+// next call draws another mask.
+TEST(CudaDropoutMask, DrawsTheGeneratorsBits) {
+  SKIP_WITHOUT_CUDA();
+  const double p = 0.1;
+  const torch::Tensor like = torch::empty({7, 33, 5});
+  const kernels::cuda::PhiloxSeed state = cuda_ops::generator_philox(kCuda);
+  ASSERT_EQ(state.seed_ptr, nullptr) << "not capturing: values";
+  const torch::Tensor keep = dropout_keep_mask(like.sizes(), p, kCuda);
+  ASSERT_EQ(keep.scalar_type(), torch::kByte);
+  ASSERT_EQ(keep.sizes(), like.sizes());
+  EXPECT_TRUE(torch::equal(keep.cpu(), drawn_mask(state.seed, state.offset + 4, 0, like, p)));
+  const torch::Tensor big = dropout_keep_mask({50, 1024, 64}, p, kCuda);
+  EXPECT_NEAR(big.to(torch::kDouble).mean().item<double>(), 1.0 - p, 0.002);
+  const torch::Tensor next = dropout_keep_mask({50, 1024, 64}, p, kCuda);
+  EXPECT_GT(next.ne(big).to(torch::kDouble).mean().item<double>(), 0.1) << "the next call: another mask";
+}
+
+#if defined(COMPRESSM_WITH_CUDA)
+// Captured in a CUDA graph, the mask kernel reads the generator's state on
+// the device: two masks in one graph, replayed twice, each replay's masks
+// the generator's bits at the offset just before it (and 4 more).
+TEST(CudaDropoutMask, EachReplayOfACapturedGraphDrawsNewMasks) {
+  SKIP_WITHOUT_CUDA();
+  const double p = 0.3;
+  const torch::Tensor like = torch::empty({3, 1001});
+  torch::Tensor first, second;
+  at::cuda::CUDAGraph graph;
+  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, 0);
+  c10::cuda::device_synchronize();
+  {
+    const c10::cuda::CUDAStreamGuard guard(side);
+    graph.capture_begin();
+    first = dropout_keep_mask(like.sizes(), p, kCuda);
+    second = dropout_keep_mask(like.sizes(), p, kCuda);
+    graph.capture_end();
+  }
+  at::Generator generator = at::cuda::detail::getDefaultCUDAGenerator(0);
+  const auto* state = at::check_generator<at::CUDAGeneratorImpl>(generator);
+  std::vector<torch::Tensor> firsts;
+  for (int replay = 0; replay < 2; ++replay) {
+    SCOPED_TRACE("replay " + std::to_string(replay));
+    c10::cuda::device_synchronize();
+    const uint64_t seed = state->current_seed(), offset = state->philox_offset_per_thread();
+    graph.replay();
+    c10::cuda::device_synchronize();
+    EXPECT_TRUE(torch::equal(first.cpu(), drawn_mask(seed, offset, 0, like, p)));
+    EXPECT_TRUE(torch::equal(second.cpu(), drawn_mask(seed, offset + 4, 0, like, p)));
+    firsts.push_back(first.cpu());
+  }
+  EXPECT_GT(firsts[1].ne(firsts[0]).to(torch::kDouble).mean().item<double>(), 0.1) << "new masks on each replay";
 }
 #endif
 

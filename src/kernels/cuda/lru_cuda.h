@@ -33,9 +33,10 @@ void diagonal_scan_backward(const float* lambda, const float* x, const float* gr
 // The diagonal scan with bfloat16 input and output and a float32 state, for
 // the wide layers in the bf16 precision mode (kernels/diagonal_scan_bf16.h,
 // the CPU reference, has the arrays' layouts): one thread per (b, n),
-// sequential in time, one chunk of kBf16ScanChunk steps per round trip to
-// memory. The backward recomputes each chunk's float32 states from the
-// checkpoints and u; grad_lambda_rows {B, N} complex, for the caller to sum.
+// sequential in time, groups of steps (64 forward, 32 backward) loaded
+// while the previous group runs. The backward recomputes each chunk's
+// float32 states from the checkpoints and u; grad_lambda_rows {B, N}
+// complex, for the caller to sum.
 void diagonal_scan_bf16_forward(const float* lambda, const uint16_t* u, uint16_t* x, float* checkpoints,
                                 ScanShape shape, Stream stream);
 void diagonal_scan_bf16_backward(const float* lambda, const uint16_t* u, const float* checkpoints,

@@ -3,6 +3,7 @@
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/fused_ops_cuda.h"
 #include "kernels/cuda/narrow_mix_cuda.h"
+#include "kernels/cuda/philox_state.cuh"
 #include "kernels/fused_ops.h"
 #include "kernels/narrow_mix.h"
 #include "kernels/philox.h"
@@ -40,14 +41,7 @@ class MaskReader {
  public:
   __device__ MaskReader(const NarrowMixDropout& d, const uint8_t* keep, uint64_t first)
       : keep_(keep), draw_(d.draw), threshold_(d.threshold), first_(first), scale_(d.scale) {
-    if (!draw_) return;
-    if (d.philox.seed_ptr != nullptr) {  // captured in a CUDA graph: this replay's values
-      seed_ = static_cast<uint64_t>(*d.philox.seed_ptr);
-      offset_ = static_cast<uint64_t>(*d.philox.offset_ptr) + d.philox.offset_intragraph;
-    } else {
-      seed_ = d.philox.seed;
-      offset_ = d.philox.offset;
-    }
+    if (draw_) detail::philox_values(d.philox, seed_, offset_);
   }
 
   __device__ float factor(long long i) {

@@ -18,8 +18,8 @@
 // kernels (no mask tensor, no draw kernel): element i of the GELU's mask is
 // philox::generator_keeps(seed, offset, i, threshold) and element i of the
 // GLU's is element rows H + i of the same draw (kernels/philox.h), where
-// (seed, offset) is LibTorch's CUDA generator state, read on the device when
-// a CUDA graph captured it (the fields of at::PhiloxCudaState), so that
+// (seed, offset) is LibTorch's CUDA generator state (PhiloxSeed,
+// dropout_cuda.h), read on the device when a CUDA graph captured it, so that
 // each replay draws new masks. The backward pass draws the same bits again,
 // from the state the forward pass took: forward and backward must run in
 // one graph (as the graphed training step captures them) or both eagerly;
@@ -29,19 +29,10 @@
 
 #include <cstdint>
 
+#include "kernels/cuda/dropout_cuda.h"
 #include "kernels/cuda/lru_cuda.h"
 
 namespace compressm::kernels::cuda {
-
-// LibTorch's CUDA generator state for one launch (at::PhiloxCudaState):
-// the values, or (captured in a CUDA graph) device pointers to the seed and
-// the offset, to which offset_intragraph is added.
-struct PhiloxSeed {
-  uint64_t seed = 0, offset = 0;
-  const int64_t* seed_ptr = nullptr;
-  const int64_t* offset_ptr = nullptr;
-  uint32_t offset_intragraph = 0;
-};
 
 struct NarrowMixDropout {
   const uint8_t* keep_gelu = nullptr;  // given masks (null: none), or

@@ -1,0 +1,2 @@
+// src/kernels/cuda/dropout_mask.cu compiled for the CPU emulator (cuda_emulator.h).
+#include "kernels/cuda/dropout_mask.cu"
