@@ -96,8 +96,8 @@ const std::map<std::string, int64_t>& fixed_ops() {
       {"aten::mm", 1},   {"aten::addmm", 1},   {"aten::mean", 1},
       {"aten::sum", 1},  {"aten::bernoulli_", 1}, {"aten::native_batch_norm", 2},
       {"aten::native_batch_norm_backward", 2},
-      // a keep mask drawn on the CPU with Philox (nn::dropout_keep_mask): on
-      // CUDA the bernoulli_ kernel
+      // a keep mask drawn with Philox (nn::dropout_keep_mask): on CUDA one
+      // kernel (kernels::cuda::draw_keep_mask)
       {"compressm::dropout_keep_mask", 1},
       // narrow_mix's masks: drawn inside its kernels on CUDA
       {"compressm::narrow_mix_masks", 0}};
@@ -117,11 +117,11 @@ const std::map<std::string, int64_t>& fused_launches() {
       {"compressm::gelu_dropout_forward", 1}, {"compressm::gelu_dropout_backward", 1},
       // the kernel / the kernel and sum_rows of its blocks' weight-gradient sums
       {"compressm::narrow_mix_forward", 1}, {"compressm::narrow_mix_backward", 2},
-      // backward: the kernel, the bias gradient's column parts and sum_rows
-      // (the blocks always pass the GLU bias). Not counted: on CUDA a float32
-      // dense layer's bias gradient is column parts and sum_rows (nn::linear,
-      // two kernels) where this CPU count sees LibTorch's one sum.
-      {"compressm::glu_residual_forward", 1}, {"compressm::glu_residual_backward", 3},
+      // backward: the kernel (with the bias gradient's per-thread sums) and
+      // sum_rows (the blocks always pass the GLU bias). Not counted: on CUDA
+      // a float32 dense layer's bias gradient is column parts and sum_rows
+      // (nn::linear, two kernels) where this CPU count sees LibTorch's one sum.
+      {"compressm::glu_residual_forward", 1}, {"compressm::glu_residual_backward", 2},
       {"compressm::lru_parameterize_forward", 1}, {"compressm::lru_parameterize_backward", 1},
       {"compressm::classification_loss_forward", 1}, {"compressm::classification_loss_backward", 1},
       // pack, scan, skip / scan, unpack, skip (2)

@@ -276,12 +276,18 @@ void glu_residual_forward(const torch::Tensor& vg, const torch::Tensor& bias, co
 }
 
 void glu_residual_backward(const torch::Tensor& vg, const torch::Tensor& bias, const torch::Tensor& grad_out,
-                           const torch::Tensor& keep, double scale, const torch::Tensor& grad_vg) {
+                           const torch::Tensor& keep, double scale, const torch::Tensor& grad_vg,
+                           const torch::Tensor& grad_bias) {
   const c10::cuda::CUDAGuard guard(grad_out.device());
-  const int64_t hidden = grad_out.size(-1);
+  const int64_t hidden = grad_out.size(-1), rows = grad_out.numel() / hidden;
+  const bool sums = grad_bias.defined() && rows > 0;
+  if (grad_bias.defined() && rows == 0) grad_bias.zero_();
+  const torch::Tensor workspace =
+      sums ? torch::empty({kernels::cuda::glu_residual_workspace(rows, hidden)}, grad_out.options()) : torch::Tensor();
   kernels::cuda::glu_residual_backward(vg.data_ptr(), storage_of(vg), grad_out.data_ptr<float>(), grad_vg.data_ptr(),
-                                       grad_out.numel() / hidden, hidden, keep_ptr(keep), static_cast<float>(scale),
-                                       stream_of(grad_out), data_or_null<float>(bias));
+                                       rows, hidden, keep_ptr(keep), static_cast<float>(scale), stream_of(grad_out),
+                                       data_or_null<float>(bias), sums ? grad_bias.data_ptr<float>() : nullptr,
+                                       sums ? workspace.data_ptr<float>() : nullptr);
 }
 
 namespace {

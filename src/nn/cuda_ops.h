@@ -95,11 +95,14 @@ void batch_norm_backward(const torch::Tensor& grad_x, const torch::Tensor& grad_
 void gelu_dropout_forward(const torch::Tensor& y, const torch::Tensor& keep, double scale, const torch::Tensor& z);
 void gelu_dropout_backward(const torch::Tensor& y, const torch::Tensor& grad_z, const torch::Tensor& keep,
                            double scale, const torch::Tensor& grad_y);
-// glu_residual: bias {2H} float32, or empty (numel 0) for none.
+// glu_residual: bias {2H} float32, or empty (numel 0) for none; grad_bias
+// {2H} float32 (the bias given), or undefined: the bias's gradient, summed
+// in the backward kernel.
 void glu_residual_forward(const torch::Tensor& vg, const torch::Tensor& bias, const torch::Tensor& x,
                           const torch::Tensor& keep, double scale, const torch::Tensor& out);
 void glu_residual_backward(const torch::Tensor& vg, const torch::Tensor& bias, const torch::Tensor& grad_out,
-                           const torch::Tensor& keep, double scale, const torch::Tensor& grad_vg);
+                           const torch::Tensor& keep, double scale, const torch::Tensor& grad_vg,
+                           const torch::Tensor& grad_bias = {});
 // lru_parameterize (fused_ops.h) on float32 CUDA tensors: t = {nu_log,
 // theta_log, gamma_log, B_re, B_im}, out = {lambda_re, lambda_im, Bt_re,
 // Bt_im}; backward: grads of out -> grads of t (preallocated).

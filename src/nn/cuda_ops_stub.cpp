@@ -76,7 +76,7 @@ void glu_residual_forward(const torch::Tensor&, const torch::Tensor&, const torc
   no_cuda("glu_residual");
 }
 void glu_residual_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
-                           double, const torch::Tensor&) {
+                           double, const torch::Tensor&, const torch::Tensor&) {
   no_cuda("glu_residual");
 }
 void lru_bf16_pack(const std::vector<torch::Tensor>&, const torch::Tensor&, const torch::Tensor&,

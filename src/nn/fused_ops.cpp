@@ -230,8 +230,13 @@ struct GluResidual : public torch::autograd::Function<GluResidual> {
     const torch::Tensor grad_out = grads[0].contiguous();
     torch::Tensor grad_vg = torch::empty_like(vg);
     const int64_t hidden = grad_out.size(-1), rows = grad_out.numel() / hidden;
+    // The bias's gradient: grad_vg summed over the rows, in x's dtype (on
+    // CUDA inside the backward kernel; on the CPU a loop, in row order: no
+    // ATen op the CUDA path does not run).
+    torch::Tensor grad_bias;
+    if (bias.numel() > 0) grad_bias = torch::empty({2 * hidden}, grad_out.options());
     if (vg.is_cuda()) {
-      cuda_ops::glu_residual_backward(vg, bias, grad_out, dropout.keep, dropout.scale, grad_vg);
+      cuda_ops::glu_residual_backward(vg, bias, grad_out, dropout.keep, dropout.scale, grad_vg, grad_bias);
     } else {
       dispatch_cpu(grad_out.scalar_type(), vg.scalar_type(), [&](auto xt, auto vt) {
         using X = decltype(xt);
@@ -241,24 +246,16 @@ struct GluResidual : public torch::autograd::Function<GluResidual> {
                                   dropout.scale, cuda_ops::data_or_null<X>(bias));
       });
     }
-    // The bias's gradient: grad_vg summed over the rows, in x's dtype (on
-    // the CPU a loop, in row order: no ATen op the CUDA path does not run).
-    torch::Tensor grad_bias;
-    if (bias.numel() > 0) {
-      grad_bias = torch::empty({2 * hidden}, grad_out.options());
-      if (vg.is_cuda()) {
-        cuda_ops::column_sums(grad_vg, grad_bias);
-      } else {
-        dispatch_cpu(grad_out.scalar_type(), vg.scalar_type(), [&](auto xt, auto vt) {
-          using X = decltype(xt);
-          using V = decltype(vt);
-          const V* g = static_cast<const V*>(grad_vg.data_ptr());
-          X* sum = grad_bias.data_ptr<X>();
-          std::fill(sum, sum + 2 * hidden, X(0));
-          for (int64_t r = 0; r < rows; ++r)
-            for (int64_t j = 0; j < 2 * hidden; ++j) sum[j] += static_cast<X>(g[r * 2 * hidden + j]);
-        });
-      }
+    if (grad_bias.defined() && !vg.is_cuda()) {
+      dispatch_cpu(grad_out.scalar_type(), vg.scalar_type(), [&](auto xt, auto vt) {
+        using X = decltype(xt);
+        using V = decltype(vt);
+        const V* g = static_cast<const V*>(grad_vg.data_ptr());
+        X* sum = grad_bias.data_ptr<X>();
+        std::fill(sum, sum + 2 * hidden, X(0));
+        for (int64_t r = 0; r < rows; ++r)
+          for (int64_t j = 0; j < 2 * hidden; ++j) sum[j] += static_cast<X>(g[r * 2 * hidden + j]);
+      });
     }
     return {grad_vg, grad_bias, grad_out, torch::Tensor(), torch::Tensor()};
   }
@@ -469,12 +466,12 @@ torch::Tensor dropout_keep_mask(c10::IntArrayRef sizes, double p, const torch::D
   TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout: rate must be in [0, 1), got ", p);
   if (p == 0.0) return torch::Tensor();
   torch::Tensor keep = torch::empty(sizes, torch::TensorOptions().dtype(torch::kByte).device(device));
-  if (device.is_cuda() && cuda_ops::compiled()) {
+  if (!device.is_cpu() && !(device.is_cuda() && cuda_ops::compiled())) return keep.bernoulli_(1.0 - p);
+  RECORD_USER_SCOPE("compressm::dropout_keep_mask");  // one kernel on CUDA (bench_op_count counts it so)
+  if (device.is_cuda()) {
     cuda_ops::draw_keep_mask(keep, p);
     return keep;
   }
-  if (!device.is_cpu()) return keep.bernoulli_(1.0 - p);
-  RECORD_USER_SCOPE("compressm::dropout_keep_mask");  // bench_op_count counts it as CUDA's bernoulli_ kernel
   uint64_t seed = 0;
   {
     at::Generator generator = at::detail::getDefaultCPUGenerator();

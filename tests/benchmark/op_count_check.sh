@@ -4,7 +4,7 @@
 # op): with block_ops fused a step must call more fused ops and launch fewer
 # kernels in all than with LibTorch's composition. Catches a fused path that
 # falls back to the composition without saying so. And dropout's two keep
-# masks per block count (CUDA draws each with a bernoulli_ kernel; the CPU's
+# masks per block count (CUDA draws each with a kernel of ours; the CPU's
 # Philox draw must count as one), except narrow_mix's, drawn in its kernels.
 #   op_count_check.sh PATH/TO/bench_op_count
 set -euo pipefail

@@ -173,6 +173,66 @@ TEST(EmulatedCudaFusedOps, GluResidualMatchesTheCpuLoops) {
   }
 }
 
+// glu_residual_backward with grad_bias: the column sums of [dv | dg] as
+// stored (float32, bfloat16), as the CPU op sums them in row order, within
+// float rounding of another order (1e-5 of the column's absolute sum).
+// Shapes: H = 5 and 96, whose grids are rounded up to a thread count that
+// H divides; 3 rows of 7 (most threads have no element and write zero
+// sums); 8,300 rows of 512, where threads take a second round.
+TEST(EmulatedCudaFusedOps, GluResidualBackwardSumsTheBiasGradient) {
+  for (const auto& [rows, hidden] :
+       std::vector<std::pair<int64_t, int64_t>>{{170, 5}, {9, 96}, {3, 7}, {8300, 512}}) {
+    SCOPED_TRACE("rows = " + std::to_string(rows) + ", H = " + std::to_string(hidden));
+    const int64_t n = rows * hidden;
+    const auto vg = random_floats(2 * n, 40, -3.f, 3.f), grad = random_floats(n, 41);
+    const auto mask = random_mask(n, 42);
+    const auto bias = random_floats(2 * hidden, 43);
+    const float scale = 1.f / 0.75f;
+    std::vector<float> workspace(cuda::glu_residual_workspace(rows, hidden), NAN);
+    // Row-order sums of the stored gradient, and the sums of their magnitudes.
+    const auto row_sums = [&](const auto& g, std::vector<double>& magnitude) {
+      std::vector<float> sum(2 * hidden, 0.f);
+      magnitude.assign(2 * hidden, 0.0);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < 2 * hidden; ++j) {
+          const float v = static_cast<float>(g[r * 2 * hidden + j]);
+          sum[j] += v;
+          magnitude[j] += std::fabs(v);
+        }
+      return sum;
+    };
+    const auto expect_sums = [&](const std::vector<float>& got, const std::vector<float>& want,
+                                 const std::vector<double>& magnitude, const char* what) {
+      int64_t bad = 0;
+      for (int64_t j = 0; j < 2 * hidden; ++j)
+        bad += !(std::fabs(got[j] - want[j]) <= 1e-5 * (1.0 + magnitude[j]));
+      EXPECT_EQ(bad, 0) << what << ": first column " << got[0] << " vs " << want[0];
+    };
+    std::vector<double> magnitude;
+    std::vector<float> gvg(2 * n), gb(2 * hidden, NAN);
+    cuda::glu_residual_backward(vg.data(), Storage::kFloat32, grad.data(), gvg.data(), rows, hidden, mask.data(),
+                                scale, kStream, bias.data(), gb.data(), workspace.data());
+    std::vector<float> gvg_ref(2 * n);
+    ew::glu_residual_backward(vg.data(), grad.data(), gvg_ref.data(), rows, hidden, mask.data(), scale, bias.data());
+    expect_close(gvg, gvg_ref, 1e-6, "grad_vg f32");
+    expect_sums(gb, row_sums(gvg_ref, magnitude), magnitude, "grad_bias f32");
+    const auto vgb = to_bf16(vg);
+    std::vector<uint16_t> gvgb(2 * n);
+    std::vector<c10::BFloat16> gvgb_ref(2 * n);
+    std::fill(gb.begin(), gb.end(), NAN);
+    cuda::glu_residual_backward(vgb.data(), Storage::kBFloat16, grad.data(), gvgb.data(), rows, hidden, mask.data(),
+                                scale, kStream, bias.data(), gb.data(), workspace.data());
+    ew::glu_residual_backward(vgb.data(), grad.data(), gvgb_ref.data(), rows, hidden, mask.data(), scale,
+                              bias.data());
+    EXPECT_EQ(gvgb, bits_of(gvgb_ref));
+    expect_sums(gb, row_sums(gvgb_ref, magnitude), magnitude, "grad_bias bf16 (the rounded values summed)");
+  }
+  std::vector<float> v(8, 1.f), out(8);
+  EXPECT_THROW(cuda::glu_residual_backward(v.data(), Storage::kFloat32, v.data(), out.data(), 2, 2, nullptr, 1.f,
+                                           kStream, nullptr, out.data(), out.data()),
+               std::invalid_argument);  // sums without the bias
+}
+
 TEST(EmulatedCudaFusedOps, LruParameterizeMatchesTheCpuLoops) {
   // H = 300 > the backward's 128 threads per state: the threads stride.
   for (const auto& [N, H] : std::vector<std::pair<int64_t, int64_t>>{{7, 5}, {3, 300}, {130, 1}}) {
@@ -362,6 +422,7 @@ TEST(EmulatedCudaDropoutMask, WritesTheGeneratorsBitsForEveryElement) {
     EXPECT_EQ(wrong, 0);
     for (int k = 0; k < 4; ++k) {
       EXPECT_EQ(by_value[n + k], 0xff) << "a byte past the mask was written";
+      EXPECT_EQ(captured[n + k], 0xff) << "a byte past the mask was written";
     }
     if (n > 1000) {  // within 5 standard deviations of 0.8
       EXPECT_NEAR(static_cast<double>(kept) / static_cast<double>(n), 0.8, 5.0 * std::sqrt(0.8 * 0.2 / n));
@@ -722,9 +783,12 @@ TEST(EmulatedCudaDiagonalScanBf16, ForwardAndBackwardMatchTheCpuKernels) {
   // The kernels load 64 steps (forward) and 32 steps (backward) at a time in
   // two alternating buffers: L = 64 is one forward group, 128 two; 97 two
   // forward groups (the second partial) and four backward ones (one step in
-  // the last); 200 four forward groups and seven backward ones.
+  // the last); 150 three forward groups (the partial last one in the first
+  // buffer again); 50 a backward group of 18 steps (its second chunk
+  // partial) after a whole one; 200 four forward groups and seven backward.
   for (const ScanShape shape : {ScanShape{3, 37, 100}, ScanShape{2, 16, 7}, ScanShape{1, 3, 70}, ScanShape{1, 64, 5},
-                                ScanShape{1, 128, 40}, ScanShape{1, 97, 65}, ScanShape{2, 200, 33}}) {
+                                ScanShape{1, 128, 40}, ScanShape{1, 97, 65}, ScanShape{1, 150, 9}, ScanShape{2, 50, 11},
+                                ScanShape{2, 200, 33}}) {
     SCOPED_TRACE("B=" + std::to_string(shape.batch) + " L=" + std::to_string(shape.length) +
                  " N=" + std::to_string(shape.state));
     const int64_t n = 2 * shape.batch * shape.length * shape.state;

@@ -237,7 +237,7 @@ TEST(CudaFusedBlock, OpsMatchTheCpuLoops) {
       const torch::Tensor upstream = torch::randn({3, 37, hidden});
       const torch::Tensor vg_cpu = vg.clone().requires_grad_(true), vg_dev = vg.to(kCuda).requires_grad_(true);
       const torch::Tensor x_cpu = x.clone().requires_grad_(true), x_dev = x.to(kCuda).requires_grad_(true);
-      // The GLU bias, added inside the op; its gradient by column sums on the device.
+      // The GLU bias, added inside the op; its gradient summed in the backward kernel on the device.
       const torch::Tensor bias = torch::randn({2 * hidden});
       const torch::Tensor b_cpu = bias.clone().requires_grad_(true), b_dev = bias.to(kCuda).requires_grad_(true);
       const torch::Tensor out_cpu = glu_residual(vg_cpu, x_cpu, keep, p, b_cpu);
@@ -435,6 +435,28 @@ TEST(CudaDropoutMask, DrawsTheGeneratorsBits) {
   EXPECT_GT(next.ne(big).to(torch::kDouble).mean().item<double>(), 0.1) << "the next call: another mask";
 }
 
+// The counter layout of philox::generator_words is the one LibTorch's own
+// random kernels use (curand_init(seed, thread, offset): the offset in the
+// counter's first half, the subsequence in its second), so that the masks'
+// reservation (philox_cuda_state(4)) keeps them off the counters of
+// LibTorch's draws: torch::rand of 256 floats on one block of 256 threads
+// (LibTorch's distribution kernel, curand_uniform4) gives element i from
+// word 0 of the block at (offset / 4, i), as x 2^-32 + 2^-33. Every other
+// test compares the kernels with generator_words itself.
+TEST(CudaDropoutMask, TheCounterLayoutIsLibTorchsOwn) {
+  SKIP_WITHOUT_CUDA();
+  const kernels::cuda::PhiloxSeed state = cuda_ops::generator_philox(kCuda);
+  ASSERT_EQ(state.seed_ptr, nullptr);
+  const torch::Tensor u = torch::rand({256}, torch::TensorOptions().device(kCuda)).cpu();
+  int64_t off = 0;
+  for (int64_t i = 0; i < 256; ++i) {
+    const uint32_t word = kernels::philox::generator_words(state.seed, state.offset + 4, i).w[0];
+    const float expected = static_cast<float>(word) * 2.3283064365386963e-10f + 1.1641532182693481e-10f;
+    off += std::fabs(u[i].item<float>() - expected) > 1e-6f;
+  }
+  EXPECT_EQ(off, 0) << "of 256 elements of torch::rand";
+}
+
 #if defined(COMPRESSM_WITH_CUDA)
 // Captured in a CUDA graph, the mask kernel reads the generator's state on
 // the device: two masks in one graph, replayed twice, each replay's masks
@@ -449,6 +471,8 @@ TEST(CudaDropoutMask, EachReplayOfACapturedGraphDrawsNewMasks) {
   c10::cuda::device_synchronize();
   {
     const c10::cuda::CUDAStreamGuard guard(side);
+    dropout_keep_mask(like.sizes(), p, kCuda);  // eager first (the kernel's module loaded before the capture)
+    c10::cuda::device_synchronize();
     graph.capture_begin();
     first = dropout_keep_mask(like.sizes(), p, kCuda);
     second = dropout_keep_mask(like.sizes(), p, kCuda);

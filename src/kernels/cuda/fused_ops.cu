@@ -111,15 +111,28 @@ __global__ void __launch_bounds__(kThreads)
       [&](const Inputs& in, long long i) { out[i] = ew::glu_output(in.x, in.v, in.g, in.factor); });
 }
 
+// A value as store() leaves it in memory (bfloat16: rounded), as float.
+__device__ __forceinline__ float stored(const float*, float value) { return value; }
+__device__ __forceinline__ float stored(const __nv_bfloat16*, float value) {
+  return __bfloat162float(__float2bfloat16_rn(value));
+}
+
+// With `parts` (not null), also the bias's gradient in parts: launched on
+// glu_sums_grid, whose stride (threads in the grid) is a multiple of H, so
+// every element a thread takes is in one column j = t % H; the thread sums
+// its elements of [dv | dg] as stored and writes them to parts[t / H] at
+// columns j and H + j ({threads / H, 2H}, summed by sum_rows).
 template <class V>
 __global__ void __launch_bounds__(kThreads)
     glu_residual_backward_kernel(const V* __restrict__ vg, const float* __restrict__ grad_out,
                                  V* __restrict__ grad_vg, long long n, long long hidden,
-                                 const uint8_t* __restrict__ keep, float scale, const float* __restrict__ bias) {
+                                 const uint8_t* __restrict__ keep, float scale, const float* __restrict__ bias,
+                                 float* __restrict__ parts) {
   struct Inputs {
     float v, g, factor, grad_out;
     long long value;  // r 2H + j
   };
+  float sum_v = 0.f, sum_g = 0.f;
   batched_grid_stride(
       n,
       [&](long long i) {
@@ -133,7 +146,14 @@ __global__ void __launch_bounds__(kThreads)
         ew::glu_gradients(in.v, in.g, in.factor, in.grad_out, gv, gg);
         store(grad_vg, in.value, gv);
         store(grad_vg, in.value + hidden, gg);
+        sum_v += stored(grad_vg, gv);
+        sum_g += stored(grad_vg, gg);
       });
+  if (parts == nullptr) return;
+  const long long t = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  float* part = parts + (t / hidden) * 2 * hidden + t % hidden;
+  part[0] = sum_v;
+  part[hidden] = sum_g;
 }
 
 template <class V>
@@ -630,18 +650,52 @@ void glu_residual_forward(const void* vg, Storage vg_type, const float* x, float
   detail::check_launch("glu_residual_forward (CUDA)");
 }
 
+namespace {
+// batched_grid_for(n) rounded up to a multiple of H / gcd(H, kThreads)
+// blocks: a grid whose thread count is a multiple of H (the backward's
+// bias sums).
+unsigned int glu_sums_grid(long long n, long long hidden) {
+  long long a = hidden, b = kThreads;
+  while (b != 0) {
+    const long long r = a % b;
+    a = b;
+    b = r;
+  }
+  const long long step = hidden / a, blocks = batched_grid_for(n);
+  const long long rounded = (blocks + step - 1) / step * step;
+  if (rounded > 0x7fffffffLL) throw std::invalid_argument("glu_residual_backward (CUDA): H too large for the sums");
+  return static_cast<unsigned int>(rounded);
+}
+}  // namespace
+
+int64_t glu_residual_workspace(int64_t rows, int64_t hidden) {
+  if (rows <= 0 || hidden <= 0) return 0;
+  return static_cast<int64_t>(glu_sums_grid(rows * hidden, hidden)) * kThreads * 2;
+}
+
 void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_out, void* grad_vg, int64_t rows,
-                           int64_t hidden, const uint8_t* keep, float scale, Stream stream, const float* bias) {
+                           int64_t hidden, const uint8_t* keep, float scale, Stream stream, const float* bias,
+                           float* grad_bias, float* workspace) {
   const long long n = rows * hidden;
-  if (n == 0) return;
+  if (grad_bias != nullptr && (bias == nullptr || workspace == nullptr))
+    throw std::invalid_argument("glu_residual_backward (CUDA): the bias's gradient needs the bias and a workspace");
+  if (n == 0) {
+    if (grad_bias != nullptr) throw std::invalid_argument("glu_residual_backward (CUDA): no rows to sum");
+    return;
+  }
+  const unsigned int grid = grad_bias != nullptr ? glu_sums_grid(n, hidden) : batched_grid_for(n);
+  float* parts = grad_bias != nullptr ? workspace : nullptr;
   if (vg_type == Storage::kBFloat16)
-    COMPRESSM_LAUNCH(glu_residual_backward_kernel, batched_grid_for(n), kThreads, stream)(
+    COMPRESSM_LAUNCH(glu_residual_backward_kernel, grid, kThreads, stream)(
         static_cast<const __nv_bfloat16*>(vg), grad_out, static_cast<__nv_bfloat16*>(grad_vg), n, hidden, keep,
-        scale, bias);
+        scale, bias, parts);
   else
-    COMPRESSM_LAUNCH(glu_residual_backward_kernel, batched_grid_for(n), kThreads, stream)(
-        static_cast<const float*>(vg), grad_out, static_cast<float*>(grad_vg), n, hidden, keep, scale, bias);
+    COMPRESSM_LAUNCH(glu_residual_backward_kernel, grid, kThreads, stream)(
+        static_cast<const float*>(vg), grad_out, static_cast<float*>(grad_vg), n, hidden, keep, scale, bias, parts);
   detail::check_launch("glu_residual_backward (CUDA)");
+  if (grad_bias == nullptr) return;
+  const SumRowsJob job{parts, grad_bias, static_cast<int64_t>(grid) * kThreads / hidden, 2 * hidden};
+  sum_rows(&job, 1, stream);
 }
 
 void lru_parameterize_forward(const ew::LruParameters<float>& p, int64_t state, int64_t hidden, float* lambda_re,

@@ -26,11 +26,17 @@ void gelu_dropout_backward(const float* y, const void* grad_z, Storage grad_type
 // stored as `vg_type` plus bias {2H} (float32; null: none).
 void glu_residual_forward(const void* vg, Storage vg_type, const float* x, float* out, int64_t rows, int64_t hidden,
                           const uint8_t* keep, float scale, Stream stream, const float* bias = nullptr);
-// grad_vg {rows, 2H} (stored as `vg_type`) from grad_out {rows, H}; the
-// bias's gradient is the caller's (the column sums of grad_vg).
+// grad_vg {rows, 2H} (stored as `vg_type`) from grad_out {rows, H}; with
+// grad_bias (bias given), also the bias's gradient {2H}: the column sums of
+// grad_vg as stored, summed by each thread over its elements (all in one
+// column) into `workspace` (glu_residual_workspace floats) and the threads'
+// sums added by one sum_rows (deterministic, not in row order). Where a
+// column-sums kernel read the {rows, 2H} result once more (105 MB per
+// sCIFAR block in bfloat16).
+int64_t glu_residual_workspace(int64_t rows, int64_t hidden);
 void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_out, void* grad_vg, int64_t rows,
                            int64_t hidden, const uint8_t* keep, float scale, Stream stream,
-                           const float* bias = nullptr);
+                           const float* bias = nullptr, float* grad_bias = nullptr, float* workspace = nullptr);
 
 // lru_skip (kernels::elementwise): out {rows, H} = cx + D .* u, cx stored as
 // `cx_type`, or the sum of `parts` such arrays one after another (the fused
