@@ -29,10 +29,10 @@ void glu_residual_forward(const void* vg, Storage vg_type, const float* x, float
 // grad_vg {rows, 2H} (stored as `vg_type`) from grad_out {rows, H}; with
 // grad_bias (bias given), also the bias's gradient {2H}: the column sums of
 // grad_vg as stored, summed by each thread over its elements (all in one
-// column) into `workspace` (glu_residual_workspace floats) and the threads'
-// sums added by one sum_rows (deterministic, not in row order). Where a
+// column) into `workspace` (glu_residual_workspace floats), and the
+// threads' sums by column_sums (deterministic, not in row order). Where a
 // column-sums kernel read the {rows, 2H} result once more (105 MB per
-// sCIFAR block in bfloat16).
+// sCIFAR block in bfloat16), it reads the threads' sums (8 MB).
 int64_t glu_residual_workspace(int64_t rows, int64_t hidden);
 void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_out, void* grad_vg, int64_t rows,
                            int64_t hidden, const uint8_t* keep, float scale, Stream stream,
