@@ -180,7 +180,7 @@ __global__ void __launch_bounds__(kThreads)
 // loads in flight: lru_skip_gelu_backward moved 1.66 TB/s on the H200.)
 // Value k < Stored of the part goes to sums[(k gridDim.x + part) hidden +
 // h], so that value k's parts lie at sums + k parts H, which sum_rows adds
-// in order afterwards (launch_column_parts) or a merge combines; values from
+// afterwards (launch_column_parts) or a merge combines; values from
 // Stored on are the thread's own (Welford's count).
 constexpr int kRowBatch = 8;
 
@@ -298,11 +298,34 @@ __global__ void __launch_bounds__(kThreads)
 // threads run, so one load at a time waited on memory latency (the merge
 // below took 132 us at sCIFAR's 256 parts x 512 columns, profiled).
 constexpr int kRowsAhead = 16;
-// The threads per block of those launches: few columns spread over more SMs.
-constexpr int kColumnThreads = 64;
 
-// batch_norm (kernels::elementwise): column parts (accumulate_column_part) of Welford
-// moments, then one thread per column merges the parts in order.
+// The reductions over the parts of a column (sum_rows, the moments' merge)
+// split each column's rows among the threads of a block too: a block takes
+// a tile of column_tile(cols) columns and kThreads / tile row groups; each
+// thread reduces every groups-th row of its column (kRowsAhead loads at a
+// time), then group 0 reduces the groups' results in group order. One
+// thread per column adding its 256 parts in a row was latency-bound: run 6
+// measured 19.3 us for each sum_rows of a sCIFAR block's column parts and
+// 48.2 us for the moments' merge, at well under 0.1 TB/s. The order is
+// fixed by (rows, cols) alone: deterministic.
+__host__ __device__ __forceinline__ int column_tile(long long cols) {
+  return cols < 32 ? static_cast<int>(cols) : 32;
+}
+__host__ __device__ __forceinline__ long long column_tiles(long long cols) {
+  return cols > 0 ? (cols + column_tile(cols) - 1) / column_tile(cols) : 0;
+}
+
+// This thread's column (within the tile) and row group, and the groups.
+struct TileThread {
+  int c, group, groups;
+};
+__device__ __forceinline__ TileThread tile_thread(int tile) {
+  const int groups = kThreads / tile;
+  return {static_cast<int>(threadIdx.x) % tile, static_cast<int>(threadIdx.x) / tile, groups};
+}
+
+// batch_norm (kernels::elementwise): column parts (accumulate_column_part) of
+// Welford moments, then moments_merge_kernel merges the parts per column.
 __global__ void __launch_bounds__(kThreads)
     column_moments_kernel(const float* __restrict__ x, float* __restrict__ parts, long long rows, long long hidden) {
   // acc = (mean, M2) of the part, stored, and the count
@@ -317,30 +340,51 @@ __global__ void __launch_bounds__(kThreads)
     moments_merge_kernel(const float* __restrict__ part_mean, const float* __restrict__ part_m2, long long rows,
                          long long hidden, float eps, float* __restrict__ mean, float* __restrict__ var,
                          float* __restrict__ invstd, const ew::RunningStats running) {
-  const long long h = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (h >= hidden) return;
-  const long long parts = ew::lru_skip_parts(rows);
-  float count = 0.f, m = 0.f, m2 = 0.f;
-  // In order, kRowsAhead parts' loads issued at a time (see sum_rows_kernel).
-  for (long long first = 0; first < parts; first += kRowsAhead) {
-    float ahead_mean[kRowsAhead], ahead_m2[kRowsAhead];
+  __shared__ float shares[3][kThreads];  // count, mean, M2 of each thread's parts
+  const int tile = column_tile(hidden);
+  const TileThread me = tile_thread(tile);
+  const long long parts = ew::lru_skip_parts(rows), tiles = column_tiles(hidden);
+  for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const long long h = t * tile + me.c;
+    float count = 0.f, m = 0.f, m2 = 0.f;
+    if (me.group < me.groups && h < hidden) {
+      // Parts group, group + groups, ...: kRowsAhead parts' loads at a time.
+      for (long long first = me.group; first < parts; first += static_cast<long long>(kRowsAhead) * me.groups) {
+        float ahead_mean[kRowsAhead], ahead_m2[kRowsAhead];
 #pragma unroll
-    for (int k = 0; k < kRowsAhead; ++k) {
-      const long long p = first + k < parts ? first + k : parts - 1;
-      ahead_mean[k] = part_mean[p * hidden + h];
-      ahead_m2[k] = part_m2[p * hidden + h];
+        for (int k = 0; k < kRowsAhead; ++k) {
+          const long long p = first + static_cast<long long>(k) * me.groups;
+          const long long q = p < parts ? p : me.group;
+          ahead_mean[k] = part_mean[q * hidden + h];
+          ahead_m2[k] = part_m2[q * hidden + h];
+        }
+#pragma unroll
+        for (int k = 0; k < kRowsAhead; ++k) {
+          const long long p = first + static_cast<long long>(k) * me.groups;
+          if (p < parts)
+            ew::moments_merge(count, m, m2, static_cast<float>(ew::lru_skip_part_size(rows, p)), ahead_mean[k],
+                              ahead_m2[k]);
+        }
+      }
     }
-#pragma unroll
-    for (int k = 0; k < kRowsAhead; ++k)
-      if (first + k < parts)
-        ew::moments_merge(count, m, m2, static_cast<float>(ew::lru_skip_part_size(rows, first + k)), ahead_mean[k],
-                          ahead_m2[k]);
+    shares[0][threadIdx.x] = count;
+    shares[1][threadIdx.x] = m;
+    shares[2][threadIdx.x] = m2;
+    __syncthreads();
+    if (me.group == 0 && h < hidden) {
+      float total = 0.f, mt = 0.f, m2t = 0.f;
+      for (int g = 0; g < me.groups; ++g) {
+        const int k = g * tile + me.c;
+        ew::moments_merge(total, mt, m2t, shares[0][k], shares[1][k], shares[2][k]);
+      }
+      const float v = rows > 0 ? m2t / static_cast<float>(rows) : 0.f;
+      mean[h] = mt;
+      var[h] = v;
+      invstd[h] = 1.f / sqrtf(v + eps);
+      ew::update_running_stats(running, h, mt, v);
+    }
+    __syncthreads();
   }
-  const float v = rows > 0 ? m2 / static_cast<float>(rows) : 0.f;
-  mean[h] = m;
-  var[h] = v;
-  invstd[h] = 1.f / sqrtf(v + eps);
-  ew::update_running_stats(running, h, m, v);
 }
 
 template <class V>
@@ -535,22 +579,38 @@ struct SumRowsJobs {
   SumRowsJob jobs[kSumRowsJobs];
 };
 
-// blockIdx.y = job; threads stride over columns, each adds its column's rows
-// in order, kRowsAhead rows' loads issued at a time.
+// blockIdx.y = job; blocks stride over the job's column tiles (column_tile):
+// each thread adds rows group, group + groups, ... of its column, kRowsAhead
+// rows' loads at a time, then group 0 adds the groups' sums in order.
 __global__ void __launch_bounds__(kThreads) sum_rows_kernel(const SumRowsJobs all) {
+  __shared__ float shares[kThreads];
   const SumRowsJob job = all.jobs[blockIdx.y];
-  COMPRESSM_GRID_STRIDE_LOOP(j, job.cols) {
+  if (job.cols <= 0) return;  // the whole block
+  const int tile = column_tile(job.cols);
+  const TileThread me = tile_thread(tile);
+  const long long tiles = column_tiles(job.cols), step = me.groups;
+  for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const long long j = t * tile + me.c;
     float sum = 0.f;
-    long long r = 0;
-    for (; r + kRowsAhead <= job.rows; r += kRowsAhead) {
-      float ahead[kRowsAhead];
+    if (me.group < me.groups && j < job.cols) {
+      long long r = me.group;
+      for (; r + (kRowsAhead - 1) * step < job.rows; r += kRowsAhead * step) {
+        float ahead[kRowsAhead];
 #pragma unroll
-      for (int k = 0; k < kRowsAhead; ++k) ahead[k] = job.in[(r + k) * job.cols + j];
+        for (int k = 0; k < kRowsAhead; ++k) ahead[k] = job.in[(r + k * step) * job.cols + j];
 #pragma unroll
-      for (int k = 0; k < kRowsAhead; ++k) sum += ahead[k];
+        for (int k = 0; k < kRowsAhead; ++k) sum += ahead[k];
+      }
+      for (; r < job.rows; r += step) sum += job.in[r * job.cols + j];
     }
-    for (; r < job.rows; ++r) sum += job.in[r * job.cols + j];
-    job.out[j] = sum;
+    shares[threadIdx.x] = sum;
+    __syncthreads();
+    if (me.group == 0 && j < job.cols) {
+      float total = 0.f;
+      for (int g = 0; g < me.groups; ++g) total += shares[g * tile + me.c];
+      job.out[j] = total;
+    }
+    __syncthreads();
   }
 }
 
@@ -866,7 +926,8 @@ void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, flo
     COMPRESSM_LAUNCH(column_moments_kernel, grid, kThreads, stream)(x, workspace, rows, hidden);
     detail::check_launch("column_moments (CUDA)");
   }
-  COMPRESSM_LAUNCH(moments_merge_kernel, detail::blocks_for(hidden, kColumnThreads), kColumnThreads, stream)(
+  const long long tiles = column_tiles(hidden);
+  COMPRESSM_LAUNCH(moments_merge_kernel, tiles < 1024 ? static_cast<unsigned int>(tiles) : 1024u, kThreads, stream)(
       workspace, workspace + parts * hidden, rows, hidden, eps, mean, var, invstd, running);
   detail::check_launch("column_moments (CUDA): merge");
 }
@@ -920,18 +981,12 @@ void sum_rows(const SumRowsJob* jobs, int count, Stream stream) {
     widest = jobs[k].cols > widest ? jobs[k].cols : widest;
   }
   if (widest == 0) return;
-  // Narrow arrays (the column parts' sums: a few hundred columns) in blocks
-  // of kColumnThreads, spread over more SMs; wide ones in blocks of kThreads.
-  const int threads = widest <= 64 * kColumnThreads ? kColumnThreads : kThreads;
-  const unsigned int blocks = detail::blocks_for(widest, threads);
-  const dim3 grid(blocks < 1024u ? blocks : 1024u, static_cast<unsigned int>(count));
-  COMPRESSM_LAUNCH(sum_rows_kernel, grid, threads, stream)(all);
+  long long tiles = 0;  // the most column tiles of any job
+  for (int k = 0; k < count; ++k) tiles = column_tiles(jobs[k].cols) > tiles ? column_tiles(jobs[k].cols) : tiles;
+  const dim3 grid(tiles < 1024 ? static_cast<unsigned int>(tiles) : 1024u, static_cast<unsigned int>(count));
+  COMPRESSM_LAUNCH(sum_rows_kernel, grid, kThreads, stream)(all);
   detail::check_launch("sum_rows (CUDA)");
 }
-
-namespace {
-int column_tile(int64_t cols) { return cols < 32 ? static_cast<int>(cols) : 32; }
-}  // namespace
 
 // About 8 rows per thread, at most 256 parts (a sum_rows column of 256 rows).
 int64_t column_sum_parts(int64_t rows, int64_t cols) {

@@ -11,7 +11,7 @@
 // the GELU and GLU kernels each way, two Bernoulli draws and the bias sums.
 // Here: one thread per row, W and b in shared memory; forward one kernel;
 // backward one kernel that also sums dL/dW and dL/db over each thread
-// block's rows, then sum_rows adds the blocks' sums in order
+// block's rows, then sum_rows adds the blocks' sums in a fixed order
 // (deterministic).
 //
 // Dropout: keep masks (uint8, 1 = kept) as on the CPU, or drawn inside the
