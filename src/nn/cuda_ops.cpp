@@ -410,6 +410,12 @@ void mean_over_time(const torch::Tensor& h, const torch::Tensor& out) {
                                 stream_of(h));
 }
 
+void mean_over_time_backward(const torch::Tensor& grad, const torch::Tensor& out) {
+  const c10::cuda::CUDAGuard guard(out.device());
+  kernels::cuda::mean_over_time_backward(grad.data_ptr<float>(), out.data_ptr<float>(), out.size(0), out.size(1),
+                                         out.size(2), stream_of(out));
+}
+
 void cross_entropy_forward(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& row_lse,
                            const torch::Tensor& loss, const torch::Tensor& stats) {
   const c10::cuda::CUDAGuard guard(logits.device());

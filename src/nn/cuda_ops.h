@@ -124,6 +124,8 @@ void column_sums(const torch::Tensor& a, const torch::Tensor& out);
 // mean_over_time (fused_ops.h) on CUDA: h {B, L, H} contiguous float32 into
 // out {B, H}.
 void mean_over_time(const torch::Tensor& h, const torch::Tensor& out);
+// Its gradient: out {B, L, H} = grad {B, H} / L (contiguous float32).
+void mean_over_time_backward(const torch::Tensor& grad, const torch::Tensor& out);
 // narrow_mix (fused_ops.h) on CUDA (kernels/cuda/narrow_mix_cuda.h): y, x,
 // out, grad_out, grad_y {rows, H}, weight {2H, H}, bias {2H}, float32
 // contiguous; grad_params {2H (H + 1)} = [dL/dW | dL/db]. The masks: given

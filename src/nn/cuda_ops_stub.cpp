@@ -108,6 +108,7 @@ void narrow_mix_backward(const torch::Tensor&, const torch::Tensor&, const torch
   no_cuda("narrow_mix");
 }
 void mean_over_time(const torch::Tensor&, const torch::Tensor&) { no_cuda("mean_over_time"); }
+void mean_over_time_backward(const torch::Tensor&, const torch::Tensor&) { no_cuda("mean_over_time"); }
 void column_sums(const torch::Tensor&, const torch::Tensor&) { no_cuda("column_sums"); }
 void cross_entropy_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
                            const torch::Tensor&) {

@@ -356,21 +356,27 @@ struct ClassificationLoss : public torch::autograd::Function<ClassificationLoss>
   }
 };
 
-// The pooling's forward in one kernel; the backward is LibTorch's mean's
-// (the gradient spread over the time steps, divided by L).
+// The pooling on CUDA: forward one kernel for narrow h (H < 32; at sCIFAR's
+// {50, 1024, 512} LibTorch's vectorised reduction took 38 us and the kernel
+// 60 us, H200, ncu), LibTorch's mean otherwise; backward one kernel
+// writing dL/dh = dL/dmean / L (kernels::cuda::mean_over_time_backward).
 struct MeanOverTime : public torch::autograd::Function<MeanOverTime> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& h) {
     RECORD_USER_SCOPE("compressm::mean_over_time_forward");
+    ctx->saved_data["length"] = h.size(1);
+    if (h.size(2) >= 32) return h.mean(1);
     torch::Tensor out = torch::empty({h.size(0), h.size(2)}, h.options());
     cuda_ops::mean_over_time(h, out);
-    ctx->saved_data["length"] = h.size(1);
     return out;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    RECORD_USER_SCOPE("compressm::mean_over_time_backward");
     const int64_t length = ctx->saved_data["length"].toInt();
-    const torch::Tensor& g = grads[0];
-    return {g.unsqueeze(1).expand({g.size(0), length, g.size(1)}).div(static_cast<double>(length))};
+    const torch::Tensor g = grads[0].contiguous();
+    torch::Tensor grad_h = torch::empty({g.size(0), length, g.size(1)}, g.options());
+    cuda_ops::mean_over_time_backward(g, grad_h);
+    return {grad_h};
   }
 };
 
@@ -411,9 +417,7 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
 
 torch::Tensor mean_over_time(const torch::Tensor& h) {
   TORCH_CHECK(h.dim() == 3 && h.size(1) > 0, "mean_over_time: h must be {B, L, H} with L > 0, got ", h.sizes());
-  // The kernel for narrow h only: at sCIFAR's {50, 1024, 512} LibTorch's
-  // vectorised reduction took 38 us and the kernel 60 us (H200, ncu).
-  if (h.is_cuda() && h.scalar_type() == torch::kFloat && h.size(2) < 32) return MeanOverTime::apply(h.contiguous());
+  if (h.is_cuda() && h.scalar_type() == torch::kFloat && cuda_ops::compiled()) return MeanOverTime::apply(h.contiguous());
   return h.mean(1);
 }
 

@@ -86,10 +86,12 @@ std::pair<torch::Tensor, torch::Tensor> classification_loss(const torch::Tensor&
 // H200); elsewhere LibTorch's linear.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
-// The mean over time of h {B, L, H} (the model's pooling), differentiable:
-// float32 on CUDA with H < 32 one kernel (kernels::cuda::mean_over_time:
-// 13.8 us at sMNIST's {50, 784, 8}, where LibTorch's reduction ran 4 thread
-// blocks for 38 us of a 0.55 ms step; H200, ncu), elsewhere h.mean(1).
+// The mean over time of h {B, L, H} (the model's pooling), differentiable.
+// Float32 on CUDA: forward with H < 32 one kernel (kernels::cuda::
+// mean_over_time: 13.8 us at sMNIST's {50, 784, 8}, where LibTorch's
+// reduction ran 4 thread blocks for 38 us of a 0.55 ms step; H200, ncu),
+// wider LibTorch's mean; backward one kernel of stores (dL/dmean / L).
+// Elsewhere h.mean(1).
 torch::Tensor mean_over_time(const torch::Tensor& h);
 
 }  // namespace compressm::nn

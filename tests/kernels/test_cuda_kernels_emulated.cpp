@@ -560,6 +560,28 @@ TEST(EmulatedCudaFusedOps, MeanOverTimeIsTheMeanOfEachColumn) {
   EXPECT_THROW(cuda::mean_over_time(none.data(), none.data(), 2, 0, 3, kStream), std::invalid_argument);
 }
 
+// Its gradient: every element of {batch, length, cols} written, grad[b, j]
+// / length exactly (one division, as LibTorch's mean backward). Shapes: a
+// few elements, one step, and 4.2M elements, where threads take a second
+// round of the batched grid-stride loop.
+TEST(EmulatedCudaFusedOps, MeanOverTimeBackwardSpreadsTheGradientOverTime) {
+  using Shape = std::tuple<int64_t, int64_t, int64_t>;
+  for (const auto& [batch, length, cols] : std::vector<Shape>{{3, 7, 5}, {2, 1, 70}, {5, 1025, 820}}) {
+    SCOPED_TRACE(std::to_string(batch) + "x" + std::to_string(length) + "x" + std::to_string(cols));
+    const std::vector<float> grad = random_floats(batch * cols, 41);
+    std::vector<float> out(batch * length * cols, NAN);
+    cuda::mean_over_time_backward(grad.data(), out.data(), batch, length, cols, kStream);
+    int64_t off = 0;
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t t = 0; t < length; ++t)
+        for (int64_t j = 0; j < cols; ++j)
+          off += !(out[(b * length + t) * cols + j] == grad[b * cols + j] / static_cast<float>(length));
+    EXPECT_EQ(off, 0);
+  }
+  std::vector<float> none;
+  EXPECT_THROW(cuda::mean_over_time_backward(none.data(), none.data(), 2, 0, 3, kStream), std::invalid_argument);
+}
+
 TEST(EmulatedCudaFusedOps, AdamwStepUpdatesEveryTensorOfTheBucketAndSkipsThoseWithoutGradient) {
   // 70 tensors (two launches of at most 64), sizes 0 to 600, every 7th without a gradient.
   const int64_t count = 70;

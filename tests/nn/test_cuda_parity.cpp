@@ -580,8 +580,9 @@ TEST(CudaFusedOps, LinearMatchesLibTorchsLinear) {
 TEST(CudaFusedOps, MeanOverTimeMatchesTheCpuMeanAndItsGradient) {
   SKIP_WITHOUT_CUDA();
   torch::manual_seed(24);
-  // {3, 40, 31}: a partial tile of 31 columns (wider h takes LibTorch's mean).
-  for (const auto& sizes : {std::vector<int64_t>{50, 784, 8}, {3, 40, 31}, {2, 1, 5}, {2, 3, 70}}) {
+  // {3, 40, 31}: a partial tile of 31 columns (wider h takes LibTorch's mean
+  // forward; every width the backward kernel).
+  for (const auto& sizes : {std::vector<int64_t>{50, 784, 8}, {3, 40, 31}, {2, 1, 5}, {2, 3, 70}, {8, 256, 512}}) {
     const torch::Tensor h = torch::randn(sizes), weights = torch::randn({sizes[0], sizes[2]});
     const torch::Tensor a = h.clone().requires_grad_(true), b = h.to(kCuda).requires_grad_(true);
     const torch::Tensor cpu = mean_over_time(a), dev = mean_over_time(b);

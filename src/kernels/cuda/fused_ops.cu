@@ -646,6 +646,18 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+// out[b, t, j] = grad[b, j] / length (out {batch, length, cols}): the
+// gradient of the mean over time. grad is small and cached; the stores are
+// the pass.
+__global__ void __launch_bounds__(kThreads)
+    spread_over_time_kernel(const float* __restrict__ grad, float* __restrict__ out, long long n, long long length,
+                            long long cols) {
+  const float divisor = static_cast<float>(length);
+  batched_grid_stride(
+      n, [&](long long i) { return grad[(i / (length * cols)) * cols + i % cols]; },
+      [&](float g, long long i) { out[i] = g / divisor; });
+}
+
 // Tensors per launch: their pointers and offsets travel as a kernel argument.
 constexpr int kAdamwTensors = 64;
 struct AdamwChunk {
@@ -1033,6 +1045,15 @@ void mean_over_time(const float* in, float* out, int64_t batch, int64_t length, 
   COMPRESSM_LAUNCH(column_sum_parts_kernel<float>, dim3(static_cast<unsigned int>(batch), tiles), kThreads, stream)(
       in, nullptr, out, batch * length, cols, tile, length, static_cast<float>(length));
   detail::check_launch("mean_over_time (CUDA)");
+}
+
+void mean_over_time_backward(const float* grad, float* out, int64_t batch, int64_t length, int64_t cols,
+                             Stream stream) {
+  if (length <= 0) throw std::invalid_argument("mean_over_time_backward (CUDA): no time steps");
+  const long long n = batch * length * cols;
+  if (n == 0) return;
+  COMPRESSM_LAUNCH(spread_over_time_kernel, batched_grid_for(n), kThreads, stream)(grad, out, n, length, cols);
+  detail::check_launch("mean_over_time_backward (CUDA)");
 }
 
 void adamw_step(const AdamwBucket& bucket, const float* scalars, float beta1, float beta2, float eps,
