@@ -234,7 +234,7 @@ struct GluResidual : public torch::autograd::Function<GluResidual> {
     // CUDA inside the backward kernel; on the CPU a loop, in row order: no
     // ATen op the CUDA path does not run).
     torch::Tensor grad_bias;
-    if (bias.numel() > 0) grad_bias = torch::empty({2 * hidden}, grad_out.options());
+    if (bias.numel() > 0 && ctx->needs_input_grad(1)) grad_bias = torch::empty({2 * hidden}, grad_out.options());
     if (vg.is_cuda()) {
       cuda_ops::glu_residual_backward(vg, bias, grad_out, dropout.keep, dropout.scale, grad_vg, grad_bias);
     } else {

@@ -451,10 +451,10 @@ TEST(EmulatedCudaDropoutMask, RefusesAMisalignedMaskAndAHalfCapturedState) {
 }
 
 // sum_rows' order of additions: the column's rows split into kThreads /
-// tile groups (tile = min(cols, 32)), group g adding rows g, g + groups, ...
-// in turn, then the groups' sums added in group order.
+// tile groups (tile = reduce_tile(rows, cols)), group g adding rows g, g +
+// groups, ... in turn, then the groups' sums added in group order.
 std::vector<float> grouped_column_sums(const std::vector<float>& in, int64_t rows, int64_t cols) {
-  const int64_t tile = std::min<int64_t>(cols, 32), groups = 256 / tile;
+  const int64_t tile = cuda::reduce_tile(rows, cols), groups = 256 / tile;
   std::vector<float> out(cols);
   for (int64_t j = 0; j < cols; ++j) {
     float total = 0.f;
@@ -469,39 +469,46 @@ std::vector<float> grouped_column_sums(const std::vector<float>& in, int64_t row
 }
 
 TEST(EmulatedCudaFusedOps, SumRowsAddsEachArraysRowsInItsFixedOrder) {
-  // Arrays of different shapes in one launch (blockIdx.y = array): 3 rows
-  // (most row groups idle); 50 rows of 16 columns (16 groups, a partial
-  // round of loads ahead); 1 x 1; 37 x 5 (51 groups, 1 idle thread); 16 x 3;
-  // 17 x 4097 (129 tiles, the last of one column); 700 x 8 (32 groups of
-  // 21-22 rows: a whole round of 16 loads ahead and the rest one by one);
-  // 256 x 1024 (a sCIFAR block's column parts: 8 groups of 32 rows, two
-  // rounds). Equal to the same order of float additions on the CPU, and
-  // within float rounding of the exact sums.
-  const std::vector<std::pair<int64_t, int64_t>> shapes{{3, 700}, {50, 16},  {1, 1},    {37, 5},
-                                                        {16, 3},  {17, 4097}, {700, 8}, {256, 1024}};
-  ASSERT_LE(shapes.size(), static_cast<size_t>(cuda::kSumRowsJobs));
-  std::vector<std::vector<float>> in, out;
-  std::vector<cuda::SumRowsJob> jobs;
-  for (size_t k = 0; k < shapes.size(); ++k) {
-    const auto [rows, cols] = shapes[k];
-    in.push_back(random_floats(rows * cols, 20 + k));
-    out.emplace_back(cols, NAN);
-  }
-  for (size_t k = 0; k < shapes.size(); ++k)
-    jobs.push_back({in[k].data(), out[k].data(), shapes[k].first, shapes[k].second});
-  cuda::sum_rows(jobs.data(), static_cast<int>(jobs.size()), kStream);
-  for (size_t k = 0; k < shapes.size(); ++k) {
-    const auto [rows, cols] = shapes[k];
-    EXPECT_EQ(out[k], grouped_column_sums(in[k], rows, cols)) << "array " << k << ": the fixed order";
-    std::vector<float> exact(cols);
-    for (int64_t j = 0; j < cols; ++j) {
-      double sum = 0.0;
-      for (int64_t r = 0; r < rows; ++r) sum += in[k][r * cols + j];
-      exact[j] = static_cast<float>(sum);
+  // Arrays of different shapes in one launch (blockIdx.y = array); up to 32
+  // rows take tiles of up to 256 columns (one group adds the rows): 3 x 700
+  // (3 tiles, the last partial), 1 x 1, 16 x 3 (85 groups, most idle), 17 x
+  // 4097 (17 tiles). More rows take tiles of 32 columns: 50 x 16 (16 groups
+  // of 3-4 rows, no round of 16 loads ahead), 37 x 5 (51 groups, 1 idle
+  // thread), 700 x 8 (32 groups of 21-22 rows: a round of 16 loads ahead,
+  // the rest one by one), 256 x 1024 (a sCIFAR block's column parts: 8
+  // groups of 32 rows, two rounds). Then a second launch where blocks take
+  // several tiles (more than the 1024 blocks' worth): 40 x 33000 (1032 tiles
+  // of 32) and 3 x 270000 (1055 tiles of 256). Equal to the same order of
+  // float additions on the CPU, and within float rounding of the exact sums.
+  const std::vector<std::vector<std::pair<int64_t, int64_t>>> launches{
+      {{3, 700}, {50, 16}, {1, 1}, {37, 5}, {16, 3}, {17, 4097}, {700, 8}, {256, 1024}},
+      {{40, 33000}, {3, 270000}}};
+  for (const auto& shapes : launches) {
+    ASSERT_LE(shapes.size(), static_cast<size_t>(cuda::kSumRowsJobs));
+    std::vector<std::vector<float>> in, out;
+    std::vector<cuda::SumRowsJob> jobs;
+    for (size_t k = 0; k < shapes.size(); ++k) {
+      const auto [rows, cols] = shapes[k];
+      in.push_back(random_floats(rows * cols, 20 + k));
+      out.emplace_back(cols, NAN);
     }
-    expect_close(out[k], exact, 1e-5, "against float64");
+    for (size_t k = 0; k < shapes.size(); ++k)
+      jobs.push_back({in[k].data(), out[k].data(), shapes[k].first, shapes[k].second});
+    cuda::sum_rows(jobs.data(), static_cast<int>(jobs.size()), kStream);
+    for (size_t k = 0; k < shapes.size(); ++k) {
+      const auto [rows, cols] = shapes[k];
+      SCOPED_TRACE(std::to_string(rows) + " x " + std::to_string(cols));
+      EXPECT_EQ(out[k], grouped_column_sums(in[k], rows, cols)) << "the fixed order";
+      std::vector<float> exact(cols);
+      for (int64_t j = 0; j < cols; ++j) {
+        double sum = 0.0;
+        for (int64_t r = 0; r < rows; ++r) sum += in[k][r * cols + j];
+        exact[j] = static_cast<float>(sum);
+      }
+      expect_close(out[k], exact, 1e-5, "against float64");
+    }
+    EXPECT_THROW(cuda::sum_rows(jobs.data(), cuda::kSumRowsJobs + 1, kStream), std::invalid_argument);
   }
-  EXPECT_THROW(cuda::sum_rows(jobs.data(), cuda::kSumRowsJobs + 1, kStream), std::invalid_argument);
 }
 
 TEST(EmulatedCudaFusedOps, ColumnSumsAddEachColumnOfAFloatOrBfloat16ArrayOrOfAProduct) {
@@ -561,7 +568,8 @@ TEST(EmulatedCudaFusedOps, MeanOverTimeIsTheMeanOfEachColumn) {
 }
 
 // Its gradient: every element of {batch, length, cols} written, grad[b, j]
-// / length exactly (one division, as LibTorch's mean backward). Shapes: a
+// / length exactly (one division, as the CPU's mean backward; LibTorch's
+// CUDA one multiplies by 1 / length, within a bit of it). Shapes: a
 // few elements, one step, and 4.2M elements, where threads take a second
 // round of the batched grid-stride loop.
 TEST(EmulatedCudaFusedOps, MeanOverTimeBackwardSpreadsTheGradientOverTime) {
@@ -1082,9 +1090,32 @@ TEST(EmulatedCudaFusedOps, LruBf16PackMatchesTheCpuLoopsAndTheLayout) {
 // computation (columns with a large mean), the bfloat16 cast, and the
 // backward pass with and without the residual's gradient, against the CPU
 // loop and the float64 formula; 777 rows (partial last part) and 5 rows.
+// Narrow channels: the merge's tiles of 5 columns leave 256 % 5 threads
+// without a row group (777 rows: 195 parts in 51 groups; 40 rows: 40 parts,
+// one group in tiles of up to 256 columns).
+TEST(EmulatedCudaFusedOps, ColumnMomentsOfNarrowChannelsMatchTheCpuLoops) {
+  const int64_t hidden = 5;
+  for (const int64_t rows : {int64_t{777}, int64_t{40}}) {
+    SCOPED_TRACE("rows=" + std::to_string(rows));
+    const std::vector<float> x = random_floats(rows * hidden, 91, -3.f, 5.f);
+    std::vector<float> workspace(cuda::batch_norm_workspace(rows, hidden), NAN);
+    std::vector<float> mean(hidden, NAN), var(hidden, NAN), invstd(hidden, NAN);
+    std::vector<float> mean_ref(hidden), var_ref(hidden), invstd_ref(hidden);
+    cuda::column_moments(x.data(), rows, hidden, 1e-5f, mean.data(), var.data(), invstd.data(), workspace.data(),
+                         kStream);
+    ew::column_moments(x.data(), rows, hidden, 1e-5f, mean_ref.data(), var_ref.data(), invstd_ref.data());
+    expect_close(mean, mean_ref, 1e-5, "mean");
+    expect_close(var, var_ref, 1e-5, "var");
+    expect_close(invstd, invstd_ref, 1e-5, "invstd");
+  }
+}
+
 TEST(EmulatedCudaFusedOps, BatchNormMatchesTheCpuLoopsAndFloat64) {
   const int64_t hidden = 300;
-  // 4100 rows: 256 parts, whole groups of 16 parts loaded ahead in the merge.
+  // 777 rows: 195 parts (the merge's 8 row groups of 24-25 parts); 5 rows: 5
+  // parts, taken by one group (tiles of up to 256 columns); 4100 rows: 242
+  // parts of 17 rows, 8 groups of 30-31 parts: a round of 16 loaded ahead
+  // and the rest one by one.
   for (const int64_t rows : {int64_t{777}, int64_t{5}, int64_t{4100}}) {
     SCOPED_TRACE("rows=" + std::to_string(rows));
     const int64_t n = rows * hidden;

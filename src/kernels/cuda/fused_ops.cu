@@ -121,7 +121,7 @@ __device__ __forceinline__ float stored(const __nv_bfloat16*, float value) {
 // glu_sums_grid, whose stride (threads in the grid) is a multiple of H, so
 // every element a thread takes is in one column j = t % H; the thread sums
 // its elements of [dv | dg] as stored and writes them to parts[t / H] at
-// columns j and H + j ({threads / H, 2H}, summed by sum_rows).
+// columns j and H + j ({threads / H, 2H}, summed by column_sums).
 template <class V>
 __global__ void __launch_bounds__(kThreads)
     glu_residual_backward_kernel(const V* __restrict__ vg, const float* __restrict__ grad_out,
@@ -301,19 +301,21 @@ constexpr int kRowsAhead = 16;
 
 // The reductions over the parts of a column (sum_rows, the moments' merge)
 // split each column's rows among the threads of a block too: a block takes
-// a tile of column_tile(cols) columns and kThreads / tile row groups; each
-// thread reduces every groups-th row of its column (kRowsAhead loads at a
-// time), then group 0 reduces the groups' results in group order. One
-// thread per column adding its 256 parts in a row was latency-bound: run 6
-// measured 19.3 us for each sum_rows of a sCIFAR block's column parts and
-// 48.2 us for the moments' merge, at well under 0.1 TB/s. The order is
-// fixed by (rows, cols) alone: deterministic.
-__host__ __device__ __forceinline__ int column_tile(long long cols) {
-  return cols < 32 ? static_cast<int>(cols) : 32;
+// a tile of reduce_tile(rows, cols) columns (fused_ops_cuda.h) and kThreads
+// / tile row groups; each thread reduces every groups-th row of its column
+// (kRowsAhead loads at a time), then group 0 reduces the groups' results in
+// group order. One thread per column adding its 256 parts in a row was
+// latency-bound: run 6 measured 19.3 us for each sum_rows of a sCIFAR
+// block's column parts and 48.2 us for the moments' merge, at well under
+// 0.1 TB/s. The order is fixed by (rows, cols) alone: deterministic.
+__host__ __device__ __forceinline__ long long tiles_of(long long cols, int tile) {
+  return cols > 0 ? (cols + tile - 1) / tile : 0;
 }
-__host__ __device__ __forceinline__ long long column_tiles(long long cols) {
-  return cols > 0 ? (cols + column_tile(cols) - 1) / column_tile(cols) : 0;
-}
+// Blocks of those reductions: a block takes several tiles beyond this.
+constexpr long long kMaxReduceBlocks = 1024;
+
+// The column_sum_parts kernel's tile (a block per part of rows and tile).
+inline int column_tile(long long cols) { return cols < 32 ? static_cast<int>(cols) : 32; }
 
 // This thread's column (within the tile) and row group, and the groups.
 struct TileThread {
@@ -341,9 +343,10 @@ __global__ void __launch_bounds__(kThreads)
                          long long hidden, float eps, float* __restrict__ mean, float* __restrict__ var,
                          float* __restrict__ invstd, const ew::RunningStats running) {
   __shared__ float shares[3][kThreads];  // count, mean, M2 of each thread's parts
-  const int tile = column_tile(hidden);
+  const long long parts = ew::lru_skip_parts(rows);
+  const int tile = reduce_tile(parts, hidden);
   const TileThread me = tile_thread(tile);
-  const long long parts = ew::lru_skip_parts(rows), tiles = column_tiles(hidden);
+  const long long tiles = tiles_of(hidden, tile);
   for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {
     const long long h = t * tile + me.c;
     float count = 0.f, m = 0.f, m2 = 0.f;
@@ -579,16 +582,16 @@ struct SumRowsJobs {
   SumRowsJob jobs[kSumRowsJobs];
 };
 
-// blockIdx.y = job; blocks stride over the job's column tiles (column_tile):
+// blockIdx.y = job; blocks stride over the job's column tiles (reduce_tile):
 // each thread adds rows group, group + groups, ... of its column, kRowsAhead
 // rows' loads at a time, then group 0 adds the groups' sums in order.
 __global__ void __launch_bounds__(kThreads) sum_rows_kernel(const SumRowsJobs all) {
   __shared__ float shares[kThreads];
   const SumRowsJob job = all.jobs[blockIdx.y];
   if (job.cols <= 0) return;  // the whole block
-  const int tile = column_tile(job.cols);
+  const int tile = reduce_tile(job.rows, job.cols);
   const TileThread me = tile_thread(tile);
-  const long long tiles = column_tiles(job.cols), step = me.groups;
+  const long long tiles = tiles_of(job.cols, tile), step = me.groups;
   for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {
     const long long j = t * tile + me.c;
     float sum = 0.f;
@@ -768,8 +771,9 @@ void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_ou
   detail::check_launch("glu_residual_backward (CUDA)");
   if (grad_bias == nullptr) return;
   // The threads' sums {threads / H, 2H} (sCIFAR: 2048 x 1024, 8 MB), added
-  // by column_sums (parts of at most 256 rows, then sum_rows): sum_rows
-  // alone, one thread per column, would add 2048 rows one after another.
+  // by column_sums (parts of at most 256 rows over many blocks, then
+  // sum_rows): sum_rows alone would run 32 blocks of 8 row groups each
+  // adding 256 rows for 1024 columns.
   const int64_t part_rows = static_cast<int64_t>(grid) * kThreads / hidden;
   column_sums(parts, Storage::kFloat32, nullptr, grad_bias, parts + part_rows * 2 * hidden, part_rows, 2 * hidden,
               stream);
@@ -938,8 +942,9 @@ void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, flo
     COMPRESSM_LAUNCH(column_moments_kernel, grid, kThreads, stream)(x, workspace, rows, hidden);
     detail::check_launch("column_moments (CUDA)");
   }
-  const long long tiles = column_tiles(hidden);
-  COMPRESSM_LAUNCH(moments_merge_kernel, tiles < 1024 ? static_cast<unsigned int>(tiles) : 1024u, kThreads, stream)(
+  const long long tiles = tiles_of(hidden, reduce_tile(parts, hidden));
+  COMPRESSM_LAUNCH(moments_merge_kernel, static_cast<unsigned int>(tiles < kMaxReduceBlocks ? tiles : kMaxReduceBlocks),
+                   kThreads, stream)(
       workspace, workspace + parts * hidden, rows, hidden, eps, mean, var, invstd, running);
   detail::check_launch("column_moments (CUDA): merge");
 }
@@ -994,8 +999,12 @@ void sum_rows(const SumRowsJob* jobs, int count, Stream stream) {
   }
   if (widest == 0) return;
   long long tiles = 0;  // the most column tiles of any job
-  for (int k = 0; k < count; ++k) tiles = column_tiles(jobs[k].cols) > tiles ? column_tiles(jobs[k].cols) : tiles;
-  const dim3 grid(tiles < 1024 ? static_cast<unsigned int>(tiles) : 1024u, static_cast<unsigned int>(count));
+  for (int k = 0; k < count; ++k) {
+    const long long t = tiles_of(jobs[k].cols, reduce_tile(jobs[k].rows, jobs[k].cols));
+    tiles = t > tiles ? t : tiles;
+  }
+  const dim3 grid(static_cast<unsigned int>(tiles < kMaxReduceBlocks ? tiles : kMaxReduceBlocks),
+                  static_cast<unsigned int>(count));
   COMPRESSM_LAUNCH(sum_rows_kernel, grid, kThreads, stream)(all);
   detail::check_launch("sum_rows (CUDA)");
 }

@@ -115,11 +115,21 @@ void cross_entropy_backward(const float* logits, const int64_t* labels, const fl
 
 // out[j] = sum over r of in[r * cols + j], for up to kSumRowsJobs arrays in
 // one launch (the per-row gradient parts of the fused LRU layer, the column
-// parts of the kernels below). A block per tile of min(cols, 32) columns:
-// its 256 / tile row groups add every groups-th row of their column, then
-// the groups' sums are added in group order. The order depends on (rows,
-// cols) only, so the result is deterministic (one thread per column adding
-// the rows in a row took 19 us for 256 rows of 1024 columns, H200).
+// parts of the kernels below). A block per tile of reduce_tile(rows, cols)
+// columns: its 256 / tile row groups add every groups-th row of their
+// column, then the groups' sums are added in group order. The order depends
+// on (rows, cols) only, so the result is deterministic (one thread per
+// column adding the rows in a row took 19 us for 256 rows of 1024 columns,
+// H200).
+// The tile: up to 32 columns (8 or more row groups), or where there are at
+// most 32 rows up to 256 columns (one group adds the few rows in order:
+// the fused layer's {4, 313600} parts at sMNIST's sizes would leave most
+// groups idle). The BatchNorm moments' merge takes its tiles the same way
+// (its parts as rows).
+COMPRESSM_HD int reduce_tile(int64_t rows, int64_t cols) {
+  const int64_t widest = rows <= 32 ? 256 : 32;
+  return static_cast<int>(cols < widest ? cols : widest);
+}
 struct SumRowsJob {
   const float* in;
   float* out;
