@@ -3,6 +3,8 @@
 // written once; bfloat16 rounds to nearest even, as c10::BFloat16 does.
 #include <cuda_bf16.h>
 
+#include <numeric>
+
 #include "kernels/fused_ops.h"
 #include "kernels/cuda/fused_ops_cuda.h"
 #include "kernels/cuda/cuda_common.cuh"
@@ -326,6 +328,46 @@ __device__ __forceinline__ TileThread tile_thread(int tile) {
   return {static_cast<int>(threadIdx.x) % tile, static_cast<int>(threadIdx.x) / tile, groups};
 }
 
+// A block's share of such a reduction of `count` items down each of `cols`
+// columns: each thread folds items p = group, group + groups, ... of its
+// column j into a State (fold(state, fetch(p, j), p), in that order;
+// kRowsAhead items' fetches issued at a time), then group 0 combines the
+// groups' States in group order (combine(total, state), total from State{})
+// and calls finish(j, total). State: a trivial type (shared memory), State{}
+// the empty state. Blocks stride over the column tiles. cols > 0.
+template <class State, class Fetch, class Fold, class Combine, class Finish>
+__device__ __forceinline__ void reduce_column_tiles(long long count, long long cols, const Fetch& fetch,
+                                                    const Fold& fold, const Combine& combine, const Finish& finish) {
+  __shared__ State shares[kThreads];
+  using Item = decltype(fetch(0LL, 0LL));
+  const int tile = reduce_tile(count, cols);
+  const TileThread me = tile_thread(tile);
+  const long long tiles = tiles_of(cols, tile), step = me.groups;
+  for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {
+    const long long j = t * tile + me.c;
+    State state{};
+    if (me.group < me.groups && j < cols) {
+      long long p = me.group;
+      for (; p + (kRowsAhead - 1) * step < count; p += kRowsAhead * step) {
+        Item ahead[kRowsAhead];
+#pragma unroll
+        for (int k = 0; k < kRowsAhead; ++k) ahead[k] = fetch(p + k * step, j);
+#pragma unroll
+        for (int k = 0; k < kRowsAhead; ++k) fold(state, ahead[k], p + k * step);
+      }
+      for (; p < count; p += step) fold(state, fetch(p, j), p);
+    }
+    shares[threadIdx.x] = state;
+    __syncthreads();
+    if (me.group == 0 && j < cols) {
+      State total{};
+      for (int g = 0; g < me.groups; ++g) combine(total, shares[g * tile + me.c]);
+      finish(j, total);
+    }
+    __syncthreads();
+  }
+}
+
 // batch_norm (kernels::elementwise): column parts (accumulate_column_part) of
 // Welford moments, then moments_merge_kernel merges the parts per column.
 __global__ void __launch_bounds__(kThreads)
@@ -338,56 +380,35 @@ __global__ void __launch_bounds__(kThreads)
       [&](float xi, long long, float* acc) { ew::welford_add(xi, acc[2], acc[0], acc[1]); });
 }
 
+// Welford moments of a part of rows (or of several parts merged).
+struct Moments {
+  float count, mean, m2;
+};
+
 __global__ void __launch_bounds__(kThreads)
     moments_merge_kernel(const float* __restrict__ part_mean, const float* __restrict__ part_m2, long long rows,
                          long long hidden, float eps, float* __restrict__ mean, float* __restrict__ var,
                          float* __restrict__ invstd, const ew::RunningStats running) {
-  __shared__ float shares[3][kThreads];  // count, mean, M2 of each thread's parts
-  const long long parts = ew::lru_skip_parts(rows);
-  const int tile = reduce_tile(parts, hidden);
-  const TileThread me = tile_thread(tile);
-  const long long tiles = tiles_of(hidden, tile);
-  for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {
-    const long long h = t * tile + me.c;
-    float count = 0.f, m = 0.f, m2 = 0.f;
-    if (me.group < me.groups && h < hidden) {
-      // Parts group, group + groups, ...: kRowsAhead parts' loads at a time.
-      for (long long first = me.group; first < parts; first += static_cast<long long>(kRowsAhead) * me.groups) {
-        float ahead_mean[kRowsAhead], ahead_m2[kRowsAhead];
-#pragma unroll
-        for (int k = 0; k < kRowsAhead; ++k) {
-          const long long p = first + static_cast<long long>(k) * me.groups;
-          const long long q = p < parts ? p : me.group;
-          ahead_mean[k] = part_mean[q * hidden + h];
-          ahead_m2[k] = part_m2[q * hidden + h];
-        }
-#pragma unroll
-        for (int k = 0; k < kRowsAhead; ++k) {
-          const long long p = first + static_cast<long long>(k) * me.groups;
-          if (p < parts)
-            ew::moments_merge(count, m, m2, static_cast<float>(ew::lru_skip_part_size(rows, p)), ahead_mean[k],
-                              ahead_m2[k]);
-        }
-      }
-    }
-    shares[0][threadIdx.x] = count;
-    shares[1][threadIdx.x] = m;
-    shares[2][threadIdx.x] = m2;
-    __syncthreads();
-    if (me.group == 0 && h < hidden) {
-      float total = 0.f, mt = 0.f, m2t = 0.f;
-      for (int g = 0; g < me.groups; ++g) {
-        const int k = g * tile + me.c;
-        ew::moments_merge(total, mt, m2t, shares[0][k], shares[1][k], shares[2][k]);
-      }
-      const float v = rows > 0 ? m2t / static_cast<float>(rows) : 0.f;
-      mean[h] = mt;
-      var[h] = v;
-      invstd[h] = 1.f / sqrtf(v + eps);
-      ew::update_running_stats(running, h, mt, v);
-    }
-    __syncthreads();
-  }
+  struct Part {
+    float mean, m2;
+  };
+  const auto merge = [](Moments& a, float count, float part_mean_value, float part_m2_value) {
+    ew::moments_merge(a.count, a.mean, a.m2, count, part_mean_value, part_m2_value);
+  };
+  reduce_column_tiles<Moments>(
+      ew::lru_skip_parts(rows), hidden,
+      [&](long long p, long long h) { return Part{part_mean[p * hidden + h], part_m2[p * hidden + h]}; },
+      [&](Moments& a, const Part& in, long long p) {
+        merge(a, static_cast<float>(ew::lru_skip_part_size(rows, p)), in.mean, in.m2);
+      },
+      [&](Moments& total, const Moments& a) { merge(total, a.count, a.mean, a.m2); },
+      [&](long long h, const Moments& m) {
+        const float v = rows > 0 ? m.m2 / static_cast<float>(rows) : 0.f;
+        mean[h] = m.mean;
+        var[h] = v;
+        invstd[h] = 1.f / sqrtf(v + eps);
+        ew::update_running_stats(running, h, m.mean, v);
+      });
 }
 
 template <class V>
@@ -582,39 +603,14 @@ struct SumRowsJobs {
   SumRowsJob jobs[kSumRowsJobs];
 };
 
-// blockIdx.y = job; blocks stride over the job's column tiles (reduce_tile):
-// each thread adds rows group, group + groups, ... of its column, kRowsAhead
-// rows' loads at a time, then group 0 adds the groups' sums in order.
+// blockIdx.y = job: reduce_column_tiles over the job's rows.
 __global__ void __launch_bounds__(kThreads) sum_rows_kernel(const SumRowsJobs all) {
-  __shared__ float shares[kThreads];
   const SumRowsJob job = all.jobs[blockIdx.y];
   if (job.cols <= 0) return;  // the whole block
-  const int tile = reduce_tile(job.rows, job.cols);
-  const TileThread me = tile_thread(tile);
-  const long long tiles = tiles_of(job.cols, tile), step = me.groups;
-  for (long long t = blockIdx.x; t < tiles; t += gridDim.x) {
-    const long long j = t * tile + me.c;
-    float sum = 0.f;
-    if (me.group < me.groups && j < job.cols) {
-      long long r = me.group;
-      for (; r + (kRowsAhead - 1) * step < job.rows; r += kRowsAhead * step) {
-        float ahead[kRowsAhead];
-#pragma unroll
-        for (int k = 0; k < kRowsAhead; ++k) ahead[k] = job.in[(r + k * step) * job.cols + j];
-#pragma unroll
-        for (int k = 0; k < kRowsAhead; ++k) sum += ahead[k];
-      }
-      for (; r < job.rows; r += step) sum += job.in[r * job.cols + j];
-    }
-    shares[threadIdx.x] = sum;
-    __syncthreads();
-    if (me.group == 0 && j < job.cols) {
-      float total = 0.f;
-      for (int g = 0; g < me.groups; ++g) total += shares[g * tile + me.c];
-      job.out[j] = total;
-    }
-    __syncthreads();
-  }
+  reduce_column_tiles<float>(
+      job.rows, job.cols, [&](long long r, long long j) { return job.in[r * job.cols + j]; },
+      [](float& sum, float x, long long) { sum += x; }, [](float& total, float sum) { total += sum; },
+      [&](long long j, float total) { job.out[j] = total; });
 }
 
 // Parts of column sums (column_sum_parts in fused_ops_cuda.h), each divided
@@ -730,13 +726,7 @@ namespace {
 // blocks: a grid whose thread count is a multiple of H (the backward's
 // bias sums).
 unsigned int glu_sums_grid(long long n, long long hidden) {
-  long long a = hidden, b = kThreads;
-  while (b != 0) {
-    const long long r = a % b;
-    a = b;
-    b = r;
-  }
-  const long long step = hidden / a, blocks = batched_grid_for(n);
+  const long long step = hidden / std::gcd(hidden, static_cast<long long>(kThreads)), blocks = batched_grid_for(n);
   const long long rounded = (blocks + step - 1) / step * step;
   if (rounded > 0x7fffffffLL) throw std::invalid_argument("glu_residual_backward (CUDA): H too large for the sums");
   return static_cast<unsigned int>(rounded);
