@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <utility>
 
 #if defined(COMPRESSM_WITH_CUDA)  // CUDA's headers: the graph capture test
 #include <ATen/cuda/CUDAGeneratorImpl.h>
@@ -348,6 +349,33 @@ TEST(CudaNarrowMix, DrawsItsMasksFromTheCudaGeneratorState) {
 }
 
 #if defined(COMPRESSM_WITH_CUDA)
+// Runs warm_up (eager: allocations, .grad, kernel modules loaded), then
+// captures `capture` into `graph`, both on a side stream (a CUDA graph is
+// not captured on the default stream).
+template <class WarmUp, class Capture>
+void capture_on_side_stream(at::cuda::CUDAGraph& graph, const WarmUp& warm_up, const Capture& capture) {
+  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, 0);
+  c10::cuda::device_synchronize();
+  const c10::cuda::CUDAStreamGuard guard(side);
+  warm_up();
+  c10::cuda::device_synchronize();
+  graph.capture_begin();
+  capture();
+  graph.capture_end();
+}
+
+// The default CUDA generator's (seed, offset) just before one replay of
+// `graph`, which this runs to completion.
+std::pair<uint64_t, uint64_t> replay_from_generator_state(at::cuda::CUDAGraph& graph) {
+  at::Generator generator = at::cuda::detail::getDefaultCUDAGenerator(0);
+  const auto* state = at::check_generator<at::CUDAGeneratorImpl>(generator);
+  c10::cuda::device_synchronize();
+  const std::pair<uint64_t, uint64_t> before{state->current_seed(), state->philox_offset_per_thread()};
+  graph.replay();
+  c10::cuda::device_synchronize();
+  return before;
+}
+
 // Captured in a CUDA graph (as the graphed training step is), the op reads
 // the generator's state on the device. Two ops in one graph (the second
 // draws at intra-graph offset 4), forward and backward, replayed twice:
@@ -370,28 +398,17 @@ TEST(CudaNarrowMix, EachReplayOfACapturedGraphDrawsNewMasksAndItsBackwardTheSame
   };
   torch::Tensor out;
   at::cuda::CUDAGraph graph;
-  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, 0);
-  c10::cuda::device_synchronize();
-  {
-    const c10::cuda::CUDAStreamGuard guard(side);
-    // Warm-up outside the capture (allocations, .grad), then the capture.
-    (two_mixes(leaves[0], leaves[1], leaves[2], leaves[3]) * upstream_dev).sum().backward();
-    c10::cuda::device_synchronize();
-    graph.capture_begin();
-    out = two_mixes(leaves[0], leaves[1], leaves[2], leaves[3]);
-    (out * upstream_dev).sum().backward();
-    graph.capture_end();
-  }
-  at::Generator generator = at::cuda::detail::getDefaultCUDAGenerator(0);
-  const auto* state = at::check_generator<at::CUDAGeneratorImpl>(generator);
+  capture_on_side_stream(
+      graph, [&] { (two_mixes(leaves[0], leaves[1], leaves[2], leaves[3]) * upstream_dev).sum().backward(); },
+      [&] {
+        out = two_mixes(leaves[0], leaves[1], leaves[2], leaves[3]);
+        (out * upstream_dev).sum().backward();
+      });
   std::vector<torch::Tensor> outs;
   for (int replay = 0; replay < 2; ++replay) {
     SCOPED_TRACE("replay " + std::to_string(replay));
     for (torch::Tensor& l : leaves) l.mutable_grad().zero_();
-    c10::cuda::device_synchronize();
-    const uint64_t seed = state->current_seed(), offset = state->philox_offset_per_thread();
-    graph.replay();
-    c10::cuda::device_synchronize();
+    const auto [seed, offset] = replay_from_generator_state(graph);
     const NarrowMixRun dev{out.detach().cpu(), leaves[0].grad().cpu(), leaves[1].grad().cpu(),
                            leaves[2].grad().cpu(), leaves[3].grad().cpu()};
     const int64_t n = in[0].numel();
@@ -467,26 +484,16 @@ TEST(CudaDropoutMask, EachReplayOfACapturedGraphDrawsNewMasks) {
   const torch::Tensor like = torch::empty({3, 1001});
   torch::Tensor first, second;
   at::cuda::CUDAGraph graph;
-  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool(false, 0);
-  c10::cuda::device_synchronize();
-  {
-    const c10::cuda::CUDAStreamGuard guard(side);
-    dropout_keep_mask(like.sizes(), p, kCuda);  // eager first (the kernel's module loaded before the capture)
-    c10::cuda::device_synchronize();
-    graph.capture_begin();
-    first = dropout_keep_mask(like.sizes(), p, kCuda);
-    second = dropout_keep_mask(like.sizes(), p, kCuda);
-    graph.capture_end();
-  }
-  at::Generator generator = at::cuda::detail::getDefaultCUDAGenerator(0);
-  const auto* state = at::check_generator<at::CUDAGeneratorImpl>(generator);
+  capture_on_side_stream(
+      graph, [&] { dropout_keep_mask(like.sizes(), p, kCuda); },
+      [&] {
+        first = dropout_keep_mask(like.sizes(), p, kCuda);
+        second = dropout_keep_mask(like.sizes(), p, kCuda);
+      });
   std::vector<torch::Tensor> firsts;
   for (int replay = 0; replay < 2; ++replay) {
     SCOPED_TRACE("replay " + std::to_string(replay));
-    c10::cuda::device_synchronize();
-    const uint64_t seed = state->current_seed(), offset = state->philox_offset_per_thread();
-    graph.replay();
-    c10::cuda::device_synchronize();
+    const auto [seed, offset] = replay_from_generator_state(graph);
     EXPECT_TRUE(torch::equal(first.cpu(), drawn_mask(seed, offset, 0, like, p)));
     EXPECT_TRUE(torch::equal(second.cpu(), drawn_mask(seed, offset + 4, 0, like, p)));
     firsts.push_back(first.cpu());
