@@ -8,7 +8,7 @@
 //                    [--input 1] [--classes 10] [--dropout 0.1] [--steps 30] [--warmup 3] [--threads 2]
 //                    [--device cpu|cuda] [--precision fp32|tf32|bf16] [--graph 0|1]
 //                    [--block-ops auto|fused|composed] [--lru-segments 0|1|2|4]
-//                    [--wide-lru bf16|fp32] [--queue-ahead 1|0]
+//                    [--wide-lru bf16|fp32] [--queue-ahead 1|0] [--vector-width 4|1]
 //
 // --dropout is the blocks' drop rate, 0.1 as in configs/smnist.yaml and
 // configs/scifar.yaml (the official code's step trains with it too); the
@@ -27,6 +27,9 @@
 // in float32 (TF32 GEMMs on CUDA) in the bf16 mode
 // (LruModelOptions::wide_lru_bf16; default bf16), the baseline of the
 // bfloat16 projections (lru_layer_bf16).
+// --vector-width 1 makes the wide element-wise kernels take one element per
+// thread instead of four (kernels::cuda::set_vector_width; CUDA, H a
+// multiple of 4): the baseline of their four-wide accesses.
 //
 // Last stdout line: JSON with ms_per_step (median wall time), steps_per_s and
 // cpu_ms_per_step (median process CPU time, all threads: robust to other load
@@ -52,6 +55,7 @@ struct Options {
   int64_t steps = 30, warmup = 3;
   int threads = 2;
   int64_t lru_segments = 0;
+  int64_t vector_width = 4;
   bool graph = false;
   bool queue_ahead = true;
   std::string device = "cpu";
@@ -66,6 +70,7 @@ Options parse(int argc, char** argv) {
   flags.read("--warmup", o.warmup);
   flags.read("--threads", o.threads);
   flags.read("--lru-segments", o.lru_segments);
+  flags.read("--vector-width", o.vector_width);
   std::string graph = "0", queue_ahead = "1";
   flags.read("--graph", graph);
   flags.read("--queue-ahead", queue_ahead);
@@ -75,6 +80,8 @@ Options parse(int argc, char** argv) {
     throw std::invalid_argument("--queue-ahead: 0 or 1, got " + queue_ahead);
   o.graph = graph == "1";
   o.queue_ahead = queue_ahead == "1";
+  if (o.vector_width != 4 && o.vector_width != 1)
+    throw std::invalid_argument("--vector-width: 4 or 1, got " + std::to_string(o.vector_width));
   o.model.check();
   compressm::bench::check_device_name(o.device);
   return o;
@@ -90,6 +97,7 @@ int main(int argc, char** argv) try {
   mallopt(M_TRIM_THRESHOLD, -1);
   at::set_num_threads(o.threads);
   compressm::nn::cuda_ops::set_fused_time_segments(o.lru_segments);
+  compressm::nn::cuda_ops::set_elementwise_vector_width(o.vector_width);
   if (o.device == "cuda" && !torch::cuda::is_available()) throw std::invalid_argument("--device cuda: no CUDA device");
   compressm::benchmark::StepBenchOptions b;
   const compressm::bench::ModelFlags& m = o.model;
@@ -111,7 +119,8 @@ int main(int argc, char** argv) try {
             << m.precision << "\", \"num_blocks\": " << m.blocks << ", \"state_dim\": " << m.state
             << ", \"hidden_dim\": " << m.hidden << ", \"batch_size\": " << m.batch << ", \"length\": " << m.length
             << ", \"steps\": " << o.steps << ", \"dropout\": " << m.dropout << ", \"block_ops\": \""
-            << m.block_ops << "\"" << ", \"lru_segments\": " << o.lru_segments << ", \"wide_lru\": \""
+            << m.block_ops << "\"" << ", \"lru_segments\": " << o.lru_segments
+            << ", \"vector_width\": " << o.vector_width << ", \"wide_lru\": \""
             << m.wide_lru << "\"" << ", \"cuda_graph\": " << (r.graph_captured ? "true" : "false")
             << ", \"queued_ahead\": " << (r.queued_ahead ? "true" : "false")
             << ", \"final_loss\": " << r.final_loss << "}" << std::endl;

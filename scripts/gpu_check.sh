@@ -212,6 +212,11 @@ if [[ $QUICK != 1 ]]; then
 fi
 run_bench scifar_n384_bf16_graph "${scifar[@]}" --state 384 --precision bf16 --graph 1
 run_bench scifar_n384_bf16_graph_sync "${scifar[@]}" --state 384 --precision bf16 --graph 1 --queue-ahead 0
+# The wide element-wise kernels one element per thread (the baseline of
+# their four-wide accesses, kernels::cuda::set_vector_width), and the
+# default once more right after it (the spread between runs).
+run_bench scifar_n384_bf16_graph_width1 "${scifar[@]}" --state 384 --precision bf16 --graph 1 --vector-width 1
+run_bench scifar_n384_bf16_graph_again "${scifar[@]}" --state 384 --precision bf16 --graph 1
 run_bench scifar_n384_bf16_graph_composed "${scifar[@]}" --state 384 --precision bf16 --graph 1 --block-ops composed
 run_bench scifar_n384_bf16_graph_nodrop "${scifar[@]}" --state 384 --precision bf16 --graph 1 --dropout 0
 # The LRU's B and C projections of the wide layers in float32 (TF32 GEMMs

@@ -205,8 +205,11 @@ COMPRESSM_HD float batch_norm_gradient(float d_out, float dz, float u, float inv
 // made on the fly, invstd D gp plus the residual path's dL/dx (d_out), the
 // part of batch_norm_gradient that needs no column mean. batch_norm_backward
 // adds the rest in place.
+COMPRESSM_HD float skip_input_gradient(float d_out, float d, float gp, bool normalized, float invstd) {
+  return normalized ? d_out + invstd * (d * gp) : d_out + d * gp;
+}
 COMPRESSM_HD float skip_input_gradient(float d_out, float d, float gp, const NormInput& u, int64_t h) {
-  return u.mean ? d_out + u.invstd[h] * (d * gp) : d_out + d * gp;
+  return skip_input_gradient(d_out, d, gp, u.mean != nullptr, u.mean ? u.invstd[h] : 0.f);
 }
 
 // The column means of dz = D gp + g_gemm and dz .* u from the column sums of

@@ -146,6 +146,11 @@ void set_fused_time_segments(int64_t segments) {
   }
 }
 
+void set_elementwise_vector_width(int64_t width) {
+  TORCH_CHECK(width == 1 || width == 4, "set_elementwise_vector_width: 4 or 1, got ", width);
+  kernels::cuda::set_vector_width(static_cast<int>(width));
+}
+
 torch::Tensor lru_layer_fused(const LruLayerInputs& in) {
   return detail::apply_checkpointed<CudaKernels>(
       {in.lambda_re, in.lambda_im, in.B_re, in.B_im, in.C_re, in.C_im, in.D, in.u});

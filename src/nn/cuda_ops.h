@@ -41,6 +41,11 @@ torch::Tensor lru_layer_fused(const LruLayerInputs& in);
 // 1, 2 or 4 forced, process-wide (benchmarks and tests compare). Without
 // CUDA: accepts 0 and 1 only (there is nothing to split).
 void set_fused_time_segments(int64_t segments);
+// The wide element-wise kernels' access width (kernels::cuda::set_vector_width):
+// 4 (four elements per thread where aligned, the default) or 1 (one),
+// process-wide, for benchmarks that compare. Without CUDA: accepts both and
+// does nothing.
+void set_elementwise_vector_width(int64_t width);
 
 // The kernels of lru_layer_bf16 on contiguous CUDA tensors, validated by the
 // caller: lambda {N, 2} float32; u, x, grad_x, grad_u {B, L, 2N} bfloat16

@@ -27,6 +27,10 @@ void set_fused_time_segments(int64_t segments) {
   TORCH_CHECK(segments == 0 || segments == 1, "set_fused_time_segments: this build has no CUDA kernels");
 }
 
+void set_elementwise_vector_width(int64_t width) {
+  TORCH_CHECK(width == 1 || width == 4, "set_elementwise_vector_width: 4 or 1, got ", width);
+}
+
 void diagonal_scan_bf16_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
                                 const torch::Tensor&) {
   no_cuda("lru_layer_bf16");

@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <random>
 #include <string>
 #include <tuple>
@@ -33,6 +34,9 @@
 #include "kernels/lru_layer_kernel.h"
 #include "kernels/narrow_mix.h"
 #include "kernels/philox.h"
+
+// threads_launched(), last: its macros stand in for CUDA's keywords.
+#include "cuda_emulator.h"
 
 namespace compressm::kernels {
 namespace {
@@ -1018,6 +1022,170 @@ TEST(EmulatedCudaFusedOps, LruSkipGeluMatchesTheCpuLoops) {
         expect_close(gu_ref, skip64, 1e-5, "grad_skip against float64");
         expect_close(gD_ref, sums64, 1e-4, "sums against float64");
       }
+  }
+}
+
+// The arrays of one run of an op, each in a buffer of its own at a 16-byte
+// aligned address, except array `offset` (in the order placed), one element
+// past it.
+struct PlacedArrays {
+  int offset;  // -1: none
+  std::vector<std::vector<char>> buffers;
+  template <class T>
+  T* place(const std::vector<T>& values) {
+    const bool off = offset == static_cast<int>(buffers.size());
+    buffers.emplace_back((values.size() + 1) * sizeof(T) + 16);
+    char* base = buffers.back().data();
+    base += (16 - reinterpret_cast<uintptr_t>(base) % 16) % 16;
+    T* at = reinterpret_cast<T*>(base) + (off ? 1 : 0);
+    std::memcpy(static_cast<void*>(at), values.data(), values.size() * sizeof(T));
+    return at;
+  }
+};
+
+// The wide kernels take four consecutive elements per thread (16-byte
+// loads) where H is a multiple of 4 and every pointer is aligned for that,
+// else one. Both paths on the same values, bit for bit (the same
+// per-element arithmetic and the same order of each column's sums; the GLU
+// bias sums, whose threads take other elements, within rounding): each op
+// runs with its arrays aligned (four wide), then once with each array in
+// turn one element past an aligned address (the launch must see it and
+// take the scalar path: the emulator throws on a misaligned vector access,
+// as the device faults). H = 96, 777 rows: 4 rows per part, full groups
+// of rows fetched ahead and a tail.
+TEST(EmulatedCudaFusedOps, FourWideAndScalarPathsGiveTheSameBits) {
+  const int64_t rows = 777, hidden = 96, n = rows * hidden;
+  const auto bits = [](const auto* p, int64_t count) {
+    std::vector<uint32_t> out(count);
+    for (int64_t i = 0; i < count; ++i) {
+      float f = static_cast<float>(p[i]);
+      std::memcpy(&out[i], &f, sizeof f);
+    }
+    return out;
+  };
+  const auto x = random_floats(n, 120, -3.f, 5.f), D = random_floats(hidden, 121), grad_out = random_floats(n, 122);
+  const auto mean = random_floats(hidden, 123), invstd = random_floats(hidden, 124, 0.5f, 2.f);
+  const auto cx = to_bf16(random_floats(n, 125)), grad_g = to_bf16(random_floats(n, 126));
+  const auto mask = random_mask(n, 127);
+  const auto vg = to_bf16(random_floats(2 * n, 128, -3.f, 3.f));
+  const auto bias = random_floats(2 * hidden, 129);
+  const std::vector<float> nan_n(n, NAN), nan_2h(2 * hidden, NAN), nan_h(hidden, NAN);
+  const std::vector<c10::BFloat16> bf_n(n), bf_2n(2 * n);
+  const float scale = 1.f / 0.75f;
+  using Bits = std::vector<std::vector<uint32_t>>;
+  // Each op: its outputs' bits, arrays placed by `a` in a fixed order, and
+  // the arrays that only scalar code touches (the column sums' totals, the
+  // GLU's per-thread sums, per-column kernels' inputs): one element off,
+  // the op still runs four wide.
+  struct Op {
+    const char* name;
+    std::function<Bits(PlacedArrays&)> run;
+    std::vector<int> scalar_only;
+  };
+  const std::vector<Op> ops{
+      {"lru_skip_gelu forward and backward",
+       [&](PlacedArrays& a) {
+         const ew::NormInput u{a.place(x), a.place(mean), a.place(invstd)};
+         const auto* c = a.place(cx);
+         const auto* gg = a.place(grad_g);
+         const float* d = a.place(D);
+         const uint8_t* keep = a.place(mask);
+         const float* go = a.place(grad_out);
+         auto* g = a.place(bf_n);
+         auto* gc = a.place(bf_n);
+         float* gs = a.place(nan_n);
+         float* sums = a.place(nan_2h);
+         float* workspace = a.place(std::vector<float>(cuda::lru_skip_workspace(rows, hidden), NAN));
+         cuda::lru_skip_gelu_forward(c, Storage::kBFloat16, d, u, g, rows, hidden, keep, scale, kStream);
+         cuda::lru_skip_gelu_backward(gg, c, Storage::kBFloat16, d, u, go, gc, gs, sums, workspace, rows, hidden,
+                                      keep, scale, kStream);
+         return Bits{bits(g, n), bits(gc, n), bits(gs, n), bits(sums, 2 * hidden)};
+       },
+       {11}},
+      {"lru_skip backward",
+       [&](PlacedArrays& a) {
+         const float* gy = a.place(grad_out);
+         const float* u = a.place(x);
+         const auto* gemm = a.place(cx);
+         const float* d = a.place(D);
+         float* gu = a.place(nan_n);
+         float* gD = a.place(nan_h);
+         float* workspace = a.place(std::vector<float>(cuda::lru_skip_workspace(rows, hidden), NAN));
+         cuda::lru_skip_backward(gy, u, gemm, Storage::kBFloat16, d, gu, gD, workspace, rows, hidden, kStream);
+         return Bits{bits(gu, n), bits(gD, hidden)};
+       },
+       {5}},
+      {"batch norm: moments, cast, backward",
+       [&](PlacedArrays& a) {
+         const float* xs = a.place(x);
+         float* m = a.place(nan_h);
+         float* v = a.place(nan_h);
+         float* is = a.place(nan_h);
+         auto* z = a.place(bf_n);
+         float* gx = a.place(grad_out);
+         const auto* gemm = a.place(cx);
+         const float* d = a.place(D);
+         const float* skip_sums = a.place(bias);  // any {2H} values
+         float* workspace = a.place(std::vector<float>(cuda::batch_norm_workspace(rows, hidden), NAN));
+         cuda::column_moments(xs, rows, hidden, 1e-5f, m, v, is, workspace, kStream);
+         cuda::batch_norm_cast(xs, m, is, z, Storage::kBFloat16, rows, hidden, kStream);
+         cuda::batch_norm_backward(gx, gemm, Storage::kBFloat16, ew::NormInput{xs, m, is}, d, skip_sums, workspace,
+                                   rows, hidden, kStream);
+         return Bits{bits(m, hidden), bits(v, hidden), bits(is, hidden), bits(z, n), bits(gx, n)};
+       },
+       {2, 7, 8}},
+      {"glu_residual forward and backward (bias sums last)",
+       [&](PlacedArrays& a) {
+         const auto* v = a.place(vg);
+         const float* xs = a.place(x);
+         const uint8_t* keep = a.place(mask);
+         const float* b = a.place(bias);
+         const float* go = a.place(grad_out);
+         float* out = a.place(nan_n);
+         auto* gvg = a.place(bf_2n);
+         float* gb = a.place(nan_2h);
+         float* workspace = a.place(std::vector<float>(cuda::glu_residual_workspace(rows, hidden), NAN));
+         cuda::glu_residual_forward(v, Storage::kBFloat16, xs, out, rows, hidden, keep, scale, kStream, b);
+         cuda::glu_residual_backward(v, Storage::kBFloat16, go, gvg, rows, hidden, keep, scale, kStream, b, gb,
+                                     workspace);
+         return Bits{bits(out, n), bits(gvg, 2 * n), bits(gb, 2 * hidden)};
+       },
+       {7, 8}},
+  };
+  for (const Op& op : ops) {
+    SCOPED_TRACE(op.name);
+    PlacedArrays aligned{-1, {}};
+    const long long before = compressm::cuda_emulator::threads_launched();
+    const Bits want = op.run(aligned);
+    const long long four_wide_threads = compressm::cuda_emulator::threads_launched() - before;
+    const int arrays = static_cast<int>(aligned.buffers.size());
+    const bool glu = std::string(op.name).rfind("glu", 0) == 0;
+    for (int k = 0; k < arrays; ++k) {
+      SCOPED_TRACE("array " + std::to_string(k) + " one element off");
+      PlacedArrays off{k, {}};
+      Bits got;
+      const long long first = compressm::cuda_emulator::threads_launched();
+      ASSERT_NO_THROW(got = op.run(off));
+      // The aligned run took the four-wide path (fewer threads, four
+      // elements each), this one the scalar path unless only scalar code
+      // touches array k.
+      const long long threads = compressm::cuda_emulator::threads_launched() - first;
+      if (std::count(op.scalar_only.begin(), op.scalar_only.end(), k) > 0)
+        EXPECT_EQ(four_wide_threads, threads);
+      else
+        EXPECT_LT(four_wide_threads, threads);
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t o = 0; o < want.size(); ++o) {
+        if (glu && o + 1 == want.size()) {  // the bias sums: other threads' shares, within rounding
+          std::vector<float> g(want[o].size()), w(want[o].size());
+          std::memcpy(g.data(), got[o].data(), g.size() * sizeof(float));
+          std::memcpy(w.data(), want[o].data(), w.size() * sizeof(float));
+          expect_close(g, w, 1e-4, "bias sums");
+        } else {
+          EXPECT_EQ(got[o], want[o]) << "output " << o;
+        }
+      }
+    }
   }
 }
 

@@ -3,7 +3,10 @@
 // written once; bfloat16 rounds to nearest even, as c10::BFloat16 does.
 #include <cuda_bf16.h>
 
+#include <atomic>
+#include <cstdint>
 #include <numeric>
+#include <type_traits>
 
 #include "kernels/fused_ops.h"
 #include "kernels/cuda/fused_ops_cuda.h"
@@ -27,11 +30,119 @@ unsigned int grid_for(long long n) {
   return blocks < 4096u ? blocks : 4096u;
 }
 
-// The grid of a batched_grid_stride kernel: kStrideBatch elements per
-// thread from the first round on (the same 4096 blocks from 4M elements).
-constexpr int kStrideBatch = 4;
+// Vectorised access: the wide kernels below take W consecutive elements of a
+// row per thread (W = 4: one 16-byte load of four float32, one 8-byte load
+// of four bfloat16, one 4-byte load of four mask bytes) where the host found
+// H a multiple of 4 and every pointer aligned for it (vector_width); W = 1
+// is the scalar path, for any shape. Each element's arithmetic is the same
+// either way. (Run 6's profile: LibTorch's vectorised bfloat16 cast moved
+// 3.78 TB/s on the H200, its scalar copies 0.9-1.5 TB/s, and our scalar
+// kernels 1.1-2.7 TB/s.)
+template <int W>
+struct Vec {
+  float v[W];
+};
+// W consecutive values of T as one memory access.
+template <int W, class T>
+struct alignas(W * sizeof(T)) Packed {
+  T v[W];
+};
+// A misaligned vector access faults on the device
+// (cudaErrorMisalignedAddress); the CPU emulator, where it would not, checks
+// every one.
+template <int W, class T>
+__device__ __forceinline__ void check_vector_alignment(const T* p) {
+#if defined(COMPRESSM_CUDA_EMULATION)
+  if (reinterpret_cast<uintptr_t>(p) % alignof(Packed<W, T>) != 0) throw std::logic_error("misaligned vector access");
+#endif
+}
+template <int W, class T>
+__device__ __forceinline__ Vec<W> load_vec(const T* p, long long i) {
+  check_vector_alignment<W>(p + i);
+  const Packed<W, T> packed = *reinterpret_cast<const Packed<W, T>*>(p + i);
+  Vec<W> out;
+#pragma unroll
+  for (int k = 0; k < W; ++k) out.v[k] = load(packed.v, k);
+  return out;
+}
+// load_vec, or `fallback` in every lane where p is null.
+template <int W>
+__device__ __forceinline__ Vec<W> load_vec_or(const float* p, long long i, float fallback) {
+  if (p != nullptr) return load_vec<W>(p, i);
+  Vec<W> out;
+#pragma unroll
+  for (int k = 0; k < W; ++k) out.v[k] = fallback;
+  return out;
+}
+template <int W, class T>
+__device__ __forceinline__ void store_vec(T* p, long long i, const Vec<W>& value) {
+  Packed<W, T> packed;
+#pragma unroll
+  for (int k = 0; k < W; ++k) store(packed.v, k, value.v[k]);
+  check_vector_alignment<W>(p + i);
+  *reinterpret_cast<Packed<W, T>*>(p + i) = packed;
+}
+// ew::dropout_factor of elements i .. i + W - 1 (1 without a mask).
+template <int W>
+__device__ __forceinline__ Vec<W> dropout_factors(const uint8_t* keep, long long i, float scale) {
+  Vec<W> out;
+  if (keep == nullptr) {
+#pragma unroll
+    for (int k = 0; k < W; ++k) out.v[k] = 1.f;
+    return out;
+  }
+  check_vector_alignment<W>(keep + i);
+  const Packed<W, uint8_t> mask = *reinterpret_cast<const Packed<W, uint8_t>*>(keep + i);
+#pragma unroll
+  for (int k = 0; k < W; ++k) out.v[k] = ew::dropout_factor(mask.v, k, scale);
+  return out;
+}
+// ew::with_bias of columns j .. j + W - 1.
+template <int W>
+__device__ __forceinline__ Vec<W> with_bias(Vec<W> v, const float* bias, long long j) {
+  if (bias == nullptr) return v;
+  const Vec<W> b = load_vec<W>(bias, j);
+#pragma unroll
+  for (int k = 0; k < W; ++k) v.v[k] = ew::with_bias(v.v[k], b.v, k);
+  return v;
+}
+
+// set_vector_width's value: 4 (the default) or 1.
+std::atomic<int>& widest_vectors() {
+  static std::atomic<int> width{4};
+  return width;
+}
+
+// The width a launch takes: 4 where H is a multiple of 4 (so is every
+// row's start and n) and every pointer (null or not) is aligned for four of
+// its type, unless set_vector_width(1) said otherwise; else 1.
+template <class T>
+bool aligned_for_four(const T* p) {
+  return reinterpret_cast<uintptr_t>(p) % (4 * sizeof(T)) == 0;
+}
+template <class... T>
+int vector_width(long long hidden, const T*... pointers) {
+  return widest_vectors().load() == 4 && hidden % 4 == 0 && (aligned_for_four(pointers) && ...) ? 4 : 1;
+}
+// Calls f(std::integral_constant<int, W>{}) for W = width (4 or 1).
+template <class F>
+void with_width(int width, const F& f) {
+  if (width == 4)
+    f(std::integral_constant<int, 4>{});
+  else
+    f(std::integral_constant<int, 1>{});
+}
+
+// A batched_grid_stride thread's rounds take kStrideBatch<W> groups of W
+// elements each: 4 single elements, or 2 groups of four (fewer registers;
+// 8 elements in flight per thread either way with W = 4).
+template <int W>
+constexpr int kStrideBatch = W == 1 ? 4 : 2;
+// The grid of a batched_grid_stride kernel: one round per thread from the
+// first on, at most 4096 blocks.
+template <int W>
 unsigned int batched_grid_for(long long n) {
-  const unsigned int blocks = detail::blocks_for(n, kThreads * kStrideBatch);
+  const unsigned int blocks = detail::blocks_for(n, kThreads * kStrideBatch<W> * W);
   return blocks < 4096u ? blocks : 4096u;
 }
 
@@ -41,30 +152,30 @@ unsigned int batched_grid_for(long long n) {
   for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < (n); \
        i += static_cast<long long>(gridDim.x) * blockDim.x)
 
-// A grid-stride loop over [0, n) that takes kStrideBatch of a thread's
-// elements at a time (i, i + stride, ...): fetch(i) loads each one's inputs
-// first, then apply(inputs, i) computes and stores them in turn, so that
-// the loads of all of them are in flight at once. (One element at a time,
-// the branches of the per-element math (a null mask or bias, erf's and
-// exp's range checks) kept the compiler from issuing the next element's
-// loads early: lru_skip_gelu_forward moved 1.66 TB/s and glu_residual's
-// backward 2.12 TB/s on the H200.) Each element's result is as before.
-// Launched on batched_grid_for(n) blocks.
-
-template <class Fetch, class Apply>
+// A grid-stride loop over [0, n) in groups of W consecutive elements (n a
+// multiple of W), kStrideBatch<W> groups of a thread at a time (i, i +
+// stride, ...): fetch(i) loads each group's inputs first, then apply(inputs,
+// i) computes and stores them in turn, so that the loads of all of them are
+// in flight at once. (One element at a time, the branches of the
+// per-element math (a null mask or bias, erf's and exp's range checks) kept
+// the compiler from issuing the next element's loads early:
+// lru_skip_gelu_forward moved 1.66 TB/s and glu_residual's backward 2.12
+// TB/s on the H200.) Each element's result is as before. Launched on
+// batched_grid_for<W>(n) blocks.
+template <int W, class Fetch, class Apply>
 __device__ __forceinline__ void batched_grid_stride(long long n, const Fetch& fetch, const Apply& apply) {
-  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
+  const long long stride = static_cast<long long>(gridDim.x) * blockDim.x * W;
   using Inputs = decltype(fetch(0LL));
-  // Rounds of kStrideBatch elements, the last one's elements past n left
-  // out (predicated: a thread with fewer elements still fetches them together).
-  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < n;
-       i += kStrideBatch * stride) {
-    Inputs in[kStrideBatch] = {};
+  // Rounds of kStrideBatch<W> groups, the last one's groups past n left out
+  // (predicated: a thread with fewer groups still fetches them together).
+  for (long long i = (blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x) * W; i < n;
+       i += kStrideBatch<W> * stride) {
+    Inputs in[kStrideBatch<W>] = {};
 #pragma unroll
-    for (int k = 0; k < kStrideBatch; ++k)
+    for (int k = 0; k < kStrideBatch<W>; ++k)
       if (i + k * stride < n) in[k] = fetch(i + k * stride);
 #pragma unroll
-    for (int k = 0; k < kStrideBatch; ++k)
+    for (int k = 0; k < kStrideBatch<W>; ++k)
       if (i + k * stride < n) apply(in[k], i + k * stride);
   }
 }
@@ -76,7 +187,7 @@ __global__ void __launch_bounds__(kThreads)
   struct Inputs {
     float y, factor;
   };
-  batched_grid_stride(
+  batched_grid_stride<1>(
       n, [&](long long i) { return Inputs{y[i], ew::dropout_factor(keep, i, scale)}; },
       [&](const Inputs& in, long long i) { store(z, i, ew::gelu(in.y) * in.factor); });
 }
@@ -89,28 +200,34 @@ __global__ void __launch_bounds__(kThreads)
   struct Inputs {
     float grad_z, factor, y;
   };
-  batched_grid_stride(
+  batched_grid_stride<1>(
       n, [&](long long i) { return Inputs{load(grad_z, i), ew::dropout_factor(keep, i, scale), y[i]}; },
       [&](const Inputs& in, long long i) { grad_y[i] = in.grad_z * in.factor * ew::gelu_derivative(in.y); });
 }
 
-// One thread per output element (r, j): v at vg[r, j], g at vg[r, H + j].
-template <class V>
+// Elements (r, j .. j + W - 1) of out per group: v at vg[r, j], g at vg[r, H + j].
+template <class V, int W>
 __global__ void __launch_bounds__(kThreads)
     glu_residual_forward_kernel(const V* __restrict__ vg, const float* __restrict__ x, float* __restrict__ out,
                                 long long n, long long hidden, const uint8_t* __restrict__ keep, float scale,
                                 const float* __restrict__ bias) {
   struct Inputs {
-    float x, v, g, factor;
+    Vec<W> x, v, g, factor;
   };
-  batched_grid_stride(
+  batched_grid_stride<W>(
       n,
       [&](long long i) {
         const long long j = i % hidden, value = i + (i / hidden) * hidden;  // r 2H + j
-        return Inputs{x[i], ew::with_bias(load(vg, value), bias, j),
-                      ew::with_bias(load(vg, value + hidden), bias, hidden + j), ew::dropout_factor(keep, i, scale)};
+        return Inputs{load_vec<W>(x, i), with_bias<W>(load_vec<W>(vg, value), bias, j),
+                      with_bias<W>(load_vec<W>(vg, value + hidden), bias, hidden + j),
+                      dropout_factors<W>(keep, i, scale)};
       },
-      [&](const Inputs& in, long long i) { out[i] = ew::glu_output(in.x, in.v, in.g, in.factor); });
+      [&](const Inputs& in, long long i) {
+        Vec<W> o;
+#pragma unroll
+        for (int k = 0; k < W; ++k) o.v[k] = ew::glu_output(in.x.v[k], in.v.v[k], in.g.v[k], in.factor.v[k]);
+        store_vec<W>(out, i, o);
+      });
 }
 
 // A value as store() leaves it in memory (bfloat16: rounded), as float.
@@ -120,42 +237,49 @@ __device__ __forceinline__ float stored(const __nv_bfloat16*, float value) {
 }
 
 // With `parts` (not null), also the bias's gradient in parts: launched on
-// glu_sums_grid, whose stride (threads in the grid) is a multiple of H, so
-// every element a thread takes is in one column j = t % H; the thread sums
-// its elements of [dv | dg] as stored and writes them to parts[t / H] at
-// columns j and H + j ({threads / H, 2H}, summed by column_sums).
-template <class V>
+// glu_sums_grid<W>, whose stride (W times the threads in the grid) is a
+// multiple of H, so every group a thread takes is in columns j .. j + W - 1,
+// j = W t % H; the thread sums its elements of [dv | dg] as stored and
+// writes them to parts[W t / H] at columns j .. and H + j .. ({W threads /
+// H, 2H}, summed by column_sums).
+template <class V, int W>
 __global__ void __launch_bounds__(kThreads)
     glu_residual_backward_kernel(const V* __restrict__ vg, const float* __restrict__ grad_out,
                                  V* __restrict__ grad_vg, long long n, long long hidden,
                                  const uint8_t* __restrict__ keep, float scale, const float* __restrict__ bias,
                                  float* __restrict__ parts) {
   struct Inputs {
-    float v, g, factor, grad_out;
+    Vec<W> v, g, factor, grad_out;
     long long value;  // r 2H + j
   };
-  float sum_v = 0.f, sum_g = 0.f;
-  batched_grid_stride(
+  Vec<W> sum_v{}, sum_g{};
+  batched_grid_stride<W>(
       n,
       [&](long long i) {
         const long long j = i % hidden, value = i + (i / hidden) * hidden;
-        return Inputs{ew::with_bias(load(vg, value), bias, j),
-                      ew::with_bias(load(vg, value + hidden), bias, hidden + j), ew::dropout_factor(keep, i, scale),
-                      grad_out[i], value};
+        return Inputs{with_bias<W>(load_vec<W>(vg, value), bias, j),
+                      with_bias<W>(load_vec<W>(vg, value + hidden), bias, hidden + j),
+                      dropout_factors<W>(keep, i, scale), load_vec<W>(grad_out, i), value};
       },
       [&](const Inputs& in, long long) {
-        float gv, gg;
-        ew::glu_gradients(in.v, in.g, in.factor, in.grad_out, gv, gg);
-        store(grad_vg, in.value, gv);
-        store(grad_vg, in.value + hidden, gg);
-        sum_v += stored(grad_vg, gv);
-        sum_g += stored(grad_vg, gg);
+        Vec<W> gv, gg;
+#pragma unroll
+        for (int k = 0; k < W; ++k) {
+          ew::glu_gradients(in.v.v[k], in.g.v[k], in.factor.v[k], in.grad_out.v[k], gv.v[k], gg.v[k]);
+          sum_v.v[k] += stored(grad_vg, gv.v[k]);
+          sum_g.v[k] += stored(grad_vg, gg.v[k]);
+        }
+        store_vec<W>(grad_vg, in.value, gv);
+        store_vec<W>(grad_vg, in.value + hidden, gg);
       });
   if (parts == nullptr) return;
-  const long long t = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x;
+  const long long t = (blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x) * W;
   float* part = parts + (t / hidden) * 2 * hidden + t % hidden;
-  part[0] = sum_v;
-  part[hidden] = sum_g;
+#pragma unroll
+  for (int k = 0; k < W; ++k) {
+    part[k] = sum_v.v[k];
+    part[hidden + k] = sum_g.v[k];
+  }
 }
 
 template <class V>
@@ -169,103 +293,133 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // Kernels that sum a {rows, hidden} product down its columns in parts
-// (ew::lru_skip_parts) take a grid of {parts, column blocks}: blockIdx.x = part
-// of rows, blockIdx.y * blockDim.x + threadIdx.x = column h (part_column();
-// the kernel returns for h >= hidden). Each thread walks
-// its column down the part's rows (coalesced across h), kRowBatch rows at a
-// time: fetch(i) loads one element's inputs for each of the batch's rows
-// first, then apply(inputs, i, acc) runs on them in row order, acc the K
-// per-column values it accumulates (from zero): the same sums as a
-// row-by-row loop. (With the loads inside the per-element math, whose
-// branches (a null mask, erf's and exp's range checks) kept the compiler
-// from issuing the next row's loads early, a thread had about one row's
-// loads in flight: lru_skip_gelu_backward moved 1.66 TB/s on the H200.)
-// Value k < Stored of the part goes to sums[(k gridDim.x + part) hidden +
-// h], so that value k's parts lie at sums + k parts H, which sum_rows adds
-// afterwards (launch_column_parts) or a merge combines; values from
+// (ew::lru_skip_parts) take a grid of {parts, column blocks} of
+// column_block_threads<W>(hidden) threads: blockIdx.x = part of rows,
+// blockIdx.y * blockDim.x + threadIdx.x = column group, columns h .. h + W -
+// 1 (part_column<W>(); the kernel returns for h >= hidden). Each thread
+// walks its columns down the part's rows (coalesced across h),
+// kRowsAheadOf<W> rows at a time: fetch(i) loads one group's inputs for each
+// of the batch's rows first, then apply(inputs, i, acc) runs on them in row
+// order, acc the K per-column Vec<W>s it accumulates (from zero): the same
+// sums as a row-by-row loop. (With the loads inside the per-element math,
+// whose branches (a null mask, erf's and exp's range checks) kept the
+// compiler from issuing the next row's loads early, a thread had about one
+// row's loads in flight: lru_skip_gelu_backward moved 1.66 TB/s on the
+// H200.) Value k < Stored of the part goes to sums[(k gridDim.x + part) hidden
+// + h ..], so that value k's parts lie at sums + k parts H, which sum_rows
+// adds afterwards (launch_column_parts) or a merge combines; values from
 // Stored on are the thread's own (Welford's count).
-constexpr int kRowBatch = 8;
+template <int W>
+constexpr int kRowsAheadOf = W == 1 ? 8 : 4;  // 8 or 16 elements of each input in flight
 
+template <int W>
 __device__ __forceinline__ long long part_column() {
-  return static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x;
+  return (static_cast<long long>(blockIdx.y) * blockDim.x + threadIdx.x) * W;
 }
 
-template <int K, int Stored = K, class Fetch, class Apply>
+// Threads per block of a column-parts kernel: one per column group, up to
+// kThreads, in whole warps (sCIFAR's H = 512 at W = 4: 128).
+template <int W>
+int column_block_threads(long long hidden) {
+  const long long groups = hidden / W, warps = (groups + 31) / 32;
+  return groups >= kThreads ? kThreads : static_cast<int>(warps > 0 ? warps * 32 : 32);
+}
+
+template <int W, int K, int Stored = K, class Fetch, class Apply>
 __device__ __forceinline__ void accumulate_column_part(long long h, long long rows, long long hidden,
                                                        float* __restrict__ sums, const Fetch& fetch,
                                                        const Apply& apply) {
   const long long first = blockIdx.x * ew::lru_skip_part_rows(rows);
   const long long last = first + ew::lru_skip_part_size(rows, blockIdx.x);
   using Inputs = decltype(fetch(0LL));
-  float acc[K] = {};
+  Vec<W> acc[K] = {};
   long long r = first;
-  for (; r + kRowBatch <= last; r += kRowBatch) {
-    Inputs in[kRowBatch];
+  for (; r + kRowsAheadOf<W> <= last; r += kRowsAheadOf<W>) {
+    Inputs in[kRowsAheadOf<W>];
 #pragma unroll
-    for (int k = 0; k < kRowBatch; ++k) in[k] = fetch((r + k) * hidden + h);
+    for (int k = 0; k < kRowsAheadOf<W>; ++k) in[k] = fetch((r + k) * hidden + h);
 #pragma unroll
-    for (int k = 0; k < kRowBatch; ++k) apply(in[k], (r + k) * hidden + h, acc);
+    for (int k = 0; k < kRowsAheadOf<W>; ++k) apply(in[k], (r + k) * hidden + h, acc);
   }
   for (; r < last; ++r) apply(fetch(r * hidden + h), r * hidden + h, acc);
 #pragma unroll
-  for (int k = 0; k < Stored; ++k) sums[(k * static_cast<long long>(gridDim.x) + blockIdx.x) * hidden + h] = acc[k];
+  for (int k = 0; k < Stored; ++k)
+    store_vec<W>(sums, (k * static_cast<long long>(gridDim.x) + blockIdx.x) * hidden + h, acc[k]);
 }
 
-// u's value at element i of column h from x[i] fetched (NormInput): u.x[i]
-// itself, or batch_norm(x[i], mean_h, invstd_h) with the column's mean and
-// invstd read once per thread (the same value as ew::input_at).
+// u's value at element i of column h + k from x[i] fetched (NormInput):
+// u.x[i] itself, or batch_norm(x[i], mean, invstd) with the columns' means
+// and invstds read once per thread (the same value as ew::input_at).
+template <int W>
 struct ColumnInput {
-  const float* mean;  // null: u stored
-  float mean_h = 0.f, invstd_h = 0.f;
-  __device__ ColumnInput(const ew::NormInput& u, long long h) : mean(u.mean) {
-    if (mean) {
-      mean_h = u.mean[h];
-      invstd_h = u.invstd[h];
+  bool normalized;
+  Vec<W> mean{}, invstd{};
+  __device__ ColumnInput(const ew::NormInput& u, long long h) : normalized(u.mean != nullptr) {
+    if (normalized) {
+      mean = load_vec<W>(u.mean, h);
+      invstd = load_vec<W>(u.invstd, h);
     }
   }
-  __device__ float at(float x) const { return mean ? ew::batch_norm(x, mean_h, invstd_h) : x; }
+  __device__ float at(float x, int k) const { return normalized ? ew::batch_norm(x, mean.v[k], invstd.v[k]) : x; }
 };
 
 // Column parts (accumulate_column_part).
-template <class V>
+template <class V, int W>
 __global__ void __launch_bounds__(kThreads)
     lru_skip_backward_kernel(const float* __restrict__ grad_y, const float* __restrict__ u,
                              const V* __restrict__ grad_u_gemm, const float* __restrict__ D,
                              float* __restrict__ grad_u, float* __restrict__ sums, long long rows, long long hidden) {
   struct Inputs {
-    float g, u, gemm;
+    Vec<W> g, u, gemm;
   };
-  const long long h = part_column();
+  const long long h = part_column<W>();
   if (h >= hidden) return;
-  const float d = D[h];
-  accumulate_column_part<1>(
-      h, rows, hidden, sums, [&](long long i) { return Inputs{grad_y[i], u[i], load(grad_u_gemm, i)}; },
-      [&](const Inputs& in, long long i, float* sum) {
-        sum[0] = sum[0] + in.g * in.u;
-        grad_u[i] = ew::lru_skip(in.gemm, d, in.g);
+  const Vec<W> d = load_vec<W>(D, h);
+  accumulate_column_part<W, 1>(
+      h, rows, hidden, sums,
+      [&](long long i) { return Inputs{load_vec<W>(grad_y, i), load_vec<W>(u, i), load_vec<W>(grad_u_gemm, i)}; },
+      [&](const Inputs& in, long long i, Vec<W>* sum) {
+        Vec<W> gu;
+#pragma unroll
+        for (int k = 0; k < W; ++k) {
+          sum[0].v[k] = sum[0].v[k] + in.g.v[k] * in.u.v[k];
+          gu.v[k] = ew::lru_skip(in.gemm.v[k], d.v[k], in.g.v[k]);
+        }
+        store_vec<W>(grad_u, i, gu);
       });
 }
 
-template <class V>
+template <class V, int W>
 __global__ void __launch_bounds__(kThreads)
     lru_skip_gelu_forward_kernel(const V* __restrict__ cx, const float* __restrict__ D, const ew::NormInput u,
                                  V* __restrict__ g, long long n, long long hidden, const uint8_t* __restrict__ keep,
                                  float scale) {
   struct Inputs {
-    float cx, d, u, factor;
+    Vec<W> cx, d, x, mean, invstd, factor;
   };
-  batched_grid_stride(
+  const bool normalized = u.mean != nullptr;
+  batched_grid_stride<W>(
       n,
       [&](long long i) {
         const long long h = i % hidden;
-        return Inputs{load(cx, i), D[h], ew::input_at(u, i, h), ew::dropout_factor(keep, i, scale)};
+        return Inputs{load_vec<W>(cx, i),         load_vec<W>(D, h),
+                      load_vec<W>(u.x, i),        load_vec_or<W>(u.mean, h, 0.f),
+                      load_vec_or<W>(u.invstd, h, 1.f), dropout_factors<W>(keep, i, scale)};
       },
-      [&](const Inputs& in, long long i) { store(g, i, ew::skip_gelu(in.cx, in.d, in.u, in.factor)); });
+      [&](const Inputs& in, long long i) {
+        Vec<W> out;
+#pragma unroll
+        for (int k = 0; k < W; ++k) {
+          const float ui = normalized ? ew::batch_norm(in.x.v[k], in.mean.v[k], in.invstd.v[k]) : in.x.v[k];
+          out.v[k] = ew::skip_gelu(in.cx.v[k], in.d.v[k], ui, in.factor.v[k]);
+        }
+        store_vec<W>(g, i, out);
+      });
 }
 
 // Column parts (accumulate_column_part): K = 1, dL/dD; K = 2 (u normalised),
 // dL/dD and the sum of gp.
-template <class V, int K>
+template <class V, int K, int W>
 __global__ void __launch_bounds__(kThreads)
     lru_skip_gelu_backward_kernel(const V* __restrict__ grad_g, const V* __restrict__ cx,
                                   const float* __restrict__ D, const ew::NormInput u,
@@ -273,25 +427,31 @@ __global__ void __launch_bounds__(kThreads)
                                   float* __restrict__ grad_skip, float* __restrict__ sums, long long rows,
                                   long long hidden, const uint8_t* __restrict__ keep, float scale) {
   struct Inputs {
-    float cx, grad_g, x, grad_out, factor;
+    Vec<W> cx, grad_g, x, grad_out, factor;
   };
-  const long long h = part_column();
+  const long long h = part_column<W>();
   if (h >= hidden) return;
-  const float d = D[h];
-  const ColumnInput column(u, h);
-  accumulate_column_part<K>(
+  const Vec<W> d = load_vec<W>(D, h);
+  const ColumnInput<W> column(u, h);
+  accumulate_column_part<W, K>(
       h, rows, hidden, sums,
       [&](long long i) {
-        return Inputs{load(cx, i), load(grad_g, i), u.x[i], grad_out ? grad_out[i] : 0.f,
-                      ew::dropout_factor(keep, i, scale)};
+        return Inputs{load_vec<W>(cx, i), load_vec<W>(grad_g, i), load_vec<W>(u.x, i),
+                      load_vec_or<W>(grad_out, i, 0.f), dropout_factors<W>(keep, i, scale)};
       },
-      [&](const Inputs& in, long long i, float* acc) {
-        const float ui = column.at(in.x);
-        const float gp = ew::skip_gelu_gradient(in.cx, d, ui, in.factor, in.grad_g);
-        store(grad_cx, i, gp);
-        grad_skip[i] = ew::skip_input_gradient(in.grad_out, d, gp, u, h);
-        acc[0] = acc[0] + gp * ui;
-        if (K == 2) acc[K - 1] = acc[K - 1] + gp;
+      [&](const Inputs& in, long long i, Vec<W>* acc) {
+        Vec<W> gc, gs;
+#pragma unroll
+        for (int k = 0; k < W; ++k) {
+          const float ui = column.at(in.x.v[k], k);
+          const float gp = ew::skip_gelu_gradient(in.cx.v[k], d.v[k], ui, in.factor.v[k], in.grad_g.v[k]);
+          gc.v[k] = gp;
+          gs.v[k] = ew::skip_input_gradient(in.grad_out.v[k], d.v[k], gp, column.normalized, column.invstd.v[k]);
+          acc[0].v[k] = acc[0].v[k] + gp * ui;
+          if (K == 2) acc[K - 1].v[k] = acc[K - 1].v[k] + gp;
+        }
+        store_vec<W>(grad_cx, i, gc);
+        store_vec<W>(grad_skip, i, gs);
       });
 }
 
@@ -370,14 +530,18 @@ __device__ __forceinline__ void reduce_column_tiles(long long count, long long c
 
 // batch_norm (kernels::elementwise): column parts (accumulate_column_part) of
 // Welford moments, then moments_merge_kernel merges the parts per column.
+template <int W>
 __global__ void __launch_bounds__(kThreads)
     column_moments_kernel(const float* __restrict__ x, float* __restrict__ parts, long long rows, long long hidden) {
   // acc = (mean, M2) of the part, stored, and the count
-  const long long h = part_column();
+  const long long h = part_column<W>();
   if (h >= hidden) return;
-  accumulate_column_part<3, 2>(
-      h, rows, hidden, parts, [&](long long i) { return x[i]; },
-      [&](float xi, long long, float* acc) { ew::welford_add(xi, acc[2], acc[0], acc[1]); });
+  accumulate_column_part<W, 3, 2>(
+      h, rows, hidden, parts, [&](long long i) { return load_vec<W>(x, i); },
+      [&](const Vec<W>& xi, long long, Vec<W>* acc) {
+#pragma unroll
+        for (int k = 0; k < W; ++k) ew::welford_add(xi.v[k], acc[2].v[k], acc[0].v[k], acc[1].v[k]);
+      });
 }
 
 // Welford moments of a part of rows (or of several parts merged).
@@ -411,35 +575,46 @@ __global__ void __launch_bounds__(kThreads)
       });
 }
 
-template <class V>
+template <class V, int W>
 __global__ void __launch_bounds__(kThreads)
     batch_norm_cast_kernel(const float* __restrict__ x, const float* __restrict__ mean,
                            const float* __restrict__ invstd, V* __restrict__ out, long long n, long long hidden) {
-  batched_grid_stride(
+  struct Inputs {
+    Vec<W> x, mean, invstd;
+  };
+  batched_grid_stride<W>(
       n,
       [&](long long i) {
         const long long h = i % hidden;
-        return ew::batch_norm(x[i], mean[h], invstd[h]);
+        return Inputs{load_vec<W>(x, i), load_vec<W>(mean, h), load_vec<W>(invstd, h)};
       },
-      [&](float value, long long i) { store(out, i, value); });
+      [&](const Inputs& in, long long i) {
+        Vec<W> u;
+#pragma unroll
+        for (int k = 0; k < W; ++k) u.v[k] = ew::batch_norm(in.x.v[k], in.mean.v[k], in.invstd.v[k]);
+        store_vec<W>(out, i, u);
+      });
 }
 
 // Column parts of grad_u_gemm and grad_u_gemm .* u.
-template <class V>
+template <class V, int W>
 __global__ void __launch_bounds__(kThreads)
     batch_norm_sums_kernel(const V* __restrict__ grad_u_gemm, const ew::NormInput u, float* __restrict__ sums,
                            long long rows, long long hidden) {
   struct Inputs {
-    float g, x;
+    Vec<W> g, x;
   };
-  const long long h = part_column();
+  const long long h = part_column<W>();
   if (h >= hidden) return;
-  const ColumnInput column(u, h);
-  accumulate_column_part<2>(
-      h, rows, hidden, sums, [&](long long i) { return Inputs{load(grad_u_gemm, i), u.x[i]}; },
-      [&](const Inputs& in, long long, float* acc) {
-        acc[0] = acc[0] + in.g;
-        acc[1] = acc[1] + in.g * column.at(in.x);
+  const ColumnInput<W> column(u, h);
+  accumulate_column_part<W, 2>(
+      h, rows, hidden, sums, [&](long long i) { return Inputs{load_vec<W>(grad_u_gemm, i), load_vec<W>(u.x, i)}; },
+      [&](const Inputs& in, long long, Vec<W>* acc) {
+#pragma unroll
+        for (int k = 0; k < W; ++k) {
+          acc[0].v[k] = acc[0].v[k] + in.g.v[k];
+          acc[1].v[k] = acc[1].v[k] + in.g.v[k] * column.at(in.x.v[k], k);
+        }
       });
 }
 
@@ -457,16 +632,32 @@ __global__ void __launch_bounds__(kThreads)
   sums[hidden + h] = mean_dz_u;
 }
 
-// grad_x (holding the skip kernel's grad_skip) += the rest of dL/dx, in place.
-template <class V>
+// grad_x (holding the skip kernel's grad_skip) += the rest of dL/dx, in
+// place (u normalised).
+template <class V, int W>
 __global__ void __launch_bounds__(kThreads)
     batch_norm_apply_kernel(float* grad_x, const V* __restrict__ grad_u_gemm, const ew::NormInput u,
                             const float* __restrict__ means, long long n, long long hidden) {
-  COMPRESSM_GRID_STRIDE_LOOP(i, n) {
-    const long long h = i % hidden;
-    grad_x[i] = ew::batch_norm_gradient(grad_x[i], load(grad_u_gemm, i), ew::input_at(u, i, h), u.invstd[h], means[h],
-                                        means[hidden + h]);
-  }
+  struct Inputs {
+    Vec<W> grad_x, gemm, x, mean, invstd, mean_dz, mean_dz_u;
+  };
+  batched_grid_stride<W>(
+      n,
+      [&](long long i) {
+        const long long h = i % hidden;
+        return Inputs{load_vec<W>(grad_x, i),      load_vec<W>(grad_u_gemm, i), load_vec<W>(u.x, i),
+                      load_vec<W>(u.mean, h),      load_vec<W>(u.invstd, h),    load_vec<W>(means, h),
+                      load_vec<W>(means, hidden + h)};
+      },
+      [&](const Inputs& in, long long i) {
+        Vec<W> out;
+#pragma unroll
+        for (int k = 0; k < W; ++k)
+          out.v[k] = ew::batch_norm_gradient(in.grad_x.v[k], in.gemm.v[k],
+                                             ew::batch_norm(in.x.v[k], in.mean.v[k], in.invstd.v[k]),
+                                             in.invstd.v[k], in.mean_dz.v[k], in.mean_dz_u.v[k]);
+        store_vec<W>(grad_x, i, out);
+      });
 }
 
 // One thread per element of B and of C (and of lambda); the same places as
@@ -652,7 +843,7 @@ __global__ void __launch_bounds__(kThreads)
     spread_over_time_kernel(const float* __restrict__ grad, float* __restrict__ out, long long n, long long length,
                             long long cols) {
   const float divisor = static_cast<float>(length);
-  batched_grid_stride(
+  batched_grid_stride<1>(
       n, [&](long long i) { return grad[(i / (length * cols)) * cols + i % cols]; },
       [&](float g, long long i) { out[i] = g / divisor; });
 }
@@ -684,14 +875,19 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
+void set_vector_width(int width) {
+  if (width != 1 && width != 4) throw std::invalid_argument("set_vector_width: 4 or 1, got " + std::to_string(width));
+  widest_vectors().store(width);
+}
+
 void gelu_dropout_forward(const float* y, void* z, Storage z_type, int64_t n, const uint8_t* keep, float scale,
                           Stream stream) {
   if (n == 0) return;
   if (z_type == Storage::kBFloat16)
-    COMPRESSM_LAUNCH(gelu_dropout_forward_kernel, batched_grid_for(n), kThreads, stream)(
+    COMPRESSM_LAUNCH(gelu_dropout_forward_kernel, batched_grid_for<1>(n), kThreads, stream)(
         y, static_cast<__nv_bfloat16*>(z), n, keep, scale);
   else
-    COMPRESSM_LAUNCH(gelu_dropout_forward_kernel, batched_grid_for(n), kThreads, stream)(
+    COMPRESSM_LAUNCH(gelu_dropout_forward_kernel, batched_grid_for<1>(n), kThreads, stream)(
         y, static_cast<float*>(z), n, keep, scale);
   detail::check_launch("gelu_dropout_forward (CUDA)");
 }
@@ -700,10 +896,10 @@ void gelu_dropout_backward(const float* y, const void* grad_z, Storage grad_type
                            const uint8_t* keep, float scale, Stream stream) {
   if (n == 0) return;
   if (grad_type == Storage::kBFloat16)
-    COMPRESSM_LAUNCH(gelu_dropout_backward_kernel, batched_grid_for(n), kThreads, stream)(
+    COMPRESSM_LAUNCH(gelu_dropout_backward_kernel, batched_grid_for<1>(n), kThreads, stream)(
         y, static_cast<const __nv_bfloat16*>(grad_z), grad_y, n, keep, scale);
   else
-    COMPRESSM_LAUNCH(gelu_dropout_backward_kernel, batched_grid_for(n), kThreads, stream)(
+    COMPRESSM_LAUNCH(gelu_dropout_backward_kernel, batched_grid_for<1>(n), kThreads, stream)(
         y, static_cast<const float*>(grad_z), grad_y, n, keep, scale);
   detail::check_launch("gelu_dropout_backward (CUDA)");
 }
@@ -712,31 +908,51 @@ void glu_residual_forward(const void* vg, Storage vg_type, const float* x, float
                           const uint8_t* keep, float scale, Stream stream, const float* bias) {
   const long long n = rows * hidden;
   if (n == 0) return;
+  const auto run = [&](const auto* v) {
+    with_width(vector_width(hidden, v, x, out, keep, bias), [&](auto width) {
+      constexpr int W = decltype(width)::value;
+      const auto kernel = glu_residual_forward_kernel<std::remove_const_t<std::remove_pointer_t<decltype(v)>>, W>;
+      COMPRESSM_LAUNCH(kernel, batched_grid_for<W>(n), kThreads, stream)(v, x, out, n, hidden, keep, scale, bias);
+    });
+  };
   if (vg_type == Storage::kBFloat16)
-    COMPRESSM_LAUNCH(glu_residual_forward_kernel, batched_grid_for(n), kThreads, stream)(
-        static_cast<const __nv_bfloat16*>(vg), x, out, n, hidden, keep, scale, bias);
+    run(static_cast<const __nv_bfloat16*>(vg));
   else
-    COMPRESSM_LAUNCH(glu_residual_forward_kernel, batched_grid_for(n), kThreads, stream)(
-        static_cast<const float*>(vg), x, out, n, hidden, keep, scale, bias);
+    run(static_cast<const float*>(vg));
   detail::check_launch("glu_residual_forward (CUDA)");
 }
 
 namespace {
-// batched_grid_for(n) rounded up to a multiple of H / gcd(H, kThreads)
-// blocks: a grid whose thread count is a multiple of H (the backward's
-// bias sums).
+// batched_grid_for<W>(n), at most 4096 / W blocks (so that the threads'
+// sums, W per thread and column, take no more room at W = 4: 8 MB at
+// sCIFAR's sizes), rounded up to a multiple of H / gcd(H, W kThreads)
+// blocks: a grid whose thread count times W is a multiple of H (the
+// backward's bias sums).
+template <int W>
 unsigned int glu_sums_grid(long long n, long long hidden) {
-  const long long step = hidden / std::gcd(hidden, static_cast<long long>(kThreads)), blocks = batched_grid_for(n);
+  const long long step = hidden / std::gcd(hidden, static_cast<long long>(kThreads) * W);
+  const long long most = 4096 / W, blocks = batched_grid_for<W>(n) < most ? batched_grid_for<W>(n) : most;
   const long long rounded = (blocks + step - 1) / step * step;
   if (rounded > 0x7fffffffLL) throw std::invalid_argument("glu_residual_backward (CUDA): H too large for the sums");
   return static_cast<unsigned int>(rounded);
 }
+// Rows of the threads' sums {W threads / H, 2H} at width W.
+template <int W>
+int64_t glu_sums_rows(int64_t rows, int64_t hidden) {
+  return static_cast<int64_t>(glu_sums_grid<W>(rows * hidden, hidden)) * kThreads * W / hidden;
+}
 }  // namespace
 
+// Room for the threads' sums and their column_sums parts at either width
+// (which one runs depends on the pointers' alignment).
 int64_t glu_residual_workspace(int64_t rows, int64_t hidden) {
   if (rows <= 0 || hidden <= 0) return 0;
-  const int64_t threads = static_cast<int64_t>(glu_sums_grid(rows * hidden, hidden)) * kThreads;
-  return 2 * threads + column_sum_parts(threads / hidden, 2 * hidden) * 2 * hidden;
+  int64_t most = 0;
+  for (const int64_t sums_rows : {glu_sums_rows<1>(rows, hidden), glu_sums_rows<4>(rows, hidden)}) {
+    const int64_t size = (sums_rows + column_sum_parts(sums_rows, 2 * hidden)) * 2 * hidden;
+    most = size > most ? size : most;
+  }
+  return most;
 }
 
 void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_out, void* grad_vg, int64_t rows,
@@ -749,23 +965,28 @@ void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_ou
     if (grad_bias != nullptr) throw std::invalid_argument("glu_residual_backward (CUDA): no rows to sum");
     return;
   }
-  const unsigned int grid = grad_bias != nullptr ? glu_sums_grid(n, hidden) : batched_grid_for(n);
   float* parts = grad_bias != nullptr ? workspace : nullptr;
+  int64_t sums_rows = 0;
+  const auto run = [&](const auto* v, auto* gv) {
+    with_width(vector_width(hidden, v, grad_out, gv, keep, bias), [&](auto width) {
+      constexpr int W = decltype(width)::value;
+      const unsigned int grid = parts != nullptr ? glu_sums_grid<W>(n, hidden) : batched_grid_for<W>(n);
+      sums_rows = static_cast<int64_t>(grid) * kThreads * W / hidden;
+      const auto kernel = glu_residual_backward_kernel<std::remove_pointer_t<decltype(gv)>, W>;
+      COMPRESSM_LAUNCH(kernel, grid, kThreads, stream)(v, grad_out, gv, n, hidden, keep, scale, bias, parts);
+    });
+  };
   if (vg_type == Storage::kBFloat16)
-    COMPRESSM_LAUNCH(glu_residual_backward_kernel, grid, kThreads, stream)(
-        static_cast<const __nv_bfloat16*>(vg), grad_out, static_cast<__nv_bfloat16*>(grad_vg), n, hidden, keep,
-        scale, bias, parts);
+    run(static_cast<const __nv_bfloat16*>(vg), static_cast<__nv_bfloat16*>(grad_vg));
   else
-    COMPRESSM_LAUNCH(glu_residual_backward_kernel, grid, kThreads, stream)(
-        static_cast<const float*>(vg), grad_out, static_cast<float*>(grad_vg), n, hidden, keep, scale, bias, parts);
+    run(static_cast<const float*>(vg), static_cast<float*>(grad_vg));
   detail::check_launch("glu_residual_backward (CUDA)");
   if (grad_bias == nullptr) return;
-  // The threads' sums {threads / H, 2H} (sCIFAR: 2048 x 1024, 8 MB), added
-  // by column_sums (parts of at most 256 rows over many blocks, then
+  // The threads' sums {W threads / H, 2H} (sCIFAR: 2048 x 1024, 8 MB),
+  // added by column_sums (parts of at most 256 rows over many blocks, then
   // sum_rows): sum_rows alone would run 32 blocks of 8 row groups each
   // adding 256 rows for 1024 columns.
-  const int64_t part_rows = static_cast<int64_t>(grid) * kThreads / hidden;
-  column_sums(parts, Storage::kFloat32, nullptr, grad_bias, parts + part_rows * 2 * hidden, part_rows, 2 * hidden,
+  column_sums(parts, Storage::kFloat32, nullptr, grad_bias, parts + sums_rows * 2 * hidden, sums_rows, 2 * hidden,
               stream);
 }
 
@@ -841,18 +1062,20 @@ void lru_skip_forward(const void* cx, Storage cx_type, const float* D, const flo
 }
 
 namespace {
-// Launches a column-parts kernel (accumulate_column_part) through launch(grid), then adds
-// its parts' sums from workspace into column_sum in part order: `sums` sums
-// per column, sum k's parts at workspace + k parts H, its total at column_sum + k H.
-template <class Launch>
+// Launches a column-parts kernel (accumulate_column_part) at width W through
+// launch(grid, block), then adds its parts' sums from workspace into
+// column_sum in part order: `sums` sums per column, sum k's parts at
+// workspace + k parts H, its total at column_sum + k H.
+template <int W, class Launch>
 void launch_column_parts(const char* name, int64_t rows, int64_t hidden, float* workspace, float* column_sum,
                          Stream stream, const Launch& launch, int sums = 1) {
   if (hidden == 0) return;
-  if (detail::blocks_for(hidden, kThreads) > 65535u)
-    throw std::invalid_argument(std::string(name) + ": more than 65535 x 256 channels");
+  const int threads = column_block_threads<W>(hidden);
+  const unsigned int column_blocks = detail::blocks_for(hidden / W, threads);
+  if (column_blocks > 65535u) throw std::invalid_argument(std::string(name) + ": more than 65535 x 1024 channels");
   const long long parts = ew::lru_skip_parts(rows);
   if (parts > 0) {
-    launch(dim3(static_cast<unsigned int>(parts), detail::blocks_for(hidden, kThreads)));
+    launch(dim3(static_cast<unsigned int>(parts), column_blocks), dim3(static_cast<unsigned int>(threads)));
     detail::check_launch(name);
   }
   SumRowsJob jobs[kSumRowsJobs];
@@ -866,57 +1089,68 @@ int64_t lru_skip_workspace(int64_t rows, int64_t hidden) { return 2 * ew::lru_sk
 void lru_skip_backward(const float* grad_y, const float* u, const void* grad_u_gemm, Storage grad_type,
                        const float* D, float* grad_u, float* grad_D, float* workspace, int64_t rows, int64_t hidden,
                        Stream stream) {
-  launch_column_parts("lru_skip_backward (CUDA)", rows, hidden, workspace, grad_D, stream, [&](dim3 grid) {
-    if (grad_type == Storage::kBFloat16)
-      COMPRESSM_LAUNCH(lru_skip_backward_kernel<__nv_bfloat16>, grid, kThreads, stream)(
-          grad_y, u, static_cast<const __nv_bfloat16*>(grad_u_gemm), D, grad_u, workspace, rows, hidden);
-    else
-      COMPRESSM_LAUNCH(lru_skip_backward_kernel<float>, grid, kThreads, stream)(
-          grad_y, u, static_cast<const float*>(grad_u_gemm), D, grad_u, workspace, rows, hidden);
-  });
+  const auto run = [&](const auto* gemm) {
+    with_width(vector_width(hidden, grad_y, u, gemm, D, grad_u, workspace), [&](auto width) {
+      constexpr int W = decltype(width)::value;
+      launch_column_parts<W>("lru_skip_backward (CUDA)", rows, hidden, workspace, grad_D, stream,
+                             [&](dim3 grid, dim3 block) {
+                               const auto kernel =
+                                   lru_skip_backward_kernel<std::remove_const_t<std::remove_pointer_t<decltype(gemm)>>,
+                                                            W>;
+                               COMPRESSM_LAUNCH(kernel, grid, block, stream)(grad_y, u, gemm, D, grad_u, workspace,
+                                                                              rows, hidden);
+                             });
+    });
+  };
+  if (grad_type == Storage::kBFloat16)
+    run(static_cast<const __nv_bfloat16*>(grad_u_gemm));
+  else
+    run(static_cast<const float*>(grad_u_gemm));
 }
 
 void lru_skip_gelu_forward(const void* cx, Storage type, const float* D, ew::NormInput u, void* g, int64_t rows,
                            int64_t hidden, const uint8_t* keep, float scale, Stream stream) {
   const long long n = rows * hidden;
   if (n == 0) return;
+  const auto run = [&](const auto* c, auto* out) {
+    with_width(vector_width(hidden, c, out, D, u.x, u.mean, u.invstd, keep), [&](auto width) {
+      constexpr int W = decltype(width)::value;
+      const auto kernel = lru_skip_gelu_forward_kernel<std::remove_pointer_t<decltype(out)>, W>;
+      COMPRESSM_LAUNCH(kernel, batched_grid_for<W>(n), kThreads, stream)(c, D, u, out, n, hidden, keep, scale);
+    });
+  };
   if (type == Storage::kBFloat16)
-    COMPRESSM_LAUNCH(lru_skip_gelu_forward_kernel<__nv_bfloat16>, batched_grid_for(n), kThreads, stream)(
-        static_cast<const __nv_bfloat16*>(cx), D, u, static_cast<__nv_bfloat16*>(g), n, hidden, keep, scale);
+    run(static_cast<const __nv_bfloat16*>(cx), static_cast<__nv_bfloat16*>(g));
   else
-    COMPRESSM_LAUNCH(lru_skip_gelu_forward_kernel<float>, batched_grid_for(n), kThreads, stream)(
-        static_cast<const float*>(cx), D, u, static_cast<float*>(g), n, hidden, keep, scale);
+    run(static_cast<const float*>(cx), static_cast<float*>(g));
   detail::check_launch("lru_skip_gelu_forward (CUDA)");
 }
 
 void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, const float* D, ew::NormInput u,
                             const float* grad_out, void* grad_cx, float* grad_skip, float* sums, float* workspace,
                             int64_t rows, int64_t hidden, const uint8_t* keep, float scale, Stream stream) {
-  const char* name = "lru_skip_gelu_backward (CUDA)";
-  const auto launch = [&](auto kernel, auto g, auto c, auto gc, dim3 grid) {
-    COMPRESSM_LAUNCH(kernel, grid, kThreads, stream)(g, c, D, u, grad_out, gc, grad_skip, workspace, rows, hidden,
-                                                     keep, scale);
-  };
   const bool normalized = u.mean != nullptr;
-  launch_column_parts(name, rows, hidden, workspace, sums, stream, [&](dim3 grid) {
-    const auto* g16 = static_cast<const __nv_bfloat16*>(grad_g);
-    const auto* c16 = static_cast<const __nv_bfloat16*>(cx);
-    auto* gc16 = static_cast<__nv_bfloat16*>(grad_cx);
-    const auto* g32 = static_cast<const float*>(grad_g);
-    const auto* c32 = static_cast<const float*>(cx);
-    auto* gc32 = static_cast<float*>(grad_cx);
-    if (type == Storage::kBFloat16) {
-      if (normalized)
-        launch(lru_skip_gelu_backward_kernel<__nv_bfloat16, 2>, g16, c16, gc16, grid);
-      else
-        launch(lru_skip_gelu_backward_kernel<__nv_bfloat16, 1>, g16, c16, gc16, grid);
-    } else {
-      if (normalized)
-        launch(lru_skip_gelu_backward_kernel<float, 2>, g32, c32, gc32, grid);
-      else
-        launch(lru_skip_gelu_backward_kernel<float, 1>, g32, c32, gc32, grid);
-    }
-  }, normalized ? 2 : 1);
+  const auto run = [&](const auto* g, const auto* c, auto* gc) {
+    using V = std::remove_pointer_t<decltype(gc)>;
+    with_width(vector_width(hidden, g, c, gc, D, u.x, u.mean, u.invstd, grad_out, grad_skip, workspace, keep),
+               [&](auto width) {
+                 constexpr int W = decltype(width)::value;
+                 launch_column_parts<W>("lru_skip_gelu_backward (CUDA)", rows, hidden, workspace, sums, stream,
+                                        [&](dim3 grid, dim3 block) {
+                                          const auto kernel = normalized ? lru_skip_gelu_backward_kernel<V, 2, W>
+                                                                         : lru_skip_gelu_backward_kernel<V, 1, W>;
+                                          COMPRESSM_LAUNCH(kernel, grid, block, stream)(
+                                              g, c, D, u, grad_out, gc, grad_skip, workspace, rows, hidden, keep,
+                                              scale);
+                                        },
+                                        normalized ? 2 : 1);
+               });
+  };
+  if (type == Storage::kBFloat16)
+    run(static_cast<const __nv_bfloat16*>(grad_g), static_cast<const __nv_bfloat16*>(cx),
+        static_cast<__nv_bfloat16*>(grad_cx));
+  else
+    run(static_cast<const float*>(grad_g), static_cast<const float*>(cx), static_cast<float*>(grad_cx));
 }
 
 int64_t batch_norm_workspace(int64_t rows, int64_t hidden) { return 2 * (ew::lru_skip_parts(rows) + 1) * hidden; }
@@ -925,11 +1159,16 @@ void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, flo
                     float* invstd, float* workspace, Stream stream, const ew::RunningStats& running) {
   if (hidden == 0) return;
   const long long parts = ew::lru_skip_parts(rows);
-  if (detail::blocks_for(hidden, kThreads) > 65535u)
-    throw std::invalid_argument("column_moments (CUDA): more than 65535 x 256 channels");
   if (parts > 0) {
-    const dim3 grid(static_cast<unsigned int>(parts), detail::blocks_for(hidden, kThreads));
-    COMPRESSM_LAUNCH(column_moments_kernel, grid, kThreads, stream)(x, workspace, rows, hidden);
+    with_width(vector_width(hidden, x, workspace), [&](auto width) {
+      constexpr int W = decltype(width)::value;
+      const int threads = column_block_threads<W>(hidden);
+      const unsigned int column_blocks = detail::blocks_for(hidden / W, threads);
+      if (column_blocks > 65535u)
+        throw std::invalid_argument("column_moments (CUDA): more than 65535 x 1024 channels");
+      const dim3 grid(static_cast<unsigned int>(parts), column_blocks);
+      COMPRESSM_LAUNCH(column_moments_kernel<W>, grid, threads, stream)(x, workspace, rows, hidden);
+    });
     detail::check_launch("column_moments (CUDA)");
   }
   const long long tiles = tiles_of(hidden, reduce_tile(parts, hidden));
@@ -943,12 +1182,17 @@ void batch_norm_cast(const float* x, const float* mean, const float* invstd, voi
                      int64_t rows, int64_t hidden, Stream stream) {
   const long long n = rows * hidden;
   if (n == 0) return;
+  const auto run = [&](auto* o) {
+    with_width(vector_width(hidden, x, mean, invstd, o), [&](auto width) {
+      constexpr int W = decltype(width)::value;
+      const auto kernel = batch_norm_cast_kernel<std::remove_pointer_t<decltype(o)>, W>;
+      COMPRESSM_LAUNCH(kernel, batched_grid_for<W>(n), kThreads, stream)(x, mean, invstd, o, n, hidden);
+    });
+  };
   if (out_type == Storage::kBFloat16)
-    COMPRESSM_LAUNCH(batch_norm_cast_kernel<__nv_bfloat16>, batched_grid_for(n), kThreads, stream)(
-        x, mean, invstd, static_cast<__nv_bfloat16*>(out), n, hidden);
+    run(static_cast<__nv_bfloat16*>(out));
   else
-    COMPRESSM_LAUNCH(batch_norm_cast_kernel<float>, batched_grid_for(n), kThreads, stream)(
-        x, mean, invstd, static_cast<float*>(out), n, hidden);
+    run(static_cast<float*>(out));
   detail::check_launch("batch_norm_cast (CUDA)");
 }
 
@@ -956,25 +1200,30 @@ void batch_norm_backward(float* grad_x, const void* grad_u_gemm, Storage type, e
                          const float* skip_sums, float* workspace, int64_t rows, int64_t hidden, Stream stream) {
   const long long n = rows * hidden;
   if (n == 0) return;
+  if (u.mean == nullptr) throw std::invalid_argument("batch_norm_backward (CUDA): u must be normalised");
   const long long parts = ew::lru_skip_parts(rows);
   float* sums = workspace + 2 * parts * hidden;  // after the two sums' parts
-  launch_column_parts("batch_norm_backward (CUDA)", rows, hidden, workspace, sums, stream, [&](dim3 grid) {
-    if (type == Storage::kBFloat16)
-      COMPRESSM_LAUNCH(batch_norm_sums_kernel<__nv_bfloat16>, grid, kThreads, stream)(
-          static_cast<const __nv_bfloat16*>(grad_u_gemm), u, workspace, rows, hidden);
-    else
-      COMPRESSM_LAUNCH(batch_norm_sums_kernel<float>, grid, kThreads, stream)(
-          static_cast<const float*>(grad_u_gemm), u, workspace, rows, hidden);
-  }, 2);
-  COMPRESSM_LAUNCH(batch_norm_means_kernel, detail::blocks_for(hidden, kThreads), kThreads, stream)(
-      D, skip_sums, sums, 1.f / static_cast<float>(rows), hidden);
-  detail::check_launch("batch_norm_backward (CUDA): means");
+  const auto run = [&](const auto* gemm) {
+    using V = std::remove_const_t<std::remove_pointer_t<decltype(gemm)>>;
+    with_width(vector_width(hidden, grad_x, gemm, u.x, u.mean, u.invstd, workspace), [&](auto width) {
+      constexpr int W = decltype(width)::value;
+      launch_column_parts<W>("batch_norm_backward (CUDA)", rows, hidden, workspace, sums, stream,
+                             [&](dim3 grid, dim3 block) {
+                               const auto kernel = batch_norm_sums_kernel<V, W>;
+                               COMPRESSM_LAUNCH(kernel, grid, block, stream)(gemm, u, workspace, rows, hidden);
+                             },
+                             2);
+      COMPRESSM_LAUNCH(batch_norm_means_kernel, detail::blocks_for(hidden, kThreads), kThreads, stream)(
+          D, skip_sums, sums, 1.f / static_cast<float>(rows), hidden);
+      detail::check_launch("batch_norm_backward (CUDA): means");
+      const auto apply = batch_norm_apply_kernel<V, W>;
+      COMPRESSM_LAUNCH(apply, batched_grid_for<W>(n), kThreads, stream)(grad_x, gemm, u, sums, n, hidden);
+    });
+  };
   if (type == Storage::kBFloat16)
-    COMPRESSM_LAUNCH(batch_norm_apply_kernel<__nv_bfloat16>, grid_for(n), kThreads, stream)(
-        grad_x, static_cast<const __nv_bfloat16*>(grad_u_gemm), u, sums, n, hidden);
+    run(static_cast<const __nv_bfloat16*>(grad_u_gemm));
   else
-    COMPRESSM_LAUNCH(batch_norm_apply_kernel<float>, grid_for(n), kThreads, stream)(
-        grad_x, static_cast<const float*>(grad_u_gemm), u, sums, n, hidden);
+    run(static_cast<const float*>(grad_u_gemm));
   detail::check_launch("batch_norm_backward (CUDA): apply");
 }
 
@@ -1051,7 +1300,7 @@ void mean_over_time_backward(const float* grad, float* out, int64_t batch, int64
   if (length <= 0) throw std::invalid_argument("mean_over_time_backward (CUDA): no time steps");
   const long long n = batch * length * cols;
   if (n == 0) return;
-  COMPRESSM_LAUNCH(spread_over_time_kernel, batched_grid_for(n), kThreads, stream)(grad, out, n, length, cols);
+  COMPRESSM_LAUNCH(spread_over_time_kernel, batched_grid_for<1>(n), kThreads, stream)(grad, out, n, length, cols);
   detail::check_launch("mean_over_time_backward (CUDA)");
 }
 

@@ -16,6 +16,16 @@ namespace compressm::kernels::cuda {
 // Storage of the GEMM-side tensor.
 enum class Storage { kFloat32, kBFloat16 };
 
+// The wide element-wise kernels below (glu_residual, lru_skip,
+// lru_skip_gelu, the BatchNorm kernels) take four consecutive elements of a
+// row per thread, as 16-, 8- and 4-byte accesses, where H is a multiple of
+// 4 and every pointer is aligned for that; else one. set_vector_width(1)
+// makes them take one everywhere (process-wide; benchmarks compare the two
+// paths), 4 restores the default; anything else throws
+// std::invalid_argument. The results are the same but for the order of
+// glu_residual's bias sums.
+void set_vector_width(int width);
+
 // z = dropout(GELU(y)), z stored as `z_type`; keep may be null (no dropout).
 void gelu_dropout_forward(const float* y, void* z, Storage z_type, int64_t n, const uint8_t* keep, float scale,
                           Stream stream);

@@ -115,6 +115,7 @@ void switch_context(ucontext_t* from, ucontext_t* to, const void* to_bottom, siz
 
 cudaError_t last_error = cudaSuccess;
 long long launch_count = 0;
+long long thread_count = 0;  // threads launched so far
 
 void fiber_entry() {
   Scheduler& s = scheduler();
@@ -255,6 +256,7 @@ void launch(dim3 grid, dim3 block, const std::function<void()>& body) {
   }
   ++launch_count;
   const size_t threads = static_cast<size_t>(block.x) * block.y * block.z;
+  thread_count += static_cast<long long>(threads) * grid.x * grid.y * grid.z;
   while (s.stacks.size() < threads) s.stacks.push_back(std::make_unique<Stack>(kStackBytes));
   s.fibers.assign(threads, Fiber{});
   for (unsigned int z = 0, k = 0; z < block.z; ++z)
@@ -320,6 +322,7 @@ uint64_t exchange(ShuffleKind kind, unsigned int mask, int width, uint64_t value
 }
 
 long long launches() { return launch_count; }
+long long threads_launched() { return thread_count; }
 
 }  // namespace compressm::cuda_emulator
 

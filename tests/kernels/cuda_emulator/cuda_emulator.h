@@ -130,8 +130,9 @@ uint64_t exchange(ShuffleKind kind, unsigned int mask, int width, uint64_t value
                   bool keep_own_if_out_of_range);
 int lane_id();
 
-// Launches run so far (tests).
+// Launches run so far, and their threads (tests).
 long long launches();
+long long threads_launched();
 
 template <class T>
 T shuffle(ShuffleKind kind, unsigned int mask, int width, T value, int source, bool keep_own) {
