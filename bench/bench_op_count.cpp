@@ -99,8 +99,10 @@ const std::map<std::string, int64_t>& fixed_ops() {
       // a keep mask drawn with Philox (nn::dropout_keep_mask): on CUDA one
       // kernel (kernels::cuda::draw_keep_mask)
       {"compressm::dropout_keep_mask", 1},
-      // narrow_mix's masks: drawn inside its kernels on CUDA
-      {"compressm::narrow_mix_masks", 0}};
+      // narrow_mix's masks, and those of the ops that draw them inside
+      // their kernels on CUDA (nn/op_dropout.h): no kernel there
+      {"compressm::narrow_mix_masks", 0},
+      {"compressm::kernel_drawn_masks", 0}};
   return launches;
 }
 

@@ -137,8 +137,8 @@ COMPRESSM_HD T skip_gelu_gradient(T cx, T d, T u, T factor, T grad_g) {
 // dL/dD = sum over rows of dL/dy .* u is summed in parts of
 // lru_skip_part_rows(rows) consecutive rows (each part from zero, in row
 // order), then the lru_skip_parts(rows) parts in order: the CPU loop and
-// the CUDA kernel (one thread block per part and 256 columns) add in the
-// same order.
+// the CUDA kernel (a thread block per part and up to 256 column groups of
+// one or four columns) add in the same order.
 COMPRESSM_HD int64_t lru_skip_part_rows(int64_t rows) { return (rows + 255) / 256; }
 COMPRESSM_HD int64_t lru_skip_parts(int64_t rows) {
   return rows == 0 ? 0 : (rows + lru_skip_part_rows(rows) - 1) / lru_skip_part_rows(rows);

@@ -112,7 +112,8 @@ tensor_list CudaKernels::backward(const tensor_list& t, const torch::Tensor& che
   // dL/dD = the column sums of dL/dy .* u over the B L rows
   // (column_sum_parts: at H = 8 LibTorch's product and sum took 3.5 + 11.6
   // us, H200). The skip term's dL/du share stays with LibTorch (addcmul): a
-  // column-parts kernel (lru_skip_backward) would run 8 of its 256 threads.
+  // column-parts kernel (lru_skip_backward) would run one warp per part of
+  // rows with 2 of its 32 threads busy (four columns each).
   const int64_t rows = B * shape.length;
   torch::Tensor D_parts = torch::empty({kernels::cuda::column_sum_parts(rows, H), H}, o);
   kernels::cuda::column_sum_parts(grad_y.data_ptr<float>(), kernels::cuda::Storage::kFloat32, u.data_ptr<float>(),
@@ -202,19 +203,33 @@ void lru_skip_backward(const torch::Tensor& grad_y, const torch::Tensor& u, cons
                                    grad_D.data_ptr<float>(), workspace.data_ptr<float>(), rows, hidden, stream_of(u));
 }
 
+namespace {
+kernels::cuda::Dropout kernel_dropout(const Dropout& d) {
+  kernels::cuda::Dropout k;
+  k.keep = keep_ptr(d.keep);
+  k.scale = static_cast<float>(d.scale);
+  k.draw = d.draw;
+  if (d.draw) {
+    k.philox = d.philox;
+    k.threshold = kernels::philox::keep_threshold(1.0 - d.p);
+    k.scale = static_cast<float>(1.0 / (1.0 - d.p));
+  }
+  return k;
+}
+}  // namespace
+
 void lru_skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const SkipInput& u,
-                           const torch::Tensor& keep, double scale, const torch::Tensor& g) {
+                           const Dropout& dropout, const torch::Tensor& g) {
   const c10::cuda::CUDAGuard guard(u.x.device());
   const int64_t hidden = u.x.size(-1);
   kernels::cuda::lru_skip_gelu_forward(cx.data_ptr(), storage_of(cx), D.data_ptr<float>(), norm_input(u),
-                                       g.data_ptr(), u.x.numel() / hidden, hidden, keep_ptr(keep),
-                                       static_cast<float>(scale), stream_of(u.x));
+                                       g.data_ptr(), u.x.numel() / hidden, hidden, kernel_dropout(dropout),
+                                       stream_of(u.x));
 }
 
 void lru_skip_gelu_backward(const torch::Tensor& grad_g, const torch::Tensor& cx, const torch::Tensor& D,
-                            const SkipInput& u, const torch::Tensor& grad_out, const torch::Tensor& keep,
-                            double scale, const torch::Tensor& grad_cx, const torch::Tensor& grad_skip,
-                            const torch::Tensor& sums) {
+                            const SkipInput& u, const torch::Tensor& grad_out, const Dropout& dropout,
+                            const torch::Tensor& grad_cx, const torch::Tensor& grad_skip, const torch::Tensor& sums) {
   const c10::cuda::CUDAGuard guard(u.x.device());
   const int64_t hidden = u.x.size(-1), rows = u.x.numel() / hidden;
   TORCH_CHECK(sums.numel() == (u.mean.defined() ? 2 : 1) * hidden && (u.mean.defined() || !grad_out.defined()),
@@ -223,8 +238,8 @@ void lru_skip_gelu_backward(const torch::Tensor& grad_g, const torch::Tensor& cx
   kernels::cuda::lru_skip_gelu_backward(grad_g.data_ptr(), cx.data_ptr(), storage_of(cx), D.data_ptr<float>(),
                                         norm_input(u), grad_out.defined() ? grad_out.data_ptr<float>() : nullptr,
                                         grad_cx.data_ptr(), grad_skip.data_ptr<float>(), sums.data_ptr<float>(),
-                                        workspace.data_ptr<float>(), rows, hidden, keep_ptr(keep),
-                                        static_cast<float>(scale), stream_of(u.x));
+                                        workspace.data_ptr<float>(), rows, hidden, kernel_dropout(dropout),
+                                        stream_of(u.x));
 }
 
 void column_moments(const torch::Tensor& x, double eps, const torch::Tensor& mean, const torch::Tensor& var,
@@ -272,17 +287,16 @@ void gelu_dropout_backward(const torch::Tensor& y, const torch::Tensor& grad_z, 
 }
 
 void glu_residual_forward(const torch::Tensor& vg, const torch::Tensor& bias, const torch::Tensor& x,
-                          const torch::Tensor& keep, double scale, const torch::Tensor& out) {
+                          const Dropout& dropout, const torch::Tensor& out) {
   const c10::cuda::CUDAGuard guard(x.device());
   const int64_t hidden = x.size(-1);
   kernels::cuda::glu_residual_forward(vg.data_ptr(), storage_of(vg), x.data_ptr<float>(), out.data_ptr<float>(),
-                                      x.numel() / hidden, hidden, keep_ptr(keep), static_cast<float>(scale),
-                                      stream_of(x), data_or_null<float>(bias));
+                                      x.numel() / hidden, hidden, kernel_dropout(dropout), stream_of(x),
+                                      data_or_null<float>(bias));
 }
 
 void glu_residual_backward(const torch::Tensor& vg, const torch::Tensor& bias, const torch::Tensor& grad_out,
-                           const torch::Tensor& keep, double scale, const torch::Tensor& grad_vg,
-                           const torch::Tensor& grad_bias) {
+                           const Dropout& dropout, const torch::Tensor& grad_vg, const torch::Tensor& grad_bias) {
   const c10::cuda::CUDAGuard guard(grad_out.device());
   const int64_t hidden = grad_out.size(-1), rows = grad_out.numel() / hidden;
   const bool sums = grad_bias.defined() && rows > 0;
@@ -290,7 +304,7 @@ void glu_residual_backward(const torch::Tensor& vg, const torch::Tensor& bias, c
   const torch::Tensor workspace =
       sums ? torch::empty({kernels::cuda::glu_residual_workspace(rows, hidden)}, grad_out.options()) : torch::Tensor();
   kernels::cuda::glu_residual_backward(vg.data_ptr(), storage_of(vg), grad_out.data_ptr<float>(), grad_vg.data_ptr(),
-                                       rows, hidden, keep_ptr(keep), static_cast<float>(scale), stream_of(grad_out),
+                                       rows, hidden, kernel_dropout(dropout), stream_of(grad_out),
                                        data_or_null<float>(bias), sums ? grad_bias.data_ptr<float>() : nullptr,
                                        sums ? workspace.data_ptr<float>() : nullptr);
 }

@@ -71,16 +71,32 @@ inline kernels::elementwise::NormInput norm_input(const SkipInput& u) {
   if (!u.mean.defined()) return {u.x.data_ptr<float>()};
   return {u.x.data_ptr<float>(), u.mean.data_ptr<float>(), u.invstd.data_ptr<float>()};
 }
-// lru_skip_gelu: cx, g, grad_g, grad_cx bfloat16; keep uint8 or undefined;
+// The dropout of the wide fused ops on CUDA (kernels::cuda::Dropout): a keep
+// mask (uint8, or undefined: none) and its scale, or (draw) drawn inside
+// the kernels under `philox` at rate p (scale 1 / (1 - p)).
+struct Dropout {
+  torch::Tensor keep;
+  double scale = 1.0;
+  bool draw = false;
+  kernels::cuda::PhiloxSeed philox;
+  double p = 0.0;
+};
+// A keep mask's dropout (undefined: none).
+inline Dropout mask_dropout(const torch::Tensor& keep, double scale) {
+  Dropout d;
+  d.keep = keep;
+  d.scale = scale;
+  return d;
+}
+// lru_skip_gelu: cx, g, grad_g, grad_cx bfloat16; the dropout as above;
 // grad_out (u normalised only; or undefined), grad_skip and sums float32, sums
 // {H} (u stored: dL/dD) or {2H} (normalised: dL/dD, the sum of gp), as
 // kernels::elementwise::lru_skip_gelu_backward.
 void lru_skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const SkipInput& u,
-                           const torch::Tensor& keep, double scale, const torch::Tensor& g);
+                           const Dropout& dropout, const torch::Tensor& g);
 void lru_skip_gelu_backward(const torch::Tensor& grad_g, const torch::Tensor& cx, const torch::Tensor& D,
-                            const SkipInput& u, const torch::Tensor& grad_out, const torch::Tensor& keep,
-                            double scale, const torch::Tensor& grad_cx, const torch::Tensor& grad_skip,
-                            const torch::Tensor& sums);
+                            const SkipInput& u, const torch::Tensor& grad_out, const Dropout& dropout,
+                            const torch::Tensor& grad_cx, const torch::Tensor& grad_skip, const torch::Tensor& sums);
 // The block's BatchNorm (kernels::elementwise::batch_norm) of x {.., H}
 // float32: moments into mean, var, invstd {H}; the normalised x as bfloat16
 // `out`; dL/dx completed in place over grad_x (lru_skip_gelu_backward's
@@ -102,12 +118,11 @@ void gelu_dropout_backward(const torch::Tensor& y, const torch::Tensor& grad_z, 
                            double scale, const torch::Tensor& grad_y);
 // glu_residual: bias {2H} float32, or empty (numel 0) for none; grad_bias
 // {2H} float32 (the bias given), or undefined: the bias's gradient, summed
-// in the backward kernel.
+// in the backward kernel. The dropout as lru_skip_gelu's.
 void glu_residual_forward(const torch::Tensor& vg, const torch::Tensor& bias, const torch::Tensor& x,
-                          const torch::Tensor& keep, double scale, const torch::Tensor& out);
+                          const Dropout& dropout, const torch::Tensor& out);
 void glu_residual_backward(const torch::Tensor& vg, const torch::Tensor& bias, const torch::Tensor& grad_out,
-                           const torch::Tensor& keep, double scale, const torch::Tensor& grad_vg,
-                           const torch::Tensor& grad_bias = {});
+                           const Dropout& dropout, const torch::Tensor& grad_vg, const torch::Tensor& grad_bias = {});
 // lru_parameterize (fused_ops.h) on float32 CUDA tensors: t = {nu_log,
 // theta_log, gamma_log, B_re, B_im}, out = {lambda_re, lambda_im, Bt_re,
 // Bt_im}; backward: grads of out -> grads of t (preallocated).

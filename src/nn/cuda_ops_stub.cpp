@@ -47,13 +47,13 @@ void lru_skip_backward(const torch::Tensor&, const torch::Tensor&, const torch::
   no_cuda("lru_layer_bf16");
 }
 
-void lru_skip_gelu_forward(const torch::Tensor&, const torch::Tensor&, const SkipInput&, const torch::Tensor&, double,
+void lru_skip_gelu_forward(const torch::Tensor&, const torch::Tensor&, const SkipInput&, const Dropout&,
                            const torch::Tensor&) {
   no_cuda("lru_layer_bf16_gelu_dropout");
 }
 void lru_skip_gelu_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const SkipInput&,
-                            const torch::Tensor&, const torch::Tensor&, double, const torch::Tensor&,
-                            const torch::Tensor&, const torch::Tensor&) {
+                            const torch::Tensor&, const Dropout&, const torch::Tensor&, const torch::Tensor&,
+                            const torch::Tensor&) {
   no_cuda("lru_layer_bf16_gelu_dropout");
 }
 void column_moments(const torch::Tensor&, double, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
@@ -75,12 +75,12 @@ void gelu_dropout_backward(const torch::Tensor&, const torch::Tensor&, const tor
                            const torch::Tensor&) {
   no_cuda("gelu_dropout");
 }
-void glu_residual_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
-                          double, const torch::Tensor&) {
+void glu_residual_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const Dropout&,
+                          const torch::Tensor&) {
   no_cuda("glu_residual");
 }
-void glu_residual_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
-                           double, const torch::Tensor&, const torch::Tensor&) {
+void glu_residual_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const Dropout&,
+                           const torch::Tensor&, const torch::Tensor&) {
   no_cuda("glu_residual");
 }
 void lru_bf16_pack(const std::vector<torch::Tensor>&, const torch::Tensor&, const torch::Tensor&,

@@ -14,6 +14,7 @@
 #include "kernels/fused_ops.h"
 #include "kernels/narrow_mix.h"
 #include "nn/cuda_ops.h"
+#include "nn/op_dropout.h"
 
 namespace compressm::nn {
 namespace {
@@ -21,6 +22,8 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 using cuda_ops::keep_ptr;
+using detail::saved_dropout;
+using detail::save_dropout;
 namespace ew = kernels::elementwise;
 
 // The mask as the ops' argument: autograd's apply takes no undefined tensor.
@@ -58,22 +61,6 @@ void dispatch_cpu(torch::ScalarType compute, torch::ScalarType side, F&& f) {
   f(float{}, float{});
 }
 
-// The dropout of an op for its backward pass: the mask (not differentiable:
-// no SavedVariable needed) and the kept elements' scale.
-void save_dropout(AutogradContext* ctx, const torch::Tensor& keep, double scale) {
-  ctx->saved_data["keep"] = keep;
-  ctx->saved_data["scale"] = scale;
-}
-
-struct SavedDropout {
-  torch::Tensor keep;
-  double scale;
-};
-
-SavedDropout saved_dropout(AutogradContext* ctx) {
-  return {ctx->saved_data["keep"].toTensor(), ctx->saved_data["scale"].toDouble()};
-}
-
 struct GeluDropout : public torch::autograd::Function<GeluDropout> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& y, const std::optional<torch::Tensor>& mask,
                                double scale, torch::ScalarType out_dtype) {
@@ -90,7 +77,7 @@ struct GeluDropout : public torch::autograd::Function<GeluDropout> {
       });
     }
     ctx->save_for_backward({y});
-    save_dropout(ctx, keep, scale);
+    save_dropout(ctx, cuda_ops::mask_dropout(keep, scale));
     return z;
   }
 
@@ -98,7 +85,7 @@ struct GeluDropout : public torch::autograd::Function<GeluDropout> {
     RECORD_USER_SCOPE("compressm::gelu_dropout_backward");
     const tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor& y = saved[0];
-    const SavedDropout dropout = saved_dropout(ctx);
+    const cuda_ops::Dropout dropout = saved_dropout(ctx);
     const torch::Tensor grad_z = grads[0].contiguous();
     torch::Tensor grad_y = torch::empty_like(y);
     if (y.is_cuda()) {
@@ -200,25 +187,27 @@ struct NarrowMix : public torch::autograd::Function<NarrowMix> {
   }
 };
 
+// draw (CUDA only): the kernels draw the mask (mask unset).
 struct GluResidual : public torch::autograd::Function<GluResidual> {
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& vg, const torch::Tensor& bias,
-                               const torch::Tensor& x, const std::optional<torch::Tensor>& mask, double scale) {
+                               const torch::Tensor& x, const std::optional<torch::Tensor>& mask, double p,
+                               bool draw) {
     RECORD_USER_SCOPE("compressm::glu_residual_forward");
-    const torch::Tensor keep = mask.value_or(torch::Tensor());
+    const cuda_ops::Dropout dropout = detail::forward_dropout(mask, p, draw, x.device());
     torch::Tensor out = torch::empty_like(x);
     const int64_t hidden = x.size(-1), rows = x.numel() / hidden;
     if (x.is_cuda()) {
-      cuda_ops::glu_residual_forward(vg, bias, x, keep, scale, out);
+      cuda_ops::glu_residual_forward(vg, bias, x, dropout, out);
     } else {
       dispatch_cpu(x.scalar_type(), vg.scalar_type(), [&](auto xt, auto vt) {
         using X = decltype(xt);
         using V = decltype(vt);
         ew::glu_residual_forward(static_cast<const V*>(vg.data_ptr()), x.data_ptr<X>(), out.data_ptr<X>(), rows,
-                                 hidden, keep_ptr(keep), scale, cuda_ops::data_or_null<X>(bias));
+                                 hidden, keep_ptr(dropout.keep), dropout.scale, cuda_ops::data_or_null<X>(bias));
       });
     }
     ctx->save_for_backward({vg, bias});
-    save_dropout(ctx, keep, scale);
+    save_dropout(ctx, dropout);
     return out;
   }
 
@@ -226,7 +215,7 @@ struct GluResidual : public torch::autograd::Function<GluResidual> {
     RECORD_USER_SCOPE("compressm::glu_residual_backward");
     const tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor &vg = saved[0], &bias = saved[1];
-    const SavedDropout dropout = saved_dropout(ctx);
+    const cuda_ops::Dropout dropout = saved_dropout(ctx);
     const torch::Tensor grad_out = grads[0].contiguous();
     torch::Tensor grad_vg = torch::empty_like(vg);
     const int64_t hidden = grad_out.size(-1), rows = grad_out.numel() / hidden;
@@ -236,7 +225,7 @@ struct GluResidual : public torch::autograd::Function<GluResidual> {
     torch::Tensor grad_bias;
     if (bias.numel() > 0 && ctx->needs_input_grad(1)) grad_bias = torch::empty({2 * hidden}, grad_out.options());
     if (vg.is_cuda()) {
-      cuda_ops::glu_residual_backward(vg, bias, grad_out, dropout.keep, dropout.scale, grad_vg, grad_bias);
+      cuda_ops::glu_residual_backward(vg, bias, grad_out, dropout, grad_vg, grad_bias);
     } else {
       dispatch_cpu(grad_out.scalar_type(), vg.scalar_type(), [&](auto xt, auto vt) {
         using X = decltype(xt);
@@ -257,7 +246,7 @@ struct GluResidual : public torch::autograd::Function<GluResidual> {
           for (int64_t j = 0; j < 2 * hidden; ++j) sum[j] += static_cast<X>(g[r * 2 * hidden + j]);
       });
     }
-    return {grad_vg, grad_bias, grad_out, torch::Tensor(), torch::Tensor()};
+    return {grad_vg, grad_bias, grad_out, torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -408,6 +397,42 @@ struct CudaLinear : public torch::autograd::Function<CudaLinear> {
 
 }  // namespace
 
+namespace detail {
+
+cuda_ops::Dropout forward_dropout(const std::optional<torch::Tensor>& mask, double p, bool draw,
+                                  const torch::Device& device) {
+  cuda_ops::Dropout d;
+  d.keep = mask.value_or(torch::Tensor());
+  d.scale = scale_of(p);
+  d.p = p;
+  d.draw = draw;
+  if (draw) {
+    TORCH_CHECK(device.is_cuda() && !d.keep.defined(), "dropout drawn in the kernels: CUDA tensors, no mask");
+    d.philox = cuda_ops::generator_philox(device);
+  }
+  return d;
+}
+
+void save_dropout(AutogradContext* ctx, const cuda_ops::Dropout& d) {
+  ctx->saved_data["keep"] = d.keep;
+  ctx->saved_data["scale"] = d.scale;
+  ctx->saved_data["p"] = d.p;
+  ctx->saved_data["draw"] = d.draw;
+  if (d.draw) save_philox(ctx, d.philox);
+}
+
+cuda_ops::Dropout saved_dropout(AutogradContext* ctx) {
+  cuda_ops::Dropout d;
+  d.keep = ctx->saved_data["keep"].toTensor();
+  d.scale = ctx->saved_data["scale"].toDouble();
+  d.p = ctx->saved_data["p"].toDouble();
+  d.draw = ctx->saved_data["draw"].toBool();
+  if (d.draw) d.philox = saved_philox(ctx);
+  return d;
+}
+
+}  // namespace detail
+
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
   if (x.is_cuda() && x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat && bias.defined() &&
       bias.scalar_type() == torch::kFloat && x.dim() >= 1 && cuda_ops::compiled())
@@ -549,10 +574,9 @@ torch::Tensor gelu_dropout(const torch::Tensor& y, const torch::Tensor& keep, do
   return GeluDropout::apply(y.contiguous(), optional_mask(keep), scale_of(p), out_dtype);
 }
 
-torch::Tensor glu_residual(const torch::Tensor& vg, const torch::Tensor& x, const torch::Tensor& keep, double p,
-                           const torch::Tensor& bias) {
+namespace {
+void check_glu_residual(const torch::Tensor& vg, const torch::Tensor& x, const torch::Tensor& bias) {
   check_compute_dtype("glu_residual", x);
-  check_keep("glu_residual", keep, x, p);
   TORCH_CHECK(x.dim() >= 1 && x.size(-1) > 0, "glu_residual: x must have a non-empty last dimension");
   std::vector<int64_t> vg_sizes = x.sizes().vec();
   vg_sizes.back() *= 2;
@@ -566,8 +590,31 @@ torch::Tensor glu_residual(const torch::Tensor& vg, const torch::Tensor& x, cons
                     bias.device() == x.device(),
                 "glu_residual: bias must be ", x.scalar_type(), " {", vg_sizes.back(), "} on ", x.device(), ", got ",
                 bias.scalar_type(), " ", bias.sizes(), " on ", bias.device());
+}
+}  // namespace
+
+torch::Tensor glu_residual(const torch::Tensor& vg, const torch::Tensor& x, const torch::Tensor& keep, double p,
+                           const torch::Tensor& bias) {
+  check_glu_residual(vg, x, bias);
+  check_keep("glu_residual", keep, x, p);
   const torch::Tensor b = bias.defined() ? bias.contiguous() : torch::empty({0}, x.options());
-  return GluResidual::apply(vg.contiguous(), b, x.contiguous(), optional_mask(keep), scale_of(p));
+  return GluResidual::apply(vg.contiguous(), b, x.contiguous(), optional_mask(keep), p, false);
+}
+
+torch::Tensor glu_residual_dropout(const torch::Tensor& vg, const torch::Tensor& x, double p,
+                                   const torch::Tensor& bias) {
+  TORCH_CHECK(p >= 0.0 && p < 1.0, "glu_residual: dropout rate must be in [0, 1), got ", p);
+  check_glu_residual(vg, x, bias);
+  if (!x.is_cuda() || p == 0.0 || !cuda_ops::compiled()) {
+    torch::Tensor keep;
+    {
+      RECORD_USER_SCOPE(detail::kKernelDrawnMasksScope);
+      keep = dropout_keep_mask(x.sizes(), p, x.device());
+    }
+    return glu_residual(vg, x, keep, p, bias);
+  }
+  const torch::Tensor b = bias.defined() ? bias.contiguous() : torch::empty({0}, x.options());
+  return GluResidual::apply(vg.contiguous(), b, x.contiguous(), std::nullopt, p, true);
 }
 
 }  // namespace compressm::nn

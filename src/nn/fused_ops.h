@@ -42,6 +42,12 @@ torch::Tensor gelu_dropout(const torch::Tensor& y, const torch::Tensor& keep, do
 // undefined for none.
 torch::Tensor glu_residual(const torch::Tensor& vg, const torch::Tensor& x, const torch::Tensor& keep, double p,
                            const torch::Tensor& bias = {});
+// The same with its mask drawn at rate p: on the CPU by dropout_keep_mask;
+// on CUDA inside the kernels (the bits draw_keep_mask would write under the
+// CUDA generator's state at this point, new on each replay of a CUDA graph;
+// no mask tensor, no mask kernel).
+torch::Tensor glu_residual_dropout(const torch::Tensor& vg, const torch::Tensor& x, double p,
+                                   const torch::Tensor& bias = {});
 
 // The mix stage of a narrow block (kernels/narrow_mix.h on the CPU,
 // kernels/cuda/narrow_mix_cuda.h on CUDA) as one op:

@@ -13,6 +13,8 @@
 #include "nn/checkpointed_layer.h"
 #include "nn/cuda_ops.h"
 #include "nn/diagonal_scan_function.h"
+#include "nn/fused_ops.h"
+#include "nn/op_dropout.h"
 
 namespace compressm::nn {
 namespace {
@@ -165,30 +167,32 @@ std::pair<tensor_list, torch::Tensor> bf16_core_backward(const Bf16Core& c, cons
 // lru_skip_gelu on either device, u stored or normalised on the fly.
 using cuda_ops::norm_input;
 
+// The dropout: a mask, or (CUDA) drawn in the kernels (cuda_ops::Dropout).
 void skip_gelu_forward(const torch::Tensor& cx, const torch::Tensor& D, const cuda_ops::SkipInput& u,
-                       const torch::Tensor& keep, double scale, torch::Tensor& g) {
+                       const cuda_ops::Dropout& dropout, torch::Tensor& g) {
   const int64_t h = u.x.size(2);
   if (u.x.is_cuda())
-    cuda_ops::lru_skip_gelu_forward(cx, D, u, keep, scale, g);
+    cuda_ops::lru_skip_gelu_forward(cx, D, u, dropout, g);
   else
     kernels::elementwise::lru_skip_gelu_forward(cx.data_ptr<c10::BFloat16>(), D.data_ptr<float>(), norm_input(u),
-                                                g.data_ptr<c10::BFloat16>(), u.x.numel() / h, h, keep_ptr(keep),
-                                                scale);
+                                                g.data_ptr<c10::BFloat16>(), u.x.numel() / h, h,
+                                                keep_ptr(dropout.keep), dropout.scale);
 }
 
 // grad_out: the residual's dL/dx where u is normalised (or undefined); sums
 // {H} (u stored) or {2H} (normalised): kernels::elementwise::lru_skip_gelu_backward.
 void skip_gelu_backward(const torch::Tensor& grad_g, const torch::Tensor& cx, const torch::Tensor& D,
-                        const cuda_ops::SkipInput& u, const torch::Tensor& grad_out, const torch::Tensor& keep,
-                        double scale, torch::Tensor& grad_cx, torch::Tensor& grad_skip, torch::Tensor& sums) {
+                        const cuda_ops::SkipInput& u, const torch::Tensor& grad_out, const cuda_ops::Dropout& dropout,
+                        torch::Tensor& grad_cx, torch::Tensor& grad_skip, torch::Tensor& sums) {
   const int64_t h = u.x.size(2);
   if (u.x.is_cuda())
-    cuda_ops::lru_skip_gelu_backward(grad_g, cx, D, u, grad_out, keep, scale, grad_cx, grad_skip, sums);
+    cuda_ops::lru_skip_gelu_backward(grad_g, cx, D, u, grad_out, dropout, grad_cx, grad_skip, sums);
   else
     kernels::elementwise::lru_skip_gelu_backward(
         grad_g.data_ptr<c10::BFloat16>(), cx.data_ptr<c10::BFloat16>(), D.data_ptr<float>(), norm_input(u),
         grad_out.defined() ? grad_out.data_ptr<float>() : nullptr, grad_cx.data_ptr<c10::BFloat16>(),
-        grad_skip.data_ptr<float>(), sums.data_ptr<float>(), u.x.numel() / h, h, keep_ptr(keep), scale);
+        grad_skip.data_ptr<float>(), sums.data_ptr<float>(), u.x.numel() / h, h, keep_ptr(dropout.keep),
+        dropout.scale);
 }
 
 // y = float(cx) + D .* u.
@@ -246,7 +250,7 @@ struct LruLayerBf16Gelu : public torch::autograd::Function<LruLayerBf16Gelu> {
         bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, u}, u.to(torch::kBFloat16));
     const torch::Tensor keep = mask.value_or(torch::Tensor());
     torch::Tensor g = torch::empty_like(cx);
-    skip_gelu_forward(cx, D, {u, {}, {}}, keep, scale, g);
+    skip_gelu_forward(cx, D, {u, {}, {}}, cuda_ops::mask_dropout(keep, scale), g);
     tensor_list saved = saved_list(core);
     saved.insert(saved.end(), {D, u, cx});
     ctx->save_for_backward(saved);
@@ -264,7 +268,8 @@ struct LruLayerBf16Gelu : public torch::autograd::Function<LruLayerBf16Gelu> {
     const double scale = ctx->saved_data["scale"].toDouble();
     const torch::Tensor grad_g = grad_outputs[0].to(torch::kBFloat16).contiguous();
     torch::Tensor grad_cx = torch::empty_like(cx), grad_u = torch::empty_like(u), grad_D = torch::empty_like(D);
-    skip_gelu_backward(grad_g, cx, D, {u, {}, {}}, torch::Tensor(), keep, scale, grad_cx, grad_u, grad_D);
+    skip_gelu_backward(grad_g, cx, D, {u, {}, {}}, torch::Tensor(), cuda_ops::mask_dropout(keep, scale), grad_cx,
+                       grad_u, grad_D);
     auto [grads, grad_ub] = bf16_core_backward(core_of(saved), grad_cx);
     grad_u.add_(grad_ub);  // the skip's share plus the B GEMM's
     grads.insert(grads.end(), {grad_D, grad_u, torch::Tensor(), torch::Tensor()});
@@ -279,10 +284,12 @@ struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
   static tensor_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& lambda_re,
                              const torch::Tensor& lambda_im, const torch::Tensor& B_re, const torch::Tensor& B_im,
                              const torch::Tensor& C_re, const torch::Tensor& C_im, const torch::Tensor& D,
-                             const torch::Tensor& x, const std::optional<torch::Tensor>& mask, double scale,
+                             const torch::Tensor& x, const std::optional<torch::Tensor>& mask, double p, bool draw,
                              double eps, const std::optional<torch::Tensor>& running_mean,
                              const std::optional<torch::Tensor>& running_var, double momentum) {
     RECORD_USER_SCOPE("compressm::lru_block_bf16_front_forward");
+    // Taken first, where the mask kernel ran before this op (the same draws).
+    const cuda_ops::Dropout dropout = detail::forward_dropout(mask, p, draw, x.device());
     const int64_t h = x.size(2), rows = x.numel() / h;
     kernels::elementwise::RunningStats running;
     if (running_mean && running_var) {
@@ -303,14 +310,12 @@ struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
                           ub.data_ptr<c10::BFloat16>(), rows, h);
     }
     const auto [core, cx] = bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, x}, ub);
-    const torch::Tensor keep = mask.value_or(torch::Tensor());
     torch::Tensor g = torch::empty_like(cx);
-    skip_gelu_forward(cx, D, {x, mean, invstd}, keep, scale, g);
+    skip_gelu_forward(cx, D, {x, mean, invstd}, dropout, g);
     tensor_list saved = saved_list(core);
     saved.insert(saved.end(), {D, x, cx, mean, invstd});
     ctx->save_for_backward(saved);
-    ctx->saved_data["keep"] = keep;
-    ctx->saved_data["scale"] = scale;
+    detail::save_dropout(ctx, dropout);
     ctx->mark_non_differentiable({mean, var});
     // An unused output (x where the caller adds no residual, g in a test) gets
     // no zero gradient filled in: backward handles undefined ones.
@@ -325,8 +330,7 @@ struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
     const size_t k = kBf16CoreSaved;
     const torch::Tensor &D = saved[k], &x = saved[k + 1], &cx = saved[k + 2];
     const cuda_ops::SkipInput u{x, saved[k + 3], saved[k + 4]};
-    const torch::Tensor keep = ctx->saved_data["keep"].toTensor();
-    const double scale = ctx->saved_data["scale"].toDouble();
+    const cuda_ops::Dropout dropout = detail::saved_dropout(ctx);
     const torch::Tensor grad_g = grad_outputs[0].defined() ? grad_outputs[0].to(torch::kBFloat16).contiguous()
                                                            : torch::zeros_like(cx);
     const torch::Tensor grad_out = grad_outputs[1].defined() ? grad_outputs[1].contiguous() : torch::Tensor();
@@ -334,7 +338,7 @@ struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
     // then batch_norm_backward adds the rest in place; sums: dL/dD, sum of gp.
     torch::Tensor grad_cx = torch::empty_like(cx), grad_x = torch::empty_like(x);
     torch::Tensor sums = torch::empty({2, D.size(0)}, D.options());
-    skip_gelu_backward(grad_g, cx, D, u, grad_out, keep, scale, grad_cx, grad_x, sums);
+    skip_gelu_backward(grad_g, cx, D, u, grad_out, dropout, grad_cx, grad_x, sums);
     auto [grads, grad_ub] = bf16_core_backward(core_of(saved), grad_cx);
     if (x.is_cuda()) {
       cuda_ops::batch_norm_backward(grad_x, grad_ub, u, D, sums);
@@ -345,9 +349,9 @@ struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
                                                 x.numel() / h, h);
     }
     const torch::Tensor grad_D = sums[0];
-    // No gradient for mask, scale, eps, the running statistics, momentum.
+    // No gradient for mask, p, draw, eps, the running statistics, momentum.
     grads.insert(grads.end(), {grad_D, grad_x, torch::Tensor(), torch::Tensor(), torch::Tensor(), torch::Tensor(),
-                               torch::Tensor(), torch::Tensor()});
+                               torch::Tensor(), torch::Tensor(), torch::Tensor()});
     return grads;
   }
 };
@@ -423,10 +427,10 @@ torch::Tensor lru_layer_bf16_gelu_dropout(const LruLayerInputs& in, const torch:
   return LruLayerBf16Gelu::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], mask, 1.0 / (1.0 - p));
 }
 
-LruBlockFront lru_block_bf16_front(const LruLayerInputs& in, const torch::Tensor& keep, double p, double eps,
-                                   const BatchNormRunning& running) {
-  check_bf16_arguments(in);
-  const std::optional<torch::Tensor> mask = checked_keep_mask("lru_block_bf16_front", in, keep, p);
+namespace {
+// mask: given (or none); draw: drawn in the CUDA kernels (no mask).
+LruBlockFront block_front(const LruLayerInputs& in, const std::optional<torch::Tensor>& mask, double p, bool draw,
+                          double eps, const BatchNormRunning& running) {
   TORCH_CHECK(eps > 0.0, "lru_block_bf16_front: eps must be positive, got ", eps);
   TORCH_CHECK(in.u.size(0) * in.u.size(1) > 1, "lru_block_bf16_front: batch statistics need more than one row");
   // The moments count rows in float32: exact below 2^24.
@@ -446,10 +450,31 @@ LruBlockFront lru_block_bf16_front(const LruLayerInputs& in, const torch::Tensor
     running_var = running.var;
   }
   const tensor_list t = contiguous_list(in);
-  const tensor_list out = LruBlockBf16Front::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], mask,
-                                                   1.0 / (1.0 - p), eps, running_mean, running_var,
-                                                   running.momentum);
+  const tensor_list out = LruBlockBf16Front::apply(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], mask, p, draw, eps,
+                                                   running_mean, running_var, running.momentum);
   return {out[0], out[1], out[2], out[3]};
+}
+}  // namespace
+
+LruBlockFront lru_block_bf16_front(const LruLayerInputs& in, const torch::Tensor& keep, double p, double eps,
+                                   const BatchNormRunning& running) {
+  check_bf16_arguments(in);
+  return block_front(in, checked_keep_mask("lru_block_bf16_front", in, keep, p), p, false, eps, running);
+}
+
+LruBlockFront lru_block_bf16_front_dropout(const LruLayerInputs& in, double p, double eps,
+                                           const BatchNormRunning& running) {
+  check_bf16_arguments(in);
+  TORCH_CHECK(p >= 0.0 && p < 1.0, "lru_block_bf16_front: dropout rate must be in [0, 1), got ", p);
+  if (!in.u.is_cuda() || p == 0.0 || !cuda_ops::compiled()) {
+    torch::Tensor keep;
+    {
+      RECORD_USER_SCOPE(detail::kKernelDrawnMasksScope);
+      keep = dropout_keep_mask(in.u.sizes(), p, in.u.device());
+    }
+    return lru_block_bf16_front(in, keep, p, eps, running);
+  }
+  return block_front(in, std::nullopt, p, true, eps, running);
 }
 
 torch::Tensor lru_layer_bf16_composed(const LruLayerInputs& in) {

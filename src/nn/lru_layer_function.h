@@ -67,6 +67,11 @@ struct BatchNormRunning {
 };
 LruBlockFront lru_block_bf16_front(const LruLayerInputs& in, const torch::Tensor& keep, double p, double eps,
                                    const BatchNormRunning& running = {});
+// The same with its mask drawn at rate p: on the CPU by dropout_keep_mask;
+// on CUDA inside the kernels (the bits draw_keep_mask would write under the
+// CUDA generator's state at this point; no mask tensor, no mask kernel).
+LruBlockFront lru_block_bf16_front_dropout(const LruLayerInputs& in, double p, double eps,
+                                           const BatchNormRunning& running = {});
 
 // The same rounding points from LibTorch ops (casts, bfloat16 matmuls, the
 // complex64 diagonal scan, addcmul): the reference lru_layer_bf16's values and

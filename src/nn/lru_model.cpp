@@ -52,8 +52,7 @@ torch::Tensor LruBlockImpl::forward(const torch::Tensor& x) {
     const double momentum = norm->options.momentum().has_value() ? *norm->options.momentum()
                                                                  : 1.0 / norm->num_batches_tracked.item<double>();
     const BatchNormRunning running{norm->running_mean, norm->running_var, momentum};
-    const LruBlockFront f = lru_block_bf16_front(lru->inputs(x), dropout_keep_mask(x.sizes(), p, x.device()), p,
-                                                 norm->options.eps(), running);
+    const LruBlockFront f = lru_block_bf16_front_dropout(lru->inputs(x), p, norm->options.eps(), running);
     return glu(f.g, f.x);
   }
   const torch::Tensor z = normalize(x);
@@ -109,7 +108,7 @@ torch::Tensor LruBlockImpl::glu(const torch::Tensor& g, const torch::Tensor& x) 
   torch::Tensor vg = dense_pair(glu_value, glu_gate, g, precision);
   if (precision != Precision::kBf16 || x.scalar_type() != torch::kFloat) vg = vg.to(x.scalar_type());
   const torch::Tensor bias = torch::cat({glu_value->bias, glu_gate->bias}).to(x.scalar_type());
-  return glu_residual(vg, x, dropout_keep_mask(x.sizes(), p, x.device()), p, bias);
+  return glu_residual_dropout(vg, x, p, bias);
 }
 
 LruModelImpl::LruModelImpl(const LruModelOptions& o) : options_(o) {

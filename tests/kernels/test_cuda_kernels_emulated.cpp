@@ -1189,6 +1189,93 @@ TEST(EmulatedCudaFusedOps, FourWideAndScalarPathsGiveTheSameBits) {
   }
 }
 
+// glu_residual and lru_skip_gelu with their dropout drawn in the kernel
+// (cuda::Dropout::draw) against the same kernels reading the mask that
+// draw_keep_mask writes under the same Philox state: the same bits in every
+// output (the factors are the same floats), four wide (H = 96) and one wide
+// (H = 98), by value and from a captured state (pointers and an intragraph
+// offset). And the draws are not a fixed pattern: another offset moves
+// about a fifth of the factors (p = 0.2).
+TEST(EmulatedCudaFusedOps, DropoutDrawnInTheKernelsIsTheMaskKernelsBits) {
+  const uint64_t seed = 0x9e3779b97f4aull, offset = 24;
+  const uint64_t threshold = philox::keep_threshold(0.8);
+  const float scale = 1.f / 0.8f;
+  const auto as_bits = [](const std::vector<float>& v) {
+    std::vector<uint32_t> out(v.size());
+    std::memcpy(out.data(), v.data(), v.size() * sizeof(float));
+    return out;
+  };
+  for (const int64_t hidden : {int64_t{96}, int64_t{98}}) {
+    SCOPED_TRACE("H = " + std::to_string(hidden));
+    const int64_t rows = 777, n = rows * hidden;
+    const auto x = random_floats(n, 130, -3.f, 5.f), D = random_floats(hidden, 131), grad_out = random_floats(n, 132);
+    const auto mean = random_floats(hidden, 133), invstd = random_floats(hidden, 134, 0.5f, 2.f);
+    const auto cx = to_bf16(random_floats(n, 135)), grad_g = to_bf16(random_floats(n, 136));
+    const auto vg = to_bf16(random_floats(2 * n, 137, -3.f, 3.f));
+    const auto bias = random_floats(2 * hidden, 138);
+    const ew::NormInput u{x.data(), mean.data(), invstd.data()};
+    // Every output of the four kernels under `dropout`.
+    const auto outputs = [&](const cuda::Dropout& dropout) {
+      std::vector<std::vector<uint32_t>> out;
+      std::vector<uint16_t> g(n), gcx(n), gvg(2 * n);
+      std::vector<float> gs(n), sums(2 * hidden), glu(n), gb(2 * hidden);
+      std::vector<float> skip_workspace(cuda::lru_skip_workspace(rows, hidden));
+      std::vector<float> glu_workspace(cuda::glu_residual_workspace(rows, hidden));
+      cuda::lru_skip_gelu_forward(cx.data(), Storage::kBFloat16, D.data(), u, g.data(), rows, hidden, dropout,
+                                  kStream);
+      cuda::lru_skip_gelu_backward(grad_g.data(), cx.data(), Storage::kBFloat16, D.data(), u, grad_out.data(),
+                                   gcx.data(), gs.data(), sums.data(), skip_workspace.data(), rows, hidden, dropout,
+                                   kStream);
+      cuda::glu_residual_forward(vg.data(), Storage::kBFloat16, x.data(), glu.data(), rows, hidden, dropout, kStream,
+                                 bias.data());
+      cuda::glu_residual_backward(vg.data(), Storage::kBFloat16, grad_out.data(), gvg.data(), rows, hidden, dropout,
+                                  kStream, bias.data(), gb.data(), glu_workspace.data());
+      out.push_back(as_bits(floats_of(g)));
+      out.push_back(as_bits(floats_of(gcx)));
+      out.push_back(as_bits(gs));
+      out.push_back(as_bits(sums));
+      out.push_back(as_bits(glu));
+      out.push_back(as_bits(floats_of(gvg)));
+      out.push_back(as_bits(gb));
+      return out;
+    };
+    cuda::PhiloxSeed value;
+    value.seed = seed;
+    value.offset = offset;
+    std::vector<uint8_t> mask(n);
+    cuda::draw_keep_mask(mask.data(), n, value, threshold, kStream);
+    const auto want = outputs(cuda::mask_dropout(mask.data(), scale));
+    cuda::Dropout drawn = cuda::drawn_dropout(value, threshold, scale);
+    EXPECT_EQ(outputs(drawn), want) << "drawn by value";
+    const int64_t seed_value = static_cast<int64_t>(seed), offset_value = static_cast<int64_t>(offset - 8);
+    cuda::PhiloxSeed in_graph;
+    in_graph.seed_ptr = &seed_value;
+    in_graph.offset_ptr = &offset_value;
+    in_graph.offset_intragraph = 8;
+    drawn.philox = in_graph;
+    EXPECT_EQ(outputs(drawn), want) << "drawn from a captured state";
+    // Another offset: the GLU's output differs where one of the two draws keeps and the other drops.
+    drawn.philox = value;
+    drawn.philox.offset = offset + 4;
+    const auto other = outputs(drawn);
+    int64_t moved = 0;
+    for (size_t i = 0; i < other[4].size(); ++i) moved += other[4][i] != want[4][i];
+    EXPECT_NEAR(static_cast<double>(moved) / static_cast<double>(n), 2 * 0.8 * 0.2, 0.03);
+    // A mask and draws at once, or half a captured state: refused.
+    cuda::Dropout both = cuda::drawn_dropout(value, threshold, scale);
+    both.keep = mask.data();
+    std::vector<float> out(n);
+    EXPECT_THROW(cuda::glu_residual_forward(vg.data(), Storage::kBFloat16, x.data(), out.data(), rows, hidden, both,
+                                            kStream),
+                 std::invalid_argument);
+    cuda::Dropout half = cuda::drawn_dropout(in_graph, threshold, scale);
+    half.philox.offset_ptr = nullptr;
+    EXPECT_THROW(cuda::glu_residual_forward(vg.data(), Storage::kBFloat16, x.data(), out.data(), rows, hidden, half,
+                                            kStream),
+                 std::invalid_argument);
+  }
+}
+
 // The wide bf16 layer's operands and their gradients back: the kernels
 // against the CPU loops and against the layout written out here (w_in rows
 // (re, im) per state, w_out columns (C_re, -C_im) per state), with a

@@ -502,6 +502,53 @@ TEST(CudaDropoutMask, EachReplayOfACapturedGraphDrawsNewMasks) {
 }
 #endif
 
+// glu_residual_dropout and lru_block_bf16_front_dropout on CUDA draw their
+// masks inside the kernels: the bits the mask kernel (dropout_keep_mask)
+// would have drawn at that point, so under the same seed the same values
+// and gradients, bit for bit, as the ops given that mask; and other bits on
+// the next call. H = 96 (four elements per thread) and 98 (one).
+TEST(CudaFusedOps, DropoutDrawnInTheKernelsIsTheMaskKernels) {
+  SKIP_WITHOUT_CUDA();
+  const double p = 0.25;
+  for (const int64_t h : {int64_t{96}, int64_t{98}}) {
+    SCOPED_TRACE("H = " + std::to_string(h));
+    torch::manual_seed(21);
+    const auto cuda = torch::TensorOptions().device(kCuda);
+    const torch::Tensor vg = torch::randn({3, 257, 2 * h}, cuda).to(torch::kBFloat16);
+    const torch::Tensor x = torch::randn({3, 257, h}, cuda), bias = torch::randn({2 * h}, cuda);
+    const torch::Tensor upstream = torch::randn({3, 257, h}, cuda);
+    const auto glu = [&](bool drawn) {
+      const torch::Tensor v = vg.detach().requires_grad_(true), b = bias.detach().requires_grad_(true);
+      const torch::Tensor xs = x.detach().requires_grad_(true);
+      torch::manual_seed(22);
+      const torch::Tensor out = drawn ? glu_residual_dropout(v, xs, p, b)
+                                      : glu_residual(v, xs, dropout_keep_mask(x.sizes(), p, kCuda), p, b);
+      (out * upstream).sum().backward();
+      return std::vector<torch::Tensor>{out.detach(), v.grad(), xs.grad(), b.grad()};
+    };
+    const auto glu_drawn = glu(true), glu_given = glu(false);
+    for (size_t i = 0; i < glu_drawn.size(); ++i)
+      EXPECT_TRUE(torch::equal(glu_drawn[i], glu_given[i])) << "glu_residual output / gradient " << i;
+    EXPECT_FALSE(torch::equal(glu_residual_dropout(vg, x, p, bias), glu_drawn[0])) << "the next call: other bits";
+
+    const std::vector<torch::Tensor> inputs = layer_inputs(2, 300, 40, h, 23);
+    const torch::Tensor layer_upstream = torch::randn({2, 300, h}, torch::kDouble);
+    const auto front = [&](bool drawn) {
+      return [drawn](const LruLayerInputs& in) {
+        torch::manual_seed(24);
+        const LruBlockFront f = drawn ? lru_block_bf16_front_dropout(in, 0.25, 1e-5)
+                                      : lru_block_bf16_front(in, dropout_keep_mask(in.u.sizes(), 0.25, kCuda), 0.25,
+                                                             1e-5);
+        return f.g.to(torch::kFloat) + 0.5 * f.x;
+      };
+    };
+    const auto front_drawn = layer_values_and_gradients(inputs, layer_upstream, kCuda, torch::kFloat, front(true));
+    const auto front_given = layer_values_and_gradients(inputs, layer_upstream, kCuda, torch::kFloat, front(false));
+    for (size_t i = 0; i < front_drawn.size(); ++i)
+      EXPECT_TRUE(torch::equal(front_drawn[i], front_given[i])) << "block front output / gradient " << i;
+  }
+}
+
 // lru_parameterize's two kernels against its CPU loops (sMNIST's and
 // sCIFAR's shapes), values and the five gradients.
 TEST(CudaFusedBlock, LruParameterizeMatchesTheCpuLoops) {

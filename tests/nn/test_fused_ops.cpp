@@ -126,6 +126,39 @@ TEST(FusedOps, GluResidualTakesABfloat16GemmOutput) {
   EXPECT_LT(max_abs(xa.grad(), xd.grad()), 1e-6);
 }
 
+// glu_residual_dropout on the CPU draws its mask with dropout_keep_mask at
+// the point of the call (on CUDA its kernels draw the same bits:
+// CudaFusedOps.DropoutDrawnInTheKernelsIsTheMaskKernels): the same
+// generator state gives the same output and gradients as glu_residual with
+// that mask; p = 0 is no dropout; a bad rate is an error.
+TEST(FusedOps, GluResidualDropoutIsGluResidualWithTheNextKeepMask) {
+  const int64_t h = 6;
+  torch::manual_seed(8);
+  const torch::Tensor vg = torch::randn({3, 21, 2 * h}), x = torch::randn({3, 21, h});
+  const torch::Tensor bias = torch::randn({2 * h}), upstream = torch::randn({3, 21, h});
+  for (const double p : {0.0, 0.3}) {
+    SCOPED_TRACE("p=" + std::to_string(p));
+    const torch::Tensor va = leaf(vg), xa = leaf(x), ba = leaf(bias), vb = leaf(vg), xb = leaf(x), bb = leaf(bias);
+    torch::manual_seed(11);
+    const torch::Tensor drawn = glu_residual_dropout(va, xa, p, ba);
+    torch::manual_seed(11);
+    const torch::Tensor given = glu_residual(vb, xb, dropout_keep_mask(x.sizes(), p, torch::kCPU), p, bb);
+    EXPECT_TRUE(torch::equal(drawn, given));
+    (drawn * upstream).sum().backward();
+    (given * upstream).sum().backward();
+    EXPECT_TRUE(torch::equal(va.grad(), vb.grad()));
+    EXPECT_TRUE(torch::equal(xa.grad(), xb.grad()));
+    EXPECT_TRUE(torch::equal(ba.grad(), bb.grad()));
+    if (p > 0.0) {  // another draw: another mask
+      EXPECT_FALSE(torch::equal(glu_residual_dropout(vg, x, p, bias), drawn.detach()));
+    } else {
+      EXPECT_TRUE(torch::equal(drawn, glu_residual(vg, x, torch::Tensor(), 0.0, bias)));
+    }
+  }
+  EXPECT_THROW(glu_residual_dropout(vg, x, 1.0, bias), c10::Error);
+  EXPECT_THROW(glu_residual_dropout(vg.narrow(2, 0, h), x, 0.1, bias), c10::Error);
+}
+
 TEST(FusedOps, KeepMaskDrawsTheRate) {
   torch::manual_seed(7);
   const torch::Tensor keep = dropout_keep_mask({400, 500}, 0.25, torch::kCPU);

@@ -293,6 +293,32 @@ TEST(LruLayerBf16, BlockFrontMatchesBatchNormThenTheGeluOp) {
   EXPECT_THROW(lru_block_bf16_front(one.in, torch::Tensor(), 0.1, 1e-5), c10::Error);
 }
 
+// lru_block_bf16_front_dropout on the CPU draws its mask with
+// dropout_keep_mask when called (on CUDA its kernels draw the same bits:
+// CudaLruLayerBf16.BlockFrontDropoutDrawnInTheKernels): the same generator
+// state gives the same outputs and gradients as lru_block_bf16_front with
+// that mask; a bad rate is an error.
+TEST(LruLayerBf16, BlockFrontDropoutIsTheBlockFrontWithTheNextKeepMask) {
+  const Case c{2, 37, 20, 24};
+  const Problem problem = random_problem(torch::kFloat, c, 16);
+  for (const double p : {0.0, 0.25}) {
+    SCOPED_TRACE("p=" + std::to_string(p));
+    const auto run = [&](bool drawn) {
+      torch::manual_seed(12);
+      return evaluate(problem, [&](const LruLayerInputs& in) {
+        const LruBlockFront f = drawn ? lru_block_bf16_front_dropout(in, p, 1e-5)
+                                      : lru_block_bf16_front(in, dropout_keep_mask(in.u.sizes(), p, torch::kCPU), p,
+                                                             1e-5);
+        return f.g.to(torch::kFloat) + 0.5 * f.x;
+      });
+    };
+    const auto drawn = run(true), given = run(false);
+    for (size_t i = 0; i < drawn.size(); ++i) EXPECT_TRUE(torch::equal(drawn[i], given[i])) << kNames[i];
+  }
+  EXPECT_THROW(lru_block_bf16_front_dropout(problem.in, 1.0, 1e-5), c10::Error);
+  EXPECT_THROW(lru_block_bf16_front_dropout(problem.in, 0.1, 0.0), c10::Error);
+}
+
 TEST(LruLayerBf16, RejectsFloat64AndBadShapes) {
   const Problem p = random_problem(torch::kDouble, {1, 5, 4, 20}, 1);
   EXPECT_THROW(lru_layer_bf16(p.in), c10::Error);

@@ -5,12 +5,15 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstring>
 #include <numeric>
 #include <type_traits>
 
 #include "kernels/fused_ops.h"
 #include "kernels/cuda/fused_ops_cuda.h"
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/philox_state.cuh"
+#include "kernels/philox.h"
 
 namespace compressm::kernels::cuda {
 namespace {
@@ -74,27 +77,78 @@ __device__ __forceinline__ Vec<W> load_vec_or(const float* p, long long i, float
   for (int k = 0; k < W; ++k) out.v[k] = fallback;
   return out;
 }
+// Packed's bytes as one store instruction: 16 and 8 bytes by the store
+// intrinsic (as the struct itself, or a built-in vector copied from it,
+// nvcc split the stores of a batched_grid_stride round's second group into
+// four scalar ones), 4 and 2 as one integer.
+__device__ __forceinline__ void store_bytes(void* p, const void* bytes, int size) {
+  if (size == 16) {
+    uint4 bits;
+    memcpy(&bits, bytes, sizeof bits);
+    __stwb(static_cast<uint4*>(p), bits);
+  } else if (size == 8) {
+    uint2 bits;
+    memcpy(&bits, bytes, sizeof bits);
+    __stwb(static_cast<uint2*>(p), bits);
+  } else if (size == 4) {
+    unsigned int bits;
+    memcpy(&bits, bytes, sizeof bits);
+    *static_cast<unsigned int*>(p) = bits;
+  } else {
+    unsigned short bits;
+    memcpy(&bits, bytes, sizeof bits);
+    *static_cast<unsigned short*>(p) = bits;
+  }
+}
 template <int W, class T>
 __device__ __forceinline__ void store_vec(T* p, long long i, const Vec<W>& value) {
   Packed<W, T> packed;
 #pragma unroll
   for (int k = 0; k < W; ++k) store(packed.v, k, value.v[k]);
   check_vector_alignment<W>(p + i);
-  *reinterpret_cast<Packed<W, T>*>(p + i) = packed;
+  store_bytes(p + i, &packed, sizeof packed);
 }
-// ew::dropout_factor of elements i .. i + W - 1 (1 without a mask).
+// A kernel's Dropout (fused_ops_cuda.h) with the Philox state resolved
+// (this replay's values behind a captured state's pointers), once per thread.
+struct DropoutDraws {
+  const uint8_t* keep;
+  float scale;
+  bool draw;
+  uint64_t seed = 0, offset = 0, threshold;
+  __device__ explicit DropoutDraws(const Dropout& d)
+      : keep(d.keep), scale(d.scale), draw(d.draw), threshold(d.threshold) {
+    if (draw) detail::philox_values(d.philox, seed, offset);
+  }
+};
+
+// The dropout factors of elements i .. i + W - 1 (i a multiple of W):
+// ew::dropout_factor of the mask (1 without one), or drawn: element i kept
+// where philox::generator_keeps(seed, offset, i, threshold), word i % 4 of
+// the Philox block of group i / 4 (one block for all four at W = 4).
 template <int W>
-__device__ __forceinline__ Vec<W> dropout_factors(const uint8_t* keep, long long i, float scale) {
+__device__ __forceinline__ Vec<W> dropout_factors(const DropoutDraws& d, long long i) {
   Vec<W> out;
-  if (keep == nullptr) {
+  if (d.draw) {
+    const philox::Words words = philox::generator_words(d.seed, d.offset, static_cast<uint64_t>(i) >> 2);
+    if constexpr (W == 4) {
+#pragma unroll
+      for (int k = 0; k < 4; ++k) out.v[k] = words.w[k] < d.threshold ? d.scale : 0.f;
+    } else {
+      // word i % 4 by selects (an index into the array would put it in local memory)
+      const uint32_t low = (i & 1) ? words.w[1] : words.w[0], high = (i & 1) ? words.w[3] : words.w[2];
+      out.v[0] = ((i & 2) ? high : low) < d.threshold ? d.scale : 0.f;
+    }
+    return out;
+  }
+  if (d.keep == nullptr) {
 #pragma unroll
     for (int k = 0; k < W; ++k) out.v[k] = 1.f;
     return out;
   }
-  check_vector_alignment<W>(keep + i);
-  const Packed<W, uint8_t> mask = *reinterpret_cast<const Packed<W, uint8_t>*>(keep + i);
+  check_vector_alignment<W>(d.keep + i);
+  const Packed<W, uint8_t> mask = *reinterpret_cast<const Packed<W, uint8_t>*>(d.keep + i);
 #pragma unroll
-  for (int k = 0; k < W; ++k) out.v[k] = ew::dropout_factor(mask.v, k, scale);
+  for (int k = 0; k < W; ++k) out.v[k] = ew::dropout_factor(mask.v, k, d.scale);
   return out;
 }
 // ew::with_bias of columns j .. j + W - 1.
@@ -209,18 +263,17 @@ __global__ void __launch_bounds__(kThreads)
 template <class V, int W>
 __global__ void __launch_bounds__(kThreads)
     glu_residual_forward_kernel(const V* __restrict__ vg, const float* __restrict__ x, float* __restrict__ out,
-                                long long n, long long hidden, const uint8_t* __restrict__ keep, float scale,
-                                const float* __restrict__ bias) {
+                                long long n, long long hidden, const Dropout dropout, const float* __restrict__ bias) {
   struct Inputs {
     Vec<W> x, v, g, factor;
   };
+  const DropoutDraws draws(dropout);
   batched_grid_stride<W>(
       n,
       [&](long long i) {
         const long long j = i % hidden, value = i + (i / hidden) * hidden;  // r 2H + j
         return Inputs{load_vec<W>(x, i), with_bias<W>(load_vec<W>(vg, value), bias, j),
-                      with_bias<W>(load_vec<W>(vg, value + hidden), bias, hidden + j),
-                      dropout_factors<W>(keep, i, scale)};
+                      with_bias<W>(load_vec<W>(vg, value + hidden), bias, hidden + j), dropout_factors<W>(draws, i)};
       },
       [&](const Inputs& in, long long i) {
         Vec<W> o;
@@ -245,13 +298,13 @@ __device__ __forceinline__ float stored(const __nv_bfloat16*, float value) {
 template <class V, int W>
 __global__ void __launch_bounds__(kThreads)
     glu_residual_backward_kernel(const V* __restrict__ vg, const float* __restrict__ grad_out,
-                                 V* __restrict__ grad_vg, long long n, long long hidden,
-                                 const uint8_t* __restrict__ keep, float scale, const float* __restrict__ bias,
-                                 float* __restrict__ parts) {
+                                 V* __restrict__ grad_vg, long long n, long long hidden, const Dropout dropout,
+                                 const float* __restrict__ bias, float* __restrict__ parts) {
   struct Inputs {
     Vec<W> v, g, factor, grad_out;
     long long value;  // r 2H + j
   };
+  const DropoutDraws draws(dropout);
   Vec<W> sum_v{}, sum_g{};
   batched_grid_stride<W>(
       n,
@@ -259,7 +312,7 @@ __global__ void __launch_bounds__(kThreads)
         const long long j = i % hidden, value = i + (i / hidden) * hidden;
         return Inputs{with_bias<W>(load_vec<W>(vg, value), bias, j),
                       with_bias<W>(load_vec<W>(vg, value + hidden), bias, hidden + j),
-                      dropout_factors<W>(keep, i, scale), load_vec<W>(grad_out, i), value};
+                      dropout_factors<W>(draws, i), load_vec<W>(grad_out, i), value};
       },
       [&](const Inputs& in, long long) {
         Vec<W> gv, gg;
@@ -392,11 +445,11 @@ __global__ void __launch_bounds__(kThreads)
 template <class V, int W>
 __global__ void __launch_bounds__(kThreads)
     lru_skip_gelu_forward_kernel(const V* __restrict__ cx, const float* __restrict__ D, const ew::NormInput u,
-                                 V* __restrict__ g, long long n, long long hidden, const uint8_t* __restrict__ keep,
-                                 float scale) {
+                                 V* __restrict__ g, long long n, long long hidden, const Dropout dropout) {
   struct Inputs {
     Vec<W> cx, d, x, mean, invstd, factor;
   };
+  const DropoutDraws draws(dropout);
   const bool normalized = u.mean != nullptr;
   batched_grid_stride<W>(
       n,
@@ -404,7 +457,7 @@ __global__ void __launch_bounds__(kThreads)
         const long long h = i % hidden;
         return Inputs{load_vec<W>(cx, i),         load_vec<W>(D, h),
                       load_vec<W>(u.x, i),        load_vec_or<W>(u.mean, h, 0.f),
-                      load_vec_or<W>(u.invstd, h, 1.f), dropout_factors<W>(keep, i, scale)};
+                      load_vec_or<W>(u.invstd, h, 1.f), dropout_factors<W>(draws, i)};
       },
       [&](const Inputs& in, long long i) {
         Vec<W> out;
@@ -425,10 +478,11 @@ __global__ void __launch_bounds__(kThreads)
                                   const float* __restrict__ D, const ew::NormInput u,
                                   const float* __restrict__ grad_out, V* __restrict__ grad_cx,
                                   float* __restrict__ grad_skip, float* __restrict__ sums, long long rows,
-                                  long long hidden, const uint8_t* __restrict__ keep, float scale) {
+                                  long long hidden, const Dropout dropout) {
   struct Inputs {
     Vec<W> cx, grad_g, x, grad_out, factor;
   };
+  const DropoutDraws draws(dropout);
   const long long h = part_column<W>();
   if (h >= hidden) return;
   const Vec<W> d = load_vec<W>(D, h);
@@ -437,7 +491,7 @@ __global__ void __launch_bounds__(kThreads)
       h, rows, hidden, sums,
       [&](long long i) {
         return Inputs{load_vec<W>(cx, i), load_vec<W>(grad_g, i), load_vec<W>(u.x, i),
-                      load_vec_or<W>(grad_out, i, 0.f), dropout_factors<W>(keep, i, scale)};
+                      load_vec_or<W>(grad_out, i, 0.f), dropout_factors<W>(draws, i)};
       },
       [&](const Inputs& in, long long i, Vec<W>* acc) {
         Vec<W> gc, gs;
@@ -875,6 +929,16 @@ __global__ void __launch_bounds__(kThreads)
 
 }  // namespace
 
+namespace {
+// A Dropout's fields agree: a mask or draws, not both; a captured Philox
+// state has both pointers.
+void check_dropout(const char* op, const Dropout& d) {
+  if (d.draw && d.keep != nullptr) throw std::invalid_argument(std::string(op) + ": a mask and draws both given");
+  if (d.draw && (d.philox.seed_ptr == nullptr) != (d.philox.offset_ptr == nullptr))
+    throw std::invalid_argument(std::string(op) + ": a captured Philox state needs both pointers");
+}
+}  // namespace
+
 void set_vector_width(int width) {
   if (width != 1 && width != 4) throw std::invalid_argument("set_vector_width: 4 or 1, got " + std::to_string(width));
   widest_vectors().store(width);
@@ -905,14 +969,15 @@ void gelu_dropout_backward(const float* y, const void* grad_z, Storage grad_type
 }
 
 void glu_residual_forward(const void* vg, Storage vg_type, const float* x, float* out, int64_t rows, int64_t hidden,
-                          const uint8_t* keep, float scale, Stream stream, const float* bias) {
+                          const Dropout& dropout, Stream stream, const float* bias) {
   const long long n = rows * hidden;
   if (n == 0) return;
+  check_dropout("glu_residual_forward (CUDA)", dropout);
   const auto run = [&](const auto* v) {
-    with_width(vector_width(hidden, v, x, out, keep, bias), [&](auto width) {
+    with_width(vector_width(hidden, v, x, out, dropout.keep, bias), [&](auto width) {
       constexpr int W = decltype(width)::value;
       const auto kernel = glu_residual_forward_kernel<std::remove_const_t<std::remove_pointer_t<decltype(v)>>, W>;
-      COMPRESSM_LAUNCH(kernel, batched_grid_for<W>(n), kThreads, stream)(v, x, out, n, hidden, keep, scale, bias);
+      COMPRESSM_LAUNCH(kernel, batched_grid_for<W>(n), kThreads, stream)(v, x, out, n, hidden, dropout, bias);
     });
   };
   if (vg_type == Storage::kBFloat16)
@@ -956,7 +1021,7 @@ int64_t glu_residual_workspace(int64_t rows, int64_t hidden) {
 }
 
 void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_out, void* grad_vg, int64_t rows,
-                           int64_t hidden, const uint8_t* keep, float scale, Stream stream, const float* bias,
+                           int64_t hidden, const Dropout& dropout, Stream stream, const float* bias,
                            float* grad_bias, float* workspace) {
   const long long n = rows * hidden;
   if (grad_bias != nullptr && (bias == nullptr || workspace == nullptr))
@@ -965,15 +1030,16 @@ void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_ou
     if (grad_bias != nullptr) throw std::invalid_argument("glu_residual_backward (CUDA): no rows to sum");
     return;
   }
+  check_dropout("glu_residual_backward (CUDA)", dropout);
   float* parts = grad_bias != nullptr ? workspace : nullptr;
   int64_t sums_rows = 0;
   const auto run = [&](const auto* v, auto* gv) {
-    with_width(vector_width(hidden, v, grad_out, gv, keep, bias), [&](auto width) {
+    with_width(vector_width(hidden, v, grad_out, gv, dropout.keep, bias), [&](auto width) {
       constexpr int W = decltype(width)::value;
       const unsigned int grid = parts != nullptr ? glu_sums_grid<W>(n, hidden) : batched_grid_for<W>(n);
       sums_rows = static_cast<int64_t>(grid) * kThreads * W / hidden;
       const auto kernel = glu_residual_backward_kernel<std::remove_pointer_t<decltype(gv)>, W>;
-      COMPRESSM_LAUNCH(kernel, grid, kThreads, stream)(v, grad_out, gv, n, hidden, keep, scale, bias, parts);
+      COMPRESSM_LAUNCH(kernel, grid, kThreads, stream)(v, grad_out, gv, n, hidden, dropout, bias, parts);
     });
   };
   if (vg_type == Storage::kBFloat16)
@@ -1072,7 +1138,7 @@ void launch_column_parts(const char* name, int64_t rows, int64_t hidden, float* 
   if (hidden == 0) return;
   const int threads = column_block_threads<W>(hidden);
   const unsigned int column_blocks = detail::blocks_for(hidden / W, threads);
-  if (column_blocks > 65535u) throw std::invalid_argument(std::string(name) + ": more than 65535 x 1024 channels");
+  if (column_blocks > 65535u) throw std::invalid_argument(std::string(name) + ": too many channels for the grid");
   const long long parts = ew::lru_skip_parts(rows);
   if (parts > 0) {
     launch(dim3(static_cast<unsigned int>(parts), column_blocks), dim3(static_cast<unsigned int>(threads)));
@@ -1109,14 +1175,15 @@ void lru_skip_backward(const float* grad_y, const float* u, const void* grad_u_g
 }
 
 void lru_skip_gelu_forward(const void* cx, Storage type, const float* D, ew::NormInput u, void* g, int64_t rows,
-                           int64_t hidden, const uint8_t* keep, float scale, Stream stream) {
+                           int64_t hidden, const Dropout& dropout, Stream stream) {
   const long long n = rows * hidden;
   if (n == 0) return;
+  check_dropout("lru_skip_gelu_forward (CUDA)", dropout);
   const auto run = [&](const auto* c, auto* out) {
-    with_width(vector_width(hidden, c, out, D, u.x, u.mean, u.invstd, keep), [&](auto width) {
+    with_width(vector_width(hidden, c, out, D, u.x, u.mean, u.invstd, dropout.keep), [&](auto width) {
       constexpr int W = decltype(width)::value;
       const auto kernel = lru_skip_gelu_forward_kernel<std::remove_pointer_t<decltype(out)>, W>;
-      COMPRESSM_LAUNCH(kernel, batched_grid_for<W>(n), kThreads, stream)(c, D, u, out, n, hidden, keep, scale);
+      COMPRESSM_LAUNCH(kernel, batched_grid_for<W>(n), kThreads, stream)(c, D, u, out, n, hidden, dropout);
     });
   };
   if (type == Storage::kBFloat16)
@@ -1128,11 +1195,12 @@ void lru_skip_gelu_forward(const void* cx, Storage type, const float* D, ew::Nor
 
 void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, const float* D, ew::NormInput u,
                             const float* grad_out, void* grad_cx, float* grad_skip, float* sums, float* workspace,
-                            int64_t rows, int64_t hidden, const uint8_t* keep, float scale, Stream stream) {
+                            int64_t rows, int64_t hidden, const Dropout& dropout, Stream stream) {
   const bool normalized = u.mean != nullptr;
+  check_dropout("lru_skip_gelu_backward (CUDA)", dropout);
   const auto run = [&](const auto* g, const auto* c, auto* gc) {
     using V = std::remove_pointer_t<decltype(gc)>;
-    with_width(vector_width(hidden, g, c, gc, D, u.x, u.mean, u.invstd, grad_out, grad_skip, workspace, keep),
+    with_width(vector_width(hidden, g, c, gc, D, u.x, u.mean, u.invstd, grad_out, grad_skip, workspace, dropout.keep),
                [&](auto width) {
                  constexpr int W = decltype(width)::value;
                  launch_column_parts<W>("lru_skip_gelu_backward (CUDA)", rows, hidden, workspace, sums, stream,
@@ -1140,8 +1208,7 @@ void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, co
                                           const auto kernel = normalized ? lru_skip_gelu_backward_kernel<V, 2, W>
                                                                          : lru_skip_gelu_backward_kernel<V, 1, W>;
                                           COMPRESSM_LAUNCH(kernel, grid, block, stream)(
-                                              g, c, D, u, grad_out, gc, grad_skip, workspace, rows, hidden, keep,
-                                              scale);
+                                              g, c, D, u, grad_out, gc, grad_skip, workspace, rows, hidden, dropout);
                                         },
                                         normalized ? 2 : 1);
                });
@@ -1165,7 +1232,7 @@ void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, flo
       const int threads = column_block_threads<W>(hidden);
       const unsigned int column_blocks = detail::blocks_for(hidden / W, threads);
       if (column_blocks > 65535u)
-        throw std::invalid_argument("column_moments (CUDA): more than 65535 x 1024 channels");
+        throw std::invalid_argument("column_moments (CUDA): too many channels for the grid");
       const dim3 grid(static_cast<unsigned int>(parts), column_blocks);
       COMPRESSM_LAUNCH(column_moments_kernel<W>, grid, threads, stream)(x, workspace, rows, hidden);
     });

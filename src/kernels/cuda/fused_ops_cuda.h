@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "kernels/fused_ops.h"
+#include "kernels/cuda/dropout_cuda.h"
 #include "kernels/cuda/lru_cuda.h"
 
 namespace compressm::kernels::cuda {
@@ -23,7 +24,8 @@ enum class Storage { kFloat32, kBFloat16 };
 // makes them take one everywhere (process-wide; benchmarks compare the two
 // paths), 4 restores the default; anything else throws
 // std::invalid_argument. The results are the same but for the order of
-// glu_residual's bias sums.
+// glu_residual's bias sums. A CUDA graph keeps the kernels of the width set
+// when it was captured.
 void set_vector_width(int width);
 
 // z = dropout(GELU(y)), z stored as `z_type`; keep may be null (no dropout).
@@ -32,10 +34,47 @@ void gelu_dropout_forward(const float* y, void* z, Storage z_type, int64_t n, co
 // grad_y = grad_z * d * GELU'(y), grad_z stored as `grad_type`.
 void gelu_dropout_backward(const float* y, const void* grad_z, Storage grad_type, float* grad_y, int64_t n,
                            const uint8_t* keep, float scale, Stream stream);
+// The dropout of glu_residual and lru_skip_gelu: element i's factor is
+// `scale` (1 / (1 - p)) where kept, else 0, kept where keep[i] != 0 (keep
+// null and draw false: no dropout), or, with `draw`, where
+// philox::generator_keeps(seed, offset, i, threshold) under `philox`: the
+// bits draw_keep_mask would have written, drawn inside the kernel (one
+// Philox call per four elements where the kernel runs four wide), with no
+// mask tensor written or read (two {50, 1024, 512} masks per sCIFAR block
+// and step: each written once and read twice).
+struct Dropout {
+  const uint8_t* keep = nullptr;
+  float scale = 1.f;
+  bool draw = false;
+  PhiloxSeed philox{};
+  uint64_t threshold = 0;
+};
+// A keep mask's dropout (keep null: none).
+inline Dropout mask_dropout(const uint8_t* keep, float scale) {
+  Dropout d;
+  d.keep = keep;
+  d.scale = scale;
+  return d;
+}
+// Drawn in the kernel at keep probability 1 - p (threshold, scale).
+inline Dropout drawn_dropout(const PhiloxSeed& philox, uint64_t threshold, float scale) {
+  Dropout d;
+  d.scale = scale;
+  d.draw = true;
+  d.philox = philox;
+  d.threshold = threshold;
+  return d;
+}
+
 // out {rows, H} = x + dropout(v .* sigmoid(g)), [v | g] = vg {rows, 2H}
 // stored as `vg_type` plus bias {2H} (float32; null: none).
 void glu_residual_forward(const void* vg, Storage vg_type, const float* x, float* out, int64_t rows, int64_t hidden,
-                          const uint8_t* keep, float scale, Stream stream, const float* bias = nullptr);
+                          const Dropout& dropout, Stream stream, const float* bias = nullptr);
+inline void glu_residual_forward(const void* vg, Storage vg_type, const float* x, float* out, int64_t rows,
+                                 int64_t hidden, const uint8_t* keep, float scale, Stream stream,
+                                 const float* bias = nullptr) {
+  glu_residual_forward(vg, vg_type, x, out, rows, hidden, mask_dropout(keep, scale), stream, bias);
+}
 // grad_vg {rows, 2H} (stored as `vg_type`) from grad_out {rows, H}; with
 // grad_bias (bias given), also the bias's gradient {2H}: the column sums of
 // grad_vg as stored, summed by each thread over its elements (all in one
@@ -45,8 +84,15 @@ void glu_residual_forward(const void* vg, Storage vg_type, const float* x, float
 // sCIFAR block in bfloat16), it reads the threads' sums (8 MB).
 int64_t glu_residual_workspace(int64_t rows, int64_t hidden);
 void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_out, void* grad_vg, int64_t rows,
-                           int64_t hidden, const uint8_t* keep, float scale, Stream stream,
-                           const float* bias = nullptr, float* grad_bias = nullptr, float* workspace = nullptr);
+                           int64_t hidden, const Dropout& dropout, Stream stream, const float* bias = nullptr,
+                           float* grad_bias = nullptr, float* workspace = nullptr);
+inline void glu_residual_backward(const void* vg, Storage vg_type, const float* grad_out, void* grad_vg, int64_t rows,
+                                  int64_t hidden, const uint8_t* keep, float scale, Stream stream,
+                                  const float* bias = nullptr, float* grad_bias = nullptr,
+                                  float* workspace = nullptr) {
+  glu_residual_backward(vg, vg_type, grad_out, grad_vg, rows, hidden, mask_dropout(keep, scale), stream, bias,
+                        grad_bias, workspace);
+}
 
 // lru_skip (kernels::elementwise): out {rows, H} = cx + D .* u, cx stored as
 // `cx_type`, or the sum of `parts` such arrays one after another (the fused
@@ -67,12 +113,24 @@ void lru_skip_backward(const float* grad_y, const float* u, const void* grad_u_g
 // the column sums `sums` ({H}, or {2H} where u is normalised) as the CPU loop
 // writes them, by one column-parts kernel and one sum_rows (the workspace of
 // lru_skip_workspace).
+// (The dropout as glu_residual's.)
 void lru_skip_gelu_forward(const void* cx, Storage type, const float* D, elementwise::NormInput u, void* g,
-                           int64_t rows, int64_t hidden, const uint8_t* keep, float scale, Stream stream);
+                           int64_t rows, int64_t hidden, const Dropout& dropout, Stream stream);
+inline void lru_skip_gelu_forward(const void* cx, Storage type, const float* D, elementwise::NormInput u, void* g,
+                                  int64_t rows, int64_t hidden, const uint8_t* keep, float scale, Stream stream) {
+  lru_skip_gelu_forward(cx, type, D, u, g, rows, hidden, mask_dropout(keep, scale), stream);
+}
 void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, const float* D,
                             elementwise::NormInput u, const float* grad_out, void* grad_cx, float* grad_skip,
-                            float* sums, float* workspace, int64_t rows, int64_t hidden, const uint8_t* keep,
-                            float scale, Stream stream);
+                            float* sums, float* workspace, int64_t rows, int64_t hidden, const Dropout& dropout,
+                            Stream stream);
+inline void lru_skip_gelu_backward(const void* grad_g, const void* cx, Storage type, const float* D,
+                                   elementwise::NormInput u, const float* grad_out, void* grad_cx, float* grad_skip,
+                                   float* sums, float* workspace, int64_t rows, int64_t hidden, const uint8_t* keep,
+                                   float scale, Stream stream) {
+  lru_skip_gelu_backward(grad_g, cx, type, D, u, grad_out, grad_cx, grad_skip, sums, workspace, rows, hidden,
+                         mask_dropout(keep, scale), stream);
+}
 
 // batch_norm (kernels::elementwise) of x {rows, H}: column_moments (a column
 // parts kernel and a merge kernel) writes mean, var, invstd {H} and updates

@@ -5,7 +5,7 @@
 //
 // What it emulates:
 //  * __global__ / __device__ / __shared__ / __launch_bounds__ and friends;
-//    threadIdx, blockIdx, blockDim, gridDim; dim3, float2, __nv_bfloat16(2)
+//    threadIdx, blockIdx, blockDim, gridDim; dim3, float2, uint2, uint4, __nv_bfloat16(2)
 //    (round to nearest even, as on the device and in c10::BFloat16);
 //  * a launch (COMPRESSM_LAUNCH in cuda_common.cuh): thread blocks one after
 //    another, the threads of a block as fibers (ucontext) on one OS thread,
@@ -65,6 +65,16 @@ struct float2 {
   float x, y;
 };
 inline float2 make_float2(float x, float y) { return {x, y}; }
+// CUDA's 8- and 16-byte integer vectors (one memory access on the device).
+struct alignas(8) uint2 {
+  unsigned int x, y;
+};
+struct alignas(16) uint4 {
+  unsigned int x, y, z, w;
+};
+// The store intrinsic with the default (write-back) cache policy.
+inline void __stwb(uint2* p, uint2 value) { *p = value; }
+inline void __stwb(uint4* p, uint4 value) { *p = value; }
 
 struct __nv_bfloat16 {
   uint16_t bits;
