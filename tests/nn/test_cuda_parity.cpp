@@ -4,10 +4,12 @@
 // H <= 16, cuBLAS + CUDA scan above) against the unfused composition in
 // float64, and a whole model's forward and backward against the same model on
 // the CPU. Skipped when the build has no CUDA kernels or no device is visible.
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cmath>
 #include <utility>
 
@@ -507,8 +509,20 @@ TEST(CudaDropoutMask, EachReplayOfACapturedGraphDrawsNewMasks) {
 // would have drawn at that point, so under the same seed the same values
 // and gradients, bit for bit, as the ops given that mask; and other bits on
 // the next call. H = 96 (four elements per thread) and 98 (one).
+// Entries into the scope under which the _dropout ops draw mask tensors
+// instead (nn/op_dropout.h): none on CUDA with a rate above 0.
+std::atomic<int> mask_fallbacks{0};
+std::unique_ptr<at::ObserverContext> count_mask_fallbacks(const at::RecordFunction& fn) {
+  const std::string name = fn.name();
+  if (name == "compressm::kernel_drawn_masks") ++mask_fallbacks;
+  return nullptr;
+}
+
 TEST(CudaFusedOps, DropoutDrawnInTheKernelsIsTheMaskKernels) {
   SKIP_WITHOUT_CUDA();
+  const at::CallbackHandle fallbacks =
+      at::addGlobalCallback(at::RecordFunctionCallback(count_mask_fallbacks).scopes({at::RecordScope::USER_SCOPE}));
+  mask_fallbacks = 0;
   const double p = 0.25;
   for (const int64_t h : {int64_t{96}, int64_t{98}}) {
     SCOPED_TRACE("H = " + std::to_string(h));
@@ -547,7 +561,68 @@ TEST(CudaFusedOps, DropoutDrawnInTheKernelsIsTheMaskKernels) {
     for (size_t i = 0; i < front_drawn.size(); ++i)
       EXPECT_TRUE(torch::equal(front_drawn[i], front_given[i])) << "block front output / gradient " << i;
   }
+  at::removeCallback(fallbacks);
+  EXPECT_EQ(mask_fallbacks.load(), 0) << "the _dropout ops drew mask tensors on CUDA";
+  // The fallback itself is seen: at rate 0 it is taken.
+  const at::CallbackHandle again =
+      at::addGlobalCallback(at::RecordFunctionCallback(count_mask_fallbacks).scopes({at::RecordScope::USER_SCOPE}));
+  const torch::Tensor x = torch::randn({2, 5, 8}, torch::TensorOptions().device(kCuda));
+  glu_residual_dropout(torch::randn({2, 5, 16}, x.options()), x, 0.0);
+  at::removeCallback(again);
+  EXPECT_EQ(mask_fallbacks.load(), 1);
 }
+
+#if defined(COMPRESSM_WITH_CUDA)
+// Captured in a CUDA graph (as the graphed training step is), the ops
+// that draw in their kernels read the generator's state on the device: two
+// glu_residual_dropout ops in one graph (the second at intra-graph offset
+// 4), forward and backward, replayed twice: each replay's output and
+// gradients are those of glu_residual given the masks of the offset the
+// replay took, bit for bit (so each replay draws new masks and its
+// backward pass the forward pass's bits).
+TEST(CudaFusedOps, GluResidualDropoutInACapturedGraphDrawsNewMasksOnEachReplay) {
+  SKIP_WITHOUT_CUDA();
+  torch::manual_seed(25);
+  const double p = 0.25;
+  const int64_t h = 96;
+  const auto cuda = torch::TensorOptions().device(kCuda);
+  const torch::Tensor vg1 = torch::randn({2, 129, 2 * h}, cuda).to(torch::kBFloat16).requires_grad_(true);
+  const torch::Tensor vg2 = torch::randn({2, 129, 2 * h}, cuda).to(torch::kBFloat16).requires_grad_(true);
+  const torch::Tensor x = torch::randn({2, 129, h}, cuda).requires_grad_(true);
+  const torch::Tensor bias = torch::randn({2 * h}, cuda).requires_grad_(true);
+  const torch::Tensor upstream = torch::randn({2, 129, h}, cuda);
+  const auto two = [&](const torch::Tensor& m1, const torch::Tensor& m2) {
+    if (!m1.defined()) return glu_residual_dropout(vg2, glu_residual_dropout(vg1, x, p, bias), p, bias);
+    return glu_residual(vg2, glu_residual(vg1, x, m1, p, bias), m2, p, bias);
+  };
+  torch::Tensor out;
+  at::cuda::CUDAGraph graph;
+  capture_on_side_stream(
+      graph, [&] { (two({}, {}) * upstream).sum().backward(); },
+      [&] {
+        out = two({}, {});
+        (out * upstream).sum().backward();
+      });
+  const std::vector<torch::Tensor> leaves{vg1, vg2, x, bias};
+  std::vector<torch::Tensor> outs;
+  for (int replay = 0; replay < 2; ++replay) {
+    SCOPED_TRACE("replay " + std::to_string(replay));
+    for (const torch::Tensor& l : leaves) l.mutable_grad().zero_();
+    const auto [seed, offset] = replay_from_generator_state(graph);
+    std::vector<torch::Tensor> graphed{out.detach().clone()};
+    for (const torch::Tensor& l : leaves) graphed.push_back(l.grad().clone());
+    for (const torch::Tensor& l : leaves) l.mutable_grad().zero_();
+    const torch::Tensor given =
+        two(drawn_mask(seed, offset, 0, x, p).to(kCuda), drawn_mask(seed, offset + 4, 0, x, p).to(kCuda));
+    (given * upstream).sum().backward();
+    EXPECT_TRUE(torch::equal(graphed[0], given.detach())) << "output";
+    for (size_t i = 0; i < leaves.size(); ++i)
+      EXPECT_TRUE(torch::equal(graphed[i + 1], leaves[i].grad())) << "gradient " << i;
+    outs.push_back(graphed[0]);
+  }
+  EXPECT_GT(outs[1].ne(outs[0]).to(torch::kDouble).mean().item<double>(), 0.1) << "new masks on each replay";
+}
+#endif
 
 // lru_parameterize's two kernels against its CPU loops (sMNIST's and
 // sCIFAR's shapes), values and the five gradients.

@@ -295,7 +295,7 @@ TEST(LruLayerBf16, BlockFrontMatchesBatchNormThenTheGeluOp) {
 
 // lru_block_bf16_front_dropout on the CPU draws its mask with
 // dropout_keep_mask when called (on CUDA its kernels draw the same bits:
-// CudaLruLayerBf16.BlockFrontDropoutDrawnInTheKernels): the same generator
+// CudaFusedOps.DropoutDrawnInTheKernelsIsTheMaskKernels): the same generator
 // state gives the same outputs and gradients as lru_block_bf16_front with
 // that mask; a bad rate is an error.
 TEST(LruLayerBf16, BlockFrontDropoutIsTheBlockFrontWithTheNextKeepMask) {
