@@ -351,19 +351,24 @@ __global__ void __launch_bounds__(kThreads)
 // blockIdx.y * blockDim.x + threadIdx.x = column group, columns h .. h + W -
 // 1 (part_column<W>(); the kernel returns for h >= hidden). Each thread
 // walks its columns down the part's rows (coalesced across h),
-// kRowsAheadOf<W> rows at a time: fetch(i) loads one group's inputs for each
-// of the batch's rows first, then apply(inputs, i, acc) runs on them in row
-// order, acc the K per-column Vec<W>s it accumulates (from zero): the same
-// sums as a row-by-row loop. (With the loads inside the per-element math,
-// whose branches (a null mask, erf's and exp's range checks) kept the
-// compiler from issuing the next row's loads early, a thread had about one
-// row's loads in flight: lru_skip_gelu_backward moved 1.66 TB/s on the
-// H200.) Value k < Stored of the part goes to sums[(k gridDim.x + part) hidden
-// + h ..], so that value k's parts lie at sums + k parts H, which sum_rows
-// adds afterwards (launch_column_parts) or a merge combines; values from
-// Stored on are the thread's own (Welford's count).
+// Rows rows at a time: fetch(i) loads one group's inputs for each of the
+// batch's rows first, then apply(inputs, i, acc) runs on them in row order,
+// acc the K per-column Vec<W>s it accumulates (from zero): the same sums as
+// a row-by-row loop; a part's last rows are one more batch, its loads
+// predicated. (With the loads inside the per-element math, whose branches
+// (a null mask, erf's and exp's range checks) kept the compiler from
+// issuing the next row's loads early, a thread had about one row's loads in
+// flight: lru_skip_gelu_backward moved 1.66 TB/s on the H200.) Only H / W
+// threads run per part (sCIFAR at W = 4: 128 per part, 32k in all), so a
+// kernel with few bytes per row takes more rows per batch: each kernel
+// picks Rows (kRowsAheadOf<W> unless it says otherwise) for about 200 bytes
+// in flight per thread, within its registers. Value k < Stored of the part
+// goes to sums[(k gridDim.x + part) hidden + h ..], so that value k's parts
+// lie at sums + k parts H, which sum_rows adds afterwards
+// (launch_column_parts) or a merge combines; values from Stored on are the
+// thread's own (Welford's count).
 template <int W>
-constexpr int kRowsAheadOf = W == 1 ? 8 : 4;  // 8 or 16 elements of each input in flight
+constexpr int kRowsAheadOf = 8;
 
 template <int W>
 __device__ __forceinline__ long long part_column() {
@@ -378,7 +383,7 @@ int column_block_threads(long long hidden) {
   return groups >= kThreads ? kThreads : static_cast<int>(warps > 0 ? warps * 32 : 32);
 }
 
-template <int W, int K, int Stored = K, class Fetch, class Apply>
+template <int W, int K, int Stored = K, int Rows = kRowsAheadOf<W>, class Fetch, class Apply>
 __device__ __forceinline__ void accumulate_column_part(long long h, long long rows, long long hidden,
                                                        float* __restrict__ sums, const Fetch& fetch,
                                                        const Apply& apply) {
@@ -387,14 +392,22 @@ __device__ __forceinline__ void accumulate_column_part(long long h, long long ro
   using Inputs = decltype(fetch(0LL));
   Vec<W> acc[K] = {};
   long long r = first;
-  for (; r + kRowsAheadOf<W> <= last; r += kRowsAheadOf<W>) {
-    Inputs in[kRowsAheadOf<W>];
+  for (; r + Rows <= last; r += Rows) {
+    Inputs in[Rows];
 #pragma unroll
-    for (int k = 0; k < kRowsAheadOf<W>; ++k) in[k] = fetch((r + k) * hidden + h);
+    for (int k = 0; k < Rows; ++k) in[k] = fetch((r + k) * hidden + h);
 #pragma unroll
-    for (int k = 0; k < kRowsAheadOf<W>; ++k) apply(in[k], (r + k) * hidden + h, acc);
+    for (int k = 0; k < Rows; ++k) apply(in[k], (r + k) * hidden + h, acc);
   }
-  for (; r < last; ++r) apply(fetch(r * hidden + h), r * hidden + h, acc);
+  if (r < last) {  // the part's last rows, fewer than Rows
+    Inputs in[Rows] = {};
+#pragma unroll
+    for (int k = 0; k < Rows; ++k)
+      if (r + k < last) in[k] = fetch((r + k) * hidden + h);
+#pragma unroll
+    for (int k = 0; k < Rows; ++k)
+      if (r + k < last) apply(in[k], (r + k) * hidden + h, acc);
+  }
 #pragma unroll
   for (int k = 0; k < Stored; ++k)
     store_vec<W>(sums, (k * static_cast<long long>(gridDim.x) + blockIdx.x) * hidden + h, acc[k]);
@@ -487,7 +500,8 @@ __global__ void __launch_bounds__(kThreads)
   if (h >= hidden) return;
   const Vec<W> d = load_vec<W>(D, h);
   const ColumnInput<W> column(u, h);
-  accumulate_column_part<W, K>(
+  // four-wide: 4 rows of five inputs (~210 bytes; 128 registers)
+  accumulate_column_part<W, K, K, W == 4 ? 4 : 8>(
       h, rows, hidden, sums,
       [&](long long i) {
         return Inputs{load_vec<W>(cx, i), load_vec<W>(grad_g, i), load_vec<W>(u.x, i),
@@ -590,7 +604,8 @@ __global__ void __launch_bounds__(kThreads)
   // acc = (mean, M2) of the part, stored, and the count
   const long long h = part_column<W>();
   if (h >= hidden) return;
-  accumulate_column_part<W, 3, 2>(
+  // four-wide: 16 rows of one float4 (256 bytes in flight)
+  accumulate_column_part<W, 3, 2, W == 4 ? 16 : 8>(
       h, rows, hidden, parts, [&](long long i) { return load_vec<W>(x, i); },
       [&](const Vec<W>& xi, long long, Vec<W>* acc) {
 #pragma unroll
