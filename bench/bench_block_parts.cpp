@@ -146,14 +146,13 @@ int main(int argc, char** argv) try {
     stages.insert(stages.end() - 1, {"glu", [&] { return block->glu(g, x); }});
   }
   // In training such a block also runs its BatchNorm inside that op
-  // (lru_block_bf16_front: norm_lru_gelu_dropout, then glu); the whole block
+  // (lru_block_bf16_front_dropout, as the block calls it: on CUDA its mask
+  // drawn in the kernels; norm_lru_gelu_dropout, then glu); the whole block
   // with the BatchNorm module apart is its baseline.
   if (block->fused_front(x)) {
     stages.insert(stages.end() - 1, {"norm_lru_gelu_dropout", [&] {
-                    return compressm::nn::lru_block_bf16_front(
-                               block->lru->inputs(x),
-                               compressm::nn::dropout_keep_mask(x.sizes(), o.dropout, x.device()), o.dropout,
-                               block->norm->options.eps())
+                    return compressm::nn::lru_block_bf16_front_dropout(block->lru->inputs(x), o.dropout,
+                                                                       block->norm->options.eps())
                         .g;
                   }});
     stages.push_back({"block_norm_apart", [&] {
