@@ -97,9 +97,9 @@ inline void glu_residual_backward(const void* vg, Storage vg_type, const float* 
 // lru_skip (kernels::elementwise): out {rows, H} = cx + D .* u, cx stored as
 // `cx_type`, or the sum of `parts` such arrays one after another (the fused
 // narrow layer's state blocks). Backward: grad_u = grad_u_gemm + D .* grad_y
-// and grad_D {H}, by one kernel (a thread block per part of rows and 256
-// columns) writing the parts' sums into `workspace` (lru_skip_workspace
-// floats, room for two sums' parts) and one sum_rows.
+// and grad_D {H}, by one kernel (a thread block per part of rows and up to
+// 256 column groups) writing the parts' sums into `workspace`
+// (lru_skip_workspace floats, room for two sums' parts) and one sum_rows.
 void lru_skip_forward(const void* cx, Storage cx_type, const float* D, const float* u, float* out, int64_t rows,
                       int64_t hidden, Stream stream, int64_t parts = 1);
 int64_t lru_skip_workspace(int64_t rows, int64_t hidden);
