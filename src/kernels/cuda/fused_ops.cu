@@ -68,6 +68,48 @@ __device__ __forceinline__ Vec<W> load_vec(const T* p, long long i) {
   for (int k = 0; k < W; ++k) out.v[k] = load(packed.v, k);
   return out;
 }
+// W consecutive T as loaded, still packed, in a built-in integer (vector)
+// of their size: four bfloat16 in two registers, four mask bytes in one,
+// unpacked where used. A batch of rows' loads held this way takes fewer
+// registers than as floats (lru_skip_gelu_backward_kernel).
+template <int Bytes>
+struct Bits;
+template <>
+struct Bits<16> {
+  using type = uint4;
+};
+template <>
+struct Bits<8> {
+  using type = uint2;
+};
+template <>
+struct Bits<4> {
+  using type = unsigned int;
+};
+template <>
+struct Bits<2> {
+  using type = unsigned short;
+};
+template <>
+struct Bits<1> {
+  using type = unsigned char;
+};
+template <int W, class T>
+using RawOf = typename Bits<sizeof(Packed<W, T>)>::type;
+template <int W, class T>
+__device__ __forceinline__ RawOf<W, T> load_raw(const T* p, long long i) {
+  check_vector_alignment<W>(p + i);
+  return *reinterpret_cast<const RawOf<W, T>*>(p + i);
+}
+template <int W, class T>
+__device__ __forceinline__ Vec<W> unpack(const RawOf<W, T>& raw) {
+  Packed<W, T> packed;
+  memcpy(&packed, &raw, sizeof packed);
+  Vec<W> out;
+#pragma unroll
+  for (int k = 0; k < W; ++k) out.v[k] = load(packed.v, k);
+  return out;
+}
 // load_vec, or `fallback` in every lane where p is null.
 template <int W>
 __device__ __forceinline__ Vec<W> load_vec_or(const float* p, long long i, float fallback) {
@@ -121,12 +163,21 @@ struct DropoutDraws {
   }
 };
 
-// The dropout factors of elements i .. i + W - 1 (i a multiple of W):
-// ew::dropout_factor of the mask (1 without one), or drawn: element i kept
-// where philox::generator_keeps(seed, offset, i, threshold), word i % 4 of
-// the Philox block of group i / 4 (one block for all four at W = 4).
+// The mask bytes of elements i .. i + W - 1 as loaded (zero where the
+// factors are drawn or there is no mask).
 template <int W>
-__device__ __forceinline__ Vec<W> dropout_factors(const DropoutDraws& d, long long i) {
+__device__ __forceinline__ RawOf<W, uint8_t> load_mask(const DropoutDraws& d, long long i) {
+  if (d.draw || d.keep == nullptr) return RawOf<W, uint8_t>{};
+  return load_raw<W>(d.keep, i);
+}
+
+// The dropout factors of elements i .. i + W - 1 (i a multiple of W), the
+// mask's bytes as load_mask gave them: ew::dropout_factor of the mask (1
+// without one), or drawn: element i kept where
+// philox::generator_keeps(seed, offset, i, threshold), word i % 4 of the
+// Philox block of group i / 4 (one block for all four at W = 4).
+template <int W>
+__device__ __forceinline__ Vec<W> dropout_factors(const DropoutDraws& d, long long i, RawOf<W, uint8_t> mask) {
   Vec<W> out;
   if (d.draw) {
     const philox::Words words = philox::generator_words(d.seed, d.offset, static_cast<uint64_t>(i) >> 2);
@@ -145,11 +196,15 @@ __device__ __forceinline__ Vec<W> dropout_factors(const DropoutDraws& d, long lo
     for (int k = 0; k < W; ++k) out.v[k] = 1.f;
     return out;
   }
-  check_vector_alignment<W>(d.keep + i);
-  const Packed<W, uint8_t> mask = *reinterpret_cast<const Packed<W, uint8_t>*>(d.keep + i);
+  Packed<W, uint8_t> bytes;
+  memcpy(&bytes, &mask, sizeof bytes);
 #pragma unroll
-  for (int k = 0; k < W; ++k) out.v[k] = ew::dropout_factor(mask.v, k, d.scale);
+  for (int k = 0; k < W; ++k) out.v[k] = ew::dropout_factor(bytes.v, k, d.scale);
   return out;
+}
+template <int W>
+__device__ __forceinline__ Vec<W> dropout_factors(const DropoutDraws& d, long long i) {
+  return dropout_factors<W>(d, i, load_mask<W>(d, i));
 }
 // ew::with_bias of columns j .. j + W - 1.
 template <int W>
@@ -361,8 +416,8 @@ __global__ void __launch_bounds__(kThreads)
 // flight: lru_skip_gelu_backward moved 1.66 TB/s on the H200.) Only H / W
 // threads run per part (sCIFAR at W = 4: 128 per part, 32k in all), so a
 // kernel with few bytes per row takes more rows per batch: each kernel
-// picks Rows (kRowsAheadOf<W> unless it says otherwise) for about 200 bytes
-// in flight per thread, within its registers. Value k < Stored of the part
+// picks Rows (kRowsAheadOf<W> unless it says otherwise) for 200 bytes or
+// more in flight per thread, within its registers. Value k < Stored of the part
 // goes to sums[(k gridDim.x + part) hidden + h ..], so that value k's parts
 // lie at sums + k parts H, which sum_rows adds afterwards
 // (launch_column_parts) or a merge combines; values from Stored on are the
@@ -492,27 +547,34 @@ __global__ void __launch_bounds__(kThreads)
                                   const float* __restrict__ grad_out, V* __restrict__ grad_cx,
                                   float* __restrict__ grad_skip, float* __restrict__ sums, long long rows,
                                   long long hidden, const Dropout dropout) {
+  // The bfloat16 inputs and the mask held packed until used (13 registers
+  // per row at four wide instead of 20), so that 8 rows (~400 bytes) are in
+  // flight per thread; the factors (a Philox call where drawn) computed
+  // where used.
   struct Inputs {
-    Vec<W> cx, grad_g, x, grad_out, factor;
+    RawOf<W, V> cx, grad_g;
+    Vec<W> x, grad_out;
+    RawOf<W, uint8_t> mask;
   };
   const DropoutDraws draws(dropout);
   const long long h = part_column<W>();
   if (h >= hidden) return;
   const Vec<W> d = load_vec<W>(D, h);
   const ColumnInput<W> column(u, h);
-  // four-wide: 4 rows of five inputs (~210 bytes; 128 registers)
-  accumulate_column_part<W, K, K, W == 4 ? 4 : 8>(
+  accumulate_column_part<W, K>(
       h, rows, hidden, sums,
       [&](long long i) {
-        return Inputs{load_vec<W>(cx, i), load_vec<W>(grad_g, i), load_vec<W>(u.x, i),
-                      load_vec_or<W>(grad_out, i, 0.f), dropout_factors<W>(draws, i)};
+        return Inputs{load_raw<W>(cx, i), load_raw<W>(grad_g, i), load_vec<W>(u.x, i),
+                      load_vec_or<W>(grad_out, i, 0.f), load_mask<W>(draws, i)};
       },
       [&](const Inputs& in, long long i, Vec<W>* acc) {
+        const Vec<W> c = unpack<W, V>(in.cx), gg = unpack<W, V>(in.grad_g);
+        const Vec<W> factor = dropout_factors<W>(draws, i, in.mask);
         Vec<W> gc, gs;
 #pragma unroll
         for (int k = 0; k < W; ++k) {
           const float ui = column.at(in.x.v[k], k);
-          const float gp = ew::skip_gelu_gradient(in.cx.v[k], d.v[k], ui, in.factor.v[k], in.grad_g.v[k]);
+          const float gp = ew::skip_gelu_gradient(c.v[k], d.v[k], ui, factor.v[k], gg.v[k]);
           gc.v[k] = gp;
           gs.v[k] = ew::skip_input_gradient(in.grad_out.v[k], d.v[k], gp, column.normalized, column.invstd.v[k]);
           acc[0].v[k] = acc[0].v[k] + gp * ui;
