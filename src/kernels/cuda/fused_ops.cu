@@ -99,7 +99,13 @@ using RawOf = typename Bits<sizeof(Packed<W, T>)>::type;
 template <int W, class T>
 __device__ __forceinline__ RawOf<W, T> load_raw(const T* p, long long i) {
   check_vector_alignment<W>(p + i);
+#if defined(COMPRESSM_CUDA_EMULATION)  // C++ on the host: no integer reads of float storage
+  RawOf<W, T> raw;
+  memcpy(&raw, p + i, sizeof raw);
+  return raw;
+#else
   return *reinterpret_cast<const RawOf<W, T>*>(p + i);
+#endif
 }
 template <int W, class T>
 __device__ __forceinline__ Vec<W> unpack(const RawOf<W, T>& raw) {
@@ -124,6 +130,10 @@ __device__ __forceinline__ Vec<W> load_vec_or(const float* p, long long i, float
 // nvcc split the stores of a batched_grid_stride round's second group into
 // four scalar ones), 4 and 2 as one integer.
 __device__ __forceinline__ void store_bytes(void* p, const void* bytes, int size) {
+#if defined(COMPRESSM_CUDA_EMULATION)  // C++ on the host: no integer writes into float storage
+  memcpy(p, bytes, size);
+  return;
+#endif
   if (size == 16) {
     uint4 bits;
     memcpy(&bits, bytes, sizeof bits);
@@ -416,14 +426,13 @@ __global__ void __launch_bounds__(kThreads)
 // flight: lru_skip_gelu_backward moved 1.66 TB/s on the H200.) Only H / W
 // threads run per part (sCIFAR at W = 4: 128 per part, 32k in all), so a
 // kernel with few bytes per row takes more rows per batch: each kernel
-// picks Rows (kRowsAheadOf<W> unless it says otherwise) for 200 bytes or
+// picks Rows (kPartRowsAhead unless it says otherwise) for 200 bytes or
 // more in flight per thread, within its registers. Value k < Stored of the part
 // goes to sums[(k gridDim.x + part) hidden + h ..], so that value k's parts
 // lie at sums + k parts H, which sum_rows adds afterwards
 // (launch_column_parts) or a merge combines; values from Stored on are the
 // thread's own (Welford's count).
-template <int W>
-constexpr int kRowsAheadOf = 8;
+constexpr int kPartRowsAhead = 8;
 
 template <int W>
 __device__ __forceinline__ long long part_column() {
@@ -438,7 +447,7 @@ int column_block_threads(long long hidden) {
   return groups >= kThreads ? kThreads : static_cast<int>(warps > 0 ? warps * 32 : 32);
 }
 
-template <int W, int K, int Stored = K, int Rows = kRowsAheadOf<W>, class Fetch, class Apply>
+template <int W, int K, int Stored = K, int Rows = kPartRowsAhead, class Fetch, class Apply>
 __device__ __forceinline__ void accumulate_column_part(long long h, long long rows, long long hidden,
                                                        float* __restrict__ sums, const Fetch& fetch,
                                                        const Apply& apply) {
@@ -548,9 +557,9 @@ __global__ void __launch_bounds__(kThreads)
                                   float* __restrict__ grad_skip, float* __restrict__ sums, long long rows,
                                   long long hidden, const Dropout dropout) {
   // The bfloat16 inputs and the mask held packed until used (13 registers
-  // per row at four wide instead of 20), so that 8 rows (~400 bytes) are in
-  // flight per thread; the factors (a Philox call where drawn) computed
-  // where used.
+  // per row at four wide instead of 20; float inputs: 17), so that 8 rows
+  // (~400 bytes) are in flight per thread; the factors (a Philox call where
+  // drawn) computed where used.
   struct Inputs {
     RawOf<W, V> cx, grad_g;
     Vec<W> x, grad_out;
