@@ -205,16 +205,9 @@ void lru_skip_backward(const torch::Tensor& grad_y, const torch::Tensor& u, cons
 
 namespace {
 kernels::cuda::Dropout kernel_dropout(const Dropout& d) {
-  kernels::cuda::Dropout k;
-  k.keep = keep_ptr(d.keep);
-  k.scale = static_cast<float>(d.scale);
-  k.draw = d.draw;
-  if (d.draw) {
-    k.philox = d.philox;
-    k.threshold = kernels::philox::keep_threshold(1.0 - d.p);
-    k.scale = static_cast<float>(1.0 / (1.0 - d.p));
-  }
-  return k;
+  const float scale = static_cast<float>(d.scale);
+  if (!d.draw) return kernels::cuda::mask_dropout(keep_ptr(d.keep), scale);
+  return kernels::cuda::drawn_dropout(d.philox, kernels::philox::keep_threshold(1.0 - d.p), scale);
 }
 }  // namespace
 

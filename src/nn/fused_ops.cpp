@@ -421,6 +421,15 @@ void save_dropout(AutogradContext* ctx, const cuda_ops::Dropout& d) {
   if (d.draw) save_philox(ctx, d.philox);
 }
 
+bool draws_in_kernels(const torch::Tensor& like, double p) {
+  return like.is_cuda() && p > 0.0 && cuda_ops::compiled();
+}
+
+torch::Tensor mask_drawn_instead(c10::IntArrayRef sizes, double p, const torch::Device& device) {
+  RECORD_USER_SCOPE(kKernelDrawnMasksScope);
+  return dropout_keep_mask(sizes, p, device);
+}
+
 cuda_ops::Dropout saved_dropout(AutogradContext* ctx) {
   cuda_ops::Dropout d;
   d.keep = ctx->saved_data["keep"].toTensor();
@@ -605,14 +614,8 @@ torch::Tensor glu_residual_dropout(const torch::Tensor& vg, const torch::Tensor&
                                    const torch::Tensor& bias) {
   TORCH_CHECK(p >= 0.0 && p < 1.0, "glu_residual: dropout rate must be in [0, 1), got ", p);
   check_glu_residual(vg, x, bias);
-  if (!x.is_cuda() || p == 0.0 || !cuda_ops::compiled()) {
-    torch::Tensor keep;
-    {
-      RECORD_USER_SCOPE(detail::kKernelDrawnMasksScope);
-      keep = dropout_keep_mask(x.sizes(), p, x.device());
-    }
-    return glu_residual(vg, x, keep, p, bias);
-  }
+  if (!detail::draws_in_kernels(x, p))
+    return glu_residual(vg, x, detail::mask_drawn_instead(x.sizes(), p, x.device()), p, bias);
   const torch::Tensor b = bias.defined() ? bias.contiguous() : torch::empty({0}, x.options());
   return GluResidual::apply(vg.contiguous(), b, x.contiguous(), std::nullopt, p, true);
 }

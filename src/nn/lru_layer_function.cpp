@@ -466,14 +466,8 @@ LruBlockFront lru_block_bf16_front_dropout(const LruLayerInputs& in, double p, d
                                            const BatchNormRunning& running) {
   check_bf16_arguments(in);
   TORCH_CHECK(p >= 0.0 && p < 1.0, "lru_block_bf16_front: dropout rate must be in [0, 1), got ", p);
-  if (!in.u.is_cuda() || p == 0.0 || !cuda_ops::compiled()) {
-    torch::Tensor keep;
-    {
-      RECORD_USER_SCOPE(detail::kKernelDrawnMasksScope);
-      keep = dropout_keep_mask(in.u.sizes(), p, in.u.device());
-    }
-    return lru_block_bf16_front(in, keep, p, eps, running);
-  }
+  if (!detail::draws_in_kernels(in.u, p))
+    return lru_block_bf16_front(in, detail::mask_drawn_instead(in.u.sizes(), p, in.u.device()), p, eps, running);
   return block_front(in, std::nullopt, p, true, eps, running);
 }
 

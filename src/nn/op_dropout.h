@@ -24,9 +24,13 @@ cuda_ops::Dropout forward_dropout(const std::optional<torch::Tensor>& mask, doub
 void save_dropout(torch::autograd::AutogradContext* ctx, const cuda_ops::Dropout& d);
 cuda_ops::Dropout saved_dropout(torch::autograd::AutogradContext* ctx);
 
-// Under this scope (bench_op_count counts no kernel below it) the masks of
-// an op that draws them inside its CUDA kernels are drawn as tensors where
-// it cannot (the CPU, no dropout).
+// Whether an op at rate p on `like`'s device draws its mask inside its CUDA
+// kernels: CUDA tensors, a build with the kernels, p > 0. Where it does
+// not (the CPU, no dropout), it takes mask_drawn_instead's mask:
+// dropout_keep_mask under the scope kKernelDrawnMasksScope, in which
+// bench_op_count (which counts a CPU step as the CUDA one) counts no kernel.
 constexpr const char* kKernelDrawnMasksScope = "compressm::kernel_drawn_masks";
+bool draws_in_kernels(const torch::Tensor& like, double p);
+torch::Tensor mask_drawn_instead(c10::IntArrayRef sizes, double p, const torch::Device& device);
 
 }  // namespace compressm::nn::detail
