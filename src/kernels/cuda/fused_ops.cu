@@ -125,32 +125,20 @@ __device__ __forceinline__ Vec<W> load_vec_or(const float* p, long long i, float
   for (int k = 0; k < W; ++k) out.v[k] = fallback;
   return out;
 }
-// Packed's bytes as one store instruction: 16 and 8 bytes by the store
-// intrinsic (as the struct itself, or a built-in vector copied from it,
+// Stores `raw` at p as one instruction: 16 and 8 bytes by the store
+// intrinsic (stored as Packed itself, or a built-in vector copied from it,
 // nvcc split the stores of a batched_grid_stride round's second group into
-// four scalar ones), 4 and 2 as one integer.
-__device__ __forceinline__ void store_bytes(void* p, const void* bytes, int size) {
+// four scalar ones), smaller ones as one integer.
+template <class R>
+__device__ __forceinline__ void store_raw(void* p, const R& raw) {
 #if defined(COMPRESSM_CUDA_EMULATION)  // C++ on the host: no integer writes into float storage
-  memcpy(p, bytes, size);
-  return;
+  memcpy(p, &raw, sizeof raw);
+#else
+  if constexpr (std::is_same_v<R, uint4> || std::is_same_v<R, uint2>)
+    __stwb(static_cast<R*>(p), raw);
+  else
+    *static_cast<R*>(p) = raw;
 #endif
-  if (size == 16) {
-    uint4 bits;
-    memcpy(&bits, bytes, sizeof bits);
-    __stwb(static_cast<uint4*>(p), bits);
-  } else if (size == 8) {
-    uint2 bits;
-    memcpy(&bits, bytes, sizeof bits);
-    __stwb(static_cast<uint2*>(p), bits);
-  } else if (size == 4) {
-    unsigned int bits;
-    memcpy(&bits, bytes, sizeof bits);
-    *static_cast<unsigned int*>(p) = bits;
-  } else {
-    unsigned short bits;
-    memcpy(&bits, bytes, sizeof bits);
-    *static_cast<unsigned short*>(p) = bits;
-  }
 }
 template <int W, class T>
 __device__ __forceinline__ void store_vec(T* p, long long i, const Vec<W>& value) {
@@ -158,7 +146,9 @@ __device__ __forceinline__ void store_vec(T* p, long long i, const Vec<W>& value
 #pragma unroll
   for (int k = 0; k < W; ++k) store(packed.v, k, value.v[k]);
   check_vector_alignment<W>(p + i);
-  store_bytes(p + i, &packed, sizeof packed);
+  RawOf<W, T> raw;
+  memcpy(&raw, &packed, sizeof raw);
+  store_raw(p + i, raw);
 }
 // A kernel's Dropout (fused_ops_cuda.h) with the Philox state resolved
 // (this replay's values behind a captured state's pointers), once per thread.
