@@ -837,6 +837,20 @@ std::vector<float> floats_of(const std::vector<uint16_t>& bits) {
   return out;
 }
 
+// The bit patterns of values as float (bit-for-bit comparisons of outputs).
+template <class T>
+std::vector<uint32_t> float_bits(const T* p, int64_t count) {
+  std::vector<uint32_t> out(count);
+  for (int64_t i = 0; i < count; ++i) {
+    const float f = static_cast<float>(p[i]);
+    std::memcpy(&out[i], &f, sizeof f);
+  }
+  return out;
+}
+std::vector<uint32_t> float_bits(const std::vector<float>& v) {
+  return float_bits(v.data(), static_cast<int64_t>(v.size()));
+}
+
 std::vector<uint16_t> random_bf16_bits(size_t n, uint32_t seed) { return bits_of(to_bf16(random_floats(n, seed))); }
 
 // The kernels against kernels/diagonal_scan_bf16.h's CPU loops: the same
@@ -1055,14 +1069,6 @@ struct PlacedArrays {
 // of rows fetched ahead and a tail.
 TEST(EmulatedCudaFusedOps, FourWideAndScalarPathsGiveTheSameBits) {
   const int64_t rows = 777, hidden = 96, n = rows * hidden;
-  const auto bits = [](const auto* p, int64_t count) {
-    std::vector<uint32_t> out(count);
-    for (int64_t i = 0; i < count; ++i) {
-      float f = static_cast<float>(p[i]);
-      std::memcpy(&out[i], &f, sizeof f);
-    }
-    return out;
-  };
   const auto x = random_floats(n, 120, -3.f, 5.f), D = random_floats(hidden, 121), grad_out = random_floats(n, 122);
   const auto mean = random_floats(hidden, 123), invstd = random_floats(hidden, 124, 0.5f, 2.f);
   const auto cx = to_bf16(random_floats(n, 125)), grad_g = to_bf16(random_floats(n, 126));
@@ -1099,7 +1105,7 @@ TEST(EmulatedCudaFusedOps, FourWideAndScalarPathsGiveTheSameBits) {
          cuda::lru_skip_gelu_forward(c, Storage::kBFloat16, d, u, g, rows, hidden, keep, scale, kStream);
          cuda::lru_skip_gelu_backward(gg, c, Storage::kBFloat16, d, u, go, gc, gs, sums, workspace, rows, hidden,
                                       keep, scale, kStream);
-         return Bits{bits(g, n), bits(gc, n), bits(gs, n), bits(sums, 2 * hidden)};
+         return Bits{float_bits(g, n), float_bits(gc, n), float_bits(gs, n), float_bits(sums, 2 * hidden)};
        },
        {11}},
       {"lru_skip backward",
@@ -1112,7 +1118,7 @@ TEST(EmulatedCudaFusedOps, FourWideAndScalarPathsGiveTheSameBits) {
          float* gD = a.place(nan_h);
          float* workspace = a.place(std::vector<float>(cuda::lru_skip_workspace(rows, hidden), NAN));
          cuda::lru_skip_backward(gy, u, gemm, Storage::kBFloat16, d, gu, gD, workspace, rows, hidden, kStream);
-         return Bits{bits(gu, n), bits(gD, hidden)};
+         return Bits{float_bits(gu, n), float_bits(gD, hidden)};
        },
        {5}},
       {"batch norm: moments, cast, backward",
@@ -1131,7 +1137,8 @@ TEST(EmulatedCudaFusedOps, FourWideAndScalarPathsGiveTheSameBits) {
          cuda::batch_norm_cast(xs, m, is, z, Storage::kBFloat16, rows, hidden, kStream);
          cuda::batch_norm_backward(gx, gemm, Storage::kBFloat16, ew::NormInput{xs, m, is}, d, skip_sums, workspace,
                                    rows, hidden, kStream);
-         return Bits{bits(m, hidden), bits(v, hidden), bits(is, hidden), bits(z, n), bits(gx, n)};
+         return Bits{float_bits(m, hidden), float_bits(v, hidden), float_bits(is, hidden), float_bits(z, n),
+                     float_bits(gx, n)};
        },
        {2, 7, 8}},
       {"glu_residual forward and backward (bias sums last)",
@@ -1148,7 +1155,7 @@ TEST(EmulatedCudaFusedOps, FourWideAndScalarPathsGiveTheSameBits) {
          cuda::glu_residual_forward(v, Storage::kBFloat16, xs, out, rows, hidden, keep, scale, kStream, b);
          cuda::glu_residual_backward(v, Storage::kBFloat16, go, gvg, rows, hidden, keep, scale, kStream, b, gb,
                                      workspace);
-         return Bits{bits(out, n), bits(gvg, 2 * n), bits(gb, 2 * hidden)};
+         return Bits{float_bits(out, n), float_bits(gvg, 2 * n), float_bits(gb, 2 * hidden)};
        },
        {7, 8}},
   };
@@ -1200,11 +1207,6 @@ TEST(EmulatedCudaFusedOps, DropoutDrawnInTheKernelsIsTheMaskKernelsBits) {
   const uint64_t seed = 0x9e3779b97f4aull, offset = 24;
   const uint64_t threshold = philox::keep_threshold(0.8);
   const float scale = 1.f / 0.8f;
-  const auto as_bits = [](const std::vector<float>& v) {
-    std::vector<uint32_t> out(v.size());
-    std::memcpy(out.data(), v.data(), v.size() * sizeof(float));
-    return out;
-  };
   for (const int64_t hidden : {int64_t{96}, int64_t{98}}) {
     SCOPED_TRACE("H = " + std::to_string(hidden));
     const int64_t rows = 777, n = rows * hidden;
@@ -1230,13 +1232,13 @@ TEST(EmulatedCudaFusedOps, DropoutDrawnInTheKernelsIsTheMaskKernelsBits) {
                                  bias.data());
       cuda::glu_residual_backward(vg.data(), Storage::kBFloat16, grad_out.data(), gvg.data(), rows, hidden, dropout,
                                   kStream, bias.data(), gb.data(), glu_workspace.data());
-      out.push_back(as_bits(floats_of(g)));
-      out.push_back(as_bits(floats_of(gcx)));
-      out.push_back(as_bits(gs));
-      out.push_back(as_bits(sums));
-      out.push_back(as_bits(glu));
-      out.push_back(as_bits(floats_of(gvg)));
-      out.push_back(as_bits(gb));
+      out.push_back(float_bits(floats_of(g)));
+      out.push_back(float_bits(floats_of(gcx)));
+      out.push_back(float_bits(gs));
+      out.push_back(float_bits(sums));
+      out.push_back(float_bits(glu));
+      out.push_back(float_bits(floats_of(gvg)));
+      out.push_back(float_bits(gb));
       return out;
     };
     cuda::PhiloxSeed value;
