@@ -59,15 +59,6 @@ __device__ __forceinline__ void check_vector_alignment(const T* p) {
   if (reinterpret_cast<uintptr_t>(p) % alignof(Packed<W, T>) != 0) throw std::logic_error("misaligned vector access");
 #endif
 }
-template <int W, class T>
-__device__ __forceinline__ Vec<W> load_vec(const T* p, long long i) {
-  check_vector_alignment<W>(p + i);
-  const Packed<W, T> packed = *reinterpret_cast<const Packed<W, T>*>(p + i);
-  Vec<W> out;
-#pragma unroll
-  for (int k = 0; k < W; ++k) out.v[k] = load(packed.v, k);
-  return out;
-}
 // W consecutive T as loaded, still packed, in a built-in integer (vector)
 // of their size: four bfloat16 in two registers, four mask bytes in one,
 // unpacked where used. A batch of rows' loads held this way takes fewer
@@ -115,6 +106,11 @@ __device__ __forceinline__ Vec<W> unpack(const RawOf<W, T>& raw) {
 #pragma unroll
   for (int k = 0; k < W; ++k) out.v[k] = load(packed.v, k);
   return out;
+}
+// W consecutive T at p + i as floats: one load, unpacked at once.
+template <int W, class T>
+__device__ __forceinline__ Vec<W> load_vec(const T* p, long long i) {
+  return unpack<W, T>(load_raw<W>(p, i));
 }
 // load_vec, or `fallback` in every lane where p is null.
 template <int W>
