@@ -1205,17 +1205,22 @@ namespace {
 // column_sum in part order: `sums` sums per column, sum k's parts at
 // workspace + k parts H, its total at column_sum + k H.
 template <int W, class Launch>
-void launch_column_parts(const char* name, int64_t rows, int64_t hidden, float* workspace, float* column_sum,
-                         Stream stream, const Launch& launch, int sums = 1) {
-  if (hidden == 0) return;
+void launch_column_part_kernel(const char* name, int64_t rows, int64_t hidden, const Launch& launch) {
   const int threads = column_block_threads<W>(hidden);
   const unsigned int column_blocks = detail::blocks_for(hidden / W, threads);
   if (column_blocks > 65535u) throw std::invalid_argument(std::string(name) + ": too many channels for the grid");
   const long long parts = ew::lru_skip_parts(rows);
-  if (parts > 0) {
-    launch(dim3(static_cast<unsigned int>(parts), column_blocks), dim3(static_cast<unsigned int>(threads)));
-    detail::check_launch(name);
-  }
+  if (parts == 0) return;
+  launch(dim3(static_cast<unsigned int>(parts), column_blocks), dim3(static_cast<unsigned int>(threads)));
+  detail::check_launch(name);
+}
+
+template <int W, class Launch>
+void launch_column_parts(const char* name, int64_t rows, int64_t hidden, float* workspace, float* column_sum,
+                         Stream stream, const Launch& launch, int sums = 1) {
+  if (hidden == 0) return;
+  launch_column_part_kernel<W>(name, rows, hidden, launch);
+  const long long parts = ew::lru_skip_parts(rows);
   SumRowsJob jobs[kSumRowsJobs];
   for (int k = 0; k < sums; ++k) jobs[k] = {workspace + k * parts * hidden, column_sum + k * hidden, parts, hidden};
   sum_rows(jobs, sums, stream);
@@ -1301,14 +1306,10 @@ void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, flo
   if (parts > 0) {
     with_width(vector_width(hidden, x, workspace), [&](auto width) {
       constexpr int W = decltype(width)::value;
-      const int threads = column_block_threads<W>(hidden);
-      const unsigned int column_blocks = detail::blocks_for(hidden / W, threads);
-      if (column_blocks > 65535u)
-        throw std::invalid_argument("column_moments (CUDA): too many channels for the grid");
-      const dim3 grid(static_cast<unsigned int>(parts), column_blocks);
-      COMPRESSM_LAUNCH(column_moments_kernel<W>, grid, threads, stream)(x, workspace, rows, hidden);
+      launch_column_part_kernel<W>("column_moments (CUDA)", rows, hidden, [&](dim3 grid, dim3 block) {
+        COMPRESSM_LAUNCH(column_moments_kernel<W>, grid, block, stream)(x, workspace, rows, hidden);
+      });
     });
-    detail::check_launch("column_moments (CUDA)");
   }
   const long long tiles = tiles_of(hidden, reduce_tile(parts, hidden));
   COMPRESSM_LAUNCH(moments_merge_kernel, static_cast<unsigned int>(tiles < kMaxReduceBlocks ? tiles : kMaxReduceBlocks),
