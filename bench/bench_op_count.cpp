@@ -22,7 +22,9 @@
 // kernel per parameter bucket (nn/graphed_step.h), not torch::optim's ops.
 //
 // Forward (with the loss) and backward are counted apart on the second step
-// (the first warms caches up). --list 1 prints the ops by name on stderr.
+// (the first warms caches up). --list 1 prints the ops by name on stderr,
+// each with the sizes of its largest tensor input (which passes go over
+// whole activations).
 // Last stdout line: JSON with forward_kernels, backward_kernels (all
 // kernels), fused_ops (calls of fused ops) and the configuration counted.
 #include <ATen/record_function.h>
@@ -102,7 +104,12 @@ const std::map<std::string, int64_t>& fixed_ops() {
       // narrow_mix's masks, and those of the ops that draw them inside
       // their kernels on CUDA (nn/op_dropout.h): no kernel there
       {"compressm::narrow_mix_masks", 0},
-      {"compressm::kernel_drawn_masks", 0}};
+      {"compressm::kernel_drawn_masks", 0},
+      // nn::linear with K <= 16 inputs: on CUDA one kernel forward, and
+      // the weight and bias gradients one column-parts kernel and a
+      // sum_rows (its dL/dx, where wanted, an ATen mm outside this scope)
+      {"compressm::narrow_linear_forward", 1},
+      {"compressm::narrow_linear_weight_grads", 2}};
   return launches;
 }
 
@@ -126,6 +133,8 @@ const std::map<std::string, int64_t>& fused_launches() {
       // LibTorch's one sum.
       {"compressm::glu_residual_forward", 1}, {"compressm::glu_residual_backward", 3},
       {"compressm::lru_parameterize_forward", 1}, {"compressm::lru_parameterize_backward", 1},
+      // nn::linear's backward: its kernels are the ops and scopes under it
+      {"compressm::linear_backward", 0},
       {"compressm::classification_loss_forward", 1}, {"compressm::classification_loss_backward", 1},
       // pack, scan, skip / scan, unpack, skip (2)
       {"compressm::lru_layer_bf16_forward", 3}, {"compressm::lru_layer_bf16_backward", 4},
@@ -137,6 +146,7 @@ const std::map<std::string, int64_t>& fused_launches() {
 
 struct Frame {
   std::string name;
+  std::string shape;          // its largest tensor input's sizes, with --list 1
   bool counts = false;        // an ATen op or a fused op (not an autograd node)
   bool kernel_below = false;  // an op under it launches a kernel
   bool opaque = false;        // a fixed op: what runs under it is its own business
@@ -149,11 +159,28 @@ thread_local std::vector<Frame> stack;
 
 bool is_fused_op(const std::string& name) { return name.rfind("compressm::", 0) == 0; }
 
-// "op < the outermost op or autograd node it runs under", for --list.
-std::string where(const std::string& name) {
+// "[50, 1024, 512]": the sizes of the op's largest tensor input (most
+// elements), so that --list tells the passes over whole activations from
+// those over weights; empty when the callback does not record inputs.
+std::string largest_input(const at::RecordFunction& fn) {
+  if (!fn.needsInputs()) return "";
+  const at::Tensor* largest = nullptr;
+  for (const c10::IValue& v : fn.inputs())
+    if (v.isTensor() && v.toTensor().defined() && (!largest || v.toTensor().numel() > largest->numel()))
+      largest = &v.toTensor();
+  if (!largest) return "";
+  std::string text = "[";
+  for (int64_t d = 0; d < largest->dim(); ++d) text += (d ? ", " : "") + std::to_string(largest->size(d));
+  return text + "]";
+}
+
+// "op < the outermost op or autograd node it runs under  [its largest
+// input]", for --list.
+std::string where(const Frame& op) {
+  const std::string shape = op.shape.empty() ? "" : "  " + op.shape;
   for (const Frame& f : stack)
-    if (f.name != name) return name + "  < " + f.name;
-  return name;
+    if (f.name != op.name) return op.name + "  < " + f.name + shape;
+  return op.name + shape;
 }
 
 bool under_fixed_op() {
@@ -170,7 +197,8 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
   const bool op = (scope == at::RecordScope::FUNCTION && name.rfind("autograd::", 0) != 0) ||
                   (scope == at::RecordScope::USER_SCOPE && is_fused_op(name));
   const bool hidden = under_fixed_op();
-  stack.push_back({name, op && !hidden, false, op && !hidden && fixed_ops().count(name) > 0});
+  stack.push_back({name, op && !hidden ? largest_input(fn) : "", op && !hidden, false,
+                   op && !hidden && fixed_ops().count(name) > 0});
   return nullptr;
 }
 
@@ -183,17 +211,17 @@ void on_end(const at::RecordFunction&, at::ObserverContext*) {
   if (f.counts) {
     std::lock_guard<std::mutex> lock(mutex);
     if (f.opaque) {
-      kernels[where(f.name)] += fixed_ops().at(f.name);
+      kernels[where(f)] += fixed_ops().at(f.name);
       launches = true;
     } else if (is_fused_op(f.name)) {
       const auto known = fused_launches().find(f.name);
       if (known == fused_launches().end()) unknown_fused_ops.insert(f.name);
-      ++fused_ops[where(f.name)];
-      if (known != fused_launches().end()) kernels[where(f.name)] += known->second;
+      ++fused_ops[where(f)];
+      if (known != fused_launches().end()) kernels[where(f)] += known->second;
       launches = true;
     } else if (!f.kernel_below) {
       const bool view = no_kernel_ops().count(f.name) > 0;
-      ++(view ? views : kernels)[where(f.name)];
+      ++(view ? views : kernels)[where(f)];
       launches = !view;
     }
   }
@@ -243,7 +271,8 @@ int main(int argc, char** argv) try {
     const bool counted = step == 1;
     for (const torch::Tensor& p : model->parameters()) p.mutable_grad() = torch::Tensor();
     const at::CallbackHandle handle =
-        counted ? at::addGlobalCallback(at::RecordFunctionCallback(on_start, on_end)) : at::CallbackHandle();
+        counted ? at::addGlobalCallback(at::RecordFunctionCallback(on_start, on_end).needsInputs(o.list))
+                : at::CallbackHandle();
     const torch::Tensor loss = compressm::nn::classification_loss(model->forward(x), labels).first;
     if (counted) forward = end_phase("forward (with the loss)", o.list);
     loss.backward();

@@ -354,6 +354,24 @@ void column_sums(const torch::Tensor& a, const torch::Tensor& out) {
                              cols, stream_of(a));
 }
 
+void narrow_linear_forward(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                           const torch::Tensor& out) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  kernels::cuda::narrow_linear_forward(x.data_ptr<float>(), weight.data_ptr<float>(), bias.data_ptr<float>(),
+                                       out.data_ptr<float>(), x.size(0), x.size(1), weight.size(0), stream_of(x));
+}
+
+void narrow_linear_backward(const torch::Tensor& grad, const torch::Tensor& x, const torch::Tensor& grad_weight,
+                            const torch::Tensor& grad_bias) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  const int64_t rows = x.size(0), inputs = x.size(1), cols = grad.size(1);
+  torch::Tensor workspace =
+      torch::empty({kernels::cuda::narrow_linear_workspace(rows, inputs, cols)}, grad_weight.options());
+  kernels::cuda::narrow_linear_backward(grad.data_ptr<float>(), x.data_ptr<float>(), grad_weight.data_ptr<float>(),
+                                        grad_bias.data_ptr<float>(), workspace.data_ptr<float>(), rows, inputs, cols,
+                                        stream_of(x));
+}
+
 kernels::cuda::PhiloxSeed generator_philox(const torch::Device& device) {
   at::Generator generator = at::cuda::detail::getDefaultCUDAGenerator(device.index());  // mutex() is not const
   at::PhiloxCudaState state;

@@ -141,6 +141,14 @@ void lru_bf16_unpack_gradients(const torch::Tensor& grad_w_in, const torch::Tens
 // Sums over the rows of a contiguous {.., cols} float32 or bfloat16 tensor
 // into out {cols} float32 (kernels::cuda::column_sums; deterministic).
 void column_sums(const torch::Tensor& a, const torch::Tensor& out);
+// nn::linear's narrow path on CUDA (kernels::cuda::narrow_linear_*): x
+// {rows, K} with K <= kernels::cuda::kNarrowLinearInputs, weight {cols, K},
+// bias {cols}, out and grad {rows, cols}; float32, contiguous. Backward
+// writes grad_weight {cols, K} and grad_bias {cols}.
+void narrow_linear_forward(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
+                           const torch::Tensor& out);
+void narrow_linear_backward(const torch::Tensor& grad, const torch::Tensor& x, const torch::Tensor& grad_weight,
+                            const torch::Tensor& grad_bias);
 // mean_over_time (fused_ops.h) on CUDA: h {B, L, H} contiguous float32 into
 // out {B, H}.
 void mean_over_time(const torch::Tensor& h, const torch::Tensor& out);

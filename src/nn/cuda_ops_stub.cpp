@@ -114,6 +114,12 @@ void narrow_mix_backward(const torch::Tensor&, const torch::Tensor&, const torch
 void mean_over_time(const torch::Tensor&, const torch::Tensor&) { no_cuda("mean_over_time"); }
 void mean_over_time_backward(const torch::Tensor&, const torch::Tensor&) { no_cuda("mean_over_time"); }
 void column_sums(const torch::Tensor&, const torch::Tensor&) { no_cuda("column_sums"); }
+void narrow_linear_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) {
+  no_cuda("linear");
+}
+void narrow_linear_backward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&) {
+  no_cuda("linear");
+}
 void cross_entropy_forward(const torch::Tensor&, const torch::Tensor&, const torch::Tensor&, const torch::Tensor&,
                            const torch::Tensor&) {
   no_cuda("classification_loss");

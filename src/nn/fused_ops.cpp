@@ -11,6 +11,7 @@
 #include <optional>
 #include <utility>
 
+#include "kernels/cuda/fused_ops_cuda.h"
 #include "kernels/fused_ops.h"
 #include "kernels/narrow_mix.h"
 #include "nn/cuda_ops.h"
@@ -369,29 +370,56 @@ struct MeanOverTime : public torch::autograd::Function<MeanOverTime> {
   }
 };
 
-// x W^T + b by LibTorch's GEMMs, the bias gradient by column_sums.
-struct CudaLinear : public torch::autograd::Function<CudaLinear> {
+// x W^T + b (x {.., K}, weight {cols, K}, bias {cols}; float32 on CUDA).
+// Narrow (K <= kNarrowLinearInputs): on CUDA one kernel forward and the
+// weight and bias gradients by one column-parts kernel and one sum_rows
+// (kernels::cuda::narrow_linear_*); on the CPU LibTorch's ops, under the
+// same scopes (bench_op_count counts them as the CUDA kernels). Wider (CUDA
+// only): LibTorch's GEMMs, the bias gradient by column_sums. dL/dx, where
+// wanted, is a GEMM either way.
+struct Linear : public torch::autograd::Function<Linear> {
+  static bool narrow(const torch::Tensor& weight) { return weight.size(1) <= kernels::cuda::kNarrowLinearInputs; }
+
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight,
                                const torch::Tensor& bias) {
     std::vector<int64_t> sizes = x.sizes().vec();
     sizes.back() = weight.size(0);
+    const torch::Tensor rows = x.reshape({-1, x.size(-1)});
     ctx->save_for_backward({x, weight});
-    return torch::addmm(bias, x.reshape({-1, x.size(-1)}), weight.t()).view(sizes);
+    if (!narrow(weight)) return torch::addmm(bias, rows, weight.t()).view(sizes);
+    RECORD_USER_SCOPE("compressm::narrow_linear_forward");
+    if (!x.is_cuda()) return torch::addmm(bias, rows, weight.t()).view(sizes);
+    torch::Tensor out = torch::empty({rows.size(0), weight.size(0)}, x.options());
+    cuda_ops::narrow_linear_forward(rows, weight, bias, out);
+    return out.view(sizes);
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     RECORD_USER_SCOPE("compressm::linear_backward");
     const tensor_list saved = ctx->get_saved_variables();
     const torch::Tensor &x = saved[0], &weight = saved[1];
-    const torch::Tensor g = grads[0].contiguous().view({-1, weight.size(0)});
+    const torch::Tensor g = grads[0].contiguous().view({-1, weight.size(0)}), rows = x.reshape({-1, x.size(-1)});
     torch::Tensor grad_x, grad_weight, grad_bias;
     if (ctx->needs_input_grad(0)) grad_x = g.mm(weight).view(x.sizes());
-    if (ctx->needs_input_grad(1)) grad_weight = g.t().mm(x.reshape({-1, x.size(-1)}));
-    if (ctx->needs_input_grad(2)) {
-      grad_bias = torch::empty({weight.size(0)}, g.options());
-      cuda_ops::column_sums(g, grad_bias);
+    if (narrow(weight) && (ctx->needs_input_grad(1) || ctx->needs_input_grad(2))) {
+      RECORD_USER_SCOPE("compressm::narrow_linear_weight_grads");
+      if (x.is_cuda()) {
+        grad_weight = torch::empty_like(weight);
+        grad_bias = torch::empty({weight.size(0)}, g.options());
+        cuda_ops::narrow_linear_backward(g, rows, grad_weight, grad_bias);
+      } else {
+        grad_weight = g.t().mm(rows);
+        grad_bias = g.sum(0);
+      }
+    } else if (!narrow(weight)) {
+      if (ctx->needs_input_grad(1)) grad_weight = g.t().mm(rows);
+      if (ctx->needs_input_grad(2)) {
+        grad_bias = torch::empty({weight.size(0)}, g.options());
+        cuda_ops::column_sums(g, grad_bias);
+      }
     }
-    return {grad_x, grad_weight, grad_bias};
+    return {grad_x, ctx->needs_input_grad(1) ? grad_weight : torch::Tensor(),
+            ctx->needs_input_grad(2) ? grad_bias : torch::Tensor()};
   }
 };
 
@@ -443,9 +471,14 @@ cuda_ops::Dropout saved_dropout(AutogradContext* ctx) {
 }  // namespace detail
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  if (x.is_cuda() && x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat && bias.defined() &&
-      bias.scalar_type() == torch::kFloat && x.dim() >= 1 && cuda_ops::compiled())
-    return CudaLinear::apply(x.contiguous(), weight, bias);
+  const bool same_types = bias.defined() && x.dim() >= 1 && weight.dim() == 2 && x.size(-1) == weight.size(1) &&
+                          weight.scalar_type() == x.scalar_type() && bias.scalar_type() == x.scalar_type() &&
+                          bias.dim() == 1 && bias.size(0) == weight.size(0) && weight.device() == x.device() &&
+                          bias.device() == x.device();
+  if (same_types && x.is_cuda() && x.scalar_type() == torch::kFloat && cuda_ops::compiled())
+    return Linear::apply(x.contiguous(), weight.contiguous(), bias.contiguous());
+  if (same_types && x.is_cpu() && fused_ops_support(x) && Linear::narrow(weight))
+    return Linear::apply(x, weight, bias);
   return torch::nn::functional::linear(x, weight, bias);
 }
 

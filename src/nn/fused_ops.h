@@ -85,11 +85,17 @@ std::array<torch::Tensor, 4> lru_parameterize(const torch::Tensor& nu_log, const
 // and give a NaN loss on CUDA.
 std::pair<torch::Tensor, torch::Tensor> classification_loss(const torch::Tensor& logits, const torch::Tensor& labels);
 
-// x W^T + b (torch::nn::functional::linear): for float32 CUDA tensors with
-// a bias, its gradient summed by kernels::cuda::column_sums (LibTorch's
-// linear backward summed sMNIST's {39200, 8} encoder output with a few
-// thread blocks: 9-12 us for each of the encoder's and the head's biases,
-// H200); elsewhere LibTorch's linear.
+// x W^T + b (torch::nn::functional::linear), differentiable. With a bias,
+// float32 on CUDA: for K <= 16 inputs (the encoder of 1-3 channels,
+// sMNIST's head) one kernel forward, and the weight and bias gradients by
+// one column-parts kernel and a sum_rows (kernels::cuda::narrow_linear_*;
+// LibTorch ran a GEMM of inner size K and a bias add forward, a split-K GEMM,
+// its reduction and a bias sum backward: ~50 us of sMNIST's 0.54 ms step,
+// H200, run 6); wider, LibTorch's GEMMs with the bias gradient by
+// kernels::cuda::column_sums (LibTorch's sums over {39200, 8} ran a few
+// thread blocks, 9-12 us each). On the CPU, K <= 16 runs LibTorch's GEMMs
+// under the CUDA path's scopes (for bench_op_count); elsewhere LibTorch's
+// linear.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 
 // The mean over time of h {B, L, H} (the model's pooling), differentiable.

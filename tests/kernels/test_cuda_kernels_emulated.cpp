@@ -549,6 +549,92 @@ TEST(EmulatedCudaFusedOps, ColumnSumsAddEachColumnOfAFloatOrBfloat16ArrayOrOfAPr
   EXPECT_EQ(cuda::column_sum_parts(1000000, 8), 256);
 }
 
+// A dense layer of few inputs (the encoder, sMNIST's head). {rows, inputs,
+// cols}: sMNIST's encoder (1 input, 8 columns: two groups of four per row,
+// 128 rows per block), sCIFAR's (3 inputs, 512 columns: one tile of 128
+// groups), its head (8 inputs, 10 columns: one wide, the bound of 16
+// inputs), 16 inputs over 7 columns, 1100 columns (275 groups: two tiles),
+// and one row. Forward: within float rounding of float64 (an element off by
+// a row, a column or an input is off by O(1)), and the same bits one wide
+// (more threads).
+TEST(EmulatedCudaFusedOps, NarrowLinearIsXTimesWeightTransposedPlusBias) {
+  using Shape = std::tuple<int64_t, int64_t, int64_t>;
+  const std::vector<Shape> shapes{{3000, 1, 8}, {700, 3, 512}, {50, 8, 10}, {37, 16, 7}, {30, 5, 1100}, {1, 2, 4}};
+  for (const auto& [rows, inputs, cols] : shapes) {
+    for (const bool with_bias : {true, false}) {
+      SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(inputs) + " -> " + std::to_string(cols) +
+                   (with_bias ? " + bias" : ""));
+      const auto x = random_floats(rows * inputs, 60), weight = random_floats(cols * inputs, 61),
+                 bias = random_floats(cols, 62);
+      const float* b = with_bias ? bias.data() : nullptr;
+      std::vector<double> exact(rows * cols);
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = 0; j < cols; ++j) {
+          double sum = with_bias ? bias[j] : 0.0;
+          for (int64_t q = 0; q < inputs; ++q) sum += double(x[r * inputs + q]) * weight[j * inputs + q];
+          exact[r * cols + j] = sum;
+        }
+      std::vector<float> out(rows * cols, NAN);
+      const long long before = compressm::cuda_emulator::threads_launched();
+      cuda::narrow_linear_forward(x.data(), weight.data(), b, out.data(), rows, inputs, cols, kStream);
+      const long long threads = compressm::cuda_emulator::threads_launched() - before;
+      expect_close(out, exact, 1e-6 * double(inputs + 1), "against float64");
+      std::vector<float> scalar(rows * cols, NAN);
+      cuda::set_vector_width(1);
+      const long long first = compressm::cuda_emulator::threads_launched();
+      cuda::narrow_linear_forward(x.data(), weight.data(), b, scalar.data(), rows, inputs, cols, kStream);
+      const long long scalar_threads = compressm::cuda_emulator::threads_launched() - first;
+      cuda::set_vector_width(4);
+      EXPECT_EQ(scalar, out) << "one wide";
+      if (cols % 4 == 0 && rows > 1) {
+        EXPECT_GT(scalar_threads, threads) << "four wide launched as many threads as one wide";
+      }
+    }
+  }
+  std::vector<float> none(64, 0.f);
+  for (const int64_t inputs : {int64_t{0}, int64_t{17}})
+    EXPECT_THROW(cuda::narrow_linear_forward(none.data(), none.data(), nullptr, none.data(), 2, inputs, 2, kStream),
+                 std::invalid_argument);
+}
+
+// Backward: grad_bias is column_sums(grad) bit for bit (the same parts and
+// order), and both gradients are within float rounding of float64; no
+// rows: zeros.
+TEST(EmulatedCudaFusedOps, NarrowLinearBackwardSumsTheWeightAndBiasGradients) {
+  using Shape = std::tuple<int64_t, int64_t, int64_t>;
+  const std::vector<Shape> shapes{{3000, 1, 8}, {700, 3, 512}, {50, 8, 10}, {37, 16, 7}, {90, 2, 70}, {1, 2, 4}};
+  for (const auto& [rows, inputs, cols] : shapes) {
+    SCOPED_TRACE(std::to_string(rows) + "x" + std::to_string(inputs) + " -> " + std::to_string(cols));
+    const auto grad = random_floats(rows * cols, 63), x = random_floats(rows * inputs, 64);
+    const int64_t workspace_size = cuda::narrow_linear_workspace(rows, inputs, cols);
+    EXPECT_EQ(workspace_size, cuda::column_sum_parts(rows, cols) * cols * (inputs + 1));
+    std::vector<float> workspace(workspace_size, NAN), grad_weight(cols * inputs, NAN), grad_bias(cols, NAN);
+    cuda::narrow_linear_backward(grad.data(), x.data(), grad_weight.data(), grad_bias.data(), workspace.data(), rows,
+                                 inputs, cols, kStream);
+    std::vector<float> sums_workspace(cuda::column_sum_parts(rows, cols) * cols), bias_sums(cols);
+    cuda::column_sums(grad.data(), Storage::kFloat32, nullptr, bias_sums.data(), sums_workspace.data(), rows, cols,
+                      kStream);
+    EXPECT_EQ(grad_bias, bias_sums) << "column_sums of grad";
+    std::vector<double> exact_weight(cols * inputs, 0.0), exact_bias(cols, 0.0);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < cols; ++j) {
+        exact_bias[j] += grad[r * cols + j];
+        for (int64_t q = 0; q < inputs; ++q)
+          exact_weight[j * inputs + q] += double(grad[r * cols + j]) * x[r * inputs + q];
+      }
+    expect_close(grad_weight, exact_weight, 2e-5 * std::sqrt(double(rows)), "weight against float64");
+    expect_close(grad_bias, exact_bias, 2e-5 * std::sqrt(double(rows)), "bias against float64");
+  }
+  std::vector<float> grad_weight(6, NAN), grad_bias(3, NAN), none;
+  cuda::narrow_linear_backward(none.data(), none.data(), grad_weight.data(), grad_bias.data(), none.data(), 0, 2, 3,
+                               kStream);
+  EXPECT_EQ(grad_weight, std::vector<float>(6, 0.f)) << "no rows";
+  EXPECT_EQ(grad_bias, std::vector<float>(3, 0.f)) << "no rows";
+  EXPECT_THROW(cuda::narrow_linear_backward(none.data(), none.data(), grad_weight.data(), grad_bias.data(),
+                                            none.data(), 2, 17, 3, kStream),
+               std::invalid_argument);
+}
+
 TEST(EmulatedCudaFusedOps, MeanOverTimeIsTheMeanOfEachColumn) {
   // {batch, length, cols}: sMNIST's 8 columns (one tile, 32 row groups), a
   // partial 32-column tile, one element, 300 columns over 10 tiles, one step.

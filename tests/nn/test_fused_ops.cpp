@@ -358,6 +358,43 @@ TEST(FusedOps, WideAutoBlockOnTheCpuDropsWithPhiloxMasks) {
 
 // lru_parameterize against the composition LruLayerImpl used before it, in
 // float64 and float32, values and the five gradients.
+// nn::linear on the CPU: narrow layers (K <= 16: its own autograd function
+// over LibTorch's GEMMs, under the CUDA path's scopes) and a wide one
+// (LibTorch's linear) give LibTorch's values and gradients; 3-D, 2-D and
+// non-contiguous inputs, with and without an input gradient, float32 and
+// float64.
+TEST(FusedOps, LinearOnTheCpuIsLibTorchsLinear) {
+  torch::manual_seed(31);
+  for (const auto dtype : {torch::kFloat, torch::kDouble}) {
+    const double tolerance = dtype == torch::kFloat ? 1e-5 : 1e-12;
+    for (const auto& [in, out] : std::vector<std::pair<int64_t, int64_t>>{{1, 8}, {3, 12}, {16, 5}, {20, 6}}) {
+      const torch::Tensor weight = torch::randn({out, in}, dtype), bias = torch::randn({out}, dtype);
+      const std::vector<torch::Tensor> inputs{torch::randn({5, 9, in}, dtype), torch::randn({7, in}, dtype),
+                                              torch::randn({9, 5, in}, dtype).transpose(0, 1)};
+      for (const torch::Tensor& input : inputs) {
+        for (const bool input_grad : {true, false}) {
+          SCOPED_TRACE(std::to_string(in) + " -> " + std::to_string(out) + (input_grad ? " with dL/dx" : ""));
+          const torch::Tensor x = input.clone().requires_grad_(input_grad);
+          const torch::Tensor xr = input.clone().requires_grad_(input_grad);
+          const torch::Tensor w = leaf(weight), b = leaf(bias), wr = leaf(weight), br = leaf(bias);
+          const torch::Tensor y = linear(x, w, b), yr = torch::nn::functional::linear(xr, wr, br);
+          ASSERT_EQ(y.sizes(), yr.sizes());
+          EXPECT_LT(max_abs(y, yr), tolerance);
+          const torch::Tensor upstream = torch::randn(y.sizes(), dtype);
+          (y * upstream).sum().backward();
+          (yr * upstream).sum().backward();
+          EXPECT_LT(max_abs(w.grad(), wr.grad()), tolerance * 10);
+          EXPECT_LT(max_abs(b.grad(), br.grad()), tolerance * 10);
+          ASSERT_EQ(x.grad().defined(), input_grad);
+          if (input_grad) {
+            EXPECT_LT(max_abs(x.grad(), xr.grad()), tolerance * 10);
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(FusedOps, LruParameterizeMatchesTheComposition) {
   for (const torch::ScalarType dtype : {torch::kDouble, torch::kFloat}) {
     torch::manual_seed(12);

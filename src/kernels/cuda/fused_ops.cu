@@ -974,6 +974,101 @@ __global__ void __launch_bounds__(kThreads)
       [&](float g, long long i) { out[i] = g / divisor; });
 }
 
+// narrow_linear_forward (fused_ops_cuda.h): a block takes a tile of up to
+// kThreads groups of W columns and kThreads / tile rows at a time; each
+// thread keeps its columns' weights and biases in registers (inputs beyond
+// KMax, the kernel's bound on K, are never read) and strides over the rows,
+// Rows of them at a time: their K loads of x each (one address across a
+// row's threads) first, then a W-wide store per row. The K terms are added
+// in input order, then the bias.
+template <int W, int KMax, int Rows>
+__global__ void __launch_bounds__(kThreads)
+    narrow_linear_forward_kernel(const float* __restrict__ x, const float* __restrict__ weight,
+                                 const float* __restrict__ bias, float* __restrict__ out, long long rows, int inputs,
+                                 long long cols, int tile) {
+  const int rows_per_block = kThreads / tile, lane = static_cast<int>(threadIdx.x) % tile;
+  const int row_in_block = static_cast<int>(threadIdx.x) / tile;
+  const long long j = (static_cast<long long>(blockIdx.y) * tile + lane) * W;
+  if (row_in_block >= rows_per_block || j >= cols) return;
+  float w[W][KMax];
+#pragma unroll
+  for (int k = 0; k < W; ++k)
+#pragma unroll
+    for (int q = 0; q < KMax; ++q) w[k][q] = q < inputs ? weight[(j + k) * inputs + q] : 0.f;
+  const Vec<W> b = load_vec_or<W>(bias, j, 0.f);
+  const long long stride = static_cast<long long>(gridDim.x) * rows_per_block;
+  for (long long r = blockIdx.x * static_cast<long long>(rows_per_block) + row_in_block; r < rows;
+       r += Rows * stride) {
+    float xs[Rows][KMax];
+#pragma unroll
+    for (int t = 0; t < Rows; ++t) {
+      const long long row = r + t * stride;
+#pragma unroll
+      for (int q = 0; q < KMax; ++q) xs[t][q] = q < inputs && row < rows ? x[row * inputs + q] : 0.f;
+    }
+#pragma unroll
+    for (int t = 0; t < Rows; ++t) {
+      if (r + t * stride >= rows) break;
+      Vec<W> o;
+#pragma unroll
+      for (int k = 0; k < W; ++k) {
+        float sum = 0.f;
+#pragma unroll
+        for (int q = 0; q < KMax; ++q)
+          if (q < inputs) sum += xs[t][q] * w[k][q];
+        o.v[k] = sum + b.v[k];
+      }
+      store_vec<W>(out, (r + t * stride) * cols + j, o);
+    }
+  }
+}
+
+// narrow_linear_backward's parts, laid out as column_sum_parts_kernel's (a
+// block per part of rows and tile of columns, kThreads / tile row groups):
+// each thread adds grad[r, j] x[r, q] for every input q, and grad[r, j],
+// over every groups-th row of its part; then, one sum at a time, group 0
+// adds the groups' sums in group order into weight_parts[part, j K + q] and
+// bias_parts[part, j]. The bias sums are column_sum_parts_kernel's, term for
+// term.
+__global__ void __launch_bounds__(kThreads)
+    narrow_linear_parts_kernel(const float* __restrict__ grad, const float* __restrict__ x,
+                               float* __restrict__ weight_parts, float* __restrict__ bias_parts, long long rows,
+                               int inputs, long long cols, int tile, long long part_rows) {
+  constexpr int K = kNarrowLinearInputs;
+  __shared__ float shares[kThreads];
+  const int groups = kThreads / tile, c = static_cast<int>(threadIdx.x) % tile;
+  const int group = static_cast<int>(threadIdx.x) / tile;
+  const long long j = static_cast<long long>(blockIdx.y) * tile + c, part = blockIdx.x;
+  const long long first = part * part_rows, last = first + part_rows < rows ? first + part_rows : rows;
+  float weight_sums[K] = {}, bias_sum = 0.f;
+  if (group < groups && j < cols) {
+#pragma unroll 4
+    for (long long r = first + group; r < last; r += groups) {
+      const float g = grad[r * cols + j];
+      bias_sum += g;
+#pragma unroll
+      for (int q = 0; q < K; ++q)
+        if (q < inputs) weight_sums[q] += g * x[r * inputs + q];
+    }
+  }
+  // Sum s < K: input s's; s = K: the bias's (inputs < K leave the rest out).
+#pragma unroll
+  for (int s = 0; s <= K; ++s) {
+    if (s < K && s >= inputs) continue;  // the same for the whole block
+    shares[threadIdx.x] = s < K ? weight_sums[s] : bias_sum;
+    __syncthreads();
+    if (group == 0 && j < cols) {
+      float total = 0.f;
+      for (int g = 0; g < groups; ++g) total += shares[g * tile + c];
+      if (s < K)
+        weight_parts[(part * cols + j) * inputs + s] = total;
+      else
+        bias_parts[part * cols + j] = total;
+    }
+    __syncthreads();
+  }
+}
+
 // Tensors per launch: their pointers and offsets travel as a kernel argument.
 constexpr int kAdamwTensors = 64;
 struct AdamwChunk {
@@ -1420,6 +1515,60 @@ void column_sums(const void* a, Storage a_type, const float* b, float* out, floa
   column_sum_parts(a, a_type, b, parts, rows, cols, stream);
   const SumRowsJob job{parts, out, column_sum_parts(rows, cols), cols};
   sum_rows(&job, 1, stream);
+}
+
+namespace {
+void check_narrow_inputs(int64_t inputs, const char* what) {
+  if (inputs < 1 || inputs > kNarrowLinearInputs)
+    throw std::invalid_argument(std::string(what) + ": " + std::to_string(inputs) + " inputs, not 1 to " +
+                                std::to_string(kNarrowLinearInputs));
+}
+}  // namespace
+
+void narrow_linear_forward(const float* x, const float* weight, const float* bias, float* out, int64_t rows,
+                           int64_t inputs, int64_t cols, Stream stream) {
+  check_narrow_inputs(inputs, "narrow_linear_forward (CUDA)");
+  if (rows <= 0 || cols <= 0) return;
+  with_width(vector_width(cols, out, bias), [&](auto width) {
+    constexpr int W = decltype(width)::value;
+    const long long groups = cols / W;
+    const int tile = static_cast<int>(groups < kThreads ? groups : kThreads);
+    const unsigned int tiles = detail::blocks_for(groups, tile);
+    if (tiles > 65535u) throw std::invalid_argument("narrow_linear_forward (CUDA): more than 65535 x 1024 columns");
+    const unsigned int row_blocks = detail::blocks_for(rows, kThreads / tile), most = 4096u / tiles;
+    const dim3 grid(row_blocks < most ? row_blocks : (most > 0 ? most : 1u), tiles);
+    // the encoder's 1-3 inputs: 4 rows in flight; more inputs: 1 (registers)
+    if (inputs <= 4)
+      COMPRESSM_LAUNCH((narrow_linear_forward_kernel<W, 4, 4>), grid, kThreads, stream)(
+          x, weight, bias, out, rows, static_cast<int>(inputs), cols, tile);
+    else
+      COMPRESSM_LAUNCH((narrow_linear_forward_kernel<W, kNarrowLinearInputs, 1>), grid, kThreads, stream)(
+          x, weight, bias, out, rows, static_cast<int>(inputs), cols, tile);
+  });
+  detail::check_launch("narrow_linear_forward (CUDA)");
+}
+
+int64_t narrow_linear_workspace(int64_t rows, int64_t inputs, int64_t cols) {
+  return column_sum_parts(rows, cols) * cols * (inputs + 1);
+}
+
+void narrow_linear_backward(const float* grad, const float* x, float* grad_weight, float* grad_bias,
+                            float* workspace, int64_t rows, int64_t inputs, int64_t cols, Stream stream) {
+  check_narrow_inputs(inputs, "narrow_linear_backward (CUDA)");
+  if (cols <= 0) return;
+  const int64_t parts = column_sum_parts(rows, cols);
+  float *weight_parts = workspace, *bias_parts = workspace + parts * cols * inputs;
+  if (parts > 0) {
+    const int tile = column_tile(cols);
+    const unsigned int tiles = detail::blocks_for(cols, tile);
+    if (tiles > 65535u) throw std::invalid_argument("narrow_linear_backward (CUDA): more than 65535 x 32 columns");
+    COMPRESSM_LAUNCH(narrow_linear_parts_kernel, dim3(static_cast<unsigned int>(parts), tiles), kThreads, stream)(
+        grad, x, weight_parts, bias_parts, rows, static_cast<int>(inputs), cols, tile, (rows + parts - 1) / parts);
+    detail::check_launch("narrow_linear_backward (CUDA)");
+  }
+  // no rows: sum_rows writes zeros
+  const SumRowsJob jobs[2] = {{weight_parts, grad_weight, parts, cols * inputs}, {bias_parts, grad_bias, parts, cols}};
+  sum_rows(jobs, 2, stream);
 }
 
 void mean_over_time(const float* in, float* out, int64_t batch, int64_t length, int64_t cols, Stream stream) {

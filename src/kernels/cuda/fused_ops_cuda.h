@@ -222,6 +222,28 @@ void column_sum_parts(const void* a, Storage a_type, const float* b, float* part
 void column_sums(const void* a, Storage a_type, const float* b, float* out, float* parts, int64_t rows, int64_t cols,
                  Stream stream);
 
+// A dense layer with few inputs (the model's encoder of 1-3 input channels,
+// sMNIST's head of H = 8), float32: out {rows, cols} = x W^T + bias for x
+// {rows, K}, weight {cols, K}, bias {cols} (null: none), 1 <= K <=
+// kNarrowLinearInputs. One kernel: a thread keeps its W (4 or 1) columns'
+// weights in registers and strides over rows, one W-wide store per row;
+// LibTorch ran a GEMM of inner size K then a bias add over the output
+// (sMNIST's {39200, 1} x {1, 8}: 13.8 + 5.2 us of a 0.54 ms step, H200, run
+// 6; sCIFAR's {51200, 3} x {3, 512} wrote and reread 105 MB).
+// Backward: grad_weight {cols, K} = grad^T x and grad_bias {cols} = the
+// column sums of grad {rows, cols}, by one column-parts kernel (each part's
+// K + 1 sums of each column) and one sum_rows with two jobs, into
+// `workspace` (narrow_linear_workspace floats); grad_bias is column_sums(grad)
+// bit for bit. (LibTorch: a split-K GEMM for grad_weight and its
+// reduction, 16.8 + 11.4 us at sMNIST's sizes, then the bias sums.) Both
+// throw std::invalid_argument for K outside [1, kNarrowLinearInputs].
+constexpr int kNarrowLinearInputs = 16;
+void narrow_linear_forward(const float* x, const float* weight, const float* bias, float* out, int64_t rows,
+                           int64_t inputs, int64_t cols, Stream stream);
+int64_t narrow_linear_workspace(int64_t rows, int64_t inputs, int64_t cols);
+void narrow_linear_backward(const float* grad, const float* x, float* grad_weight, float* grad_bias,
+                            float* workspace, int64_t rows, int64_t inputs, int64_t cols, Stream stream);
+
 // out[b, j] = the mean over t of in[b, t, j] for in {batch, length, cols}
 // float32 (the model's pooling over time): column_sum_parts' kernel with
 // one part per sequence, divided by its length (deterministic, not in row
