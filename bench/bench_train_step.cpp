@@ -9,6 +9,7 @@
 //                    [--device cpu|cuda] [--precision fp32|tf32|bf16] [--graph 0|1]
 //                    [--block-ops auto|fused|composed] [--lru-segments 0|1|2|4]
 //                    [--wide-lru bf16|fp32] [--queue-ahead 1|0] [--vector-width 4|1]
+//                    [--state-align 4|1]
 //
 // --dropout is the blocks' drop rate, 0.1 as in configs/smnist.yaml and
 // configs/scifar.yaml (the official code's step trains with it too); the
@@ -30,6 +31,9 @@
 // --vector-width 1 makes the wide element-wise kernels take one element per
 // thread instead of four (kernels::cuda::set_vector_width; CUDA, H a
 // multiple of 4): the baseline of their four-wide accesses.
+// --state-align 1 leaves the bf16 layers' states unpadded
+// (nn::set_bf16_state_alignment): the baseline of padding N to a multiple
+// of 4 (N = 93: 96) for cuBLAS's aligned GEMM kernels.
 //
 // Last stdout line: JSON with ms_per_step (median wall time), steps_per_s and
 // cpu_ms_per_step (median process CPU time, all threads: robust to other load
@@ -47,6 +51,7 @@
 #include "bench_model_flags.h"
 #include "benchmark/step_benchmark.h"
 #include "nn/cuda_ops.h"
+#include "nn/lru_layer_function.h"
 
 namespace {
 
@@ -56,6 +61,7 @@ struct Options {
   int threads = 2;
   int64_t lru_segments = 0;
   int64_t vector_width = 4;
+  int64_t state_align = 4;
   bool graph = false;
   bool queue_ahead = true;
   std::string device = "cpu";
@@ -71,6 +77,7 @@ Options parse(int argc, char** argv) {
   flags.read("--threads", o.threads);
   flags.read("--lru-segments", o.lru_segments);
   flags.read("--vector-width", o.vector_width);
+  flags.read("--state-align", o.state_align);
   std::string graph = "0", queue_ahead = "1";
   flags.read("--graph", graph);
   flags.read("--queue-ahead", queue_ahead);
@@ -82,6 +89,8 @@ Options parse(int argc, char** argv) {
   o.queue_ahead = queue_ahead == "1";
   if (o.vector_width != 4 && o.vector_width != 1)
     throw std::invalid_argument("--vector-width: 4 or 1, got " + std::to_string(o.vector_width));
+  if (o.state_align != 4 && o.state_align != 1)
+    throw std::invalid_argument("--state-align: 4 or 1, got " + std::to_string(o.state_align));
   o.model.check();
   compressm::bench::check_device_name(o.device);
   return o;
@@ -98,6 +107,7 @@ int main(int argc, char** argv) try {
   at::set_num_threads(o.threads);
   compressm::nn::cuda_ops::set_fused_time_segments(o.lru_segments);
   compressm::nn::cuda_ops::set_elementwise_vector_width(o.vector_width);
+  compressm::nn::set_bf16_state_alignment(o.state_align);
   if (o.device == "cuda" && !torch::cuda::is_available()) throw std::invalid_argument("--device cuda: no CUDA device");
   compressm::benchmark::StepBenchOptions b;
   const compressm::bench::ModelFlags& m = o.model;
@@ -120,7 +130,8 @@ int main(int argc, char** argv) try {
             << ", \"hidden_dim\": " << m.hidden << ", \"batch_size\": " << m.batch << ", \"length\": " << m.length
             << ", \"steps\": " << o.steps << ", \"dropout\": " << m.dropout << ", \"block_ops\": \""
             << m.block_ops << "\"" << ", \"lru_segments\": " << o.lru_segments
-            << ", \"vector_width\": " << o.vector_width << ", \"wide_lru\": \""
+            << ", \"vector_width\": " << o.vector_width << ", \"state_align\": " << o.state_align
+            << ", \"wide_lru\": \""
             << m.wide_lru << "\"" << ", \"cuda_graph\": " << (r.graph_captured ? "true" : "false")
             << ", \"queued_ahead\": " << (r.queued_ahead ? "true" : "false")
             << ", \"final_loss\": " << r.final_loss << "}" << std::endl;

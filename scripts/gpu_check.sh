@@ -223,6 +223,11 @@ run_bench scifar_n384_bf16_graph_nodrop "${scifar[@]}" --state 384 --precision b
 # around the complex64 scan; the baseline of lru_layer_bf16's bfloat16 ones).
 run_bench scifar_n384_bf16_graph_lru_fp32 "${scifar[@]}" --state 384 --precision bf16 --graph 1 --wide-lru fp32
 run_bench scifar_n93_bf16_graph "${scifar[@]}" --state 93 --precision bf16 --graph 1
+# N = 93 with its states unpadded (2N = 186 bfloat16 columns: rows not a
+# multiple of 16 bytes for cuBLAS), the baseline of padding them to 96; and
+# N = 96 itself.
+run_bench scifar_n93_bf16_graph_unpadded "${scifar[@]}" --state 93 --precision bf16 --graph 1 --state-align 1
+run_bench scifar_n96_bf16_graph "${scifar[@]}" --state 96 --precision bf16 --graph 1
 # One sCIFAR block stage by stage, eager (BatchNorm, the LRU with bfloat16
 # and with float32 projections, GELU/GLU/residual, the whole block; forward
 # and forward + backward): the breakdown where ncu is missing.

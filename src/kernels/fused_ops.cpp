@@ -264,45 +264,51 @@ void lru_skip_gelu_backward(const V* grad_g, const V* cx, const float* D, NormIn
 
 template <class V>
 void lru_bf16_pack(const float* lambda_re, const float* lambda_im, const float* B_re, const float* B_im,
-                   const float* C_re, const float* C_im, int64_t state, int64_t hidden, float* lambda, V* w_in,
-                   V* w_out) {
+                   const float* C_re, const float* C_im, int64_t state, int64_t padded, int64_t hidden, float* lambda,
+                   V* w_in, V* w_out) {
   for_each_element(state, hidden, [&](int64_t i, int64_t) {
     int64_t in_re, out_re;
-    lru_bf16_pack_indices(i, state, hidden, in_re, out_re);
+    lru_bf16_pack_indices(i, state, padded, hidden, in_re, out_re);
     w_in[in_re] = static_cast<V>(B_re[i]);
     w_in[in_re + hidden] = static_cast<V>(B_im[i]);
     w_out[out_re] = static_cast<V>(C_re[i]);
     w_out[out_re + 1] = static_cast<V>(-C_im[i]);
   });
-  for (int64_t n = 0; n < state; ++n) {
-    lambda[2 * n] = lambda_re[n];
-    lambda[2 * n + 1] = lambda_im[n];
+  for (int64_t n = 0; n < padded; ++n) {
+    lambda[2 * n] = n < state ? lambda_re[n] : 0.f;
+    lambda[2 * n + 1] = n < state ? lambda_im[n] : 0.f;
   }
+  // the padding's zero states: w_in's last 2 (P - N) rows, w_out's last 2 (P - N) columns
+  std::fill(w_in + 2 * state * hidden, w_in + 2 * padded * hidden, V(0.f));
+  for (int64_t h = 0; h < hidden; ++h)
+    std::fill(w_out + h * 2 * padded + 2 * state, w_out + (h + 1) * 2 * padded, V(0.f));
 }
 
 template <class V>
 void lru_bf16_unpack_gradients(const V* grad_w_in, const V* grad_w_out, const float* lambda_rows, int64_t rows,
-                               int64_t state, int64_t hidden, float* grad_lambda_re, float* grad_lambda_im,
-                               float* grad_B_re, float* grad_B_im, float* grad_C_re, float* grad_C_im) {
+                               int64_t state, int64_t padded, int64_t hidden, float* grad_lambda_re,
+                               float* grad_lambda_im, float* grad_B_re, float* grad_B_im, float* grad_C_re,
+                               float* grad_C_im) {
   for_each_element(state, hidden, [&](int64_t i, int64_t) {
     int64_t in_re, out_re;
-    lru_bf16_pack_indices(i, state, hidden, in_re, out_re);
+    lru_bf16_pack_indices(i, state, padded, hidden, in_re, out_re);
     grad_B_re[i] = static_cast<float>(grad_w_in[in_re]);
     grad_B_im[i] = static_cast<float>(grad_w_in[in_re + hidden]);
     grad_C_re[i] = static_cast<float>(grad_w_out[out_re]);
     grad_C_im[i] = -static_cast<float>(grad_w_out[out_re + 1]);
   });
   for (int64_t n = 0; n < state; ++n) {
-    grad_lambda_re[n] = sum_in_order(rows, [&](int64_t r) { return lambda_rows[(r * state + n) * 2]; });
-    grad_lambda_im[n] = sum_in_order(rows, [&](int64_t r) { return lambda_rows[(r * state + n) * 2 + 1]; });
+    grad_lambda_re[n] = sum_in_order(rows, [&](int64_t r) { return lambda_rows[(r * padded + n) * 2]; });
+    grad_lambda_im[n] = sum_in_order(rows, [&](int64_t r) { return lambda_rows[(r * padded + n) * 2 + 1]; });
   }
 }
 
 template void lru_bf16_pack<c10::BFloat16>(const float*, const float*, const float*, const float*, const float*,
-                                           const float*, int64_t, int64_t, float*, c10::BFloat16*, c10::BFloat16*);
+                                           const float*, int64_t, int64_t, int64_t, float*, c10::BFloat16*,
+                                           c10::BFloat16*);
 template void lru_bf16_unpack_gradients<c10::BFloat16>(const c10::BFloat16*, const c10::BFloat16*, const float*,
-                                                       int64_t, int64_t, int64_t, float*, float*, float*, float*,
-                                                       float*, float*);
+                                                       int64_t, int64_t, int64_t, int64_t, float*, float*, float*,
+                                                       float*, float*, float*);
 
 void column_moments(const float* x, int64_t rows, int64_t hidden, float eps, float* mean, float* var,
                     float* invstd, const RunningStats& running) {

@@ -231,12 +231,14 @@ COMPRESSM_HD float sum_in_order(int64_t count, const Value& value) {
 }
 
 // The wide bf16 LRU layer's GEMM operands (nn/lru_layer_function.cpp)
-// from its float32 parameters, N states, H channels: element i < N H of B
-// {N, H} and of C {H, N} goes to w_in {2N, H} at rows 2n (re) and 2n + 1
-// (im), and to w_out {H, 2N} at columns 2n (C_re) and 2n + 1 (-C_im).
-COMPRESSM_HD void lru_bf16_pack_indices(int64_t i, int64_t state, int64_t hidden, int64_t& in_re, int64_t& out_re) {
-  in_re = 2 * (i / hidden) * hidden + i % hidden;  // in_im = in_re + hidden
-  out_re = (i / state) * 2 * state + 2 * (i % state);  // out_im = out_re + 1
+// from its float32 parameters, N states padded to P >= N, H channels:
+// element i < N H of B {N, H} and of C {H, N} goes to w_in {2P, H} at rows
+// 2n (re) and 2n + 1 (im), and to w_out {H, 2P} at columns 2n (C_re) and
+// 2n + 1 (-C_im).
+COMPRESSM_HD void lru_bf16_pack_indices(int64_t i, int64_t state, int64_t padded, int64_t hidden, int64_t& in_re,
+                                        int64_t& out_re) {
+  in_re = 2 * (i / hidden) * hidden + i % hidden;       // in_im = in_re + hidden
+  out_re = (i / state) * 2 * padded + 2 * (i % state);  // out_im = out_re + 1
 }
 
 // Cross-entropy of one row of C logits with label y: writes the row's
@@ -348,18 +350,21 @@ void batch_norm_backward(float* grad_x, const V* grad_u_gemm, NormInput u, const
                          int64_t rows, int64_t hidden);
 
 // The wide bf16 LRU layer's operands (lru_bf16_pack_indices), w_in and
-// w_out stored as V: lambda {N, 2} = (lambda_re, lambda_im) interleaved,
-// w_in = (B_re, B_im) by rows, w_out = (C_re, -C_im) by columns. Back: the
-// six parameters' gradients from those of w_in and w_out and the scan's
-// per-row dL/dlambda parts {rows, N, 2}, summed in row order.
+// w_out stored as V, the N states padded to `padded` (>= N) with zero
+// states: lambda {P, 2} = (lambda_re, lambda_im) interleaved, w_in {2P, H} =
+// (B_re, B_im) by rows, w_out {H, 2P} = (C_re, -C_im) by columns, zero past
+// state N. Back: the six parameters' gradients from those of w_in and w_out
+// and the scan's per-row dL/dlambda parts {rows, P, 2} (the first N states'
+// summed in row order; the padding's left out).
 template <class V>
 void lru_bf16_pack(const float* lambda_re, const float* lambda_im, const float* B_re, const float* B_im,
-                   const float* C_re, const float* C_im, int64_t state, int64_t hidden, float* lambda, V* w_in,
-                   V* w_out);
+                   const float* C_re, const float* C_im, int64_t state, int64_t padded, int64_t hidden, float* lambda,
+                   V* w_in, V* w_out);
 template <class V>
 void lru_bf16_unpack_gradients(const V* grad_w_in, const V* grad_w_out, const float* lambda_rows, int64_t rows,
-                               int64_t state, int64_t hidden, float* grad_lambda_re, float* grad_lambda_im,
-                               float* grad_B_re, float* grad_B_im, float* grad_C_re, float* grad_C_im);
+                               int64_t state, int64_t padded, int64_t hidden, float* grad_lambda_re,
+                               float* grad_lambda_im, float* grad_B_re, float* grad_B_im, float* grad_C_re,
+                               float* grad_C_im);
 
 // The LRU parameterisation, N states and H channels (T float or double):
 //   lambda_{re,im}[n] = lru_lambda(nu_log[n], theta_log[n]),

@@ -314,8 +314,8 @@ void lru_bf16_pack(const std::vector<torch::Tensor>& t, const torch::Tensor& lam
   const c10::cuda::CUDAGuard guard(t[2].device());
   kernels::cuda::lru_bf16_pack(t[0].data_ptr<float>(), t[1].data_ptr<float>(), t[2].data_ptr<float>(),
                                t[3].data_ptr<float>(), t[4].data_ptr<float>(), t[5].data_ptr<float>(), t[2].size(0),
-                               t[2].size(1), lambda.data_ptr<float>(), w_in.data_ptr(), w_out.data_ptr(),
-                               stream_of(t[2]));
+                               lambda.size(0), t[2].size(1), lambda.data_ptr<float>(), w_in.data_ptr(),
+                               w_out.data_ptr(), stream_of(t[2]));
 }
 
 void lru_bf16_unpack_gradients(const torch::Tensor& grad_w_in, const torch::Tensor& grad_w_out,
@@ -323,7 +323,7 @@ void lru_bf16_unpack_gradients(const torch::Tensor& grad_w_in, const torch::Tens
   const c10::cuda::CUDAGuard guard(grad_w_in.device());
   kernels::cuda::lru_bf16_unpack_gradients(
       grad_w_in.data_ptr(), grad_w_out.data_ptr(), lambda_rows.data_ptr<float>(), lambda_rows.size(0),
-      grads[2].size(0), grads[2].size(1), grads[0].data_ptr<float>(), grads[1].data_ptr<float>(),
+      grads[2].size(0), lambda_rows.size(1), grads[2].size(1), grads[0].data_ptr<float>(), grads[1].data_ptr<float>(),
       grads[2].data_ptr<float>(), grads[3].data_ptr<float>(), grads[4].data_ptr<float>(), grads[5].data_ptr<float>(),
       stream_of(grad_w_in));
 }

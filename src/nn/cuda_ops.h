@@ -131,9 +131,10 @@ void lru_parameterize_backward(const std::vector<torch::Tensor>& t, const std::v
                                const std::vector<torch::Tensor>& out);
 // The wide bf16 layer's GEMM operands (kernels::elementwise::lru_bf16_pack):
 // t = {lambda_re, lambda_im, B_re, B_im, C_re, C_im} float32 contiguous
-// CUDA tensors into lambda {N, 2} float32, w_in {2N, H} and w_out {H, 2N}
-// bfloat16; back, from grad_w_in, grad_w_out (bfloat16) and lambda_rows
-// {R, N, 2} float32 into grads (six float32 tensors shaped as t).
+// CUDA tensors into lambda {P, 2} float32, w_in {2P, H} and w_out {H, 2P}
+// bfloat16, the N states padded to P = lambda.size(0) with zero states;
+// back, from grad_w_in, grad_w_out (bfloat16) and lambda_rows {R, P, 2}
+// float32 into grads (six float32 tensors shaped as t).
 void lru_bf16_pack(const std::vector<torch::Tensor>& t, const torch::Tensor& lambda, const torch::Tensor& w_in,
                    const torch::Tensor& w_out);
 void lru_bf16_unpack_gradients(const torch::Tensor& grad_w_in, const torch::Tensor& grad_w_out,

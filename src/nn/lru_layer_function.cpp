@@ -3,6 +3,7 @@
 #include <ATen/record_function.h>
 #include <torch/autograd.h>
 
+#include <atomic>
 #include <optional>
 #include <utility>
 
@@ -90,34 +91,55 @@ const uint16_t* bits(const torch::Tensor& t) { return reinterpret_cast<const uin
 uint16_t* bits(torch::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<c10::BFloat16>()); }
 
 // The projections and the scan of the bf16 layer, up to cx = Re(C s) (bfloat16
-// {B, L, H}), and the tensors their backward pass needs. Saved in this order.
+// {B, L, H}), and the tensors their backward pass needs. Saved in this order
+// (save_core), with the layer's state count N: the tensors hold
+// padded_states(N) states, the ones past N zero (lambda, B and C), so that
+// their states stay zero and add nothing.
 struct Bf16Core {
   torch::Tensor lambda, w_in, w_out, ub, bu, checkpoints, x;  // x = bf16(s)
+  int64_t states = 0;
 };
 constexpr size_t kBf16CoreSaved = 7;
 
+// N rounded up to a multiple of 4: Bu and s {B, L, 2N} and W_out {H, 2N} in
+// bfloat16 then have rows of a multiple of 16 bytes, as cuBLAS's tensor-core
+// GEMM kernels on sm_90 need (their operands' leading dimensions 16-byte
+// aligned); a compressed layer's N = 93 (2N = 186) would take its slower
+// unaligned kernels for all six GEMMs of the layer.
+// (set_bf16_state_alignment may make it 1.)
+std::atomic<int64_t>& state_alignment() {
+  static std::atomic<int64_t> alignment{4};
+  return alignment;
+}
+int64_t padded_states(int64_t n) {
+  const int64_t a = state_alignment().load();
+  return (n + a - 1) / a * a;
+}
+
 // t: as_list (u unused); ub = bf16(u).
 std::pair<Bf16Core, torch::Tensor> bf16_core_forward(const tensor_list& t, const torch::Tensor& ub) {
-  const int64_t n = t[0].size(0), h = ub.size(2);
-  const kernels::ScanShape shape{ub.size(0), ub.size(1), n};
+  const int64_t n = t[0].size(0), h = ub.size(2), padded = padded_states(n);
   Bf16Core c;
-  // lambda {N, 2}; W_in {2N, H}: rows (re, im) interleaved, so Bu {B, L, 2N}
-  // is the scan's complex layout; W_out {H, 2N} = (C_re, -C_im) interleaved.
-  // One kernel (kernels::elementwise::lru_bf16_pack).
-  c.lambda = torch::empty({n, 2}, t[0].options());
-  c.w_in = torch::empty({2 * n, h}, t[0].options().dtype(torch::kBFloat16));
-  c.w_out = torch::empty({h, 2 * n}, c.w_in.options());
+  c.states = n;
+  // lambda {P, 2}; W_in {2P, H}: rows (re, im) interleaved, so Bu {B, L, 2P}
+  // is the scan's complex layout; W_out {H, 2P} = (C_re, -C_im) interleaved;
+  // P = padded_states(N), zero past N. One kernel
+  // (kernels::elementwise::lru_bf16_pack).
+  c.lambda = torch::empty({padded, 2}, t[0].options());
+  c.w_in = torch::empty({2 * padded, h}, t[0].options().dtype(torch::kBFloat16));
+  c.w_out = torch::empty({h, 2 * padded}, c.w_in.options());
   if (ub.is_cuda())
     cuda_ops::lru_bf16_pack({t[0], t[1], t[2], t[3], t[4], t[5]}, c.lambda, c.w_in, c.w_out);
   else
     kernels::elementwise::lru_bf16_pack(t[0].data_ptr<float>(), t[1].data_ptr<float>(), t[2].data_ptr<float>(),
-                                        t[3].data_ptr<float>(), t[4].data_ptr<float>(), t[5].data_ptr<float>(), n, h,
-                                        c.lambda.data_ptr<float>(), c.w_in.data_ptr<c10::BFloat16>(),
+                                        t[3].data_ptr<float>(), t[4].data_ptr<float>(), t[5].data_ptr<float>(), n,
+                                        padded, h, c.lambda.data_ptr<float>(), c.w_in.data_ptr<c10::BFloat16>(),
                                         c.w_out.data_ptr<c10::BFloat16>());
+  const kernels::ScanShape shape{ub.size(0), ub.size(1), padded};
   c.ub = ub;
   c.bu = torch::matmul(c.ub, c.w_in.t()).contiguous();
   c.x = torch::empty_like(c.bu);
-  c.checkpoints = torch::empty({shape.batch, kernels::bf16_scan_chunks(shape.length), n, 2}, t[0].options());
+  c.checkpoints = torch::empty({shape.batch, kernels::bf16_scan_chunks(shape.length), padded, 2}, t[0].options());
   if (ub.is_cuda())
     cuda_ops::diagonal_scan_bf16_forward(c.lambda, c.bu, c.x, c.checkpoints);
   else
@@ -127,20 +149,27 @@ std::pair<Bf16Core, torch::Tensor> bf16_core_forward(const tensor_list& t, const
   return {c, cx};
 }
 
-tensor_list saved_list(const Bf16Core& c) { return {c.lambda, c.w_in, c.w_out, c.ub, c.bu, c.checkpoints, c.x}; }
-Bf16Core core_of(const tensor_list& saved) {
-  return {saved[0], saved[1], saved[2], saved[3], saved[4], saved[5], saved[6]};
+// Saves the core's tensors, then `more` (saved[kBf16CoreSaved] on), and N.
+void save_core(torch::autograd::AutogradContext* ctx, const Bf16Core& c, const tensor_list& more) {
+  tensor_list saved{c.lambda, c.w_in, c.w_out, c.ub, c.bu, c.checkpoints, c.x};
+  saved.insert(saved.end(), more.begin(), more.end());
+  ctx->save_for_backward(saved);
+  ctx->saved_data["states"] = c.states;
+}
+Bf16Core core_of(torch::autograd::AutogradContext* ctx, const tensor_list& saved) {
+  return {saved[0], saved[1], saved[2], saved[3], saved[4], saved[5], saved[6], ctx->saved_data["states"].toInt()};
 }
 
 // From dL/dcx (bfloat16): the gradients of lambda_re, lambda_im, B_re, B_im,
 // C_re, C_im, and the B GEMM's dL/du (bfloat16, {B, L, H}).
+// (Padded states' gradients are left out.)
 std::pair<tensor_list, torch::Tensor> bf16_core_backward(const Bf16Core& c, const torch::Tensor& grad_cx) {
-  const int64_t n = c.lambda.size(0), h = c.ub.size(2);
-  const kernels::ScanShape shape{c.ub.size(0), c.ub.size(1), n};
+  const int64_t n = c.states, padded = c.lambda.size(0), h = c.ub.size(2);
+  const kernels::ScanShape shape{c.ub.size(0), c.ub.size(1), padded};
   const torch::Tensor grad_x = torch::matmul(grad_cx, c.w_out).contiguous();  // {B, L, 2N} bfloat16
-  const torch::Tensor grad_w_out = torch::matmul(grad_cx.reshape({-1, h}).t(), c.x.reshape({-1, 2 * n}));
+  const torch::Tensor grad_w_out = torch::matmul(grad_cx.reshape({-1, h}).t(), c.x.reshape({-1, 2 * padded}));
   torch::Tensor grad_bu = torch::empty_like(c.bu);
-  torch::Tensor rows = torch::empty({shape.batch, n, 2}, c.checkpoints.options());
+  torch::Tensor rows = torch::empty({shape.batch, padded, 2}, c.checkpoints.options());
   if (c.bu.is_cuda())
     cuda_ops::diagonal_scan_bf16_backward(c.lambda, c.bu, c.checkpoints, grad_x, grad_bu, rows);
   else
@@ -148,7 +177,7 @@ std::pair<tensor_list, torch::Tensor> bf16_core_backward(const Bf16Core& c, cons
                                          bits(grad_x), bits(grad_bu), rows.data_ptr<float>(), shape);
   torch::Tensor grad_ub = torch::matmul(grad_bu, c.w_in).contiguous();  // {B, L, H} bfloat16
   const torch::Tensor grad_w_in =
-      torch::matmul(grad_bu.reshape({-1, 2 * n}).t(), c.ub.reshape({-1, h})).contiguous();
+      torch::matmul(grad_bu.reshape({-1, 2 * padded}).t(), c.ub.reshape({-1, h})).contiguous();
   // The six parameters' gradients in one kernel (lru_bf16_unpack_gradients).
   const torch::TensorOptions f32 = c.lambda.options();
   const tensor_list grads{torch::empty({n}, f32),    torch::empty({n}, f32),    torch::empty({n, h}, f32),
@@ -159,7 +188,7 @@ std::pair<tensor_list, torch::Tensor> bf16_core_backward(const Bf16Core& c, cons
   else
     kernels::elementwise::lru_bf16_unpack_gradients(
         grad_w_in.data_ptr<c10::BFloat16>(), go.data_ptr<c10::BFloat16>(), rows.data_ptr<float>(), rows.size(0), n,
-        h, grads[0].data_ptr<float>(), grads[1].data_ptr<float>(), grads[2].data_ptr<float>(),
+        padded, h, grads[0].data_ptr<float>(), grads[1].data_ptr<float>(), grads[2].data_ptr<float>(),
         grads[3].data_ptr<float>(), grads[4].data_ptr<float>(), grads[5].data_ptr<float>());
   return {grads, grad_ub};
 }
@@ -212,9 +241,7 @@ struct LruLayerBf16 : public torch::autograd::Function<LruLayerBf16> {
     else
       kernels::elementwise::lru_skip_forward(cx.data_ptr<c10::BFloat16>(), D.data_ptr<float>(), u.data_ptr<float>(),
                                              y.data_ptr<float>(), u.numel() / h, h);
-    tensor_list saved = saved_list(core);
-    saved.insert(saved.end(), {D, u});
-    ctx->save_for_backward(saved);
+    save_core(ctx, core, {D, u});
     return y;
   }
 
@@ -225,7 +252,7 @@ struct LruLayerBf16 : public torch::autograd::Function<LruLayerBf16> {
     const torch::Tensor &D = saved[kBf16CoreSaved], &u = saved[kBf16CoreSaved + 1];
     const int64_t h = u.size(2);
     const torch::Tensor grad_y = grad_outputs[0].contiguous();
-    auto [grads, grad_ub] = bf16_core_backward(core_of(saved), grad_y.to(torch::kBFloat16));
+    auto [grads, grad_ub] = bf16_core_backward(core_of(ctx, saved), grad_y.to(torch::kBFloat16));
     torch::Tensor grad_u = torch::empty_like(u), grad_D = torch::empty_like(D);
     if (u.is_cuda())
       cuda_ops::lru_skip_backward(grad_y, u, grad_ub, D, grad_u, grad_D);
@@ -251,9 +278,7 @@ struct LruLayerBf16Gelu : public torch::autograd::Function<LruLayerBf16Gelu> {
     const torch::Tensor keep = mask.value_or(torch::Tensor());
     torch::Tensor g = torch::empty_like(cx);
     skip_gelu_forward(cx, D, {u, {}, {}}, cuda_ops::mask_dropout(keep, scale), g);
-    tensor_list saved = saved_list(core);
-    saved.insert(saved.end(), {D, u, cx});
-    ctx->save_for_backward(saved);
+    save_core(ctx, core, {D, u, cx});
     ctx->saved_data["keep"] = keep;
     ctx->saved_data["scale"] = scale;
     return g;
@@ -270,7 +295,7 @@ struct LruLayerBf16Gelu : public torch::autograd::Function<LruLayerBf16Gelu> {
     torch::Tensor grad_cx = torch::empty_like(cx), grad_u = torch::empty_like(u), grad_D = torch::empty_like(D);
     skip_gelu_backward(grad_g, cx, D, {u, {}, {}}, torch::Tensor(), cuda_ops::mask_dropout(keep, scale), grad_cx,
                        grad_u, grad_D);
-    auto [grads, grad_ub] = bf16_core_backward(core_of(saved), grad_cx);
+    auto [grads, grad_ub] = bf16_core_backward(core_of(ctx, saved), grad_cx);
     grad_u.add_(grad_ub);  // the skip's share plus the B GEMM's
     grads.insert(grads.end(), {grad_D, grad_u, torch::Tensor(), torch::Tensor()});
     return grads;
@@ -312,9 +337,7 @@ struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
     const auto [core, cx] = bf16_core_forward({lambda_re, lambda_im, B_re, B_im, C_re, C_im, D, x}, ub);
     torch::Tensor g = torch::empty_like(cx);
     skip_gelu_forward(cx, D, {x, mean, invstd}, dropout, g);
-    tensor_list saved = saved_list(core);
-    saved.insert(saved.end(), {D, x, cx, mean, invstd});
-    ctx->save_for_backward(saved);
+    save_core(ctx, core, {D, x, cx, mean, invstd});
     detail::save_dropout(ctx, dropout);
     ctx->mark_non_differentiable({mean, var});
     // An unused output (x where the caller adds no residual, g in a test) gets
@@ -339,7 +362,7 @@ struct LruBlockBf16Front : public torch::autograd::Function<LruBlockBf16Front> {
     torch::Tensor grad_cx = torch::empty_like(cx), grad_x = torch::empty_like(x);
     torch::Tensor sums = torch::empty({2, D.size(0)}, D.options());
     skip_gelu_backward(grad_g, cx, D, u, grad_out, dropout, grad_cx, grad_x, sums);
-    auto [grads, grad_ub] = bf16_core_backward(core_of(saved), grad_cx);
+    auto [grads, grad_ub] = bf16_core_backward(core_of(ctx, saved), grad_cx);
     if (x.is_cuda()) {
       cuda_ops::batch_norm_backward(grad_x, grad_ub, u, D, sums);
     } else {
@@ -412,6 +435,11 @@ torch::Tensor lru_layer_unfused(const LruLayerInputs& in) {
   const torch::Tensor y =
       torch::matmul(torch::view_as_real(x).reshape({u.size(0), u.size(1), 2 * n}), w_out.t());
   return torch::addcmul(y, in.D, u);  // y + D .* u in one pass
+}
+
+void set_bf16_state_alignment(int64_t alignment) {
+  TORCH_CHECK(alignment == 4 || alignment == 1, "set_bf16_state_alignment: 4 or 1, got ", alignment);
+  state_alignment() = alignment;
 }
 
 torch::Tensor lru_layer_bf16(const LruLayerInputs& in) {

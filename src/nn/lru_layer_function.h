@@ -40,6 +40,14 @@ torch::Tensor lru_layer_unfused(const LruLayerInputs& in);
 // what the float32 composition's complex64 state takes).
 torch::Tensor lru_layer_bf16(const LruLayerInputs& in);
 
+// The bf16 layers' states are padded with zero states (lambda, B and C 0) to
+// a multiple of this (4 by default: 16-byte rows of Bu, s and W_out in
+// bfloat16, which cuBLAS's tensor-core GEMM kernels need; a compressed
+// layer's N = 93 otherwise takes its unaligned ones). 1: no padding, the
+// baseline `bench_train_step --state-align 1` times. Process-wide; 4 or 1,
+// anything else is an error.
+void set_bf16_state_alignment(int64_t alignment);
+
 // lru_layer_bf16 followed by the block's dropout(GELU(.)) (fused_ops.h,
 // gelu_dropout with a bfloat16 output) as one op: the skip term and the
 // activation in one pass each way, y never written; returns bfloat16 g.

@@ -1366,67 +1366,81 @@ TEST(EmulatedCudaFusedOps, DropoutDrawnInTheKernelsIsTheMaskKernelsBits) {
 
 // The wide bf16 layer's operands and their gradients back: the kernels
 // against the CPU loops and against the layout written out here (w_in rows
-// (re, im) per state, w_out columns (C_re, -C_im) per state), with a
-// partial thread block (N H = 37 x 29) and 5 rows of dL/dlambda parts.
+// (re, im) per state, w_out columns (C_re, -C_im) per state, zeros for the
+// padding's states), with a partial thread block (N H = 37 x 29), the
+// states unpadded and padded to 40 (the padding's elements more than N H:
+// 3 x 2 x 29 = 174 of them) and to 400 (more padding than states), and 5
+// rows of dL/dlambda parts.
 TEST(EmulatedCudaFusedOps, LruBf16PackMatchesTheCpuLoopsAndTheLayout) {
   const int64_t state = 37, hidden = 29, rows = 5, nh = state * hidden;
-  const auto lre = random_floats(state, 95), lim = random_floats(state, 96);
-  const auto bre = random_floats(nh, 97), bim = random_floats(nh, 98), cre = random_floats(nh, 99),
-             cim = random_floats(nh, 100);
-  std::vector<float> lambda(2 * state, NAN), lambda_ref(2 * state);
-  std::vector<uint16_t> w_in(2 * nh, 0xffff), w_out(2 * nh, 0xffff);
-  std::vector<c10::BFloat16> w_in_ref(2 * nh), w_out_ref(2 * nh);
-  cuda::lru_bf16_pack(lre.data(), lim.data(), bre.data(), bim.data(), cre.data(), cim.data(), state, hidden,
-                      lambda.data(), w_in.data(), w_out.data(), kStream);
-  ew::lru_bf16_pack(lre.data(), lim.data(), bre.data(), bim.data(), cre.data(), cim.data(), state, hidden,
-                    lambda_ref.data(), w_in_ref.data(), w_out_ref.data());
-  expect_close(lambda, lambda_ref, 0.0, "lambda");
-  expect_close(floats_of(w_in), floats_of(bits_of(w_in_ref)), 0.0, "w_in");
-  expect_close(floats_of(w_out), floats_of(bits_of(w_out_ref)), 0.0, "w_out");
-  std::vector<float> in_layout(2 * nh), out_layout(2 * nh), lambda_layout(2 * state);
-  for (int64_t n = 0; n < state; ++n) {
-    lambda_layout[2 * n] = lre[n];
-    lambda_layout[2 * n + 1] = lim[n];
-    for (int64_t h = 0; h < hidden; ++h) {
-      in_layout[(2 * n) * hidden + h] = static_cast<float>(c10::BFloat16(bre[n * hidden + h]));
-      in_layout[(2 * n + 1) * hidden + h] = static_cast<float>(c10::BFloat16(bim[n * hidden + h]));
-      out_layout[h * 2 * state + 2 * n] = static_cast<float>(c10::BFloat16(cre[h * state + n]));
-      out_layout[h * 2 * state + 2 * n + 1] = static_cast<float>(c10::BFloat16(-cim[h * state + n]));
+  for (const int64_t padded : {state, int64_t{40}, int64_t{400}}) {
+    SCOPED_TRACE("padded to " + std::to_string(padded));
+    const int64_t ph = padded * hidden;
+    const auto lre = random_floats(state, 95), lim = random_floats(state, 96);
+    const auto bre = random_floats(nh, 97), bim = random_floats(nh, 98), cre = random_floats(nh, 99),
+               cim = random_floats(nh, 100);
+    std::vector<float> lambda(2 * padded, NAN), lambda_ref(2 * padded, NAN);
+    std::vector<uint16_t> w_in(2 * ph, 0xffff), w_out(2 * ph, 0xffff);
+    std::vector<c10::BFloat16> w_in_ref(2 * ph, c10::BFloat16(NAN)), w_out_ref(2 * ph, c10::BFloat16(NAN));
+    cuda::lru_bf16_pack(lre.data(), lim.data(), bre.data(), bim.data(), cre.data(), cim.data(), state, padded, hidden,
+                        lambda.data(), w_in.data(), w_out.data(), kStream);
+    ew::lru_bf16_pack(lre.data(), lim.data(), bre.data(), bim.data(), cre.data(), cim.data(), state, padded, hidden,
+                      lambda_ref.data(), w_in_ref.data(), w_out_ref.data());
+    expect_close(lambda, lambda_ref, 0.0, "lambda");
+    expect_close(floats_of(w_in), floats_of(bits_of(w_in_ref)), 0.0, "w_in");
+    expect_close(floats_of(w_out), floats_of(bits_of(w_out_ref)), 0.0, "w_out");
+    std::vector<float> in_layout(2 * ph, 0.f), out_layout(2 * ph, 0.f), lambda_layout(2 * padded, 0.f);
+    for (int64_t n = 0; n < state; ++n) {
+      lambda_layout[2 * n] = lre[n];
+      lambda_layout[2 * n + 1] = lim[n];
+      for (int64_t h = 0; h < hidden; ++h) {
+        in_layout[(2 * n) * hidden + h] = static_cast<float>(c10::BFloat16(bre[n * hidden + h]));
+        in_layout[(2 * n + 1) * hidden + h] = static_cast<float>(c10::BFloat16(bim[n * hidden + h]));
+        out_layout[h * 2 * padded + 2 * n] = static_cast<float>(c10::BFloat16(cre[h * state + n]));
+        out_layout[h * 2 * padded + 2 * n + 1] = static_cast<float>(c10::BFloat16(-cim[h * state + n]));
+      }
     }
-  }
-  expect_close(lambda, lambda_layout, 0.0, "lambda layout");
-  expect_close(floats_of(w_in), in_layout, 0.0, "w_in layout");
-  expect_close(floats_of(w_out), out_layout, 0.0, "w_out layout");
+    expect_close(lambda, lambda_layout, 0.0, "lambda layout");
+    expect_close(floats_of(w_in), in_layout, 0.0, "w_in layout");
+    expect_close(floats_of(w_out), out_layout, 0.0, "w_out layout");
 
-  const auto grad_in = to_bf16(random_floats(2 * nh, 101)), grad_out = to_bf16(random_floats(2 * nh, 102));
-  const auto parts = random_floats(rows * state * 2, 103);
-  std::vector<std::vector<float>> g(6), g_ref(6);
-  for (int k = 0; k < 6; ++k) {
-    g[k].assign(k < 2 ? state : nh, NAN);
-    g_ref[k].assign(k < 2 ? state : nh, NAN);
-  }
-  cuda::lru_bf16_unpack_gradients(grad_in.data(), grad_out.data(), parts.data(), rows, state, hidden, g[0].data(),
-                                  g[1].data(), g[2].data(), g[3].data(), g[4].data(), g[5].data(), kStream);
-  ew::lru_bf16_unpack_gradients(grad_in.data(), grad_out.data(), parts.data(), rows, state, hidden, g_ref[0].data(),
-                                g_ref[1].data(), g_ref[2].data(), g_ref[3].data(), g_ref[4].data(), g_ref[5].data());
-  const char* names[6] = {"lambda_re", "lambda_im", "B_re", "B_im", "C_re", "C_im"};
-  for (int k = 0; k < 6; ++k) expect_close(g[k], g_ref[k], 0.0, names[k]);
-  // The layout: the transpose of the packing, C_im's sign undone, the parts summed.
-  for (int64_t n = 0; n < state; ++n) {
-    double re = 0, im = 0;
-    for (int64_t r = 0; r < rows; ++r) {
-      re += parts[(r * state + n) * 2];
-      im += parts[(r * state + n) * 2 + 1];
+    // Back: the padding's gradients (random here) are left out.
+    const auto grad_in = to_bf16(random_floats(2 * ph, 101)), grad_out = to_bf16(random_floats(2 * ph, 102));
+    const auto parts = random_floats(rows * padded * 2, 103);
+    std::vector<std::vector<float>> g(6), g_ref(6);
+    for (int k = 0; k < 6; ++k) {
+      g[k].assign(k < 2 ? state : nh, NAN);
+      g_ref[k].assign(k < 2 ? state : nh, NAN);
     }
-    EXPECT_NEAR(g[0][n], re, 1e-5);
-    EXPECT_NEAR(g[1][n], im, 1e-5);
-    for (int64_t h = 0; h < hidden; ++h) {
-      EXPECT_EQ(g[2][n * hidden + h], static_cast<float>(grad_in[(2 * n) * hidden + h]));
-      EXPECT_EQ(g[3][n * hidden + h], static_cast<float>(grad_in[(2 * n + 1) * hidden + h]));
-      EXPECT_EQ(g[4][h * state + n], static_cast<float>(grad_out[h * 2 * state + 2 * n]));
-      EXPECT_EQ(g[5][h * state + n], -static_cast<float>(grad_out[h * 2 * state + 2 * n + 1]));
+    cuda::lru_bf16_unpack_gradients(grad_in.data(), grad_out.data(), parts.data(), rows, state, padded, hidden,
+                                    g[0].data(), g[1].data(), g[2].data(), g[3].data(), g[4].data(), g[5].data(),
+                                    kStream);
+    ew::lru_bf16_unpack_gradients(grad_in.data(), grad_out.data(), parts.data(), rows, state, padded, hidden,
+                                  g_ref[0].data(), g_ref[1].data(), g_ref[2].data(), g_ref[3].data(), g_ref[4].data(),
+                                  g_ref[5].data());
+    const char* names[6] = {"lambda_re", "lambda_im", "B_re", "B_im", "C_re", "C_im"};
+    for (int k = 0; k < 6; ++k) expect_close(g[k], g_ref[k], 0.0, names[k]);
+    // The layout: the transpose of the packing, C_im's sign undone, the parts summed.
+    for (int64_t n = 0; n < state; ++n) {
+      double re = 0, im = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        re += parts[(r * padded + n) * 2];
+        im += parts[(r * padded + n) * 2 + 1];
+      }
+      EXPECT_NEAR(g[0][n], re, 1e-5);
+      EXPECT_NEAR(g[1][n], im, 1e-5);
+      for (int64_t h = 0; h < hidden; ++h) {
+        EXPECT_EQ(g[2][n * hidden + h], static_cast<float>(grad_in[(2 * n) * hidden + h]));
+        EXPECT_EQ(g[3][n * hidden + h], static_cast<float>(grad_in[(2 * n + 1) * hidden + h]));
+        EXPECT_EQ(g[4][h * state + n], static_cast<float>(grad_out[h * 2 * padded + 2 * n]));
+        EXPECT_EQ(g[5][h * state + n], -static_cast<float>(grad_out[h * 2 * padded + 2 * n + 1]));
+      }
     }
   }
+  std::vector<float> none(8);
+  EXPECT_THROW(cuda::lru_bf16_pack(none.data(), none.data(), none.data(), none.data(), none.data(), none.data(), 2, 1,
+                                   2, none.data(), none.data(), none.data(), kStream),
+               std::invalid_argument);
 }
 
 // The block's BatchNorm: moments against the CPU loop and a float64 two-pass

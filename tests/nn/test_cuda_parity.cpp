@@ -161,10 +161,11 @@ TEST(CudaDiagonalScan, MatchesTheLoopReferenceValuesAndGradients) {
 // device (cuBLAS's bfloat16 GEMMs may sum in another order than the CPU's, so
 // a bfloat16 rounding flips here and there: 1e-2 of the largest entry), and
 // against the float64 layer (bfloat16 error, 5e-2). Shapes: partial chunks,
-// H = 17, and one sCIFAR layer (L = 1024, N = 384, H = 512).
+// H = 17, one sCIFAR layer (L = 1024, N = 384, H = 512), and N = 70 and 93
+// (a compressed layer's: the op pads its states to 72 and 96).
 TEST(CudaLruLayerBf16, MatchesTheCpuOpAndTheComposition) {
   SKIP_WITHOUT_CUDA();
-  for (const Shape s : {Shape{2, 37, 40, 24}, Shape{3, 50, 70, 17}, Shape{2, 1024, 384, 512}}) {
+  for (const Shape s : {Shape{2, 37, 40, 24}, Shape{3, 50, 70, 17}, Shape{2, 1024, 384, 512}, Shape{2, 200, 93, 64}}) {
     SCOPED_TRACE(::testing::PrintToString(s));
     const std::vector<torch::Tensor> inputs = layer_inputs(s.batch, s.length, s.state, s.hidden, 8);
     const torch::Tensor upstream = torch::randn({s.batch, s.length, s.hidden}, torch::kDouble);

@@ -787,17 +787,19 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // One thread per element of B and of C (and of lambda); the same places as
-// the CPU loop (ew::lru_bf16_pack_indices).
+// the CPU loop (ew::lru_bf16_pack_indices); then one per element of the
+// padding (w_in's last 2 (P - N) rows, w_out's last 2 (P - N) columns,
+// lambda's last P - N states), zeros.
 __global__ void __launch_bounds__(kThreads)
     lru_bf16_pack_kernel(const float* __restrict__ lambda_re, const float* __restrict__ lambda_im,
                          const float* __restrict__ B_re, const float* __restrict__ B_im,
                          const float* __restrict__ C_re, const float* __restrict__ C_im, long long state,
-                         long long hidden, float* __restrict__ lambda, __nv_bfloat16* __restrict__ w_in,
-                         __nv_bfloat16* __restrict__ w_out) {
+                         long long padded, long long hidden, float* __restrict__ lambda,
+                         __nv_bfloat16* __restrict__ w_in, __nv_bfloat16* __restrict__ w_out) {
   const long long total = state * hidden;
   COMPRESSM_GRID_STRIDE_LOOP(i, total) {
     int64_t in_re, out_re;
-    ew::lru_bf16_pack_indices(i, state, hidden, in_re, out_re);
+    ew::lru_bf16_pack_indices(i, state, padded, hidden, in_re, out_re);
     store(w_in, in_re, B_re[i]);
     store(w_in, in_re + hidden, B_im[i]);
     store(w_out, out_re, C_re[i]);
@@ -807,26 +809,32 @@ __global__ void __launch_bounds__(kThreads)
       lambda[2 * i + 1] = lambda_im[i];
     }
   }
+  const long long pad_columns = 2 * (padded - state);
+  COMPRESSM_GRID_STRIDE_LOOP(j, pad_columns * hidden) {
+    store(w_in, 2 * state * hidden + j, 0.f);
+    store(w_out, (j / pad_columns) * 2 * padded + 2 * state + j % pad_columns, 0.f);
+    if (j < pad_columns) lambda[2 * state + j] = 0.f;
+  }
 }
 
 // Back; threads i < N also add state i's per-row dL/dlambda parts in row order.
 __global__ void __launch_bounds__(kThreads)
     lru_bf16_unpack_kernel(const __nv_bfloat16* __restrict__ grad_w_in, const __nv_bfloat16* __restrict__ grad_w_out,
-                           const float* __restrict__ lambda_rows, long long rows, long long state, long long hidden,
-                           float* __restrict__ grad_lambda_re, float* __restrict__ grad_lambda_im,
+                           const float* __restrict__ lambda_rows, long long rows, long long state, long long padded,
+                           long long hidden, float* __restrict__ grad_lambda_re, float* __restrict__ grad_lambda_im,
                            float* __restrict__ grad_B_re, float* __restrict__ grad_B_im,
                            float* __restrict__ grad_C_re, float* __restrict__ grad_C_im) {
   const long long total = state * hidden;
   COMPRESSM_GRID_STRIDE_LOOP(i, total) {
     int64_t in_re, out_re;
-    ew::lru_bf16_pack_indices(i, state, hidden, in_re, out_re);
+    ew::lru_bf16_pack_indices(i, state, padded, hidden, in_re, out_re);
     grad_B_re[i] = load(grad_w_in, in_re);
     grad_B_im[i] = load(grad_w_in, in_re + hidden);
     grad_C_re[i] = load(grad_w_out, out_re);
     grad_C_im[i] = -load(grad_w_out, out_re + 1);
     if (i < state) {
-      grad_lambda_re[i] = ew::sum_in_order(rows, [&](int64_t r) { return lambda_rows[(r * state + i) * 2]; });
-      grad_lambda_im[i] = ew::sum_in_order(rows, [&](int64_t r) { return lambda_rows[(r * state + i) * 2 + 1]; });
+      grad_lambda_re[i] = ew::sum_in_order(rows, [&](int64_t r) { return lambda_rows[(r * padded + i) * 2]; });
+      grad_lambda_im[i] = ew::sum_in_order(rows, [&](int64_t r) { return lambda_rows[(r * padded + i) * 2 + 1]; });
     }
   }
 }
@@ -991,10 +999,11 @@ __global__ void __launch_bounds__(kThreads)
   const long long j = (static_cast<long long>(blockIdx.y) * tile + lane) * W;
   if (row_in_block >= rows_per_block || j >= cols) return;
   float w[W][KMax];
+  const float* columns = weight + j * inputs;  // rows j .. j + W - 1 of weight
 #pragma unroll
   for (int k = 0; k < W; ++k)
 #pragma unroll
-    for (int q = 0; q < KMax; ++q) w[k][q] = q < inputs ? weight[(j + k) * inputs + q] : 0.f;
+    for (int q = 0; q < KMax; ++q) w[k][q] = q < inputs ? columns[k * inputs + q] : 0.f;
   const Vec<W> b = load_vec_or<W>(bias, j, 0.f);
   const long long stride = static_cast<long long>(gridDim.x) * rows_per_block;
   for (long long r = blockIdx.x * static_cast<long long>(rows_per_block) + row_in_block; r < rows;
@@ -1232,26 +1241,34 @@ void lru_parameterize_forward(const ew::LruParameters<float>& p, int64_t state, 
   detail::check_launch("lru_parameterize_forward (CUDA)");
 }
 
+namespace {
+void check_padded_states(int64_t state, int64_t padded, const char* what) {
+  if (padded < state) throw std::invalid_argument(std::string(what) + ": fewer padded states than states");
+}
+}  // namespace
+
 void lru_bf16_pack(const float* lambda_re, const float* lambda_im, const float* B_re, const float* B_im,
-                   const float* C_re, const float* C_im, int64_t state, int64_t hidden, float* lambda, void* w_in,
-                   void* w_out, Stream stream) {
-  const long long total = state * hidden;
-  if (total == 0) return;
-  COMPRESSM_LAUNCH(lru_bf16_pack_kernel, grid_for(total), kThreads, stream)(
-      lambda_re, lambda_im, B_re, B_im, C_re, C_im, state, hidden, lambda, static_cast<__nv_bfloat16*>(w_in),
+                   const float* C_re, const float* C_im, int64_t state, int64_t padded, int64_t hidden, float* lambda,
+                   void* w_in, void* w_out, Stream stream) {
+  check_padded_states(state, padded, "lru_bf16_pack (CUDA)");
+  const long long total = state * hidden, padding = 2 * (padded - state) * hidden;
+  if (total + padding == 0) return;
+  COMPRESSM_LAUNCH(lru_bf16_pack_kernel, grid_for(total > padding ? total : padding), kThreads, stream)(
+      lambda_re, lambda_im, B_re, B_im, C_re, C_im, state, padded, hidden, lambda, static_cast<__nv_bfloat16*>(w_in),
       static_cast<__nv_bfloat16*>(w_out));
   detail::check_launch("lru_bf16_pack (CUDA)");
 }
 
 void lru_bf16_unpack_gradients(const void* grad_w_in, const void* grad_w_out, const float* lambda_rows, int64_t rows,
-                               int64_t state, int64_t hidden, float* grad_lambda_re, float* grad_lambda_im,
-                               float* grad_B_re, float* grad_B_im, float* grad_C_re, float* grad_C_im,
-                               Stream stream) {
+                               int64_t state, int64_t padded, int64_t hidden, float* grad_lambda_re,
+                               float* grad_lambda_im, float* grad_B_re, float* grad_B_im, float* grad_C_re,
+                               float* grad_C_im, Stream stream) {
+  check_padded_states(state, padded, "lru_bf16_unpack_gradients (CUDA)");
   const long long total = state * hidden;
   if (total == 0) return;
   COMPRESSM_LAUNCH(lru_bf16_unpack_kernel, grid_for(total), kThreads, stream)(
       static_cast<const __nv_bfloat16*>(grad_w_in), static_cast<const __nv_bfloat16*>(grad_w_out), lambda_rows, rows,
-      state, hidden, grad_lambda_re, grad_lambda_im, grad_B_re, grad_B_im, grad_C_re, grad_C_im);
+      state, padded, hidden, grad_lambda_re, grad_lambda_im, grad_B_re, grad_B_im, grad_C_re, grad_C_im);
   detail::check_launch("lru_bf16_unpack_gradients (CUDA)");
 }
 

@@ -151,15 +151,16 @@ void batch_norm_backward(float* grad_x, const void* grad_u_gemm, Storage type, e
                          Stream stream);
 
 // The wide bf16 layer's operands and their gradients back
-// (kernels::elementwise::lru_bf16_pack, lru_bf16_unpack_gradients): w_in,
-// w_out and their gradients bfloat16, one kernel each.
+// (kernels::elementwise::lru_bf16_pack, lru_bf16_unpack_gradients; N states
+// padded to `padded` with zero states): w_in, w_out and their gradients
+// bfloat16, one kernel each. padded < state throws std::invalid_argument.
 void lru_bf16_pack(const float* lambda_re, const float* lambda_im, const float* B_re, const float* B_im,
-                   const float* C_re, const float* C_im, int64_t state, int64_t hidden, float* lambda, void* w_in,
-                   void* w_out, Stream stream);
+                   const float* C_re, const float* C_im, int64_t state, int64_t padded, int64_t hidden, float* lambda,
+                   void* w_in, void* w_out, Stream stream);
 void lru_bf16_unpack_gradients(const void* grad_w_in, const void* grad_w_out, const float* lambda_rows, int64_t rows,
-                               int64_t state, int64_t hidden, float* grad_lambda_re, float* grad_lambda_im,
-                               float* grad_B_re, float* grad_B_im, float* grad_C_re, float* grad_C_im,
-                               Stream stream);
+                               int64_t state, int64_t padded, int64_t hidden, float* grad_lambda_re,
+                               float* grad_lambda_im, float* grad_B_re, float* grad_B_im, float* grad_C_re,
+                               float* grad_C_im, Stream stream);
 
 // The LRU parameterisation (kernels::elementwise::lru_parameterize_*), float32:
 // forward one thread per element of B; backward one thread block per state
