@@ -322,6 +322,12 @@ gpu__compute_memory_throughput.avg.pct_of_peak_sustained_elapsed,sm__warps_activ
     --print-summary per-kernel --launch-count 3000 "$BUILD/bench/bench_train_step" --device cuda --blocks 1 \
     --hidden 512 --batch 50 --length 1024 --input 3 --classes 10 --state 384 --precision bf16 --graph 1 \
     --warmup 4 --steps 2 || true
+  # The same block compressed to N = 93 (states padded to 96): which GEMM
+  # kernels cuBLAS picks and what the scan takes at a quarter of the states.
+  step ncu_scifar_1block_n93 "$NCU_TIMEOUT" "$NCU" --metrics gpu__time_duration.sum,dram__bytes.sum \
+    --print-summary per-kernel --launch-count 3000 "$BUILD/bench/bench_train_step" --device cuda --blocks 1 \
+    --hidden 512 --batch 50 --length 1024 --input 3 --classes 10 --state 93 --precision bf16 --graph 1 \
+    --warmup 4 --steps 2 || true
 fi
 
 if [[ $QUICK != 1 ]]; then
