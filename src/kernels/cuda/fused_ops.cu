@@ -1554,12 +1554,12 @@ void narrow_linear_forward(const float* x, const float* weight, const float* bia
     if (tiles > 65535u) throw std::invalid_argument("narrow_linear_forward (CUDA): more than 65535 x 1024 columns");
     const unsigned int row_blocks = detail::blocks_for(rows, kThreads / tile), most = 4096u / tiles;
     const dim3 grid(row_blocks < most ? row_blocks : (most > 0 ? most : 1u), tiles);
-    // the encoder's 1-3 inputs: 4 rows in flight; more inputs: 1 (registers)
+    // the encoder's 1-3 inputs: 4 rows in flight; more inputs: 2 (registers; 1 spilled at one wide)
     if (inputs <= 4)
       COMPRESSM_LAUNCH((narrow_linear_forward_kernel<W, 4, 4>), grid, kThreads, stream)(
           x, weight, bias, out, rows, static_cast<int>(inputs), cols, tile);
     else
-      COMPRESSM_LAUNCH((narrow_linear_forward_kernel<W, kNarrowLinearInputs, 1>), grid, kThreads, stream)(
+      COMPRESSM_LAUNCH((narrow_linear_forward_kernel<W, kNarrowLinearInputs, 2>), grid, kThreads, stream)(
           x, weight, bias, out, rows, static_cast<int>(inputs), cols, tile);
   });
   detail::check_launch("narrow_linear_forward (CUDA)");
