@@ -128,9 +128,9 @@ const std::map<std::string, int64_t>& fused_launches() {
       {"compressm::narrow_mix_forward", 1}, {"compressm::narrow_mix_backward", 2},
       // backward: the kernel (with the bias gradient's per-thread sums), the
       // sums' column parts and sum_rows (the blocks always pass the GLU bias).
-      // Not counted: on CUDA a float32 dense layer's bias gradient is column
-      // parts and sum_rows (nn::linear, two kernels) where this CPU count sees
-      // LibTorch's one sum.
+      // Not counted: on CUDA a float32 dense layer of more than 16 inputs
+      // sums its bias gradient by column parts and sum_rows (nn::linear, two
+      // kernels) where this CPU count sees LibTorch's one sum.
       {"compressm::glu_residual_forward", 1}, {"compressm::glu_residual_backward", 3},
       {"compressm::lru_parameterize_forward", 1}, {"compressm::lru_parameterize_backward", 1},
       // nn::linear's backward: its kernels are the ops and scopes under it

@@ -378,7 +378,9 @@ struct MeanOverTime : public torch::autograd::Function<MeanOverTime> {
 // only): LibTorch's GEMMs, the bias gradient by column_sums. dL/dx, where
 // wanted, is a GEMM either way.
 struct Linear : public torch::autograd::Function<Linear> {
-  static bool narrow(const torch::Tensor& weight) { return weight.size(1) <= kernels::cuda::kNarrowLinearInputs; }
+  static bool narrow(const torch::Tensor& weight) {
+    return weight.size(1) >= 1 && weight.size(1) <= kernels::cuda::kNarrowLinearInputs;
+  }
 
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight,
                                const torch::Tensor& bias) {

@@ -5,9 +5,11 @@
 // composed), the LRU parameterisation, the classification loss; argument
 // errors; and the AdamW update the CUDA-graphed step runs against
 // torch::optim::AdamW.
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <atomic>
 #include <cmath>
 #include <string>
 
@@ -356,15 +358,21 @@ TEST(FusedOps, WideAutoBlockOnTheCpuDropsWithPhiloxMasks) {
   EXPECT_LT(max_abs(evaluated, fresh_composed->forward(x)), 1e-6 * evaluated.abs().max().item<double>());
 }
 
-// lru_parameterize against the composition LruLayerImpl used before it, in
-// float64 and float32, values and the five gradients.
+std::atomic<int> narrow_linear_scopes{0};
+std::unique_ptr<at::ObserverContext> count_narrow_linear(const at::RecordFunction& fn) {
+  if (std::string(fn.name()) == "compressm::narrow_linear_forward") ++narrow_linear_scopes;
+  return nullptr;
+}
+
 // nn::linear on the CPU: narrow layers (K <= 16: its own autograd function
-// over LibTorch's GEMMs, under the CUDA path's scopes) and a wide one
-// (LibTorch's linear) give LibTorch's values and gradients; 3-D, 2-D and
-// non-contiguous inputs, with and without an input gradient, float32 and
-// float64.
+// over LibTorch's GEMMs, under the CUDA path's scopes, which the count sees)
+// and a wide one (LibTorch's linear) give LibTorch's values and gradients;
+// 3-D, 2-D and non-contiguous inputs, with and without an input gradient,
+// the weight or the bias frozen, float32 and float64.
 TEST(FusedOps, LinearOnTheCpuIsLibTorchsLinear) {
   torch::manual_seed(31);
+  const at::CallbackHandle handle = at::addGlobalCallback(
+      at::RecordFunctionCallback(count_narrow_linear).scopes({at::RecordScope::USER_SCOPE}));
   for (const auto dtype : {torch::kFloat, torch::kDouble}) {
     const double tolerance = dtype == torch::kFloat ? 1e-5 : 1e-12;
     for (const auto& [in, out] : std::vector<std::pair<int64_t, int64_t>>{{1, 8}, {3, 12}, {16, 5}, {20, 6}}) {
@@ -377,7 +385,9 @@ TEST(FusedOps, LinearOnTheCpuIsLibTorchsLinear) {
           const torch::Tensor x = input.clone().requires_grad_(input_grad);
           const torch::Tensor xr = input.clone().requires_grad_(input_grad);
           const torch::Tensor w = leaf(weight), b = leaf(bias), wr = leaf(weight), br = leaf(bias);
+          const int scopes = narrow_linear_scopes.load();
           const torch::Tensor y = linear(x, w, b), yr = torch::nn::functional::linear(xr, wr, br);
+          EXPECT_EQ(narrow_linear_scopes.load() - scopes, in <= 16 ? 1 : 0) << "the narrow op ran";
           ASSERT_EQ(y.sizes(), yr.sizes());
           EXPECT_LT(max_abs(y, yr), tolerance);
           const torch::Tensor upstream = torch::randn(y.sizes(), dtype);
@@ -391,10 +401,28 @@ TEST(FusedOps, LinearOnTheCpuIsLibTorchsLinear) {
           }
         }
       }
+      // The weight, then the bias frozen: the other's gradient alone.
+      for (const bool weight_frozen : {true, false}) {
+        const torch::Tensor x = inputs[0].clone().requires_grad_(true), xr = inputs[0].clone().requires_grad_(true);
+        const torch::Tensor w = weight.clone().requires_grad_(!weight_frozen), wr = w.detach().clone();
+        const torch::Tensor b = bias.clone().requires_grad_(weight_frozen), br = b.detach().clone();
+        wr.requires_grad_(!weight_frozen);
+        br.requires_grad_(weight_frozen);
+        const torch::Tensor upstream = torch::randn({5, 9, out}, dtype);
+        (linear(x, w, b) * upstream).sum().backward();
+        (torch::nn::functional::linear(xr, wr, br) * upstream).sum().backward();
+        EXPECT_EQ(w.grad().defined(), !weight_frozen);
+        EXPECT_EQ(b.grad().defined(), weight_frozen);
+        EXPECT_LT(max_abs(weight_frozen ? b.grad() : w.grad(), weight_frozen ? br.grad() : wr.grad()), tolerance * 10);
+        EXPECT_LT(max_abs(x.grad(), xr.grad()), tolerance * 10);
+      }
     }
   }
+  at::removeCallback(handle);
 }
 
+// lru_parameterize against the composition LruLayerImpl used before it, in
+// float64 and float32, values and the five gradients.
 TEST(FusedOps, LruParameterizeMatchesTheComposition) {
   for (const torch::ScalarType dtype : {torch::kDouble, torch::kFloat}) {
     torch::manual_seed(12);

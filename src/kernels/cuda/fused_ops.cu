@@ -984,8 +984,9 @@ __global__ void __launch_bounds__(kThreads)
 
 // narrow_linear_forward (fused_ops_cuda.h): a block takes a tile of up to
 // kThreads groups of W columns and kThreads / tile rows at a time; each
-// thread keeps its columns' weights and biases in registers (inputs beyond
-// KMax, the kernel's bound on K, are never read) and strides over the rows,
+// thread keeps its columns' weights and biases in registers (KMax, the
+// kernel's bound on K, of them; those past K are zero and not read) and
+// strides over the rows,
 // Rows of them at a time: their K loads of x each (one address across a
 // row's threads) first, then a W-wide store per row. The K terms are added
 // in input order, then the bias.
@@ -1551,10 +1552,10 @@ void narrow_linear_forward(const float* x, const float* weight, const float* bia
     const long long groups = cols / W;
     const int tile = static_cast<int>(groups < kThreads ? groups : kThreads);
     const unsigned int tiles = detail::blocks_for(groups, tile);
-    if (tiles > 65535u) throw std::invalid_argument("narrow_linear_forward (CUDA): more than 65535 x 1024 columns");
+    if (tiles > 65535u) throw std::invalid_argument("narrow_linear_forward (CUDA): more than 65535 column tiles");
     const unsigned int row_blocks = detail::blocks_for(rows, kThreads / tile), most = 4096u / tiles;
     const dim3 grid(row_blocks < most ? row_blocks : (most > 0 ? most : 1u), tiles);
-    // the encoder's 1-3 inputs: 4 rows in flight; more inputs: 2 (registers; 1 spilled at one wide)
+    // up to 4 inputs (the encoder's 1-3): 4 rows in flight; more inputs: 2 (registers; 1 spilled at one wide)
     if (inputs <= 4)
       COMPRESSM_LAUNCH((narrow_linear_forward_kernel<W, 4, 4>), grid, kThreads, stream)(
           x, weight, bias, out, rows, static_cast<int>(inputs), cols, tile);
