@@ -441,6 +441,7 @@ void set_bf16_state_alignment(int64_t alignment) {
   TORCH_CHECK(alignment == 4 || alignment == 1, "set_bf16_state_alignment: 4 or 1, got ", alignment);
   state_alignment() = alignment;
 }
+int64_t bf16_state_alignment() { return state_alignment().load(); }
 
 torch::Tensor lru_layer_bf16(const LruLayerInputs& in) {
   check_bf16_arguments(in);

@@ -47,6 +47,7 @@ torch::Tensor lru_layer_bf16(const LruLayerInputs& in);
 // baseline `bench_train_step --state-align 1` times. Process-wide; 4 or 1,
 // anything else is an error.
 void set_bf16_state_alignment(int64_t alignment);
+int64_t bf16_state_alignment();  // the alignment in force
 
 // lru_layer_bf16 followed by the block's dropout(GELU(.)) (fused_ops.h,
 // gelu_dropout with a bfloat16 output) as one op: the skip term and the

@@ -1376,9 +1376,9 @@ TEST(EmulatedCudaFusedOps, DropoutDrawnInTheKernelsIsTheMaskKernelsBits) {
 // against the CPU loops and against the layout written out here (w_in rows
 // (re, im) per state, w_out columns (C_re, -C_im) per state, zeros for the
 // padding's states), with a partial thread block (N H = 37 x 29), the
-// states unpadded and padded to 40 (the padding's elements more than N H:
-// 3 x 2 x 29 = 174 of them) and to 400 (more padding than states), and 5
-// rows of dL/dlambda parts.
+// states unpadded, padded to 40 (3 x 2 x 29 = 174 padding elements, fewer
+// than N H) and to 400 (more padding elements than N H: the grid is sized
+// by the padding), and 5 rows of dL/dlambda parts.
 TEST(EmulatedCudaFusedOps, LruBf16PackMatchesTheCpuLoopsAndTheLayout) {
   const int64_t state = 37, hidden = 29, rows = 5, nh = state * hidden;
   for (const int64_t padded : {state, int64_t{40}, int64_t{400}}) {

@@ -2,8 +2,13 @@
 // the gradients of all eight inputs), against finite differences, and through
 // the layer module's parameterisation; the bf16 layer of wide layers
 // (lru_layer_bf16) against the composition with the same rounding points.
+#include <ATen/record_function.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+
+#include <algorithm>
+#include <mutex>
+#include <vector>
 
 #include "linalg/lru_parameters.h"
 #include "nn/fused_ops.h"
@@ -174,15 +179,31 @@ TEST(LruLayerFunction, BadArgumentsAreRejected) {
 // only where the float32 scans' arithmetic (fused multiply-adds, sum order)
 // differs in the last bit and a bfloat16 rounding flips: measured 2026-11-26
 // at most 4.5e-4 relative to the largest entry (dL/du), the rest below 5e-5.
-// N = 70, 5 and 93 (a compressed sCIFAR layer's) are not multiples of 4:
-// the op pads its states to 72, 8 and 96 with zero states (the composition
-// does not).
-const Case kWideCases[] = {{2, 37, 40, 24}, {1, 16, 8, 17}, {3, 50, 70, 32}, {1, 1, 5, 20}, {2, 20, 93, 24}};
+// N = 70, 5, 93 (a compressed sCIFAR layer's), 3 and 1 are not multiples
+// of 4: the op pads its states to 72, 8, 96, 4 and 4 with zero states (the
+// composition does not).
+const Case kWideCases[] = {{2, 37, 40, 24}, {1, 16, 8, 17}, {3, 50, 70, 32}, {1, 1, 5, 20},
+                           {2, 20, 93, 24}, {2, 9, 3, 12},  {1, 6, 1, 5}};
+
+// Sets the bf16 layers' state alignment for a scope and restores the one
+// before, also when an assertion leaves the test early.
+class StateAlignment {
+ public:
+  explicit StateAlignment(int64_t alignment) : before_(bf16_state_alignment()) {
+    set_bf16_state_alignment(alignment);
+  }
+  ~StateAlignment() { set_bf16_state_alignment(before_); }
+  StateAlignment(const StateAlignment&) = delete;
+  StateAlignment& operator=(const StateAlignment&) = delete;
+
+ private:
+  int64_t before_;
+};
 
 // Also unpadded (set_bf16_state_alignment(1), bench_train_step's baseline).
 TEST(LruLayerBf16, MatchesTheCompositionWithTheSameRoundings) {
   for (const int64_t alignment : {4, 1}) {
-    set_bf16_state_alignment(alignment);
+    const StateAlignment aligned(alignment);
     for (const Case& c : kWideCases) {
       const Problem p = random_problem(torch::kFloat, c, 12);
       const auto bf16 = evaluate(p, lru_layer_bf16);
@@ -196,9 +217,49 @@ TEST(LruLayerBf16, MatchesTheCompositionWithTheSameRoundings) {
       }
     }
   }
-  set_bf16_state_alignment(4);
+  EXPECT_EQ(bf16_state_alignment(), 4) << "the default";
   EXPECT_THROW(set_bf16_state_alignment(2), c10::Error);
   EXPECT_THROW(set_bf16_state_alignment(0), c10::Error);
+  EXPECT_EQ(bf16_state_alignment(), 4) << "a rejected alignment changes nothing";
+}
+
+// The sizes of the tensor inputs of every aten::mm while a callback is on.
+std::mutex mm_mutex;
+std::vector<std::vector<int64_t>> mm_input_sizes;
+std::unique_ptr<at::ObserverContext> record_mm(const at::RecordFunction& fn) {
+  if (std::string(fn.name()) != "aten::mm") return nullptr;
+  const std::lock_guard<std::mutex> lock(mm_mutex);
+  for (const c10::IValue& v : fn.inputs())
+    if (v.isTensor()) mm_input_sizes.push_back(v.toTensor().sizes().vec());
+  return nullptr;
+}
+
+// The padding really happens: at N = 93 every GEMM of the layer, forward and
+// backward, has 2 x 96 = 192 bfloat16 columns or rows for the states, none
+// 186; unpadded, the other way round. (H = 24 and B L = 40 are neither.)
+TEST(LruLayerBf16, GemmsTakeThePaddedStates) {
+  const Problem p = random_problem(torch::kFloat, {2, 20, 93, 24}, 14);
+  for (const int64_t alignment : {4, 1}) {
+    SCOPED_TRACE("states aligned to " + std::to_string(alignment));
+    const StateAlignment aligned(alignment);
+    mm_input_sizes.clear();
+    {
+      const at::CallbackHandle handle = at::addGlobalCallback(at::RecordFunctionCallback(record_mm).needsInputs(true));
+      evaluate(p, lru_layer_bf16);
+      at::removeCallback(handle);
+    }
+    int64_t padded = 0, unpadded = 0;
+    for (const auto& sizes : mm_input_sizes) {
+      padded += std::count(sizes.begin(), sizes.end(), 192);
+      unpadded += std::count(sizes.begin(), sizes.end(), 186);
+    }
+    // Forward: the B and C GEMMs; backward: dL/ds, dL/dW_out, dL/du, dL/dW_in.
+    // The state dimension is an outer one of B, dL/ds, dL/dW_out and dL/dW_in
+    // (one input each) and the inner one of C and dL/du (both inputs): 8.
+    EXPECT_EQ(mm_input_sizes.size(), 12u) << "two inputs of six GEMMs";
+    EXPECT_EQ(alignment == 4 ? padded : unpadded, 8) << "the state dimensions of the six GEMMs";
+    EXPECT_EQ(alignment == 4 ? unpadded : padded, 0);
+  }
 }
 
 // Against the float32 layer: within bfloat16 error, and really rounded.
