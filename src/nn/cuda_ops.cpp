@@ -167,21 +167,29 @@ uint16_t* mutable_bf16_bits(const torch::Tensor& t) {
   return reinterpret_cast<uint16_t*>(t.data_ptr<c10::BFloat16>());
 }
 const uint16_t* bf16_bits(const torch::Tensor& t) { return mutable_bf16_bits(t); }
+// lambda, the checkpoints and the dL/dlambda rows are read and written as
+// float2 (re, im): 8-byte aligned on the device (the emulator's float2 is not).
+float* complex_floats(const torch::Tensor& t, const char* name) {
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(t.data_ptr()) % 8 == 0, "diagonal_scan_bf16 (CUDA): ", name,
+              " (float (re, im) pairs) must start 8-byte aligned");
+  return t.data_ptr<float>();
+}
 kernels::ScanShape scan_shape(const torch::Tensor& u) { return {u.size(0), u.size(1), u.size(2) / 2}; }
 }  // namespace
 
 void diagonal_scan_bf16_forward(const torch::Tensor& lambda, const torch::Tensor& u, const torch::Tensor& x,
                                 const torch::Tensor& checkpoints) {
   const c10::cuda::CUDAGuard guard(u.device());
-  kernels::cuda::diagonal_scan_bf16_forward(lambda.data_ptr<float>(), bf16_bits(u), mutable_bf16_bits(x),
-                                            checkpoints.data_ptr<float>(), scan_shape(u), stream_of(u));
+  kernels::cuda::diagonal_scan_bf16_forward(complex_floats(lambda, "lambda"), bf16_bits(u), mutable_bf16_bits(x),
+                                            complex_floats(checkpoints, "checkpoints"), scan_shape(u), stream_of(u));
 }
 
 void diagonal_scan_bf16_backward(const torch::Tensor& lambda, const torch::Tensor& u, const torch::Tensor& checkpoints,
                                  const torch::Tensor& grad_x, const torch::Tensor& grad_u, const torch::Tensor& rows) {
   const c10::cuda::CUDAGuard guard(u.device());
-  kernels::cuda::diagonal_scan_bf16_backward(lambda.data_ptr<float>(), bf16_bits(u), checkpoints.data_ptr<float>(),
-                                             bf16_bits(grad_x), mutable_bf16_bits(grad_u), rows.data_ptr<float>(),
+  kernels::cuda::diagonal_scan_bf16_backward(complex_floats(lambda, "lambda"), bf16_bits(u),
+                                             complex_floats(checkpoints, "checkpoints"), bf16_bits(grad_x),
+                                             mutable_bf16_bits(grad_u), complex_floats(rows, "dL/dlambda rows"),
                                              scan_shape(u), stream_of(u));
 }
 
