@@ -164,6 +164,9 @@ if grep -q "time segments [024]" "$WORK/test_cuda_parity.log" 2>/dev/null &&
   export COMPRESSM_LRU_SEGMENTS=1
   note "time segments failed parity: COMPRESSM_LRU_SEGMENTS=1 for the rest of the run"
 fi
+# The trainer on the GPU (with an in-training reduction) early, before the
+# timings and profiles that a cut run would lose first.
+gtest test_training_cuda "$BUILD/tests/training/test_training" 'Trainer.Cuda*'
 
 # Bare training steps: bench_train_step NAME FLAGS... (median ms over the timed steps)
 : >"$OUT/bench.jsonl"
@@ -293,7 +296,6 @@ else
   note "compressm: not built"
 fi
 
-gtest test_training_cuda "$BUILD/tests/training/test_training" 'Trainer.Cuda*'
 # Per-kernel GPU time of the graphed step, where Nsight Compute works
 # (Firecracker machines; not gVisor): the breakdown the next speed-up should
 # start from. Every kernel of a short run is profiled (the three eager

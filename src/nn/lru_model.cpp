@@ -82,7 +82,7 @@ torch::Tensor LruBlockImpl::mix(const torch::Tensor& y, const torch::Tensor& x) 
   }
   if (!runs_fused(y, ops)) {
     torch::Tensor z = drop(torch::gelu(y));
-    z = drop(dense(glu_value, z, precision) * torch::sigmoid(dense(glu_gate, z, precision)));
+    z = drop(dense_libtorch(glu_value, z, precision) * torch::sigmoid(dense_libtorch(glu_gate, z, precision)));
     return x + z;
   }
   const double p = is_training() ? dropout->options.p() : 0.0;

@@ -19,6 +19,11 @@ std::string_view to_string(Precision precision) {
 
 torch::Tensor dense(const torch::nn::Linear& layer, const torch::Tensor& x, Precision precision) {
   if (precision != Precision::kBf16) return nn::linear(x, layer->weight, layer->bias);
+  return dense_libtorch(layer, x, precision);
+}
+
+torch::Tensor dense_libtorch(const torch::nn::Linear& layer, const torch::Tensor& x, Precision precision) {
+  if (precision != Precision::kBf16) return torch::nn::functional::linear(x, layer->weight, layer->bias);
   const torch::Tensor bias = layer->bias.defined() ? layer->bias.to(torch::kBFloat16) : torch::Tensor();
   return torch::nn::functional::linear(x.to(torch::kBFloat16), layer->weight.to(torch::kBFloat16), bias)
       .to(torch::kFloat);

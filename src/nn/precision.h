@@ -30,8 +30,13 @@ enum class Precision { kFp32, kTf32, kBf16 };
 // "fp32" | "tf32" | "bf16".
 std::string_view to_string(Precision precision);
 
-// layer(x) computed in `precision`; float32 in, float32 out.
+// layer(x) computed in `precision`; float32 in, float32 out. fp32 and tf32
+// take nn::linear (fused_ops.h: one kernel each way for at most 16 inputs).
 torch::Tensor dense(const torch::nn::Linear& layer, const torch::Tensor& x, Precision precision);
+
+// The same by LibTorch's linear alone, in every precision: the composed
+// blocks' GLU layers (BlockOps::kComposed is LibTorch's composition).
+torch::Tensor dense_libtorch(const torch::nn::Linear& layer, const torch::Tensor& x, Precision precision);
 
 // [W_a x | W_b x] along the last dimension by one GEMM on the concatenated
 // weights (x is read once): the GLU's value and gate for glu_residual

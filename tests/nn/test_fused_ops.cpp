@@ -421,6 +421,25 @@ TEST(FusedOps, LinearOnTheCpuIsLibTorchsLinear) {
   at::removeCallback(handle);
 }
 
+// A composed block is LibTorch's composition: its GLU layers (8 inputs, so
+// narrow) take LibTorch's linear, not nn::linear's narrow op, in fp32 and
+// tf32 (bench's `--block-ops composed` baseline); the encoder and head of a
+// model take nn::linear in every block mode.
+TEST(FusedOps, ComposedBlocksTakeLibTorchsLinear) {
+  torch::manual_seed(32);
+  const at::CallbackHandle handle = at::addGlobalCallback(
+      at::RecordFunctionCallback(count_narrow_linear).scopes({at::RecordScope::USER_SCOPE}));
+  for (const Precision precision : {Precision::kFp32, Precision::kTf32}) {
+    LruBlock composed(16, 8, 0.1, LruInit{}, precision, BlockOps::kComposed);
+    composed->train();
+    const torch::Tensor x = torch::randn({3, 20, 8});
+    const int scopes = narrow_linear_scopes.load();
+    composed->forward(x).sum().backward();
+    EXPECT_EQ(narrow_linear_scopes.load() - scopes, 0) << to_string(precision);
+  }
+  at::removeCallback(handle);
+}
+
 // lru_parameterize against the composition LruLayerImpl used before it, in
 // float64 and float32, values and the five gradients.
 TEST(FusedOps, LruParameterizeMatchesTheComposition) {
