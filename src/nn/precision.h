@@ -34,8 +34,9 @@ std::string_view to_string(Precision precision);
 // take nn::linear (fused_ops.h: one kernel each way for at most 16 inputs).
 torch::Tensor dense(const torch::nn::Linear& layer, const torch::Tensor& x, Precision precision);
 
-// The same by LibTorch's linear alone, in every precision: the composed
-// blocks' GLU layers (BlockOps::kComposed is LibTorch's composition).
+// The same by LibTorch's linear alone, in every precision: the GLU layers
+// of blocks that run LibTorch's composition (BlockOps::kComposed, and
+// kAuto on the CPU where the narrow mix stage does not apply).
 torch::Tensor dense_libtorch(const torch::nn::Linear& layer, const torch::Tensor& x, Precision precision);
 
 // [W_a x | W_b x] along the last dimension by one GEMM on the concatenated
