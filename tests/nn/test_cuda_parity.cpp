@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <optional>
 #include <utility>
 
 #if defined(COMPRESSM_WITH_CUDA)  // CUDA's headers: the graph capture test
@@ -29,6 +30,7 @@
 #include "nn/lru_layer_function.h"
 #include "nn/lru_model.h"
 #include "nn/lru_optimizer.h"
+#include "support/record_callback.h"
 
 namespace compressm::nn {
 namespace {
@@ -521,8 +523,10 @@ std::unique_ptr<at::ObserverContext> count_mask_fallbacks(const at::RecordFuncti
 
 TEST(CudaFusedOps, DropoutDrawnInTheKernelsIsTheMaskKernels) {
   SKIP_WITHOUT_CUDA();
-  const at::CallbackHandle fallbacks =
-      at::addGlobalCallback(at::RecordFunctionCallback(count_mask_fallbacks).scopes({at::RecordScope::USER_SCOPE}));
+  const auto fallback_counter = [] {
+    return at::RecordFunctionCallback(count_mask_fallbacks).scopes({at::RecordScope::USER_SCOPE});
+  };
+  std::optional<testing::ScopedRecordCallback> counting(std::in_place, fallback_counter());
   mask_fallbacks = 0;
   const double p = 0.25;
   for (const int64_t h : {int64_t{96}, int64_t{98}}) {
@@ -562,14 +566,13 @@ TEST(CudaFusedOps, DropoutDrawnInTheKernelsIsTheMaskKernels) {
     for (size_t i = 0; i < front_drawn.size(); ++i)
       EXPECT_TRUE(torch::equal(front_drawn[i], front_given[i])) << "block front output / gradient " << i;
   }
-  at::removeCallback(fallbacks);
+  counting.reset();
   EXPECT_EQ(mask_fallbacks.load(), 0) << "the _dropout ops drew mask tensors on CUDA";
   // The fallback itself is seen: at rate 0 it is taken.
-  const at::CallbackHandle again =
-      at::addGlobalCallback(at::RecordFunctionCallback(count_mask_fallbacks).scopes({at::RecordScope::USER_SCOPE}));
+  counting.emplace(fallback_counter());
   const torch::Tensor x = torch::randn({2, 5, 8}, torch::TensorOptions().device(kCuda));
   glu_residual_dropout(torch::randn({2, 5, 16}, x.options()), x, 0.0);
-  at::removeCallback(again);
+  counting.reset();
   EXPECT_EQ(mask_fallbacks.load(), 1);
 }
 

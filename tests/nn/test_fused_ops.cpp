@@ -17,6 +17,7 @@
 #include "nn/fused_ops.h"
 #include "nn/lru_model.h"
 #include "support/block_runs.h"
+#include "support/record_callback.h"
 
 namespace compressm::nn {
 namespace {
@@ -371,7 +372,7 @@ std::unique_ptr<at::ObserverContext> count_narrow_linear(const at::RecordFunctio
 // the weight or the bias frozen, float32 and float64.
 TEST(FusedOps, LinearOnTheCpuIsLibTorchsLinear) {
   torch::manual_seed(31);
-  const at::CallbackHandle handle = at::addGlobalCallback(
+  const testing::ScopedRecordCallback counting(
       at::RecordFunctionCallback(count_narrow_linear).scopes({at::RecordScope::USER_SCOPE}));
   for (const auto dtype : {torch::kFloat, torch::kDouble}) {
     const double tolerance = dtype == torch::kFloat ? 1e-5 : 1e-12;
@@ -418,7 +419,6 @@ TEST(FusedOps, LinearOnTheCpuIsLibTorchsLinear) {
       }
     }
   }
-  at::removeCallback(handle);
 }
 
 // A composed block is LibTorch's composition: its GLU layers (8 inputs, so
@@ -427,7 +427,7 @@ TEST(FusedOps, LinearOnTheCpuIsLibTorchsLinear) {
 // model take nn::linear in every block mode.
 TEST(FusedOps, ComposedBlocksTakeLibTorchsLinear) {
   torch::manual_seed(32);
-  const at::CallbackHandle handle = at::addGlobalCallback(
+  const testing::ScopedRecordCallback counting(
       at::RecordFunctionCallback(count_narrow_linear).scopes({at::RecordScope::USER_SCOPE}));
   for (const Precision precision : {Precision::kFp32, Precision::kTf32}) {
     LruBlock composed(16, 8, 0.1, LruInit{}, precision, BlockOps::kComposed);
@@ -437,7 +437,6 @@ TEST(FusedOps, ComposedBlocksTakeLibTorchsLinear) {
     composed->forward(x).sum().backward();
     EXPECT_EQ(narrow_linear_scopes.load() - scopes, 0) << to_string(precision);
   }
-  at::removeCallback(handle);
 }
 
 // lru_parameterize against the composition LruLayerImpl used before it, in

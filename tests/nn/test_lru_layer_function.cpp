@@ -14,6 +14,7 @@
 #include "nn/fused_ops.h"
 #include "nn/lru_layer.h"
 #include "nn/lru_layer_function.h"
+#include "support/record_callback.h"
 
 namespace compressm::nn {
 namespace {
@@ -244,9 +245,8 @@ TEST(LruLayerBf16, GemmsTakeThePaddedStates) {
     const StateAlignment aligned(alignment);
     mm_input_sizes.clear();
     {
-      const at::CallbackHandle handle = at::addGlobalCallback(at::RecordFunctionCallback(record_mm).needsInputs(true));
+      const testing::ScopedRecordCallback recording(at::RecordFunctionCallback(record_mm).needsInputs(true));
       evaluate(p, lru_layer_bf16);
-      at::removeCallback(handle);
     }
     int64_t padded = 0, unpadded = 0;
     for (const auto& sizes : mm_input_sizes) {
